@@ -1,0 +1,36 @@
+//! Errors a user can act on: each message says what is wrong with which capture.
+
+use crate::frame::Version;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("not a hud capture (it starts with {start:02x?}, a capture starts with \"HUDCAPT\")")]
+    NotACapture { start: Vec<u8> },
+    #[error("the capture is cut before its header ({len} bytes); nothing to read")]
+    TooShort { len: usize },
+    #[error(
+        "this capture was written by a newer hud (format {found}); this hud reads format {supported}.x: upgrade hud-analyze"
+    )]
+    NewerVersion { found: Version, supported: u16 },
+    #[error("the capture is corrupt at byte {offset}: {reason}")]
+    CorruptFrame { offset: u64, reason: String },
+    #[error("the capture has no header frame at its start")]
+    MissingHeader,
+    #[error("cannot encode the capture: {0}")]
+    Encode(String),
+}
+
+impl Error {
+    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}

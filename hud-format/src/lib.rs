@@ -1,0 +1,30 @@
+//! Every byte layout of hud.
+//!
+//! - [`wire`]: the records eBPF writes into the ring buffer. `no_std`, always available.
+//! - `capture` feature: the capture container ([`frame`], [`types`]), documented in docs/FORMAT.md.
+//! - `writer` feature: [`writer::CaptureWriter`], frame by frame to any `Write`.
+//! - `reader` feature: [`reader::Capture`] (mmap, zero-copy, parallel) and [`reader::FrameStream`].
+#![cfg_attr(not(feature = "capture"), no_std)]
+
+pub mod wire;
+
+#[cfg(feature = "capture")]
+pub mod columns;
+#[cfg(feature = "capture")]
+pub mod error;
+#[cfg(feature = "capture")]
+pub mod frame;
+#[cfg(feature = "capture")]
+pub mod types;
+
+#[cfg(feature = "writer")]
+pub mod writer;
+
+#[cfg(feature = "reader")]
+pub mod reader;
+
+#[cfg(feature = "capture")]
+pub use error::Error;
+
+#[cfg(feature = "writer")]
+pub mod synth;

@@ -1,0 +1,255 @@
+//! What the frames hold, as rkyv archives. See docs/FORMAT.md for the promise each field makes.
+//!
+//! Times are CLOCK_MONOTONIC nanoseconds (the eBPF clock) unless named otherwise; the header's
+//! [`ClockOffsets`] turns them into wall-clock time.
+
+use rkyv::{Archive, Deserialize, Serialize};
+
+use crate::columns::DeltaIter;
+
+/// Capture-wide facts, written once as the first frame.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[rkyv(derive(Debug))]
+pub struct Header {
+    /// Version of the hud that wrote the capture (semver).
+    pub hud_version: String,
+    pub host_name: String,
+    /// `uname -r` of the recording host.
+    pub kernel_release: String,
+    /// e.g. "x86_64".
+    pub arch: String,
+    pub page_size: u32,
+    /// Online CPUs when recording started.
+    pub cpu_count: u32,
+    pub clock: ClockOffsets,
+    /// /proc/sys/kernel/random/boot_id: monotonic times compare only within one boot.
+    pub boot_id: String,
+    /// When recording started.
+    pub start_ns: u64,
+    /// cpu-clock sampling frequency in Hz (0: sampling off).
+    pub sample_hz: u32,
+    /// Off-CPU records are only written for episodes at least this long.
+    pub offcpu_threshold_ns: u64,
+    pub target: Target,
+    pub options: RecorderOptions,
+}
+
+/// A pair of clock readings taken back to back: wall = `realtime_ns + (t - monotonic_ns)`.
+#[derive(Archive, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[rkyv(derive(Debug))]
+pub struct ClockOffsets {
+    pub monotonic_ns: u64,
+    /// CLOCK_REALTIME, nanoseconds since the Unix epoch.
+    pub realtime_ns: u64,
+}
+
+/// The recorded process.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[rkyv(derive(Debug))]
+pub struct Target {
+    pub pid: u32,
+    /// /proc/PID/exe as the recorder resolved it.
+    pub exe_path: String,
+    pub cmdline: Vec<String>,
+    /// GNU build-id of the executable (empty if it has none).
+    pub build_id: Vec<u8>,
+}
+
+/// How the recorder was asked to run.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[rkyv(derive(Debug))]
+pub struct RecorderOptions {
+    pub kernel_stacks: bool,
+    pub embed_binaries: bool,
+    /// The recorder's own command line, for the record.
+    pub command_line: Vec<String>,
+}
+
+/// Events and metadata that appeared since the previous chunk.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[rkyv(derive(Debug))]
+pub struct Chunk {
+    /// 0, 1, 2... in write order; a gap means a chunk is missing.
+    pub seq: u32,
+    /// Time range of the events in this chunk (inclusive), or of the flush when it has none.
+    pub start_ns: u64,
+    pub end_ns: u64,
+    pub switches: Switches,
+    pub samples: Samples,
+    pub off_cpu: OffCpu,
+    /// Stacks first seen in this chunk; ids continue from the previous chunk's.
+    pub stacks: StackTable,
+    pub threads: Vec<ThreadEvent>,
+    pub mappings: Vec<Mapping>,
+    /// Cumulative counter values at `end_ns` (only those that changed).
+    pub counters: Vec<CounterValue>,
+}
+
+/// Timestamps as zigzag varint deltas from `base_ns` (see [`crate::columns`]).
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[rkyv(derive(Debug))]
+pub struct TimeColumn {
+    pub base_ns: u64,
+    pub deltas: Vec<u8>,
+}
+
+impl ArchivedTimeColumn {
+    /// The absolute timestamps, decoded in place.
+    pub fn iter(&self) -> DeltaIter<'_> {
+        DeltaIter::new(self.deltas.as_slice(), self.base_ns.to_native())
+    }
+}
+
+impl TimeColumn {
+    pub fn iter(&self) -> DeltaIter<'_> {
+        DeltaIter::new(&self.deltas, self.base_ns)
+    }
+}
+
+/// On/off-CPU transitions of target threads, one row per transition.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[rkyv(derive(Debug))]
+pub struct Switches {
+    pub ts: TimeColumn,
+    pub tid: Vec<u32>,
+    pub cpu: Vec<u16>,
+    /// 1: switched in (on CPU), 0: switched out.
+    pub on_cpu: Vec<u8>,
+    /// On switch-out, the state it left in; `STATE_PREEMPTED` (0x100) when preempted.
+    pub prev_state: Vec<u16>,
+}
+
+/// cpu-clock samples of target threads.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[rkyv(derive(Debug))]
+pub struct Samples {
+    pub ts: TimeColumn,
+    pub tid: Vec<u32>,
+    pub cpu: Vec<u16>,
+    /// Stack ids ([`StackTable`]); [`EMPTY_STACK`] when none.
+    pub user_stack: Vec<u32>,
+    pub kernel_stack: Vec<u32>,
+}
+
+/// Off-CPU episodes at least the threshold long, stamped at switch-in.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[rkyv(derive(Debug))]
+pub struct OffCpu {
+    pub ts: TimeColumn,
+    pub tid: Vec<u32>,
+    pub cpu: Vec<u16>,
+    pub duration_ns: Vec<u64>,
+    /// State at switch-out (1 sleeping, 2 uninterruptible, ...).
+    pub state: Vec<u16>,
+    /// Stack at switch-out: what the thread was doing when it left.
+    pub user_stack: Vec<u32>,
+    pub kernel_stack: Vec<u32>,
+}
+
+/// Stack id meaning "no stack". Never defined in a [`StackTable`].
+pub const EMPTY_STACK: u32 = 0;
+
+/// Newly interned stacks: stack `first_id + i` has `lens[i]` frames, stored consecutively in
+/// `frames`, innermost (leaf) first. Frames are raw instruction addresses as the kernel saw them.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[rkyv(derive(Debug))]
+pub struct StackTable {
+    pub first_id: u32,
+    pub lens: Vec<u16>,
+    pub frames: Vec<u64>,
+}
+
+#[derive(Archive, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[rkyv(derive(Debug, PartialEq, Eq))]
+#[repr(u8)]
+pub enum ThreadEventKind {
+    /// Present when recording started, or created during it.
+    New,
+    Renamed,
+    Exited,
+}
+
+/// A thread appearing, changing name or exiting.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[rkyv(derive(Debug))]
+pub struct ThreadEvent {
+    pub ts_ns: u64,
+    pub tid: u32,
+    pub kind: ThreadEventKind,
+    /// Name after the event (comm, up to 15 bytes).
+    pub name: String,
+}
+
+/// One line of /proc/PID/maps that maps a file, with the file's build-id.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[rkyv(derive(Debug))]
+pub struct Mapping {
+    /// When the recorder saw it.
+    pub ts_ns: u64,
+    pub start: u64,
+    pub end: u64,
+    /// Offset in the file of `start`.
+    pub file_offset: u64,
+    /// "r-xp" etc.
+    pub perms: String,
+    pub path: String,
+    pub inode: u64,
+    /// GNU build-id read from the file (empty when none or unreadable).
+    pub build_id: Vec<u8>,
+}
+
+/// A cumulative counter value, e.g. records lost in the kernel. Names are [`crate::wire::Counter`]
+/// names or recorder-side ones such as "lost_unknown_record".
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[rkyv(derive(Debug))]
+pub struct CounterValue {
+    pub name: String,
+    pub value: u64,
+}
+
+/// A piece of an object file embedded in the capture (`--embed-binaries`). Large files are split in
+/// parts, each under the frame size limit; parts of one object share `object_id`.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[rkyv(derive(Debug))]
+pub struct ObjectPart {
+    pub object_id: u32,
+    pub path: String,
+    pub build_id: Vec<u8>,
+    /// Size of the whole file.
+    pub total_len: u64,
+    /// Where `bytes` goes in the whole file.
+    pub offset: u64,
+    pub bytes: Vec<u8>,
+}
+
+/// Written last, at clean close: where each frame is and the totals.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[rkyv(derive(Debug))]
+pub struct Index {
+    pub end_ns: u64,
+    pub entries: Vec<IndexEntry>,
+    pub totals: Totals,
+}
+
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[rkyv(derive(Debug))]
+pub struct IndexEntry {
+    /// Byte offset of the frame header.
+    pub offset: u64,
+    /// [`crate::frame::FrameKind`] as a byte.
+    pub kind: u8,
+    pub start_ns: u64,
+    pub end_ns: u64,
+}
+
+#[derive(Archive, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[rkyv(derive(Debug))]
+pub struct Totals {
+    pub switches: u64,
+    pub samples: u64,
+    pub off_cpu: u64,
+    pub stacks: u64,
+    pub threads: u64,
+    pub mappings: u64,
+    pub chunks: u64,
+}

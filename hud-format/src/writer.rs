@@ -1,0 +1,415 @@
+//! Writes a capture frame by frame to any `Write`: a file, stdout, a pipe.
+//!
+//! Events accumulate in a pending [`Chunk`]; it becomes a frame when it is big enough or a second
+//! has passed ([`CaptureWriter::maybe_flush`]), so a recorder killed with -9 loses at most about a
+//! second. Every frame is flushed to the underlying writer as soon as it is encoded.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use crate::columns::push_delta;
+use crate::error::Error;
+use crate::frame::{encode_preamble, Codec, FrameHeader, FrameKind, MAX_FRAME_LEN};
+use crate::types::{
+    Chunk, CounterValue, Header, Index, IndexEntry, Mapping, ObjectPart, ThreadEvent, TimeColumn,
+    Totals, EMPTY_STACK,
+};
+
+/// When the pending chunk becomes a frame, and how hard it is compressed.
+#[derive(Clone, Debug)]
+pub struct WriterOptions {
+    /// zstd level; 3 is zstd's default and a good size/speed balance for these columns.
+    pub zstd_level: i32,
+    /// Longest time events wait in memory before they are written.
+    pub flush_interval: Duration,
+    /// Most events (of all kinds) in one chunk.
+    pub max_chunk_events: usize,
+}
+
+impl Default for WriterOptions {
+    fn default() -> Self {
+        Self {
+            zstd_level: 3,
+            flush_interval: Duration::from_secs(1),
+            max_chunk_events: 256 * 1024,
+        }
+    }
+}
+
+/// Largest piece of an embedded object per frame (leaves room for the other fields).
+const OBJECT_PART_LEN: usize = 32 << 20;
+
+/// Per-column "previous timestamp" for delta encoding.
+#[derive(Default)]
+struct ColumnClocks {
+    switches: u64,
+    samples: u64,
+    off_cpu: u64,
+}
+
+/// The capture writer. See the module docs.
+pub struct CaptureWriter<W: Write> {
+    out: W,
+    offset: u64,
+    options: WriterOptions,
+    compressor: zstd::bulk::Compressor<'static>,
+    chunk: Chunk,
+    clocks: ColumnClocks,
+    pending_events: usize,
+    stack_ids: HashMap<Box<[u64]>, u32>,
+    next_stack_id: u32,
+    next_seq: u32,
+    next_object_id: u32,
+    counters: HashMap<String, u64>,
+    now_ns: u64,
+    last_end_ns: u64,
+    last_flush: Instant,
+    index: Vec<IndexEntry>,
+    totals: Totals,
+}
+
+impl<W: Write> CaptureWriter<W> {
+    /// Writes the preamble and `header`, and returns a writer ready for events.
+    pub fn new(out: W, header: &Header, options: WriterOptions) -> Result<Self, Error> {
+        let compressor = zstd::bulk::Compressor::new(options.zstd_level)
+            .map_err(|e| Error::io("setting up zstd", e))?;
+        let mut writer = Self {
+            out,
+            offset: 0,
+            options,
+            compressor,
+            chunk: Chunk::default(),
+            clocks: ColumnClocks::default(),
+            pending_events: 0,
+            stack_ids: HashMap::new(),
+            next_stack_id: EMPTY_STACK + 1,
+            next_seq: 0,
+            next_object_id: 0,
+            counters: HashMap::new(),
+            now_ns: header.start_ns,
+            last_end_ns: header.start_ns,
+            last_flush: Instant::now(),
+            index: Vec::new(),
+            totals: Totals::default(),
+        };
+        writer.write_raw(&encode_preamble())?;
+        writer.chunk.stacks.first_id = writer.next_stack_id;
+        let bytes = rkyv::to_bytes::<rkyv::rancor::Error>(header)
+            .map_err(|e| Error::Encode(e.to_string()))?;
+        writer.write_frame(FrameKind::Header, &bytes, header.start_ns, header.start_ns)?;
+        Ok(writer)
+    }
+
+    /// Bytes written so far, frames included.
+    pub fn bytes_written(&self) -> u64 {
+        self.offset
+    }
+
+    /// Events written or pending so far.
+    pub fn totals(&self) -> Totals {
+        let mut totals = self.totals;
+        totals.switches += self.chunk.switches.tid.len() as u64;
+        totals.samples += self.chunk.samples.tid.len() as u64;
+        totals.off_cpu += self.chunk.off_cpu.tid.len() as u64;
+        totals
+    }
+
+    /// Tells the writer the current monotonic time, so an empty chunk still covers its time range.
+    pub fn set_now(&mut self, now_ns: u64) {
+        self.now_ns = self.now_ns.max(now_ns);
+    }
+
+    /// Returns the id of `frames` (leaf first), adding it to the pending chunk the first time.
+    pub fn intern_stack(&mut self, frames: &[u64]) -> u32 {
+        if frames.is_empty() {
+            return EMPTY_STACK;
+        }
+        if let Some(id) = self.stack_ids.get(frames) {
+            return *id;
+        }
+        let frames = &frames[..frames.len().min(u16::MAX as usize)];
+        let id = self.next_stack_id;
+        self.next_stack_id += 1;
+        self.stack_ids.insert(frames.into(), id);
+        self.chunk.stacks.lens.push(frames.len() as u16);
+        self.chunk.stacks.frames.extend_from_slice(frames);
+        id
+    }
+
+    fn note_time(&mut self, ts_ns: u64) {
+        self.now_ns = self.now_ns.max(ts_ns);
+        if self.pending_events == 0 {
+            self.chunk.start_ns = ts_ns;
+        } else {
+            self.chunk.start_ns = self.chunk.start_ns.min(ts_ns);
+        }
+        self.pending_events += 1;
+    }
+
+    /// A thread went on (`on_cpu`) or off CPU.
+    pub fn push_switch(
+        &mut self,
+        ts_ns: u64,
+        tid: u32,
+        cpu: u16,
+        on_cpu: bool,
+        prev_state: u32,
+    ) -> Result<(), Error> {
+        let s = &mut self.chunk.switches;
+        push_time(&mut s.ts, &mut self.clocks.switches, ts_ns);
+        s.tid.push(tid);
+        s.cpu.push(cpu);
+        s.on_cpu.push(on_cpu as u8);
+        s.prev_state.push(prev_state.min(u16::MAX as u32) as u16);
+        self.note_time(ts_ns);
+        self.flush_if_full()
+    }
+
+    /// A cpu-clock sample with its stacks (leaf first).
+    pub fn push_sample(
+        &mut self,
+        ts_ns: u64,
+        tid: u32,
+        cpu: u16,
+        user: &[u64],
+        kernel: &[u64],
+    ) -> Result<(), Error> {
+        let user = self.intern_stack(user);
+        let kernel = self.intern_stack(kernel);
+        let s = &mut self.chunk.samples;
+        push_time(&mut s.ts, &mut self.clocks.samples, ts_ns);
+        s.tid.push(tid);
+        s.cpu.push(cpu);
+        s.user_stack.push(user);
+        s.kernel_stack.push(kernel);
+        self.note_time(ts_ns);
+        self.flush_if_full()
+    }
+
+    /// An off-CPU episode ending at `ts_ns` (switch-in), with the stack it left with.
+    #[allow(clippy::too_many_arguments)]
+    pub fn push_off_cpu(
+        &mut self,
+        ts_ns: u64,
+        tid: u32,
+        cpu: u16,
+        duration_ns: u64,
+        state: u32,
+        user: &[u64],
+        kernel: &[u64],
+    ) -> Result<(), Error> {
+        let user = self.intern_stack(user);
+        let kernel = self.intern_stack(kernel);
+        let o = &mut self.chunk.off_cpu;
+        push_time(&mut o.ts, &mut self.clocks.off_cpu, ts_ns);
+        o.tid.push(tid);
+        o.cpu.push(cpu);
+        o.duration_ns.push(duration_ns);
+        o.state.push(state.min(u16::MAX as u32) as u16);
+        o.user_stack.push(user);
+        o.kernel_stack.push(kernel);
+        self.note_time(ts_ns);
+        self.flush_if_full()
+    }
+
+    pub fn push_thread(&mut self, event: ThreadEvent) -> Result<(), Error> {
+        self.note_time(event.ts_ns);
+        self.chunk.threads.push(event);
+        self.flush_if_full()
+    }
+
+    pub fn push_mapping(&mut self, mapping: Mapping) -> Result<(), Error> {
+        self.note_time(mapping.ts_ns);
+        self.chunk.mappings.push(mapping);
+        self.flush_if_full()
+    }
+
+    /// Records a cumulative counter; written with the next chunk when it changed.
+    pub fn set_counter(&mut self, name: &str, value: u64) {
+        if self.counters.get(name) == Some(&value) {
+            return;
+        }
+        self.counters.insert(name.to_owned(), value);
+        match self.chunk.counters.iter_mut().find(|c| c.name == name) {
+            Some(c) => c.value = value,
+            None => self.chunk.counters.push(CounterValue {
+                name: name.to_owned(),
+                value,
+            }),
+        }
+    }
+
+    fn flush_if_full(&mut self) -> Result<(), Error> {
+        if self.pending_events >= self.options.max_chunk_events {
+            self.flush_chunk()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the pending chunk when the flush interval has passed. Call it often (e.g. every
+    /// 100 ms) from the recorder's loop. Returns whether a frame was written.
+    pub fn maybe_flush(&mut self) -> Result<bool, Error> {
+        if self.last_flush.elapsed() >= self.options.flush_interval {
+            self.flush_chunk()?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// Writes the pending chunk now, even when empty (an empty chunk still says "time passed").
+    pub fn flush_chunk(&mut self) -> Result<(), Error> {
+        let mut chunk = std::mem::take(&mut self.chunk);
+        chunk.seq = self.next_seq;
+        if self.pending_events == 0 {
+            chunk.start_ns = self.last_end_ns;
+        }
+        chunk.end_ns = self.now_ns.max(chunk.start_ns);
+        let bytes = rkyv::to_bytes::<rkyv::rancor::Error>(&chunk)
+            .map_err(|e| Error::Encode(e.to_string()))?;
+        self.write_frame(FrameKind::Chunk, &bytes, chunk.start_ns, chunk.end_ns)?;
+
+        self.next_seq += 1;
+        self.last_end_ns = chunk.end_ns;
+        self.totals.switches += chunk.switches.tid.len() as u64;
+        self.totals.samples += chunk.samples.tid.len() as u64;
+        self.totals.off_cpu += chunk.off_cpu.tid.len() as u64;
+        self.totals.stacks += chunk.stacks.lens.len() as u64;
+        self.totals.threads += chunk.threads.len() as u64;
+        self.totals.mappings += chunk.mappings.len() as u64;
+        self.totals.chunks += 1;
+        self.pending_events = 0;
+        self.clocks = ColumnClocks::default();
+        self.last_flush = Instant::now();
+        // Reuse the columns' allocations for the next chunk.
+        clear_chunk(&mut chunk);
+        chunk.stacks.first_id = self.next_stack_id;
+        self.chunk = chunk;
+        Ok(())
+    }
+
+    /// Embeds an object file (e.g. the target's executable with its debug info), split in parts.
+    pub fn embed_object(&mut self, path: &str, build_id: &[u8], bytes: &[u8]) -> Result<(), Error> {
+        let object_id = self.next_object_id;
+        self.next_object_id += 1;
+        let mut offset = 0usize;
+        loop {
+            let end = (offset + OBJECT_PART_LEN).min(bytes.len());
+            let part = ObjectPart {
+                object_id,
+                path: path.to_owned(),
+                build_id: build_id.to_vec(),
+                total_len: bytes.len() as u64,
+                offset: offset as u64,
+                bytes: bytes[offset..end].to_vec(),
+            };
+            let archived = rkyv::to_bytes::<rkyv::rancor::Error>(&part)
+                .map_err(|e| Error::Encode(e.to_string()))?;
+            let now = self.now_ns;
+            self.write_frame(FrameKind::Object, &archived, now, now)?;
+            offset = end;
+            if offset >= bytes.len() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Writes the last chunk and the index, flushes, and hands back the underlying writer.
+    pub fn finish(mut self) -> Result<W, Error> {
+        self.flush_chunk()?;
+        let index = Index {
+            end_ns: self.last_end_ns,
+            entries: std::mem::take(&mut self.index),
+            totals: self.totals,
+        };
+        let bytes = rkyv::to_bytes::<rkyv::rancor::Error>(&index)
+            .map_err(|e| Error::Encode(e.to_string()))?;
+        let end = self.last_end_ns;
+        self.write_frame(FrameKind::Index, &bytes, end, end)?;
+        Ok(self.out)
+    }
+
+    fn write_frame(
+        &mut self,
+        kind: FrameKind,
+        raw: &[u8],
+        start_ns: u64,
+        end_ns: u64,
+    ) -> Result<(), Error> {
+        if raw.len() > MAX_FRAME_LEN as usize {
+            return Err(Error::Encode(format!(
+                "a {kind:?} frame of {} bytes is over the {MAX_FRAME_LEN} byte limit",
+                raw.len()
+            )));
+        }
+        let stored = self
+            .compressor
+            .compress(raw)
+            .map_err(|e| Error::io("compressing a frame", e))?;
+        let header = FrameHeader::for_payload(kind, Codec::Zstd, &stored, raw.len());
+        self.index.push(IndexEntry {
+            offset: self.offset,
+            kind: kind as u8,
+            start_ns,
+            end_ns,
+        });
+        self.write_raw(&header.encode())?;
+        self.write_raw(&stored)?;
+        self.out
+            .flush()
+            .map_err(|e| Error::io("writing the capture", e))
+    }
+
+    fn write_raw(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        self.out
+            .write_all(bytes)
+            .map_err(|e| Error::io("writing the capture", e))?;
+        self.offset += bytes.len() as u64;
+        Ok(())
+    }
+}
+
+fn push_time(column: &mut TimeColumn, prev: &mut u64, ts_ns: u64) {
+    if column.deltas.is_empty() {
+        column.base_ns = ts_ns;
+        *prev = ts_ns;
+    }
+    push_delta(&mut column.deltas, prev, ts_ns);
+}
+
+fn clear_chunk(chunk: &mut Chunk) {
+    let Chunk {
+        seq: _,
+        start_ns: _,
+        end_ns: _,
+        switches,
+        samples,
+        off_cpu,
+        stacks,
+        threads,
+        mappings,
+        counters,
+    } = chunk;
+    switches.ts.deltas.clear();
+    switches.tid.clear();
+    switches.cpu.clear();
+    switches.on_cpu.clear();
+    switches.prev_state.clear();
+    samples.ts.deltas.clear();
+    samples.tid.clear();
+    samples.cpu.clear();
+    samples.user_stack.clear();
+    samples.kernel_stack.clear();
+    off_cpu.ts.deltas.clear();
+    off_cpu.tid.clear();
+    off_cpu.cpu.clear();
+    off_cpu.duration_ns.clear();
+    off_cpu.state.clear();
+    off_cpu.user_stack.clear();
+    off_cpu.kernel_stack.clear();
+    stacks.lens.clear();
+    stacks.frames.clear();
+    threads.clear();
+    mappings.clear();
+    counters.clear();
+}

@@ -1,0 +1,157 @@
+//! The golden captures of every released format version stay readable, exactly, forever.
+//!
+//! `testdata/golden/v1.0.hudcap` was written by format 1.0. Do not regenerate it when the writer
+//! changes: the point is that today's reader reads yesterday's bytes. (It was created with
+//! `HUD_BLESS_GOLDEN=1 cargo test -p hud-format --features writer,reader --test golden`.)
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::{decode, Event};
+use hud_format::reader::{Capture, Ending};
+use hud_format::types::{
+    ClockOffsets, Header, Mapping, RecorderOptions, Target, ThreadEvent, ThreadEventKind,
+};
+use hud_format::writer::{CaptureWriter, WriterOptions};
+
+fn golden_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../testdata/golden/v1.0.hudcap")
+}
+
+fn expected_header() -> Header {
+    Header {
+        hud_version: "0.1.0".into(),
+        host_name: "golden-host".into(),
+        kernel_release: "6.18.44".into(),
+        arch: "x86_64".into(),
+        page_size: 4096,
+        cpu_count: 2,
+        clock: ClockOffsets { monotonic_ns: 1_000_000_000, realtime_ns: 1_795_000_000_000_000_000 },
+        boot_id: "0f0e0d0c-0b0a-0908-0706-050403020100".into(),
+        start_ns: 1_000_000_000,
+        sample_hz: 99,
+        offcpu_threshold_ns: 1_000_000,
+        target: Target {
+            pid: 4242,
+            exe_path: "/opt/demo/hud-demo".into(),
+            cmdline: vec!["hud-demo".into(), "--seconds".into(), "3".into()],
+            build_id: (0u8..20).collect(),
+        },
+        options: RecorderOptions {
+            kernel_stacks: true,
+            embed_binaries: true,
+            command_line: vec!["hud-record".into(), "--pid".into(), "4242".into()],
+        },
+    }
+}
+
+fn mapping() -> Mapping {
+    Mapping {
+        ts_ns: 1_000_000_000,
+        start: 0x5555_0000_0000,
+        end: 0x5555_0010_0000,
+        file_offset: 0x1000,
+        perms: "r-xp".into(),
+        path: "/opt/demo/hud-demo".into(),
+        inode: 1234,
+        build_id: (0u8..20).collect(),
+    }
+}
+
+const USER: [u64; 3] = [0x5555_0000_1234, 0x5555_0000_2000, 0x5555_0000_3000];
+const KERNEL: [u64; 2] = [0xffff_ffff_8100_0000, 0xffff_ffff_8100_0100];
+
+fn write_golden() -> Vec<u8> {
+    let mut w = CaptureWriter::new(Vec::new(), &expected_header(), WriterOptions::default()).unwrap();
+    w.push_mapping(mapping()).unwrap();
+    w.push_thread(ThreadEvent { ts_ns: 1_000_000_000, tid: 4242, kind: ThreadEventKind::New, name: "hud-demo".into() }).unwrap();
+    w.push_switch(1_000_001_000, 4242, 0, false, 1).unwrap();
+    w.push_switch(1_000_900_000, 4242, 1, true, 0).unwrap();
+    w.push_sample(1_001_000_000, 4242, 1, &USER, &KERNEL).unwrap();
+    w.set_counter("lost_switch", 0);
+    w.flush_chunk().unwrap();
+    w.push_thread(ThreadEvent { ts_ns: 1_002_000_000, tid: 4243, kind: ThreadEventKind::New, name: "tokio-runtime-w".into() }).unwrap();
+    w.push_thread(ThreadEvent { ts_ns: 1_002_500_000, tid: 4243, kind: ThreadEventKind::Renamed, name: "worker-0".into() }).unwrap();
+    w.push_switch(1_003_000_000, 4243, 0, false, 0x100).unwrap();
+    w.push_off_cpu(1_013_000_000, 4243, 1, 10_000_000, 1, &USER, &[]).unwrap();
+    w.push_sample(1_014_000_000, 4243, 0, &USER, &KERNEL).unwrap();
+    w.push_thread(ThreadEvent { ts_ns: 1_015_000_000, tid: 4243, kind: ThreadEventKind::Exited, name: "worker-0".into() }).unwrap();
+    w.set_counter("lost_switch", 2);
+    w.set_counter("user_stack_error", 1);
+    w.set_now(1_020_000_000);
+    w.embed_object("/opt/demo/hud-demo", &(0u8..20).collect::<Vec<_>>(), b"\x7fELF golden object").unwrap();
+    w.finish().unwrap()
+}
+
+#[test]
+fn golden_v1_0_reads_back_exactly() {
+    if std::env::var_os("HUD_BLESS_GOLDEN").is_some() && !golden_path().exists() {
+        std::fs::write(golden_path(), write_golden()).unwrap();
+    }
+    let capture = Capture::open(&golden_path()).expect("the golden capture is committed");
+    assert_eq!(capture.version().to_string(), "1.0");
+    assert_eq!(capture.ending(), &Ending::Clean);
+    assert_eq!(capture.header(), &expected_header());
+
+    let d = decode(&capture);
+    assert_eq!(d.mappings, vec![mapping()]);
+    assert_eq!(
+        d.switches,
+        vec![
+            Event::Switch { ts: 1_000_001_000, tid: 4242, cpu: 0, on_cpu: false, state: 1 },
+            Event::Switch { ts: 1_000_900_000, tid: 4242, cpu: 1, on_cpu: true, state: 0 },
+            Event::Switch { ts: 1_003_000_000, tid: 4243, cpu: 0, on_cpu: false, state: 0x100 },
+        ]
+    );
+    assert_eq!(
+        d.samples,
+        vec![
+            Event::Sample { ts: 1_001_000_000, tid: 4242, cpu: 1, user: USER.to_vec(), kernel: KERNEL.to_vec() },
+            Event::Sample { ts: 1_014_000_000, tid: 4243, cpu: 0, user: USER.to_vec(), kernel: KERNEL.to_vec() },
+        ]
+    );
+    assert_eq!(
+        d.off_cpu,
+        vec![Event::OffCpu {
+            ts: 1_013_000_000,
+            tid: 4243,
+            cpu: 1,
+            duration: 10_000_000,
+            state: 1,
+            user: USER.to_vec(),
+            kernel: vec![]
+        }]
+    );
+    let threads: Vec<_> = d.threads.iter().map(|t| (t.tid, t.kind, t.name.as_str())).collect();
+    assert_eq!(
+        threads,
+        vec![
+            (4242, ThreadEventKind::New, "hud-demo"),
+            (4243, ThreadEventKind::New, "tokio-runtime-w"),
+            (4243, ThreadEventKind::Renamed, "worker-0"),
+            (4243, ThreadEventKind::Exited, "worker-0"),
+        ]
+    );
+    assert_eq!(
+        d.counters,
+        vec![("lost_switch".into(), 0), ("lost_switch".into(), 2), ("user_stack_error".into(), 1)]
+    );
+    let objects = capture.objects().unwrap();
+    assert_eq!(objects.len(), 1);
+    assert_eq!(objects[0].bytes, b"\x7fELF golden object");
+    let index = capture.index().unwrap();
+    assert_eq!(index.end_ns, 1_020_000_000);
+    assert_eq!((index.totals.switches, index.totals.samples, index.totals.off_cpu), (3, 2, 1));
+    assert_eq!(index.totals.stacks, 2);
+    assert_eq!(index.totals.chunks, 2);
+}
+
+#[test]
+fn todays_writer_still_writes_what_the_golden_holds() {
+    // Not byte equality (zstd may change its output), but the same content.
+    let today = Capture::from_bytes(write_golden()).unwrap();
+    let golden = Capture::open(&golden_path()).unwrap();
+    assert_eq!(today.header(), golden.header());
+    assert_eq!(decode(&today), decode(&golden));
+}
