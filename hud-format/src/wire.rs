@@ -164,19 +164,29 @@ pub mod names {
     pub const PROG_EXIT: &str = "hud_sched_exit";
     pub const PROG_RENAME: &str = "hud_task_rename";
     pub const PROG_SAMPLE: &str = "hud_cpu_sample";
+    /// Per-thread pending off-CPU stacks, keyed by tid.
+    pub const OFFCPU_PENDING: &str = "OFFCPU_PENDING";
 }
 
-/// Byte offsets into tracepoint records, used when the format file cannot be read. The recorder
-/// reads the real offsets from tracefs and passes them as globals (see [`offsets`]).
+/// Field offsets of the tracepoint records the programs read. hud-record reads the real ones from
+/// each tracepoint's tracefs `format` file and sets these globals; the defaults are Linux 6.18's.
 pub mod offsets {
-    /// Globals holding the field offsets of `sched/sched_switch`.
+    /// (global name, tracepoint, field, default offset)
+    pub const FIELDS: [(&str, &str, &str, u32); 6] = [
+        (SWITCH_PREV_PID, "sched/sched_switch", "prev_pid", 24),
+        (SWITCH_PREV_STATE, "sched/sched_switch", "prev_state", 32),
+        (SWITCH_NEXT_PID, "sched/sched_switch", "next_pid", 56),
+        (FORK_CHILD_PID, "sched/sched_process_fork", "child_pid", 20),
+        (RENAME_PID, "task/task_rename", "pid", 8),
+        (RENAME_NEWCOMM, "task/task_rename", "newcomm", 28),
+    ];
     pub const SWITCH_PREV_PID: &str = "OFF_SWITCH_PREV_PID";
     pub const SWITCH_PREV_STATE: &str = "OFF_SWITCH_PREV_STATE";
     pub const SWITCH_NEXT_PID: &str = "OFF_SWITCH_NEXT_PID";
-    /// Defaults measured on Linux 6.x.
-    pub const DEFAULT_SWITCH_PREV_PID: u32 = 24;
-    pub const DEFAULT_SWITCH_PREV_STATE: u32 = 32;
-    pub const DEFAULT_SWITCH_NEXT_PID: u32 = 56;
+    pub const FORK_CHILD_PID: &str = "OFF_FORK_CHILD_PID";
+    pub const RENAME_PID: &str = "OFF_RENAME_PID";
+    /// `task_rename`'s `newcomm` (char[16]).
+    pub const RENAME_NEWCOMM: &str = "OFF_RENAME_NEWCOMM";
 }
 
 const _: () = {

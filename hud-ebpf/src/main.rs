@@ -1,0 +1,9 @@
+//! hud's eBPF programs. Built for `bpfel-unknown-none` by hud-record's build script (aya-build);
+//! on the host this crate compiles to an empty program so workspace-wide commands still work.
+#![cfg_attr(target_arch = "bpf", no_std, no_main)]
+
+#[cfg(target_arch = "bpf")]
+mod programs;
+
+#[cfg(not(target_arch = "bpf"))]
+fn main() {}

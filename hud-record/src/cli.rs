@@ -1,0 +1,108 @@
+//! Command line.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+/// Record what a running Tokio process does, on and off CPU, into a capture for hud-analyze.
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "hud-record",
+    version,
+    after_help = "EXAMPLES:
+    hud-record my-service -o service.hudcap --duration 30
+    hud-record --pid 4242 -o - | ssh laptop 'cat > prod.hudcap'
+    hud-record --pid 4242 -F 199 --offcpu-threshold 500us --embed-binaries
+
+Needs root, or CAP_BPF + CAP_PERFMON. Stop with Ctrl-C; the capture is closed cleanly.
+Analyze with: hud-analyze report CAPTURE"
+)]
+pub struct Args {
+    /// Process to record, by name (its comm, or its executable's file name).
+    #[arg(value_name = "NAME", required_unless_present = "pid", conflicts_with = "pid")]
+    pub name: Option<String>,
+
+    /// Process to record, by id.
+    #[arg(long, short = 'p', value_name = "PID")]
+    pub pid: Option<u32>,
+
+    /// Capture file, or `-` for standard output. Default: hud-PID.hudcap.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Stop after this many seconds (default: until Ctrl-C or the target exits).
+    #[arg(long, short = 'd', value_name = "SECS")]
+    pub duration: Option<f64>,
+
+    /// cpu-clock samples per second per CPU (0 turns sampling off).
+    #[arg(long = "frequency", short = 'F', value_name = "HZ", default_value_t = 99)]
+    pub frequency: u32,
+
+    /// Shortest off-CPU episode recorded with its stack, e.g. 1ms, 500us.
+    #[arg(long, value_name = "DURATION", default_value = "1ms", value_parser = parse_duration)]
+    pub offcpu_threshold: Duration,
+
+    /// Also record kernel stacks with samples and off-CPU episodes.
+    #[arg(long)]
+    pub kernel_stacks: bool,
+
+    /// Embed the target's executable and other mapped objects with debug info in the capture,
+    /// so it can be analyzed anywhere, later.
+    #[arg(long)]
+    pub embed_binaries: bool,
+
+    /// Overwrite the output file if it exists.
+    #[arg(long)]
+    pub force: bool,
+
+    /// Ring buffer size in MiB (power of two). Raise it if the capture reports lost records.
+    #[arg(long, value_name = "MIB", default_value_t = 16)]
+    pub buffer_mib: u32,
+
+    /// Don't print the live status line.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}
+
+/// Parses "1ms", "500us", "2s", "1500000ns" or a bare number of milliseconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration (try 1ms, 500us, 2s)"))?;
+    let scale = match unit.trim() {
+        "ns" => 1e-9,
+        "us" | "µs" => 1e-6,
+        "" | "ms" => 1e-3,
+        "s" => 1.0,
+        other => return Err(format!("unknown unit `{other}` (use ns, us, ms or s)")),
+    };
+    if !(value >= 0.0 && value.is_finite()) {
+        return Err(format!("`{text}` is not a duration"));
+    }
+    Ok(Duration::from_secs_f64(value * scale))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("1ms").unwrap(), Duration::from_millis(1));
+        assert_eq!(parse_duration("500us").unwrap(), Duration::from_micros(500));
+        assert_eq!(parse_duration("2s").unwrap(), Duration::from_secs(2));
+        assert_eq!(parse_duration("3").unwrap(), Duration::from_millis(3));
+        assert!(parse_duration("fast").is_err());
+        assert!(parse_duration("1h").is_err());
+    }
+
+    #[test]
+    fn cli_is_consistent() {
+        use clap::CommandFactory;
+        Args::command().debug_assert();
+    }
+}

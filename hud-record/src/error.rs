@@ -1,0 +1,40 @@
+//! Errors the recorder reports: one line each, with a distinct exit code.
+
+use std::process::ExitCode;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error("{0}")]
+    NoSuchProcess(String),
+    #[error("{0}")]
+    Ambiguous(String),
+    #[error(
+        "not permitted: {0}. hud-record needs root, or CAP_BPF + CAP_PERFMON (e.g. `sudo hud-record ...`)"
+    )]
+    NotPermitted(String),
+    #[error("{0}")]
+    Tracefs(String),
+    #[error("the kernel refused the eBPF programs: {0}")]
+    Bpf(String),
+    #[error("{0}")]
+    Output(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+impl RecordError {
+    /// Exit codes, documented in `--help`'s man page and docs/RECORD.md.
+    pub fn exit_code(&self) -> ExitCode {
+        ExitCode::from(match self {
+            RecordError::Other(_) => 1,
+            RecordError::NoSuchProcess(_) => 3,
+            RecordError::Ambiguous(_) => 4,
+            RecordError::NotPermitted(_) => 5,
+            RecordError::Tracefs(_) => 6,
+            RecordError::Bpf(_) => 7,
+            RecordError::Output(_) => 8,
+        })
+    }
+}
+
+pub type Result<T> = std::result::Result<T, RecordError>;

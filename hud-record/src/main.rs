@@ -1,0 +1,68 @@
+//! hud-record: attach to a running process and write a capture. See `hud-record --help`.
+
+mod cli;
+mod error;
+mod output;
+mod privileges;
+mod probes;
+mod procfs;
+mod session;
+mod target;
+mod tracefs;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::output::Destination;
+use crate::session::StopReason;
+
+fn main() -> ExitCode {
+    let args = cli::Args::parse();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hud-record: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+fn run(args: &cli::Args) -> error::Result<()> {
+    let target = target::resolve(args.pid, args.name.as_deref())?;
+    let dest = match args.output.as_deref() {
+        Some(p) if p.as_os_str() == "-" => Destination::Stdout,
+        Some(p) => Destination::File(p.to_path_buf()),
+        None => Destination::File(format!("hud-{}.hudcap", target.pid).into()),
+    };
+    eprintln!(
+        "hud-record: recording pid {} ({}) into {}{}",
+        target.pid,
+        target.comm,
+        dest.describe(),
+        if args.duration.is_none() { "; Ctrl-C to stop" } else { "" }
+    );
+    let summary = session::record(args, &target, &dest)?;
+    let why = match summary.reason {
+        StopReason::Signal => "stopped",
+        StopReason::Duration => "done",
+        StopReason::TargetExited => "the target exited; capture closed",
+    };
+    let size = if summary.bytes > 0 {
+        format!(", {:.2} MiB", summary.bytes as f64 / (1 << 20) as f64)
+    } else {
+        String::new()
+    };
+    eprintln!(
+        "hud-record: {why} after {:.1}s: {} switches, {} samples, {} off-CPU episodes, {} lost{size}",
+        summary.elapsed.as_secs_f64(),
+        summary.switches,
+        summary.samples,
+        summary.off_cpu,
+        summary.lost,
+    );
+    if summary.lost > 0 {
+        eprintln!("hud-record: some records were lost; a larger --buffer-mib may help");
+    }
+    Ok(())
+}

@@ -1,0 +1,137 @@
+//! Loading and attaching the eBPF programs, and reading their maps.
+
+use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
+use aya::programs::perf_event::{PerfEventConfig, PerfEventScope, SamplePolicy, SoftwareEvent};
+use aya::programs::{PerfEvent, TracePoint};
+use aya::{Ebpf, EbpfLoader};
+use hud_format::wire::{globals, names, Counter};
+
+use crate::error::{RecordError, Result};
+
+/// The compiled eBPF object, built by build.rs from hud-ebpf.
+static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/hud-ebpf"));
+
+/// What to load.
+pub struct ProbeConfig {
+    pub tgid: u32,
+    pub offcpu_threshold_ns: u64,
+    pub kernel_stacks: bool,
+    pub sample_hz: u32,
+    pub ring_bytes: u32,
+    pub offsets: Vec<(&'static str, u32)>,
+}
+
+/// Loaded and attached programs. Dropping it detaches everything.
+pub struct Probes {
+    ebpf: Ebpf,
+    pub ring: RingBuf<MapData>,
+    counters: PerCpuArray<MapData, u64>,
+}
+
+fn bpf_error(what: &str, e: impl std::fmt::Display + std::fmt::Debug) -> RecordError {
+    let text = format!("{what}: {e}");
+    let detail = format!("{e:?}");
+    if detail.contains("PermissionDenied") || detail.contains("EPERM") || detail.contains("os error 1)") {
+        RecordError::NotPermitted(text)
+    } else {
+        RecordError::Bpf(text)
+    }
+}
+
+impl Probes {
+    pub fn load(config: &ProbeConfig) -> Result<Self> {
+        let kernel_stacks = u32::from(config.kernel_stacks);
+        let mut loader = EbpfLoader::new();
+        loader
+            .override_global(globals::TARGET_TGID, &config.tgid, true)
+            .override_global(globals::OFFCPU_THRESHOLD_NS, &config.offcpu_threshold_ns, true)
+            .override_global(globals::KERNEL_STACKS, &kernel_stacks, true)
+            .map_max_entries(names::EVENTS, config.ring_bytes);
+        for (name, offset) in &config.offsets {
+            loader.override_global(name, offset, true);
+        }
+        let mut ebpf = loader
+            .load(OBJECT)
+            .map_err(|e| bpf_error("loading the eBPF object", e))?;
+
+        for (prog, category, name) in [
+            (names::PROG_SWITCH, "sched", "sched_switch"),
+            (names::PROG_FORK, "sched", "sched_process_fork"),
+            (names::PROG_EXIT, "sched", "sched_process_exit"),
+            (names::PROG_RENAME, "task", "task_rename"),
+        ] {
+            let program: &mut TracePoint = ebpf
+                .program_mut(prog)
+                .ok_or_else(|| RecordError::Bpf(format!("program {prog} missing from the object")))?
+                .try_into()
+                .map_err(|e| bpf_error(prog, e))?;
+            program.load().map_err(|e| bpf_error(&format!("loading {prog}"), e))?;
+            program
+                .attach(category, name)
+                .map_err(|e| bpf_error(&format!("attaching to {category}/{name}"), e))?;
+        }
+
+        let cpus = aya::util::online_cpus()
+            .map_err(|(what, e)| RecordError::Other(format!("reading {what}: {e}")))?;
+        if config.sample_hz > 0 {
+            let program: &mut PerfEvent = ebpf
+                .program_mut(names::PROG_SAMPLE)
+                .ok_or_else(|| RecordError::Bpf("sampling program missing from the object".into()))?
+                .try_into()
+                .map_err(|e| bpf_error(names::PROG_SAMPLE, e))?;
+            program.load().map_err(|e| bpf_error("loading the sampler", e))?;
+            for cpu in &cpus {
+                program
+                    .attach(
+                        PerfEventConfig::Software(SoftwareEvent::CpuClock),
+                        PerfEventScope::AllProcessesOneCpu { cpu: *cpu },
+                        SamplePolicy::Frequency(u64::from(config.sample_hz)),
+                        false,
+                    )
+                    .map_err(|e| bpf_error(&format!("starting cpu-clock sampling on CPU {cpu}"), e))?;
+            }
+        }
+
+        let ring = RingBuf::try_from(
+            ebpf.take_map(names::EVENTS)
+                .ok_or_else(|| RecordError::Bpf("ring buffer map missing".into()))?,
+        )
+        .map_err(|e| bpf_error("opening the ring buffer", e))?;
+        let counters = PerCpuArray::try_from(
+            ebpf.take_map(names::COUNTERS)
+                .ok_or_else(|| RecordError::Bpf("counter map missing".into()))?,
+        )
+        .map_err(|e| bpf_error("opening the counters", e))?;
+        Ok(Self { ebpf, ring, counters })
+    }
+
+    /// Adds threads that existed before the fork tracepoint was attached.
+    pub fn add_threads(&mut self, tids: impl IntoIterator<Item = u32>) -> Result<()> {
+        let mut map: BpfHashMap<_, u32, u32> = BpfHashMap::try_from(
+            self.ebpf
+                .map_mut(names::TARGET_TIDS)
+                .ok_or_else(|| RecordError::Bpf("thread map missing".into()))?,
+        )
+        .map_err(|e| bpf_error("opening the thread map", e))?;
+        for tid in tids {
+            map.insert(tid, 1, 0)
+                .map_err(|e| bpf_error("adding a thread to the thread map", e))?;
+        }
+        Ok(())
+    }
+
+    /// Sums of the per-CPU counters, in `Counter::ALL` order.
+    pub fn counters(&self) -> Vec<(Counter, u64)> {
+        Counter::ALL
+            .iter()
+            .map(|c| {
+                let total = self
+                    .counters
+                    .get(&(*c as u32), 0)
+                    .map(|values| values.iter().sum())
+                    .unwrap_or(0);
+                (*c, total)
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,371 @@
+//! One recording: header, embedded objects, probes, the drain loop, and a clean close.
+
+use std::io::{IsTerminal, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hud_format::types::{Header, RecorderOptions, Target, ThreadEvent, ThreadEventKind};
+use hud_format::wire::{self, kind, RecordHeader, StackRecord, SwitchRecord, ThreadRecord};
+use hud_format::writer::{CaptureWriter, WriterOptions};
+
+use crate::cli::Args;
+use crate::error::{RecordError, Result};
+use crate::output::{self, Destination};
+use crate::probes::{ProbeConfig, Probes};
+use crate::procfs::{self, MappingTracker};
+use crate::target::ProcessInfo;
+use crate::tracefs;
+
+/// How often the ring buffer is drained. Records wait at most this long in the kernel.
+const DRAIN_INTERVAL: Duration = Duration::from_millis(20);
+/// How often /proc/PID/maps is rescanned even when no stack points outside known mappings.
+const MAPS_RESCAN_INTERVAL: Duration = Duration::from_secs(5);
+/// Shortest gap between two rescans triggered by unknown addresses.
+const MAPS_RESCAN_MIN_GAP: Duration = Duration::from_millis(200);
+
+/// Why recording stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    Signal,
+    Duration,
+    TargetExited,
+}
+
+/// What a finished recording reports.
+pub struct Summary {
+    pub reason: StopReason,
+    pub bytes: u64,
+    pub switches: u64,
+    pub samples: u64,
+    pub off_cpu: u64,
+    pub lost: u64,
+    pub elapsed: Duration,
+}
+
+type Writer = CaptureWriter<Box<dyn Write + Send>>;
+
+fn write_error(e: hud_format::Error) -> RecordError {
+    RecordError::Output(format!(
+        "{e}; the capture keeps everything up to its last complete frame"
+    ))
+}
+
+pub fn record(args: &Args, target: &ProcessInfo, dest: &Destination) -> Result<Summary> {
+    crate::privileges::check()?;
+    let tracefs = tracefs::locate()?;
+    let offsets = tracefs::offsets(&tracefs);
+    let cpus = aya::util::online_cpus()
+        .map_err(|(what, e)| RecordError::Other(format!("reading {what}: {e}")))?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, Arc::clone(&stop))
+            .map_err(|e| RecordError::Other(format!("cannot handle signals: {e}")))?;
+    }
+    // Watch the target through a pidfd: it becomes readable when the process exits, and it can
+    // not be confused with a new process reusing the pid.
+    let pidfd = open_pidfd(target.pid)?;
+
+    let start_ns = procfs::monotonic_ns();
+    let mut maps = MappingTracker::default();
+    let initial_maps = maps
+        .rescan(target.pid, start_ns)
+        .map_err(|e| RecordError::NoSuchProcess(format!("cannot read /proc/{}/maps: {e}", target.pid)))?;
+    let header = build_header(args, target, &cpus, start_ns, &initial_maps);
+
+    let out = output::open(dest, args.force)?;
+    let mut writer = CaptureWriter::new(out, &header, WriterOptions::default()).map_err(write_error)?;
+    for mapping in initial_maps {
+        writer.push_mapping(mapping).map_err(write_error)?;
+    }
+    if args.embed_binaries {
+        embed_binaries(&mut writer, target, &maps)?;
+    }
+
+    let mut probes = Probes::load(&ProbeConfig {
+        tgid: target.pid,
+        offcpu_threshold_ns: args.offcpu_threshold.as_nanos() as u64,
+        kernel_stacks: args.kernel_stacks,
+        sample_hz: args.frequency,
+        ring_bytes: ring_bytes(args.buffer_mib),
+        offsets,
+    })?;
+    // Threads that existed before the fork tracepoint was attached; later ones arrive by themselves.
+    let threads = procfs::threads(target.pid);
+    probes.add_threads(threads.iter().map(|(tid, _)| *tid))?;
+    let now = procfs::monotonic_ns();
+    for (tid, name) in threads {
+        writer
+            .push_thread(ThreadEvent { ts_ns: now, tid, kind: ThreadEventKind::New, name })
+            .map_err(write_error)?;
+    }
+
+    let mut drain = Drain { writer, maps, pid: target.pid, last_rescan: Instant::now(), unknown_records: 0 };
+    let status = Status::new(!args.quiet && std::io::stderr().is_terminal());
+    let started = Instant::now();
+    let deadline = args.duration.map(|s| started + Duration::from_secs_f64(s.max(0.0)));
+    let reason = loop {
+        let exited = wait_readable(&pidfd, DRAIN_INTERVAL);
+        drain.drain(&mut probes)?;
+        drain.tick(&probes)?;
+        status.show(started, &drain.writer, &probes);
+        if exited {
+            break StopReason::TargetExited;
+        }
+        if stop.load(Ordering::Relaxed) {
+            break StopReason::Signal;
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            break StopReason::Duration;
+        }
+    };
+    // Events already in the ring buffer belong to the capture.
+    drain.drain(&mut probes)?;
+    drain.tick(&probes)?;
+    status.clear();
+    let lost = probes.counters().iter().filter(|(c, _)| c.is_lost_record()).map(|(_, v)| v).sum::<u64>()
+        + drain.unknown_records;
+    let totals = drain.writer.totals();
+    drop(probes);
+    let mut out = drain.writer.finish().map_err(write_error)?;
+    out.flush().map_err(|e| RecordError::Output(format!("finishing the capture: {e}")))?;
+    let bytes = {
+        // `finish` flushed every frame; the byte count is what the writer put out.
+        totals_bytes(dest)
+    };
+    Ok(Summary {
+        reason,
+        bytes,
+        switches: totals.switches,
+        samples: totals.samples,
+        off_cpu: totals.off_cpu,
+        lost,
+        elapsed: started.elapsed(),
+    })
+}
+
+fn totals_bytes(dest: &Destination) -> u64 {
+    match dest {
+        Destination::File(p) => std::fs::metadata(p).map(|m| m.len()).unwrap_or(0),
+        Destination::Stdout => 0,
+    }
+}
+
+/// Ring buffer size in bytes: a power of two number of pages, as the kernel requires.
+fn ring_bytes(mib: u32) -> u32 {
+    let bytes = mib.clamp(1, 1024).next_power_of_two() << 20;
+    bytes.max(4096)
+}
+
+fn build_header(
+    args: &Args,
+    target: &ProcessInfo,
+    cpus: &[u32],
+    start_ns: u64,
+    maps: &[hud_format::types::Mapping],
+) -> Header {
+    let host = procfs::host_info(cpus.len() as u32);
+    let exe_build_id = maps
+        .iter()
+        .find(|m| m.path == target.exe)
+        .map(|m| m.build_id.clone())
+        .unwrap_or_default();
+    Header {
+        hud_version: env!("CARGO_PKG_VERSION").into(),
+        host_name: host.host_name,
+        kernel_release: host.kernel_release,
+        arch: host.arch,
+        page_size: host.page_size,
+        cpu_count: host.cpu_count,
+        clock: procfs::clock_offsets(),
+        boot_id: host.boot_id,
+        start_ns,
+        sample_hz: args.frequency,
+        offcpu_threshold_ns: args.offcpu_threshold.as_nanos() as u64,
+        target: Target {
+            pid: target.pid,
+            exe_path: target.exe.clone(),
+            cmdline: target.cmdline.clone(),
+            build_id: exe_build_id,
+        },
+        options: RecorderOptions {
+            kernel_stacks: args.kernel_stacks,
+            embed_binaries: args.embed_binaries,
+            command_line: std::env::args().collect(),
+        },
+    }
+}
+
+/// Embeds the target's executable and every other mapped object that has DWARF line info.
+fn embed_binaries(writer: &mut Writer, target: &ProcessInfo, maps: &MappingTracker) -> Result<()> {
+    for (path, build_id) in maps.executable_files() {
+        let on_disk = procfs::file_in_target(target.pid, &path);
+        let is_exe = path == target.exe;
+        if !is_exe && !procfs::has_debug_info(Path::new(&on_disk)) {
+            continue;
+        }
+        match std::fs::read(&on_disk) {
+            Ok(bytes) => writer.embed_object(&path, &build_id, &bytes).map_err(write_error)?,
+            Err(e) => eprintln!("hud-record: warning: cannot embed {path}: {e}"),
+        }
+    }
+    Ok(())
+}
+
+fn open_pidfd(pid: u32) -> Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::c_int, 0) };
+    if fd < 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(RecordError::NoSuchProcess(format!("process {pid} is gone ({e})")));
+    }
+    // SAFETY: a fresh fd we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Waits up to `timeout`; true when the pidfd says the process exited.
+fn wait_readable(fd: &OwnedFd, timeout: Duration) -> bool {
+    let mut poll = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    // SAFETY: one valid pollfd.
+    let n = unsafe { libc::poll(&mut poll, 1, timeout.as_millis() as libc::c_int) };
+    n > 0 && poll.revents & libc::POLLIN != 0
+}
+
+/// Moves records from the ring buffer into the capture.
+struct Drain {
+    writer: Writer,
+    maps: MappingTracker,
+    pid: u32,
+    last_rescan: Instant,
+    unknown_records: u64,
+}
+
+impl Drain {
+    fn drain(&mut self, probes: &mut Probes) -> Result<()> {
+        while let Some(item) = probes.ring.next() {
+            let bytes: &[u8] = &item;
+            match wire::record_kind(bytes) {
+                Some(kind::SWITCH) => {
+                    let Some(r) = wire::read_record::<SwitchRecord>(bytes) else {
+                        self.unknown_records += 1;
+                        continue;
+                    };
+                    let h = r.header;
+                    self.writer
+                        .push_switch(h.ts_ns, h.tid, h.cpu, h.flags & wire::FLAG_SWITCH_IN != 0, r.prev_state)
+                        .map_err(write_error)?;
+                }
+                Some(kind::SAMPLE) | Some(kind::OFF_CPU) => {
+                    let Some(r) = wire::read_record::<StackRecord>(bytes) else {
+                        self.unknown_records += 1;
+                        continue;
+                    };
+                    drop(item);
+                    self.push_stack_record(&r)?;
+                }
+                Some(kind::THREAD_NEW) | Some(kind::THREAD_EXIT) | Some(kind::THREAD_RENAME) => {
+                    let Some(r) = wire::read_record::<ThreadRecord>(bytes) else {
+                        self.unknown_records += 1;
+                        continue;
+                    };
+                    self.push_thread(&r)?;
+                }
+                _ => self.unknown_records += 1,
+            }
+        }
+        Ok(())
+    }
+
+    fn push_stack_record(&mut self, r: &StackRecord) -> Result<()> {
+        let user = &r.user[..usize::from(r.user_len).min(wire::MAX_USER_FRAMES)];
+        let kernel = &r.kernel[..usize::from(r.kernel_len).min(wire::MAX_KERNEL_FRAMES)];
+        // A stack into code we have no mapping for: the target loaded something (dlopen).
+        if user.iter().any(|a| !self.maps.covers(*a)) && self.last_rescan.elapsed() >= MAPS_RESCAN_MIN_GAP {
+            self.rescan_maps()?;
+        }
+        let h: RecordHeader = r.header;
+        if h.kind == kind::SAMPLE {
+            self.writer.push_sample(h.ts_ns, h.tid, h.cpu, user, kernel)
+        } else {
+            self.writer.push_off_cpu(h.ts_ns, h.tid, h.cpu, r.duration_ns, r.state, user, kernel)
+        }
+        .map_err(write_error)
+    }
+
+    fn push_thread(&mut self, r: &ThreadRecord) -> Result<()> {
+        let len = r.comm.iter().position(|b| *b == 0).unwrap_or(r.comm.len());
+        let name = String::from_utf8_lossy(&r.comm[..len]).into_owned();
+        let kind = match r.header.kind {
+            kind::THREAD_NEW => ThreadEventKind::New,
+            kind::THREAD_EXIT => ThreadEventKind::Exited,
+            _ => ThreadEventKind::Renamed,
+        };
+        self.writer
+            .push_thread(ThreadEvent { ts_ns: r.header.ts_ns, tid: r.header.tid, kind, name })
+            .map_err(write_error)
+    }
+
+    fn rescan_maps(&mut self) -> Result<()> {
+        self.last_rescan = Instant::now();
+        // The target may be exiting: a failed rescan is not an error, the exit is noticed next.
+        if let Ok(fresh) = self.maps.rescan(self.pid, procfs::monotonic_ns()) {
+            for mapping in fresh {
+                self.writer.push_mapping(mapping).map_err(write_error)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Periodic work: counters, rescans, time-based flush.
+    fn tick(&mut self, probes: &Probes) -> Result<()> {
+        if self.last_rescan.elapsed() >= MAPS_RESCAN_INTERVAL {
+            self.rescan_maps()?;
+        }
+        for (counter, value) in probes.counters() {
+            self.writer.set_counter(counter.name(), value);
+        }
+        self.writer.set_counter("unknown_record", self.unknown_records);
+        self.writer.set_now(procfs::monotonic_ns());
+        self.writer.maybe_flush().map_err(write_error)?;
+        Ok(())
+    }
+}
+
+/// The one-line live status on a terminal.
+struct Status {
+    enabled: bool,
+    last: std::cell::Cell<Option<Instant>>,
+}
+
+impl Status {
+    fn new(enabled: bool) -> Self {
+        Self { enabled, last: std::cell::Cell::new(None) }
+    }
+
+    fn show(&self, started: Instant, writer: &Writer, probes: &Probes) {
+        if !self.enabled || self.last.get().is_some_and(|t| t.elapsed() < Duration::from_millis(250)) {
+            return;
+        }
+        self.last.set(Some(Instant::now()));
+        let t = writer.totals();
+        let lost: u64 = probes.counters().iter().filter(|(c, _)| c.is_lost_record()).map(|(_, v)| v).sum();
+        eprint!(
+            "\r\x1b[2Krecording {:>6.1}s  switches {}  samples {}  off-cpu {}  lost {}  {:.1} MiB",
+            started.elapsed().as_secs_f64(),
+            t.switches,
+            t.samples,
+            t.off_cpu,
+            lost,
+            writer.bytes_written() as f64 / (1 << 20) as f64
+        );
+    }
+
+    fn clear(&self) {
+        if self.enabled {
+            eprint!("\r\x1b[2K");
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! tracefs: where the tracepoints' record layouts are described.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{RecordError, Result};
+
+const CANDIDATES: [&str; 2] = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"];
+
+/// Finds tracefs, mounting it at /sys/kernel/tracing when it is missing and we may.
+pub fn locate() -> Result<PathBuf> {
+    if let Some(found) = find() {
+        return Ok(found);
+    }
+    let target = c"/sys/kernel/tracing";
+    // SAFETY: valid C strings; mount(2) fails cleanly without privileges.
+    let rc = unsafe {
+        libc::mount(c"nodev".as_ptr(), target.as_ptr(), c"tracefs".as_ptr(), 0, std::ptr::null())
+    };
+    if rc == 0 {
+        if let Some(found) = find() {
+            return Ok(found);
+        }
+    }
+    Err(RecordError::Tracefs(
+        "tracefs is not mounted; mount it with `mount -t tracefs nodev /sys/kernel/tracing`".into(),
+    ))
+}
+
+fn find() -> Option<PathBuf> {
+    CANDIDATES
+        .iter()
+        .map(Path::new)
+        .find(|p| p.join("events/sched/sched_switch/format").exists())
+        .map(Path::to_path_buf)
+}
+
+/// Offset of `field` in a tracepoint's `format` file text.
+pub fn field_offset(format: &str, field: &str) -> Option<u32> {
+    format.lines().find_map(|line| {
+        let line = line.trim();
+        let decl = line.strip_prefix("field:")?.split(';').next()?;
+        // "char prev_comm[16]" / "pid_t prev_pid" / "__data_loc char[] child_comm"
+        let name = decl.split_whitespace().last()?;
+        let name = name.split('[').next()?;
+        if name != field {
+            return None;
+        }
+        let offset = line.split(';').find_map(|p| p.trim().strip_prefix("offset:"))?;
+        offset.trim().parse().ok()
+    })
+}
+
+/// Reads every field offset the programs need; falls back to the defaults with a warning.
+pub fn offsets(root: &Path) -> Vec<(&'static str, u32)> {
+    hud_format::wire::offsets::FIELDS
+        .iter()
+        .map(|(global, tracepoint, field, default)| {
+            let path = root.join("events").join(tracepoint).join("format");
+            let found = std::fs::read_to_string(&path)
+                .ok()
+                .and_then(|text| field_offset(&text, field));
+            if found.is_none() {
+                eprintln!(
+                    "hud-record: warning: no `{field}` in {}; assuming offset {default}",
+                    path.display()
+                );
+            }
+            (*global, found.unwrap_or(*default))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SWITCH: &str = "name: sched_switch
+format:
+	field:unsigned short common_type;	offset:0;	size:2;	signed:0;
+	field:char prev_comm[16];	offset:8;	size:16;	signed:0;
+	field:pid_t prev_pid;	offset:24;	size:4;	signed:1;
+	field:long prev_state;	offset:32;	size:8;	signed:1;
+	field:__data_loc char[] child_comm;	offset:16;	size:4;	signed:0;
+	field:pid_t next_pid;	offset:56;	size:4;	signed:1;
+";
+
+    #[test]
+    fn reads_offsets() {
+        assert_eq!(field_offset(SWITCH, "prev_pid"), Some(24));
+        assert_eq!(field_offset(SWITCH, "prev_state"), Some(32));
+        assert_eq!(field_offset(SWITCH, "next_pid"), Some(56));
+        assert_eq!(field_offset(SWITCH, "prev_comm"), Some(8));
+        assert_eq!(field_offset(SWITCH, "child_comm"), Some(16));
+        assert_eq!(field_offset(SWITCH, "nope"), None);
+    }
+}

@@ -1,0 +1,198 @@
+//! hud-demo: a small Tokio service with documented blockers (see GROUND_TRUTH.md beside this crate).
+//!
+//! Every blocker is an `async fn` whose blocking line is marked `GROUND TRUTH`, as it would be in
+//! a real service: the blocking call sits directly in the task's code. Build with frame pointers and debug info (`cargo xtask demo` does).
+//!
+//! Usage: hud-demo [--seconds N] [--workers N] [--thread-name NAME] [--quiet]
+//! Prints `iterations: N` (healthy request loop iterations) and `per_second: X` at exit, so the
+//! overhead of a profiler can be measured as the drop in throughput.
+
+use std::io::Read;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Shared state the mutex blocker contends on.
+static CACHE: Mutex<u64> = Mutex::new(0);
+/// Healthy request-loop iterations: the demo's throughput.
+static ITERATIONS: AtomicU64 = AtomicU64::new(0);
+
+/// How long `sleepy_handler` sleeps, in ms. Tests check off-CPU durations against it.
+const SLEEP_MS: u64 = 15;
+/// How long the background thread holds the cache lock, in ms.
+const LOCK_HOLD_MS: u64 = 30;
+
+struct Options {
+    seconds: f64,
+    workers: usize,
+    thread_name: Option<String>,
+    quiet: bool,
+}
+
+fn parse_options() -> Options {
+    let mut options = Options { seconds: 3600.0, workers: 2, thread_name: None, quiet: false };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--seconds" => options.seconds = args.next().and_then(|v| v.parse().ok()).expect("--seconds N"),
+            "--workers" => options.workers = args.next().and_then(|v| v.parse().ok()).expect("--workers N"),
+            "--thread-name" => options.thread_name = args.next(),
+            "--quiet" => options.quiet = true,
+            other => {
+                eprintln!("hud-demo: unknown argument {other}");
+                std::process::exit(2);
+            }
+        }
+    }
+    options
+}
+
+fn main() {
+    let options = parse_options();
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.worker_threads(options.workers).enable_all();
+    if let Some(name) = &options.thread_name {
+        builder.thread_name(name.clone());
+    }
+    let runtime = builder.build().expect("tokio runtime");
+    let data_file = prepare_data_file();
+    start_lock_holder();
+    let started = Instant::now();
+    runtime.block_on(serve(Duration::from_secs_f64(options.seconds), data_file.clone()));
+    let elapsed = started.elapsed().as_secs_f64();
+    let iterations = ITERATIONS.load(Ordering::Relaxed);
+    if !options.quiet {
+        println!("iterations: {iterations}");
+        println!("per_second: {:.1}", iterations as f64 / elapsed);
+    }
+    let _ = std::fs::remove_file(&data_file);
+}
+
+async fn serve(run_for: Duration, data_file: std::path::PathBuf) {
+    let deadline = tokio::time::Instant::now() + run_for;
+    let mut tasks = Vec::new();
+    tasks.push(tokio::spawn(every(Duration::from_millis(100), deadline, || cpu_heavy_checksum(20))));
+    tasks.push(tokio::spawn(every(Duration::from_millis(100), deadline, sleepy_handler)));
+    tasks.push(tokio::spawn(every(Duration::from_millis(150), deadline, locked_cache_update)));
+    let file = Arc::new(data_file);
+    tasks.push(tokio::spawn(every(Duration::from_millis(200), deadline, move || {
+        read_data_file(Arc::clone(&file))
+    })));
+    tasks.push(tokio::spawn(every(Duration::from_millis(100), deadline, offloaded_compression)));
+    for _ in 0..8 {
+        tasks.push(tokio::spawn(healthy_requests(deadline)));
+    }
+    for task in tasks {
+        let _ = task.await;
+    }
+}
+
+/// Runs `work` every `period` until `deadline`.
+async fn every<F, Fut>(period: Duration, deadline: tokio::time::Instant, mut work: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut ticker = tokio::time::interval(period);
+    while tokio::time::Instant::now() < deadline {
+        ticker.tick().await;
+        work().await;
+    }
+}
+
+/// Healthy async work: short timers and a little computation. Counts the demo's throughput.
+async fn healthy_requests(deadline: tokio::time::Instant) {
+    let mut x = 1u64;
+    while tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        for i in 0..200u64 {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(i);
+        }
+        std::hint::black_box(x);
+        ITERATIONS.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// BLOCKER (on-CPU): about `millis` ms of hashing inside an async fn.
+async fn cpu_heavy_checksum(millis: u64) {
+    let until = Instant::now() + Duration::from_millis(millis);
+    let mut hash = 0xcbf29ce484222325u64;
+    while Instant::now() < until {
+        for i in 0..10_000u64 {
+            hash = (hash ^ i).wrapping_mul(0x100000001b3); // GROUND TRUTH: cpu_heavy_checksum
+        }
+    }
+    std::hint::black_box(hash);
+}
+
+/// BLOCKER (off-CPU, sleep): a synchronous sleep inside an async fn.
+async fn sleepy_handler() {
+    std::thread::sleep(Duration::from_millis(SLEEP_MS)); // GROUND TRUTH: sleepy_handler
+}
+
+/// BLOCKER (off-CPU, lock): a std::sync::Mutex that a background thread holds for 30 ms.
+async fn locked_cache_update() {
+    let mut guard = CACHE.lock().unwrap(); // GROUND TRUTH: locked_cache_update
+    *guard += 1;
+}
+
+/// BLOCKER (off-CPU, io): a synchronous file read, its page cache dropped first so it hits disk.
+async fn read_data_file(path: Arc<std::path::PathBuf>) {
+    drop_page_cache(&path);
+    let mut buf = Vec::new();
+    let mut file = std::fs::File::open(&*path).expect("data file");
+    file.read_to_end(&mut buf).expect("read data file"); // GROUND TRUTH: read_data_file
+    std::hint::black_box(buf.len());
+}
+
+/// NOT A BLOCKER: CPU work handed to spawn_blocking, where it belongs.
+async fn offloaded_compression() {
+    let _ = tokio::task::spawn_blocking(|| compress_batch(20)).await;
+}
+
+/// Runs on the blocking pool (see `offloaded_compression`).
+#[inline(never)]
+fn compress_batch(millis: u64) -> u64 {
+    let until = Instant::now() + Duration::from_millis(millis);
+    let mut acc = 0u64;
+    while Instant::now() < until {
+        for i in 0..10_000u64 {
+            acc = acc.rotate_left(5) ^ i; // GROUND TRUTH: compress_batch (spawn_blocking)
+        }
+    }
+    std::hint::black_box(acc)
+}
+
+fn drop_page_cache(path: &std::path::Path) {
+    use std::os::fd::AsRawFd;
+    if let Ok(file) = std::fs::File::open(path) {
+        // SAFETY: valid fd; advice only.
+        unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+    }
+}
+
+/// The lock holder: a plain thread that takes the cache lock for 30 ms every 100 ms.
+fn start_lock_holder() {
+    std::thread::Builder::new()
+        .name("cache-janitor".into())
+        .spawn(|| loop {
+            {
+                let _guard = CACHE.lock().unwrap();
+                std::thread::sleep(Duration::from_millis(LOCK_HOLD_MS));
+            }
+            std::thread::sleep(Duration::from_millis(70));
+        })
+        .expect("lock holder thread");
+}
+
+/// An 8 MiB file for the sync-read blocker.
+fn prepare_data_file() -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!("hud-demo-{}.dat", std::process::id()));
+    let data: Vec<u8> = (0..8u32 << 20).map(|i| (i.wrapping_mul(2654435761) >> 24) as u8).collect();
+    std::fs::write(&path, data).expect("write data file");
+    // Flush it to disk so dropping the page cache makes reads real I/O.
+    if let Ok(file) = std::fs::File::open(&path) {
+        let _ = file.sync_all();
+    }
+    path
+}
