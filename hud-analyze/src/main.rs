@@ -8,7 +8,11 @@ use hud_analyze::summary::Summary;
 use hud_format::reader::Capture;
 
 #[derive(Parser)]
-#[command(name = "hud-analyze", version, about = "Analyze hud captures: what blocks the Tokio runtime")]
+#[command(
+    name = "hud-analyze",
+    version,
+    about = "Analyze hud captures: what blocks the Tokio runtime"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -27,16 +31,18 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Info { capture } => match open(&capture).and_then(|c| Summary::of(&c).map_err(|e| (4, e.to_string()))) {
-            Ok(summary) => {
-                print!("{}", summary.render());
-                ExitCode::SUCCESS
+        Command::Info { capture } => {
+            match open(&capture).and_then(|c| Summary::of(&c).map_err(|e| (4, e.to_string()))) {
+                Ok(summary) => {
+                    print!("{}", summary.render());
+                    ExitCode::SUCCESS
+                }
+                Err((code, message)) => {
+                    eprintln!("hud-analyze: {message}");
+                    ExitCode::from(code)
+                }
             }
-            Err((code, message)) => {
-                eprintln!("hud-analyze: {message}");
-                ExitCode::from(code)
-            }
-        },
+        }
     }
 }
 

@@ -63,10 +63,13 @@ impl Summary {
             s.end_ns = s.end_ns.max(c.end_ns.to_native());
             s.stacks += c.stacks.lens.len() as u64;
             for t in c.threads.iter() {
-                let entry = s.threads.entry(t.tid.to_native()).or_insert_with(|| ThreadSummary {
-                    tid: t.tid.to_native(),
-                    ..ThreadSummary::default()
-                });
+                let entry = s
+                    .threads
+                    .entry(t.tid.to_native())
+                    .or_insert_with(|| ThreadSummary {
+                        tid: t.tid.to_native(),
+                        ..ThreadSummary::default()
+                    });
                 if entry.names.last().map(String::as_str) != Some(t.name.as_str()) {
                     entry.names.push(t.name.to_string());
                 }
@@ -75,7 +78,10 @@ impl Summary {
                 }
             }
             fn thread(threads: &mut BTreeMap<u32, ThreadSummary>, tid: u32) -> &mut ThreadSummary {
-                threads.entry(tid).or_insert_with(|| ThreadSummary { tid, ..ThreadSummary::default() })
+                threads.entry(tid).or_insert_with(|| ThreadSummary {
+                    tid,
+                    ..ThreadSummary::default()
+                })
             }
             for tid in c.switches.tid.iter() {
                 thread(&mut s.threads, tid.to_native()).switches += 1;
@@ -100,7 +106,8 @@ impl Summary {
                 ));
             }
             for counter in c.counters.iter() {
-                s.counters.insert(counter.name.to_string(), counter.value.to_native());
+                s.counters
+                    .insert(counter.name.to_string(), counter.value.to_native());
             }
         }
         Ok(s)
@@ -123,7 +130,11 @@ impl Summary {
     pub fn render(&self) -> String {
         let h = &self.header;
         let mut out = String::new();
-        let _ = writeln!(out, "capture   format {}, hud {}", self.version, h.hud_version);
+        let _ = writeln!(
+            out,
+            "capture   format {}, hud {}",
+            self.version, h.hud_version
+        );
         if let Some(notice) = &self.ending {
             let _ = writeln!(out, "notice    {notice}");
         }
@@ -132,7 +143,11 @@ impl Summary {
             "target    pid {} {} ({})",
             h.target.pid,
             h.target.exe_path,
-            if h.target.build_id.is_empty() { "no build-id".to_string() } else { format!("build-id {}", hex(&h.target.build_id)) }
+            if h.target.build_id.is_empty() {
+                "no build-id".to_string()
+            } else {
+                format!("build-id {}", hex(&h.target.build_id))
+            }
         );
         let _ = writeln!(
             out,
@@ -145,7 +160,11 @@ impl Summary {
             self.duration_secs(),
             h.sample_hz,
             h.offcpu_threshold_ns as f64 / 1e6,
-            if h.options.kernel_stacks { " · kernel stacks" } else { "" }
+            if h.options.kernel_stacks {
+                " · kernel stacks"
+            } else {
+                ""
+            }
         );
         let _ = writeln!(
             out,
@@ -154,10 +173,22 @@ impl Summary {
         );
         let lost = self.lost();
         let stack_errors = self.counters.get("user_stack_error").copied().unwrap_or(0);
-        let _ = writeln!(out, "lost      {lost} records · {stack_errors} unreadable user stacks");
-        let _ = writeln!(out, "objects   {} mappings · {} embedded object parts", self.mappings.len(), self.embedded);
+        let _ = writeln!(
+            out,
+            "lost      {lost} records · {stack_errors} unreadable user stacks"
+        );
+        let _ = writeln!(
+            out,
+            "objects   {} mappings · {} embedded object parts",
+            self.mappings.len(),
+            self.embedded
+        );
         let _ = writeln!(out, "\nthreads ({}):", self.threads.len());
-        let _ = writeln!(out, "  {:>8}  {:<24} {:>9} {:>8} {:>8} {:>12}", "tid", "name", "switches", "samples", "off-cpu", "off-cpu ms");
+        let _ = writeln!(
+            out,
+            "  {:>8}  {:<24} {:>9} {:>8} {:>8} {:>12}",
+            "tid", "name", "switches", "samples", "off-cpu", "off-cpu ms"
+        );
         for t in self.threads.values() {
             let _ = writeln!(
                 out,

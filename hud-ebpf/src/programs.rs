@@ -9,16 +9,19 @@
 //! - `hud_cpu_sample` (perf_event cpu-clock, one per CPU): a sample with the user stack.
 
 use aya_ebpf::{
-    EbpfContext, Global,
     bindings::BPF_F_USER_STACK,
-    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_smp_processor_id, bpf_get_stack, bpf_ktime_get_ns},
+    helpers::{
+        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_smp_processor_id, bpf_get_stack,
+        bpf_ktime_get_ns,
+    },
     macros::{map, perf_event, tracepoint},
     maps::{HashMap, PerCpuArray, RingBuf},
     programs::{PerfEventContext, TracePointContext},
+    EbpfContext, Global,
 };
 use hud_format::wire::{
-    Counter, FLAG_SWITCH_IN, MAX_KERNEL_FRAMES, MAX_USER_FRAMES, RecordHeader, StackRecord,
-    SwitchRecord, ThreadRecord, kind,
+    kind, Counter, RecordHeader, StackRecord, SwitchRecord, ThreadRecord, FLAG_SWITCH_IN,
+    MAX_KERNEL_FRAMES, MAX_USER_FRAMES, STATE_PREEMPTED,
 };
 
 #[unsafe(no_mangle)]
@@ -39,6 +42,8 @@ static OFF_FORK_CHILD_PID: Global<u32> = Global::new(20);
 static OFF_RENAME_PID: Global<u32> = Global::new(8);
 #[unsafe(no_mangle)]
 static OFF_RENAME_NEWCOMM: Global<u32> = Global::new(28);
+#[unsafe(no_mangle)]
+static OFF_WAKEUP_PID: Global<u32> = Global::new(24);
 
 /// Ring-buffer flag: don't wake the reader per record; hud-record drains on a short timer, which
 /// costs far less than a wakeup per context switch.
@@ -151,9 +156,12 @@ pub fn hud_sched_switch(ctx: TracePointContext) -> u32 {
     // SAFETY: offsets come from the tracepoint's format file; reads are checked helpers.
     let (prev_pid, prev_state, next_pid) = unsafe {
         (
-            ctx.read_at::<u32>(OFF_SWITCH_PREV_PID.load() as usize).unwrap_or(0),
-            ctx.read_at::<i64>(OFF_SWITCH_PREV_STATE.load() as usize).unwrap_or(0),
-            ctx.read_at::<u32>(OFF_SWITCH_NEXT_PID.load() as usize).unwrap_or(0),
+            ctx.read_at::<u32>(OFF_SWITCH_PREV_PID.load() as usize)
+                .unwrap_or(0),
+            ctx.read_at::<i64>(OFF_SWITCH_PREV_STATE.load() as usize)
+                .unwrap_or(0),
+            ctx.read_at::<u32>(OFF_SWITCH_NEXT_PID.load() as usize)
+                .unwrap_or(0),
         )
     };
     if current_tgid == target && prev_pid != 0 {
@@ -186,6 +194,8 @@ fn park_stack(ctx: &TracePointContext, tid: u32, ts: u64, state: u32) {
     unsafe {
         (*rec).header.ts_ns = ts;
         (*rec).state = state;
+        // Holds the wakeup time until switch-in (see `hud_sched_wakeup`).
+        (*rec).runnable_ns = 0;
     }
     fill_stacks(ctx, rec);
 }
@@ -193,7 +203,9 @@ fn park_stack(ctx: &TracePointContext, tid: u32, ts: u64, state: u32) {
 /// At switch-in: if the thread was away at least the threshold, send the parked record.
 #[inline(always)]
 fn finish_off_cpu(tid: u32, ts: u64, cpu: u16) {
-    let Some(rec) = OFFCPU_PENDING.get_ptr_mut(tid) else { return };
+    let Some(rec) = OFFCPU_PENDING.get_ptr_mut(tid) else {
+        return;
+    };
     // SAFETY: as in `park_stack`.
     unsafe {
         let left = (*rec).header.ts_ns;
@@ -211,6 +223,15 @@ fn finish_off_cpu(tid: u32, ts: u64, cpu: u16) {
         (*rec).header.tid = tid;
         (*rec).header.ts_ns = ts;
         (*rec).duration_ns = duration;
+        let woke = (*rec).runnable_ns;
+        (*rec).runnable_ns = if woke > left && woke <= ts {
+            ts - woke
+        } else if (*rec).state == 0 || (*rec).state & STATE_PREEMPTED != 0 {
+            // Preempted: runnable all along, never woken.
+            duration
+        } else {
+            0
+        };
         let sent = EVENTS.output::<StackRecord>(&*rec, NO_WAKEUP);
         (*rec).header.ts_ns = 0;
         (*rec).duration_ns = 0;
@@ -220,9 +241,36 @@ fn finish_off_cpu(tid: u32, ts: u64, cpu: u16) {
     }
 }
 
+/// A target thread became runnable: note when, to split its off-CPU time into blocked and
+/// waiting-for-a-CPU (scheduling pressure).
+#[tracepoint]
+pub fn hud_sched_wakeup(ctx: TracePointContext) -> u32 {
+    // SAFETY: offset from the format file.
+    let tid = unsafe { ctx.read_at::<u32>(OFF_WAKEUP_PID.load() as usize) }.unwrap_or(0);
+    if tid == 0 {
+        return 0;
+    }
+    let Some(rec) = OFFCPU_PENDING.get_ptr_mut(tid) else {
+        return 0;
+    };
+    // SAFETY: map value of that thread; a racing switch-in at worst loses this wakeup time.
+    unsafe {
+        if (*rec).header.ts_ns != 0 && (*rec).runnable_ns == 0 {
+            (*rec).runnable_ns = now();
+        }
+    }
+    0
+}
+
 fn emit_thread(kind: u8, tid: u32, parent: u32, comm: [u8; 16]) {
     let rec = ThreadRecord {
-        header: RecordHeader { kind, flags: 0, cpu: cpu(), tid, ts_ns: now() },
+        header: RecordHeader {
+            kind,
+            flags: 0,
+            cpu: cpu(),
+            tid,
+            ts_ns: now(),
+        },
         parent_tid: parent,
         _pad: 0,
         comm,
@@ -275,7 +323,8 @@ pub fn hud_task_rename(ctx: TracePointContext) -> u32 {
     if tid == 0 || !is_target_tid(tid) {
         return 0;
     }
-    let comm = unsafe { ctx.read_at::<[u8; 16]>(OFF_RENAME_NEWCOMM.load() as usize) }.unwrap_or([0; 16]);
+    let comm =
+        unsafe { ctx.read_at::<[u8; 16]>(OFF_RENAME_NEWCOMM.load() as usize) }.unwrap_or([0; 16]);
     emit_thread(kind::THREAD_RENAME, tid, 0, comm);
     0
 }
@@ -302,7 +351,7 @@ pub fn hud_cpu_sample(ctx: PerfEventContext) -> u32 {
         };
         (*rec).duration_ns = 0;
         (*rec).state = 0;
-        (*rec)._pad = 0;
+        (*rec).runnable_ns = 0;
     }
     fill_stacks(&ctx, rec);
     entry.submit(NO_WAKEUP);

@@ -8,18 +8,35 @@ use hud_format::synth::{write_mix, Mix};
 use hud_format::writer::WriterOptions;
 
 fn only(switches: usize, samples: usize, off_cpu: usize) -> Mix {
-    Mix { switches, samples, off_cpu, ..Mix::benchmark() }
+    Mix {
+        switches,
+        samples,
+        off_cpu,
+        ..Mix::benchmark()
+    }
 }
 
 /// Bytes per event of each kind, from captures holding only that kind (header and index excluded).
 fn size_report() {
-    let base = write_mix(Vec::new(), &only(0, 0, 0), WriterOptions::default()).unwrap().len();
+    let base = write_mix(Vec::new(), &only(0, 0, 0), WriterOptions::default())
+        .unwrap()
+        .len();
     for (name, mix, n) in [
         ("switch", only(1_000_000, 0, 0), 1_000_000),
-        ("sample (500 unique 20-frame stacks)", only(0, 100_000, 0), 100_000),
-        ("off-cpu (500 unique 20-frame stacks)", only(0, 0, 100_000), 100_000),
+        (
+            "sample (500 unique 20-frame stacks)",
+            only(0, 100_000, 0),
+            100_000,
+        ),
+        (
+            "off-cpu (500 unique 20-frame stacks)",
+            only(0, 0, 100_000),
+            100_000,
+        ),
     ] {
-        let len = write_mix(Vec::new(), &mix, WriterOptions::default()).unwrap().len();
+        let len = write_mix(Vec::new(), &mix, WriterOptions::default())
+            .unwrap()
+            .len();
         eprintln!("bytes per {name}: {:.2}", (len - base) as f64 / n as f64);
     }
     let full = write_mix(Vec::new(), &Mix::benchmark(), WriterOptions::default()).unwrap();
@@ -44,14 +61,20 @@ fn bench(c: &mut Criterion) {
     group.throughput(Throughput::Elements(events));
     group.sample_size(10);
     for threads in [1, 2] {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
         group.bench_function(format!("{threads}_threads"), |b| {
             b.iter(|| {
                 pool.install(|| {
                     let capture = Capture::from_bytes(bytes.clone()).unwrap();
                     let chunks = capture.chunks().unwrap();
                     // Touch every timestamp so the delta columns are decoded too.
-                    chunks.iter().map(|c| c.get().switches.ts.iter().count()).sum::<usize>()
+                    chunks
+                        .iter()
+                        .map(|c| c.get().switches.ts.iter().count())
+                        .sum::<usize>()
                 })
             })
         });

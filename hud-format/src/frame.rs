@@ -166,7 +166,8 @@ impl FrameHeader {
             1 => Codec::Zstd,
             other => return Err(corrupt(format!("unknown codec {other}"))),
         };
-        let u32_at = |i: usize| u32::from_le_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
+        let u32_at =
+            |i: usize| u32::from_le_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
         let header = Self {
             kind,
             codec,
@@ -204,12 +205,24 @@ mod tests {
     fn preamble_versions() {
         assert_eq!(
             decode_preamble(&encode_preamble()).unwrap(),
-            Version { major: FORMAT_MAJOR, minor: FORMAT_MINOR }
+            Version {
+                major: FORMAT_MAJOR,
+                minor: FORMAT_MINOR
+            }
         );
         let mut newer = encode_preamble();
         newer[8..10].copy_from_slice(&(FORMAT_MAJOR + 1).to_le_bytes());
-        assert!(matches!(decode_preamble(&newer), Err(Error::NewerVersion { .. })));
-        assert!(matches!(decode_preamble(b"HUD"), Err(Error::TooShort { .. })));
-        assert!(matches!(decode_preamble(b"PERFILE2xxxxxxxxxx"), Err(Error::NotACapture { .. })));
+        assert!(matches!(
+            decode_preamble(&newer),
+            Err(Error::NewerVersion { .. })
+        ));
+        assert!(matches!(
+            decode_preamble(b"HUD"),
+            Err(Error::TooShort { .. })
+        ));
+        assert!(matches!(
+            decode_preamble(b"PERFILE2xxxxxxxxxx"),
+            Err(Error::NotACapture { .. })
+        ));
     }
 }

@@ -106,7 +106,8 @@ impl Capture {
     /// Maps the file at `path` and reads its structure.
     pub fn open(path: &Path) -> Result<Self, Error> {
         let shown = path.display();
-        let file = std::fs::File::open(path).map_err(|e| Error::io(format!("opening {shown}"), e))?;
+        let file =
+            std::fs::File::open(path).map_err(|e| Error::io(format!("opening {shown}"), e))?;
         let len = file
             .metadata()
             .map_err(|e| Error::io(format!("reading {shown}"), e))?
@@ -145,14 +146,20 @@ impl Capture {
         let payload = decode_payload(&source, first)?;
         let archived = rkyv::access::<crate::types::ArchivedHeader, rancor::Error>(&payload)
             .map_err(|e| invalid(first.offset, e))?;
-        let header: Header =
-            rkyv::deserialize::<Header, rancor::Error>(archived).map_err(|e| invalid(first.offset, e))?;
+        let header: Header = rkyv::deserialize::<Header, rancor::Error>(archived)
+            .map_err(|e| invalid(first.offset, e))?;
         let mut index = None;
-        if let Some(last) = frames.last().copied().filter(|f| f.header.kind == FrameKind::Index) {
+        if let Some(last) = frames
+            .last()
+            .copied()
+            .filter(|f| f.header.kind == FrameKind::Index)
+        {
             index = decode_index(&source, &last);
             if index.is_none() {
                 // A damaged index only costs speed: read the frames before it as an unclosed capture.
-                ending = Ending::Truncated { offset: last.offset };
+                ending = Ending::Truncated {
+                    offset: last.offset,
+                };
                 frames.pop();
             }
         } else if ending == Ending::Clean {
@@ -247,7 +254,10 @@ fn assemble_objects(parts: Vec<(u64, ObjectPart)>) -> Result<Vec<EmbeddedObject>
     use std::collections::BTreeMap;
     let mut by_id: BTreeMap<u32, Vec<(u64, ObjectPart)>> = BTreeMap::new();
     for (offset, part) in parts {
-        by_id.entry(part.object_id).or_default().push((offset, part));
+        by_id
+            .entry(part.object_id)
+            .or_default()
+            .push((offset, part));
     }
     let mut objects = Vec::new();
     for (_, mut parts) in by_id {
@@ -321,17 +331,27 @@ impl ChunkData {
 fn check_columns(c: &ArchivedChunk) -> Result<(), String> {
     let s = &c.switches;
     let n = s.tid.len();
-    if [s.cpu.len(), s.on_cpu.len(), s.prev_state.len(), delta_count(&s.ts.deltas)]
-        .iter()
-        .any(|&l| l != n)
+    if [
+        s.cpu.len(),
+        s.on_cpu.len(),
+        s.prev_state.len(),
+        delta_count(&s.ts.deltas),
+    ]
+    .iter()
+    .any(|&l| l != n)
     {
         return Err("switch columns have different lengths".into());
     }
     let s = &c.samples;
     let n = s.tid.len();
-    if [s.cpu.len(), s.user_stack.len(), s.kernel_stack.len(), delta_count(&s.ts.deltas)]
-        .iter()
-        .any(|&l| l != n)
+    if [
+        s.cpu.len(),
+        s.user_stack.len(),
+        s.kernel_stack.len(),
+        delta_count(&s.ts.deltas),
+    ]
+    .iter()
+    .any(|&l| l != n)
     {
         return Err("sample columns have different lengths".into());
     }
@@ -340,6 +360,7 @@ fn check_columns(c: &ArchivedChunk) -> Result<(), String> {
     if [
         o.cpu.len(),
         o.duration_ns.len(),
+        o.runnable_ns.len(),
         o.state.len(),
         o.user_stack.len(),
         o.kernel_stack.len(),
@@ -376,7 +397,8 @@ fn scan_frames(data: &[u8]) -> Result<(Vec<FrameRef>, Ending), Error> {
         if rest.len() < FRAME_HEADER_LEN || looks_like_unwritten_tail(rest) {
             return Ok((frames, Ending::Truncated { offset: pos as u64 }));
         }
-        let head: &[u8; FRAME_HEADER_LEN] = rest[..FRAME_HEADER_LEN].try_into().expect("length checked");
+        let head: &[u8; FRAME_HEADER_LEN] =
+            rest[..FRAME_HEADER_LEN].try_into().expect("length checked");
         let header = FrameHeader::decode(head, pos as u64)?;
         let frame_len = FRAME_HEADER_LEN + header.stored_len as usize;
         if rest.len() < frame_len {
@@ -502,7 +524,9 @@ impl<R: Read> FrameStream<R> {
             return Ok(None);
         }
         if n < FRAME_HEADER_LEN {
-            self.ending = Some(Ending::Truncated { offset: self.offset });
+            self.ending = Some(Ending::Truncated {
+                offset: self.offset,
+            });
             return Ok(None);
         }
         let header = FrameHeader::decode(&head, self.offset)?;
@@ -510,7 +534,9 @@ impl<R: Read> FrameStream<R> {
         let mut stored = vec![0u8; header.stored_len as usize];
         let n = read_full(&mut self.reader, &mut stored)?;
         if n < stored.len() {
-            self.ending = Some(Ending::Truncated { offset: self.offset });
+            self.ending = Some(Ending::Truncated {
+                offset: self.offset,
+            });
             return Ok(None);
         }
         let payload = decode_stored(&stored, &header, self.offset)?;

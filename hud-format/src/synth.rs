@@ -99,11 +99,7 @@ pub fn stack_pool(rng: &mut Rng, count: usize, depth: usize) -> Vec<Vec<u64>> {
 }
 
 /// Writes `mix` as a capture into `out`, interleaving the kinds in time order.
-pub fn write_mix<W: std::io::Write>(
-    out: W,
-    mix: &Mix,
-    options: WriterOptions,
-) -> Result<W, Error> {
+pub fn write_mix<W: std::io::Write>(out: W, mix: &Mix, options: WriterOptions) -> Result<W, Error> {
     let mut rng = Rng::new(mix.seed);
     let start = 1_000_000_000;
     let mut w = CaptureWriter::new(out, &header(start), options)?;
@@ -154,7 +150,7 @@ pub fn write_mix<W: std::io::Write>(
         } else {
             let stack = &pool[rng.below(pool.len() as u64) as usize];
             let duration = 1_000_000 + rng.exp(5_000_000);
-            w.push_off_cpu(ts, tid, cpu, duration, 1, stack, &[])?;
+            w.push_off_cpu(ts, tid, cpu, duration, rng.exp(50_000), 1, stack, &[])?;
             off += 1;
         }
         w.set_now(ts);

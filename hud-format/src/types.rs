@@ -139,6 +139,9 @@ pub struct OffCpu {
     pub tid: Vec<u32>,
     pub cpu: Vec<u16>,
     pub duration_ns: Vec<u64>,
+    /// Of `duration_ns`, the time spent runnable but waiting for a CPU (wakeup to switch-in).
+    /// `duration_ns - runnable_ns` is the time the thread was really blocked.
+    pub runnable_ns: Vec<u64>,
     /// State at switch-out (1 sleeping, 2 uninterruptible, ...).
     pub state: Vec<u16>,
     /// Stack at switch-out: what the thread was doing when it left.

@@ -72,7 +72,10 @@ pub struct StackRecord {
     /// Valid frames in `kernel`; 0 unless kernel stacks were asked for.
     pub kernel_len: u16,
     pub user: [u64; MAX_USER_FRAMES],
-    pub _pad: u64,
+    /// Off-CPU only: of `duration_ns`, the time spent runnable, waiting for a CPU (wakeup to
+    /// switch-in; all of it when preempted). The rest was blocked. While the thread is off CPU the
+    /// kernel keeps its wakeup time here.
+    pub runnable_ns: u64,
     pub kernel: [u64; MAX_KERNEL_FRAMES],
 }
 
@@ -163,6 +166,7 @@ pub mod names {
     pub const PROG_FORK: &str = "hud_sched_fork";
     pub const PROG_EXIT: &str = "hud_sched_exit";
     pub const PROG_RENAME: &str = "hud_task_rename";
+    pub const PROG_WAKEUP: &str = "hud_sched_wakeup";
     pub const PROG_SAMPLE: &str = "hud_cpu_sample";
     /// Per-thread pending off-CPU stacks, keyed by tid.
     pub const OFFCPU_PENDING: &str = "OFFCPU_PENDING";
@@ -172,13 +176,14 @@ pub mod names {
 /// each tracepoint's tracefs `format` file and sets these globals; the defaults are Linux 6.18's.
 pub mod offsets {
     /// (global name, tracepoint, field, default offset)
-    pub const FIELDS: [(&str, &str, &str, u32); 6] = [
+    pub const FIELDS: [(&str, &str, &str, u32); 7] = [
         (SWITCH_PREV_PID, "sched/sched_switch", "prev_pid", 24),
         (SWITCH_PREV_STATE, "sched/sched_switch", "prev_state", 32),
         (SWITCH_NEXT_PID, "sched/sched_switch", "next_pid", 56),
         (FORK_CHILD_PID, "sched/sched_process_fork", "child_pid", 20),
         (RENAME_PID, "task/task_rename", "pid", 8),
         (RENAME_NEWCOMM, "task/task_rename", "newcomm", 28),
+        (WAKEUP_PID, "sched/sched_wakeup", "pid", 24),
     ];
     pub const SWITCH_PREV_PID: &str = "OFF_SWITCH_PREV_PID";
     pub const SWITCH_PREV_STATE: &str = "OFF_SWITCH_PREV_STATE";
@@ -187,6 +192,7 @@ pub mod offsets {
     pub const RENAME_PID: &str = "OFF_RENAME_PID";
     /// `task_rename`'s `newcomm` (char[16]).
     pub const RENAME_NEWCOMM: &str = "OFF_RENAME_NEWCOMM";
+    pub const WAKEUP_PID: &str = "OFF_WAKEUP_PID";
 }
 
 const _: () = {

@@ -195,6 +195,7 @@ impl<W: Write> CaptureWriter<W> {
         tid: u32,
         cpu: u16,
         duration_ns: u64,
+        runnable_ns: u64,
         state: u32,
         user: &[u64],
         kernel: &[u64],
@@ -206,6 +207,7 @@ impl<W: Write> CaptureWriter<W> {
         o.tid.push(tid);
         o.cpu.push(cpu);
         o.duration_ns.push(duration_ns);
+        o.runnable_ns.push(runnable_ns.min(duration_ns));
         o.state.push(state.min(u16::MAX as u32) as u16);
         o.user_stack.push(user);
         o.kernel_stack.push(kernel);
@@ -404,6 +406,7 @@ fn clear_chunk(chunk: &mut Chunk) {
     off_cpu.tid.clear();
     off_cpu.cpu.clear();
     off_cpu.duration_ns.clear();
+    off_cpu.runnable_ns.clear();
     off_cpu.state.clear();
     off_cpu.user_stack.clear();
     off_cpu.kernel_stack.clear();

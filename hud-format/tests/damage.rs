@@ -20,7 +20,10 @@ fn small_capture() -> Vec<u8> {
         seed: 3,
     };
     // Small chunks, so a cut falls between frames as well as inside them.
-    let options = WriterOptions { max_chunk_events: 40, ..WriterOptions::default() };
+    let options = WriterOptions {
+        max_chunk_events: 40,
+        ..WriterOptions::default()
+    };
     write_mix(Vec::new(), &mix, options).unwrap()
 }
 
@@ -51,11 +54,17 @@ fn a_capture_cut_at_any_byte_reads_its_prefix() {
                 let events = decode_chunks(&capture.chunks().unwrap());
                 assert!(is_prefix(&events, &whole_events), "cut {cut}: not a prefix");
                 let count = events.switches.len() + events.samples.len() + events.off_cpu.len();
-                assert!(count >= last_count, "cut {cut}: fewer events than a shorter cut");
+                assert!(
+                    count >= last_count,
+                    "cut {cut}: fewer events than a shorter cut"
+                );
                 last_count = count;
             }
             Err(Error::TooShort { .. }) | Err(Error::MissingHeader) => {
-                assert!(cut < header_end, "cut {cut}: header lost after it was whole")
+                assert!(
+                    cut < header_end,
+                    "cut {cut}: header lost after it was whole"
+                )
             }
             Err(e) => panic!("cut {cut}: unexpected error {e}"),
         }
@@ -78,8 +87,14 @@ fn zero_filled_tail_is_a_cut_not_corruption() {
         let mut bytes = whole[..cut].to_vec();
         bytes.extend(std::iter::repeat_n(0u8, 4096));
         let capture = Capture::from_bytes(bytes).unwrap();
-        assert!(matches!(capture.ending(), Ending::Truncated { .. }), "cut {cut}");
-        assert_eq!(decode_chunks(&capture.chunks().unwrap()).switches.len(), 300);
+        assert!(
+            matches!(capture.ending(), Ending::Truncated { .. }),
+            "cut {cut}"
+        );
+        assert_eq!(
+            decode_chunks(&capture.chunks().unwrap()).switches.len(),
+            300
+        );
     }
     // Zeros after a clean close are ignored.
     let mut bytes = whole.clone();
@@ -100,12 +115,17 @@ fn flipped_bits_give_an_error_or_a_prefix() {
             let bit = rng.below(damaged.len() as u64 * 8) as usize;
             damaged[bit / 8] ^= 1 << (bit % 8);
         }
-        let Ok(capture) = Capture::from_bytes(damaged.clone()) else { continue };
+        let Ok(capture) = Capture::from_bytes(damaged.clone()) else {
+            continue;
+        };
         match capture.chunks() {
             Ok(chunks) => {
                 let events = decode_chunks(&chunks);
                 // CRC32 catches any 1-4 bit flip in a frame; what reads must be what was written.
-                assert!(is_prefix(&events, &whole_events), "round {round}: altered events read back");
+                assert!(
+                    is_prefix(&events, &whole_events),
+                    "round {round}: altered events read back"
+                );
             }
             Err(Error::CorruptFrame { .. }) => {}
             Err(e) => panic!("round {round}: unexpected error {e}"),
@@ -119,8 +139,12 @@ fn flipped_bits_give_an_error_or_a_prefix() {
 
 #[test]
 fn errors_say_what_is_wrong() {
-    let not_ours = Capture::from_bytes(b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0".to_vec()).unwrap_err();
-    assert!(not_ours.to_string().contains("not a hud capture"), "{not_ours}");
+    let not_ours =
+        Capture::from_bytes(b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0".to_vec()).unwrap_err();
+    assert!(
+        not_ours.to_string().contains("not a hud capture"),
+        "{not_ours}"
+    );
 
     let mut newer = small_capture();
     newer[8] = 9;
@@ -136,7 +160,10 @@ fn errors_say_what_is_wrong() {
     assert!(err.to_string().contains("corrupt at byte"), "{err}");
 
     let missing = Capture::open(std::path::Path::new("/nonexistent/x.hud")).unwrap_err();
-    assert!(missing.to_string().contains("/nonexistent/x.hud"), "{missing}");
+    assert!(
+        missing.to_string().contains("/nonexistent/x.hud"),
+        "{missing}"
+    );
 }
 
 #[test]

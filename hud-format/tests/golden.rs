@@ -27,7 +27,10 @@ fn expected_header() -> Header {
         arch: "x86_64".into(),
         page_size: 4096,
         cpu_count: 2,
-        clock: ClockOffsets { monotonic_ns: 1_000_000_000, realtime_ns: 1_795_000_000_000_000_000 },
+        clock: ClockOffsets {
+            monotonic_ns: 1_000_000_000,
+            realtime_ns: 1_795_000_000_000_000_000,
+        },
         boot_id: "0f0e0d0c-0b0a-0908-0706-050403020100".into(),
         start_ns: 1_000_000_000,
         sample_hz: 99,
@@ -63,24 +66,57 @@ const USER: [u64; 3] = [0x5555_0000_1234, 0x5555_0000_2000, 0x5555_0000_3000];
 const KERNEL: [u64; 2] = [0xffff_ffff_8100_0000, 0xffff_ffff_8100_0100];
 
 fn write_golden() -> Vec<u8> {
-    let mut w = CaptureWriter::new(Vec::new(), &expected_header(), WriterOptions::default()).unwrap();
+    let mut w =
+        CaptureWriter::new(Vec::new(), &expected_header(), WriterOptions::default()).unwrap();
     w.push_mapping(mapping()).unwrap();
-    w.push_thread(ThreadEvent { ts_ns: 1_000_000_000, tid: 4242, kind: ThreadEventKind::New, name: "hud-demo".into() }).unwrap();
+    w.push_thread(ThreadEvent {
+        ts_ns: 1_000_000_000,
+        tid: 4242,
+        kind: ThreadEventKind::New,
+        name: "hud-demo".into(),
+    })
+    .unwrap();
     w.push_switch(1_000_001_000, 4242, 0, false, 1).unwrap();
     w.push_switch(1_000_900_000, 4242, 1, true, 0).unwrap();
-    w.push_sample(1_001_000_000, 4242, 1, &USER, &KERNEL).unwrap();
+    w.push_sample(1_001_000_000, 4242, 1, &USER, &KERNEL)
+        .unwrap();
     w.set_counter("lost_switch", 0);
     w.flush_chunk().unwrap();
-    w.push_thread(ThreadEvent { ts_ns: 1_002_000_000, tid: 4243, kind: ThreadEventKind::New, name: "tokio-runtime-w".into() }).unwrap();
-    w.push_thread(ThreadEvent { ts_ns: 1_002_500_000, tid: 4243, kind: ThreadEventKind::Renamed, name: "worker-0".into() }).unwrap();
+    w.push_thread(ThreadEvent {
+        ts_ns: 1_002_000_000,
+        tid: 4243,
+        kind: ThreadEventKind::New,
+        name: "tokio-runtime-w".into(),
+    })
+    .unwrap();
+    w.push_thread(ThreadEvent {
+        ts_ns: 1_002_500_000,
+        tid: 4243,
+        kind: ThreadEventKind::Renamed,
+        name: "worker-0".into(),
+    })
+    .unwrap();
     w.push_switch(1_003_000_000, 4243, 0, false, 0x100).unwrap();
-    w.push_off_cpu(1_013_000_000, 4243, 1, 10_000_000, 1, &USER, &[]).unwrap();
-    w.push_sample(1_014_000_000, 4243, 0, &USER, &KERNEL).unwrap();
-    w.push_thread(ThreadEvent { ts_ns: 1_015_000_000, tid: 4243, kind: ThreadEventKind::Exited, name: "worker-0".into() }).unwrap();
+    w.push_off_cpu(1_013_000_000, 4243, 1, 10_000_000, 250_000, 1, &USER, &[])
+        .unwrap();
+    w.push_sample(1_014_000_000, 4243, 0, &USER, &KERNEL)
+        .unwrap();
+    w.push_thread(ThreadEvent {
+        ts_ns: 1_015_000_000,
+        tid: 4243,
+        kind: ThreadEventKind::Exited,
+        name: "worker-0".into(),
+    })
+    .unwrap();
     w.set_counter("lost_switch", 2);
     w.set_counter("user_stack_error", 1);
     w.set_now(1_020_000_000);
-    w.embed_object("/opt/demo/hud-demo", &(0u8..20).collect::<Vec<_>>(), b"\x7fELF golden object").unwrap();
+    w.embed_object(
+        "/opt/demo/hud-demo",
+        &(0u8..20).collect::<Vec<_>>(),
+        b"\x7fELF golden object",
+    )
+    .unwrap();
     w.finish().unwrap()
 }
 
@@ -99,16 +135,46 @@ fn golden_v1_0_reads_back_exactly() {
     assert_eq!(
         d.switches,
         vec![
-            Event::Switch { ts: 1_000_001_000, tid: 4242, cpu: 0, on_cpu: false, state: 1 },
-            Event::Switch { ts: 1_000_900_000, tid: 4242, cpu: 1, on_cpu: true, state: 0 },
-            Event::Switch { ts: 1_003_000_000, tid: 4243, cpu: 0, on_cpu: false, state: 0x100 },
+            Event::Switch {
+                ts: 1_000_001_000,
+                tid: 4242,
+                cpu: 0,
+                on_cpu: false,
+                state: 1
+            },
+            Event::Switch {
+                ts: 1_000_900_000,
+                tid: 4242,
+                cpu: 1,
+                on_cpu: true,
+                state: 0
+            },
+            Event::Switch {
+                ts: 1_003_000_000,
+                tid: 4243,
+                cpu: 0,
+                on_cpu: false,
+                state: 0x100
+            },
         ]
     );
     assert_eq!(
         d.samples,
         vec![
-            Event::Sample { ts: 1_001_000_000, tid: 4242, cpu: 1, user: USER.to_vec(), kernel: KERNEL.to_vec() },
-            Event::Sample { ts: 1_014_000_000, tid: 4243, cpu: 0, user: USER.to_vec(), kernel: KERNEL.to_vec() },
+            Event::Sample {
+                ts: 1_001_000_000,
+                tid: 4242,
+                cpu: 1,
+                user: USER.to_vec(),
+                kernel: KERNEL.to_vec()
+            },
+            Event::Sample {
+                ts: 1_014_000_000,
+                tid: 4243,
+                cpu: 0,
+                user: USER.to_vec(),
+                kernel: KERNEL.to_vec()
+            },
         ]
     );
     assert_eq!(
@@ -118,12 +184,17 @@ fn golden_v1_0_reads_back_exactly() {
             tid: 4243,
             cpu: 1,
             duration: 10_000_000,
+            runnable: 250_000,
             state: 1,
             user: USER.to_vec(),
             kernel: vec![]
         }]
     );
-    let threads: Vec<_> = d.threads.iter().map(|t| (t.tid, t.kind, t.name.as_str())).collect();
+    let threads: Vec<_> = d
+        .threads
+        .iter()
+        .map(|t| (t.tid, t.kind, t.name.as_str()))
+        .collect();
     assert_eq!(
         threads,
         vec![
@@ -135,14 +206,25 @@ fn golden_v1_0_reads_back_exactly() {
     );
     assert_eq!(
         d.counters,
-        vec![("lost_switch".into(), 0), ("lost_switch".into(), 2), ("user_stack_error".into(), 1)]
+        vec![
+            ("lost_switch".into(), 0),
+            ("lost_switch".into(), 2),
+            ("user_stack_error".into(), 1)
+        ]
     );
     let objects = capture.objects().unwrap();
     assert_eq!(objects.len(), 1);
     assert_eq!(objects[0].bytes, b"\x7fELF golden object");
     let index = capture.index().unwrap();
     assert_eq!(index.end_ns, 1_020_000_000);
-    assert_eq!((index.totals.switches, index.totals.samples, index.totals.off_cpu), (3, 2, 1));
+    assert_eq!(
+        (
+            index.totals.switches,
+            index.totals.samples,
+            index.totals.off_cpu
+        ),
+        (3, 2, 1)
+    );
     assert_eq!(index.totals.stacks, 2);
     assert_eq!(index.totals.chunks, 2);
 }

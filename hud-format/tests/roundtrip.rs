@@ -19,21 +19,51 @@ fn stack() -> impl Strategy<Value = Vec<u64>> {
 fn event() -> impl Strategy<Value = Event> {
     let ts = 0u64..u64::MAX / 2;
     prop_oneof![
-        (ts.clone(), any::<u32>(), any::<u16>(), any::<bool>(), any::<u16>())
-            .prop_map(|(ts, tid, cpu, on_cpu, state)| Event::Switch { ts, tid, cpu, on_cpu, state }),
-        (ts.clone(), any::<u32>(), any::<u16>(), stack(), stack())
-            .prop_map(|(ts, tid, cpu, user, kernel)| Event::Sample { ts, tid, cpu, user, kernel }),
-        (ts, any::<u32>(), any::<u16>(), any::<u64>(), any::<u16>(), stack(), stack()).prop_map(
-            |(ts, tid, cpu, duration, state, user, kernel)| Event::OffCpu {
+        (
+            ts.clone(),
+            any::<u32>(),
+            any::<u16>(),
+            any::<bool>(),
+            any::<u16>()
+        )
+            .prop_map(|(ts, tid, cpu, on_cpu, state)| Event::Switch {
                 ts,
                 tid,
                 cpu,
-                duration,
-                state,
+                on_cpu,
+                state
+            }),
+        (ts.clone(), any::<u32>(), any::<u16>(), stack(), stack()).prop_map(
+            |(ts, tid, cpu, user, kernel)| Event::Sample {
+                ts,
+                tid,
+                cpu,
                 user,
                 kernel
             }
         ),
+        (
+            ts,
+            any::<u32>(),
+            any::<u16>(),
+            any::<u64>(),
+            any::<u64>(),
+            any::<u16>(),
+            stack(),
+            stack()
+        )
+            .prop_map(|(ts, tid, cpu, duration, runnable, state, user, kernel)| {
+                Event::OffCpu {
+                    ts,
+                    tid,
+                    cpu,
+                    duration,
+                    runnable: runnable.min(duration),
+                    state,
+                    user,
+                    kernel,
+                }
+            }),
     ]
 }
 
@@ -49,33 +79,71 @@ fn header() -> impl Strategy<Value = Header> {
         prop::collection::vec(any::<u8>(), 0..21),
         any::<bool>(),
     )
-        .prop_map(|(host, exe, cpus, start, threshold, pid, cmdline, build_id, kstacks)| {
-            let mut h = Header {
-                host_name: host,
-                cpu_count: cpus,
-                start_ns: start,
-                offcpu_threshold_ns: threshold,
-                target: Target { pid, exe_path: exe, cmdline, build_id },
-                ..Header::default()
-            };
-            h.options.kernel_stacks = kstacks;
-            h
-        })
+        .prop_map(
+            |(host, exe, cpus, start, threshold, pid, cmdline, build_id, kstacks)| {
+                let mut h = Header {
+                    host_name: host,
+                    cpu_count: cpus,
+                    start_ns: start,
+                    offcpu_threshold_ns: threshold,
+                    target: Target {
+                        pid,
+                        exe_path: exe,
+                        cmdline,
+                        build_id,
+                    },
+                    ..Header::default()
+                };
+                h.options.kernel_stacks = kstacks;
+                h
+            },
+        )
 }
 
 fn write(header: &Header, events: &[Event], threads: &[ThreadEvent], per_chunk: usize) -> Vec<u8> {
-    let options = WriterOptions { max_chunk_events: per_chunk, ..WriterOptions::default() };
+    let options = WriterOptions {
+        max_chunk_events: per_chunk,
+        ..WriterOptions::default()
+    };
     let mut w = CaptureWriter::new(Vec::new(), header, options).unwrap();
     for (i, e) in events.iter().enumerate() {
         match e.clone() {
-            Event::Switch { ts, tid, cpu, on_cpu, state } => {
-                w.push_switch(ts, tid, cpu, on_cpu, u32::from(state)).unwrap()
-            }
-            Event::Sample { ts, tid, cpu, user, kernel } => {
-                w.push_sample(ts, tid, cpu, &user, &kernel).unwrap()
-            }
-            Event::OffCpu { ts, tid, cpu, duration, state, user, kernel } => w
-                .push_off_cpu(ts, tid, cpu, duration, u32::from(state), &user, &kernel)
+            Event::Switch {
+                ts,
+                tid,
+                cpu,
+                on_cpu,
+                state,
+            } => w
+                .push_switch(ts, tid, cpu, on_cpu, u32::from(state))
+                .unwrap(),
+            Event::Sample {
+                ts,
+                tid,
+                cpu,
+                user,
+                kernel,
+            } => w.push_sample(ts, tid, cpu, &user, &kernel).unwrap(),
+            Event::OffCpu {
+                ts,
+                tid,
+                cpu,
+                duration,
+                runnable,
+                state,
+                user,
+                kernel,
+            } => w
+                .push_off_cpu(
+                    ts,
+                    tid,
+                    cpu,
+                    duration,
+                    runnable,
+                    u32::from(state),
+                    &user,
+                    &kernel,
+                )
                 .unwrap(),
         }
         if let Some(t) = threads.get(i) {
@@ -142,7 +210,10 @@ proptest! {
 
 #[test]
 fn mappings_and_objects_round_trip() {
-    let header = Header { start_ns: 5, ..Header::default() };
+    let header = Header {
+        start_ns: 5,
+        ..Header::default()
+    };
     let mapping = Mapping {
         ts_ns: 9,
         start: 0x1000,
@@ -169,7 +240,12 @@ fn mappings_and_objects_round_trip() {
 
 #[test]
 fn file_and_memory_read_the_same() {
-    let mix = hud_format::synth::Mix { switches: 5000, samples: 500, off_cpu: 50, ..hud_format::synth::Mix::benchmark() };
+    let mix = hud_format::synth::Mix {
+        switches: 5000,
+        samples: 500,
+        off_cpu: 50,
+        ..hud_format::synth::Mix::benchmark()
+    };
     let bytes = hud_format::synth::write_mix(Vec::new(), &mix, WriterOptions::default()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.hud");

@@ -20,7 +20,11 @@ Analyze with: hud-analyze report CAPTURE"
 )]
 pub struct Args {
     /// Process to record, by name (its comm, or its executable's file name).
-    #[arg(value_name = "NAME", required_unless_present = "pid", conflicts_with = "pid")]
+    #[arg(
+        value_name = "NAME",
+        required_unless_present = "pid",
+        conflicts_with = "pid"
+    )]
     pub name: Option<String>,
 
     /// Process to record, by id.
@@ -36,7 +40,12 @@ pub struct Args {
     pub duration: Option<f64>,
 
     /// cpu-clock samples per second per CPU (0 turns sampling off).
-    #[arg(long = "frequency", short = 'F', value_name = "HZ", default_value_t = 99)]
+    #[arg(
+        long = "frequency",
+        short = 'F',
+        value_name = "HZ",
+        default_value_t = 99
+    )]
     pub frequency: u32,
 
     /// Shortest off-CPU episode recorded with its stack, e.g. 1ms, 500us.
@@ -68,7 +77,9 @@ pub struct Args {
 /// Parses "1ms", "500us", "2s", "1500000ns" or a bare number of milliseconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
     let value: f64 = number
         .parse()

@@ -40,7 +40,11 @@ fn run(args: &cli::Args) -> error::Result<()> {
         target.pid,
         target.comm,
         dest.describe(),
-        if args.duration.is_none() { "; Ctrl-C to stop" } else { "" }
+        if args.duration.is_none() {
+            "; Ctrl-C to stop"
+        } else {
+            ""
+        }
     );
     let summary = session::record(args, &target, &dest)?;
     let why = match summary.reason {

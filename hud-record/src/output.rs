@@ -70,6 +70,9 @@ mod tests {
         assert!(err.to_string().contains("--force"), "{err}");
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
         drop(open_private(&path, true).unwrap());
-        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
 }

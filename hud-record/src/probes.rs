@@ -31,7 +31,10 @@ pub struct Probes {
 fn bpf_error(what: &str, e: impl std::fmt::Display + std::fmt::Debug) -> RecordError {
     let text = format!("{what}: {e}");
     let detail = format!("{e:?}");
-    if detail.contains("PermissionDenied") || detail.contains("EPERM") || detail.contains("os error 1)") {
+    if detail.contains("PermissionDenied")
+        || detail.contains("EPERM")
+        || detail.contains("os error 1)")
+    {
         RecordError::NotPermitted(text)
     } else {
         RecordError::Bpf(text)
@@ -44,7 +47,11 @@ impl Probes {
         let mut loader = EbpfLoader::new();
         loader
             .override_global(globals::TARGET_TGID, &config.tgid, true)
-            .override_global(globals::OFFCPU_THRESHOLD_NS, &config.offcpu_threshold_ns, true)
+            .override_global(
+                globals::OFFCPU_THRESHOLD_NS,
+                &config.offcpu_threshold_ns,
+                true,
+            )
             .override_global(globals::KERNEL_STACKS, &kernel_stacks, true)
             .map_max_entries(names::EVENTS, config.ring_bytes);
         for (name, offset) in &config.offsets {
@@ -59,13 +66,16 @@ impl Probes {
             (names::PROG_FORK, "sched", "sched_process_fork"),
             (names::PROG_EXIT, "sched", "sched_process_exit"),
             (names::PROG_RENAME, "task", "task_rename"),
+            (names::PROG_WAKEUP, "sched", "sched_wakeup"),
         ] {
             let program: &mut TracePoint = ebpf
                 .program_mut(prog)
                 .ok_or_else(|| RecordError::Bpf(format!("program {prog} missing from the object")))?
                 .try_into()
                 .map_err(|e| bpf_error(prog, e))?;
-            program.load().map_err(|e| bpf_error(&format!("loading {prog}"), e))?;
+            program
+                .load()
+                .map_err(|e| bpf_error(&format!("loading {prog}"), e))?;
             program
                 .attach(category, name)
                 .map_err(|e| bpf_error(&format!("attaching to {category}/{name}"), e))?;
@@ -79,7 +89,9 @@ impl Probes {
                 .ok_or_else(|| RecordError::Bpf("sampling program missing from the object".into()))?
                 .try_into()
                 .map_err(|e| bpf_error(names::PROG_SAMPLE, e))?;
-            program.load().map_err(|e| bpf_error("loading the sampler", e))?;
+            program
+                .load()
+                .map_err(|e| bpf_error("loading the sampler", e))?;
             for cpu in &cpus {
                 program
                     .attach(
@@ -88,7 +100,9 @@ impl Probes {
                         SamplePolicy::Frequency(u64::from(config.sample_hz)),
                         false,
                     )
-                    .map_err(|e| bpf_error(&format!("starting cpu-clock sampling on CPU {cpu}"), e))?;
+                    .map_err(|e| {
+                        bpf_error(&format!("starting cpu-clock sampling on CPU {cpu}"), e)
+                    })?;
             }
         }
 
@@ -102,7 +116,11 @@ impl Probes {
                 .ok_or_else(|| RecordError::Bpf("counter map missing".into()))?,
         )
         .map_err(|e| bpf_error("opening the counters", e))?;
-        Ok(Self { ebpf, ring, counters })
+        Ok(Self {
+            ebpf,
+            ring,
+            counters,
+        })
     }
 
     /// Adds threads that existed before the fork tracepoint was attached.

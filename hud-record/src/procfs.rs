@@ -46,7 +46,9 @@ pub fn parse_maps(text: &str) -> Vec<MapsLine> {
 }
 
 pub fn read_maps(pid: u32) -> std::io::Result<Vec<MapsLine>> {
-    Ok(parse_maps(&fs::read_to_string(format!("/proc/{pid}/maps"))?))
+    Ok(parse_maps(&fs::read_to_string(format!(
+        "/proc/{pid}/maps"
+    ))?))
 }
 
 /// The path to open a mapped file through the target's own view of the file system (containers).
@@ -69,11 +71,18 @@ pub fn read_build_id(path: &Path) -> Option<Vec<u8>> {
 /// Whether an ELF file carries DWARF line info (worth embedding).
 pub fn has_debug_info(path: &Path) -> bool {
     use object::{Object, ObjectSection};
-    let Ok(file) = fs::File::open(path) else { return false };
+    let Ok(file) = fs::File::open(path) else {
+        return false;
+    };
     // SAFETY: as in `read_build_id`.
-    let Ok(map) = (unsafe { memmap2::Mmap::map(&file) }) else { return false };
-    let Ok(elf) = object::File::parse(&*map) else { return false };
-    elf.section_by_name(".debug_line").is_some_and(|s| s.size() > 0)
+    let Ok(map) = (unsafe { memmap2::Mmap::map(&file) }) else {
+        return false;
+    };
+    let Ok(elf) = object::File::parse(&*map) else {
+        return false;
+    };
+    elf.section_by_name(".debug_line")
+        .is_some_and(|s| s.size() > 0)
 }
 
 /// Tracks the target's mappings: what was already written, and build-ids by file.
@@ -142,7 +151,9 @@ impl MappingTracker {
 
 /// Thread ids and names of a process.
 pub fn threads(pid: u32) -> Vec<(u32, String)> {
-    let Ok(dir) = fs::read_dir(format!("/proc/{pid}/task")) else { return Vec::new() };
+    let Ok(dir) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
     let mut out: Vec<(u32, String)> = dir
         .filter_map(|e| {
             let tid: u32 = e.ok()?.file_name().to_str()?.parse().ok()?;
@@ -155,7 +166,10 @@ pub fn threads(pid: u32) -> Vec<(u32, String)> {
 }
 
 fn clock_ns(clock: libc::clockid_t) -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: valid pointer to a timespec.
     unsafe { libc::clock_gettime(clock, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
@@ -173,7 +187,13 @@ pub fn clock_offsets() -> ClockOffsets {
             let a = monotonic_ns();
             let real = clock_ns(libc::CLOCK_REALTIME);
             let b = monotonic_ns();
-            (b - a, ClockOffsets { monotonic_ns: a + (b - a) / 2, realtime_ns: real })
+            (
+                b - a,
+                ClockOffsets {
+                    monotonic_ns: a + (b - a) / 2,
+                    realtime_ns: real,
+                },
+            )
         })
         .min_by_key(|(gap, _)| *gap)
         .map(|(_, c)| c)
@@ -191,7 +211,11 @@ pub struct HostInfo {
 }
 
 pub fn host_info(cpu_count: u32) -> HostInfo {
-    let read = |p: &str| fs::read_to_string(p).map(|s| s.trim().to_owned()).unwrap_or_default();
+    let read = |p: &str| {
+        fs::read_to_string(p)
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_default()
+    };
     // SAFETY: sysconf has no preconditions.
     let page_size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(0) as u32;
     HostInfo {
@@ -222,7 +246,10 @@ mod tests {
         assert_eq!(maps[1].offset, 0x20000);
         assert_eq!(maps[1].perms, "r-xp");
         assert_eq!(maps[2].path, "/lib/with space.so (deleted)");
-        assert_eq!(file_in_target(7, &maps[2].path), "/proc/7/root/lib/with space.so");
+        assert_eq!(
+            file_in_target(7, &maps[2].path),
+            "/proc/7/root/lib/with space.so"
+        );
     }
 
     #[test]
@@ -230,7 +257,10 @@ mod tests {
         let mut tracker = MappingTracker::default();
         let fresh = tracker.rescan(std::process::id(), 1).unwrap();
         let exe = std::fs::read_link("/proc/self/exe").unwrap();
-        let mine = fresh.iter().find(|m| Path::new(&m.path) == exe).expect("own exe mapped");
+        let mine = fresh
+            .iter()
+            .find(|m| Path::new(&m.path) == exe)
+            .expect("own exe mapped");
         assert_eq!(Some(mine.build_id.clone()), read_build_id(&exe));
         assert!(tracker.rescan(std::process::id(), 2).unwrap().len() < fresh.len());
     }

@@ -71,13 +71,14 @@ pub fn record(args: &Args, target: &ProcessInfo, dest: &Destination) -> Result<S
 
     let start_ns = procfs::monotonic_ns();
     let mut maps = MappingTracker::default();
-    let initial_maps = maps
-        .rescan(target.pid, start_ns)
-        .map_err(|e| RecordError::NoSuchProcess(format!("cannot read /proc/{}/maps: {e}", target.pid)))?;
+    let initial_maps = maps.rescan(target.pid, start_ns).map_err(|e| {
+        RecordError::NoSuchProcess(format!("cannot read /proc/{}/maps: {e}", target.pid))
+    })?;
     let header = build_header(args, target, &cpus, start_ns, &initial_maps);
 
     let out = output::open(dest, args.force)?;
-    let mut writer = CaptureWriter::new(out, &header, WriterOptions::default()).map_err(write_error)?;
+    let mut writer =
+        CaptureWriter::new(out, &header, WriterOptions::default()).map_err(write_error)?;
     for mapping in initial_maps {
         writer.push_mapping(mapping).map_err(write_error)?;
     }
@@ -99,14 +100,27 @@ pub fn record(args: &Args, target: &ProcessInfo, dest: &Destination) -> Result<S
     let now = procfs::monotonic_ns();
     for (tid, name) in threads {
         writer
-            .push_thread(ThreadEvent { ts_ns: now, tid, kind: ThreadEventKind::New, name })
+            .push_thread(ThreadEvent {
+                ts_ns: now,
+                tid,
+                kind: ThreadEventKind::New,
+                name,
+            })
             .map_err(write_error)?;
     }
 
-    let mut drain = Drain { writer, maps, pid: target.pid, last_rescan: Instant::now(), unknown_records: 0 };
+    let mut drain = Drain {
+        writer,
+        maps,
+        pid: target.pid,
+        last_rescan: Instant::now(),
+        unknown_records: 0,
+    };
     let status = Status::new(!args.quiet && std::io::stderr().is_terminal());
     let started = Instant::now();
-    let deadline = args.duration.map(|s| started + Duration::from_secs_f64(s.max(0.0)));
+    let deadline = args
+        .duration
+        .map(|s| started + Duration::from_secs_f64(s.max(0.0)));
     let reason = loop {
         let exited = wait_readable(&pidfd, DRAIN_INTERVAL);
         drain.drain(&mut probes)?;
@@ -126,12 +140,18 @@ pub fn record(args: &Args, target: &ProcessInfo, dest: &Destination) -> Result<S
     drain.drain(&mut probes)?;
     drain.tick(&probes)?;
     status.clear();
-    let lost = probes.counters().iter().filter(|(c, _)| c.is_lost_record()).map(|(_, v)| v).sum::<u64>()
+    let lost = probes
+        .counters()
+        .iter()
+        .filter(|(c, _)| c.is_lost_record())
+        .map(|(_, v)| v)
+        .sum::<u64>()
         + drain.unknown_records;
     let totals = drain.writer.totals();
     drop(probes);
     let mut out = drain.writer.finish().map_err(write_error)?;
-    out.flush().map_err(|e| RecordError::Output(format!("finishing the capture: {e}")))?;
+    out.flush()
+        .map_err(|e| RecordError::Output(format!("finishing the capture: {e}")))?;
     let bytes = {
         // `finish` flushed every frame; the byte count is what the writer put out.
         totals_bytes(dest)
@@ -208,7 +228,9 @@ fn embed_binaries(writer: &mut Writer, target: &ProcessInfo, maps: &MappingTrack
             continue;
         }
         match std::fs::read(&on_disk) {
-            Ok(bytes) => writer.embed_object(&path, &build_id, &bytes).map_err(write_error)?,
+            Ok(bytes) => writer
+                .embed_object(&path, &build_id, &bytes)
+                .map_err(write_error)?,
             Err(e) => eprintln!("hud-record: warning: cannot embed {path}: {e}"),
         }
     }
@@ -220,7 +242,9 @@ fn open_pidfd(pid: u32) -> Result<OwnedFd> {
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::c_int, 0) };
     if fd < 0 {
         let e = std::io::Error::last_os_error();
-        return Err(RecordError::NoSuchProcess(format!("process {pid} is gone ({e})")));
+        return Err(RecordError::NoSuchProcess(format!(
+            "process {pid} is gone ({e})"
+        )));
     }
     // SAFETY: a fresh fd we own.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
@@ -228,7 +252,11 @@ fn open_pidfd(pid: u32) -> Result<OwnedFd> {
 
 /// Waits up to `timeout`; true when the pidfd says the process exited.
 fn wait_readable(fd: &OwnedFd, timeout: Duration) -> bool {
-    let mut poll = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    let mut poll = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
     // SAFETY: one valid pollfd.
     let n = unsafe { libc::poll(&mut poll, 1, timeout.as_millis() as libc::c_int) };
     n > 0 && poll.revents & libc::POLLIN != 0
@@ -255,7 +283,13 @@ impl Drain {
                     };
                     let h = r.header;
                     self.writer
-                        .push_switch(h.ts_ns, h.tid, h.cpu, h.flags & wire::FLAG_SWITCH_IN != 0, r.prev_state)
+                        .push_switch(
+                            h.ts_ns,
+                            h.tid,
+                            h.cpu,
+                            h.flags & wire::FLAG_SWITCH_IN != 0,
+                            r.prev_state,
+                        )
                         .map_err(write_error)?;
                 }
                 Some(kind::SAMPLE) | Some(kind::OFF_CPU) => {
@@ -283,14 +317,25 @@ impl Drain {
         let user = &r.user[..usize::from(r.user_len).min(wire::MAX_USER_FRAMES)];
         let kernel = &r.kernel[..usize::from(r.kernel_len).min(wire::MAX_KERNEL_FRAMES)];
         // A stack into code we have no mapping for: the target loaded something (dlopen).
-        if user.iter().any(|a| !self.maps.covers(*a)) && self.last_rescan.elapsed() >= MAPS_RESCAN_MIN_GAP {
+        if user.iter().any(|a| !self.maps.covers(*a))
+            && self.last_rescan.elapsed() >= MAPS_RESCAN_MIN_GAP
+        {
             self.rescan_maps()?;
         }
         let h: RecordHeader = r.header;
         if h.kind == kind::SAMPLE {
             self.writer.push_sample(h.ts_ns, h.tid, h.cpu, user, kernel)
         } else {
-            self.writer.push_off_cpu(h.ts_ns, h.tid, h.cpu, r.duration_ns, r.state, user, kernel)
+            self.writer.push_off_cpu(
+                h.ts_ns,
+                h.tid,
+                h.cpu,
+                r.duration_ns,
+                r.runnable_ns,
+                r.state,
+                user,
+                kernel,
+            )
         }
         .map_err(write_error)
     }
@@ -304,7 +349,12 @@ impl Drain {
             _ => ThreadEventKind::Renamed,
         };
         self.writer
-            .push_thread(ThreadEvent { ts_ns: r.header.ts_ns, tid: r.header.tid, kind, name })
+            .push_thread(ThreadEvent {
+                ts_ns: r.header.ts_ns,
+                tid: r.header.tid,
+                kind,
+                name,
+            })
             .map_err(write_error)
     }
 
@@ -327,7 +377,8 @@ impl Drain {
         for (counter, value) in probes.counters() {
             self.writer.set_counter(counter.name(), value);
         }
-        self.writer.set_counter("unknown_record", self.unknown_records);
+        self.writer
+            .set_counter("unknown_record", self.unknown_records);
         self.writer.set_now(procfs::monotonic_ns());
         self.writer.maybe_flush().map_err(write_error)?;
         Ok(())
@@ -342,16 +393,29 @@ struct Status {
 
 impl Status {
     fn new(enabled: bool) -> Self {
-        Self { enabled, last: std::cell::Cell::new(None) }
+        Self {
+            enabled,
+            last: std::cell::Cell::new(None),
+        }
     }
 
     fn show(&self, started: Instant, writer: &Writer, probes: &Probes) {
-        if !self.enabled || self.last.get().is_some_and(|t| t.elapsed() < Duration::from_millis(250)) {
+        if !self.enabled
+            || self
+                .last
+                .get()
+                .is_some_and(|t| t.elapsed() < Duration::from_millis(250))
+        {
             return;
         }
         self.last.set(Some(Instant::now()));
         let t = writer.totals();
-        let lost: u64 = probes.counters().iter().filter(|(c, _)| c.is_lost_record()).map(|(_, v)| v).sum();
+        let lost: u64 = probes
+            .counters()
+            .iter()
+            .filter(|(c, _)| c.is_lost_record())
+            .map(|(_, v)| v)
+            .sum();
         eprint!(
             "\r\x1b[2Krecording {:>6.1}s  switches {}  samples {}  off-cpu {}  lost {}  {:.1} MiB",
             started.elapsed().as_secs_f64(),

@@ -40,10 +40,17 @@ impl ProcessInfo {
     }
 
     fn matches(&self, name: &str) -> bool {
-        let base = |p: &str| Path::new(p).file_name().map(|f| f.to_string_lossy().into_owned());
+        let base = |p: &str| {
+            Path::new(p)
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+        };
         self.comm == name
             || base(&self.exe).as_deref() == Some(name)
-            || base(&self.exe).as_deref().map(|b| b.trim_end_matches(" (deleted)")) == Some(name)
+            || base(&self.exe)
+                .as_deref()
+                .map(|b| b.trim_end_matches(" (deleted)"))
+                == Some(name)
             || self.cmdline.first().and_then(|c| base(c)).as_deref() == Some(name)
     }
 }

@@ -14,7 +14,13 @@ pub fn locate() -> Result<PathBuf> {
     let target = c"/sys/kernel/tracing";
     // SAFETY: valid C strings; mount(2) fails cleanly without privileges.
     let rc = unsafe {
-        libc::mount(c"nodev".as_ptr(), target.as_ptr(), c"tracefs".as_ptr(), 0, std::ptr::null())
+        libc::mount(
+            c"nodev".as_ptr(),
+            target.as_ptr(),
+            c"tracefs".as_ptr(),
+            0,
+            std::ptr::null(),
+        )
     };
     if rc == 0 {
         if let Some(found) = find() {
@@ -45,7 +51,9 @@ pub fn field_offset(format: &str, field: &str) -> Option<u32> {
         if name != field {
             return None;
         }
-        let offset = line.split(';').find_map(|p| p.trim().strip_prefix("offset:"))?;
+        let offset = line
+            .split(';')
+            .find_map(|p| p.trim().strip_prefix("offset:"))?;
         offset.trim().parse().ok()
     })
 }

@@ -8,9 +8,30 @@ use hud_format::types::{Mapping, ThreadEvent, EMPTY_STACK};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
-    Switch { ts: u64, tid: u32, cpu: u16, on_cpu: bool, state: u16 },
-    Sample { ts: u64, tid: u32, cpu: u16, user: Vec<u64>, kernel: Vec<u64> },
-    OffCpu { ts: u64, tid: u32, cpu: u16, duration: u64, state: u16, user: Vec<u64>, kernel: Vec<u64> },
+    Switch {
+        ts: u64,
+        tid: u32,
+        cpu: u16,
+        on_cpu: bool,
+        state: u16,
+    },
+    Sample {
+        ts: u64,
+        tid: u32,
+        cpu: u16,
+        user: Vec<u64>,
+        kernel: Vec<u64>,
+    },
+    OffCpu {
+        ts: u64,
+        tid: u32,
+        cpu: u16,
+        duration: u64,
+        runnable: u64,
+        state: u16,
+        user: Vec<u64>,
+        kernel: Vec<u64>,
+    },
 }
 
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -33,7 +54,10 @@ pub fn decode_chunks(chunks: &[ChunkData]) -> Decoded {
         let mut at = 0usize;
         for (i, len) in c.stacks.lens.iter().enumerate() {
             let len = len.to_native() as usize;
-            let frames = c.stacks.frames[at..at + len].iter().map(|f| f.to_native()).collect();
+            let frames = c.stacks.frames[at..at + len]
+                .iter()
+                .map(|f| f.to_native())
+                .collect();
             stacks.insert(c.stacks.first_id.to_native() + i as u32, frames);
             at += len;
         }
@@ -64,6 +88,7 @@ pub fn decode_chunks(chunks: &[ChunkData]) -> Decoded {
                 tid: o.tid[i].to_native(),
                 cpu: o.cpu[i].to_native(),
                 duration: o.duration_ns[i].to_native(),
+                runnable: o.runnable_ns[i].to_native(),
                 state: o.state[i].to_native(),
                 user: stacks[&o.user_stack[i].to_native()].clone(),
                 kernel: stacks[&o.kernel_stack[i].to_native()].clone(),
@@ -72,7 +97,8 @@ pub fn decode_chunks(chunks: &[ChunkData]) -> Decoded {
         let owned = data.to_owned_chunk();
         out.threads.extend(owned.threads);
         out.mappings.extend(owned.mappings);
-        out.counters.extend(owned.counters.into_iter().map(|c| (c.name, c.value)));
+        out.counters
+            .extend(owned.counters.into_iter().map(|c| (c.name, c.value)));
     }
     out
 }

@@ -30,12 +30,27 @@ struct Options {
 }
 
 fn parse_options() -> Options {
-    let mut options = Options { seconds: 3600.0, workers: 2, thread_name: None, quiet: false };
+    let mut options = Options {
+        seconds: 3600.0,
+        workers: 2,
+        thread_name: None,
+        quiet: false,
+    };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
-            "--seconds" => options.seconds = args.next().and_then(|v| v.parse().ok()).expect("--seconds N"),
-            "--workers" => options.workers = args.next().and_then(|v| v.parse().ok()).expect("--workers N"),
+            "--seconds" => {
+                options.seconds = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .expect("--seconds N")
+            }
+            "--workers" => {
+                options.workers = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .expect("--workers N")
+            }
             "--thread-name" => options.thread_name = args.next(),
             "--quiet" => options.quiet = true,
             other => {
@@ -58,7 +73,10 @@ fn main() {
     let data_file = prepare_data_file();
     start_lock_holder();
     let started = Instant::now();
-    runtime.block_on(serve(Duration::from_secs_f64(options.seconds), data_file.clone()));
+    runtime.block_on(serve(
+        Duration::from_secs_f64(options.seconds),
+        data_file.clone(),
+    ));
     let elapsed = started.elapsed().as_secs_f64();
     let iterations = ITERATIONS.load(Ordering::Relaxed);
     if !options.quiet {
@@ -71,14 +89,32 @@ fn main() {
 async fn serve(run_for: Duration, data_file: std::path::PathBuf) {
     let deadline = tokio::time::Instant::now() + run_for;
     let mut tasks = Vec::new();
-    tasks.push(tokio::spawn(every(Duration::from_millis(100), deadline, || cpu_heavy_checksum(20))));
-    tasks.push(tokio::spawn(every(Duration::from_millis(100), deadline, sleepy_handler)));
-    tasks.push(tokio::spawn(every(Duration::from_millis(150), deadline, locked_cache_update)));
+    tasks.push(tokio::spawn(every(
+        Duration::from_millis(100),
+        deadline,
+        || cpu_heavy_checksum(20),
+    )));
+    tasks.push(tokio::spawn(every(
+        Duration::from_millis(100),
+        deadline,
+        sleepy_handler,
+    )));
+    tasks.push(tokio::spawn(every(
+        Duration::from_millis(150),
+        deadline,
+        locked_cache_update,
+    )));
     let file = Arc::new(data_file);
-    tasks.push(tokio::spawn(every(Duration::from_millis(200), deadline, move || {
-        read_data_file(Arc::clone(&file))
-    })));
-    tasks.push(tokio::spawn(every(Duration::from_millis(100), deadline, offloaded_compression)));
+    tasks.push(tokio::spawn(every(
+        Duration::from_millis(200),
+        deadline,
+        move || read_data_file(Arc::clone(&file)),
+    )));
+    tasks.push(tokio::spawn(every(
+        Duration::from_millis(100),
+        deadline,
+        offloaded_compression,
+    )));
     for _ in 0..8 {
         tasks.push(tokio::spawn(healthy_requests(deadline)));
     }
@@ -188,7 +224,9 @@ fn start_lock_holder() {
 /// An 8 MiB file for the sync-read blocker.
 fn prepare_data_file() -> std::path::PathBuf {
     let path = std::env::temp_dir().join(format!("hud-demo-{}.dat", std::process::id()));
-    let data: Vec<u8> = (0..8u32 << 20).map(|i| (i.wrapping_mul(2654435761) >> 24) as u8).collect();
+    let data: Vec<u8> = (0..8u32 << 20)
+        .map(|i| (i.wrapping_mul(2654435761) >> 24) as u8)
+        .collect();
     std::fs::write(&path, data).expect("write data file");
     // Flush it to disk so dropping the page cache makes reads real I/O.
     if let Ok(file) = std::fs::File::open(&path) {

@@ -1,0 +1,471 @@
+//! End to end, with real eBPF: record the demo workload and check the capture against its ground
+//! truth (testdata/demo/GROUND_TRUTH.md). Needs root. Without eBPF these tests skip, unless
+//! HUD_REQUIRE_EBPF=1 (CI), where they fail.
+
+use std::io::Read;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use hud_format::reader::{Capture, Ending};
+use hud_format::types::EMPTY_STACK;
+
+/// The tests share two CPUs and time-sensitive assertions: one at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+const RECORD: &str = env!("CARGO_BIN_EXE_hud-record");
+/// How long the demo's `sleepy_handler` sleeps (testdata/demo/src/main.rs SLEEP_MS).
+const SLEEP_MS: f64 = 15.0;
+
+fn demo_binary() -> PathBuf {
+    std::env::var_os("HUD_DEMO_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/demo/release/hud-demo")
+        })
+}
+
+/// Whether eBPF end-to-end tests can run here; panics when they must (HUD_REQUIRE_EBPF=1).
+fn ebpf_ready() -> bool {
+    let required = std::env::var("HUD_REQUIRE_EBPF").is_ok_and(|v| v == "1");
+    let problem = if !is_root() {
+        Some("not running as root".to_string())
+    } else if !demo_binary().exists() {
+        Some(format!(
+            "{} is not built (cargo xtask build)",
+            demo_binary().display()
+        ))
+    } else {
+        None
+    };
+    match problem {
+        None => true,
+        Some(why) if required => panic!("HUD_REQUIRE_EBPF=1 but eBPF tests cannot run: {why}"),
+        Some(why) => {
+            eprintln!("skipping eBPF end-to-end test: {why}");
+            false
+        }
+    }
+}
+
+fn is_root() -> bool {
+    // SAFETY: no preconditions.
+    unsafe { libc_geteuid() == 0 }
+}
+
+extern "C" {
+    #[link_name = "geteuid"]
+    fn libc_geteuid() -> u32;
+}
+
+struct Demo(Child);
+
+impl Demo {
+    fn start(seconds: f64, extra: &[&str]) -> Self {
+        let child = Command::new(demo_binary())
+            .args(["--seconds", &seconds.to_string(), "--quiet"])
+            .args(extra)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start hud-demo");
+        // Let the runtime and its threads come up.
+        std::thread::sleep(Duration::from_millis(300));
+        Demo(child)
+    }
+
+    fn pid(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn record(args: &[&str]) -> Output {
+    Command::new(RECORD)
+        .args(args)
+        .output()
+        .expect("run hud-record")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// File offset → virtual address, through the ELF's program headers.
+fn offset_to_vaddr(elf: &[u8], offset: u64) -> Option<u64> {
+    use object::{Object, ObjectSegment};
+    let file = object::File::parse(elf).ok()?;
+    file.segments().find_map(|s| {
+        let (start, size) = s.file_range();
+        (start <= offset && offset < start + size).then(|| s.address() + (offset - start))
+    })
+}
+
+/// The decoded events of a capture, with stacks resolved to demo-binary function names.
+struct Recorded {
+    capture: Capture,
+}
+
+impl Recorded {
+    fn open(path: &Path) -> Self {
+        Self {
+            capture: Capture::open(path).expect("capture opens"),
+        }
+    }
+
+    /// Off-CPU episodes (tid, blocked ms, state, innermost-first function names in the demo).
+    fn off_cpu_with_functions(&self) -> Vec<(u32, f64, u16, Vec<String>)> {
+        let demo = std::fs::read(demo_binary()).unwrap();
+        let loader = addr2line::Loader::new(demo_binary()).unwrap();
+        let chunks = self.capture.chunks().unwrap();
+        let mut stacks = std::collections::HashMap::new();
+        let mut maps = Vec::new();
+        let mut out = Vec::new();
+        for data in &chunks {
+            let c = data.get();
+            for m in c.mappings.iter() {
+                maps.push((
+                    m.start.to_native(),
+                    m.end.to_native(),
+                    m.file_offset.to_native(),
+                    m.path.to_string(),
+                ));
+            }
+            let mut at = 0usize;
+            for (i, len) in c.stacks.lens.iter().enumerate() {
+                let len = len.to_native() as usize;
+                let frames: Vec<u64> = c.stacks.frames[at..at + len]
+                    .iter()
+                    .map(|f| f.to_native())
+                    .collect();
+                stacks.insert(c.stacks.first_id.to_native() + i as u32, frames);
+                at += len;
+            }
+            let o = &c.off_cpu;
+            for i in 0..o.tid.len() {
+                let id = o.user_stack[i].to_native();
+                let frames = if id == EMPTY_STACK {
+                    Vec::new()
+                } else {
+                    stacks[&id].clone()
+                };
+                let mut names = Vec::new();
+                for (depth, addr) in frames.iter().enumerate() {
+                    let addr = if depth == 0 { *addr } else { addr - 1 };
+                    let Some((start, _, off, _)) = maps.iter().find(|(s, e, _, p)| {
+                        *s <= addr
+                            && addr < *e
+                            && Path::new(p) == demo_binary().canonicalize().unwrap()
+                    }) else {
+                        continue;
+                    };
+                    let Some(vaddr) = offset_to_vaddr(&demo, addr - start + off) else {
+                        continue;
+                    };
+                    if let Ok(mut it) = loader.find_frames(vaddr) {
+                        while let Ok(Some(f)) = it.next() {
+                            if let Some(func) = f.function {
+                                names.push(func.demangle().unwrap_or_default().into_owned());
+                            }
+                        }
+                    }
+                }
+                // Blocked time: off CPU minus waiting for a CPU after the wakeup.
+                let blocked = o.duration_ns[i].to_native() - o.runnable_ns[i].to_native();
+                out.push((
+                    o.tid[i].to_native(),
+                    blocked as f64 / 1e6,
+                    o.state[i].to_native(),
+                    names,
+                ));
+            }
+        }
+        out
+    }
+}
+
+#[test]
+fn records_the_demo_with_its_ground_truth() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !ebpf_ready() {
+        return;
+    }
+    let demo = Demo::start(8.0, &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("demo.hudcap");
+    let out = record(&[
+        "--pid",
+        &demo.pid().to_string(),
+        "-o",
+        path.to_str().unwrap(),
+        "--duration",
+        "3",
+    ]);
+    assert!(out.status.success(), "hud-record failed: {}", stderr(&out));
+
+    let recorded = Recorded::open(&path);
+    let capture = &recorded.capture;
+    assert_eq!(capture.ending(), &Ending::Clean);
+    assert_eq!(capture.header().target.pid, demo.pid());
+    let chunks = capture.chunks().unwrap();
+
+    // Thread names: the Tokio workers are there by name.
+    let mut names = std::collections::HashMap::new();
+    let mut sample_tids = std::collections::HashSet::new();
+    let (mut switches, mut lost) = (0, 0);
+    let mut mapping_build_id = None;
+    let demo_path = demo_binary().canonicalize().unwrap();
+    for data in &chunks {
+        let c = data.get();
+        for t in c.threads.iter() {
+            names.insert(t.tid.to_native(), t.name.to_string());
+        }
+        sample_tids.extend(c.samples.tid.iter().map(|t| t.to_native()));
+        switches += c.switches.tid.len();
+        for counter in c.counters.iter() {
+            if counter.name.starts_with("lost_") || counter.name == "unknown_record" {
+                lost = lost.max(counter.value.to_native());
+            }
+        }
+        for m in c.mappings.iter() {
+            if Path::new(m.path.as_str()) == demo_path {
+                mapping_build_id = Some(m.build_id.to_vec());
+            }
+        }
+    }
+    let workers: Vec<u32> = names
+        .iter()
+        .filter(|(_, n)| n.starts_with("tokio-rt"))
+        .map(|(t, _)| *t)
+        .collect();
+    assert!(workers.len() >= 2, "worker threads by name: {names:?}");
+    let sampled_workers = workers.iter().filter(|t| sample_tids.contains(t)).count();
+    assert!(
+        sampled_workers >= 2,
+        "samples on {sampled_workers} worker threads"
+    );
+    assert!(switches > 1000, "{switches} switch records in 3 s");
+    assert_eq!(lost, 0, "records were lost");
+
+    // The demo's mapping carries the file's build-id.
+    let file = std::fs::read(&demo_path).unwrap();
+    let file_id = {
+        use object::Object;
+        object::File::parse(&*file)
+            .unwrap()
+            .build_id()
+            .unwrap()
+            .unwrap()
+            .to_vec()
+    };
+    assert_eq!(mapping_build_id, Some(file_id.clone()));
+    assert_eq!(capture.header().target.build_id, file_id);
+
+    // The sleeping task: off-CPU episodes whose stack is in sleepy_handler, each ~15 ms.
+    let episodes = recorded.off_cpu_with_functions();
+    let sleeps: Vec<f64> = episodes
+        .iter()
+        .filter(|(_, _, _, names)| names.iter().any(|n| n.contains("sleepy_handler")))
+        .map(|(_, ms, _, _)| *ms)
+        .collect();
+    assert!(
+        sleeps.len() >= 20,
+        "only {} sleepy_handler episodes in 3 s (10/s expected)",
+        sleeps.len()
+    );
+    for ms in &sleeps {
+        assert!(
+            (ms - SLEEP_MS).abs() <= SLEEP_MS * 0.2,
+            "sleep episode of {ms} ms, expected {SLEEP_MS} ms ± 20 %"
+        );
+    }
+    // Lock waits are there too, with the std Mutex in their stack.
+    assert!(
+        episodes
+            .iter()
+            .any(|(_, _, _, n)| n.iter().any(|f| f.contains("locked_cache_update"))),
+        "no off-CPU episode in locked_cache_update"
+    );
+}
+
+#[test]
+fn kill_9_leaves_a_readable_capture() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !ebpf_ready() {
+        return;
+    }
+    let demo = Demo::start(10.0, &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("killed.hudcap");
+    let mut recorder = Command::new(RECORD)
+        .args([
+            "--pid",
+            &demo.pid().to_string(),
+            "-o",
+            path.to_str().unwrap(),
+        ])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    recorder.kill().unwrap(); // SIGKILL
+    recorder.wait().unwrap();
+    let capture = Capture::open(&path).expect("a killed recorder's capture opens");
+    assert_ne!(capture.ending(), &Ending::Clean);
+    let events: usize = capture
+        .chunks()
+        .unwrap()
+        .iter()
+        .map(|c| c.get().switches.tid.len())
+        .sum();
+    assert!(events > 100, "only {events} switches survived the kill");
+}
+
+#[test]
+fn the_target_exiting_ends_the_capture_cleanly() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !ebpf_ready() {
+        return;
+    }
+    let demo = Demo::start(1.5, &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("exit.hudcap");
+    let started = Instant::now();
+    let out = record(&[
+        "--pid",
+        &demo.pid().to_string(),
+        "-o",
+        path.to_str().unwrap(),
+        "--duration",
+        "30",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "did not stop when the target exited"
+    );
+    assert!(stderr(&out).contains("target exited"), "{}", stderr(&out));
+    let capture = Capture::open(&path).unwrap();
+    assert_eq!(capture.ending(), &Ending::Clean);
+    let exits: usize = capture
+        .chunks()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            c.get()
+                .threads
+                .iter()
+                .filter(|t| t.kind == hud_format::types::ArchivedThreadEventKind::Exited)
+                .count()
+        })
+        .sum();
+    assert!(exits >= 1, "no thread exit recorded");
+}
+
+#[test]
+fn streams_to_stdout_and_embeds_binaries() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !ebpf_ready() {
+        return;
+    }
+    let demo = Demo::start(6.0, &[]);
+    let mut child = Command::new(RECORD)
+        .args([
+            "--pid",
+            &demo.pid().to_string(),
+            "-o",
+            "-",
+            "--duration",
+            "1.5",
+            "--embed-binaries",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut bytes = Vec::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_end(&mut bytes)
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    let capture = Capture::from_bytes(bytes).unwrap();
+    assert_eq!(capture.ending(), &Ending::Clean);
+    assert!(capture.header().options.embed_binaries);
+    let objects = capture.objects().unwrap();
+    let exe = demo_binary().canonicalize().unwrap();
+    let embedded = objects
+        .iter()
+        .find(|o| Path::new(&o.path) == exe)
+        .expect("the demo binary is embedded");
+    assert_eq!(embedded.bytes, std::fs::read(&exe).unwrap());
+}
+
+#[test]
+fn clear_errors_with_distinct_exit_codes() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // No such pid: exit 3, one line, no backtrace.
+    let out = record(&["--pid", "999999999", "-o", "/dev/null", "--duration", "1"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no process with pid 999999999"));
+    assert!(!stderr(&out).contains("panicked"));
+
+    let out = record(&["surely-no-such-process-name", "--duration", "1"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+
+    if !ebpf_ready() {
+        return;
+    }
+    let one = Demo::start(5.0, &[]);
+    let two = Demo::start(5.0, &[]);
+    // Two processes by one name: list them, exit 4.
+    let out = record(&["hud-demo", "--duration", "1"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let text = stderr(&out);
+    assert!(
+        text.contains(&one.pid().to_string()) && text.contains(&two.pid().to_string()),
+        "{text}"
+    );
+
+    // Not root: exit 5 and what is needed.
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(RECORD)
+        .args([
+            "--pid",
+            &one.pid().to_string(),
+            "-o",
+            "/dev/null",
+            "--duration",
+            "1",
+        ])
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    assert!(stderr(&out).contains("CAP_BPF"), "{}", stderr(&out));
+
+    // An existing capture is not overwritten without --force: exit 8.
+    let path = dir.path().join("exists.hudcap");
+    std::fs::write(&path, b"keep me").unwrap();
+    let out = record(&[
+        "--pid",
+        &one.pid().to_string(),
+        "-o",
+        path.to_str().unwrap(),
+        "--duration",
+        "1",
+    ]);
+    assert_eq!(out.status.code(), Some(8), "{}", stderr(&out));
+    assert_eq!(std::fs::read(&path).unwrap(), b"keep me");
+    drop(two);
+}

@@ -1,0 +1,87 @@
+//! `cargo xtask <task>`: everything the project needs, installed and run from here.
+//!
+//! - `setup`: installs what is missing (apt llvm-22-dev, rust-src, bpf-linker, tracefs), idempotently.
+//! - `build`: hud-record, hud-analyze, and the demo workload (frame pointers, full debug info).
+//! - `demo`: setup + build, run the demo, record it, print what hud found.
+//! - `test`: setup + fmt + clippy (host and BPF target) + every test, eBPF end-to-end included.
+//! - `bench`: benchmarks (format, record) with ratios against peers measured in the same run.
+//! - `fuzz`: the capture reader under cargo-fuzz (not in CI).
+
+mod bench;
+mod build;
+mod demo;
+mod setup;
+mod util;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "xtask")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install what is missing: llvm-22-dev, rust-src, bpf-linker; mount tracefs.
+    Setup,
+    /// Build the recorder, the analyzer and the demo workload.
+    Build,
+    /// Run the demo workload, record it, and print what hud found.
+    Demo {
+        /// Seconds to record.
+        #[arg(long, default_value_t = 5)]
+        seconds: u32,
+    },
+    /// fmt, clippy and every test (eBPF end-to-end included).
+    Test,
+    /// Benchmarks: `format` (criterion), `record` (overhead, size and capacity vs perf).
+    Bench {
+        #[arg(default_value = "format")]
+        which: String,
+        /// Seconds per run for `record`.
+        #[arg(long, default_value_t = 10)]
+        seconds: u32,
+        /// Alternating rounds for `record`.
+        #[arg(long, default_value_t = 3)]
+        rounds: u32,
+    },
+    /// Fuzz the capture reader (cargo-fuzz); runs for the given seconds.
+    Fuzz {
+        #[arg(long, default_value_t = 600)]
+        seconds: u32,
+    },
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().task {
+        Task::Setup => setup::run(),
+        Task::Build => {
+            setup::run()?;
+            build::all()
+        }
+        Task::Demo { seconds } => {
+            setup::run()?;
+            build::all()?;
+            demo::run(seconds)
+        }
+        Task::Test => {
+            setup::run()?;
+            build::test()
+        }
+        Task::Bench {
+            which,
+            seconds,
+            rounds,
+        } => {
+            setup::run()?;
+            bench::run(&which, seconds, rounds)
+        }
+        Task::Fuzz { seconds } => {
+            setup::run()?;
+            build::fuzz(seconds)
+        }
+    }
+}

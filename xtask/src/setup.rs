@@ -1,0 +1,90 @@
+//! Installs what building and testing hud needs, only what is missing. Safe to run every time.
+
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{bail, Result};
+
+use crate::util::{is_root, sh, succeeds};
+
+/// bpf-linker version known to work with aya 0.14 and LLVM 22 here.
+const BPF_LINKER_VERSION: &str = "0.13.0";
+const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
+
+pub fn run() -> Result<()> {
+    apt_packages(
+        &["llvm-22-dev"],
+        Path::new("/usr/lib/llvm-22/bin/llvm-config"),
+    )?;
+    rust_src()?;
+    bpf_linker()?;
+    tracefs();
+    Ok(())
+}
+
+/// Installs Debian packages when `marker` is missing.
+pub fn apt_packages(packages: &[&str], marker: &Path) -> Result<()> {
+    if marker.exists() {
+        return Ok(());
+    }
+    if !is_root() {
+        bail!(
+            "{} is missing; install it with `sudo apt-get install -y {}`",
+            marker.display(),
+            packages.join(" ")
+        );
+    }
+    sh(Command::new("apt-get").arg("update").arg("-qq"))?;
+    sh(Command::new("apt-get")
+        .args(["install", "-y", "-qq", "--no-install-recommends"])
+        .args(packages)
+        .env("DEBIAN_FRONTEND", "noninteractive"))?;
+    Ok(())
+}
+
+/// `-Z build-std=core` for the BPF target needs the standard library's sources.
+fn rust_src() -> Result<()> {
+    let sysroot = Command::new("rustc")
+        .args(["--print", "sysroot"])
+        .output()?;
+    let sysroot = String::from_utf8_lossy(&sysroot.stdout).trim().to_owned();
+    if Path::new(&sysroot)
+        .join("lib/rustlib/src/rust/library/core")
+        .exists()
+    {
+        return Ok(());
+    }
+    sh(Command::new("rustup").args(["component", "add", "rust-src"]))
+}
+
+fn bpf_linker() -> Result<()> {
+    let installed = Command::new("bpf-linker").arg("--version").output();
+    if let Ok(out) = installed {
+        if String::from_utf8_lossy(&out.stdout).contains(BPF_LINKER_VERSION) {
+            return Ok(());
+        }
+    }
+    // Without LLVM_PREFIX bpf-linker finds LLVM 14's llvm-config and fails to link.
+    sh(Command::new("cargo")
+        .args([
+            "install",
+            "bpf-linker",
+            "--locked",
+            "--force",
+            "--version",
+            BPF_LINKER_VERSION,
+        ])
+        .args(["--no-default-features", "--features", "llvm-22"])
+        .env("LLVM_PREFIX", LLVM_PREFIX)
+        .env("LLVM_SYS_221_PREFIX", LLVM_PREFIX))
+}
+
+/// The recorder reads tracepoint formats from tracefs; mount it when missing (root only).
+fn tracefs() {
+    if Path::new("/sys/kernel/tracing/events/sched/sched_switch/format").exists() || !is_root() {
+        return;
+    }
+    if !succeeds(Command::new("mount").args(["-t", "tracefs", "nodev", "/sys/kernel/tracing"])) {
+        eprintln!("xtask: warning: could not mount tracefs; eBPF tests will say why");
+    }
+}
