@@ -46,7 +46,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn open(path: &PathBuf) -> Result<Capture, (u8, String)> {
+fn open(path: &std::path::Path) -> Result<Capture, (u8, String)> {
     let result = if path.as_os_str() == "-" {
         Capture::from_reader(std::io::stdin().lock())
     } else {

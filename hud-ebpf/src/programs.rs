@@ -182,8 +182,11 @@ fn park_stack(ctx: &TracePointContext, tid: u32, ts: u64, state: u32) {
     let mut slot = OFFCPU_PENDING.get_ptr_mut(tid);
     if slot.is_none() {
         let Some(zero) = ZERO.get_ptr(0) else { return };
-        // SAFETY: `zero` points to a whole zeroed record in map memory.
-        if OFFCPU_PENDING.insert(tid, unsafe { &*zero }, 0).is_err() {
+        // SAFETY: `zero` points to a whole zeroed record in map memory. Passed by reference: a
+        // copy would not fit the 512-byte BPF stack.
+        #[allow(clippy::needless_borrows_for_generic_args)]
+        let inserted = OFFCPU_PENDING.insert(tid, unsafe { &*zero }, 0);
+        if inserted.is_err() {
             count(Counter::ThreadMapFull);
             return;
         }
