@@ -61,7 +61,7 @@ impl Summary {
         for data in &chunks {
             let c = data.get();
             s.end_ns = s.end_ns.max(c.end_ns.to_native());
-            s.stacks += c.stacks.lens.len() as u64;
+            s.stacks += c.stacks.parent.len() as u64;
             for t in c.threads.iter() {
                 let entry = s
                     .threads
@@ -168,7 +168,7 @@ impl Summary {
         );
         let _ = writeln!(
             out,
-            "events    {} switches · {} samples · {} off-CPU episodes · {} unique stacks · {} chunks",
+            "events    {} switches · {} samples · {} off-CPU episodes · {} stack nodes · {} chunks",
             self.switches, self.samples, self.off_cpu, self.stacks, self.chunks
         );
         let lost = self.lost();

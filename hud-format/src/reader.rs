@@ -327,6 +327,72 @@ impl ChunkData {
     }
 }
 
+/// Every stack node seen so far, to turn stack ids into frames. Feed it chunks in file order.
+#[derive(Clone, Debug, Default)]
+pub struct Stacks {
+    /// Index = node id - 1: (parent, address).
+    nodes: Vec<(u32, u64)>,
+}
+
+impl Stacks {
+    /// Adds the nodes a chunk defines. Nodes must arrive in id order; a chunk that does not
+    /// continue where the previous one stopped (a lost chunk) leaves a gap the ids it defines
+    /// skip over, so later lookups of missing nodes return fewer frames, never wrong ones.
+    pub fn add(&mut self, chunk: &ArchivedChunk) {
+        let t = &chunk.stacks;
+        let first = t.first_id.to_native() as usize;
+        if first == 0 {
+            return;
+        }
+        if self.nodes.len() < first - 1 {
+            self.nodes.resize(first - 1, (0, 0));
+        }
+        self.nodes.truncate(first - 1);
+        self.nodes.extend(
+            t.parent
+                .iter()
+                .zip(t.address.iter())
+                .map(|(p, a)| (p.to_native(), a.to_native())),
+        );
+    }
+
+    /// Number of nodes known.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// The frames of stack `id`, innermost first.
+    pub fn frames(&self, id: u32) -> StackFrames<'_> {
+        StackFrames {
+            stacks: self,
+            node: id,
+        }
+    }
+}
+
+/// Iterator over a stack's addresses, innermost first.
+pub struct StackFrames<'a> {
+    stacks: &'a Stacks,
+    node: u32,
+}
+
+impl Iterator for StackFrames<'_> {
+    type Item = u64;
+    fn next(&mut self) -> Option<u64> {
+        let (parent, address) = *self
+            .stacks
+            .nodes
+            .get((self.node as usize).checked_sub(1)?)?;
+        // Validated chunks guarantee parent < node; guard anyway against gaps filled with zeros.
+        self.node = if parent < self.node { parent } else { 0 };
+        Some(address)
+    }
+}
+
 /// Checks what bytecheck cannot: that columns of one table have one length.
 fn check_columns(c: &ArchivedChunk) -> Result<(), String> {
     let s = &c.switches;
@@ -371,9 +437,19 @@ fn check_columns(c: &ArchivedChunk) -> Result<(), String> {
     {
         return Err("off-CPU columns have different lengths".into());
     }
-    let frames: u64 = c.stacks.lens.iter().map(|l| u64::from(l.to_native())).sum();
-    if frames != c.stacks.frames.len() as u64 {
-        return Err("stack table lengths do not add up to its frames".into());
+    let t = &c.stacks;
+    if t.parent.len() != t.address.len() {
+        return Err("stack table columns have different lengths".into());
+    }
+    let first = t.first_id.to_native();
+    if first == 0 || first.checked_add(t.parent.len() as u32).is_none() {
+        return Err("stack table ids out of range".into());
+    }
+    for (i, parent) in t.parent.iter().enumerate() {
+        // Parents come first: walking up a stack always ends.
+        if parent.to_native() >= first + i as u32 {
+            return Err("a stack node refers to a later node".into());
+        }
     }
     Ok(())
 }

@@ -149,17 +149,21 @@ pub struct OffCpu {
     pub kernel_stack: Vec<u32>,
 }
 
-/// Stack id meaning "no stack". Never defined in a [`StackTable`].
+/// Stack (node) id meaning "no stack". Never defined in a [`StackTable`].
 pub const EMPTY_STACK: u32 = 0;
 
-/// Newly interned stacks: stack `first_id + i` has `lens[i]` frames, stored consecutively in
-/// `frames`, innermost (leaf) first. Frames are raw instruction addresses as the kernel saw them.
+/// Stacks as a prefix tree, nodes first seen in this chunk: node `first_id + i` is the frame
+/// `address[i]` called from node `parent[i]` (0: from nothing, an outermost frame). A stack id is
+/// the id of its innermost node; its frames, leaf first, are that node and its ancestors.
+/// Stacks share their outer frames, so each new stack usually adds a few nodes, not a whole copy.
+/// Addresses are raw instruction pointers (return addresses above the leaf) as the kernel saw them.
+/// A parent always has a smaller id than its child, so walking up ends.
 #[derive(Archive, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 #[rkyv(derive(Debug))]
 pub struct StackTable {
     pub first_id: u32,
-    pub lens: Vec<u16>,
-    pub frames: Vec<u64>,
+    pub parent: Vec<u32>,
+    pub address: Vec<u64>,
 }
 
 #[derive(Archive, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]

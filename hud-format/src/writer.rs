@@ -57,7 +57,8 @@ pub struct CaptureWriter<W: Write> {
     chunk: Chunk,
     clocks: ColumnClocks,
     pending_events: usize,
-    stack_ids: HashMap<Box<[u64]>, u32>,
+    /// Prefix-tree nodes: (parent node, address) → node id.
+    stack_nodes: HashMap<(u32, u64), u32>,
     next_stack_id: u32,
     next_seq: u32,
     next_object_id: u32,
@@ -82,7 +83,7 @@ impl<W: Write> CaptureWriter<W> {
             chunk: Chunk::default(),
             clocks: ColumnClocks::default(),
             pending_events: 0,
-            stack_ids: HashMap::new(),
+            stack_nodes: HashMap::new(),
             next_stack_id: EMPTY_STACK + 1,
             next_seq: 0,
             next_object_id: 0,
@@ -120,21 +121,23 @@ impl<W: Write> CaptureWriter<W> {
         self.now_ns = self.now_ns.max(now_ns);
     }
 
-    /// Returns the id of `frames` (leaf first), adding it to the pending chunk the first time.
+    /// Returns the id of `frames` (leaf first), adding the nodes it needs to the pending chunk.
     pub fn intern_stack(&mut self, frames: &[u64]) -> u32 {
-        if frames.is_empty() {
-            return EMPTY_STACK;
+        let mut node = EMPTY_STACK;
+        for &address in frames.iter().rev() {
+            node = match self.stack_nodes.get(&(node, address)) {
+                Some(id) => *id,
+                None => {
+                    let id = self.next_stack_id;
+                    self.next_stack_id += 1;
+                    self.stack_nodes.insert((node, address), id);
+                    self.chunk.stacks.parent.push(node);
+                    self.chunk.stacks.address.push(address);
+                    id
+                }
+            };
         }
-        if let Some(id) = self.stack_ids.get(frames) {
-            return *id;
-        }
-        let frames = &frames[..frames.len().min(u16::MAX as usize)];
-        let id = self.next_stack_id;
-        self.next_stack_id += 1;
-        self.stack_ids.insert(frames.into(), id);
-        self.chunk.stacks.lens.push(frames.len() as u16);
-        self.chunk.stacks.frames.extend_from_slice(frames);
-        id
+        node
     }
 
     fn note_time(&mut self, ts_ns: u64) {
@@ -276,7 +279,7 @@ impl<W: Write> CaptureWriter<W> {
         self.totals.switches += chunk.switches.tid.len() as u64;
         self.totals.samples += chunk.samples.tid.len() as u64;
         self.totals.off_cpu += chunk.off_cpu.tid.len() as u64;
-        self.totals.stacks += chunk.stacks.lens.len() as u64;
+        self.totals.stacks += chunk.stacks.parent.len() as u64;
         self.totals.threads += chunk.threads.len() as u64;
         self.totals.mappings += chunk.mappings.len() as u64;
         self.totals.chunks += 1;
@@ -410,8 +413,8 @@ fn clear_chunk(chunk: &mut Chunk) {
     off_cpu.state.clear();
     off_cpu.user_stack.clear();
     off_cpu.kernel_stack.clear();
-    stacks.lens.clear();
-    stacks.frames.clear();
+    stacks.parent.clear();
+    stacks.address.clear();
     threads.clear();
     mappings.clear();
     counters.clear();

@@ -225,7 +225,8 @@ fn golden_v1_0_reads_back_exactly() {
         ),
         (3, 2, 1)
     );
-    assert_eq!(index.totals.stacks, 2);
+    // Stack nodes: three user frames and two kernel frames, shared by every event.
+    assert_eq!(index.totals.stacks, 5);
     assert_eq!(index.totals.chunks, 2);
 }
 

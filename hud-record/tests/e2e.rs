@@ -10,7 +10,6 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use hud_format::reader::{Capture, Ending};
-use hud_format::types::EMPTY_STACK;
 
 /// The tests share two CPUs and time-sensitive assertions: one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -125,7 +124,7 @@ impl Recorded {
         let demo = std::fs::read(demo_binary()).unwrap();
         let loader = addr2line::Loader::new(demo_binary()).unwrap();
         let chunks = self.capture.chunks().unwrap();
-        let mut stacks = std::collections::HashMap::new();
+        let mut stacks = hud_format::reader::Stacks::default();
         let mut maps = Vec::new();
         let mut out = Vec::new();
         for data in &chunks {
@@ -138,24 +137,11 @@ impl Recorded {
                     m.path.to_string(),
                 ));
             }
-            let mut at = 0usize;
-            for (i, len) in c.stacks.lens.iter().enumerate() {
-                let len = len.to_native() as usize;
-                let frames: Vec<u64> = c.stacks.frames[at..at + len]
-                    .iter()
-                    .map(|f| f.to_native())
-                    .collect();
-                stacks.insert(c.stacks.first_id.to_native() + i as u32, frames);
-                at += len;
-            }
+            stacks.add(c);
             let o = &c.off_cpu;
             for i in 0..o.tid.len() {
                 let id = o.user_stack[i].to_native();
-                let frames = if id == EMPTY_STACK {
-                    Vec::new()
-                } else {
-                    stacks[&id].clone()
-                };
+                let frames: Vec<u64> = stacks.frames(id).collect();
                 let mut names = Vec::new();
                 for (depth, addr) in frames.iter().enumerate() {
                     let addr = if depth == 0 { *addr } else { addr - 1 };

@@ -1,10 +1,8 @@
 //! Shared by the capture tests: turn a capture back into plain events to compare.
 #![allow(dead_code)]
 
-use std::collections::HashMap;
-
-use hud_format::reader::{Capture, ChunkData};
-use hud_format::types::{Mapping, ThreadEvent, EMPTY_STACK};
+use hud_format::reader::{Capture, ChunkData, Stacks};
+use hud_format::types::{Mapping, ThreadEvent};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
@@ -46,21 +44,12 @@ pub struct Decoded {
 
 /// Reads chunks in order, resolving stack ids through the tables seen so far.
 pub fn decode_chunks(chunks: &[ChunkData]) -> Decoded {
-    let mut stacks: HashMap<u32, Vec<u64>> = HashMap::new();
-    stacks.insert(EMPTY_STACK, Vec::new());
+    let mut table = Stacks::default();
     let mut out = Decoded::default();
     for data in chunks {
         let c = data.get();
-        let mut at = 0usize;
-        for (i, len) in c.stacks.lens.iter().enumerate() {
-            let len = len.to_native() as usize;
-            let frames = c.stacks.frames[at..at + len]
-                .iter()
-                .map(|f| f.to_native())
-                .collect();
-            stacks.insert(c.stacks.first_id.to_native() + i as u32, frames);
-            at += len;
-        }
+        table.add(c);
+        let stack = |id: u32| -> Vec<u64> { table.frames(id).collect() };
         let s = &c.switches;
         for (i, ts) in s.ts.iter().enumerate() {
             out.switches.push(Event::Switch {
@@ -77,8 +66,8 @@ pub fn decode_chunks(chunks: &[ChunkData]) -> Decoded {
                 ts,
                 tid: s.tid[i].to_native(),
                 cpu: s.cpu[i].to_native(),
-                user: stacks[&s.user_stack[i].to_native()].clone(),
-                kernel: stacks[&s.kernel_stack[i].to_native()].clone(),
+                user: stack(s.user_stack[i].to_native()),
+                kernel: stack(s.kernel_stack[i].to_native()),
             });
         }
         let o = &c.off_cpu;
@@ -90,8 +79,8 @@ pub fn decode_chunks(chunks: &[ChunkData]) -> Decoded {
                 duration: o.duration_ns[i].to_native(),
                 runnable: o.runnable_ns[i].to_native(),
                 state: o.state[i].to_native(),
-                user: stacks[&o.user_stack[i].to_native()].clone(),
-                kernel: stacks[&o.kernel_stack[i].to_native()].clone(),
+                user: stack(o.user_stack[i].to_native()),
+                kernel: stack(o.kernel_stack[i].to_native()),
             });
         }
         let owned = data.to_owned_chunk();

@@ -3,7 +3,7 @@
 //! Every blocker is an `async fn` whose blocking line is marked `GROUND TRUTH`, as it would be in
 //! a real service: the blocking call sits directly in the task's code. Build with frame pointers and debug info (`cargo xtask demo` does).
 //!
-//! Usage: hud-demo [--seconds N] [--workers N] [--thread-name NAME] [--quiet]
+//! Usage: hud-demo [--seconds N] [--workers N] [--thread-name NAME] [--busy] [--quiet]
 //! Prints `iterations: N` (healthy request loop iterations) and `per_second: X` at exit, so the
 //! overhead of a profiler can be measured as the drop in throughput.
 
@@ -27,6 +27,9 @@ struct Options {
     workers: usize,
     thread_name: Option<String>,
     quiet: bool,
+    /// Healthy tasks yield instead of sleeping, keeping the workers busy: throughput then drops
+    /// with any CPU a profiler takes, which is what the overhead benchmark wants to see.
+    busy: bool,
 }
 
 fn parse_options() -> Options {
@@ -35,6 +38,7 @@ fn parse_options() -> Options {
         workers: 2,
         thread_name: None,
         quiet: false,
+        busy: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -53,6 +57,7 @@ fn parse_options() -> Options {
             }
             "--thread-name" => options.thread_name = args.next(),
             "--quiet" => options.quiet = true,
+            "--busy" => options.busy = true,
             other => {
                 eprintln!("hud-demo: unknown argument {other}");
                 std::process::exit(2);
@@ -76,6 +81,7 @@ fn main() {
     runtime.block_on(serve(
         Duration::from_secs_f64(options.seconds),
         data_file.clone(),
+        options.busy,
     ));
     let elapsed = started.elapsed().as_secs_f64();
     let iterations = ITERATIONS.load(Ordering::Relaxed);
@@ -86,7 +92,7 @@ fn main() {
     let _ = std::fs::remove_file(&data_file);
 }
 
-async fn serve(run_for: Duration, data_file: std::path::PathBuf) {
+async fn serve(run_for: Duration, data_file: std::path::PathBuf, busy: bool) {
     let deadline = tokio::time::Instant::now() + run_for;
     let mut tasks = Vec::new();
     tasks.push(tokio::spawn(every(
@@ -116,7 +122,7 @@ async fn serve(run_for: Duration, data_file: std::path::PathBuf) {
         offloaded_compression,
     )));
     for _ in 0..8 {
-        tasks.push(tokio::spawn(healthy_requests(deadline)));
+        tasks.push(tokio::spawn(healthy_requests(deadline, busy)));
     }
     for task in tasks {
         let _ = task.await;
@@ -137,10 +143,14 @@ where
 }
 
 /// Healthy async work: short timers and a little computation. Counts the demo's throughput.
-async fn healthy_requests(deadline: tokio::time::Instant) {
+async fn healthy_requests(deadline: tokio::time::Instant, busy: bool) {
     let mut x = 1u64;
     while tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(1)).await;
+        if busy {
+            tokio::task::yield_now().await;
+        } else {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
         for i in 0..200u64 {
             x = x.wrapping_mul(6364136223846793005).wrapping_add(i);
         }

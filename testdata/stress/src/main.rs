@@ -1,0 +1,72 @@
+//! hud-stress: `--pairs N` thread pairs pass a token back and forth through a Mutex + Condvar, so
+//! every hand-off is two context switches. Prints `round_trips_per_second: X` at exit.
+//!
+//! Usage: hud-stress [--pairs N] [--seconds S] [--work N]
+//! `--work` adds N iterations of arithmetic per hand-off to lower the switch rate.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+struct Token {
+    turn: Mutex<bool>,
+    changed: Condvar,
+}
+
+fn main() {
+    let mut pairs = 1usize;
+    let mut seconds = 10.0f64;
+    let mut work = 0u64;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let value = args.next().unwrap_or_default();
+        match arg.as_str() {
+            "--pairs" => pairs = value.parse().expect("--pairs N"),
+            "--seconds" => seconds = value.parse().expect("--seconds S"),
+            "--work" => work = value.parse().expect("--work N"),
+            other => panic!("unknown argument {other}"),
+        }
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let trips = Arc::new(AtomicU64::new(0));
+    let mut threads = Vec::new();
+    for _ in 0..pairs {
+        let token = Arc::new(Token {
+            turn: Mutex::new(false),
+            changed: Condvar::new(),
+        });
+        for side in [false, true] {
+            let (token, stop, trips) = (Arc::clone(&token), Arc::clone(&stop), Arc::clone(&trips));
+            threads.push(std::thread::spawn(move || {
+                let mut x = 1u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let mut turn = token.turn.lock().unwrap();
+                    while *turn != side && !stop.load(Ordering::Relaxed) {
+                        turn = token
+                            .changed
+                            .wait_timeout(turn, Duration::from_millis(10))
+                            .unwrap()
+                            .0;
+                    }
+                    for i in 0..work {
+                        x = x.wrapping_mul(6364136223846793005).wrapping_add(i);
+                    }
+                    *turn = !side;
+                    token.changed.notify_one();
+                    if side {
+                        trips.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                std::hint::black_box(x);
+            }));
+        }
+    }
+    let started = Instant::now();
+    std::thread::sleep(Duration::from_secs_f64(seconds));
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        let _ = t.join();
+    }
+    let rate = trips.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
+    println!("round_trips_per_second: {rate:.0}");
+}
