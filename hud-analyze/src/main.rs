@@ -1,17 +1,25 @@
 //! hud-analyze: read a capture, anywhere, without root.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use hud_analyze::analysis::{self, Options};
+use hud_analyze::detect::Thresholds;
+use hud_analyze::objects::SearchPaths;
+use hud_analyze::report::Report;
 use hud_analyze::summary::Summary;
-use hud_format::reader::Capture;
 
 #[derive(Parser)]
 #[command(
     name = "hud-analyze",
     version,
-    about = "Analyze hud captures: what blocks the Tokio runtime"
+    about = "Analyze hud captures: what blocks the Tokio runtime, where, how long, how often",
+    after_help = "EXIT CODES:
+    0  fine             3  capture missing or unreadable     5  wrong binary (build-id mismatch)
+    2  usage            4  not a capture, corrupt, or newer  10 --fail-on-blocking exceeded"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -20,6 +28,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// What blocks the runtime, CPU hotspots, and threads.
+    Report(ReportArgs),
     /// What a capture holds: target, host, duration, threads, event counts, losses.
     Info {
         /// The capture file (`-` for standard input).
@@ -27,33 +37,122 @@ enum Command {
     },
 }
 
-/// Exit codes: 0 fine, 2 usage, 3 missing or unreadable file, 4 not a capture / corrupt / newer.
+#[derive(clap::Args)]
+struct ReportArgs {
+    /// The capture file (`-` for standard input).
+    capture: PathBuf,
+    /// Use this file for an object (matched by build-id, or by file name). Repeatable.
+    #[arg(long = "binary", value_name = "PATH")]
+    binaries: Vec<PathBuf>,
+    /// Look for `.build-id/ab/cdef….debug` and debuglink files here too. Repeatable.
+    #[arg(long = "debug-dir", value_name = "DIR")]
+    debug_dirs: Vec<PathBuf>,
+    /// Shortest blocked time off CPU inside a poll that counts as blocking.
+    #[arg(long, value_name = "DURATION", default_value = "1ms", value_parser = parse_duration)]
+    threshold: Duration,
+    /// Shortest on-CPU poll that counts as blocking (measured by sampling).
+    #[arg(long, value_name = "DURATION", default_value = "10ms", value_parser = parse_duration)]
+    long_poll: Duration,
+    /// Rows per table.
+    #[arg(long, default_value_t = 10)]
+    top: usize,
+    /// Print JSON (schema hud.report/1, docs/REPORT.md) instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Exit 10 when any blocker's total or worst episode exceeds this (a CI gate).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    fail_on_blocking: Option<Duration>,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number.parse().map_err(|_| format!("`{text}` is not a duration (try 1ms, 500us, 2s)"))?;
+    let scale = match unit {
+        "ns" => 1e-9,
+        "us" | "µs" => 1e-6,
+        "" | "ms" => 1e-3,
+        "s" => 1.0,
+        other => return Err(format!("unknown unit `{other}` (use ns, us, ms or s)")),
+    };
+    Ok(Duration::from_secs_f64(value * scale))
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match cli.command {
+    match Cli::parse().command {
         Command::Info { capture } => {
-            match open(&capture).and_then(|c| Summary::of(&c).map_err(|e| (4, e.to_string()))) {
+            match analysis::open(&capture).and_then(|c| Summary::of(&c).map_err(Into::into)) {
                 Ok(summary) => {
-                    print!("{}", summary.render());
+                    emit(&summary.render());
                     ExitCode::SUCCESS
                 }
-                Err((code, message)) => {
-                    eprintln!("hud-analyze: {message}");
-                    ExitCode::from(code)
-                }
+                Err(e) => fail(e),
             }
         }
+        Command::Report(args) => report(args),
     }
 }
 
-fn open(path: &std::path::Path) -> Result<Capture, (u8, String)> {
-    let result = if path.as_os_str() == "-" {
-        Capture::from_reader(std::io::stdin().lock())
-    } else {
-        Capture::open(path)
+/// Writes to stdout; a closed pipe (`| head`) ends quietly instead of panicking.
+fn emit(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("hud-analyze: cannot write the report: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn fail(e: analysis::AnalyzeError) -> ExitCode {
+    eprintln!("hud-analyze: {e}");
+    ExitCode::from(e.exit_code())
+}
+
+fn report(args: ReportArgs) -> ExitCode {
+    let options = Options {
+        search: SearchPaths { binaries: args.binaries, debug_dirs: args.debug_dirs },
+        thresholds: Thresholds {
+            off_cpu_ns: args.threshold.as_nanos() as u64,
+            long_poll_ns: args.long_poll.as_nanos() as u64,
+        },
     };
-    result.map_err(|e| match e {
-        hud_format::Error::Io { .. } => (3, e.to_string()),
-        _ => (4, e.to_string()),
-    })
+    let capture = match analysis::open(&args.capture) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    let analysis = match analysis::analyze(&capture, &options) {
+        Ok(a) => a,
+        Err(e) => return fail(e),
+    };
+    let mut report = Report::build(&analysis, args.top);
+    report.summary.blocking_threshold_ms = args.threshold.as_secs_f64() * 1e3;
+    report.summary.long_poll_threshold_ms = args.long_poll.as_secs_f64() * 1e3;
+    if args.json {
+        emit(&(report.to_json() + "\n"));
+    } else {
+        let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        emit(&report.to_text(color));
+    }
+    if let Some(limit) = args.fail_on_blocking {
+        let limit_ms = limit.as_secs_f64() * 1e3;
+        let over = report.exceeds(limit_ms);
+        if !over.is_empty() {
+            for b in &over {
+                eprintln!(
+                    "hud-analyze: blocking over {limit_ms} ms: {} ({}:{}) total {:.1} ms, worst {:.1} ms",
+                    b.function,
+                    b.file.as_deref().unwrap_or("?"),
+                    b.line,
+                    b.total_ms,
+                    b.max_ms
+                );
+            }
+            return ExitCode::from(10);
+        }
+    }
+    ExitCode::SUCCESS
 }

@@ -356,6 +356,11 @@ impl Stacks {
         );
     }
 
+    /// Every node, index = id − 1: (parent id, address).
+    pub fn nodes(&self) -> &[(u32, u64)] {
+        &self.nodes
+    }
+
     /// Number of nodes known.
     pub fn len(&self) -> usize {
         self.nodes.len()

@@ -66,7 +66,7 @@ pub struct Args {
     pub force: bool,
 
     /// Ring buffer size in MiB (power of two). Raise it if the capture reports lost records.
-    #[arg(long, value_name = "MIB", default_value_t = 16)]
+    #[arg(long, value_name = "MIB", default_value_t = 4)]
     pub buffer_mib: u32,
 
     /// Don't print the live status line.

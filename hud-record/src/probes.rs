@@ -45,7 +45,9 @@ impl Probes {
     pub fn load(config: &ProbeConfig) -> Result<Self> {
         let kernel_stacks = u32::from(config.kernel_stacks);
         let mut loader = EbpfLoader::new();
+        // The programs use no CO-RE relocations: skip parsing the kernel's BTF (megabytes of RSS).
         loader
+            .btf(None)
             .override_global(globals::TARGET_TGID, &config.tgid, true)
             .override_global(
                 globals::OFFCPU_THRESHOLD_NS,

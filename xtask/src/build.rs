@@ -82,15 +82,14 @@ pub fn fuzz(seconds: u32) -> Result<()> {
     if !crate::util::succeeds(Command::new("cargo").args(["fuzz", "--version"])) {
         sh(Command::new("cargo").args(["install", "cargo-fuzz", "--locked"]))?;
     }
+    // Seed the corpus with real captures: the golden one, so mutations start from valid frames.
+    let corpus = root().join("hud-format/fuzz/corpus/read_capture");
+    std::fs::create_dir_all(&corpus)?;
+    std::fs::copy(root().join("testdata/golden/v1.0.hudcap"), corpus.join("golden-v1.0"))?;
     sh(cargo()
         .current_dir(root().join("hud-format"))
-        .args([
-            "fuzz",
-            "run",
-            "read_capture",
-            "--",
-            &format!("-max_total_time={seconds}"),
-            "-rss_limit_mb=2048",
-        ])
+        .args(["fuzz", "run", "read_capture", "--"])
+        .arg(format!("-max_total_time={seconds}"))
+        .args(["-rss_limit_mb=2048", "-print_final_stats=1"])
         .env("RUSTC_BOOTSTRAP", "1"))
 }

@@ -1,0 +1,250 @@
+//! Blocking detection: off-CPU episodes inside task polls, long on-CPU polls, and scheduling
+//! pressure, grouped into blockers by the user's call path.
+
+use std::collections::HashMap;
+
+use crate::frames::{self, Kind};
+use crate::model::{Model, Role};
+use crate::symbolize::{Frame, Symbols};
+
+/// Detection thresholds.
+#[derive(Clone, Copy, Debug)]
+pub struct Thresholds {
+    /// Shortest blocked (not runnable) off-CPU time inside a poll that counts.
+    pub off_cpu_ns: u64,
+    /// Shortest on-CPU poll that counts (needs at least two samples).
+    pub long_poll_ns: u64,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Self { off_cpu_ns: 1_000_000, long_poll_ns: 10_000_000 }
+    }
+}
+
+/// One occurrence of blocking.
+#[derive(Clone, Debug)]
+pub struct Episode {
+    pub tid: u32,
+    pub start: u64,
+    pub duration: u64,
+    pub kind: Kind,
+    /// Symbolized stack, innermost first.
+    pub stack: u32,
+    /// Samples that make up a long poll (0 for off-CPU episodes).
+    pub samples: u32,
+}
+
+/// Episodes that share a user call path: one thing to fix.
+#[derive(Clone, Debug)]
+pub struct Blocker {
+    pub kind: Kind,
+    /// Innermost user frame: where the time goes.
+    pub blame: Frame,
+    /// Innermost async fn of the user's code: which task blocks.
+    pub task: Option<Frame>,
+    /// The user frames from the blame outwards, the grouping key.
+    pub user_path: Vec<Frame>,
+    pub episodes: Vec<Episode>,
+    /// An example stack (the longest episode's), innermost first.
+    pub example: Vec<Frame>,
+}
+
+impl Blocker {
+    pub fn total(&self) -> u64 {
+        self.episodes.iter().map(|e| e.duration).sum()
+    }
+
+    pub fn max(&self) -> u64 {
+        self.episodes.iter().map(|e| e.duration).max().unwrap_or(0)
+    }
+
+    /// Duration at quantile `q` (0..=1), nearest rank.
+    pub fn quantile(&self, q: f64) -> u64 {
+        let mut d: Vec<u64> = self.episodes.iter().map(|e| e.duration).collect();
+        d.sort_unstable();
+        if d.is_empty() {
+            return 0;
+        }
+        let rank = ((q * d.len() as f64).ceil() as usize).clamp(1, d.len());
+        d[rank - 1]
+    }
+
+    pub fn first(&self) -> u64 {
+        self.episodes.iter().map(|e| e.start).min().unwrap_or(0)
+    }
+}
+
+/// Per-worker scheduling pressure.
+#[derive(Clone, Debug)]
+pub struct Pressure {
+    pub tid: u32,
+    /// Time runnable but waiting for a CPU: after preemption, and after wakeups.
+    pub runnable_wait_ns: u64,
+}
+
+/// Everything detection found.
+pub struct Detection {
+    pub blockers: Vec<Blocker>,
+    pub pressure: Vec<Pressure>,
+    /// Off-CPU episodes on runtime threads that were parked/idle (not blocking).
+    pub idle_episodes: usize,
+}
+
+/// The user's part of a stack inside the task poll: frames before the poll boundary that are
+/// user code, innermost first.
+fn user_frames(frames: &[Frame]) -> Vec<Frame> {
+    let poll = frames::task_poll_index(frames).unwrap_or(frames.len());
+    frames[..poll].iter().filter(|f| frames::is_user(f)).cloned().collect()
+}
+
+/// Grouping key: the blame frame's function and file, then the callers with their lines.
+fn group_key(user: &[Frame], kind: Kind) -> (Kind, Vec<(String, String, u32)>) {
+    let mut key = Vec::with_capacity(user.len());
+    for (i, f) in user.iter().enumerate() {
+        let line = if i == 0 && kind == Kind::Cpu { 0 } else { f.line };
+        key.push((f.function.to_string(), f.file.as_deref().unwrap_or("").to_string(), line));
+    }
+    (kind, key)
+}
+
+pub fn detect(model: &Model, symbols: &Symbols, thresholds: Thresholds) -> Detection {
+    let mut cache: HashMap<u32, Vec<Frame>> = HashMap::new();
+    let mut stack = |id: u32| -> Vec<Frame> { cache.entry(id).or_insert_with(|| symbols.stack(model, id)).clone() };
+    let runs_tasks = |tid: u32| model.threads.get(&tid).is_some_and(|t| t.role.runs_tasks());
+    let mut episodes: Vec<(Episode, Vec<Frame>)> = Vec::new();
+    let mut idle_episodes = 0;
+
+    // Off CPU inside a task poll, blocked past the threshold.
+    for off in &model.off_cpu {
+        if !runs_tasks(off.tid) || off.blocked() < thresholds.off_cpu_ns {
+            continue;
+        }
+        let frames = stack(off.stack);
+        if frames::is_parked(&frames) || frames::task_poll_index(&frames).is_none() {
+            idle_episodes += 1;
+            continue;
+        }
+        let kind = frames::off_cpu_kind(&frames, off.state);
+        episodes.push((
+            Episode { tid: off.tid, start: off.start(), duration: off.blocked(), kind, stack: off.stack, samples: 0 },
+            frames,
+        ));
+    }
+
+    // Long polls: consecutive samples of one worker in the same task poll, no voluntary switch.
+    let period = model.sample_period();
+    if period > 0 {
+        for thread in model.threads.values().filter(|t| t.role.runs_tasks()) {
+            let samples = model.samples_of(thread.tid);
+            let mut run: Vec<usize> = Vec::new();
+            let mut run_key: Option<Vec<(String, String)>> = None;
+            let mut flush = |run: &mut Vec<usize>, frames_of_first: Option<Vec<Frame>>| {
+                if run.len() >= 2 {
+                    let first = samples[run[0]];
+                    let last = samples[*run.last().expect("non-empty")];
+                    let duration = last.ts - first.ts + period;
+                    if duration >= thresholds.long_poll_ns {
+                        if let Some(frames) = frames_of_first {
+                            episodes.push((
+                                Episode {
+                                    tid: thread.tid,
+                                    start: first.ts,
+                                    duration,
+                                    kind: Kind::Cpu,
+                                    stack: first.stack,
+                                    samples: run.len() as u32,
+                                },
+                                frames,
+                            ));
+                        }
+                    }
+                }
+                run.clear();
+            };
+            let mut first_frames: Option<Vec<Frame>> = None;
+            for (i, s) in samples.iter().enumerate() {
+                let frames = stack(s.stack);
+                let in_poll = frames::task_poll_index(&frames).is_some() && !frames::is_parked(&frames);
+                let user = if in_poll { user_frames(&frames) } else { Vec::new() };
+                // The poll's identity: the innermost async fn of the user and its callers.
+                let task_at = user.iter().position(frames::is_async_body);
+                let key = task_at.map(|at| {
+                    user[at..].iter().map(|f| (f.function.to_string(), f.file.as_deref().unwrap_or("").to_string())).collect::<Vec<_>>()
+                });
+                let continues = key.is_some()
+                    && key == run_key
+                    && run.last().is_some_and(|&prev| !thread.switched_out_between(samples[prev].ts, s.ts));
+                if !continues {
+                    flush(&mut run, first_frames.take());
+                    run_key = key.clone();
+                }
+                if key.is_some() {
+                    if run.is_empty() {
+                        first_frames = Some(frames);
+                    }
+                    run.push(i);
+                }
+            }
+            flush(&mut run, first_frames.take());
+        }
+    }
+
+    // Group by user call path.
+    let mut groups: HashMap<(Kind, Vec<(String, String, u32)>), Blocker> = HashMap::new();
+    for (episode, frames) in episodes {
+        let user = user_frames(&frames);
+        let blame = user.first().cloned().unwrap_or_else(|| {
+            // No user frame (e.g. missing debug info): blame the innermost frame we have.
+            frames.first().cloned().unwrap_or(Frame {
+                function: "[no stack]".into(),
+                file: None,
+                line: 0,
+                object: u32::MAX,
+                inlined: false,
+            })
+        });
+        let key = group_key(&user, episode.kind);
+        let entry = groups.entry(key).or_insert_with(|| Blocker {
+            kind: episode.kind,
+            task: user.iter().find(|f| frames::is_async_body(f)).cloned(),
+            blame: blame.clone(),
+            user_path: user.clone(),
+            episodes: Vec::new(),
+            example: frames.clone(),
+        });
+        if episode.duration > entry.max() {
+            entry.example = frames;
+        }
+        entry.episodes.push(episode);
+    }
+    let mut blockers: Vec<Blocker> = groups.into_values().collect();
+    // Long polls: blame the line that took the most samples within the group.
+    for b in blockers.iter_mut().filter(|b| b.kind == Kind::Cpu) {
+        let mut lines: HashMap<u32, u32> = HashMap::new();
+        for e in &b.episodes {
+            let frames = stack(e.stack);
+            if let Some(f) = user_frames(&frames).first() {
+                *lines.entry(f.line).or_default() += 1;
+            }
+        }
+        if let Some((line, _)) = lines.into_iter().max_by_key(|(l, n)| (*n, u32::MAX - *l)) {
+            b.blame.line = line;
+        }
+    }
+    blockers.sort_by(|a, b| b.total().cmp(&a.total()).then_with(|| a.blame.function.cmp(&b.blame.function)));
+
+    let mut pressure: Vec<Pressure> = model
+        .threads
+        .values()
+        .filter(|t| t.role.runs_tasks())
+        .map(|t| Pressure {
+            tid: t.tid,
+            runnable_wait_ns: t.preempted_wait_ns
+                + model.off_cpu.iter().filter(|o| o.tid == t.tid && o.state & 0x100 == 0 && o.state != 0).map(|o| o.runnable).sum::<u64>(),
+        })
+        .collect();
+    pressure.sort_by_key(|p| std::cmp::Reverse(p.runnable_wait_ns));
+    let _ = Role::Other;
+    Detection { blockers, pressure, idle_episodes }
+}

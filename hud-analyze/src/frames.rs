@@ -1,0 +1,113 @@
+//! What a frame is: the user's code, the Tokio runtime's poll or park path, a blocking call.
+//!
+//! Matching is on demangled function names and source paths, so it works whatever the threads
+//! are called and whichever crate versions the target used.
+
+use crate::symbolize::Frame;
+
+/// Frames of the runtime that poll a task: below them (innermost side) is the task's code.
+const TASK_POLL: &[&str] = &[
+    "tokio::runtime::task::harness::",
+    "tokio::runtime::task::core::Core",
+    "tokio::runtime::task::raw::poll",
+    "tokio::runtime::scheduler::current_thread::CoreGuard::block_on",
+];
+
+/// Frames of a parked or idle runtime thread.
+const PARK: &[&str] = &[
+    "tokio::runtime::scheduler::multi_thread::park::",
+    "tokio::runtime::scheduler::multi_thread::worker::Context::park",
+    "tokio::runtime::scheduler::current_thread::Context::park",
+    "tokio::runtime::park::",
+    "tokio::runtime::driver::",
+    "tokio::runtime::io::driver::",
+    "tokio::runtime::time::",
+];
+
+/// Markers of a thread's role.
+pub const WORKER: &str = "tokio::runtime::scheduler::multi_thread::worker::";
+pub const CURRENT_THREAD: &str = "tokio::runtime::scheduler::current_thread::";
+pub const BLOCKING_POOL: &str = "tokio::runtime::blocking::pool::";
+
+/// Library code: the standard library, dependencies from a registry or git, the toolchain.
+pub fn is_user(frame: &Frame) -> bool {
+    let Some(file) = frame.file.as_deref() else { return false };
+    let library_path = ["/.cargo/registry/", "/.cargo/git/", "/rustc/", "/rustlib/src/rust/", "/cargo/registry/"];
+    if library_path.iter().any(|p| file.contains(p)) {
+        return false;
+    }
+    let f = &*frame.function;
+    let library_fn = ["std::", "core::", "alloc::", "tokio::", "<std::", "<core::", "<alloc::", "<tokio::"];
+    !library_fn.iter().any(|p| f.starts_with(p))
+}
+
+/// An async fn's or async block's body (its poll), as Rust names them.
+pub fn is_async_body(frame: &Frame) -> bool {
+    let f = &*frame.function;
+    f.contains("{{closure}}") || f.contains("{closure#") || f.contains("{async_fn") || f.contains("{async_block")
+}
+
+fn any(frames: &[Frame], patterns: &[&str]) -> bool {
+    frames.iter().any(|f| patterns.iter().any(|p| f.function.contains(p)))
+}
+
+/// Index of the outermost-but-innermost task-poll frame: frames before it run inside the task.
+pub fn task_poll_index(frames: &[Frame]) -> Option<usize> {
+    frames.iter().position(|f| TASK_POLL.iter().any(|p| f.function.contains(p)))
+}
+
+/// Whether the stack is a parked or idle runtime thread (not blocking anything).
+pub fn is_parked(frames: &[Frame]) -> bool {
+    any(frames, PARK)
+}
+
+/// The kind of blocking an off-CPU stack shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// On CPU too long in one poll.
+    Cpu,
+    Sleep,
+    Lock,
+    Io,
+    Dns,
+    Other,
+}
+
+impl Kind {
+    pub fn label(self) -> &'static str {
+        match self {
+            Kind::Cpu => "cpu",
+            Kind::Sleep => "sleep",
+            Kind::Lock => "lock",
+            Kind::Io => "io",
+            Kind::Dns => "dns",
+            Kind::Other => "other",
+        }
+    }
+}
+
+/// Tells the kind from the stack (innermost first) and the state the thread left in.
+pub fn off_cpu_kind(frames: &[Frame], state: u16) -> Kind {
+    let names: Vec<&str> = frames.iter().map(|f| &*f.function).collect();
+    let has = |p: &str| names.iter().any(|n| n.contains(p));
+    let leaf = names.first().copied().unwrap_or("");
+    if has("getaddrinfo") || has("ToSocketAddrs") || has("lookup_host") {
+        Kind::Dns
+    } else if has("std::thread::sleep") || ["nanosleep", "clock_nanosleep", "usleep", "sleep"].iter().any(|s| leaf.ends_with(s)) {
+        Kind::Sleep
+    } else if has("::mutex::") || has("Mutex<") || has("::rwlock::") || has("RwLock<") || has("Condvar") || has("parking_lot") || has("::futex::") || has("Barrier") {
+        Kind::Lock
+    } else if state & 2 != 0
+        || has("std::fs::")
+        || has("std::io::")
+        || has("std::net::")
+        || ["read", "write", "pread64", "pwrite64", "readv", "writev", "recv", "send", "recvfrom", "sendto", "fsync", "fdatasync", "open", "openat64", "__libc_read", "__libc_write"]
+            .iter()
+            .any(|s| leaf.trim_start_matches("__GI_").trim_start_matches("__") == *s)
+    {
+        Kind::Io
+    } else {
+        Kind::Other
+    }
+}

@@ -1,0 +1,300 @@
+//! The model every view reads: threads, their on/off-CPU history, samples, off-CPU episodes.
+//!
+//! Built once from the capture's chunks (decompressed in parallel, read in place). Events are
+//! kept as compact rows referring to stack ids; stacks stay a prefix tree ([`Stacks`]).
+
+use std::collections::BTreeMap;
+
+use hud_format::reader::{Capture, Stacks};
+use hud_format::types::{ArchivedThreadEventKind, Header, Mapping};
+use hud_format::wire::STATE_PREEMPTED;
+
+/// A cpu-clock sample.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sample {
+    pub ts: u64,
+    pub tid: u32,
+    pub stack: u32,
+}
+
+/// An off-CPU episode past the recorder's threshold, stamped at switch-in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OffCpu {
+    /// Switch-in time (end of the episode).
+    pub end: u64,
+    pub tid: u32,
+    /// Whole time off CPU.
+    pub duration: u64,
+    /// Part of `duration` spent runnable, waiting for a CPU.
+    pub runnable: u64,
+    /// State at switch-out (1 S, 2 D, 0x100 preempted).
+    pub state: u16,
+    pub stack: u32,
+}
+
+impl OffCpu {
+    /// Time really blocked: off CPU and not runnable.
+    pub fn blocked(&self) -> u64 {
+        self.duration - self.runnable.min(self.duration)
+    }
+
+    pub fn start(&self) -> u64 {
+        self.end.saturating_sub(self.duration)
+    }
+}
+
+/// What a thread is for, told from its stacks (see `classify`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// A worker of a multi-thread runtime.
+    Worker,
+    /// The thread driving a current_thread runtime.
+    CurrentThread,
+    /// A `spawn_blocking` / blocking-pool thread.
+    BlockingPool,
+    Other,
+}
+
+impl Role {
+    /// Whether blocking this thread stalls async tasks.
+    pub fn runs_tasks(self) -> bool {
+        matches!(self, Role::Worker | Role::CurrentThread)
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Role::Worker => "worker",
+            Role::CurrentThread => "current_thread",
+            Role::BlockingPool => "blocking pool",
+            Role::Other => "other",
+        }
+    }
+}
+
+/// One thread of the target.
+#[derive(Clone, Debug)]
+pub struct Thread {
+    pub tid: u32,
+    /// Names over time: (since, name).
+    pub names: Vec<(u64, String)>,
+    pub exited: Option<u64>,
+    pub role: Role,
+    /// Whether `role` came from stacks (true) or only from the name (false).
+    pub role_from_stacks: bool,
+    /// Time on CPU, from switch records, within the recording.
+    pub on_cpu_ns: u64,
+    /// Time runnable but preempted (switched out as "R+") until back on CPU.
+    pub preempted_wait_ns: u64,
+    /// Switch-outs where the thread gave up the CPU (slept, blocked, parked), sorted.
+    pub voluntary_switch_outs: Vec<u64>,
+    pub samples: u64,
+}
+
+impl Thread {
+    /// The name the thread had last.
+    pub fn name(&self) -> &str {
+        self.names.last().map(|(_, n)| n.as_str()).unwrap_or("?")
+    }
+}
+
+/// The analyzed capture.
+pub struct Model {
+    pub header: Header,
+    pub notices: Vec<String>,
+    pub start: u64,
+    pub end: u64,
+    pub threads: BTreeMap<u32, Thread>,
+    /// Sorted by (tid, ts).
+    pub samples: Vec<Sample>,
+    /// Sorted by end time.
+    pub off_cpu: Vec<OffCpu>,
+    pub stacks: Stacks,
+    /// Every mapping seen, in capture order.
+    pub mappings: Vec<Mapping>,
+    /// Last value of each counter.
+    pub counters: BTreeMap<String, u64>,
+}
+
+impl Model {
+    pub fn build(capture: &Capture) -> Result<Self, hud_format::Error> {
+        let chunks = capture.chunks()?;
+        let header = capture.header().clone();
+        let mut notices: Vec<String> = capture.ending().notice().into_iter().collect();
+        let mut model = Model {
+            start: header.start_ns,
+            end: header.start_ns,
+            header,
+            notices: Vec::new(),
+            threads: BTreeMap::new(),
+            samples: Vec::new(),
+            off_cpu: Vec::new(),
+            stacks: Stacks::default(),
+            mappings: Vec::new(),
+            counters: BTreeMap::new(),
+        };
+        // Per thread: (ts, on_cpu, prev_state) switch rows, sorted afterwards.
+        let mut switches: BTreeMap<u32, Vec<(u64, bool, u16)>> = BTreeMap::new();
+        let mut expected_seq = 0u32;
+        for data in &chunks {
+            let c = data.get();
+            if c.seq.to_native() != expected_seq {
+                notices.push(format!(
+                    "chunks {expected_seq}..{} are missing; their events are not in this analysis",
+                    c.seq.to_native()
+                ));
+            }
+            expected_seq = c.seq.to_native() + 1;
+            model.end = model.end.max(c.end_ns.to_native());
+            model.stacks.add(c);
+            for t in c.threads.iter() {
+                let tid = t.tid.to_native();
+                let ts = t.ts_ns.to_native();
+                let thread = model.threads.entry(tid).or_insert_with(|| Thread::new(tid));
+                if thread.names.last().map(|(_, n)| n.as_str()) != Some(t.name.as_str()) {
+                    thread.names.push((ts, t.name.to_string()));
+                }
+                if t.kind == ArchivedThreadEventKind::Exited {
+                    thread.exited = Some(ts);
+                }
+            }
+            let s = &c.switches;
+            for (i, ts) in s.ts.iter().enumerate() {
+                switches.entry(s.tid[i].to_native()).or_default().push((
+                    ts,
+                    s.on_cpu[i] == 1,
+                    s.prev_state[i].to_native(),
+                ));
+            }
+            let s = &c.samples;
+            for (i, ts) in s.ts.iter().enumerate() {
+                model.samples.push(Sample {
+                    ts,
+                    tid: s.tid[i].to_native(),
+                    stack: s.user_stack[i].to_native(),
+                });
+            }
+            let o = &c.off_cpu;
+            for (i, ts) in o.ts.iter().enumerate() {
+                model.off_cpu.push(OffCpu {
+                    end: ts,
+                    tid: o.tid[i].to_native(),
+                    duration: o.duration_ns[i].to_native(),
+                    runnable: o.runnable_ns[i].to_native(),
+                    state: o.state[i].to_native(),
+                    stack: o.user_stack[i].to_native(),
+                });
+            }
+            model.mappings.extend(c.mappings.iter().map(|m| Mapping {
+                ts_ns: m.ts_ns.to_native(),
+                start: m.start.to_native(),
+                end: m.end.to_native(),
+                file_offset: m.file_offset.to_native(),
+                perms: m.perms.to_string(),
+                path: m.path.to_string(),
+                inode: m.inode.to_native(),
+                build_id: m.build_id.to_vec(),
+            }));
+            for counter in c.counters.iter() {
+                model.counters.insert(counter.name.to_string(), counter.value.to_native());
+            }
+        }
+        model.samples.sort_unstable_by_key(|s| (s.tid, s.ts));
+        model.off_cpu.sort_unstable_by_key(|o| (o.end, o.tid));
+        for sample in &model.samples {
+            model.threads.entry(sample.tid).or_insert_with(|| Thread::new(sample.tid)).samples += 1;
+        }
+        for off in &model.off_cpu {
+            model.threads.entry(off.tid).or_insert_with(|| Thread::new(off.tid));
+        }
+        let (start, end) = (model.start, model.end);
+        for (tid, mut rows) in switches {
+            rows.sort_unstable_by_key(|r| r.0);
+            let thread = model.threads.entry(tid).or_insert_with(|| Thread::new(tid));
+            thread.apply_switches(&rows, start, end);
+        }
+        model.notices = notices;
+        Ok(model)
+    }
+
+    /// Recorded time span in nanoseconds.
+    pub fn duration(&self) -> u64 {
+        self.end.saturating_sub(self.start)
+    }
+
+    /// Sampling period in nanoseconds (0 when sampling was off).
+    pub fn sample_period(&self) -> u64 {
+        match self.header.sample_hz {
+            0 => 0,
+            hz => 1_000_000_000 / u64::from(hz),
+        }
+    }
+
+    /// Records lost in the kernel or by the recorder.
+    pub fn lost_records(&self) -> u64 {
+        self.counters
+            .iter()
+            .filter(|(n, _)| n.starts_with("lost_") || n.as_str() == "unknown_record")
+            .map(|(_, v)| v)
+            .sum()
+    }
+
+    /// Samples of one thread, in time order.
+    pub fn samples_of(&self, tid: u32) -> &[Sample] {
+        let from = self.samples.partition_point(|s| s.tid < tid);
+        let to = self.samples.partition_point(|s| s.tid <= tid);
+        &self.samples[from..to]
+    }
+}
+
+impl Thread {
+    fn new(tid: u32) -> Self {
+        Self {
+            tid,
+            names: Vec::new(),
+            exited: None,
+            role: Role::Other,
+            role_from_stacks: false,
+            on_cpu_ns: 0,
+            preempted_wait_ns: 0,
+            voluntary_switch_outs: Vec::new(),
+            samples: 0,
+        }
+    }
+
+    /// Derives on-CPU time, preemption waits and voluntary switch-outs from sorted switch rows.
+    fn apply_switches(&mut self, rows: &[(u64, bool, u16)], start: u64, end: u64) {
+        // Before the first record we do not know; assume the opposite of the first transition.
+        let mut on_since = match rows.first() {
+            Some((_, false, _)) => Some(start),
+            _ => None,
+        };
+        let mut preempted_at: Option<u64> = None;
+        for &(ts, on_cpu, state) in rows {
+            if on_cpu {
+                if let Some(at) = preempted_at.take() {
+                    self.preempted_wait_ns += ts.saturating_sub(at);
+                }
+                on_since = Some(ts);
+            } else {
+                if let Some(since) = on_since.take() {
+                    self.on_cpu_ns += ts.saturating_sub(since);
+                }
+                if u32::from(state) & STATE_PREEMPTED != 0 || state == 0 {
+                    preempted_at = Some(ts);
+                } else {
+                    self.voluntary_switch_outs.push(ts);
+                }
+            }
+        }
+        if let Some(since) = on_since {
+            self.on_cpu_ns += end.saturating_sub(since);
+        }
+    }
+
+    /// Whether the thread gave up the CPU voluntarily between `from` and `to` (exclusive).
+    pub fn switched_out_between(&self, from: u64, to: u64) -> bool {
+        let i = self.voluntary_switch_outs.partition_point(|t| *t <= from);
+        self.voluntary_switch_outs.get(i).is_some_and(|t| *t < to)
+    }
+}

@@ -1,0 +1,202 @@
+//! Finding the object file (and its debug info) for a mapping recorded on another machine.
+//!
+//! Order: `--binary` overrides, copies embedded in the capture, the recorded path when its
+//! build-id matches, then debug directories (`.build-id/ab/cdef….debug`) and `.gnu_debuglink`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use object::{Object, ObjectSection};
+
+use crate::summary::hex;
+
+/// Bytes of an object file: mapped from disk or embedded in the capture.
+pub enum Bytes {
+    Mapped(memmap2::Mmap),
+    Owned(Vec<u8>),
+}
+
+impl std::ops::Deref for Bytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Bytes::Mapped(m) => m,
+            Bytes::Owned(v) => v,
+        }
+    }
+}
+
+/// Where an object's bytes came from, for messages.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Origin {
+    Override(PathBuf),
+    Embedded,
+    RecordedPath(PathBuf),
+    DebugFile(PathBuf),
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::Override(p) => write!(f, "--binary {}", p.display()),
+            Origin::Embedded => write!(f, "the copy embedded in the capture"),
+            Origin::RecordedPath(p) => write!(f, "{}", p.display()),
+            Origin::DebugFile(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+/// A located object: the file that was mapped, and where its DWARF lives (itself or a debug file).
+pub struct Located {
+    pub origin: Origin,
+    pub file: Arc<Bytes>,
+    /// A separate debug file, when the object's own DWARF is missing.
+    pub debug: Option<(PathBuf, Arc<Bytes>)>,
+}
+
+/// The recorded object and the file found for it disagree.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("wrong binary for {recorded}: the capture has build-id {expected}, {found_path} has {found}")]
+pub struct BuildIdMismatch {
+    pub recorded: String,
+    pub expected: String,
+    pub found_path: String,
+    pub found: String,
+}
+
+/// Where to look.
+#[derive(Clone, Debug, Default)]
+pub struct SearchPaths {
+    pub binaries: Vec<PathBuf>,
+    pub debug_dirs: Vec<PathBuf>,
+}
+
+/// Embedded object, as the capture holds it.
+pub struct Embedded {
+    pub path: String,
+    pub build_id: Vec<u8>,
+    pub bytes: Arc<Bytes>,
+}
+
+fn map_file(path: &Path) -> Option<Bytes> {
+    let file = std::fs::File::open(path).ok()?;
+    // SAFETY: read-only map; we only parse it.
+    unsafe { memmap2::Mmap::map(&file) }.ok().map(Bytes::Mapped)
+}
+
+pub fn build_id_of(bytes: &[u8]) -> Option<Vec<u8>> {
+    object::File::parse(bytes).ok()?.build_id().ok().flatten().map(<[u8]>::to_vec)
+}
+
+/// Whether the object carries DWARF line tables.
+pub fn has_dwarf(bytes: &[u8]) -> bool {
+    object::File::parse(bytes)
+        .ok()
+        .and_then(|f| f.section_by_name(".debug_line").map(|s| s.size() > 0))
+        .unwrap_or(false)
+}
+
+fn debuglink(bytes: &[u8]) -> Option<String> {
+    let file = object::File::parse(bytes).ok()?;
+    let (name, _crc) = file.gnu_debuglink().ok().flatten()?;
+    Some(String::from_utf8_lossy(name).into_owned())
+}
+
+/// Finds the object mapped at `recorded` with `build_id`.
+///
+/// `Ok(None)` when nothing usable is found; `Err` when the only candidate has another build-id.
+pub fn locate(
+    recorded: &str,
+    build_id: &[u8],
+    search: &SearchPaths,
+    embedded: &[Embedded],
+) -> Result<Option<Located>, BuildIdMismatch> {
+    let recorded_name = Path::new(recorded).file_name();
+    let mismatch = |path: &Path, found: &[u8]| BuildIdMismatch {
+        recorded: recorded.to_owned(),
+        expected: if build_id.is_empty() { "none".into() } else { hex(build_id) },
+        found_path: path.display().to_string(),
+        found: if found.is_empty() { "none".into() } else { hex(found) },
+    };
+    let mut first_mismatch = None;
+    // 1. --binary: the user said so; match by build-id, or by file name when ids are absent.
+    for path in &search.binaries {
+        let Some(bytes) = map_file(path) else { continue };
+        let id = build_id_of(&bytes).unwrap_or_default();
+        let same_name = path.file_name() == recorded_name;
+        if (!build_id.is_empty() && id == build_id) || (build_id.is_empty() && same_name) {
+            return Ok(Some(with_debug(Origin::Override(path.clone()), Arc::new(bytes), search)));
+        }
+        if same_name {
+            // The user named this file for this object, and it is another build: say so.
+            return Err(mismatch(path, &id));
+        }
+    }
+    // 2. Embedded copies.
+    if let Some(e) = embedded.iter().find(|e| {
+        (!build_id.is_empty() && e.build_id == build_id) || (build_id.is_empty() && e.path == recorded)
+    }) {
+        return Ok(Some(with_debug(Origin::Embedded, Arc::clone(&e.bytes), search)));
+    }
+    // 3. The recorded path, if it is the same build.
+    let path = Path::new(recorded.trim_end_matches(" (deleted)"));
+    if let Some(bytes) = map_file(path) {
+        let id = build_id_of(&bytes).unwrap_or_default();
+        if id == build_id {
+            return Ok(Some(with_debug(Origin::RecordedPath(path.to_path_buf()), Arc::new(bytes), search)));
+        }
+        first_mismatch = Some(mismatch(path, &id));
+    }
+    // 4. A debug file alone (the binary is gone but its debug info is installed).
+    if let Some((debug_path, debug)) = debug_file_by_build_id(build_id, search) {
+        return Ok(Some(Located {
+            origin: Origin::DebugFile(debug_path.clone()),
+            file: Arc::clone(&debug),
+            debug: Some((debug_path, debug)),
+        }));
+    }
+    match first_mismatch {
+        Some(m) => Err(m),
+        None => Ok(None),
+    }
+}
+
+/// Adds a separate debug file when the object has no DWARF of its own.
+fn with_debug(origin: Origin, file: Arc<Bytes>, search: &SearchPaths) -> Located {
+    if has_dwarf(&file) {
+        return Located { origin, file, debug: None };
+    }
+    let id = build_id_of(&file).unwrap_or_default();
+    let mut debug = debug_file_by_build_id(&id, search);
+    if debug.is_none() {
+        if let (Some(link), Origin::RecordedPath(path) | Origin::Override(path)) = (debuglink(&file), &origin) {
+            let dir = path.parent().unwrap_or(Path::new("/"));
+            let mut candidates = vec![dir.join(&link), dir.join(".debug").join(&link)];
+            for d in search.debug_dirs.iter().chain([PathBuf::from("/usr/lib/debug")].iter()) {
+                candidates.push(d.join(dir.strip_prefix("/").unwrap_or(dir)).join(&link));
+                candidates.push(d.join(&link));
+            }
+            debug = candidates
+                .into_iter()
+                .find_map(|p| map_file(&p).filter(|b| has_dwarf(b)).map(|b| (p, Arc::new(b))));
+        }
+    }
+    Located { origin, file, debug }
+}
+
+fn debug_file_by_build_id(build_id: &[u8], search: &SearchPaths) -> Option<(PathBuf, Arc<Bytes>)> {
+    if build_id.len() < 2 {
+        return None;
+    }
+    let id = hex(build_id);
+    let relative = PathBuf::from(".build-id").join(&id[..2]).join(format!("{}.debug", &id[2..]));
+    search
+        .debug_dirs
+        .iter()
+        .chain([PathBuf::from("/usr/lib/debug")].iter())
+        .map(|d| d.join(&relative))
+        .find_map(|p| {
+            let bytes = map_file(&p)?;
+            has_dwarf(&bytes).then(|| (p, Arc::new(bytes)))
+        })
+}
