@@ -71,7 +71,11 @@ pub fn analyze(capture: &Capture, options: &Options) -> Result<Analysis, Analyze
     let embedded: Vec<Embedded> = capture
         .objects()?
         .into_iter()
-        .map(|o| Embedded { path: o.path, build_id: o.build_id, bytes: Arc::new(Bytes::Owned(o.bytes)) })
+        .map(|o| Embedded {
+            path: o.path,
+            build_id: o.build_id,
+            bytes: Arc::new(Bytes::Owned(o.bytes)),
+        })
         .collect();
     progress.phase(&format!("symbolizing {} stack nodes", model.stacks.len()));
     let symbols = symbolize::symbolize(&model, &options.search, &embedded);
@@ -84,5 +88,9 @@ pub fn analyze(capture: &Capture, options: &Options) -> Result<Analysis, Analyze
     crate::classify::classify(&mut model, &symbols);
     let detection = detect::detect(&model, &symbols, options.thresholds);
     progress.done();
-    Ok(Analysis { model, symbols, detection })
+    Ok(Analysis {
+        model,
+        symbols,
+        detection,
+    })
 }

@@ -18,7 +18,10 @@ pub struct Thresholds {
 
 impl Default for Thresholds {
     fn default() -> Self {
-        Self { off_cpu_ns: 1_000_000, long_poll_ns: 10_000_000 }
+        Self {
+            off_cpu_ns: 1_000_000,
+            long_poll_ns: 10_000_000,
+        }
     }
 }
 
@@ -95,22 +98,39 @@ pub struct Detection {
 /// user code, innermost first.
 fn user_frames(frames: &[Frame]) -> Vec<Frame> {
     let poll = frames::task_poll_index(frames).unwrap_or(frames.len());
-    frames[..poll].iter().filter(|f| frames::is_user(f)).cloned().collect()
+    frames[..poll]
+        .iter()
+        .filter(|f| frames::is_user(f))
+        .cloned()
+        .collect()
 }
 
 /// Grouping key: the blame frame's function and file, then the callers with their lines.
 fn group_key(user: &[Frame], kind: Kind) -> (Kind, Vec<(String, String, u32)>) {
     let mut key = Vec::with_capacity(user.len());
     for (i, f) in user.iter().enumerate() {
-        let line = if i == 0 && kind == Kind::Cpu { 0 } else { f.line };
-        key.push((f.function.to_string(), f.file.as_deref().unwrap_or("").to_string(), line));
+        let line = if i == 0 && kind == Kind::Cpu {
+            0
+        } else {
+            f.line
+        };
+        key.push((
+            f.function.to_string(),
+            f.file.as_deref().unwrap_or("").to_string(),
+            line,
+        ));
     }
     (kind, key)
 }
 
 pub fn detect(model: &Model, symbols: &Symbols, thresholds: Thresholds) -> Detection {
     let mut cache: HashMap<u32, Vec<Frame>> = HashMap::new();
-    let mut stack = |id: u32| -> Vec<Frame> { cache.entry(id).or_insert_with(|| symbols.stack(model, id)).clone() };
+    let mut stack = |id: u32| -> Vec<Frame> {
+        cache
+            .entry(id)
+            .or_insert_with(|| symbols.stack(model, id))
+            .clone()
+    };
     let runs_tasks = |tid: u32| model.threads.get(&tid).is_some_and(|t| t.role.runs_tasks());
     let mut episodes: Vec<(Episode, Vec<Frame>)> = Vec::new();
     let mut idle_episodes = 0;
@@ -127,7 +147,14 @@ pub fn detect(model: &Model, symbols: &Symbols, thresholds: Thresholds) -> Detec
         }
         let kind = frames::off_cpu_kind(&frames, off.state);
         episodes.push((
-            Episode { tid: off.tid, start: off.start(), duration: off.blocked(), kind, stack: off.stack, samples: 0 },
+            Episode {
+                tid: off.tid,
+                start: off.start(),
+                duration: off.blocked(),
+                kind,
+                stack: off.stack,
+                samples: 0,
+            },
             frames,
         ));
     }
@@ -165,16 +192,31 @@ pub fn detect(model: &Model, symbols: &Symbols, thresholds: Thresholds) -> Detec
             let mut first_frames: Option<Vec<Frame>> = None;
             for (i, s) in samples.iter().enumerate() {
                 let frames = stack(s.stack);
-                let in_poll = frames::task_poll_index(&frames).is_some() && !frames::is_parked(&frames);
-                let user = if in_poll { user_frames(&frames) } else { Vec::new() };
+                let in_poll =
+                    frames::task_poll_index(&frames).is_some() && !frames::is_parked(&frames);
+                let user = if in_poll {
+                    user_frames(&frames)
+                } else {
+                    Vec::new()
+                };
                 // The poll's identity: the innermost async fn of the user and its callers.
                 let task_at = user.iter().position(frames::is_async_body);
                 let key = task_at.map(|at| {
-                    user[at..].iter().map(|f| (f.function.to_string(), f.file.as_deref().unwrap_or("").to_string())).collect::<Vec<_>>()
+                    user[at..]
+                        .iter()
+                        .map(|f| {
+                            (
+                                f.function.to_string(),
+                                f.file.as_deref().unwrap_or("").to_string(),
+                            )
+                        })
+                        .collect::<Vec<_>>()
                 });
                 let continues = key.is_some()
                     && key == run_key
-                    && run.last().is_some_and(|&prev| !thread.switched_out_between(samples[prev].ts, s.ts));
+                    && run
+                        .last()
+                        .is_some_and(|&prev| !thread.switched_out_between(samples[prev].ts, s.ts));
                 if !continues {
                     flush(&mut run, first_frames.take());
                     run_key = key.clone();
@@ -232,7 +274,11 @@ pub fn detect(model: &Model, symbols: &Symbols, thresholds: Thresholds) -> Detec
             b.blame.line = line;
         }
     }
-    blockers.sort_by(|a, b| b.total().cmp(&a.total()).then_with(|| a.blame.function.cmp(&b.blame.function)));
+    blockers.sort_by(|a, b| {
+        b.total()
+            .cmp(&a.total())
+            .then_with(|| a.blame.function.cmp(&b.blame.function))
+    });
 
     let mut pressure: Vec<Pressure> = model
         .threads
@@ -241,10 +287,19 @@ pub fn detect(model: &Model, symbols: &Symbols, thresholds: Thresholds) -> Detec
         .map(|t| Pressure {
             tid: t.tid,
             runnable_wait_ns: t.preempted_wait_ns
-                + model.off_cpu.iter().filter(|o| o.tid == t.tid && o.state & 0x100 == 0 && o.state != 0).map(|o| o.runnable).sum::<u64>(),
+                + model
+                    .off_cpu
+                    .iter()
+                    .filter(|o| o.tid == t.tid && o.state & 0x100 == 0 && o.state != 0)
+                    .map(|o| o.runnable)
+                    .sum::<u64>(),
         })
         .collect();
     pressure.sort_by_key(|p| std::cmp::Reverse(p.runnable_wait_ns));
     let _ = Role::Other;
-    Detection { blockers, pressure, idle_episodes }
+    Detection {
+        blockers,
+        pressure,
+        idle_episodes,
+    }
 }

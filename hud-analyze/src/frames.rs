@@ -31,29 +31,46 @@ pub const BLOCKING_POOL: &str = "tokio::runtime::blocking::pool::";
 
 /// Library code: the standard library, dependencies from a registry or git, the toolchain.
 pub fn is_user(frame: &Frame) -> bool {
-    let Some(file) = frame.file.as_deref() else { return false };
-    let library_path = ["/.cargo/registry/", "/.cargo/git/", "/rustc/", "/rustlib/src/rust/", "/cargo/registry/"];
+    let Some(file) = frame.file.as_deref() else {
+        return false;
+    };
+    let library_path = [
+        "/.cargo/registry/",
+        "/.cargo/git/",
+        "/rustc/",
+        "/rustlib/src/rust/",
+        "/cargo/registry/",
+    ];
     if library_path.iter().any(|p| file.contains(p)) {
         return false;
     }
     let f = &*frame.function;
-    let library_fn = ["std::", "core::", "alloc::", "tokio::", "<std::", "<core::", "<alloc::", "<tokio::"];
+    let library_fn = [
+        "std::", "core::", "alloc::", "tokio::", "<std::", "<core::", "<alloc::", "<tokio::",
+    ];
     !library_fn.iter().any(|p| f.starts_with(p))
 }
 
 /// An async fn's or async block's body (its poll), as Rust names them.
 pub fn is_async_body(frame: &Frame) -> bool {
     let f = &*frame.function;
-    f.contains("{{closure}}") || f.contains("{closure#") || f.contains("{async_fn") || f.contains("{async_block")
+    f.contains("{{closure}}")
+        || f.contains("{closure#")
+        || f.contains("{async_fn")
+        || f.contains("{async_block")
 }
 
 fn any(frames: &[Frame], patterns: &[&str]) -> bool {
-    frames.iter().any(|f| patterns.iter().any(|p| f.function.contains(p)))
+    frames
+        .iter()
+        .any(|f| patterns.iter().any(|p| f.function.contains(p)))
 }
 
 /// Index of the outermost-but-innermost task-poll frame: frames before it run inside the task.
 pub fn task_poll_index(frames: &[Frame]) -> Option<usize> {
-    frames.iter().position(|f| TASK_POLL.iter().any(|p| f.function.contains(p)))
+    frames
+        .iter()
+        .position(|f| TASK_POLL.iter().any(|p| f.function.contains(p)))
 }
 
 /// Whether the stack is a parked or idle runtime thread (not blocking anything).
@@ -94,17 +111,46 @@ pub fn off_cpu_kind(frames: &[Frame], state: u16) -> Kind {
     let leaf = names.first().copied().unwrap_or("");
     if has("getaddrinfo") || has("ToSocketAddrs") || has("lookup_host") {
         Kind::Dns
-    } else if has("std::thread::sleep") || ["nanosleep", "clock_nanosleep", "usleep", "sleep"].iter().any(|s| leaf.ends_with(s)) {
+    } else if has("std::thread::sleep")
+        || ["nanosleep", "clock_nanosleep", "usleep", "sleep"]
+            .iter()
+            .any(|s| leaf.ends_with(s))
+    {
         Kind::Sleep
-    } else if has("::mutex::") || has("Mutex<") || has("::rwlock::") || has("RwLock<") || has("Condvar") || has("parking_lot") || has("::futex::") || has("Barrier") {
+    } else if has("::mutex::")
+        || has("Mutex<")
+        || has("::rwlock::")
+        || has("RwLock<")
+        || has("Condvar")
+        || has("parking_lot")
+        || has("::futex::")
+        || has("Barrier")
+    {
         Kind::Lock
     } else if state & 2 != 0
         || has("std::fs::")
         || has("std::io::")
         || has("std::net::")
-        || ["read", "write", "pread64", "pwrite64", "readv", "writev", "recv", "send", "recvfrom", "sendto", "fsync", "fdatasync", "open", "openat64", "__libc_read", "__libc_write"]
-            .iter()
-            .any(|s| leaf.trim_start_matches("__GI_").trim_start_matches("__") == *s)
+        || [
+            "read",
+            "write",
+            "pread64",
+            "pwrite64",
+            "readv",
+            "writev",
+            "recv",
+            "send",
+            "recvfrom",
+            "sendto",
+            "fsync",
+            "fdatasync",
+            "open",
+            "openat64",
+            "__libc_read",
+            "__libc_write",
+        ]
+        .iter()
+        .any(|s| leaf.trim_start_matches("__GI_").trim_start_matches("__") == *s)
     {
         Kind::Io
     } else {

@@ -66,9 +66,13 @@ struct ReportArgs {
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let value: f64 = number.parse().map_err(|_| format!("`{text}` is not a duration (try 1ms, 500us, 2s)"))?;
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration (try 1ms, 500us, 2s)"))?;
     let scale = match unit {
         "ns" => 1e-9,
         "us" | "µs" => 1e-6,
@@ -114,7 +118,10 @@ fn fail(e: analysis::AnalyzeError) -> ExitCode {
 
 fn report(args: ReportArgs) -> ExitCode {
     let options = Options {
-        search: SearchPaths { binaries: args.binaries, debug_dirs: args.debug_dirs },
+        search: SearchPaths {
+            binaries: args.binaries,
+            debug_dirs: args.debug_dirs,
+        },
         thresholds: Thresholds {
             off_cpu_ns: args.threshold.as_nanos() as u64,
             long_poll_ns: args.long_poll.as_nanos() as u64,

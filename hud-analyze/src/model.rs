@@ -196,16 +196,25 @@ impl Model {
                 build_id: m.build_id.to_vec(),
             }));
             for counter in c.counters.iter() {
-                model.counters.insert(counter.name.to_string(), counter.value.to_native());
+                model
+                    .counters
+                    .insert(counter.name.to_string(), counter.value.to_native());
             }
         }
         model.samples.sort_unstable_by_key(|s| (s.tid, s.ts));
         model.off_cpu.sort_unstable_by_key(|o| (o.end, o.tid));
         for sample in &model.samples {
-            model.threads.entry(sample.tid).or_insert_with(|| Thread::new(sample.tid)).samples += 1;
+            model
+                .threads
+                .entry(sample.tid)
+                .or_insert_with(|| Thread::new(sample.tid))
+                .samples += 1;
         }
         for off in &model.off_cpu {
-            model.threads.entry(off.tid).or_insert_with(|| Thread::new(off.tid));
+            model
+                .threads
+                .entry(off.tid)
+                .or_insert_with(|| Thread::new(off.tid));
         }
         let (start, end) = (model.start, model.end);
         for (tid, mut rows) in switches {

@@ -56,7 +56,9 @@ pub struct Located {
 
 /// The recorded object and the file found for it disagree.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("wrong binary for {recorded}: the capture has build-id {expected}, {found_path} has {found}")]
+#[error(
+    "wrong binary for {recorded}: the capture has build-id {expected}, {found_path} has {found}"
+)]
 pub struct BuildIdMismatch {
     pub recorded: String,
     pub expected: String,
@@ -85,7 +87,12 @@ fn map_file(path: &Path) -> Option<Bytes> {
 }
 
 pub fn build_id_of(bytes: &[u8]) -> Option<Vec<u8>> {
-    object::File::parse(bytes).ok()?.build_id().ok().flatten().map(<[u8]>::to_vec)
+    object::File::parse(bytes)
+        .ok()?
+        .build_id()
+        .ok()
+        .flatten()
+        .map(<[u8]>::to_vec)
 }
 
 /// Whether the object carries DWARF line tables.
@@ -114,18 +121,32 @@ pub fn locate(
     let recorded_name = Path::new(recorded).file_name();
     let mismatch = |path: &Path, found: &[u8]| BuildIdMismatch {
         recorded: recorded.to_owned(),
-        expected: if build_id.is_empty() { "none".into() } else { hex(build_id) },
+        expected: if build_id.is_empty() {
+            "none".into()
+        } else {
+            hex(build_id)
+        },
         found_path: path.display().to_string(),
-        found: if found.is_empty() { "none".into() } else { hex(found) },
+        found: if found.is_empty() {
+            "none".into()
+        } else {
+            hex(found)
+        },
     };
     let mut first_mismatch = None;
     // 1. --binary: the user said so; match by build-id, or by file name when ids are absent.
     for path in &search.binaries {
-        let Some(bytes) = map_file(path) else { continue };
+        let Some(bytes) = map_file(path) else {
+            continue;
+        };
         let id = build_id_of(&bytes).unwrap_or_default();
         let same_name = path.file_name() == recorded_name;
         if (!build_id.is_empty() && id == build_id) || (build_id.is_empty() && same_name) {
-            return Ok(Some(with_debug(Origin::Override(path.clone()), Arc::new(bytes), search)));
+            return Ok(Some(with_debug(
+                Origin::Override(path.clone()),
+                Arc::new(bytes),
+                search,
+            )));
         }
         if same_name {
             // The user named this file for this object, and it is another build: say so.
@@ -134,16 +155,25 @@ pub fn locate(
     }
     // 2. Embedded copies.
     if let Some(e) = embedded.iter().find(|e| {
-        (!build_id.is_empty() && e.build_id == build_id) || (build_id.is_empty() && e.path == recorded)
+        (!build_id.is_empty() && e.build_id == build_id)
+            || (build_id.is_empty() && e.path == recorded)
     }) {
-        return Ok(Some(with_debug(Origin::Embedded, Arc::clone(&e.bytes), search)));
+        return Ok(Some(with_debug(
+            Origin::Embedded,
+            Arc::clone(&e.bytes),
+            search,
+        )));
     }
     // 3. The recorded path, if it is the same build.
     let path = Path::new(recorded.trim_end_matches(" (deleted)"));
     if let Some(bytes) = map_file(path) {
         let id = build_id_of(&bytes).unwrap_or_default();
         if id == build_id {
-            return Ok(Some(with_debug(Origin::RecordedPath(path.to_path_buf()), Arc::new(bytes), search)));
+            return Ok(Some(with_debug(
+                Origin::RecordedPath(path.to_path_buf()),
+                Arc::new(bytes),
+                search,
+            )));
         }
         first_mismatch = Some(mismatch(path, &id));
     }
@@ -164,24 +194,40 @@ pub fn locate(
 /// Adds a separate debug file when the object has no DWARF of its own.
 fn with_debug(origin: Origin, file: Arc<Bytes>, search: &SearchPaths) -> Located {
     if has_dwarf(&file) {
-        return Located { origin, file, debug: None };
+        return Located {
+            origin,
+            file,
+            debug: None,
+        };
     }
     let id = build_id_of(&file).unwrap_or_default();
     let mut debug = debug_file_by_build_id(&id, search);
     if debug.is_none() {
-        if let (Some(link), Origin::RecordedPath(path) | Origin::Override(path)) = (debuglink(&file), &origin) {
+        if let (Some(link), Origin::RecordedPath(path) | Origin::Override(path)) =
+            (debuglink(&file), &origin)
+        {
             let dir = path.parent().unwrap_or(Path::new("/"));
             let mut candidates = vec![dir.join(&link), dir.join(".debug").join(&link)];
-            for d in search.debug_dirs.iter().chain([PathBuf::from("/usr/lib/debug")].iter()) {
+            for d in search
+                .debug_dirs
+                .iter()
+                .chain([PathBuf::from("/usr/lib/debug")].iter())
+            {
                 candidates.push(d.join(dir.strip_prefix("/").unwrap_or(dir)).join(&link));
                 candidates.push(d.join(&link));
             }
-            debug = candidates
-                .into_iter()
-                .find_map(|p| map_file(&p).filter(|b| has_dwarf(b)).map(|b| (p, Arc::new(b))));
+            debug = candidates.into_iter().find_map(|p| {
+                map_file(&p)
+                    .filter(|b| has_dwarf(b))
+                    .map(|b| (p, Arc::new(b)))
+            });
         }
     }
-    Located { origin, file, debug }
+    Located {
+        origin,
+        file,
+        debug,
+    }
 }
 
 fn debug_file_by_build_id(build_id: &[u8], search: &SearchPaths) -> Option<(PathBuf, Arc<Bytes>)> {
@@ -189,7 +235,9 @@ fn debug_file_by_build_id(build_id: &[u8], search: &SearchPaths) -> Option<(Path
         return None;
     }
     let id = hex(build_id);
-    let relative = PathBuf::from(".build-id").join(&id[..2]).join(format!("{}.debug", &id[2..]));
+    let relative = PathBuf::from(".build-id")
+        .join(&id[..2])
+        .join(format!("{}.debug", &id[2..]));
     search
         .debug_dirs
         .iter()

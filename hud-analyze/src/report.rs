@@ -150,9 +150,19 @@ impl Report {
         let utilisation = if task_threads.is_empty() {
             0.0
         } else {
-            task_threads.iter().map(|t| t.on_cpu_ns as f64 / duration as f64).sum::<f64>() / task_threads.len() as f64
+            task_threads
+                .iter()
+                .map(|t| t.on_cpu_ns as f64 / duration as f64)
+                .sum::<f64>()
+                / task_threads.len() as f64
         };
-        let blocking: Vec<BlockerOut> = a.detection.blockers.iter().take(top).map(|b| blocker_out(b, m.start)).collect();
+        let blocking: Vec<BlockerOut> = a
+            .detection
+            .blockers
+            .iter()
+            .take(top)
+            .map(|b| blocker_out(b, m.start))
+            .collect();
         let mut blocked_per_thread: BTreeMap<u32, u64> = BTreeMap::new();
         for b in &a.detection.blockers {
             for e in &b.episodes {
@@ -167,12 +177,21 @@ impl Report {
                 name: t.name().to_owned(),
                 names: t.names.iter().map(|(_, n)| n.clone()).collect(),
                 role: t.role,
-                role_from: if t.role_from_stacks { "stacks" } else { "unknown" },
+                role_from: if t.role_from_stacks {
+                    "stacks"
+                } else {
+                    "unknown"
+                },
                 on_cpu_ms: ms(t.on_cpu_ns),
                 utilisation: t.on_cpu_ns as f64 / duration as f64,
                 samples: t.samples,
                 blocking_ms: ms(blocked_per_thread.get(&t.tid).copied().unwrap_or(0)),
-                runnable_wait_ms: ms(a.detection.pressure.iter().find(|p| p.tid == t.tid).map_or(0, |p| p.runnable_wait_ns)),
+                runnable_wait_ms: ms(a
+                    .detection
+                    .pressure
+                    .iter()
+                    .find(|p| p.tid == t.tid)
+                    .map_or(0, |p| p.runnable_wait_ns)),
                 exited: t.exited.is_some(),
             })
             .collect();
@@ -185,8 +204,19 @@ impl Report {
             })
             .collect();
         let mut warnings = a.symbols.warnings.clone();
-        for o in a.symbols.objects.iter().filter(|o| o.addresses > 0 && !o.has_debug_info) {
-            let share = o.addresses as f64 * 100.0 / a.symbols.objects.iter().map(|o| o.addresses).sum::<usize>().max(1) as f64;
+        for o in a
+            .symbols
+            .objects
+            .iter()
+            .filter(|o| o.addresses > 0 && !o.has_debug_info)
+        {
+            let share = o.addresses as f64 * 100.0
+                / a.symbols
+                    .objects
+                    .iter()
+                    .map(|o| o.addresses)
+                    .sum::<usize>()
+                    .max(1) as f64;
             if o.path == h.target.exe_path {
                 warnings.push(format!(
                     "{} has no debug info ({share:.0} % of code addresses have no file:line): build it with \
@@ -205,7 +235,11 @@ impl Report {
                 executable: h.target.exe_path.clone(),
                 host: h.host_name.clone(),
                 kernel: h.kernel_release.clone(),
-                start_unix_ns: h.clock.realtime_ns.saturating_add(h.start_ns).saturating_sub(h.clock.monotonic_ns),
+                start_unix_ns: h
+                    .clock
+                    .realtime_ns
+                    .saturating_add(h.start_ns)
+                    .saturating_sub(h.clock.monotonic_ns),
                 duration_s: m.duration() as f64 / 1e9,
                 sample_hz: h.sample_hz,
                 off_cpu_record_threshold_ms: ms(h.offcpu_threshold_ns),
@@ -239,18 +273,51 @@ impl Report {
 
     /// The text report; `color` adds ANSI emphasis.
     pub fn to_text(&self, color: bool) -> String {
-        let bold = |s: &str| if color { format!("\x1b[1m{s}\x1b[0m") } else { s.to_owned() };
-        let red = |s: &str| if color { format!("\x1b[1;31m{s}\x1b[0m") } else { s.to_owned() };
-        let dim = |s: &str| if color { format!("\x1b[2m{s}\x1b[0m") } else { s.to_owned() };
+        let bold = |s: &str| {
+            if color {
+                format!("\x1b[1m{s}\x1b[0m")
+            } else {
+                s.to_owned()
+            }
+        };
+        let red = |s: &str| {
+            if color {
+                format!("\x1b[1;31m{s}\x1b[0m")
+            } else {
+                s.to_owned()
+            }
+        };
+        let dim = |s: &str| {
+            if color {
+                format!("\x1b[2m{s}\x1b[0m")
+            } else {
+                s.to_owned()
+            }
+        };
         let c = &self.capture;
         let s = &self.summary;
         let mut out = String::new();
-        let _ = writeln!(out, "{}", bold(&format!("hud report · pid {} {}", c.target_pid, c.executable)));
-        let _ = writeln!(out, "recorded {:.2} s on {} (Linux {}), sampling {} Hz", c.duration_s, c.host, c.kernel, c.sample_hz);
+        let _ = writeln!(
+            out,
+            "{}",
+            bold(&format!(
+                "hud report · pid {} {}",
+                c.target_pid, c.executable
+            ))
+        );
+        let _ = writeln!(
+            out,
+            "recorded {:.2} s on {} (Linux {}), sampling {} Hz",
+            c.duration_s, c.host, c.kernel, c.sample_hz
+        );
         for n in &c.notices {
             let _ = writeln!(out, "{}", red(&format!("notice: {n}")));
         }
-        let roles: Vec<String> = s.threads_by_role.iter().map(|(r, n)| format!("{n} {r}")).collect();
+        let roles: Vec<String> = s
+            .threads_by_role
+            .iter()
+            .map(|(r, n)| format!("{n} {r}"))
+            .collect();
         let _ = writeln!(
             out,
             "threads: {} · worker utilisation {:.0} % · lost records {} · symbols with file:line {:.0} %",
@@ -265,10 +332,17 @@ impl Report {
 
         let _ = writeln!(out, "\n{}", bold("Blocking the runtime"));
         if self.blocking.is_empty() {
-            let _ = writeln!(out, "  nothing blocked a runtime thread past the thresholds");
+            let _ = writeln!(
+                out,
+                "  nothing blocked a runtime thread past the thresholds"
+            );
         }
         for (i, b) in self.blocking.iter().enumerate() {
-            let loc = b.file.as_deref().map(|f| format!("{}:{}", short_path(f), b.line)).unwrap_or_else(|| "?".into());
+            let loc = b
+                .file
+                .as_deref()
+                .map(|f| format!("{}:{}", short_path(f), b.line))
+                .unwrap_or_else(|| "?".into());
             let _ = writeln!(
                 out,
                 "{:>3}. {} {}  {}",
@@ -279,7 +353,11 @@ impl Report {
             );
             if let Some(t) = &b.task {
                 if t.function != b.function || t.line != b.line {
-                    let tloc = t.file.as_deref().map(|f| format!("{}:{}", short_path(f), t.line)).unwrap_or_default();
+                    let tloc = t
+                        .file
+                        .as_deref()
+                        .map(|f| format!("{}:{}", short_path(f), t.line))
+                        .unwrap_or_default();
                     let _ = writeln!(out, "       in task {}  {}", t.function, tloc);
                 }
             }
@@ -289,24 +367,54 @@ impl Report {
                 b.count, b.total_ms, b.p50_ms, b.p99_ms, b.max_ms, b.first_s, b.threads
             );
             for f in b.stack.iter().take(8) {
-                let loc = f.file.as_deref().map(|p| format!("{}:{}", short_path(p), f.line)).unwrap_or_default();
-                let line = format!("         {}{} {}", if f.inlined { "(inlined) " } else { "" }, f.function, loc);
+                let loc = f
+                    .file
+                    .as_deref()
+                    .map(|p| format!("{}:{}", short_path(p), f.line))
+                    .unwrap_or_default();
+                let line = format!(
+                    "         {}{} {}",
+                    if f.inlined { "(inlined) " } else { "" },
+                    f.function,
+                    loc
+                );
                 let _ = writeln!(out, "{}", if f.user { line } else { dim(&line) });
             }
             if b.stack.len() > 8 {
-                let _ = writeln!(out, "{}", dim(&format!("         … {} more frames", b.stack.len() - 8)));
+                let _ = writeln!(
+                    out,
+                    "{}",
+                    dim(&format!("         … {} more frames", b.stack.len() - 8))
+                );
             }
         }
 
-        let _ = writeln!(out, "\n{} ({} samples)", bold("CPU hotspots"), self.hotspots.overall.samples);
+        let _ = writeln!(
+            out,
+            "\n{} ({} samples)",
+            bold("CPU hotspots"),
+            self.hotspots.overall.samples
+        );
         let table = |out: &mut String, title: &str, rows: &[Hot]| {
             let _ = writeln!(out, "  {title}");
             for r in rows.iter().take(10) {
-                let _ = writeln!(out, "    {:>6.1} % self {:>6.1} % incl  {}", r.self_pct, r.inclusive_pct, r.name);
+                let _ = writeln!(
+                    out,
+                    "    {:>6.1} % self {:>6.1} % incl  {}",
+                    r.self_pct, r.inclusive_pct, r.name
+                );
             }
         };
-        table(&mut out, "by function (self)", &self.hotspots.overall.by_function);
-        table(&mut out, "by function (inclusive)", &self.hotspots.overall.by_function_inclusive);
+        table(
+            &mut out,
+            "by function (self)",
+            &self.hotspots.overall.by_function,
+        );
+        table(
+            &mut out,
+            "by function (inclusive)",
+            &self.hotspots.overall.by_function_inclusive,
+        );
         table(&mut out, "by line (self)", &self.hotspots.overall.by_line);
         for w in &self.hotspots.per_worker {
             let top: Vec<String> = w
@@ -316,18 +424,32 @@ impl Report {
                 .take(3)
                 .map(|h| format!("{:.0} % {}", h.self_pct, h.name))
                 .collect();
-            let _ = writeln!(out, "  worker {} ({} samples): {}", w.tid, w.hotspots.samples, top.join(" · "));
+            let _ = writeln!(
+                out,
+                "  worker {} ({} samples): {}",
+                w.tid,
+                w.hotspots.samples,
+                top.join(" · ")
+            );
         }
 
         let _ = writeln!(out, "\n{}", bold("Threads"));
-        let _ = writeln!(out, "  {:>8}  {:<20} {:<15} {:>8} {:>8} {:>10} {:>12}", "tid", "name", "role", "on-CPU", "samples", "blocking", "runnable wait");
+        let _ = writeln!(
+            out,
+            "  {:>8}  {:<20} {:<15} {:>8} {:>8} {:>10} {:>12}",
+            "tid", "name", "role", "on-CPU", "samples", "blocking", "runnable wait"
+        );
         for w in &self.workers {
             let _ = writeln!(
                 out,
                 "  {:>8}  {:<20} {:<15} {:>7.0}% {:>8} {:>8.1}ms {:>10.1}ms{}",
                 w.tid,
                 w.name,
-                format!("{}{}", w.role_label(), if w.role_from == "stacks" { "" } else { "?" }),
+                format!(
+                    "{}{}",
+                    w.role_label(),
+                    if w.role_from == "stacks" { "" } else { "?" }
+                ),
                 w.utilisation * 100.0,
                 w.samples,
                 w.blocking_ms,
@@ -340,7 +462,10 @@ impl Report {
 
     /// Whether any blocker's total or worst episode exceeds `limit_ms` (the CI gate).
     pub fn exceeds(&self, limit_ms: f64) -> Vec<&BlockerOut> {
-        self.blocking.iter().filter(|b| b.total_ms > limit_ms || b.max_ms > limit_ms).collect()
+        self.blocking
+            .iter()
+            .filter(|b| b.total_ms > limit_ms || b.max_ms > limit_ms)
+            .collect()
     }
 }
 
@@ -363,7 +488,11 @@ fn blocker_out(b: &Blocker, start: u64) -> BlockerOut {
     threads.dedup();
     BlockerOut {
         kind: b.kind,
-        detection: if b.kind == Kind::Cpu { "long_poll" } else { "off_cpu" },
+        detection: if b.kind == Kind::Cpu {
+            "long_poll"
+        } else {
+            "off_cpu"
+        },
         function: b.blame.function.to_string(),
         file: b.blame.file.as_deref().map(str::to_owned),
         line: b.blame.line,

@@ -67,7 +67,9 @@ impl Symbols {
         let mut node = id;
         let mut depth = 0;
         while node != 0 {
-            let Some(&(parent, _)) = nodes.get(node as usize - 1) else { break };
+            let Some(&(parent, _)) = nodes.get(node as usize - 1) else {
+                break;
+            };
             let table = if depth == 0 { &self.leaf } else { &self.caller };
             if let Some(frames) = table.get(&node) {
                 out.extend(frames.iter().cloned());
@@ -78,9 +80,29 @@ impl Symbols {
         out
     }
 
+    /// Symbols from a resolver function instead of object files: for synthetic captures and tests.
+    /// Every node's address resolves to `resolve(address)` (innermost inline frame first), as a
+    /// leaf and as a caller alike.
+    pub fn from_resolver(model: &Model, resolve: impl Fn(u64) -> Vec<Frame>) -> Self {
+        let mut leaf = HashMap::new();
+        for (i, &(_, address)) in model.stacks.nodes().iter().enumerate() {
+            leaf.insert(i as u32 + 1, Arc::from(resolve(address)));
+        }
+        Symbols {
+            objects: Vec::new(),
+            caller: leaf.clone(),
+            leaf,
+            mismatches: Vec::new(),
+            warnings: Vec::new(),
+        }
+    }
+
     /// Share of looked-up addresses that resolved to a file and line.
     pub fn line_coverage(&self) -> f64 {
-        let (all, lines) = self.objects.iter().fold((0, 0), |(a, l), o| (a + o.addresses, l + o.with_line));
+        let (all, lines) = self
+            .objects
+            .iter()
+            .fold((0, 0), |(a, l), o| (a + o.addresses, l + o.with_line));
         if all == 0 {
             1.0
         } else {
@@ -110,23 +132,41 @@ pub fn symbolize(model: &Model, search: &SearchPaths, embedded: &[Embedded]) -> 
     let mut objects: Vec<(String, Vec<u8>)> = Vec::new();
     let mut ranges: Vec<MapRange> = Vec::new();
     for m in model.mappings.iter().filter(|m| m.perms.contains('x')) {
-        let object = match objects.iter().position(|(p, b)| *p == m.path && *b == m.build_id) {
+        let object = match objects
+            .iter()
+            .position(|(p, b)| *p == m.path && *b == m.build_id)
+        {
             Some(i) => i,
             None => {
                 objects.push((m.path.clone(), m.build_id.clone()));
                 objects.len() - 1
             }
         } as u32;
-        ranges.push(MapRange { start: m.start, end: m.end, file_offset: m.file_offset, object });
+        ranges.push(MapRange {
+            start: m.start,
+            end: m.end,
+            file_offset: m.file_offset,
+            object,
+        });
     }
     // Later mappings win (a range remapped by dlopen/dlclose).
-    let find = |addr: u64| ranges.iter().rev().find(|r| r.start <= addr && addr < r.end);
+    let find = |addr: u64| {
+        ranges
+            .iter()
+            .rev()
+            .find(|r| r.start <= addr && addr < r.end)
+    };
 
     // Which nodes are leaves (some event's stack ends there) and which are callers.
     let nodes = model.stacks.nodes();
     let mut leaf = vec![false; nodes.len() + 1];
     let mut caller = vec![false; nodes.len() + 1];
-    for id in model.samples.iter().map(|s| s.stack).chain(model.off_cpu.iter().map(|o| o.stack)) {
+    for id in model
+        .samples
+        .iter()
+        .map(|s| s.stack)
+        .chain(model.off_cpu.iter().map(|o| o.stack))
+    {
         if let Some(slot) = leaf.get_mut(id as usize) {
             *slot = true;
         }
@@ -148,13 +188,25 @@ pub fn symbolize(model: &Model, search: &SearchPaths, embedded: &[Embedded]) -> 
     for id in 1..=nodes.len() as u32 {
         let address = nodes[id as usize - 1].1;
         for as_caller in [false, true] {
-            let wanted = if as_caller { caller[id as usize] } else { leaf[id as usize] };
+            let wanted = if as_caller {
+                caller[id as usize]
+            } else {
+                leaf[id as usize]
+            };
             if !wanted {
                 continue;
             }
-            let probe = if as_caller { address.wrapping_sub(1) } else { address };
+            let probe = if as_caller {
+                address.wrapping_sub(1)
+            } else {
+                address
+            };
             match find(probe) {
-                Some(r) => per_object[r.object as usize].push((id, as_caller, probe - r.start + r.file_offset)),
+                Some(r) => per_object[r.object as usize].push((
+                    id,
+                    as_caller,
+                    probe - r.start + r.file_offset,
+                )),
                 None => unknown.push((id, as_caller)),
             }
         }
@@ -209,7 +261,10 @@ pub fn symbolize(model: &Model, search: &SearchPaths, embedded: &[Embedded]) -> 
         let parts = threads.min(lookups.len().div_ceil(512)).max(1);
         let size = lookups.len().div_ceil(parts);
         for part in lookups.chunks(size) {
-            tasks.push(Task { object: object as u32, lookups: part.to_vec() });
+            tasks.push(Task {
+                object: object as u32,
+                lookups: part.to_vec(),
+            });
         }
     }
     let results: Vec<(u32, Vec<(u32, bool, Arc<[Frame]>, bool)>)> = tasks
@@ -220,7 +275,14 @@ pub fn symbolize(model: &Model, search: &SearchPaths, embedded: &[Embedded]) -> 
                 None => task
                     .lookups
                     .iter()
-                    .map(|&(id, c, off)| (id, c, placeholder(&objects[task.object as usize].0, off, task.object), false))
+                    .map(|&(id, c, off)| {
+                        (
+                            id,
+                            c,
+                            placeholder(&objects[task.object as usize].0, off, task.object),
+                            false,
+                        )
+                    })
                     .collect(),
             };
             (task.object, resolved)
@@ -239,7 +301,11 @@ pub fn symbolize(model: &Model, search: &SearchPaths, embedded: &[Embedded]) -> 
             if with_line {
                 symbols.objects[object as usize].with_line += 1;
             }
-            let table = if as_caller { &mut symbols.caller } else { &mut symbols.leaf };
+            let table = if as_caller {
+                &mut symbols.caller
+            } else {
+                &mut symbols.leaf
+            };
             table.insert(id, frames);
         }
     }
@@ -252,14 +318,21 @@ pub fn symbolize(model: &Model, search: &SearchPaths, embedded: &[Embedded]) -> 
             object: u32::MAX,
             inlined: false,
         }]);
-        let table = if as_caller { &mut symbols.caller } else { &mut symbols.leaf };
+        let table = if as_caller {
+            &mut symbols.caller
+        } else {
+            &mut symbols.leaf
+        };
         table.insert(id, frames);
     }
     symbols
 }
 
 fn placeholder(path: &str, offset: u64, object: u32) -> Arc<[Frame]> {
-    let name = std::path::Path::new(path).file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    let name = std::path::Path::new(path)
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
     Arc::new([Frame {
         function: format!("[{name}+{offset:#x}]").into(),
         file: None,
@@ -285,7 +358,11 @@ pub fn demangle(raw: &str) -> String {
 fn resolve_task(loc: &Located, task: &Task) -> Vec<(u32, bool, Arc<[Frame]>, bool)> {
     let object = task.object;
     let Ok(file) = object::File::parse(&**loc.file) else {
-        return task.lookups.iter().map(|&(id, c, off)| (id, c, placeholder("?", off, object), false)).collect();
+        return task
+            .lookups
+            .iter()
+            .map(|&(id, c, off)| (id, c, placeholder("?", off, object), false))
+            .collect();
     };
     let dwarf_bytes: &Bytes = loc.debug.as_ref().map(|(_, b)| &**b).unwrap_or(&loc.file);
     let dwarf_file = object::File::parse(&**dwarf_bytes).ok();
@@ -324,7 +401,13 @@ fn resolve_task(loc: &Located, task: &Task) -> Vec<(u32, bool, Arc<[Frame]>, boo
                                     Some(l) => (l.file.map(Arc::<str>::from), l.line.unwrap_or(0)),
                                     None => (None, 0),
                                 };
-                                frames.push(Frame { function: function.into(), file, line, object, inlined: true });
+                                frames.push(Frame {
+                                    function: function.into(),
+                                    file,
+                                    line,
+                                    object,
+                                    inlined: true,
+                                });
                             }
                         }
                     }
@@ -339,7 +422,13 @@ fn resolve_task(loc: &Located, task: &Task) -> Vec<(u32, bool, Arc<[Frame]>, boo
                             .before(vaddr)
                             .map(|s| demangle(s.name()))
                             .unwrap_or_else(|| format!("[{name}+{offset:#x}]"));
-                        frames.push(Frame { function: function.into(), file: None, line: 0, object, inlined: false });
+                        frames.push(Frame {
+                            function: function.into(),
+                            file: None,
+                            line: 0,
+                            object,
+                            inlined: false,
+                        });
                     }
                     (Arc::from(frames), with_line)
                 })
@@ -351,15 +440,20 @@ fn resolve_task(loc: &Located, task: &Task) -> Vec<(u32, bool, Arc<[Frame]>, boo
 
 fn file_name_of(origin: &objects::Origin) -> String {
     match origin {
-        objects::Origin::Override(p) | objects::Origin::RecordedPath(p) | objects::Origin::DebugFile(p) => {
-            p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
-        }
+        objects::Origin::Override(p)
+        | objects::Origin::RecordedPath(p)
+        | objects::Origin::DebugFile(p) => p
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
         objects::Origin::Embedded => "embedded".into(),
     }
 }
 
 /// The DWARF sections of an object, decompressed if needed.
-fn dwarf_context_sections<'a>(file: &object::File<'a>) -> Option<gimli::DwarfSections<Cow<'a, [u8]>>> {
+fn dwarf_context_sections<'a>(
+    file: &object::File<'a>,
+) -> Option<gimli::DwarfSections<Cow<'a, [u8]>>> {
     let load = |id: gimli::SectionId| -> Result<Cow<'a, [u8]>, gimli::Error> {
         Ok(file
             .section_by_name(id.name())

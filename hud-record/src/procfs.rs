@@ -6,7 +6,10 @@ use std::path::Path;
 
 use hud_format::types::{ClockOffsets, Mapping};
 
-/// One file-backed line of /proc/PID/maps.
+/// Path /proc/PID/maps gives the kernel's virtual DSO.
+pub const VDSO: &str = "[vdso]";
+
+/// One file-backed (or vDSO) line of /proc/PID/maps.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct MapsLine {
     pub start: u64,
@@ -30,7 +33,8 @@ pub fn parse_maps(text: &str) -> Vec<MapsLine> {
             let path = fields.next().unwrap_or("").trim_start();
             let (start, end) = range.split_once('-')?;
             let inode: u64 = inode.parse().ok()?;
-            if inode == 0 || path.is_empty() {
+            // File-backed lines, and the vDSO (clock_gettime and friends run there).
+            if (inode == 0 || path.is_empty()) && path != VDSO {
                 return None;
             }
             Some(MapsLine {
@@ -59,13 +63,22 @@ pub fn file_in_target(pid: u32, path: &str) -> String {
 
 /// Reads the GNU build-id of an ELF file, mapping it rather than reading it whole.
 pub fn read_build_id(path: &Path) -> Option<Vec<u8>> {
-    use object::Object;
     let file = fs::File::open(path).ok()?;
     // SAFETY: read-only map of a file we only parse; if it changes under us we read garbage ids,
     // never memory unsafety beyond what object's bounds checks catch.
     let map = unsafe { memmap2::Mmap::map(&file) }.ok()?;
-    let elf = object::File::parse(&*map).ok()?;
-    elf.build_id().ok().flatten().map(|id| id.to_vec())
+    build_id_of(&map)
+}
+
+/// The GNU build-id of an ELF image in memory.
+pub fn build_id_of(bytes: &[u8]) -> Option<Vec<u8>> {
+    use object::Object;
+    object::File::parse(bytes)
+        .ok()?
+        .build_id()
+        .ok()
+        .flatten()
+        .map(|id| id.to_vec())
 }
 
 /// Whether an ELF file carries DWARF line info (worth embedding).
@@ -90,6 +103,18 @@ pub fn has_debug_info(path: &Path) -> bool {
 pub struct MappingTracker {
     known: Vec<MapsLine>,
     build_ids: HashMap<(String, u64), Vec<u8>>,
+    /// The vDSO image, read from the target's memory: no file holds it, so the capture must.
+    pub vdso: Option<Vec<u8>>,
+}
+
+/// Reads `len` bytes of the target's memory at `addr` (needs ptrace-read access: root).
+fn read_memory(pid: u32, addr: u64, len: usize) -> Option<Vec<u8>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = fs::File::open(format!("/proc/{pid}/mem")).ok()?;
+    file.seek(SeekFrom::Start(addr)).ok()?;
+    let mut buf = vec![0u8; len];
+    file.read_exact(&mut buf).ok()?;
+    Some(buf)
 }
 
 impl MappingTracker {
@@ -101,14 +126,21 @@ impl MappingTracker {
             if self.known.contains(&line) {
                 continue;
             }
-            let key = (line.path.clone(), line.inode);
-            let build_id = self
-                .build_ids
-                .entry(key)
-                .or_insert_with(|| {
-                    read_build_id(Path::new(&file_in_target(pid, &line.path))).unwrap_or_default()
-                })
-                .clone();
+            let build_id = if line.path == VDSO {
+                let image = read_memory(pid, line.start, (line.end - line.start) as usize);
+                let id = image.as_deref().and_then(build_id_of).unwrap_or_default();
+                self.vdso = image;
+                id
+            } else {
+                let key = (line.path.clone(), line.inode);
+                self.build_ids
+                    .entry(key)
+                    .or_insert_with(|| {
+                        read_build_id(Path::new(&file_in_target(pid, &line.path)))
+                            .unwrap_or_default()
+                    })
+                    .clone()
+            };
             fresh.push(Mapping {
                 ts_ns: now_ns,
                 start: line.start,
@@ -134,7 +166,11 @@ impl MappingTracker {
     /// Distinct executable files mapped, with their build-ids.
     pub fn executable_files(&self) -> Vec<(String, Vec<u8>)> {
         let mut out: Vec<(String, Vec<u8>)> = Vec::new();
-        for m in self.known.iter().filter(|m| m.perms.contains('x')) {
+        for m in self
+            .known
+            .iter()
+            .filter(|m| m.perms.contains('x') && m.path != VDSO)
+        {
             if out.iter().any(|(p, _)| *p == m.path) {
                 continue;
             }
@@ -238,10 +274,12 @@ mod tests {
 55d0c0a00000-55d0c0a20000 r--p 00000000 fd:01 1234   /usr/bin/demo
 55d0c0a20000-55d0c0b00000 r-xp 00020000 fd:01 1234   /usr/bin/demo
 7ffd1000-7ffd2000 rw-p 00000000 00:00 0   [stack]
+7ffd3000-7ffd5000 r-xp 00000000 00:00 0   [vdso]
 7f00000000-7f00001000 r-xp 00001000 fd:01 99   /lib/with space.so (deleted)
 ";
         let maps = parse_maps(text);
-        assert_eq!(maps.len(), 3);
+        assert_eq!(maps.len(), 4, "[stack] is dropped, [vdso] kept");
+        assert_eq!(maps[2].path, "[vdso]");
         assert_eq!(maps[1].start, 0x55d0c0a20000);
         assert_eq!(maps[1].offset, 0x20000);
         assert_eq!(maps[1].perms, "r-xp");

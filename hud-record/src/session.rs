@@ -82,6 +82,13 @@ pub fn record(args: &Args, target: &ProcessInfo, dest: &Destination) -> Result<S
     for mapping in initial_maps {
         writer.push_mapping(mapping).map_err(write_error)?;
     }
+    // The vDSO exists only in memory: always embed it (a few KiB) so its frames get names.
+    if let Some(image) = maps.vdso.take() {
+        let id = procfs::build_id_of(&image).unwrap_or_default();
+        writer
+            .embed_object(procfs::VDSO, &id, &image)
+            .map_err(write_error)?;
+    }
     if args.embed_binaries {
         embed_binaries(&mut writer, target, &maps)?;
     }
@@ -365,6 +372,7 @@ impl Drain {
             for mapping in fresh {
                 self.writer.push_mapping(mapping).map_err(write_error)?;
             }
+            self.maps.vdso = None;
         }
         Ok(())
     }

@@ -72,10 +72,12 @@ pub fn test() -> Result<()> {
         .args(["--target-dir", "target/bpf-clippy", "--", "-D", "warnings"])
         .env("RUSTC_BOOTSTRAP", "1")
         .env("CARGO_ENCODED_RUSTFLAGS", bpf_rustflags()))?;
-    demo()?;
+    // End-to-end tests run the release recorder against the demo.
+    all()?;
     sh(cargo()
         .args(["test", "--workspace", "--all-features"])
-        .env("HUD_DEMO_BIN", demo_binary()))
+        .env("HUD_DEMO_BIN", demo_binary())
+        .env("HUD_RECORD_BIN", release_binary("hud-record")))
 }
 
 pub fn fuzz(seconds: u32) -> Result<()> {
@@ -85,7 +87,10 @@ pub fn fuzz(seconds: u32) -> Result<()> {
     // Seed the corpus with real captures: the golden one, so mutations start from valid frames.
     let corpus = root().join("hud-format/fuzz/corpus/read_capture");
     std::fs::create_dir_all(&corpus)?;
-    std::fs::copy(root().join("testdata/golden/v1.0.hudcap"), corpus.join("golden-v1.0"))?;
+    std::fs::copy(
+        root().join("testdata/golden/v1.0.hudcap"),
+        corpus.join("golden-v1.0"),
+    )?;
     sh(cargo()
         .current_dir(root().join("hud-format"))
         .args(["fuzz", "run", "read_capture", "--"])

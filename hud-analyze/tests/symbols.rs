@@ -1,0 +1,177 @@
+//! Real symbolization against this test binary (a PIE with DWARF): inline chains, file offsets
+//! of a position-independent mapping, embedded copies, and build-id mismatches.
+#![cfg(target_arch = "x86_64")]
+
+use hud_analyze::analysis::{analyze, AnalyzeError, Options};
+use hud_analyze::objects::SearchPaths;
+use hud_format::reader::Capture;
+use hud_format::types::{Header, Mapping, Target};
+use hud_format::writer::{CaptureWriter, WriterOptions};
+
+/// An address inside `inner_probe`, inlined into `outer_probe`.
+#[inline(always)]
+fn inner_probe() -> u64 {
+    let ip: u64;
+    // SAFETY: reads the instruction pointer; no memory access.
+    unsafe { std::arch::asm!("lea {}, [rip]", out(reg) ip) }; // PROBE LINE
+    ip
+}
+
+#[inline(never)]
+fn outer_probe() -> u64 {
+    std::hint::black_box(inner_probe()) // CALL LINE
+}
+
+fn line_of(marker: &str) -> u32 {
+    include_str!("symbols.rs")
+        .lines()
+        .position(|l| l.contains(marker) && !l.contains("line_of"))
+        .expect("marker") as u32
+        + 1
+}
+
+/// The mapping of /proc/self/maps that holds `ip`.
+fn own_mapping(ip: u64) -> (Mapping, String) {
+    let exe = std::fs::read_link("/proc/self/exe")
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    for line in maps.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let (start, end) = f[0].split_once('-').unwrap();
+        let (start, end) = (
+            u64::from_str_radix(start, 16).unwrap(),
+            u64::from_str_radix(end, 16).unwrap(),
+        );
+        if start <= ip && ip < end {
+            let bytes = std::fs::read(&exe).unwrap();
+            let build_id = hud_analyze::objects::build_id_of(&bytes).unwrap_or_default();
+            let mapping = Mapping {
+                ts_ns: 1,
+                start,
+                end,
+                file_offset: u64::from_str_radix(f[2], 16).unwrap(),
+                perms: f[1].into(),
+                path: exe.clone(),
+                inode: f[4].parse().unwrap(),
+                build_id,
+            };
+            return (mapping, exe);
+        }
+    }
+    panic!("no mapping holds {ip:#x}");
+}
+
+fn capture(mapping: &Mapping, exe: &str, stack: &[u64], embed: Option<&[u8]>) -> Capture {
+    let header = Header {
+        start_ns: 1,
+        sample_hz: 99,
+        target: Target {
+            pid: 1,
+            exe_path: exe.into(),
+            cmdline: vec![],
+            build_id: mapping.build_id.clone(),
+        },
+        ..Header::default()
+    };
+    let mut w = CaptureWriter::new(Vec::new(), &header, WriterOptions::default()).unwrap();
+    w.push_mapping(mapping.clone()).unwrap();
+    w.push_sample(10, 7, 0, stack, &[]).unwrap();
+    if let Some(bytes) = embed {
+        w.embed_object(&mapping.path, &mapping.build_id, bytes)
+            .unwrap();
+    }
+    Capture::from_bytes(w.finish().unwrap()).unwrap()
+}
+
+#[test]
+fn inline_chain_with_file_and_line_in_a_pie() {
+    let ip = outer_probe();
+    let (mapping, exe) = own_mapping(ip);
+    let capture = capture(&mapping, &exe, &[ip], None);
+    let a = analyze(&capture, &Options::default()).unwrap();
+    let frames = a.symbols.stack(&a.model, a.model.samples[0].stack);
+    assert!(frames.len() >= 2, "{frames:?}");
+    assert!(frames[0].function.ends_with("inner_probe"), "{frames:?}");
+    assert!(frames[0].inlined);
+    assert_eq!(frames[0].line, line_of("// PROBE LINE"));
+    assert!(frames[0]
+        .file
+        .as_deref()
+        .unwrap()
+        .ends_with("tests/symbols.rs"));
+    assert!(frames[1].function.ends_with("outer_probe"), "{frames:?}");
+    assert_eq!(frames[1].line, line_of("// CALL LINE"));
+    assert!(!frames[1].inlined);
+    assert_eq!(a.symbols.objects[0].with_line, 1);
+}
+
+#[test]
+fn return_addresses_are_looked_up_one_byte_back() {
+    // As a caller frame, the address is a return address: the lookup uses address − 1, which
+    // for the instruction right after `lea` is still inside the probe.
+    let ip = outer_probe();
+    let (mapping, exe) = own_mapping(ip);
+    let capture = capture(&mapping, &exe, &[0xdead, ip + 1], None);
+    let a = analyze(&capture, &Options::default()).unwrap();
+    let frames = a.symbols.stack(&a.model, a.model.samples[0].stack);
+    assert!(
+        frames.iter().any(|f| f.function.ends_with("inner_probe")),
+        "{frames:?}"
+    );
+    assert!(frames[0].function.starts_with("[unknown"), "{frames:?}");
+}
+
+#[test]
+fn embedded_copy_is_used_when_the_path_is_gone() {
+    let ip = outer_probe();
+    let (mut mapping, exe) = own_mapping(ip);
+    let bytes = std::fs::read(&exe).unwrap();
+    mapping.path = "/gone/elsewhere/app".into();
+    let capture = capture(&mapping, "/gone/elsewhere/app", &[ip], Some(&bytes));
+    let a = analyze(&capture, &Options::default()).unwrap();
+    let frames = a.symbols.stack(&a.model, a.model.samples[0].stack);
+    assert!(frames[0].function.ends_with("inner_probe"), "{frames:?}");
+    assert_eq!(
+        a.symbols.objects[0].source,
+        "the copy embedded in the capture"
+    );
+}
+
+#[test]
+fn a_wrong_binary_is_an_error_naming_both_build_ids() {
+    let ip = outer_probe();
+    let (mut mapping, exe) = own_mapping(ip);
+    if mapping.build_id.is_empty() {
+        eprintln!("test binary has no build-id; nothing to mismatch");
+        return;
+    }
+    let real = hud_analyze::summary::hex(&mapping.build_id);
+    mapping.build_id = vec![0xab; 20];
+    let capture = capture(&mapping, &exe, &[ip], None);
+    let err = match analyze(&capture, &Options::default()) {
+        Err(e) => e,
+        Ok(_) => panic!("a mismatched binary was accepted"),
+    };
+    assert!(matches!(err, AnalyzeError::WrongBinary(_)));
+    assert_eq!(err.exit_code(), 5);
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&"ab".repeat(20)) && msg.contains(&real),
+        "{msg}"
+    );
+
+    // --binary naming a file of the same name but another build: the same clear error.
+    let options = Options {
+        search: SearchPaths {
+            binaries: vec![exe.clone().into()],
+            debug_dirs: vec![],
+        },
+        ..Options::default()
+    };
+    assert!(matches!(
+        analyze(&capture, &options),
+        Err(AnalyzeError::WrongBinary(_))
+    ));
+}
