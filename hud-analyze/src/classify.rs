@@ -1,15 +1,16 @@
 //! Thread roles, from what the threads' stacks run, whatever the threads are called.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
-use crate::frames::{BLOCKING_POOL, CURRENT_THREAD, WORKER};
+use crate::frames::{flags, Classifier};
 use crate::model::{Model, Role};
 use crate::symbolize::Symbols;
 
 /// Sets every thread's role by majority over its samples' and off-CPU episodes' stacks.
 pub fn classify(model: &mut Model, symbols: &Symbols) {
-    let mut votes: HashMap<u32, [u32; 3]> = HashMap::new();
-    let mut cache: HashMap<u32, Option<usize>> = HashMap::new();
+    let cls = Classifier::default();
+    let mut votes: HashMap<u32, [u32; 3]> = HashMap::default();
+    let mut cache: HashMap<u32, Option<usize>> = HashMap::default();
     let stacks = model
         .samples
         .iter()
@@ -18,12 +19,14 @@ pub fn classify(model: &mut Model, symbols: &Symbols) {
         .collect::<Vec<_>>();
     for (tid, stack) in stacks {
         let vote = *cache.entry(stack).or_insert_with(|| {
-            let frames = symbols.stack(model, stack);
+            let any = symbols
+                .frames(model, stack)
+                .fold(0, |acc, f| acc | cls.flags(f));
             // Workers first: Tokio starts them on blocking-pool threads, so their stacks end in
             // the blocking pool's frames too.
-            [WORKER, CURRENT_THREAD, BLOCKING_POOL]
+            [flags::WORKER, flags::CURRENT_THREAD, flags::BLOCKING_POOL]
                 .iter()
-                .position(|marker| frames.iter().any(|f| f.function.contains(marker)))
+                .position(|bit| any & bit != 0)
         });
         if let Some(i) = vote {
             votes.entry(tid).or_default()[i] += 1;

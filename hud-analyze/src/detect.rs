@@ -1,7 +1,7 @@
 //! Blocking detection: off-CPU episodes inside task polls, long on-CPU polls, and scheduling
 //! pressure, grouped into blockers by the user's call path.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 use crate::frames::{self, Kind};
 use crate::model::{Model, Role};
@@ -51,6 +51,8 @@ pub struct Blocker {
     pub episodes: Vec<Episode>,
     /// An example stack (the longest episode's), innermost first.
     pub example: Vec<Frame>,
+    /// Longest episode so far (kept while grouping, so grouping stays linear).
+    longest: u64,
 }
 
 impl Blocker {
@@ -59,7 +61,7 @@ impl Blocker {
     }
 
     pub fn max(&self) -> u64 {
-        self.episodes.iter().map(|e| e.duration).max().unwrap_or(0)
+        self.longest
     }
 
     /// Duration at quantile `q` (0..=1), nearest rank.
@@ -96,11 +98,11 @@ pub struct Detection {
 
 /// The user's part of a stack inside the task poll: frames before the poll boundary that are
 /// user code, innermost first.
-fn user_frames(frames: &[Frame]) -> Vec<Frame> {
-    let poll = frames::task_poll_index(frames).unwrap_or(frames.len());
+fn user_frames(frames: &[Frame], cls: &frames::Classifier) -> Vec<Frame> {
+    let poll = cls.task_poll_index(frames).unwrap_or(frames.len());
     frames[..poll]
         .iter()
-        .filter(|f| frames::is_user(f))
+        .filter(|f| cls.flags(f) & frames::flags::USER != 0)
         .cloned()
         .collect()
 }
@@ -124,15 +126,20 @@ fn group_key(user: &[Frame], kind: Kind) -> (Kind, Vec<(String, String, u32)>) {
 }
 
 pub fn detect(model: &Model, symbols: &Symbols, thresholds: Thresholds) -> Detection {
-    let mut cache: HashMap<u32, Vec<Frame>> = HashMap::new();
-    let mut stack = |id: u32| -> Vec<Frame> {
+    let cls = frames::Classifier::default();
+    // Symbolized stacks, once per stack id, shared (cloning an Rc, not the frames).
+    let mut cache: HashMap<u32, std::rc::Rc<Vec<Frame>>> = HashMap::default();
+    let mut stack = |id: u32| -> std::rc::Rc<Vec<Frame>> {
         cache
             .entry(id)
-            .or_insert_with(|| symbols.stack(model, id))
+            .or_insert_with(|| std::rc::Rc::new(symbols.stack(model, id)))
             .clone()
     };
     let runs_tasks = |tid: u32| model.threads.get(&tid).is_some_and(|t| t.role.runs_tasks());
-    let mut episodes: Vec<(Episode, Vec<Frame>)> = Vec::new();
+    // Episodes with their stack id; frames are looked up once per stack when grouping.
+    let mut episodes: Vec<(Episode, u32)> = Vec::new();
+    let mut poll_keys: HashMap<u32, Option<std::rc::Rc<Vec<(String, String)>>>> =
+        HashMap::default();
     let mut idle_episodes = 0;
 
     // Off CPU inside a task poll, blocked past the threshold.
@@ -141,7 +148,7 @@ pub fn detect(model: &Model, symbols: &Symbols, thresholds: Thresholds) -> Detec
             continue;
         }
         let frames = stack(off.stack);
-        if frames::is_parked(&frames) || frames::task_poll_index(&frames).is_none() {
+        if cls.is_parked(&frames) || cls.task_poll_index(&frames).is_none() {
             idle_episodes += 1;
             continue;
         }
@@ -155,7 +162,7 @@ pub fn detect(model: &Model, symbols: &Symbols, thresholds: Thresholds) -> Detec
                 stack: off.stack,
                 samples: 0,
             },
-            frames,
+            off.stack,
         ));
     }
 
@@ -165,14 +172,14 @@ pub fn detect(model: &Model, symbols: &Symbols, thresholds: Thresholds) -> Detec
         for thread in model.threads.values().filter(|t| t.role.runs_tasks()) {
             let samples = model.samples_of(thread.tid);
             let mut run: Vec<usize> = Vec::new();
-            let mut run_key: Option<Vec<(String, String)>> = None;
-            let mut flush = |run: &mut Vec<usize>, frames_of_first: Option<Vec<Frame>>| {
+            let mut run_key: Option<std::rc::Rc<Vec<(String, String)>>> = None;
+            let mut flush = |run: &mut Vec<usize>, first_stack: Option<u32>| {
                 if run.len() >= 2 {
                     let first = samples[run[0]];
                     let last = samples[*run.last().expect("non-empty")];
                     let duration = last.ts - first.ts + period;
                     if duration >= thresholds.long_poll_ns {
-                        if let Some(frames) = frames_of_first {
+                        if let Some(stack) = first_stack {
                             episodes.push((
                                 Episode {
                                     tid: thread.tid,
@@ -182,36 +189,43 @@ pub fn detect(model: &Model, symbols: &Symbols, thresholds: Thresholds) -> Detec
                                     stack: first.stack,
                                     samples: run.len() as u32,
                                 },
-                                frames,
+                                stack,
                             ));
                         }
                     }
                 }
                 run.clear();
             };
-            let mut first_frames: Option<Vec<Frame>> = None;
+            let mut first_frames: Option<u32> = None;
             for (i, s) in samples.iter().enumerate() {
-                let frames = stack(s.stack);
-                let in_poll =
-                    frames::task_poll_index(&frames).is_some() && !frames::is_parked(&frames);
-                let user = if in_poll {
-                    user_frames(&frames)
-                } else {
-                    Vec::new()
-                };
-                // The poll's identity: the innermost async fn of the user and its callers.
-                let task_at = user.iter().position(frames::is_async_body);
-                let key = task_at.map(|at| {
-                    user[at..]
-                        .iter()
-                        .map(|f| {
-                            (
-                                f.function.to_string(),
-                                f.file.as_deref().unwrap_or("").to_string(),
-                            )
-                        })
-                        .collect::<Vec<_>>()
-                });
+                let key = poll_keys
+                    .entry(s.stack)
+                    .or_insert_with(|| {
+                        let frames = stack(s.stack);
+                        let in_poll =
+                            cls.task_poll_index(&frames).is_some() && !cls.is_parked(&frames);
+                        let user = if in_poll {
+                            user_frames(&frames, &cls)
+                        } else {
+                            Vec::new()
+                        };
+                        // The poll's identity: the innermost async fn of the user and its callers.
+                        let at = user
+                            .iter()
+                            .position(|f| cls.flags(f) & frames::flags::ASYNC != 0)?;
+                        Some(std::rc::Rc::new(
+                            user[at..]
+                                .iter()
+                                .map(|f| {
+                                    (
+                                        f.function.to_string(),
+                                        f.file.as_deref().unwrap_or("").to_string(),
+                                    )
+                                })
+                                .collect::<Vec<_>>(),
+                        ))
+                    })
+                    .clone();
                 let continues = key.is_some()
                     && key == run_key
                     && run
@@ -223,7 +237,7 @@ pub fn detect(model: &Model, symbols: &Symbols, thresholds: Thresholds) -> Detec
                 }
                 if key.is_some() {
                     if run.is_empty() {
-                        first_frames = Some(frames);
+                        first_frames = Some(s.stack);
                     }
                     run.push(i);
                 }
@@ -233,9 +247,14 @@ pub fn detect(model: &Model, symbols: &Symbols, thresholds: Thresholds) -> Detec
     }
 
     // Group by user call path.
-    let mut groups: HashMap<(Kind, Vec<(String, String, u32)>), Blocker> = HashMap::new();
-    for (episode, frames) in episodes {
-        let user = user_frames(&frames);
+    let mut groups: HashMap<(Kind, Vec<(String, String, u32)>), Blocker> = HashMap::default();
+    let mut user_cache: HashMap<u32, Vec<Frame>> = HashMap::default();
+    for (episode, stack_id) in episodes {
+        let frames = stack(stack_id);
+        let user = user_cache
+            .entry(stack_id)
+            .or_insert_with(|| user_frames(&frames, &cls))
+            .clone();
         let blame = user.first().cloned().unwrap_or_else(|| {
             // No user frame (e.g. missing debug info): blame the innermost frame we have.
             frames.first().cloned().unwrap_or(Frame {
@@ -249,24 +268,29 @@ pub fn detect(model: &Model, symbols: &Symbols, thresholds: Thresholds) -> Detec
         let key = group_key(&user, episode.kind);
         let entry = groups.entry(key).or_insert_with(|| Blocker {
             kind: episode.kind,
-            task: user.iter().find(|f| frames::is_async_body(f)).cloned(),
+            task: user
+                .iter()
+                .find(|f| cls.flags(f) & frames::flags::ASYNC != 0)
+                .cloned(),
             blame: blame.clone(),
             user_path: user.clone(),
             episodes: Vec::new(),
-            example: frames.clone(),
+            example: Vec::new(),
+            longest: 0,
         });
-        if episode.duration > entry.max() {
-            entry.example = frames;
+        if episode.duration > entry.longest || entry.example.is_empty() {
+            entry.longest = entry.longest.max(episode.duration);
+            entry.example = frames.to_vec();
         }
         entry.episodes.push(episode);
     }
     let mut blockers: Vec<Blocker> = groups.into_values().collect();
     // Long polls: blame the line that took the most samples within the group.
     for b in blockers.iter_mut().filter(|b| b.kind == Kind::Cpu) {
-        let mut lines: HashMap<u32, u32> = HashMap::new();
+        let mut lines: HashMap<u32, u32> = HashMap::default();
         for e in &b.episodes {
             let frames = stack(e.stack);
-            if let Some(f) = user_frames(&frames).first() {
+            if let Some(f) = user_frames(&frames, &cls).first() {
                 *lines.entry(f.line).or_default() += 1;
             }
         }

@@ -157,3 +157,74 @@ pub fn off_cpu_kind(frames: &[Frame], state: u16) -> Kind {
         Kind::Other
     }
 }
+
+/// Per-frame facts, computed once per distinct (function, file) and cached: the string matching
+/// above is the costly part of detection on large captures.
+pub mod flags {
+    pub const POLL: u8 = 1;
+    pub const PARK: u8 = 2;
+    pub const USER: u8 = 4;
+    pub const ASYNC: u8 = 8;
+    pub const WORKER: u8 = 16;
+    pub const CURRENT_THREAD: u8 = 32;
+    pub const BLOCKING_POOL: u8 = 64;
+}
+
+#[derive(Default)]
+pub struct Classifier {
+    cache: std::cell::RefCell<rustc_hash::FxHashMap<(usize, usize, bool), u8>>,
+}
+
+impl Classifier {
+    pub fn flags(&self, f: &Frame) -> u8 {
+        let key = (
+            std::sync::Arc::as_ptr(&f.function) as *const u8 as usize,
+            f.file
+                .as_ref()
+                .map_or(0, |p| std::sync::Arc::as_ptr(p) as *const u8 as usize),
+            f.file.is_some(),
+        );
+        if let Some(v) = self.cache.borrow().get(&key) {
+            return *v;
+        }
+        let name = &*f.function;
+        let mut v = 0;
+        if TASK_POLL.iter().any(|p| name.contains(p)) {
+            v |= flags::POLL;
+        }
+        if PARK.iter().any(|p| name.contains(p)) {
+            v |= flags::PARK;
+        }
+        if is_user(f) {
+            v |= flags::USER;
+        }
+        if is_async_body(f) {
+            v |= flags::ASYNC;
+        }
+        if name.contains(WORKER) {
+            v |= flags::WORKER;
+        }
+        if name.contains(CURRENT_THREAD) {
+            v |= flags::CURRENT_THREAD;
+        }
+        if name.contains(BLOCKING_POOL) {
+            v |= flags::BLOCKING_POOL;
+        }
+        self.cache.borrow_mut().insert(key, v);
+        v
+    }
+
+    /// Index of the first task-poll frame (see [`task_poll_index`]).
+    pub fn task_poll_index(&self, frames: &[Frame]) -> Option<usize> {
+        frames.iter().position(|f| self.flags(f) & flags::POLL != 0)
+    }
+
+    pub fn is_parked(&self, frames: &[Frame]) -> bool {
+        frames.iter().any(|f| self.flags(f) & flags::PARK != 0)
+    }
+
+    /// Every flag any frame of the stack has.
+    pub fn any(&self, frames: &[Frame]) -> u8 {
+        frames.iter().fold(0, |acc, f| acc | self.flags(f))
+    }
+}

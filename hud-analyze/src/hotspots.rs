@@ -1,9 +1,11 @@
 //! CPU hotspots from samples: self and inclusive, by function and by file:line.
 
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use crate::model::Model;
-use crate::symbolize::{Frame, Symbols};
+use std::sync::Arc;
+
+use crate::symbolize::Symbols;
 
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Hot {
@@ -31,6 +33,11 @@ pub struct Hotspots {
     pub by_line_inclusive: Vec<Hot>,
 }
 
+/// Identity of an interned string (see `Symbols::intern`).
+fn id(s: &Arc<str>) -> usize {
+    Arc::as_ptr(s) as *const u8 as usize
+}
+
 /// Hotspots over the samples for which `keep(tid)` holds.
 pub fn hotspots(
     model: &Model,
@@ -38,44 +45,61 @@ pub fn hotspots(
     keep: impl Fn(u32) -> bool,
     top: usize,
 ) -> Hotspots {
-    let mut cache: HashMap<u32, Vec<Frame>> = HashMap::new();
-    let mut fn_self: HashMap<String, u64> = HashMap::new();
-    let mut fn_incl: HashMap<String, u64> = HashMap::new();
-    let mut line_self: HashMap<String, u64> = HashMap::new();
-    let mut line_incl: HashMap<String, u64> = HashMap::new();
-    let mut total = 0u64;
+    // Count samples per stack first: the work below is per distinct stack, not per sample.
+    let mut per_stack: HashMap<u32, u64> = HashMap::default();
     for s in model.samples.iter().filter(|s| keep(s.tid)) {
-        total += 1;
-        let frames = cache
-            .entry(s.stack)
-            .or_insert_with(|| symbols.stack(model, s.stack));
-        if let Some(leaf) = frames.first() {
-            // Self time goes to the function whose code is running: the symbol the leaf's inline
-            // chain ends in (as perf counts it); the line shows the innermost inlined source.
-            let symbol = frames.iter().find(|f| !f.inlined).unwrap_or(leaf);
-            *fn_self.entry(symbol.function.to_string()).or_default() += 1;
-            if let Some(loc) = leaf.location() {
-                *line_self
-                    .entry(format!("{} ({})", short_path(&loc), leaf.function))
-                    .or_default() += 1;
+        *per_stack.entry(s.stack).or_default() += 1;
+    }
+    let total: u64 = per_stack.values().sum();
+    // Keyed by interned pointers; names are made only for the rows shown.
+    let mut fn_self: HashMap<usize, u64> = HashMap::default();
+    let mut fn_incl: HashMap<usize, u64> = HashMap::default();
+    let mut line_self: HashMap<(usize, usize, u32), u64> = HashMap::default();
+    let mut line_incl: HashMap<(usize, usize, u32), u64> = HashMap::default();
+    let mut names: HashMap<usize, &Arc<str>> = HashMap::default();
+    let mut seen_fn = HashSet::default();
+    let mut seen_line = HashSet::default();
+    for (stack, n) in per_stack {
+        seen_fn.clear();
+        seen_line.clear();
+        let mut first = true;
+        let mut symbol_done = false;
+        for f in symbols.frames(model, stack) {
+            let fid = id(&f.function);
+            names.entry(fid).or_insert(&f.function);
+            let line_key = f.file.as_ref().map(|file| {
+                names.entry(id(file)).or_insert(file);
+                (id(file), fid, f.line)
+            });
+            if first {
+                // The line shows the innermost source, inlined or not.
+                if let Some(k) = line_key {
+                    *line_self.entry(k).or_default() += n;
+                }
+                first = false;
             }
-        }
-        let mut seen_fn = HashSet::new();
-        let mut seen_line = HashSet::new();
-        for f in frames.iter() {
-            if seen_fn.insert(&f.function) {
-                *fn_incl.entry(f.function.to_string()).or_default() += 1;
+            // Self time goes to the function whose code runs: the symbol the leaf's inline chain
+            // ends in, as perf counts it.
+            if !symbol_done && !f.inlined {
+                *fn_self.entry(fid).or_default() += n;
+                symbol_done = true;
             }
-            if let Some(loc) = f.location() {
-                let key = format!("{} ({})", short_path(&loc), f.function);
-                if seen_line.insert(key.clone()) {
-                    *line_incl.entry(key).or_default() += 1;
+            if seen_fn.insert(fid) {
+                *fn_incl.entry(fid).or_default() += n;
+            }
+            if let Some(k) = line_key {
+                if seen_line.insert(k) {
+                    *line_incl.entry(k).or_default() += n;
                 }
             }
         }
     }
-    let (by_function, by_function_inclusive) = rank(&fn_self, &fn_incl, total, top);
-    let (by_line, by_line_inclusive) = rank(&line_self, &line_incl, total, top);
+    let fn_name = |fid: &usize| names[fid].to_string();
+    let line_name = |k: &(usize, usize, u32)| {
+        format!("{}:{} ({})", short_path(&names[&k.0][..]), k.2, names[&k.1])
+    };
+    let (by_function, by_function_inclusive) = rank(&fn_self, &fn_incl, total, top, fn_name);
+    let (by_line, by_line_inclusive) = rank(&line_self, &line_incl, total, top, line_name);
     Hotspots {
         samples: total,
         by_function,
@@ -86,11 +110,12 @@ pub fn hotspots(
 }
 
 /// (top by self, top by inclusive).
-fn rank(
-    selfs: &HashMap<String, u64>,
-    incl: &HashMap<String, u64>,
+fn rank<K: Eq + std::hash::Hash>(
+    selfs: &HashMap<K, u64>,
+    incl: &HashMap<K, u64>,
     total: u64,
     top: usize,
+    name: impl Fn(&K) -> String,
 ) -> (Vec<Hot>, Vec<Hot>) {
     let pct = |n: u64| {
         if total == 0 {
@@ -99,38 +124,47 @@ fn rank(
             n as f64 * 100.0 / total as f64
         }
     };
-    let rows: Vec<Hot> = incl
+    let row = |k: &K, inclusive: u64| {
+        let n = selfs.get(k).copied().unwrap_or(0);
+        Hot {
+            self_pct: pct(n),
+            inclusive_samples: inclusive,
+            inclusive_pct: pct(inclusive),
+            self_samples: n,
+            name: name(k),
+        }
+    };
+    // Pick the top keys by count first; build names only for them.
+    let mut by_self: Vec<(&K, u64)> = selfs.iter().map(|(k, n)| (k, *n)).collect();
+    by_self.sort_unstable_by(|a, b| b.1.cmp(&a.1));
+    // Keep every key tied with the last row shown, so ties break by name, deterministically.
+    let cut = |sorted: &[(&K, u64)]| match sorted.get(top.saturating_sub(1)) {
+        Some(&(_, n)) if top > 0 => sorted.partition_point(|(_, c)| *c >= n),
+        _ => sorted.len().min(top),
+    };
+    let mut self_rows: Vec<Hot> = by_self[..cut(&by_self)]
         .iter()
-        .map(|(name, &inclusive)| {
-            let n = selfs.get(name).copied().unwrap_or(0);
-            Hot {
-                self_pct: pct(n),
-                inclusive_samples: inclusive,
-                inclusive_pct: pct(inclusive),
-                self_samples: n,
-                name: name.clone(),
-            }
-        })
+        .map(|(k, _)| row(k, incl.get(*k).copied().unwrap_or(0)))
         .collect();
-    let mut by_self: Vec<Hot> = rows
-        .iter()
-        .filter(|r| r.self_samples > 0)
-        .cloned()
-        .collect();
-    by_self.sort_by(|a, b| {
+    self_rows.sort_by(|a, b| {
         b.self_samples
             .cmp(&a.self_samples)
             .then_with(|| a.name.cmp(&b.name))
     });
-    by_self.truncate(top);
-    let mut by_incl = rows;
-    by_incl.sort_by(|a, b| {
+    self_rows.truncate(top);
+    let mut by_incl: Vec<(&K, u64)> = incl.iter().map(|(k, n)| (k, *n)).collect();
+    by_incl.sort_unstable_by(|a, b| b.1.cmp(&a.1));
+    let mut incl_rows: Vec<Hot> = by_incl[..cut(&by_incl)]
+        .iter()
+        .map(|(k, n)| row(k, *n))
+        .collect();
+    incl_rows.sort_by(|a, b| {
         b.inclusive_samples
             .cmp(&a.inclusive_samples)
             .then_with(|| a.name.cmp(&b.name))
     });
-    by_incl.truncate(top);
-    (by_self, by_incl)
+    incl_rows.truncate(top);
+    (self_rows, incl_rows)
 }
 
 /// Shortens a source path to its crate-relative part: ".../demo/src/main.rs:12" → "demo/src/main.rs:12".

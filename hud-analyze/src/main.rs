@@ -144,6 +144,9 @@ fn report(args: ReportArgs) -> ExitCode {
         let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
         emit(&report.to_text(color));
     }
+    // Freeing millions of frames takes longer than the OS reclaiming the process: skip it.
+    std::mem::forget(analysis);
+    std::mem::forget(capture);
     if let Some(limit) = args.fail_on_blocking {
         let limit_ms = limit.as_secs_f64() * 1e3;
         let over = report.exceeds(limit_ms);

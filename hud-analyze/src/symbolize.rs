@@ -4,8 +4,8 @@
 //! instruction's line is found, not the next one's. Objects without DWARF fall back to their
 //! symbol table (.symtab, or .dynsym for stripped libraries like libc).
 
+use rustc_hash::FxHashMap as HashMap;
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use object::{Object, ObjectSection, ObjectSegment};
@@ -60,6 +60,25 @@ pub struct Symbols {
 }
 
 impl Symbols {
+    /// The frames of stack `id`, innermost first, inline chains expanded, without copying.
+    pub fn frames<'a>(&'a self, model: &'a Model, id: u32) -> impl Iterator<Item = &'a Frame> + 'a {
+        let nodes = model.stacks.nodes();
+        let mut node = id;
+        let mut depth = 0usize;
+        std::iter::from_fn(move || {
+            if node == 0 {
+                return None;
+            }
+            let &(parent, _) = nodes.get(node as usize - 1)?;
+            let table = if depth == 0 { &self.leaf } else { &self.caller };
+            let frames = table.get(&node);
+            node = if parent < node { parent } else { 0 };
+            depth += 1;
+            Some(frames.map(|f| &f[..]).unwrap_or(&[]))
+        })
+        .flatten()
+    }
+
     /// The frames of stack `id`, innermost first, inline chains expanded.
     pub fn stack(&self, model: &Model, id: u32) -> Vec<Frame> {
         let nodes = model.stacks.nodes();
@@ -84,7 +103,7 @@ impl Symbols {
     /// Every node's address resolves to `resolve(address)` (innermost inline frame first), as a
     /// leaf and as a caller alike.
     pub fn from_resolver(model: &Model, resolve: impl Fn(u64) -> Vec<Frame>) -> Self {
-        let mut leaf = HashMap::new();
+        let mut leaf = HashMap::default();
         for (i, &(_, address)) in model.stacks.nodes().iter().enumerate() {
             leaf.insert(i as u32 + 1, Arc::from(resolve(address)));
         }
@@ -94,6 +113,32 @@ impl Symbols {
             leaf,
             mismatches: Vec::new(),
             warnings: Vec::new(),
+        }
+    }
+
+    /// Makes equal function names and file names share one allocation, so views can compare and
+    /// hash them by pointer.
+    fn intern(&mut self) {
+        let mut strings: rustc_hash::FxHashSet<Arc<str>> = Default::default();
+        let mut get = |s: &Arc<str>| -> Arc<str> {
+            if let Some(found) = strings.get(s) {
+                return Arc::clone(found);
+            }
+            strings.insert(Arc::clone(s));
+            Arc::clone(s)
+        };
+        for table in [&mut self.leaf, &mut self.caller] {
+            for frames in table.values_mut() {
+                let interned: Vec<Frame> = frames
+                    .iter()
+                    .map(|f| Frame {
+                        function: get(&f.function),
+                        file: f.file.as_ref().map(&mut get),
+                        ..f.clone()
+                    })
+                    .collect();
+                *frames = Arc::from(interned);
+            }
         }
     }
 
@@ -291,8 +336,8 @@ pub fn symbolize(model: &Model, search: &SearchPaths, embedded: &[Embedded]) -> 
 
     let mut symbols = Symbols {
         objects: infos,
-        leaf: HashMap::new(),
-        caller: HashMap::new(),
+        leaf: HashMap::default(),
+        caller: HashMap::default(),
         mismatches,
         warnings,
     };
@@ -309,6 +354,7 @@ pub fn symbolize(model: &Model, search: &SearchPaths, embedded: &[Embedded]) -> 
             table.insert(id, frames);
         }
     }
+    symbols.intern();
     for (id, as_caller) in unknown {
         let address = nodes[id as usize - 1].1;
         let frames: Arc<[Frame]> = Arc::new([Frame {
@@ -378,7 +424,9 @@ fn resolve_task(loc: &Located, task: &Task) -> Vec<(u32, bool, Arc<[Frame]>, boo
     let ctx = dwarf.and_then(|d| addr2line::Context::from_dwarf(d).ok());
     let symbols = file.symbol_map();
     let name = file_name_of(&loc.origin);
-    let mut cache: HashMap<u64, (Arc<[Frame]>, bool)> = HashMap::new();
+    let mut cache: HashMap<u64, (Arc<[Frame]>, bool)> = HashMap::default();
+    // Many addresses share a function: demangle each raw name once.
+    let mut demangled: HashMap<String, Arc<str>> = HashMap::default();
     task.lookups
         .iter()
         .map(|&(id, as_caller, offset)| {
@@ -392,10 +440,16 @@ fn resolve_task(loc: &Located, task: &Task) -> Vec<(u32, bool, Arc<[Frame]>, boo
                     if let Some(ctx) = &ctx {
                         if let Ok(mut iter) = ctx.find_frames(vaddr).skip_all_loads() {
                             while let Ok(Some(f)) = iter.next() {
-                                let function = f
+                                let function: Arc<str> = f
                                     .function
                                     .as_ref()
-                                    .and_then(|n| n.raw_name().ok().map(|r| demangle(&r)))
+                                    .and_then(|n| n.raw_name().ok())
+                                    .map(|raw| {
+                                        demangled
+                                            .entry(raw.to_string())
+                                            .or_insert_with(|| demangle(&raw).into())
+                                            .clone()
+                                    })
                                     .unwrap_or_else(|| "??".into());
                                 let (file, line) = match f.location {
                                     Some(l) => (l.file.map(Arc::<str>::from), l.line.unwrap_or(0)),

@@ -21,7 +21,8 @@ pub fn run(which: &str, seconds: u32, rounds: u32) -> Result<()> {
     match which {
         "format" => sh(cargo().args(["bench", "-p", "hud-format", "--features", "writer,reader"])),
         "record" => record(seconds, rounds),
-        other => bail!("unknown benchmark `{other}` (format, record)"),
+        "analyze" => analyze(seconds),
+        other => bail!("unknown benchmark `{other}` (format, record, analyze)"),
     }
 }
 
@@ -153,7 +154,7 @@ fn wait_rusage(child: &mut Child) -> Result<(f64, u64)> {
 }
 
 fn overhead_run(mode: Mode, seconds: u32, dir: &Path) -> Result<RunResult> {
-    let mut demo = start_demo(seconds + 1)?;
+    let demo = start_demo(seconds + 1)?;
     std::thread::sleep(Duration::from_millis(500));
     let pid = demo.id().to_string();
     let window = (seconds - 1).max(1).to_string();
@@ -264,4 +265,255 @@ fn capacity_run(seconds: u32, dir: &Path) -> Result<(f64, u64, u64)> {
         .map(|i| (i.end_ns - capture.header().start_ns) as f64 / 1e9)
         .unwrap_or(elapsed.as_secs_f64());
     Ok((switches as f64 / span, lost, capture.len()))
+}
+
+/// `bench analyze`: hud-analyze on a large capture built from a real one, against perf report.
+pub fn analyze(seconds: u32) -> Result<()> {
+    if !is_root() {
+        bail!("the analyze benchmark records the demo with eBPF and perf: run it as root");
+    }
+    apt_packages(&["linux-perf"], Path::new("/usr/bin/perf"))?;
+    crate::build::all()?;
+    let dir = root().join("target/bench-analyze");
+    std::fs::create_dir_all(&dir)?;
+    // 1. A real capture and a perf.data of the busy demo, recorded side by side.
+    let demo = start_demo(seconds + 2)?;
+    std::thread::sleep(Duration::from_millis(500));
+    let pid = demo.id().to_string();
+    let real = dir.join("real.hudcap");
+    let perf_data = dir.join("perf.data");
+    let mut perf = Command::new("perf")
+        .args(["record", "-q", "-g", "-F", "4000", "-p", &pid, "-o"])
+        .arg(&perf_data)
+        .args(["--", "sleep", &seconds.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    sh(Command::new(release_binary("hud-record"))
+        .args([
+            "--pid",
+            &pid,
+            "-q",
+            "--force",
+            "-F",
+            "199",
+            "--duration",
+            &seconds.to_string(),
+            "-o",
+        ])
+        .arg(&real))?;
+    perf.wait()?;
+    let _ = demo.wait_with_output();
+    let perf_samples = perf_sample_count(&perf_data)?;
+
+    // 2. Synthetic captures made of the real capture's stacks, threads and mappings.
+    let big = dir.join("synthetic-1M.hudcap");
+    scale_capture(&real, &big, 1_000_000, 5_000_000, true)?;
+    let same = dir.join("synthetic-perf-size.hudcap");
+    scale_capture(&real, &same, perf_samples, 0, false)?;
+
+    // 3. Timings, best of three.
+    let time = |cmd: &mut dyn FnMut() -> Command| -> Result<(f64, String)> {
+        let mut best = f64::MAX;
+        let mut stderr = String::new();
+        for _ in 0..3 {
+            let started = Instant::now();
+            let out = cmd().stdout(Stdio::null()).output()?;
+            if !out.status.success() {
+                bail!(
+                    "{} failed: {}",
+                    crate::util::show(&cmd()),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            let t = started.elapsed().as_secs_f64();
+            if t < best {
+                best = t;
+                stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+            }
+        }
+        Ok((best, stderr))
+    };
+    let report = |path: PathBuf, threads: &'static str| {
+        move || {
+            let mut c = Command::new(release_binary("hud-analyze"));
+            c.args(["report", "--json"])
+                .arg(&path)
+                .env("HUD_TIMINGS", "1")
+                .env("RAYON_NUM_THREADS", threads);
+            c
+        }
+    };
+    let (big2, big2_err) = time(&mut report(big.clone(), "2"))?;
+    let (big1, big1_err) = time(&mut report(big.clone(), "1"))?;
+    let (same2, _) = time(&mut report(same.clone(), "2"))?;
+    let (real2, real2_err) = time(&mut report(real.clone(), "2"))?;
+    let (real1, real1_err) = time(&mut report(real.clone(), "1"))?;
+    let (perf_report, _) = time(&mut || {
+        let mut c = Command::new("perf");
+        c.args(["report", "--stdio", "--no-children", "-i"])
+            .arg(&perf_data);
+        c
+    })?;
+    let phase = |err: &str, name: &str| -> f64 {
+        err.lines()
+            .find_map(|l| l.strip_prefix(&format!("timing {name} ")))
+            .and_then(|v| v.trim_end_matches(" s").parse().ok())
+            .unwrap_or(f64::NAN)
+    };
+    println!("\n## hud-analyze benchmark\n");
+    println!("| measure | time |");
+    println!("|---|---|");
+    println!(
+        "| report, synthetic 1 M samples + 5 M switches, 2 threads | {big2:.2} s (target ≤ 2 s) |"
+    );
+    println!(
+        "| report, same, 1 thread | {big1:.2} s ({:.2}×) |",
+        big1 / big2
+    );
+    println!(
+        "| symbolize, real capture ({} stack nodes), 1 → 2 threads | {:.3} s → {:.3} s ({:.2}×) |",
+        stack_nodes(&real)?,
+        phase(&real1_err, "symbolize"),
+        phase(&real2_err, "symbolize"),
+        phase(&real1_err, "symbolize") / phase(&real2_err, "symbolize")
+    );
+    println!(
+        "| symbolize, synthetic 1 M, 1 → 2 threads | {:.3} s → {:.3} s |",
+        phase(&big1_err, "symbolize"),
+        phase(&big2_err, "symbolize")
+    );
+    println!("| report, real capture ({seconds} s at 199 Hz), 1 / 2 threads | {real1:.2} s / {real2:.2} s |");
+    println!(
+        "| hud-analyze report on {perf_samples} samples vs perf report --stdio on the same count | {same2:.2} s vs {perf_report:.2} s ({:.1}× faster) |",
+        perf_report / same2
+    );
+    Ok(())
+}
+
+fn stack_nodes(path: &Path) -> Result<usize> {
+    let capture = hud_format::reader::Capture::open(path)?;
+    Ok(capture
+        .chunks()?
+        .iter()
+        .map(|c| c.get().stacks.parent.len())
+        .sum())
+}
+
+fn perf_sample_count(data: &Path) -> Result<usize> {
+    let out = Command::new("perf")
+        .args(["script", "-F", "tid", "-i"])
+        .arg(data)
+        .output()?;
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .count())
+}
+
+/// Writes a capture with `samples` samples and `switches` switches drawn from `real`'s events;
+/// with `spread`, one sample in ten gets a random leaf address in the target's code.
+fn scale_capture(
+    real: &Path,
+    out: &Path,
+    samples: usize,
+    switches: usize,
+    spread: bool,
+) -> Result<()> {
+    use hud_format::reader::{Capture, Stacks};
+    use hud_format::types::{Mapping, ThreadEvent, ThreadEventKind};
+    let capture = Capture::open(real)?;
+    let mut stacks = Stacks::default();
+    let mut rows: Vec<(u32, Vec<u64>)> = Vec::new();
+    let mut offs: Vec<(u32, u64, u64, u16, Vec<u64>)> = Vec::new();
+    let mut mappings: Vec<Mapping> = Vec::new();
+    let mut tids = Vec::new();
+    for chunk in capture.chunks()? {
+        let c = chunk.get();
+        stacks.add(c);
+        for (tid, id) in c.samples.tid.iter().zip(c.samples.user_stack.iter()) {
+            rows.push((tid.to_native(), stacks.frames(id.to_native()).collect()));
+        }
+        let o = &c.off_cpu;
+        for i in 0..o.tid.len() {
+            offs.push((
+                o.tid[i].to_native(),
+                o.duration_ns[i].to_native(),
+                o.runnable_ns[i].to_native(),
+                o.state[i].to_native(),
+                stacks.frames(o.user_stack[i].to_native()).collect(),
+            ));
+        }
+        for t in c.threads.iter() {
+            tids.push((t.tid.to_native(), t.name.to_string()));
+        }
+        mappings.extend(c.mappings.iter().map(|m| Mapping {
+            ts_ns: m.ts_ns.to_native(),
+            start: m.start.to_native(),
+            end: m.end.to_native(),
+            file_offset: m.file_offset.to_native(),
+            perms: m.perms.to_string(),
+            path: m.path.to_string(),
+            inode: m.inode.to_native(),
+            build_id: m.build_id.to_vec(),
+        }));
+    }
+    if rows.is_empty() {
+        bail!("{} has no samples to scale", real.display());
+    }
+    let header = capture.header().clone();
+    // Code addresses spread over the target's executable mapping, so symbolization has the work
+    // a large service gives it (tens of thousands of distinct addresses), not just the demo's few.
+    let text = mappings
+        .iter()
+        .find(|m| m.perms.contains('x') && m.path == header.target.exe_path)
+        .map(|m| (m.start, m.end));
+    let mut rng = hud_format::synth::Rng::new(1);
+    let file = std::io::BufWriter::new(std::fs::File::create(out)?);
+    let mut w = hud_format::writer::CaptureWriter::new(file, &header, Default::default())?;
+    for m in mappings {
+        w.push_mapping(m)?;
+    }
+    for (tid, name) in &tids {
+        w.push_thread(ThreadEvent {
+            ts_ns: header.start_ns,
+            tid: *tid,
+            kind: ThreadEventKind::New,
+            name: name.clone(),
+        })?;
+    }
+    let mut ts = header.start_ns;
+    let per_sample = switches / samples.max(1);
+    let mut switched = 0usize;
+    for i in 0..samples {
+        ts += 1_000;
+        let (tid, frames) = &rows[i % rows.len()];
+        match text {
+            Some((start, end)) if spread && i % 10 == 0 && !frames.is_empty() => {
+                let mut spread_frames = frames.clone();
+                spread_frames[0] = start + rng.below(end - start);
+                w.push_sample(ts, *tid, (i % 2) as u16, &spread_frames, &[])?;
+            }
+            _ => w.push_sample(ts, *tid, (i % 2) as u16, frames, &[])?,
+        }
+        for k in 0..per_sample {
+            if switched < switches {
+                w.push_switch(
+                    ts + k as u64,
+                    *tid,
+                    (i % 2) as u16,
+                    k % 2 == 1,
+                    if k % 2 == 0 { 1 } else { 0 },
+                )?;
+                switched += 1;
+            }
+        }
+        if i % 100 == 0 && !offs.is_empty() {
+            let (tid, d, r, s, f) = &offs[(i / 100) % offs.len()];
+            w.push_off_cpu(ts, *tid, 0, *d, *r, u32::from(*s), f, &[])?;
+        }
+        w.set_now(ts);
+    }
+    w.finish()?;
+    Ok(())
 }
