@@ -96,6 +96,11 @@ pub struct Detection {
     pub idle_episodes: usize,
 }
 
+/// A poll's identity: the innermost user async fn and its user callers (function, file).
+type PollKey = std::rc::Rc<Vec<(String, String)>>;
+/// A blocker's identity: its kind and user call path (function, file, line).
+type GroupKey = (Kind, Vec<(String, String, u32)>);
+
 /// The user's part of a stack inside the task poll: frames before the poll boundary that are
 /// user code, innermost first.
 fn user_frames(frames: &[Frame], cls: &frames::Classifier) -> Vec<Frame> {
@@ -108,7 +113,7 @@ fn user_frames(frames: &[Frame], cls: &frames::Classifier) -> Vec<Frame> {
 }
 
 /// Grouping key: the blame frame's function and file, then the callers with their lines.
-fn group_key(user: &[Frame], kind: Kind) -> (Kind, Vec<(String, String, u32)>) {
+fn group_key(user: &[Frame], kind: Kind) -> GroupKey {
     let mut key = Vec::with_capacity(user.len());
     for (i, f) in user.iter().enumerate() {
         let line = if i == 0 && kind == Kind::Cpu {
@@ -138,8 +143,7 @@ pub fn detect(model: &Model, symbols: &Symbols, thresholds: Thresholds) -> Detec
     let runs_tasks = |tid: u32| model.threads.get(&tid).is_some_and(|t| t.role.runs_tasks());
     // Episodes with their stack id; frames are looked up once per stack when grouping.
     let mut episodes: Vec<(Episode, u32)> = Vec::new();
-    let mut poll_keys: HashMap<u32, Option<std::rc::Rc<Vec<(String, String)>>>> =
-        HashMap::default();
+    let mut poll_keys: HashMap<u32, Option<PollKey>> = HashMap::default();
     let mut idle_episodes = 0;
 
     // Off CPU inside a task poll, blocked past the threshold.
@@ -172,7 +176,7 @@ pub fn detect(model: &Model, symbols: &Symbols, thresholds: Thresholds) -> Detec
         for thread in model.threads.values().filter(|t| t.role.runs_tasks()) {
             let samples = model.samples_of(thread.tid);
             let mut run: Vec<usize> = Vec::new();
-            let mut run_key: Option<std::rc::Rc<Vec<(String, String)>>> = None;
+            let mut run_key: Option<PollKey> = None;
             let mut flush = |run: &mut Vec<usize>, first_stack: Option<u32>| {
                 if run.len() >= 2 {
                     let first = samples[run[0]];
@@ -247,7 +251,7 @@ pub fn detect(model: &Model, symbols: &Symbols, thresholds: Thresholds) -> Detec
     }
 
     // Group by user call path.
-    let mut groups: HashMap<(Kind, Vec<(String, String, u32)>), Blocker> = HashMap::default();
+    let mut groups: HashMap<GroupKey, Blocker> = HashMap::default();
     let mut user_cache: HashMap<u32, Vec<Frame>> = HashMap::default();
     for (episode, stack_id) in episodes {
         let frames = stack(stack_id);

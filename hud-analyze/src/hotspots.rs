@@ -136,7 +136,7 @@ fn rank<K: Eq + std::hash::Hash>(
     };
     // Pick the top keys by count first; build names only for them.
     let mut by_self: Vec<(&K, u64)> = selfs.iter().map(|(k, n)| (k, *n)).collect();
-    by_self.sort_unstable_by(|a, b| b.1.cmp(&a.1));
+    by_self.sort_unstable_by_key(|e| std::cmp::Reverse(e.1));
     // Keep every key tied with the last row shown, so ties break by name, deterministically.
     let cut = |sorted: &[(&K, u64)]| match sorted.get(top.saturating_sub(1)) {
         Some(&(_, n)) if top > 0 => sorted.partition_point(|(_, c)| *c >= n),
@@ -153,7 +153,7 @@ fn rank<K: Eq + std::hash::Hash>(
     });
     self_rows.truncate(top);
     let mut by_incl: Vec<(&K, u64)> = incl.iter().map(|(k, n)| (k, *n)).collect();
-    by_incl.sort_unstable_by(|a, b| b.1.cmp(&a.1));
+    by_incl.sort_unstable_by_key(|e| std::cmp::Reverse(e.1));
     let mut incl_rows: Vec<Hot> = by_incl[..cut(&by_incl)]
         .iter()
         .map(|(k, n)| row(k, *n))

@@ -164,6 +164,9 @@ struct MapRange {
     object: u32,
 }
 
+/// A lookup's answer: (node, as caller?, frames, resolved to a line?).
+type Resolved = (u32, bool, Arc<[Frame]>, bool);
+
 /// Work for one task: lookups into one object.
 struct Task {
     object: u32,
@@ -312,7 +315,7 @@ pub fn symbolize(model: &Model, search: &SearchPaths, embedded: &[Embedded]) -> 
             });
         }
     }
-    let results: Vec<(u32, Vec<(u32, bool, Arc<[Frame]>, bool)>)> = tasks
+    let results: Vec<(u32, Vec<Resolved>)> = tasks
         .into_par_iter()
         .map(|task| {
             let resolved = match &located[task.object as usize] {
@@ -401,7 +404,7 @@ pub fn demangle(raw: &str) -> String {
     format!("{:#}", rustc_demangle::demangle(raw))
 }
 
-fn resolve_task(loc: &Located, task: &Task) -> Vec<(u32, bool, Arc<[Frame]>, bool)> {
+fn resolve_task(loc: &Located, task: &Task) -> Vec<Resolved> {
     let object = task.object;
     let Ok(file) = object::File::parse(&**loc.file) else {
         return task
@@ -456,7 +459,7 @@ fn resolve_task(loc: &Located, task: &Task) -> Vec<(u32, bool, Arc<[Frame]>, boo
                                     None => (None, 0),
                                 };
                                 frames.push(Frame {
-                                    function: function.into(),
+                                    function,
                                     file,
                                     line,
                                     object,

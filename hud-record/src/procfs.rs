@@ -283,9 +283,9 @@ mod tests {
         assert_eq!(maps[1].start, 0x55d0c0a20000);
         assert_eq!(maps[1].offset, 0x20000);
         assert_eq!(maps[1].perms, "r-xp");
-        assert_eq!(maps[2].path, "/lib/with space.so (deleted)");
+        assert_eq!(maps[3].path, "/lib/with space.so (deleted)");
         assert_eq!(
-            file_in_target(7, &maps[2].path),
+            file_in_target(7, &maps[3].path),
             "/proc/7/root/lib/with space.so"
         );
     }
