@@ -455,3 +455,77 @@ fn clear_errors_with_distinct_exit_codes() {
     assert_eq!(std::fs::read(&path).unwrap(), b"keep me");
     drop(two);
 }
+
+#[test]
+fn sigterm_closes_the_capture_cleanly() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !ebpf_ready() {
+        return;
+    }
+    let demo = Demo::start(8.0, &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("term.hudcap");
+    let recorder = Command::new(RECORD)
+        .args([
+            "--pid",
+            &demo.pid().to_string(),
+            "-o",
+            path.to_str().unwrap(),
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let status = Command::new("kill")
+        .args(["-TERM", &recorder.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = recorder.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("stopped"), "{}", stderr(&out));
+    let capture = Capture::open(&path).unwrap();
+    assert_eq!(capture.ending(), &Ending::Clean);
+}
+
+#[test]
+fn a_full_disk_is_a_clear_error_and_keeps_what_was_written() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !ebpf_ready() {
+        return;
+    }
+    // A 256 KiB file system fills up within seconds of recording.
+    let dir = tempfile::tempdir().unwrap();
+    let mount = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=256k", "hudfull"])
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    assert!(mount.success(), "cannot mount a small tmpfs");
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(dir.path().to_path_buf());
+    let demo = Demo::start(20.0, &[]);
+    let path = dir.path().join("full.hudcap");
+    let out = record(&[
+        "--pid",
+        &demo.pid().to_string(),
+        "-o",
+        path.to_str().unwrap(),
+        "--duration",
+        "15",
+        "--embed-binaries",
+    ]);
+    assert_eq!(out.status.code(), Some(8), "{}", stderr(&out));
+    let text = stderr(&out);
+    assert!(text.contains("No space left on device"), "{text}");
+    assert!(text.contains("last complete frame"), "{text}");
+    assert!(!text.contains("panicked"));
+    // What was written reads, up to the cut.
+    let capture = Capture::open(&path).expect("the partial capture opens");
+    assert_ne!(capture.ending(), &Ending::Clean);
+}

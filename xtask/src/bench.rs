@@ -84,7 +84,13 @@ fn record(seconds: u32, rounds: u32) -> Result<()> {
     let hud_bytes = mean(Mode::Hud, |r| r.output_bytes as f64);
     let perf_bytes = mean(Mode::Perf, |r| r.output_bytes as f64);
 
-    let perf_z = perf_compressed_size(seconds, &dir)?;
+    let perf_z = perf_compressed_size(seconds, &dir, &[])?;
+    // The same information hud keeps: samples and every context switch with its stack.
+    let perf_z_switch = perf_compressed_size(
+        seconds,
+        &dir,
+        &["-e", "cpu-clock", "-e", "sched:sched_switch"],
+    )?;
     let capacity = capacity_run(seconds, &dir)?;
 
     println!("\n## hud-record benchmark ({rounds} rounds × {seconds} s, hud-demo --busy, -F 99)\n");
@@ -109,6 +115,11 @@ fn record(seconds: u32, rounds: u32) -> Result<()> {
         perf_bytes / 1048576.0,
         perf_z as f64 / 1048576.0,
         hud_bytes / perf_z as f64
+    );
+    println!(
+        "| output size, perf with the same events (cpu-clock + sched_switch, -g -z) | | {:.2} MiB | {:.3} |",
+        perf_z_switch as f64 / 1048576.0,
+        hud_bytes / perf_z_switch as f64
     );
     println!(
         "\nCapacity ({seconds} s of hud-stress --pairs 4): {:.0} switches/s recorded, {} lost, capture {:.2} MiB",
@@ -193,22 +204,14 @@ fn overhead_run(mode: Mode, seconds: u32, dir: &Path) -> Result<RunResult> {
     Ok(result)
 }
 
-fn perf_compressed_size(seconds: u32, dir: &Path) -> Result<u64> {
+fn perf_compressed_size(seconds: u32, dir: &Path, extra: &[&str]) -> Result<u64> {
     let demo = start_demo(seconds + 1)?;
     std::thread::sleep(Duration::from_millis(500));
     let output = dir.join("perf-z.data");
     let status = Command::new("perf")
-        .args([
-            "record",
-            "-q",
-            "-g",
-            "-z",
-            "-F",
-            "99",
-            "-p",
-            &demo.id().to_string(),
-            "-o",
-        ])
+        .args(["record", "-q", "-g", "-z", "-F", "99"])
+        .args(extra)
+        .args(["-p", &demo.id().to_string(), "-o"])
         .arg(&output)
         .args(["--", "sleep", &(seconds - 1).max(1).to_string()])
         .stdout(Stdio::null())
@@ -250,16 +253,20 @@ fn capacity_run(seconds: u32, dir: &Path) -> Result<(f64, u64, u64)> {
     }
     let capture = hud_format::reader::Capture::open(&output)?;
     let mut switches = 0u64;
-    let mut lost = 0u64;
+    // Counters are cumulative per name: the last value of each, summed.
+    let mut counters = std::collections::BTreeMap::new();
     for chunk in capture.chunks()? {
         let c = chunk.get();
         switches += c.switches.tid.len() as u64;
         for counter in c.counters.iter() {
-            if counter.name.starts_with("lost_") {
-                lost = lost.max(counter.value.to_native());
-            }
+            counters.insert(counter.name.to_string(), counter.value.to_native());
         }
     }
+    let lost: u64 = counters
+        .iter()
+        .filter(|(n, _)| n.starts_with("lost_"))
+        .map(|(_, v)| v)
+        .sum();
     let span = capture
         .index()
         .map(|i| (i.end_ns - capture.header().start_ns) as f64 / 1e9)

@@ -34,13 +34,18 @@ pub fn run(seconds: u32) -> Result<()> {
     if !status.success() {
         bail!("hud-record failed ({status})");
     }
-    eprintln!("xtask: capture written to {}\n", capture.display());
+    eprintln!("xtask: capture written to {}", capture.display());
+    eprintln!("xtask: $ hud-analyze report {}\n", capture.display());
     let status = Command::new(release_binary("hud-analyze"))
-        .arg("info")
+        .arg("report")
         .arg(&capture)
         .status()?;
     if !status.success() {
         bail!("hud-analyze failed ({status})");
     }
+    eprintln!(
+        "\nxtask: the demo's real blockers are in testdata/demo/GROUND_TRUTH.md; \
+         add --json for the same as JSON, or `hud-analyze info` for the capture's contents"
+    );
     Ok(())
 }
