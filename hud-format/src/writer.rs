@@ -59,6 +59,8 @@ pub struct CaptureWriter<W: Write> {
     pending_events: usize,
     /// Prefix-tree nodes: (parent node, address) → node id.
     stack_nodes: HashMap<(u32, u64), u32>,
+    /// Whole stacks seen before → their leaf node: most events repeat a known stack.
+    whole_stacks: HashMap<Box<[u64]>, u32>,
     next_stack_id: u32,
     next_seq: u32,
     next_object_id: u32,
@@ -84,6 +86,7 @@ impl<W: Write> CaptureWriter<W> {
             clocks: ColumnClocks::default(),
             pending_events: 0,
             stack_nodes: HashMap::new(),
+            whole_stacks: HashMap::new(),
             next_stack_id: EMPTY_STACK + 1,
             next_seq: 0,
             next_object_id: 0,
@@ -123,6 +126,9 @@ impl<W: Write> CaptureWriter<W> {
 
     /// Returns the id of `frames` (leaf first), adding the nodes it needs to the pending chunk.
     pub fn intern_stack(&mut self, frames: &[u64]) -> u32 {
+        if let Some(&node) = self.whole_stacks.get(frames) {
+            return node;
+        }
         let mut node = EMPTY_STACK;
         for &address in frames.iter().rev() {
             node = match self.stack_nodes.get(&(node, address)) {
@@ -136,6 +142,9 @@ impl<W: Write> CaptureWriter<W> {
                     id
                 }
             };
+        }
+        if !frames.is_empty() {
+            self.whole_stacks.insert(frames.into(), node);
         }
         node
     }

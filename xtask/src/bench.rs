@@ -75,9 +75,24 @@ fn record(seconds: u32, rounds: u32) -> Result<()> {
             .collect();
         v.iter().sum::<f64>() / v.len() as f64
     };
-    let alone = mean(Mode::Alone, |r| r.per_second);
-    let hud = mean(Mode::Hud, |r| r.per_second);
-    let perf = mean(Mode::Perf, |r| r.per_second);
+    // Throughput: the median, since one disturbed run on a shared machine moves a mean by 5 %.
+    let median = |m: Mode| {
+        let mut v: Vec<f64> = results
+            .iter()
+            .filter(|(x, _)| *x == m)
+            .map(|(_, r)| r.per_second)
+            .collect();
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            (v[n / 2 - 1] + v[n / 2]) / 2.0
+        }
+    };
+    let alone = median(Mode::Alone);
+    let hud = median(Mode::Hud);
+    let perf = median(Mode::Perf);
     let hud_cpu = mean(Mode::Hud, |r| r.cpu_secs);
     let perf_cpu = mean(Mode::Perf, |r| r.cpu_secs);
     let hud_rss = mean(Mode::Hud, |r| r.max_rss_kib as f64);
@@ -96,7 +111,7 @@ fn record(seconds: u32, rounds: u32) -> Result<()> {
     println!("\n## hud-record benchmark ({rounds} rounds × {seconds} s, hud-demo --busy, -F 99)\n");
     println!("| measure | hud-record | perf record -g | ratio hud/perf |");
     println!("|---|---|---|---|");
-    println!("| demo throughput alone | {alone:.0}/s | | |");
+    println!("| demo throughput alone (median) | {alone:.0}/s | | |");
     println!(
         "| throughput under profiler | {hud:.0}/s ({:+.2} %) | {perf:.0}/s ({:+.2} %) | |",
         (hud / alone - 1.0) * 100.0,
