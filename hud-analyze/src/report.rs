@@ -342,7 +342,7 @@ impl Report {
                 .file
                 .as_deref()
                 .map(|f| format!("{}:{}", short_path(f), b.line))
-                .unwrap_or_else(|| "?".into());
+                .unwrap_or_else(|| "(no user frame: lost in code without frame pointers)".into());
             let _ = writeln!(
                 out,
                 "{:>3}. {} {}  {}",

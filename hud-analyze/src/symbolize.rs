@@ -306,7 +306,8 @@ pub fn symbolize(model: &Model, search: &SearchPaths, embedded: &[Embedded]) -> 
             continue;
         }
         lookups.sort_unstable_by_key(|l| l.2);
-        let parts = threads.min(lookups.len().div_ceil(512)).max(1);
+        // A context costs a DWARF pass of its own: split only when each part has plenty to do.
+        let parts = threads.min(lookups.len().div_ceil(4096)).max(1);
         let size = lookups.len().div_ceil(parts);
         for part in lookups.chunks(size) {
             tasks.push(Task {
