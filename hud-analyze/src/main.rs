@@ -11,6 +11,7 @@ use hud_analyze::detect::Thresholds;
 use hud_analyze::objects::SearchPaths;
 use hud_analyze::report::Report;
 use hud_analyze::summary::Summary;
+use hud_format::units::parse_duration;
 
 #[derive(Parser)]
 #[command(
@@ -62,25 +63,6 @@ struct ReportArgs {
     /// Exit 10 when any blocker's total or worst episode exceeds this (a CI gate).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     fail_on_blocking: Option<Duration>,
-}
-
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration (try 1ms, 500us, 2s)"))?;
-    let scale = match unit {
-        "ns" => 1e-9,
-        "us" | "µs" => 1e-6,
-        "" | "ms" => 1e-3,
-        "s" => 1.0,
-        other => return Err(format!("unknown unit `{other}` (use ns, us, ms or s)")),
-    };
-    Ok(Duration::from_secs_f64(value * scale))
 }
 
 fn main() -> ExitCode {

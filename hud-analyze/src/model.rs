@@ -185,16 +185,9 @@ impl Model {
                     stack: o.user_stack[i].to_native(),
                 });
             }
-            model.mappings.extend(c.mappings.iter().map(|m| Mapping {
-                ts_ns: m.ts_ns.to_native(),
-                start: m.start.to_native(),
-                end: m.end.to_native(),
-                file_offset: m.file_offset.to_native(),
-                perms: m.perms.to_string(),
-                path: m.path.to_string(),
-                inode: m.inode.to_native(),
-                build_id: m.build_id.to_vec(),
-            }));
+            model
+                .mappings
+                .extend(c.mappings.iter().map(|m| m.to_mapping()));
             for counter in c.counters.iter() {
                 model
                     .counters

@@ -16,6 +16,8 @@ pub mod error;
 pub mod frame;
 #[cfg(feature = "capture")]
 pub mod types;
+#[cfg(feature = "capture")]
+pub mod units;
 
 #[cfg(feature = "writer")]
 pub mod writer;

@@ -205,6 +205,22 @@ pub struct Mapping {
     pub build_id: Vec<u8>,
 }
 
+impl ArchivedMapping {
+    /// An owned copy (mappings are few; views keep them).
+    pub fn to_mapping(&self) -> Mapping {
+        Mapping {
+            ts_ns: self.ts_ns.to_native(),
+            start: self.start.to_native(),
+            end: self.end.to_native(),
+            file_offset: self.file_offset.to_native(),
+            perms: self.perms.to_string(),
+            path: self.path.to_string(),
+            inode: self.inode.to_native(),
+            build_id: self.build_id.to_vec(),
+        }
+    }
+}
+
 /// A cumulative counter value, e.g. records lost in the kernel. Names are [`crate::wire::Counter`]
 /// names or recorder-side ones such as "lost_unknown_record".
 #[derive(Archive, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
+use hud_format::units::parse_duration;
 
 /// Record what a running Tokio process does, on and off CPU, into a capture for hud-analyze.
 #[derive(Parser, Debug, Clone)]
@@ -74,42 +75,9 @@ pub struct Args {
     pub quiet: bool,
 }
 
-/// Parses "1ms", "500us", "2s", "1500000ns" or a bare number of milliseconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration (try 1ms, 500us, 2s)"))?;
-    let scale = match unit.trim() {
-        "ns" => 1e-9,
-        "us" | "µs" => 1e-6,
-        "" | "ms" => 1e-3,
-        "s" => 1.0,
-        other => return Err(format!("unknown unit `{other}` (use ns, us, ms or s)")),
-    };
-    if !(value >= 0.0 && value.is_finite()) {
-        return Err(format!("`{text}` is not a duration"));
-    }
-    Ok(Duration::from_secs_f64(value * scale))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("1ms").unwrap(), Duration::from_millis(1));
-        assert_eq!(parse_duration("500us").unwrap(), Duration::from_micros(500));
-        assert_eq!(parse_duration("2s").unwrap(), Duration::from_secs(2));
-        assert_eq!(parse_duration("3").unwrap(), Duration::from_millis(3));
-        assert!(parse_duration("fast").is_err());
-        assert!(parse_duration("1h").is_err());
-    }
 
     #[test]
     fn cli_is_consistent() {

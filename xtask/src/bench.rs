@@ -469,16 +469,7 @@ fn scale_capture(
         for t in c.threads.iter() {
             tids.push((t.tid.to_native(), t.name.to_string()));
         }
-        mappings.extend(c.mappings.iter().map(|m| Mapping {
-            ts_ns: m.ts_ns.to_native(),
-            start: m.start.to_native(),
-            end: m.end.to_native(),
-            file_offset: m.file_offset.to_native(),
-            perms: m.perms.to_string(),
-            path: m.path.to_string(),
-            inode: m.inode.to_native(),
-            build_id: m.build_id.to_vec(),
-        }));
+        mappings.extend(c.mappings.iter().map(|m| m.to_mapping()));
     }
     if rows.is_empty() {
         bail!("{} has no samples to scale", real.display());
