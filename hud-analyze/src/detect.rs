@@ -4,7 +4,7 @@
 use rustc_hash::FxHashMap as HashMap;
 
 use crate::frames::{self, Kind};
-use crate::model::{Model, Role};
+use crate::model::Model;
 use crate::symbolize::{Frame, Symbols};
 
 /// Detection thresholds.
@@ -324,7 +324,6 @@ pub fn detect(model: &Model, symbols: &Symbols, thresholds: Thresholds) -> Detec
         })
         .collect();
     pressure.sort_by_key(|p| std::cmp::Reverse(p.runnable_wait_ns));
-    let _ = Role::Other;
     Detection {
         blockers,
         pressure,

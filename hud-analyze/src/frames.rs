@@ -60,24 +60,6 @@ pub fn is_async_body(frame: &Frame) -> bool {
         || f.contains("{async_block")
 }
 
-fn any(frames: &[Frame], patterns: &[&str]) -> bool {
-    frames
-        .iter()
-        .any(|f| patterns.iter().any(|p| f.function.contains(p)))
-}
-
-/// Index of the outermost-but-innermost task-poll frame: frames before it run inside the task.
-pub fn task_poll_index(frames: &[Frame]) -> Option<usize> {
-    frames
-        .iter()
-        .position(|f| TASK_POLL.iter().any(|p| f.function.contains(p)))
-}
-
-/// Whether the stack is a parked or idle runtime thread (not blocking anything).
-pub fn is_parked(frames: &[Frame]) -> bool {
-    any(frames, PARK)
-}
-
 /// The kind of blocking an off-CPU stack shows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -214,17 +196,13 @@ impl Classifier {
         v
     }
 
-    /// Index of the first task-poll frame (see [`task_poll_index`]).
+    /// Index of the first task-poll frame: frames before it run inside the task.
     pub fn task_poll_index(&self, frames: &[Frame]) -> Option<usize> {
         frames.iter().position(|f| self.flags(f) & flags::POLL != 0)
     }
 
+    /// Whether the stack is a parked or idle runtime thread (not blocking anything).
     pub fn is_parked(&self, frames: &[Frame]) -> bool {
         frames.iter().any(|f| self.flags(f) & flags::PARK != 0)
-    }
-
-    /// Every flag any frame of the stack has.
-    pub fn any(&self, frames: &[Frame]) -> u8 {
-        frames.iter().fold(0, |acc, f| acc | self.flags(f))
     }
 }

@@ -79,24 +79,9 @@ impl Symbols {
         .flatten()
     }
 
-    /// The frames of stack `id`, innermost first, inline chains expanded.
+    /// The frames of stack `id`, innermost first, inline chains expanded, as owned values.
     pub fn stack(&self, model: &Model, id: u32) -> Vec<Frame> {
-        let nodes = model.stacks.nodes();
-        let mut out = Vec::new();
-        let mut node = id;
-        let mut depth = 0;
-        while node != 0 {
-            let Some(&(parent, _)) = nodes.get(node as usize - 1) else {
-                break;
-            };
-            let table = if depth == 0 { &self.leaf } else { &self.caller };
-            if let Some(frames) = table.get(&node) {
-                out.extend(frames.iter().cloned());
-            }
-            node = if parent < node { parent } else { 0 };
-            depth += 1;
-        }
-        out
+        self.frames(model, id).cloned().collect()
     }
 
     /// Symbols from a resolver function instead of object files: for synthetic captures and tests.
