@@ -308,19 +308,23 @@ pub fn detect(model: &Model, symbols: &Symbols, thresholds: Thresholds) -> Detec
             .then_with(|| a.blame.function.cmp(&b.blame.function))
     });
 
+    // Waits after wakeups, from off-CPU episodes that slept (not preempted ones, whose whole
+    // time is already in the preemption wait).
+    let mut woken_wait: HashMap<u32, u64> = HashMap::default();
+    for o in model
+        .off_cpu
+        .iter()
+        .filter(|o| o.state & 0x100 == 0 && o.state != 0)
+    {
+        *woken_wait.entry(o.tid).or_default() += o.runnable;
+    }
     let mut pressure: Vec<Pressure> = model
         .threads
         .values()
         .filter(|t| t.role.runs_tasks())
         .map(|t| Pressure {
             tid: t.tid,
-            runnable_wait_ns: t.preempted_wait_ns
-                + model
-                    .off_cpu
-                    .iter()
-                    .filter(|o| o.tid == t.tid && o.state & 0x100 == 0 && o.state != 0)
-                    .map(|o| o.runnable)
-                    .sum::<u64>(),
+            runnable_wait_ns: t.preempted_wait_ns + woken_wait.get(&t.tid).copied().unwrap_or(0),
         })
         .collect();
     pressure.sort_by_key(|p| std::cmp::Reverse(p.runnable_wait_ns));

@@ -68,7 +68,9 @@ struct ReportArgs {
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Info { capture } => {
-            match analysis::open(&capture).and_then(|c| Summary::of(&c).map_err(Into::into)) {
+            let model = analysis::open(&capture)
+                .and_then(|c| hud_analyze::model::Model::build(&c).map_err(Into::into));
+            match model.map(|m| Summary::of(&m)) {
                 Ok(summary) => {
                     emit(&summary.render());
                     ExitCode::SUCCESS

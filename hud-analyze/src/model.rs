@@ -88,6 +88,8 @@ pub struct Thread {
     pub preempted_wait_ns: u64,
     /// Switch-outs where the thread gave up the CPU (slept, blocked, parked), sorted.
     pub voluntary_switch_outs: Vec<u64>,
+    /// Switch records (on and off CPU).
+    pub switches: u64,
     pub samples: u64,
 }
 
@@ -101,7 +103,14 @@ impl Thread {
 /// The analyzed capture.
 pub struct Model {
     pub header: Header,
+    /// Format version of the capture ("1.0").
+    pub version: String,
+    /// Notices about the capture itself: cut, not closed, chunks missing.
     pub notices: Vec<String>,
+    /// Chunk frames read.
+    pub chunks: usize,
+    /// Embedded object parts (frames) the capture carries.
+    pub embedded_parts: usize,
     pub start: u64,
     pub end: u64,
     pub threads: BTreeMap<u32, Thread>,
@@ -125,7 +134,14 @@ impl Model {
             start: header.start_ns,
             end: header.start_ns,
             header,
+            version: capture.version().to_string(),
             notices: Vec::new(),
+            chunks: chunks.len(),
+            embedded_parts: capture
+                .frames()
+                .iter()
+                .filter(|f| f.header.kind == hud_format::frame::FrameKind::Object)
+                .count(),
             threads: BTreeMap::new(),
             samples: Vec::new(),
             off_cpu: Vec::new(),
@@ -234,11 +250,7 @@ impl Model {
 
     /// Records lost in the kernel or by the recorder.
     pub fn lost_records(&self) -> u64 {
-        self.counters
-            .iter()
-            .filter(|(n, _)| n.starts_with("lost_") || n.as_str() == "unknown_record")
-            .map(|(_, v)| v)
-            .sum()
+        lost_records(&self.counters)
     }
 
     /// Samples of one thread, in time order.
@@ -247,6 +259,16 @@ impl Model {
         let to = self.samples.partition_point(|s| s.tid <= tid);
         &self.samples[from..to]
     }
+}
+
+/// Records lost, from cumulative counters: the kernel's `lost_*` and the recorder's
+/// `unknown_record`.
+pub fn lost_records(counters: &BTreeMap<String, u64>) -> u64 {
+    counters
+        .iter()
+        .filter(|(n, _)| n.starts_with("lost_") || n.as_str() == "unknown_record")
+        .map(|(_, v)| v)
+        .sum()
 }
 
 impl Thread {
@@ -260,12 +282,14 @@ impl Thread {
             on_cpu_ns: 0,
             preempted_wait_ns: 0,
             voluntary_switch_outs: Vec::new(),
+            switches: 0,
             samples: 0,
         }
     }
 
     /// Derives on-CPU time, preemption waits and voluntary switch-outs from sorted switch rows.
     fn apply_switches(&mut self, rows: &[(u64, bool, u16)], start: u64, end: u64) {
+        self.switches = rows.len() as u64;
         // Before the first record we do not know; assume the opposite of the first transition.
         let mut on_since = match rows.first() {
             Some((_, false, _)) => Some(start),

@@ -3,8 +3,9 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use hud_format::reader::Capture;
-use hud_format::types::{ArchivedThreadEventKind, Header};
+use hud_format::types::Header;
+
+use crate::model::Model;
 
 /// One thread as the capture saw it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -20,20 +21,21 @@ pub struct ThreadSummary {
     pub off_cpu_ns: u64,
 }
 
-/// Counts and facts of one capture.
+/// Counts and facts of one capture, read from the model (no symbolization needed).
 #[derive(Debug, Clone, Default)]
 pub struct Summary {
     pub header: Header,
     pub version: String,
-    pub ending: Option<String>,
+    pub notices: Vec<String>,
     pub start_ns: u64,
     pub end_ns: u64,
     pub chunks: usize,
     pub switches: u64,
     pub samples: u64,
     pub off_cpu: u64,
+    /// Stack nodes (the capture stores stacks as a prefix tree).
     pub stacks: u64,
-    pub mappings: Vec<(String, u64, u64, String)>,
+    pub mappings: usize,
     pub embedded: usize,
     pub threads: BTreeMap<u32, ThreadSummary>,
     /// Last value of each counter.
@@ -41,85 +43,49 @@ pub struct Summary {
 }
 
 impl Summary {
-    /// Reads every chunk (in parallel) and tallies it.
-    pub fn of(capture: &Capture) -> Result<Self, hud_format::Error> {
-        let chunks = capture.chunks()?;
-        let mut s = Summary {
-            header: capture.header().clone(),
-            version: capture.version().to_string(),
-            ending: capture.ending().notice(),
-            start_ns: capture.header().start_ns,
-            end_ns: capture.header().start_ns,
-            chunks: chunks.len(),
-            embedded: capture
-                .frames()
-                .iter()
-                .filter(|f| f.header.kind == hud_format::frame::FrameKind::Object)
-                .count(),
-            ..Summary::default()
-        };
-        for data in &chunks {
-            let c = data.get();
-            s.end_ns = s.end_ns.max(c.end_ns.to_native());
-            s.stacks += c.stacks.parent.len() as u64;
-            for t in c.threads.iter() {
-                let entry = s
-                    .threads
-                    .entry(t.tid.to_native())
-                    .or_insert_with(|| ThreadSummary {
-                        tid: t.tid.to_native(),
-                        ..ThreadSummary::default()
-                    });
-                if entry.names.last().map(String::as_str) != Some(t.name.as_str()) {
-                    entry.names.push(t.name.to_string());
-                }
-                if t.kind == ArchivedThreadEventKind::Exited {
-                    entry.exited = true;
-                }
-            }
-            fn thread(threads: &mut BTreeMap<u32, ThreadSummary>, tid: u32) -> &mut ThreadSummary {
-                threads.entry(tid).or_insert_with(|| ThreadSummary {
-                    tid,
+    pub fn of(model: &Model) -> Self {
+        let mut threads: BTreeMap<u32, ThreadSummary> = model
+            .threads
+            .values()
+            .map(|t| {
+                let summary = ThreadSummary {
+                    tid: t.tid,
+                    names: t.names.iter().map(|(_, n)| n.clone()).collect(),
+                    exited: t.exited.is_some(),
+                    switches: t.switches,
+                    samples: t.samples,
                     ..ThreadSummary::default()
-                })
-            }
-            for tid in c.switches.tid.iter() {
-                thread(&mut s.threads, tid.to_native()).switches += 1;
-            }
-            for tid in c.samples.tid.iter() {
-                thread(&mut s.threads, tid.to_native()).samples += 1;
-            }
-            for (tid, d) in c.off_cpu.tid.iter().zip(c.off_cpu.duration_ns.iter()) {
-                let t = thread(&mut s.threads, tid.to_native());
+                };
+                (t.tid, summary)
+            })
+            .collect();
+        for off in &model.off_cpu {
+            if let Some(t) = threads.get_mut(&off.tid) {
                 t.off_cpu += 1;
-                t.off_cpu_ns += d.to_native();
-            }
-            s.switches += c.switches.tid.len() as u64;
-            s.samples += c.samples.tid.len() as u64;
-            s.off_cpu += c.off_cpu.tid.len() as u64;
-            for m in c.mappings.iter() {
-                s.mappings.push((
-                    m.path.to_string(),
-                    m.start.to_native(),
-                    m.end.to_native(),
-                    hex(&m.build_id),
-                ));
-            }
-            for counter in c.counters.iter() {
-                s.counters
-                    .insert(counter.name.to_string(), counter.value.to_native());
+                t.off_cpu_ns += off.duration;
             }
         }
-        Ok(s)
+        Summary {
+            header: model.header.clone(),
+            version: model.version.clone(),
+            notices: model.notices.clone(),
+            start_ns: model.start,
+            end_ns: model.end,
+            chunks: model.chunks,
+            switches: threads.values().map(|t| t.switches).sum(),
+            samples: model.samples.len() as u64,
+            off_cpu: model.off_cpu.len() as u64,
+            stacks: model.stacks.len() as u64,
+            mappings: model.mappings.len(),
+            embedded: model.embedded_parts,
+            threads,
+            counters: model.counters.clone(),
+        }
     }
 
     /// Records lost in the kernel or by the recorder.
     pub fn lost(&self) -> u64 {
-        self.counters
-            .iter()
-            .filter(|(name, _)| name.starts_with("lost_") || name.as_str() == "unknown_record")
-            .map(|(_, v)| v)
-            .sum()
+        crate::model::lost_records(&self.counters)
     }
 
     pub fn duration_secs(&self) -> f64 {
@@ -135,7 +101,7 @@ impl Summary {
             "capture   format {}, hud {}",
             self.version, h.hud_version
         );
-        if let Some(notice) = &self.ending {
+        for notice in &self.notices {
             let _ = writeln!(out, "notice    {notice}");
         }
         let _ = writeln!(
@@ -180,8 +146,7 @@ impl Summary {
         let _ = writeln!(
             out,
             "objects   {} mappings · {} embedded object parts",
-            self.mappings.len(),
-            self.embedded
+            self.mappings, self.embedded
         );
         let _ = writeln!(out, "\nthreads ({}):", self.threads.len());
         let _ = writeln!(

@@ -262,7 +262,7 @@ fn assemble_objects(parts: Vec<(u64, ObjectPart)>) -> Result<Vec<EmbeddedObject>
     let mut objects = Vec::new();
     for (_, mut parts) in by_id {
         parts.sort_by_key(|(_, p)| p.offset);
-        let (offset, first) = &parts[0];
+        let first = &parts[0].1;
         let total = first.total_len;
         // Allocate only what the parts really hold, never what a length field claims.
         let held: u64 = parts.iter().map(|(_, p)| p.bytes.len() as u64).sum();
@@ -280,7 +280,6 @@ fn assemble_objects(parts: Vec<(u64, ObjectPart)>) -> Result<Vec<EmbeddedObject>
             }
             bytes.extend_from_slice(&part.bytes);
         }
-        let _ = offset;
         objects.push(EmbeddedObject {
             path: first.path.clone(),
             build_id: first.build_id.clone(),

@@ -122,6 +122,7 @@ pub fn record(args: &Args, target: &ProcessInfo, dest: &Destination) -> Result<S
         pid: target.pid,
         last_rescan: Instant::now(),
         unknown_records: 0,
+        lost: 0,
     };
     let status = Status::new(!args.quiet && std::io::stderr().is_terminal());
     let started = Instant::now();
@@ -132,7 +133,7 @@ pub fn record(args: &Args, target: &ProcessInfo, dest: &Destination) -> Result<S
         let exited = wait_readable(&pidfd, DRAIN_INTERVAL);
         drain.drain(&mut probes)?;
         drain.tick(&probes)?;
-        status.show(started, &drain.writer, &probes);
+        status.show(started, &drain.writer, drain.lost);
         if exited {
             break StopReason::TargetExited;
         }
@@ -147,25 +148,15 @@ pub fn record(args: &Args, target: &ProcessInfo, dest: &Destination) -> Result<S
     drain.drain(&mut probes)?;
     drain.tick(&probes)?;
     status.clear();
-    let lost = probes
-        .counters()
-        .iter()
-        .filter(|(c, _)| c.is_lost_record())
-        .map(|(_, v)| v)
-        .sum::<u64>()
-        + drain.unknown_records;
+    let lost = drain.lost;
     let totals = drain.writer.totals();
     drop(probes);
     let mut out = drain.writer.finish().map_err(write_error)?;
     out.flush()
         .map_err(|e| RecordError::Output(format!("finishing the capture: {e}")))?;
-    let bytes = {
-        // `finish` flushed every frame; the byte count is what the writer put out.
-        totals_bytes(dest)
-    };
     Ok(Summary {
         reason,
-        bytes,
+        bytes: file_size(dest),
         switches: totals.switches,
         samples: totals.samples,
         off_cpu: totals.off_cpu,
@@ -174,7 +165,8 @@ pub fn record(args: &Args, target: &ProcessInfo, dest: &Destination) -> Result<S
     })
 }
 
-fn totals_bytes(dest: &Destination) -> u64 {
+/// Size of the finished capture file (0 for standard output).
+fn file_size(dest: &Destination) -> u64 {
     match dest {
         Destination::File(p) => std::fs::metadata(p).map(|m| m.len()).unwrap_or(0),
         Destination::Stdout => 0,
@@ -276,6 +268,8 @@ struct Drain {
     pid: u32,
     last_rescan: Instant,
     unknown_records: u64,
+    /// Records lost so far (kernel counters plus unreadable records), updated each tick.
+    lost: u64,
 }
 
 impl Drain {
@@ -382,9 +376,14 @@ impl Drain {
         if self.last_rescan.elapsed() >= MAPS_RESCAN_INTERVAL {
             self.rescan_maps()?;
         }
+        let mut lost = self.unknown_records;
         for (counter, value) in probes.counters() {
             self.writer.set_counter(counter.name(), value);
+            if counter.is_lost_record() {
+                lost += value;
+            }
         }
+        self.lost = lost;
         self.writer
             .set_counter("unknown_record", self.unknown_records);
         self.writer.set_now(procfs::monotonic_ns());
@@ -407,7 +406,7 @@ impl Status {
         }
     }
 
-    fn show(&self, started: Instant, writer: &Writer, probes: &Probes) {
+    fn show(&self, started: Instant, writer: &Writer, lost: u64) {
         if !self.enabled
             || self
                 .last
@@ -418,12 +417,6 @@ impl Status {
         }
         self.last.set(Some(Instant::now()));
         let t = writer.totals();
-        let lost: u64 = probes
-            .counters()
-            .iter()
-            .filter(|(c, _)| c.is_lost_record())
-            .map(|(_, v)| v)
-            .sum();
         eprint!(
             "\r\x1b[2Krecording {:>6.1}s  switches {}  samples {}  off-cpu {}  lost {}  {:.1} MiB",
             started.elapsed().as_secs_f64(),

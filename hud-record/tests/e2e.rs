@@ -125,6 +125,7 @@ impl Recorded {
         let loader = addr2line::Loader::new(demo_binary()).unwrap();
         let chunks = self.capture.chunks().unwrap();
         let mut stacks = hud_format::reader::Stacks::default();
+        let demo_path = demo_binary().canonicalize().unwrap();
         let mut maps = Vec::new();
         let mut out = Vec::new();
         for data in &chunks {
@@ -145,11 +146,10 @@ impl Recorded {
                 let mut names = Vec::new();
                 for (depth, addr) in frames.iter().enumerate() {
                     let addr = if depth == 0 { *addr } else { addr - 1 };
-                    let Some((start, _, off, _)) = maps.iter().find(|(s, e, _, p)| {
-                        *s <= addr
-                            && addr < *e
-                            && Path::new(p) == demo_binary().canonicalize().unwrap()
-                    }) else {
+                    let Some((start, _, off, _)) = maps
+                        .iter()
+                        .find(|(s, e, _, p)| *s <= addr && addr < *e && Path::new(p) == demo_path)
+                    else {
                         continue;
                     };
                     let Some(vaddr) = offset_to_vaddr(&demo, addr - start + off) else {
