@@ -8,7 +8,7 @@ use hud_format::reader::Capture;
 use crate::detect::{self, Detection, Thresholds};
 use crate::model::Model;
 use crate::objects::{Bytes, Embedded, SearchPaths};
-use crate::progress::Progress;
+use crate::progress::{Laps, Progress};
 use crate::symbolize::{self, Symbols};
 
 /// Why an analysis could not run; each has its exit code (see `hud-analyze --help`).
@@ -66,18 +66,10 @@ pub fn open(path: &Path) -> Result<Capture, AnalyzeError> {
 
 pub fn analyze(capture: &Capture, options: &Options) -> Result<Analysis, AnalyzeError> {
     let progress = Progress::new();
-    // HUD_TIMINGS=1 prints each phase's wall time on stderr (used by `cargo xtask bench analyze`).
-    let timings = std::env::var_os("HUD_TIMINGS").is_some();
-    let mut clock = std::time::Instant::now();
-    let mut lap = |what: &str| {
-        if timings {
-            eprintln!("timing {what} {:.3} s", clock.elapsed().as_secs_f64());
-        }
-        clock = std::time::Instant::now();
-    };
+    let mut laps = Laps::new("");
     progress.phase("reading the capture");
     let mut model = Model::build(capture)?;
-    lap("model");
+    laps.lap("model");
     let embedded: Vec<Embedded> = capture
         .objects()?
         .into_iter()
@@ -89,7 +81,7 @@ pub fn analyze(capture: &Capture, options: &Options) -> Result<Analysis, Analyze
         .collect();
     progress.phase(&format!("symbolizing {} stack nodes", model.stacks.len()));
     let symbols = symbolize::symbolize(&model, &options.search, &embedded);
-    lap("symbolize");
+    laps.lap("symbolize");
     if let Some(m) = symbols.mismatches.first() {
         return Err(AnalyzeError::WrongBinary(format!(
             "{m}; pass the matching build with --binary PATH (or record with --embed-binaries)"
@@ -98,7 +90,7 @@ pub fn analyze(capture: &Capture, options: &Options) -> Result<Analysis, Analyze
     progress.phase("classifying threads and detecting blocking");
     crate::classify::classify(&mut model, &symbols);
     let detection = detect::detect(&model, &symbols, options.thresholds);
-    lap("classify_detect");
+    laps.lap("classify_detect");
     progress.done();
     Ok(Analysis {
         model,

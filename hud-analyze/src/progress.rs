@@ -1,4 +1,4 @@
-//! A spinner on long phases, only when stderr is a terminal.
+//! A spinner on long phases, only when stderr is a terminal; phase timings on request.
 
 use std::io::IsTerminal;
 
@@ -32,5 +32,32 @@ impl Progress {
 impl Default for Progress {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// Wall time per phase on stderr, when `HUD_TIMINGS` is set (read by `cargo xtask bench analyze`).
+pub struct Laps {
+    enabled: bool,
+    prefix: &'static str,
+    clock: std::time::Instant,
+}
+
+impl Laps {
+    /// `prefix` names the sub-phases of a phase ("symbolize." gives "timing symbolize.resolve").
+    pub fn new(prefix: &'static str) -> Self {
+        Self {
+            enabled: std::env::var_os("HUD_TIMINGS").is_some(),
+            prefix,
+            clock: std::time::Instant::now(),
+        }
+    }
+
+    /// Prints the time since the last lap (or since `new`) under `what`.
+    pub fn lap(&mut self, what: &str) {
+        if self.enabled {
+            let secs = self.clock.elapsed().as_secs_f64();
+            eprintln!("timing {}{what} {secs:.3} s", self.prefix);
+        }
+        self.clock = std::time::Instant::now();
     }
 }
