@@ -79,8 +79,11 @@ pub fn analyze(capture: &Capture, options: &Options) -> Result<Analysis, Analyze
             bytes: Arc::new(Bytes::Owned(o.bytes)),
         })
         .collect();
-    progress.phase(&format!("symbolizing {} stack nodes", model.stacks.len()));
-    let symbols = symbolize::symbolize(&model, &options.search, &embedded);
+    progress.phase(&format!(
+        "locating objects for {} stack nodes",
+        model.stacks.len()
+    ));
+    let symbols = symbolize::symbolize(&model, &options.search, &embedded, &progress);
     laps.lap("symbolize");
     if let Some(m) = symbols.mismatches.first() {
         return Err(AnalyzeError::WrongBinary(format!(

@@ -16,9 +16,33 @@ impl Progress {
         Self { bar }
     }
 
+    /// A phase of unknown length: the spinner with a message.
     pub fn phase(&self, what: &str) {
         if let Some(bar) = &self.bar {
+            bar.set_style(indicatif::ProgressStyle::default_spinner());
             bar.set_message(what.to_owned());
+        }
+    }
+
+    /// A phase of `total` steps: a bar with the message, advanced by [`Progress::advance`] from
+    /// any thread.
+    pub fn counted(&self, what: &str, total: u64) {
+        if let Some(bar) = &self.bar {
+            let style = indicatif::ProgressStyle::with_template(
+                "{spinner} {msg} [{bar:30}] {pos}/{len} ({eta} left)",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> ");
+            bar.set_style(style);
+            bar.set_message(what.to_owned());
+            bar.set_position(0);
+            bar.set_length(total);
+        }
+    }
+
+    pub fn advance(&self, steps: u64) {
+        if let Some(bar) = &self.bar {
+            bar.inc(steps);
         }
     }
 

@@ -7,13 +7,14 @@
 use rustc_hash::FxHashMap as HashMap;
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use object::{Object, ObjectSection, ObjectSegment};
 use rayon::prelude::*;
 
 use crate::model::Model;
 use crate::objects::{self, BuildIdMismatch, Bytes, Embedded, Located, SearchPaths};
+use crate::progress::Progress;
 
 /// One frame of a symbolized stack (inlined functions are frames of their own).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -49,8 +50,13 @@ pub struct ObjectInfo {
     pub with_line: usize,
 }
 
-/// Per stack node id (index 0 unused), the frames of its address, once looked up.
-type NodeFrames = Vec<Option<Arc<[Frame]>>>;
+/// Per stack node id (index 0 unused), the frames of its address, once looked up. Workers fill
+/// their nodes' slots directly, so no serial merge follows the parallel lookups.
+type NodeFrames = Vec<OnceLock<Arc<[Frame]>>>;
+
+fn empty_slots(nodes: usize) -> NodeFrames {
+    (0..=nodes).map(|_| OnceLock::new()).collect()
+}
 
 /// Symbolization results, by stack.
 pub struct Symbols {
@@ -75,7 +81,10 @@ impl Symbols {
             }
             let &(parent, _) = nodes.get(node as usize - 1)?;
             let table = if depth == 0 { &self.leaf } else { &self.caller };
-            let frames = table.get(node as usize).and_then(Option::as_deref);
+            let frames = table
+                .get(node as usize)
+                .and_then(OnceLock::get)
+                .map(|f| &f[..]);
             node = if parent < node { parent } else { 0 };
             depth += 1;
             Some(frames.unwrap_or(&[]))
@@ -92,9 +101,9 @@ impl Symbols {
     /// Every node's address resolves to `resolve(address)` (innermost inline frame first), as a
     /// leaf and as a caller alike.
     pub fn from_resolver(model: &Model, resolve: impl Fn(u64) -> Vec<Frame>) -> Self {
-        let mut leaf = vec![None];
+        let mut leaf = vec![OnceLock::new()];
         for &(_, address) in model.stacks.nodes() {
-            leaf.push(Some(Arc::from(resolve(address))));
+            leaf.push(OnceLock::from(Arc::from(resolve(address))));
         }
         Symbols {
             objects: Vec::new(),
@@ -143,19 +152,23 @@ struct WorkItem {
     lookups: Vec<Lookup>,
 }
 
-/// A work item's answers: each distinct offset's frames once, and per lookup an index into them.
-struct Answers {
-    distinct: Vec<(Arc<[Frame]>, bool)>,
-    /// Per lookup of the item, in order: index into `distinct`.
-    picks: Vec<u32>,
-}
-
 /// Lookups outside any unit (no DWARF) are cheap symbol-table searches: cut them in items of this
 /// many so they still spread over the workers.
 const LOOKUPS_PER_ITEM_WITHOUT_DWARF: usize = 2048;
 
+/// A unit is cut in parts only past this many lookups: below, parsing it twice costs more than the
+/// lookups a second core would take over.
+
+/// The unit of addresses no compilation unit covers.
+const NO_UNIT: u32 = u32::MAX;
+
 /// Symbolizes every stack node the model's events use.
-pub fn symbolize(model: &Model, search: &SearchPaths, embedded: &[Embedded]) -> Symbols {
+pub fn symbolize(
+    model: &Model,
+    search: &SearchPaths,
+    embedded: &[Embedded],
+    progress: &Progress,
+) -> Symbols {
     let mut laps = crate::progress::Laps::new("symbolize.");
     let (objects, per_object, unknown) = plan(model);
     laps.lap("plan");
@@ -210,31 +223,24 @@ pub fn symbolize(model: &Model, search: &SearchPaths, embedded: &[Embedded]) -> 
     laps.lap("locate");
 
     let items = work_items(&prepared, per_object);
-    let answers = resolve(&prepared, &objects, &items);
-    laps.lap("resolve");
-
+    laps.lap("units");
+    progress.counted(
+        "symbolizing addresses",
+        items.iter().map(|i| i.lookups.len() as u64).sum(),
+    );
     let node_count = model.stacks.nodes().len();
     let mut symbols = Symbols {
         objects: infos,
-        leaf: vec![None; node_count + 1],
-        caller: vec![None; node_count + 1],
+        leaf: empty_slots(node_count),
+        caller: empty_slots(node_count),
         mismatches,
         warnings,
     };
-    for (item, answers) in items.iter().zip(&answers) {
-        let info = &mut symbols.objects[item.object as usize];
-        for (lookup, &pick) in item.lookups.iter().zip(&answers.picks) {
-            let (frames, with_line) = &answers.distinct[pick as usize];
-            info.with_line += usize::from(*with_line);
-            let frames = Arc::clone(frames);
-            let table = if lookup.as_caller {
-                &mut symbols.caller
-            } else {
-                &mut symbols.leaf
-            };
-            table[lookup.node as usize] = Some(frames);
-        }
+    let with_line = resolve(&prepared, &objects, &items, &symbols, progress);
+    for (info, with_line) in symbols.objects.iter_mut().zip(with_line) {
+        info.with_line = with_line;
     }
+    laps.lap("resolve");
     let nodes = model.stacks.nodes();
     for (id, as_caller) in unknown {
         let address = nodes[id as usize - 1].1;
@@ -246,13 +252,12 @@ pub fn symbolize(model: &Model, search: &SearchPaths, embedded: &[Embedded]) -> 
             inlined: false,
         }]);
         let table = if as_caller {
-            &mut symbols.caller
+            &symbols.caller
         } else {
-            &mut symbols.leaf
+            &symbols.leaf
         };
-        table[id as usize] = Some(frames);
+        let _ = table[id as usize].set(frames);
     }
-    laps.lap("merge");
     symbols
 }
 
@@ -351,31 +356,36 @@ fn plan(model: &Model) -> Plan {
     (objects, per_object, unknown)
 }
 
-/// Cuts each object's lookups into work items, one per compilation unit, biggest first.
+/// Cuts each object's lookups into work items, one per compilation unit, biggest first. A unit
+/// holding more than its share of the work is cut further: each part then parses the unit again,
+/// but no core waits alone on one unit at the end.
 fn work_items(prepared: &[Option<Prepared<'_>>], per_object: Vec<Vec<Lookup>>) -> Vec<WorkItem> {
+    let threads = rayon::current_num_threads().max(1);
+    let total: usize = per_object.iter().map(Vec::len).sum();
+    let share = if threads == 1 {
+        usize::MAX
+    } else {
+    };
     let mut items = Vec::new();
     for (object, lookups) in per_object.into_iter().enumerate() {
         let object = object as u32;
         let prepared = prepared[object as usize].as_ref();
         let mut keyed: Vec<(u32, Lookup)> = lookups
-            .into_iter()
-            .map(|l| (prepared.map_or(u32::MAX, |p| p.unit_of(l.offset)), l))
+            .into_par_iter()
+            .map(|l| (prepared.map_or(NO_UNIT, |p| p.unit_of(l.offset)), l))
             .collect();
-        keyed.sort_unstable_by_key(|&(unit, l)| (unit, l.offset));
+        keyed.par_sort_unstable_by_key(|&(unit, l)| (unit, l.offset));
         for unit in keyed.chunk_by(|a, b| a.0 == b.0) {
-            let lookups = unit.iter().map(|&(_, l)| l);
-            if unit[0].0 == u32::MAX {
-                let lookups: Vec<Lookup> = lookups.collect();
-                for part in lookups.chunks(LOOKUPS_PER_ITEM_WITHOUT_DWARF) {
-                    items.push(WorkItem {
-                        object,
-                        lookups: part.to_vec(),
-                    });
-                }
+            let limit = if unit[0].0 == NO_UNIT {
+                LOOKUPS_PER_ITEM_WITHOUT_DWARF
             } else {
+                share
+            };
+            let parts = unit.len().div_ceil(limit);
+            for part in unit.chunks(unit.len().div_ceil(parts)) {
                 items.push(WorkItem {
                     object,
-                    lookups: lookups.collect(),
+                    lookups: part.iter().map(|&(_, l)| l).collect(),
                 });
             }
         }
@@ -385,55 +395,59 @@ fn work_items(prepared: &[Option<Prepared<'_>>], per_object: Vec<Vec<Lookup>>) -
     items
 }
 
-/// Resolves every work item. Each pool thread takes the next item from a shared counter, with one
-/// addr2line context per object of its own (a context is not shareable, and costs little before
-/// its units are parsed). Names are interned across threads as they are made, so views can compare
-/// and hash them by pointer.
+/// Resolves every work item into the nodes' slots, and returns per object how many lookups
+/// resolved to a file and line. Each pool thread takes the next item from a shared counter, with
+/// one addr2line context per object of its own (a context is not shareable, and costs little
+/// before its units are parsed). Names are interned across threads as they are made, so views can
+/// compare and hash them by pointer.
 fn resolve(
     prepared: &[Option<Prepared<'_>>],
     objects: &[(String, Vec<u8>)],
     items: &[WorkItem],
-) -> Vec<Answers> {
+    slots: &Symbols,
+    progress: &Progress,
+) -> Vec<usize> {
     let next = AtomicUsize::new(0);
     let shared = Mutex::new(rustc_hash::FxHashSet::<Arc<str>>::default());
-    let per_thread: Vec<Vec<(usize, Answers)>> = rayon::broadcast(|_| {
+    let per_thread: Vec<Vec<usize>> = rayon::broadcast(|_| {
         let mut contexts: HashMap<u32, Option<Context<'_>>> = HashMap::default();
         let mut strings = Strings::new(&shared);
-        let mut done = Vec::new();
+        let mut with_line = vec![0usize; objects.len()];
         loop {
             let i = next.fetch_add(1, Ordering::Relaxed);
             let Some(item) = items.get(i) else { break };
-            let answers = match &prepared[item.object as usize] {
+            with_line[item.object as usize] += match &prepared[item.object as usize] {
                 Some(p) => {
                     let ctx = contexts.entry(item.object).or_insert_with(|| p.context());
-                    p.resolve(ctx.as_ref(), item, &mut strings)
+                    p.resolve(ctx.as_ref(), item, &mut strings, slots)
                 }
-                None => unresolved(&objects[item.object as usize].0, item),
+                None => unresolved(&objects[item.object as usize].0, item, slots),
             };
-            done.push((i, answers));
+            progress.advance(item.lookups.len() as u64);
         }
-        done
+        with_line
     });
-    let mut answers: Vec<Option<Answers>> = (0..items.len()).map(|_| None).collect();
-    for (i, a) in per_thread.into_iter().flatten() {
-        answers[i] = Some(a);
-    }
-    answers
-        .into_iter()
-        .map(|a| a.expect("every work item is taken by exactly one thread"))
+    (0..objects.len())
+        .map(|o| per_thread.iter().map(|counts| counts[o]).sum())
         .collect()
 }
 
-/// Answers for an object that was not found: `[name+offset]` placeholders.
-fn unresolved(path: &str, item: &WorkItem) -> Answers {
-    Answers {
-        distinct: item
-            .lookups
-            .iter()
-            .map(|l| (placeholder(path, l.offset, item.object), false))
-            .collect(),
-        picks: (0..item.lookups.len() as u32).collect(),
+/// Fills the slot of a lookup (each node and side is looked up once).
+fn fill(slots: &Symbols, lookup: &Lookup, frames: Arc<[Frame]>) {
+    let table = if lookup.as_caller {
+        &slots.caller
+    } else {
+        &slots.leaf
+    };
+    let _ = table[lookup.node as usize].set(frames);
+}
+
+/// For an object that was not found: `[name+offset]` placeholders. No lookup has a line.
+fn unresolved(path: &str, item: &WorkItem, slots: &Symbols) -> usize {
+    for l in &item.lookups {
+        fill(slots, l, placeholder(path, l.offset, item.object));
     }
+    0
 }
 
 fn placeholder(path: &str, offset: u64, object: u32) -> Arc<[Frame]> {
@@ -450,11 +464,20 @@ fn placeholder(path: &str, offset: u64, object: u32) -> Arc<[Frame]> {
     }])
 }
 
+/// An object's loadable segments: (file offset, file size, virtual address).
+fn segments_of(file: &object::File<'_>) -> Vec<(u64, u64, u64)> {
+    file.segments()
+        .map(|s| {
+            let (start, size) = s.file_range();
+            (start, size, s.address())
+        })
+        .collect()
+}
+
 /// File offset → virtual address through the object's loadable segments.
-fn vaddr_of(file: &object::File<'_>, offset: u64) -> Option<u64> {
-    file.segments().find_map(|s| {
-        let (start, size) = s.file_range();
-        (start <= offset && offset < start + size).then(|| s.address() + (offset - start))
+fn vaddr_of(segments: &[(u64, u64, u64)], offset: u64) -> Option<u64> {
+    segments.iter().find_map(|&(start, size, address)| {
+        (start <= offset && offset - start < size).then(|| address + (offset - start))
     })
 }
 
@@ -492,7 +515,8 @@ impl<'a> Sections<'a> {
 /// One object, parsed once and shared by the workers: headers, symbol table, DWARF with every
 /// abbreviation table parsed, and which compilation unit covers which addresses.
 struct Prepared<'a> {
-    file: object::File<'a>,
+    /// (file offset, file size, virtual address) of each loadable segment.
+    segments: Vec<(u64, u64, u64)>,
     symbols: object::SymbolMap<object::SymbolMapName<'a>>,
     /// Shared by every worker's context: a context parses each unit's header when it is made, and
     /// with the abbreviations cached that costs little.
@@ -506,17 +530,24 @@ struct Prepared<'a> {
 impl<'a> Prepared<'a> {
     fn new(loc: &'a Located, sections: Option<&'a Sections<'a>>) -> Option<Self> {
         let file = object::File::parse(&**loc.file).ok()?;
-        let dwarf = sections.map(|s| {
-            let mut dwarf = s
-                .sections
-                .borrow(|section| gimli::EndianSlice::new(section, s.endian));
-            dwarf.populate_abbreviations_cache(gimli::AbbreviationsCacheStrategy::All);
-            Arc::new(dwarf)
-        });
-        let units = dwarf.as_deref().map(unit_ranges).unwrap_or_default();
+        // The symbol table and the DWARF index are independent: build them side by side.
+        let (symbols, (dwarf, units)) = rayon::join(
+            || file.symbol_map(),
+            || {
+                let dwarf = sections.map(|s| {
+                    let mut dwarf = s
+                        .sections
+                        .borrow(|section| gimli::EndianSlice::new(section, s.endian));
+                    dwarf.populate_abbreviations_cache(gimli::AbbreviationsCacheStrategy::All);
+                    Arc::new(dwarf)
+                });
+                let units = dwarf.as_deref().map(unit_ranges).unwrap_or_default();
+                (dwarf, units)
+            },
+        );
         Some(Prepared {
-            symbols: file.symbol_map(),
-            file,
+            symbols,
+            segments: segments_of(&file),
             dwarf,
             units,
             name: file_name_of(&loc.origin),
@@ -527,36 +558,44 @@ impl<'a> Prepared<'a> {
         addr2line::Context::from_arc_dwarf(Arc::clone(self.dwarf.as_ref()?)).ok()
     }
 
-    /// The compilation unit whose ranges hold this file offset, or `u32::MAX`.
+    /// The compilation unit whose ranges hold this file offset, or [`NO_UNIT`].
     fn unit_of(&self, offset: u64) -> u32 {
-        let Some(vaddr) = vaddr_of(&self.file, offset) else {
-            return u32::MAX;
+        let Some(vaddr) = vaddr_of(&self.segments, offset) else {
+            return NO_UNIT;
         };
         let i = self.units.partition_point(|&(start, _, _)| start <= vaddr);
         match i.checked_sub(1).map(|i| self.units[i]) {
             Some((_, end, unit)) if vaddr < end => unit,
-            _ => u32::MAX,
+            _ => NO_UNIT,
         }
     }
 
+    /// Resolves one item into its slots; returns how many lookups have a file and line.
     fn resolve(
         &self,
         ctx: Option<&Context<'_>>,
         item: &WorkItem,
         strings: &mut Strings,
-    ) -> Answers {
-        let mut distinct: Vec<(Arc<[Frame]>, bool)> = Vec::new();
-        let mut picks = Vec::with_capacity(item.lookups.len());
-        // Lookups are sorted by offset: equal offsets are neighbours.
-        let mut previous: Option<u64> = None;
+        slots: &Symbols,
+    ) -> usize {
+        let mut with_line = 0;
+        // Lookups are sorted by offset: equal offsets are neighbours and share one answer.
+        let mut previous: Option<(u64, Arc<[Frame]>, bool)> = None;
         for lookup in &item.lookups {
-            if previous != Some(lookup.offset) {
-                distinct.push(self.lookup(ctx, lookup.offset, item.object, strings));
-                previous = Some(lookup.offset);
-            }
-            picks.push(distinct.len() as u32 - 1);
+            let (frames, line) = match &previous {
+                Some((offset, frames, line)) if *offset == lookup.offset => {
+                    (Arc::clone(frames), *line)
+                }
+                _ => {
+                    let (frames, line) = self.lookup(ctx, lookup.offset, item.object, strings);
+                    previous = Some((lookup.offset, Arc::clone(&frames), line));
+                    (frames, line)
+                }
+            };
+            with_line += usize::from(line);
+            fill(slots, lookup, frames);
         }
-        Answers { distinct, picks }
+        with_line
     }
 
     /// The frames at one file offset, innermost first, and whether it resolved to a line.
@@ -567,7 +606,7 @@ impl<'a> Prepared<'a> {
         object: u32,
         strings: &mut Strings,
     ) -> (Arc<[Frame]>, bool) {
-        let Some(vaddr) = vaddr_of(&self.file, offset) else {
+        let Some(vaddr) = vaddr_of(&self.segments, offset) else {
             return (placeholder(&self.name, offset, object), false);
         };
         let mut frames = Vec::new();

@@ -175,3 +175,61 @@ fn a_wrong_binary_is_an_error_naming_both_build_ids() {
         Err(AnalyzeError::WrongBinary(_))
     ));
 }
+
+#[test]
+fn parallel_symbolization_gives_the_serial_answer() {
+    // Enough addresses, spread over this binary's code, that the work is cut into items per
+    // compilation unit and big units are split between threads.
+    let ip = outer_probe();
+    let (mapping, exe) = own_mapping(ip);
+    let mut rng = hud_format::synth::Rng::new(7);
+    let stacks: Vec<Vec<u64>> = (0..20_000)
+        .map(|_| {
+            (0..3)
+                .map(|_| mapping.start + rng.below(mapping.end - mapping.start))
+                .collect()
+        })
+        .collect();
+    let header = Header {
+        start_ns: 1,
+        sample_hz: 99,
+        target: Target {
+            pid: 1,
+            exe_path: exe.clone(),
+            cmdline: vec![],
+            build_id: mapping.build_id.clone(),
+        },
+        ..Header::default()
+    };
+    let mut w = CaptureWriter::new(Vec::new(), &header, WriterOptions::default()).unwrap();
+    w.push_mapping(mapping.clone()).unwrap();
+    for (i, stack) in stacks.iter().enumerate() {
+        w.push_sample(10 + i as u64, 7, 0, stack, &[]).unwrap();
+    }
+    let capture = Capture::from_bytes(w.finish().unwrap()).unwrap();
+    let run = |threads: usize| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(|| analyze(&capture, &Options::default()).unwrap())
+    };
+    let serial = run(1);
+    let parallel = run(4);
+    let mut names = std::collections::HashMap::<String, *const u8>::new();
+    for (s, p) in serial.model.samples.iter().zip(&parallel.model.samples) {
+        let a = serial.symbols.stack(&serial.model, s.stack);
+        let b = parallel.symbols.stack(&parallel.model, p.stack);
+        assert_eq!(a, b);
+        // Equal names are one allocation, whichever thread made them.
+        for f in &b {
+            let ptr = std::sync::Arc::as_ptr(&f.function) as *const u8;
+            assert_eq!(*names.entry(f.function.to_string()).or_insert(ptr), ptr);
+        }
+    }
+    assert_eq!(
+        serial.symbols.objects[0].with_line,
+        parallel.symbols.objects[0].with_line
+    );
+    assert!(serial.symbols.objects[0].with_line > 0);
+}
