@@ -92,8 +92,9 @@ pub fn analyze(capture: &Capture, options: &Options) -> Result<Analysis, Analyze
     }
     progress.phase("classifying threads and detecting blocking");
     crate::classify::classify(&mut model, &symbols);
+    laps.lap("classify");
     let detection = detect::detect(&model, &symbols, options.thresholds);
-    laps.lap("classify_detect");
+    laps.lap("detect");
     progress.done();
     Ok(Analysis {
         model,

@@ -125,7 +125,9 @@ fn report(args: ReportArgs) -> ExitCode {
         Ok(a) => a,
         Err(e) => return fail(e),
     };
+    let mut laps = hud_analyze::progress::Laps::new("");
     let mut report = Report::build(&analysis, args.top);
+    laps.lap("report");
     report.summary.blocking_threshold_ms = args.threshold.as_secs_f64() * 1e3;
     report.summary.long_poll_threshold_ms = args.long_poll.as_secs_f64() * 1e3;
     if args.json {

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use hud_format::reader::{Capture, Stacks};
 use hud_format::types::{ArchivedThreadEventKind, Header, Mapping};
 use hud_format::wire::STATE_PREEMPTED;
+use rayon::slice::ParallelSliceMut;
 
 /// A cpu-clock sample.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -149,8 +150,16 @@ impl Model {
             mappings: Vec::new(),
             counters: BTreeMap::new(),
         };
-        // Per thread: (ts, on_cpu, prev_state) switch rows, sorted afterwards.
-        let mut switches: BTreeMap<u32, Vec<(u64, bool, u16)>> = BTreeMap::new();
+        // Sized up front: growing vectors of millions of rows costs more in fresh pages and copies
+        // than filling them.
+        let rows = |f: fn(&hud_format::types::ArchivedChunk) -> usize| -> usize {
+            chunks.iter().map(|c| f(c.get())).sum()
+        };
+        model.samples.reserve_exact(rows(|c| c.samples.tid.len()));
+        model.off_cpu.reserve_exact(rows(|c| c.off_cpu.tid.len()));
+        // (tid, ts, on_cpu, prev_state) switch rows, sorted by thread and time afterwards.
+        let mut switches: Vec<(u32, u64, bool, u16)> =
+            Vec::with_capacity(rows(|c| c.switches.tid.len()));
         let mut expected_seq = 0u32;
         for data in &chunks {
             let c = data.get();
@@ -176,7 +185,8 @@ impl Model {
             }
             let s = &c.switches;
             for (i, ts) in s.ts.iter().enumerate() {
-                switches.entry(s.tid[i].to_native()).or_default().push((
+                switches.push((
+                    s.tid[i].to_native(),
                     ts,
                     s.on_cpu[i] == 1,
                     s.prev_state[i].to_native(),
@@ -210,8 +220,9 @@ impl Model {
                     .insert(counter.name.to_string(), counter.value.to_native());
             }
         }
-        model.samples.sort_unstable_by_key(|s| (s.tid, s.ts));
-        model.off_cpu.sort_unstable_by_key(|o| (o.end, o.tid));
+        model.samples.par_sort_unstable_by_key(|s| (s.tid, s.ts));
+        model.off_cpu.par_sort_unstable_by_key(|o| (o.end, o.tid));
+        switches.par_sort_unstable_by_key(|r| (r.0, r.1));
         for sample in &model.samples {
             model
                 .threads
@@ -226,10 +237,10 @@ impl Model {
                 .or_insert_with(|| Thread::new(off.tid));
         }
         let (start, end) = (model.start, model.end);
-        for (tid, mut rows) in switches {
-            rows.sort_unstable_by_key(|r| r.0);
+        for rows in switches.chunk_by(|a, b| a.0 == b.0) {
+            let tid = rows[0].0;
             let thread = model.threads.entry(tid).or_insert_with(|| Thread::new(tid));
-            thread.apply_switches(&rows, start, end);
+            thread.apply_switches(rows, start, end);
         }
         model.notices = notices;
         Ok(model)
@@ -288,15 +299,15 @@ impl Thread {
     }
 
     /// Derives on-CPU time, preemption waits and voluntary switch-outs from sorted switch rows.
-    fn apply_switches(&mut self, rows: &[(u64, bool, u16)], start: u64, end: u64) {
+    fn apply_switches(&mut self, rows: &[(u32, u64, bool, u16)], start: u64, end: u64) {
         self.switches = rows.len() as u64;
         // Before the first record we do not know; assume the opposite of the first transition.
         let mut on_since = match rows.first() {
-            Some((_, false, _)) => Some(start),
+            Some((_, _, false, _)) => Some(start),
             _ => None,
         };
         let mut preempted_at: Option<u64> = None;
-        for &(ts, on_cpu, state) in rows {
+        for &(_, ts, on_cpu, state) in rows {
             if on_cpu {
                 if let Some(at) = preempted_at.take() {
                     self.preempted_wait_ns += ts.saturating_sub(at);

@@ -158,6 +158,7 @@ const LOOKUPS_PER_ITEM_WITHOUT_DWARF: usize = 2048;
 
 /// A unit is cut in parts only past this many lookups: below, parsing it twice costs more than the
 /// lookups a second core would take over.
+const MIN_LOOKUPS_PER_SPLIT: usize = 4096;
 
 /// The unit of addresses no compilation unit covers.
 const NO_UNIT: u32 = u32::MAX;
@@ -365,6 +366,7 @@ fn work_items(prepared: &[Option<Prepared<'_>>], per_object: Vec<Vec<Lookup>>) -
     let share = if threads == 1 {
         usize::MAX
     } else {
+        total.div_ceil(threads * 2).max(MIN_LOOKUPS_PER_SPLIT)
     };
     let mut items = Vec::new();
     for (object, lookups) in per_object.into_iter().enumerate() {
