@@ -246,6 +246,32 @@ impl Model {
         Ok(model)
     }
 
+    /// Of the samples with a user stack, how many have at most `frames` frames, and how many there
+    /// are. Frame-pointer unwinding of code built without frame pointers stops after a frame or
+    /// two, so a high share means the target's callers are invisible.
+    pub fn shallow_samples(&self, frames: u32) -> (usize, usize) {
+        // Parents come before children, so one pass gives every node's depth.
+        let nodes = self.stacks.nodes();
+        let mut depth = vec![0u32; nodes.len() + 1];
+        for (i, &(parent, _)) in nodes.iter().enumerate() {
+            let id = i + 1;
+            let parent = if (parent as usize) < id {
+                parent as usize
+            } else {
+                0
+            };
+            depth[id] = depth[parent] + 1;
+        }
+        let depths = self
+            .samples
+            .iter()
+            .filter_map(|s| depth.get(s.stack as usize).copied())
+            .filter(|&d| d > 0);
+        depths.fold((0, 0), |(shallow, all), d| {
+            (shallow + usize::from(d <= frames), all + 1)
+        })
+    }
+
     /// Recorded time span in nanoseconds.
     pub fn duration(&self) -> u64 {
         self.end.saturating_sub(self.start)

@@ -13,6 +13,10 @@ use crate::model::Role;
 use crate::symbolize::{Frame, ObjectInfo};
 
 /// Version of the JSON schema. Bumped on any incompatible change; additions keep it.
+/// Stacks this short are what frame-pointer unwinding gives for code without frame pointers; a
+/// Tokio worker's stack with them is 20 frames or more.
+const SHALLOW_FRAMES: u32 = 4;
+
 pub const SCHEMA: &str = "hud.report/1";
 
 #[derive(Serialize)]
@@ -227,6 +231,15 @@ impl Report {
             } else if o.source == "not found" {
                 warnings.push(format!("{} not found ({share:.0} % of code addresses unnamed); pass --binary or --debug-dir", o.path));
             }
+        }
+        let (shallow, with_stack) = m.shallow_samples(SHALLOW_FRAMES);
+        if with_stack >= 20 && shallow * 2 > with_stack {
+            warnings.push(format!(
+                "{:.0} % of samples have {SHALLOW_FRAMES} frames or fewer: the target looks built \
+                 without frame pointers, so callers (and the blame for blocking) are missing; \
+                 rebuild it with RUSTFLAGS=-Cforce-frame-pointers=yes",
+                shallow as f64 * 100.0 / with_stack as f64
+            ));
         }
         Report {
             schema: SCHEMA,

@@ -351,3 +351,58 @@ fn scheduling_pressure_counts_preemption_waits() {
     let d = detect(&model, &symbols, Thresholds::default());
     assert_eq!(d.pressure[0].runnable_wait_ns, 5 * MS);
 }
+
+/// The report of a synthetic capture.
+fn report_of(model: Model, symbols: Symbols) -> hud_analyze::report::Report {
+    let detection = detect(&model, &symbols, Thresholds::default());
+    let analysis = hud_analyze::analysis::Analysis {
+        model,
+        symbols,
+        detection,
+    };
+    hud_analyze::report::Report::build(&analysis, 10)
+}
+
+#[test]
+fn shallow_stacks_are_reported_as_missing_frame_pointers() {
+    // A target built without frame pointers: the unwinder stops after a frame or two.
+    let mut s = Synth::new();
+    s.thread(10, "tokio-runtime-worker");
+    for i in 0..30 {
+        s.sample(
+            START + i * MS,
+            10,
+            &[user("app::hash", 7), lib("[libc.so.6+0x1234]")],
+        );
+    }
+    for i in 30..40 {
+        s.sample(START + i * MS, 10, &in_task(vec![user("app::hash", 7)]));
+    }
+    let (model, symbols) = s.analyze();
+    assert_eq!(model.shallow_samples(4), (30, 40));
+    let report = report_of(model, symbols);
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| w.contains("75 % of samples")
+                && w.contains("RUSTFLAGS=-Cforce-frame-pointers=yes")),
+        "{:?}",
+        report.warnings
+    );
+
+    // With frame pointers: no such warning.
+    let mut s = Synth::new();
+    s.thread(10, "tokio-runtime-worker");
+    for i in 0..40 {
+        s.sample(START + i * MS, 10, &in_task(vec![user("app::hash", 7)]));
+    }
+    let (model, symbols) = s.analyze();
+    assert_eq!(model.shallow_samples(4), (0, 40));
+    let report = report_of(model, symbols);
+    assert!(
+        !report.warnings.iter().any(|w| w.contains("frame pointers")),
+        "{:?}",
+        report.warnings
+    );
+}
