@@ -174,44 +174,13 @@ pub fn symbolize(
     let (objects, per_object, unknown) = plan(model);
     laps.lap("plan");
 
-    // Locate objects (sequentially: it is file I/O and cheap).
-    let mut infos = Vec::new();
-    let mut located: Vec<Option<Located>> = Vec::new();
-    let mut mismatches = Vec::new();
-    let mut warnings = Vec::new();
-    let target_exe = &model.header.target.exe_path;
-    for (i, (path, build_id)) in objects.iter().enumerate() {
-        let found = objects::locate(path, build_id, search, embedded);
-        let source = match &found {
-            Ok(Some(l)) => l.origin.to_string(),
-            Ok(None) => "not found".into(),
-            Err(e) => e.to_string(),
-        };
-        let loc = match found {
-            Ok(l) => l,
-            Err(e) => {
-                if path == target_exe {
-                    mismatches.push(e);
-                } else {
-                    warnings.push(e.to_string());
-                }
-                None
-            }
-        };
-        let has_debug_info = loc
-            .as_ref()
-            .is_some_and(|l| l.debug.is_some() || objects::has_dwarf(&l.file));
-        infos.push(ObjectInfo {
-            path: path.clone(),
-            build_id: crate::summary::hex(build_id),
-            source,
-            has_debug_info,
-            addresses: per_object[i].len(),
-            with_line: 0,
-        });
-        located.push(loc);
-    }
-    // Parse each object once, shared by its tasks: headers, symbol table, DWARF sections.
+    let LocatedAll {
+        infos,
+        located,
+        mismatches,
+        warnings,
+    } = locate_all(model, &objects, &per_object, search, embedded);
+    // Parse each object once, shared by the workers: headers, symbol table, DWARF sections.
     let wanted = |i: usize| located[i].as_ref().filter(|_| !per_object[i].is_empty());
     let sections: Vec<Option<Sections<'_>>> = (0..located.len())
         .into_par_iter()
@@ -260,6 +229,64 @@ pub fn symbolize(
         let _ = table[id as usize].set(frames);
     }
     symbols
+}
+
+/// Every object found (or why not), before any lookup.
+struct LocatedAll {
+    infos: Vec<ObjectInfo>,
+    located: Vec<Option<Located>>,
+    /// Build-id mismatches of the target itself: the analysis cannot go on.
+    mismatches: Vec<BuildIdMismatch>,
+    warnings: Vec<String>,
+}
+
+/// Finds every object's file (sequentially: it is file I/O and cheap).
+fn locate_all(
+    model: &Model,
+    objects: &[(String, Vec<u8>)],
+    per_object: &[Vec<Lookup>],
+    search: &SearchPaths,
+    embedded: &[Embedded],
+) -> LocatedAll {
+    let mut all = LocatedAll {
+        infos: Vec::new(),
+        located: Vec::new(),
+        mismatches: Vec::new(),
+        warnings: Vec::new(),
+    };
+    let target_exe = &model.header.target.exe_path;
+    for ((path, build_id), lookups) in objects.iter().zip(per_object) {
+        let found = objects::locate(path, build_id, search, embedded);
+        let source = match &found {
+            Ok(Some(l)) => l.origin.to_string(),
+            Ok(None) => "not found".into(),
+            Err(e) => e.to_string(),
+        };
+        let loc = match found {
+            Ok(l) => l,
+            Err(e) => {
+                if path == target_exe {
+                    all.mismatches.push(e);
+                } else {
+                    all.warnings.push(e.to_string());
+                }
+                None
+            }
+        };
+        let has_debug_info = loc
+            .as_ref()
+            .is_some_and(|l| l.debug.is_some() || objects::has_dwarf(&l.file));
+        all.infos.push(ObjectInfo {
+            path: path.clone(),
+            build_id: crate::summary::hex(build_id),
+            source,
+            has_debug_info,
+            addresses: lookups.len(),
+            with_line: 0,
+        });
+        all.located.push(loc);
+    }
+    all
 }
 
 /// Distinct executable objects, the lookups each needs, and nodes in no known mapping.

@@ -334,83 +334,128 @@ pub fn analyze(seconds: u32) -> Result<()> {
     let same = dir.join("synthetic-perf-size.hudcap");
     scale_capture(&real, &same, perf_samples, 0, false)?;
 
-    // 3. Timings, best of three.
-    let time = |cmd: &mut dyn FnMut() -> Command| -> Result<(f64, String)> {
-        let mut best = f64::MAX;
-        let mut stderr = String::new();
-        for _ in 0..3 {
-            let started = Instant::now();
-            let out = cmd().stdout(Stdio::null()).output()?;
-            if !out.status.success() {
-                bail!(
-                    "{} failed: {}",
-                    crate::util::show(&cmd()),
-                    String::from_utf8_lossy(&out.stderr)
-                );
-            }
-            let t = started.elapsed().as_secs_f64();
-            if t < best {
-                best = t;
-                stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-            }
-        }
-        Ok((best, stderr))
-    };
-    let report = |path: PathBuf, threads: &'static str| {
-        move || {
+    // 3. Timings: the median of five runs, wall time and each phase (HUD_TIMINGS).
+    let report = |path: &Path, threads: &str| -> Result<Runs> {
+        Runs::of(5, || {
             let mut c = Command::new(release_binary("hud-analyze"));
             c.args(["report", "--json"])
-                .arg(&path)
+                .arg(path)
                 .env("HUD_TIMINGS", "1")
                 .env("RAYON_NUM_THREADS", threads);
             c
-        }
+        })
     };
-    let (big2, big2_err) = time(&mut report(big.clone(), "2"))?;
-    let (big1, big1_err) = time(&mut report(big.clone(), "1"))?;
-    let (same2, _) = time(&mut report(same.clone(), "2"))?;
-    let (real2, real2_err) = time(&mut report(real.clone(), "2"))?;
-    let (real1, real1_err) = time(&mut report(real.clone(), "1"))?;
-    let (perf_report, _) = time(&mut || {
+    let big2 = report(&big, "2")?;
+    let big1 = report(&big, "1")?;
+    let same2 = report(&same, "2")?;
+    let real2 = report(&real, "2")?;
+    let real1 = report(&real, "1")?;
+    let perf_report = Runs::of(5, || {
         let mut c = Command::new("perf");
         c.args(["report", "--stdio", "--no-children", "-i"])
             .arg(&perf_data);
         c
     })?;
-    let phase = |err: &str, name: &str| -> f64 {
-        err.lines()
-            .find_map(|l| l.strip_prefix(&format!("timing {name} ")))
-            .and_then(|v| v.trim_end_matches(" s").parse().ok())
-            .unwrap_or(f64::NAN)
-    };
-    println!("\n## hud-analyze benchmark\n");
-    println!("| measure | time |");
+    println!("\n## hud-analyze benchmark (median of 5 runs)\n");
+    println!("| measure | result |");
     println!("|---|---|");
     println!(
-        "| report, synthetic 1 M samples + 5 M switches, 2 threads | {big2:.2} s (target ≤ 2 s) |"
+        "| report, synthetic 1 M samples + 5 M switches, 2 threads | {:.2} s (target ≤ 2 s) |",
+        big2.wall()
     );
     println!(
-        "| report, same, 1 thread | {big1:.2} s ({:.2}×) |",
-        big1 / big2
+        "| phases on 2 threads: model / symbolize / classify / detect / report | {} |",
+        ["model", "symbolize", "classify", "detect", "report"]
+            .map(|p| format!("{:.3}", big2.phase(p)))
+            .join(" / ")
+    );
+    println!(
+        "| report, same, 1 thread | {:.2} s ({:.2}× slower) |",
+        big1.wall(),
+        big1.wall() / big2.wall()
+    );
+    println!(
+        "| symbolize, synthetic 1 M, 1 → 2 threads | {:.3} s → {:.3} s ({:.2}×, target ≥ 1.7×) |",
+        big1.phase("symbolize"),
+        big2.phase("symbolize"),
+        big1.phase("symbolize") / big2.phase("symbolize")
     );
     println!(
         "| symbolize, real capture ({} stack nodes), 1 → 2 threads | {:.3} s → {:.3} s ({:.2}×) |",
         stack_nodes(&real)?,
-        phase(&real1_err, "symbolize"),
-        phase(&real2_err, "symbolize"),
-        phase(&real1_err, "symbolize") / phase(&real2_err, "symbolize")
+        real1.phase("symbolize"),
+        real2.phase("symbolize"),
+        real1.phase("symbolize") / real2.phase("symbolize")
     );
     println!(
-        "| symbolize, synthetic 1 M, 1 → 2 threads | {:.3} s → {:.3} s |",
-        phase(&big1_err, "symbolize"),
-        phase(&big2_err, "symbolize")
+        "| report, real capture ({seconds} s at 199 Hz), 1 / 2 threads | {:.3} s / {:.3} s |",
+        real1.wall(),
+        real2.wall()
     );
-    println!("| report, real capture ({seconds} s at 199 Hz), 1 / 2 threads | {real1:.2} s / {real2:.2} s |");
     println!(
-        "| hud-analyze report on {perf_samples} samples vs perf report --stdio on the same count | {same2:.2} s vs {perf_report:.2} s ({:.1}× faster) |",
-        perf_report / same2
+        "| hud-analyze report on {perf_samples} samples vs perf report --stdio on the same count | {:.3} s vs {:.3} s ({:.1}× faster, target ≥ 5×) |",
+        same2.wall(),
+        perf_report.wall(),
+        perf_report.wall() / same2.wall()
     );
     Ok(())
+}
+
+/// Repeated runs of one command: wall times and the phase timings it printed.
+struct Runs {
+    walls: Vec<f64>,
+    stderrs: Vec<String>,
+}
+
+impl Runs {
+    fn of(n: usize, command: impl Fn() -> Command) -> Result<Self> {
+        let mut runs = Runs {
+            walls: Vec::new(),
+            stderrs: Vec::new(),
+        };
+        for _ in 0..n {
+            let started = Instant::now();
+            let out = command().stdout(Stdio::null()).output()?;
+            if !out.status.success() {
+                bail!(
+                    "{} failed: {}",
+                    crate::util::show(&command()),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            runs.walls.push(started.elapsed().as_secs_f64());
+            runs.stderrs
+                .push(String::from_utf8_lossy(&out.stderr).into_owned());
+        }
+        Ok(runs)
+    }
+
+    fn wall(&self) -> f64 {
+        median(self.walls.clone())
+    }
+
+    /// Median of a phase's "timing NAME x s" lines (NaN when absent).
+    fn phase(&self, name: &str) -> f64 {
+        let prefix = format!("timing {name} ");
+        median(
+            self.stderrs
+                .iter()
+                .filter_map(|e| {
+                    e.lines()
+                        .find_map(|l| l.strip_prefix(&prefix))
+                        .and_then(|v| v.trim_end_matches(" s").parse().ok())
+                })
+                .collect(),
+        )
+    }
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
 }
 
 fn stack_nodes(path: &Path) -> Result<usize> {
