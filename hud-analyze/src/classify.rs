@@ -10,15 +10,18 @@ use crate::symbolize::Symbols;
 pub fn classify(model: &mut Model, symbols: &Symbols) {
     let cls = Classifier::default();
     let mut votes: HashMap<u32, [u32; 3]> = HashMap::default();
-    let mut cache: HashMap<u32, Option<usize>> = HashMap::default();
+    // Per stack id: not seen yet (None), or the role its frames vote for.
+    let mut cache: Vec<Option<Option<usize>>> = vec![None; model.stacks.len() + 1];
     let stacks = model
         .samples
         .iter()
         .map(|s| (s.tid, s.stack))
-        .chain(model.off_cpu.iter().map(|o| (o.tid, o.stack)))
-        .collect::<Vec<_>>();
+        .chain(model.off_cpu.iter().map(|o| (o.tid, o.stack)));
     for (tid, stack) in stacks {
-        let vote = *cache.entry(stack).or_insert_with(|| {
+        let Some(slot) = cache.get_mut(stack as usize) else {
+            continue;
+        };
+        let vote = *slot.get_or_insert_with(|| {
             let any = symbols
                 .frames(model, stack)
                 .fold(0, |acc, f| acc | cls.flags(f));

@@ -96,8 +96,72 @@ pub struct Detection {
     pub idle_episodes: usize,
 }
 
-/// A poll's identity: the innermost user async fn and its user callers (function, file).
-type PollKey = std::rc::Rc<Vec<(String, String)>>;
+/// What detection needs to know of one stack, computed once per stack id from borrowed frames:
+/// on a million samples, cloning each distinct stack's frames cost more than all the rest.
+#[derive(Clone, Copy, Default)]
+struct Facts {
+    parked: bool,
+    in_poll: bool,
+    /// The poll's identity (the innermost user async fn and its user callers), interned; `None`
+    /// outside a task poll, when parked, or without a user async fn.
+    poll: Option<u32>,
+}
+
+/// [`Facts`] per stack id, and the interned poll identities.
+struct StackFacts<'a> {
+    model: &'a Model,
+    symbols: &'a Symbols,
+    cls: &'a frames::Classifier,
+    memo: Vec<Option<Facts>>,
+    /// (function, file) identities of the user frames from the innermost async fn outwards.
+    polls: HashMap<Vec<(usize, usize)>, u32>,
+}
+
+impl<'a> StackFacts<'a> {
+    fn new(model: &'a Model, symbols: &'a Symbols, cls: &'a frames::Classifier) -> Self {
+        Self {
+            model,
+            symbols,
+            cls,
+            memo: vec![None; model.stacks.len() + 1],
+            polls: HashMap::default(),
+        }
+    }
+
+    fn of(&mut self, id: u32) -> Facts {
+        if let Some(Some(facts)) = self.memo.get(id as usize) {
+            return *facts;
+        }
+        let ptr = |s: &std::sync::Arc<str>| std::sync::Arc::as_ptr(s) as *const u8 as usize;
+        let mut facts = Facts::default();
+        // User frames inside the poll, innermost first: (function, file, async?).
+        let mut user: Vec<(usize, usize, bool)> = Vec::new();
+        for f in self.symbols.frames(self.model, id) {
+            let flags = self.cls.flags(f);
+            facts.parked |= flags & frames::flags::PARK != 0;
+            if facts.in_poll {
+                continue;
+            }
+            if flags & frames::flags::POLL != 0 {
+                facts.in_poll = true;
+            } else if flags & frames::flags::USER != 0 {
+                let file = f.file.as_ref().map_or(0, ptr);
+                user.push((ptr(&f.function), file, flags & frames::flags::ASYNC != 0));
+            }
+        }
+        if facts.in_poll && !facts.parked {
+            if let Some(at) = user.iter().position(|u| u.2) {
+                let key: Vec<(usize, usize)> = user[at..].iter().map(|u| (u.0, u.1)).collect();
+                let next = self.polls.len() as u32;
+                facts.poll = Some(*self.polls.entry(key).or_insert(next));
+            }
+        }
+        if let Some(slot) = self.memo.get_mut(id as usize) {
+            *slot = Some(facts);
+        }
+        facts
+    }
+}
 /// A blocker's identity: its kind and user call path (function, file, line).
 type GroupKey = (Kind, Vec<(String, String, u32)>);
 
@@ -143,7 +207,7 @@ pub fn detect(model: &Model, symbols: &Symbols, thresholds: Thresholds) -> Detec
     let runs_tasks = |tid: u32| model.threads.get(&tid).is_some_and(|t| t.role.runs_tasks());
     // Episodes with their stack id; frames are looked up once per stack when grouping.
     let mut episodes: Vec<(Episode, u32)> = Vec::new();
-    let mut poll_keys: HashMap<u32, Option<PollKey>> = HashMap::default();
+    let mut facts = StackFacts::new(model, symbols, &cls);
     let mut idle_episodes = 0;
 
     // Off CPU inside a task poll, blocked past the threshold.
@@ -151,12 +215,12 @@ pub fn detect(model: &Model, symbols: &Symbols, thresholds: Thresholds) -> Detec
         if !runs_tasks(off.tid) || off.blocked() < thresholds.off_cpu_ns {
             continue;
         }
-        let frames = stack(off.stack);
-        if cls.is_parked(&frames) || cls.task_poll_index(&frames).is_none() {
+        let f = facts.of(off.stack);
+        if f.parked || !f.in_poll {
             idle_episodes += 1;
             continue;
         }
-        let kind = frames::off_cpu_kind(&frames, off.state);
+        let kind = frames::off_cpu_kind(&stack(off.stack), off.state);
         episodes.push((
             Episode {
                 tid: off.tid,
@@ -176,7 +240,7 @@ pub fn detect(model: &Model, symbols: &Symbols, thresholds: Thresholds) -> Detec
         for thread in model.threads.values().filter(|t| t.role.runs_tasks()) {
             let samples = model.samples_of(thread.tid);
             let mut run: Vec<usize> = Vec::new();
-            let mut run_key: Option<PollKey> = None;
+            let mut run_key: Option<u32> = None;
             let mut flush = |run: &mut Vec<usize>, first_stack: Option<u32>| {
                 if run.len() >= 2 {
                     let first = samples[run[0]];
@@ -202,34 +266,7 @@ pub fn detect(model: &Model, symbols: &Symbols, thresholds: Thresholds) -> Detec
             };
             let mut first_frames: Option<u32> = None;
             for (i, s) in samples.iter().enumerate() {
-                let key = poll_keys
-                    .entry(s.stack)
-                    .or_insert_with(|| {
-                        let frames = stack(s.stack);
-                        let in_poll =
-                            cls.task_poll_index(&frames).is_some() && !cls.is_parked(&frames);
-                        let user = if in_poll {
-                            user_frames(&frames, &cls)
-                        } else {
-                            Vec::new()
-                        };
-                        // The poll's identity: the innermost async fn of the user and its callers.
-                        let at = user
-                            .iter()
-                            .position(|f| cls.flags(f) & frames::flags::ASYNC != 0)?;
-                        Some(std::rc::Rc::new(
-                            user[at..]
-                                .iter()
-                                .map(|f| {
-                                    (
-                                        f.function.to_string(),
-                                        f.file.as_deref().unwrap_or("").to_string(),
-                                    )
-                                })
-                                .collect::<Vec<_>>(),
-                        ))
-                    })
-                    .clone();
+                let key = facts.of(s.stack).poll;
                 let continues = key.is_some()
                     && key == run_key
                     && run
@@ -237,7 +274,7 @@ pub fn detect(model: &Model, symbols: &Symbols, thresholds: Thresholds) -> Detec
                         .is_some_and(|&prev| !thread.switched_out_between(samples[prev].ts, s.ts));
                 if !continues {
                     flush(&mut run, first_frames.take());
-                    run_key = key.clone();
+                    run_key = key;
                 }
                 if key.is_some() {
                     if run.is_empty() {

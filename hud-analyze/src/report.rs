@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::analysis::Analysis;
 use crate::detect::Blocker;
 use crate::frames::{self, Kind};
-use crate::hotspots::{hotspots, short_path, Hot, Hotspots};
+use crate::hotspots::{self, short_path, Hot, Hotspots};
 use crate::model::Role;
 use crate::symbolize::{Frame, ObjectInfo};
 
@@ -199,12 +199,16 @@ impl Report {
                 exited: t.exited.is_some(),
             })
             .collect();
+        let tids: Vec<u32> = task_threads.iter().map(|t| t.tid).collect();
+        let (overall, per_thread) =
+            hotspots::overall_and_per_thread(m, &a.symbols, &tids, top, top.min(10));
         let per_worker = task_threads
             .iter()
-            .map(|t| WorkerHotspots {
+            .zip(per_thread)
+            .map(|(t, hotspots)| WorkerHotspots {
                 tid: t.tid,
                 name: t.name().to_owned(),
-                hotspots: hotspots(m, &a.symbols, |tid| tid == t.tid, top.min(10)),
+                hotspots,
             })
             .collect();
         let mut warnings = a.symbols.warnings.clone();
@@ -271,7 +275,7 @@ impl Report {
             },
             blocking,
             hotspots: HotspotsOut {
-                overall: hotspots(m, &a.symbols, |_| true, top),
+                overall,
                 per_worker,
             },
             workers,

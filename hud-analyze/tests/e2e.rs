@@ -312,16 +312,18 @@ fn cpu_shares_agree_with_perf() {
     let perf_data = dir.path().join("perf.data");
     let demo = Demo::start(&["--seconds", "9", "--busy"]);
     let pid = demo.0.id().to_string();
-    // Both profilers sample the same process at the same time, at 199 Hz.
+    // Both profilers sample the same process at the same time, at 999 Hz: two independent
+    // samplings of ~1,200 samples (199 Hz) differ by more than 3 points on a 45 % share about one
+    // run in ten; with ~6,000 each that is a 4-sigma event.
     let mut perf = Command::new("perf")
-        .args(["record", "-q", "-g", "-F", "199", "-p", &pid, "-o"])
+        .args(["record", "-q", "-g", "-F", "999", "-p", &pid, "-o"])
         .arg(&perf_data)
         .args(["--", "sleep", "6"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    record(&demo, &capture, &["--duration", "6", "-F", "199"]);
+    record(&demo, &capture, &["--duration", "6", "-F", "999"]);
     assert!(perf.wait().unwrap().success());
     drop(demo);
     let report = report_json(&capture);
