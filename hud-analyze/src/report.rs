@@ -13,6 +13,15 @@ use crate::model::Role;
 use crate::symbolize::{Frame, ObjectInfo};
 
 /// Version of the JSON schema. Bumped on any incompatible change; additions keep it.
+/// A share for a sentence: "12 %", or "0.4 %" below one, so a small share never reads "0 %".
+fn percent(share: f64) -> String {
+    if share < 1.0 {
+        format!("{share:.1} %")
+    } else {
+        format!("{share:.0} %")
+    }
+}
+
 /// Stacks this short are what frame-pointer unwinding gives for code without frame pointers; a
 /// Tokio worker's stack with them is 20 frames or more.
 const SHALLOW_FRAMES: u32 = 4;
@@ -227,13 +236,18 @@ impl Report {
                     .max(1) as f64;
             if o.path == h.target.exe_path {
                 warnings.push(format!(
-                    "{} has no debug info ({share:.0} % of code addresses have no file:line): build it with \
+                    "{} has no debug info ({} of code addresses have no file:line): build it with \
                      `debug = true` (or \"line-tables-only\") in the release profile and \
                      RUSTFLAGS=-Cforce-frame-pointers=yes",
-                    o.path
+                    o.path,
+                    percent(share)
                 ));
             } else if o.source == "not found" {
-                warnings.push(format!("{} not found ({share:.0} % of code addresses unnamed); pass --binary or --debug-dir", o.path));
+                warnings.push(format!(
+                    "{} not found ({} of code addresses unnamed); pass --binary or --debug-dir",
+                    o.path,
+                    percent(share)
+                ));
             }
         }
         let (shallow, with_stack) = m.shallow_samples(SHALLOW_FRAMES);

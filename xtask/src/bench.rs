@@ -532,6 +532,10 @@ fn scale_capture(
     for m in mappings {
         w.push_mapping(m)?;
     }
+    // The objects the real capture carries (the vDSO at least), so both symbolize alike.
+    for o in capture.objects()? {
+        w.embed_object(&o.path, &o.build_id, &o.bytes)?;
+    }
     for (tid, name) in &tids {
         w.push_thread(ThreadEvent {
             ts_ns: header.start_ns,
