@@ -63,7 +63,8 @@ fn own_mapping(ip: u64) -> (Mapping, String) {
     panic!("no mapping holds {ip:#x}");
 }
 
-fn capture(mapping: &Mapping, exe: &str, stack: &[u64], embed: Option<&[u8]>) -> Capture {
+/// A capture writer whose target is `exe`, mapped as `mapping`.
+fn writer(mapping: &Mapping, exe: &str) -> CaptureWriter<Vec<u8>> {
     let header = Header {
         start_ns: 1,
         sample_hz: 99,
@@ -77,6 +78,11 @@ fn capture(mapping: &Mapping, exe: &str, stack: &[u64], embed: Option<&[u8]>) ->
     };
     let mut w = CaptureWriter::new(Vec::new(), &header, WriterOptions::default()).unwrap();
     w.push_mapping(mapping.clone()).unwrap();
+    w
+}
+
+fn capture(mapping: &Mapping, exe: &str, stack: &[u64], embed: Option<&[u8]>) -> Capture {
+    let mut w = writer(mapping, exe);
     w.push_sample(10, 7, 0, stack, &[]).unwrap();
     if let Some(bytes) = embed {
         w.embed_object(&mapping.path, &mapping.build_id, bytes)
@@ -190,19 +196,7 @@ fn parallel_symbolization_gives_the_serial_answer() {
                 .collect()
         })
         .collect();
-    let header = Header {
-        start_ns: 1,
-        sample_hz: 99,
-        target: Target {
-            pid: 1,
-            exe_path: exe.clone(),
-            cmdline: vec![],
-            build_id: mapping.build_id.clone(),
-        },
-        ..Header::default()
-    };
-    let mut w = CaptureWriter::new(Vec::new(), &header, WriterOptions::default()).unwrap();
-    w.push_mapping(mapping.clone()).unwrap();
+    let mut w = writer(&mapping, &exe);
     for (i, stack) in stacks.iter().enumerate() {
         w.push_sample(10 + i as u64, 7, 0, stack, &[]).unwrap();
     }

@@ -363,22 +363,24 @@ fn report_of(model: Model, symbols: Symbols) -> hud_analyze::report::Report {
     hud_analyze::report::Report::build(&analysis, 10)
 }
 
-#[test]
-fn shallow_stacks_are_reported_as_missing_frame_pointers() {
-    // A target built without frame pointers: the unwinder stops after a frame or two.
+/// A worker's capture: `shallow` samples cut after two frames, as frame-pointer unwinding leaves
+/// code without frame pointers, and `deep` whole ones.
+fn worker_samples(shallow: u64, deep: u64) -> (Model, Symbols) {
     let mut s = Synth::new();
     s.thread(10, "tokio-runtime-worker");
-    for i in 0..30 {
-        s.sample(
-            START + i * MS,
-            10,
-            &[user("app::hash", 7), lib("[libc.so.6+0x1234]")],
-        );
+    for i in 0..shallow {
+        let cut = [user("app::hash", 7), lib("[libc.so.6+0x1234]")];
+        s.sample(START + i * MS, 10, &cut);
     }
-    for i in 30..40 {
+    for i in shallow..shallow + deep {
         s.sample(START + i * MS, 10, &in_task(vec![user("app::hash", 7)]));
     }
-    let (model, symbols) = s.analyze();
+    s.analyze()
+}
+
+#[test]
+fn shallow_stacks_are_reported_as_missing_frame_pointers() {
+    let (model, symbols) = worker_samples(30, 10);
     assert_eq!(model.shallow_samples(4), (30, 40));
     let report = report_of(model, symbols);
     assert!(
@@ -392,12 +394,7 @@ fn shallow_stacks_are_reported_as_missing_frame_pointers() {
     );
 
     // With frame pointers: no such warning.
-    let mut s = Synth::new();
-    s.thread(10, "tokio-runtime-worker");
-    for i in 0..40 {
-        s.sample(START + i * MS, 10, &in_task(vec![user("app::hash", 7)]));
-    }
-    let (model, symbols) = s.analyze();
+    let (model, symbols) = worker_samples(0, 40);
     assert_eq!(model.shallow_samples(4), (0, 40));
     let report = report_of(model, symbols);
     assert!(
