@@ -30,27 +30,41 @@ pub const MAX_FRAME_LEN: u32 = 64 << 20;
 
 /// What a frame holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[repr(u8)]
 pub enum FrameKind {
     /// The capture header ([`crate::types::Header`]). Always the first frame.
-    Header = 1,
+    Header,
     /// Events and metadata ([`crate::types::Chunk`]).
-    Chunk = 2,
+    Chunk,
     /// A piece of an embedded object file ([`crate::types::ObjectPart`]).
-    Object = 3,
+    Object,
     /// The index written at clean close ([`crate::types::Index`]). Always the last frame.
-    Index = 4,
+    Index,
+    /// A kind a newer minor version added: its checksummed header gives its length, and readers
+    /// skip it (the versioning promise in docs/FORMAT.md).
+    Unknown(u8),
 }
 
 impl FrameKind {
-    fn from_u8(v: u8) -> Option<Self> {
+    /// The kind of a frame header's kind byte; 0 is never a kind.
+    pub fn from_u8(v: u8) -> Option<Self> {
         Some(match v {
+            0 => return None,
             1 => FrameKind::Header,
             2 => FrameKind::Chunk,
             3 => FrameKind::Object,
             4 => FrameKind::Index,
-            _ => return None,
+            other => FrameKind::Unknown(other),
         })
+    }
+
+    pub fn to_u8(self) -> u8 {
+        match self {
+            FrameKind::Header => 1,
+            FrameKind::Chunk => 2,
+            FrameKind::Object => 3,
+            FrameKind::Index => 4,
+            FrameKind::Unknown(v) => v,
+        }
     }
 }
 
@@ -139,7 +153,7 @@ impl FrameHeader {
     pub fn encode(&self) -> [u8; FRAME_HEADER_LEN] {
         let mut out = [0u8; FRAME_HEADER_LEN];
         out[..4].copy_from_slice(&FRAME_MAGIC);
-        out[4] = self.kind as u8;
+        out[4] = self.kind.to_u8();
         out[5] = self.codec as u8;
         out[8..12].copy_from_slice(&self.stored_len.to_le_bytes());
         out[12..16].copy_from_slice(&self.raw_len.to_le_bytes());

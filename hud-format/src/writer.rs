@@ -363,7 +363,7 @@ impl<W: Write> CaptureWriter<W> {
         let header = FrameHeader::for_payload(kind, Codec::Zstd, &stored, raw.len());
         self.index.push(IndexEntry {
             offset: self.offset,
-            kind: kind as u8,
+            kind: kind.to_u8(),
             start_ns,
             end_ns,
         });

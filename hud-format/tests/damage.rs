@@ -179,3 +179,46 @@ fn huge_declared_lengths_are_refused_before_allocating() {
     let err = Capture::from_bytes(bytes).unwrap_err();
     assert!(err.to_string().contains("limit"), "{err}");
 }
+
+#[test]
+fn frames_of_a_newer_minor_kind_are_skipped() {
+    use hud_format::frame::{Codec, FrameHeader, FrameKind};
+    let bytes = small_capture();
+    let whole = Capture::from_bytes(bytes.clone()).unwrap();
+    let expected = decode_chunks(&whole.chunks().unwrap());
+    // A frame of kind 9, as a later minor version may add, after every chunk frame.
+    let payload = b"something a newer hud writes";
+    let extra = {
+        let h = FrameHeader::for_payload(FrameKind::Unknown(9), Codec::Raw, payload, payload.len());
+        let mut f = h.encode().to_vec();
+        f.extend_from_slice(payload);
+        f
+    };
+    let mut with_extra = bytes[..whole.frames()[0].offset as usize].to_vec();
+    let frames = whole.frames();
+    for (i, f) in frames.iter().enumerate() {
+        let end = frames
+            .get(i + 1)
+            .map_or(bytes.len(), |next| next.offset as usize);
+        with_extra.extend_from_slice(&bytes[f.offset as usize..end]);
+        if f.header.kind == FrameKind::Chunk {
+            with_extra.extend_from_slice(&extra);
+        }
+    }
+    let read = Capture::from_bytes(with_extra.clone()).unwrap();
+    assert_eq!(read.ending(), &Ending::Clean);
+    assert!(read
+        .frames()
+        .iter()
+        .any(|f| f.header.kind == FrameKind::Unknown(9)));
+    let events = decode_chunks(&read.chunks().unwrap());
+    assert!(is_prefix(&events, &expected) && is_prefix(&expected, &events));
+    // The stream reader passes them by as well.
+    let mut stream = FrameStream::new(&with_extra[..]).unwrap();
+    let mut kinds = Vec::new();
+    while let Some(frame) = stream.next_frame().unwrap() {
+        kinds.push(frame.kind);
+    }
+    assert!(kinds.contains(&FrameKind::Unknown(9)));
+    assert_eq!(kinds.last(), Some(&FrameKind::Index));
+}
