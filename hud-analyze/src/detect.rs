@@ -5,7 +5,7 @@ use rustc_hash::FxHashMap as HashMap;
 
 use crate::frames::{self, Kind};
 use crate::model::Model;
-use crate::symbolize::{Frame, Symbols};
+use crate::symbolize::{interned_id, Frame, Symbols};
 
 /// Detection thresholds.
 #[derive(Clone, Copy, Debug)]
@@ -132,7 +132,6 @@ impl<'a> StackFacts<'a> {
         if let Some(Some(facts)) = self.memo.get(id as usize) {
             return *facts;
         }
-        let ptr = |s: &std::sync::Arc<str>| std::sync::Arc::as_ptr(s) as *const u8 as usize;
         let mut facts = Facts::default();
         // User frames inside the poll, innermost first: (function, file, async?).
         let mut user: Vec<(usize, usize, bool)> = Vec::new();
@@ -145,8 +144,12 @@ impl<'a> StackFacts<'a> {
             if flags & frames::flags::POLL != 0 {
                 facts.in_poll = true;
             } else if flags & frames::flags::USER != 0 {
-                let file = f.file.as_ref().map_or(0, ptr);
-                user.push((ptr(&f.function), file, flags & frames::flags::ASYNC != 0));
+                let file = f.file.as_ref().map_or(0, interned_id);
+                user.push((
+                    interned_id(&f.function),
+                    file,
+                    flags & frames::flags::ASYNC != 0,
+                ));
             }
         }
         if facts.in_poll && !facts.parked {
@@ -162,6 +165,7 @@ impl<'a> StackFacts<'a> {
         facts
     }
 }
+
 /// A blocker's identity: its kind and user call path (function, file, line).
 type GroupKey = (Kind, Vec<(String, String, u32)>);
 

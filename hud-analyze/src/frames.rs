@@ -3,7 +3,7 @@
 //! Matching is on demangled function names and source paths, so it works whatever the threads
 //! are called and whichever crate versions the target used.
 
-use crate::symbolize::Frame;
+use crate::symbolize::{interned_id, Frame};
 
 /// Frames of the runtime that poll a task: below them (innermost side) is the task's code.
 const TASK_POLL: &[&str] = &[
@@ -160,10 +160,8 @@ pub struct Classifier {
 impl Classifier {
     pub fn flags(&self, f: &Frame) -> u8 {
         let key = (
-            std::sync::Arc::as_ptr(&f.function) as *const u8 as usize,
-            f.file
-                .as_ref()
-                .map_or(0, |p| std::sync::Arc::as_ptr(p) as *const u8 as usize),
+            interned_id(&f.function),
+            f.file.as_ref().map_or(0, interned_id),
             f.file.is_some(),
         );
         if let Some(v) = self.cache.borrow().get(&key) {

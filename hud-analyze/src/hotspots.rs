@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use crate::model::Model;
 
-use crate::symbolize::Symbols;
+use crate::symbolize::{interned_id as id, Symbols};
 
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Hot {
@@ -33,11 +33,6 @@ pub struct Hotspots {
     pub by_line: Vec<Hot>,
     /// Sorted by inclusive samples.
     pub by_line_inclusive: Vec<Hot>,
-}
-
-/// Identity of an interned string (see `Symbols`): equal names share one allocation.
-fn id(s: &Arc<str>) -> usize {
-    Arc::as_ptr(s) as *const u8 as usize
 }
 
 /// A line's identity: (file, function, line).

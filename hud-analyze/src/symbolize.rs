@@ -29,6 +29,12 @@ pub struct Frame {
     pub inlined: bool,
 }
 
+/// Identity of an interned name or path: symbolization gives equal strings one allocation, so
+/// views compare and hash names by this instead of by their text.
+pub fn interned_id(s: &Arc<str>) -> usize {
+    Arc::as_ptr(s) as *const u8 as usize
+}
+
 impl Frame {
     /// "file:line", shortened to the part after `src/` directories' parents when long.
     pub fn location(&self) -> Option<String> {
