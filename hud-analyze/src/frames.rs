@@ -198,9 +198,4 @@ impl Classifier {
     pub fn task_poll_index(&self, frames: &[Frame]) -> Option<usize> {
         frames.iter().position(|f| self.flags(f) & flags::POLL != 0)
     }
-
-    /// Whether the stack is a parked or idle runtime thread (not blocking anything).
-    pub fn is_parked(&self, frames: &[Frame]) -> bool {
-        frames.iter().any(|f| self.flags(f) & flags::PARK != 0)
-    }
 }

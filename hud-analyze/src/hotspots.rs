@@ -89,17 +89,6 @@ impl<'a> Counts<'a> {
     }
 }
 
-/// Hotspots over the samples for which `keep(tid)` holds.
-pub fn hotspots(
-    model: &Model,
-    symbols: &Symbols,
-    keep: impl Fn(u32) -> bool + Sync,
-    top: usize,
-) -> Hotspots {
-    let (overall, _) = grouped(model, symbols, |tid| keep(tid).then_some(0), 0);
-    overall.hotspots(top)
-}
-
 /// Hotspots overall (top `top`) and per thread of `threads` (top `top_each`), from one pass.
 pub fn overall_and_per_thread(
     model: &Model,
@@ -112,7 +101,7 @@ pub fn overall_and_per_thread(
     let (overall, groups) = grouped(
         model,
         symbols,
-        |tid| Some(index.get(&tid).map_or(usize::MAX, |i| i + 1)),
+        |tid| index.get(&tid).map_or(0, |i| i + 1),
         threads.len(),
     );
     (
@@ -121,18 +110,18 @@ pub fn overall_and_per_thread(
     )
 }
 
-/// Counts for the samples `group(tid)` keeps (`Some`), overall and per group 1..=`groups`
-/// (`Some(0)` or `Some(usize::MAX)`: overall only). Each distinct stack is walked once, on any
-/// thread of the pool; the walk's costs are per distinct stack, not per sample.
+/// Counts overall, and per group 1..=`groups` of `group(tid)` (0: overall only). Each distinct
+/// stack is walked once, on any thread of the pool; the walk's costs are per distinct stack, not
+/// per sample.
 fn grouped<'a>(
     model: &'a Model,
     symbols: &'a Symbols,
-    group: impl Fn(u32) -> Option<usize> + Sync,
+    group: impl Fn(u32) -> usize,
     groups: usize,
 ) -> (Counts<'a>, Vec<Counts<'a>>) {
     // Samples per (stack, group); samples are sorted by thread, so one group's runs are long.
     let mut per_stack: HashMap<(u32, usize), u64> = HashMap::default();
-    let mut last: Option<(u32, Option<usize>)> = None;
+    let mut last: Option<(u32, usize)> = None;
     for s in &model.samples {
         let g = match last {
             Some((tid, g)) if tid == s.tid => g,
@@ -142,9 +131,7 @@ fn grouped<'a>(
                 g
             }
         };
-        if let Some(g) = g {
-            *per_stack.entry((s.stack, g)).or_default() += 1;
-        }
+        *per_stack.entry((s.stack, g)).or_default() += 1;
     }
     // Per distinct stack: its count per group (group 0 = overall only).
     let mut stacks: Vec<(u32, usize, u64)> =
@@ -167,7 +154,7 @@ fn grouped<'a>(
             let mut rest = &mut acc.groups[..];
             let mut consumed = 0;
             for &(_, g, n) in rows.iter() {
-                if g == 0 || g > groups {
+                if g == 0 {
                     continue;
                 }
                 let (_, tail) = std::mem::take(&mut rest).split_at_mut(g - 1 - consumed);
