@@ -1,17 +1,19 @@
 //! hud-analyze as a library: read a capture into a model, symbolize it offline, classify the
-//! threads, detect what blocks the runtime, and build views over the result.
+//! threads, detect what blocks the runtime, and show one analysis through several views.
 //!
-//! Data flows one way: capture → [`model::Model`] → [`symbolize::Symbols`] → [`classify`] →
-//! [`detect::Detection`] → views ([`report::Report`], [`summary::Summary`]).
+//! Data flows one way: [`source`] (file or stream) → [`model`] (built chunk by chunk) →
+//! [`symbols`] → [`analysis`] (roles, blockers, hotspots, diagnostics; any time window) →
+//! [`view`] (info, report; each reads the analysis and recomputes nothing). [`pipeline`] ties
+//! them; progress goes through an [`observer::Observer`], so the library never owns the terminal.
 
 pub mod analysis;
-pub mod classify;
-pub mod detect;
-pub mod frames;
-pub mod hotspots;
+pub mod error;
 pub mod model;
-pub mod objects;
-pub mod progress;
-pub mod report;
-pub mod summary;
-pub mod symbolize;
+pub mod observer;
+pub mod pipeline;
+pub mod source;
+pub mod symbols;
+pub mod view;
+
+pub use analysis::Analysis;
+pub use error::AnalyzeError;

@@ -6,11 +6,14 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use hud_analyze::analysis::{self, Options};
-use hud_analyze::detect::Thresholds;
-use hud_analyze::objects::SearchPaths;
-use hud_analyze::report::Report;
-use hud_analyze::summary::Summary;
+use hud_analyze::analysis::detect::Thresholds;
+use hud_analyze::analysis::hotspots::Ranking;
+use hud_analyze::analysis::{Options, Window};
+use hud_analyze::observer::{Observer, Phase};
+use hud_analyze::symbols::objects::SearchPaths;
+use hud_analyze::view::info::Summary;
+use hud_analyze::view::report::{text, Report};
+use hud_analyze::{pipeline, AnalyzeError};
 use hud_format::units::parse_duration;
 
 /// Symbolization allocates many small objects from every thread: glibc's per-thread arenas grow by
@@ -39,14 +42,14 @@ enum Command {
     Report(ReportArgs),
     /// What a capture holds: target, host, duration, threads, event counts, losses.
     Info {
-        /// The capture file (`-` for standard input).
+        /// The capture file (`-` for standard input, read as it arrives).
         capture: PathBuf,
     },
 }
 
 #[derive(clap::Args)]
 struct ReportArgs {
-    /// The capture file (`-` for standard input).
+    /// The capture file (`-` for standard input, read as it arrives).
     capture: PathBuf,
     /// Use this file for an object (matched by build-id, or by file name). Repeatable.
     #[arg(long = "binary", value_name = "PATH")]
@@ -60,9 +63,19 @@ struct ReportArgs {
     /// Shortest on-CPU poll that counts as blocking (measured by sampling).
     #[arg(long, value_name = "DURATION", default_value = "10ms", value_parser = parse_duration)]
     long_poll: Duration,
-    /// Rows per table.
+    /// Report only from this time after the recording's start (e.g. 2s, 1500ms).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    from: Option<Duration>,
+    /// Report only until this time after the recording's start.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    to: Option<Duration>,
+    /// Rows per table and list.
     #[arg(long, default_value_t = 10)]
     top: usize,
+    /// Keep library frames present in nearly every sample (thread start, the runtime's loop) in
+    /// the inclusive tables.
+    #[arg(long)]
+    all_frames: bool,
     /// Print JSON (schema hud.report/1, docs/REPORT.md) instead of text.
     #[arg(long)]
     json: bool,
@@ -71,19 +84,74 @@ struct ReportArgs {
     fail_on_blocking: Option<Duration>,
 }
 
+/// Progress on stderr: a bar when stderr is a terminal; phase timings when `HUD_TIMINGS` is set
+/// (read by `cargo xtask bench analyze`).
+struct Terminal {
+    bar: Option<indicatif::ProgressBar>,
+    timings: bool,
+}
+
+impl Terminal {
+    fn new() -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.enable_steady_tick(Duration::from_millis(100));
+            bar
+        });
+        Terminal {
+            bar,
+            timings: std::env::var_os("HUD_TIMINGS").is_some(),
+        }
+    }
+}
+
+impl Observer for Terminal {
+    fn phase(&self, phase: Phase, total: Option<u64>) {
+        let Some(bar) = &self.bar else { return };
+        match total {
+            Some(total) => {
+                let style = indicatif::ProgressStyle::with_template(
+                    "{spinner} {msg} [{bar:30}] {pos}/{len} ({eta} left)",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> ");
+                bar.set_style(style);
+                bar.set_position(0);
+                bar.set_length(total);
+            }
+            None => bar.set_style(indicatif::ProgressStyle::default_spinner()),
+        }
+        bar.set_message(phase.to_string());
+    }
+
+    fn advance(&self, steps: u64) {
+        if let Some(bar) = &self.bar {
+            bar.inc(steps);
+        }
+    }
+
+    fn timing(&self, name: &str, elapsed: Duration) {
+        if self.timings {
+            eprintln!("timing {name} {:.3} s", elapsed.as_secs_f64());
+        }
+    }
+
+    fn done(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
 fn main() -> ExitCode {
     match Cli::parse().command {
-        Command::Info { capture } => {
-            let model = analysis::open(&capture)
-                .and_then(|c| hud_analyze::model::Model::build(&c).map_err(Into::into));
-            match model.map(|m| Summary::of(&m)) {
-                Ok(summary) => {
-                    emit(&summary.render());
-                    ExitCode::SUCCESS
-                }
-                Err(e) => fail(e),
+        Command::Info { capture } => match pipeline::model_of(&capture) {
+            Ok(model) => {
+                emit(&Summary::of(&model).render());
+                ExitCode::SUCCESS
             }
-        }
+            Err(e) => fail(e),
+        },
         Command::Report(args) => report(args),
     }
 }
@@ -101,44 +169,64 @@ fn emit(text: &str) {
     }
 }
 
-fn fail(e: analysis::AnalyzeError) -> ExitCode {
+/// The exit code of an error (documented in `--help` and docs/REPORT.md).
+fn exit_code(e: &AnalyzeError) -> u8 {
+    match e {
+        AnalyzeError::Capture(hud_format::Error::Io { .. }) => 3,
+        AnalyzeError::Capture(_) => 4,
+        AnalyzeError::WrongBinary(_) => 5,
+    }
+}
+
+fn fail(e: AnalyzeError) -> ExitCode {
     eprintln!("hud-analyze: {e}");
-    ExitCode::from(e.exit_code())
+    ExitCode::from(exit_code(&e))
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 fn report(args: ReportArgs) -> ExitCode {
+    if let (Some(from), Some(to)) = (args.from, args.to) {
+        if from >= to {
+            eprintln!("hud-analyze: --from must be before --to");
+            return ExitCode::from(2);
+        }
+    }
     let options = Options {
         search: SearchPaths {
             binaries: args.binaries,
             debug_dirs: args.debug_dirs,
         },
         thresholds: Thresholds {
-            off_cpu_ns: args.threshold.as_nanos() as u64,
-            long_poll_ns: args.long_poll.as_nanos() as u64,
+            off_cpu_ns: nanos(args.threshold),
+            long_poll_ns: nanos(args.long_poll),
         },
     };
-    let capture = match analysis::open(&args.capture) {
-        Ok(c) => c,
-        Err(e) => return fail(e),
-    };
-    let analysis = match analysis::analyze(&capture, &options) {
+    let observer = Terminal::new();
+    let analysis = match pipeline::analyze_path(&args.capture, options, &observer) {
         Ok(a) => a,
         Err(e) => return fail(e),
     };
-    let mut laps = hud_analyze::progress::Laps::new("");
-    let mut report = Report::build(&analysis, args.top);
-    laps.lap("report");
-    report.summary.blocking_threshold_ms = args.threshold.as_secs_f64() * 1e3;
-    report.summary.long_poll_threshold_ms = args.long_poll.as_secs_f64() * 1e3;
+    let started = std::time::Instant::now();
+    let window = Window::relative(&analysis.model, args.from.map(nanos), args.to.map(nanos));
+    let ranking = Ranking {
+        top: args.top,
+        all_frames: args.all_frames,
+    };
+    let findings = analysis.findings(window, ranking);
+    let report = Report::build(&analysis, &findings, args.top);
+    observer.timing("report", started.elapsed());
     if args.json {
         emit(&(report.to_json() + "\n"));
     } else {
         let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-        emit(&report.to_text(color));
+        emit(&text::render(&report, args.top, color));
     }
     // Freeing millions of frames takes longer than the OS reclaiming the process: skip it.
+    std::mem::forget(findings);
     std::mem::forget(analysis);
-    std::mem::forget(capture);
     if let Some(limit) = args.fail_on_blocking {
         let limit_ms = limit.as_secs_f64() * 1e3;
         let over = report.exceeds(limit_ms);

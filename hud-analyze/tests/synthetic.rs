@@ -1,157 +1,14 @@
-//! Classification and detection on synthetic captures written with hud-format's writer, with
-//! symbols from a table: no eBPF, no binaries.
+//! Classification and detection on synthetic captures (tests/support): no eBPF, no binaries.
 
-use std::collections::HashMap;
+mod support;
 
-use hud_analyze::classify::classify;
-use hud_analyze::detect::{detect, Thresholds};
-use hud_analyze::frames::Kind;
-use hud_analyze::model::{Model, Role};
-use hud_analyze::symbolize::{Frame, Symbols};
-use hud_format::reader::Capture;
-use hud_format::types::{ThreadEvent, ThreadEventKind};
-use hud_format::writer::{CaptureWriter, WriterOptions};
+use hud_analyze::analysis::detect::Blocker;
+use hud_analyze::analysis::frames::Kind;
+use hud_analyze::model::Role;
+use support::*;
 
-const MS: u64 = 1_000_000;
-const START: u64 = 1_000 * MS;
-
-fn lib(function: &str) -> Frame {
-    Frame {
-        function: function.into(),
-        file: Some("/home/u/.cargo/registry/src/index.crates.io-1/tokio-1.0.0/src/x.rs".into()),
-        line: 1,
-        object: 0,
-        inlined: false,
-    }
-}
-
-fn user(function: &str, line: u32) -> Frame {
-    Frame {
-        function: function.into(),
-        file: Some("/app/src/main.rs".into()),
-        line,
-        object: 0,
-        inlined: false,
-    }
-}
-
-fn worker_root() -> Vec<Frame> {
-    vec![
-        lib("tokio::runtime::task::core::Core<T,S>::poll"),
-        lib("tokio::runtime::task::harness::Harness<T,S>::poll"),
-        lib("tokio::runtime::scheduler::multi_thread::worker::Context::run_task"),
-        lib("tokio::runtime::scheduler::multi_thread::worker::run"),
-        lib("tokio::runtime::blocking::pool::Inner::run"),
-        lib("std::sys::thread::unix::Thread::new::thread_start"),
-    ]
-}
-
-fn in_task(inner: Vec<Frame>) -> Vec<Frame> {
-    inner.into_iter().chain(worker_root()).collect()
-}
-
-fn parked() -> Vec<Frame> {
-    let mut f = vec![
-        lib("epoll_wait"),
-        lib("tokio::runtime::io::driver::Driver::turn"),
-        lib("tokio::runtime::scheduler::multi_thread::park::Parker::park"),
-        lib("tokio::runtime::scheduler::multi_thread::worker::Context::park"),
-    ];
-    f.extend(worker_root().into_iter().skip(3));
-    f
-}
-
-fn blocking_pool(inner: Vec<Frame>) -> Vec<Frame> {
-    inner
-        .into_iter()
-        .chain([
-            lib("<tokio::runtime::blocking::task::BlockingTask<T> as core::future::future::Future>::poll"),
-            lib("tokio::runtime::task::core::Core<T,S>::poll"),
-            lib("tokio::runtime::blocking::pool::Inner::run"),
-            lib("std::sys::thread::unix::Thread::new::thread_start"),
-        ])
-        .collect()
-}
-
-/// Builds a capture and gives each distinct frame an address.
-struct Synth {
-    writer: CaptureWriter<Vec<u8>>,
-    addresses: HashMap<Frame, u64>,
-}
-
-impl Synth {
-    fn new() -> Self {
-        let header = hud_format::synth::header(START);
-        Self {
-            writer: CaptureWriter::new(Vec::new(), &header, WriterOptions::default()).unwrap(),
-            addresses: HashMap::new(),
-        }
-    }
-
-    fn addrs(&mut self, frames: &[Frame]) -> Vec<u64> {
-        frames
-            .iter()
-            .map(|f| {
-                let next = 0x1000 * (self.addresses.len() as u64 + 1);
-                *self.addresses.entry(f.clone()).or_insert(next)
-            })
-            .collect()
-    }
-
-    fn thread(&mut self, tid: u32, name: &str) {
-        self.writer
-            .push_thread(ThreadEvent {
-                ts_ns: START,
-                tid,
-                kind: ThreadEventKind::New,
-                name: name.into(),
-            })
-            .unwrap();
-    }
-
-    fn sample(&mut self, ts: u64, tid: u32, frames: &[Frame]) {
-        let a = self.addrs(frames);
-        self.writer.push_sample(ts, tid, 0, &a, &[]).unwrap();
-    }
-
-    fn off_cpu(
-        &mut self,
-        end: u64,
-        tid: u32,
-        duration: u64,
-        runnable: u64,
-        state: u32,
-        frames: &[Frame],
-    ) {
-        let a = self.addrs(frames);
-        self.writer
-            .push_off_cpu(end, tid, 0, duration, runnable, state, &a, &[])
-            .unwrap();
-    }
-
-    fn switch(&mut self, ts: u64, tid: u32, on: bool, state: u32) {
-        self.writer.push_switch(ts, tid, 0, on, state).unwrap();
-    }
-
-    fn analyze(self) -> (Model, Symbols) {
-        let bytes = self.writer.finish().unwrap();
-        let capture = Capture::from_bytes(bytes).unwrap();
-        let mut model = Model::build(&capture).unwrap();
-        let by_address: HashMap<u64, Frame> =
-            self.addresses.into_iter().map(|(f, a)| (a, f)).collect();
-        let symbols = Symbols::from_resolver(&model, |a| {
-            by_address.get(&a).cloned().into_iter().collect()
-        });
-        classify(&mut model, &symbols);
-        (model, symbols)
-    }
-}
-
-fn names(d: &hud_analyze::detect::Detection) -> Vec<String> {
-    d.blockers
-        .iter()
-        .map(|b| b.blame.function.to_string())
-        .collect()
+fn names(d: &[Blocker]) -> Vec<String> {
+    d.iter().map(|b| b.blame.function.to_string()).collect()
 }
 
 #[test]
@@ -171,7 +28,8 @@ fn roles_come_from_stacks_whatever_the_names() {
         12,
         &[lib("std::thread::park"), user("app::main", 3)],
     );
-    let (model, _) = s.analyze();
+    let a = s.analyze();
+    let model = &a.model;
     assert_eq!(model.threads[&10].role, Role::Worker, "custom-named worker");
     assert_eq!(
         model.threads[&11].role,
@@ -205,10 +63,10 @@ fn parked_workers_and_spawn_blocking_are_not_blocking() {
             &blocking_pool(vec![user("app::compress", 40)]),
         );
     }
-    let (model, symbols) = s.analyze();
-    let d = detect(&model, &symbols, Thresholds::default());
-    assert!(d.blockers.is_empty(), "{:?}", names(&d));
-    assert_eq!(d.idle_episodes, 1);
+    let a = s.analyze();
+    let d = blockers(&a);
+    assert!(d.is_empty(), "{:?}", names(&d));
+    assert_eq!(a.detection.idle_episodes, 1);
 }
 
 #[test]
@@ -241,10 +99,9 @@ fn off_cpu_in_a_task_is_blocking_with_kind_and_blame() {
         user("app::tiny::{{closure}}", 70),
     ]);
     s.off_cpu(START + 900 * MS, 10, 5 * MS, 4_500_000, 1, &tiny);
-    let (model, symbols) = s.analyze();
-    let d = detect(&model, &symbols, Thresholds::default());
+    let a = s.analyze();
+    let d = blockers(&a);
     let found: Vec<(Kind, &str, u32, usize, u64)> = d
-        .blockers
         .iter()
         .map(|b| {
             (
@@ -265,10 +122,10 @@ fn off_cpu_in_a_task_is_blocking_with_kind_and_blame() {
         ]
     );
     assert_eq!(
-        d.blockers[0].task.as_ref().unwrap().function.as_ref(),
+        d[0].task.as_ref().unwrap().function.as_ref(),
         "app::handler::{{closure}}"
     );
-    assert_eq!(d.blockers[0].quantile(0.5), 14 * MS);
+    assert_eq!(d[0].quantile(0.5), 14 * MS);
 }
 
 #[test]
@@ -288,17 +145,16 @@ fn one_helper_called_from_two_tasks_is_two_blockers() {
     ]);
     s.off_cpu(START + 100 * MS, 10, 10 * MS, 0, 1, &from_a);
     s.off_cpu(START + 200 * MS, 10, 20 * MS, 0, 1, &from_b);
-    let (model, symbols) = s.analyze();
-    let d = detect(&model, &symbols, Thresholds::default());
-    assert_eq!(d.blockers.len(), 2);
-    for b in &d.blockers {
+    let a = s.analyze();
+    let d = blockers(&a);
+    assert_eq!(d.len(), 2);
+    for b in &d {
         assert_eq!(
             &*b.blame.function, "app::helper",
             "the time goes in the helper"
         );
     }
     let tasks: Vec<&str> = d
-        .blockers
         .iter()
         .map(|b| &*b.task.as_ref().unwrap().function)
         .collect();
@@ -327,14 +183,14 @@ fn long_polls_are_split_by_a_park() {
         &in_task(vec![user("app::quick::{{closure}}", 3)]),
     );
     s.sample(START + 300 * MS, 10, &parked());
-    let (model, symbols) = s.analyze();
-    let d = detect(&model, &symbols, Thresholds::default());
-    assert_eq!(d.blockers.len(), 1, "{:?}", names(&d));
-    let b = &d.blockers[0];
+    let a = s.analyze();
+    let d = blockers(&a);
+    assert_eq!(d.len(), 1, "{:?}", names(&d));
+    let b = &d[0];
     assert_eq!(b.kind, Kind::Cpu);
     let mut durations: Vec<u64> = b.episodes.iter().map(|e| e.duration).collect();
     durations.sort_unstable();
-    let period = model.sample_period();
+    let period = a.model.sample_period();
     assert_eq!(durations, vec![20 * MS + period, 40 * MS + period]);
 }
 
@@ -347,25 +203,20 @@ fn scheduling_pressure_counts_preemption_waits() {
     s.switch(START + 14 * MS, 10, true, 0);
     s.switch(START + 20 * MS, 10, false, 0x100);
     s.switch(START + 21 * MS, 10, true, 0);
-    let (model, symbols) = s.analyze();
-    let d = detect(&model, &symbols, Thresholds::default());
-    assert_eq!(d.pressure[0].runnable_wait_ns, 5 * MS);
+    let a = s.analyze();
+    let worker = whole(&a).threads.into_iter().find(|t| t.tid == 10).unwrap();
+    assert_eq!(worker.preempted_wait_ns, 5 * MS);
+    assert_eq!(worker.runnable_wait_ns(), 5 * MS);
 }
 
 /// The report of a synthetic capture.
-fn report_of(model: Model, symbols: Symbols) -> hud_analyze::report::Report {
-    let detection = detect(&model, &symbols, Thresholds::default());
-    let analysis = hud_analyze::analysis::Analysis {
-        model,
-        symbols,
-        detection,
-    };
-    hud_analyze::report::Report::build(&analysis, 10)
+fn report_of(a: &hud_analyze::Analysis) -> hud_analyze::view::report::Report {
+    hud_analyze::view::report::Report::build(a, &whole(a), 10)
 }
 
 /// A worker's capture: `shallow` samples cut after two frames, as frame-pointer unwinding leaves
 /// code without frame pointers, and `deep` whole ones.
-fn worker_samples(shallow: u64, deep: u64) -> (Model, Symbols) {
+fn worker_samples(shallow: u64, deep: u64) -> hud_analyze::Analysis {
     let mut s = Synth::new();
     s.thread(10, "tokio-runtime-worker");
     for i in 0..shallow {
@@ -380,9 +231,9 @@ fn worker_samples(shallow: u64, deep: u64) -> (Model, Symbols) {
 
 #[test]
 fn shallow_stacks_are_reported_as_missing_frame_pointers() {
-    let (model, symbols) = worker_samples(30, 10);
-    assert_eq!(model.shallow_samples(4), (30, 40));
-    let report = report_of(model, symbols);
+    let a = worker_samples(30, 10);
+    assert_eq!(a.model.shallow_samples(4), (30, 40));
+    let report = report_of(&a);
     assert!(
         report
             .warnings
@@ -394,9 +245,9 @@ fn shallow_stacks_are_reported_as_missing_frame_pointers() {
     );
 
     // With frame pointers: no such warning.
-    let (model, symbols) = worker_samples(0, 40);
-    assert_eq!(model.shallow_samples(4), (0, 40));
-    let report = report_of(model, symbols);
+    let a = worker_samples(0, 40);
+    assert_eq!(a.model.shallow_samples(4), (0, 40));
+    let report = report_of(&a);
     assert!(
         !report.warnings.iter().any(|w| w.contains("frame pointers")),
         "{:?}",

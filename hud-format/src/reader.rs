@@ -217,6 +217,38 @@ impl Capture {
             .collect()
     }
 
+    /// Decompresses and validates one chunk frame (one of [`Capture::frames`]).
+    pub fn chunk(&self, frame: &FrameRef) -> Result<ChunkData, Error> {
+        ChunkData::decode(&self.source, frame)
+    }
+
+    /// Says that the mapped bytes of `frames` will not be read again soon, so the kernel may drop
+    /// them from memory (they are read back from the file if they are). Reading a capture larger
+    /// than memory then holds only the frames in flight. A no-op for in-memory captures.
+    pub fn release(&self, frames: &[FrameRef]) {
+        let Source::Mapped(map) = &self.source else {
+            return;
+        };
+        let page = 4096usize;
+        for f in frames {
+            // Whole pages inside the frame only: a neighbouring frame may still be in use.
+            let start = (f.offset as usize).next_multiple_of(page);
+            let end = (f.payload_range().end / page) * page;
+            if end > start {
+                // SAFETY: the map is read-only and file-backed; dropping its pages loses nothing
+                // (they are faulted back in from the file), and no reference into them is held
+                // past decoding (payloads are decompressed into buffers of their own).
+                let _ = unsafe {
+                    map.unchecked_advise_range(
+                        memmap2::UncheckedAdvice::DontNeed,
+                        start,
+                        end - start,
+                    )
+                };
+            }
+        }
+    }
+
     /// Reassembles the embedded object files.
     pub fn objects(&self) -> Result<Vec<EmbeddedObject>, Error> {
         let parts: Vec<(u64, ObjectPart)> = self
@@ -250,7 +282,9 @@ pub struct EmbeddedObject {
     pub bytes: Vec<u8>,
 }
 
-fn assemble_objects(parts: Vec<(u64, ObjectPart)>) -> Result<Vec<EmbeddedObject>, Error> {
+/// Reassembles object files from their parts, each with the offset of the frame it came from
+/// (for error messages). An object missing a part (a capture cut while embedding) is skipped.
+pub fn assemble_objects(parts: Vec<(u64, ObjectPart)>) -> Result<Vec<EmbeddedObject>, Error> {
     use std::collections::BTreeMap;
     let mut by_id: BTreeMap<u32, Vec<(u64, ObjectPart)>> = BTreeMap::new();
     for (offset, part) in parts {
@@ -553,6 +587,15 @@ impl StreamFrame {
         let archived = rkyv::access::<crate::types::ArchivedHeader, rancor::Error>(&self.payload)
             .map_err(|e| invalid(self.offset, e))?;
         rkyv::deserialize::<Header, rancor::Error>(archived).map_err(|e| invalid(self.offset, e))
+    }
+
+    /// The embedded object part, when this is an object frame.
+    pub fn into_object_part(self) -> Result<(u64, ObjectPart), Error> {
+        let archived = rkyv::access::<ArchivedObjectPart, rancor::Error>(&self.payload)
+            .map_err(|e| invalid(self.offset, e))?;
+        let part = rkyv::deserialize::<ObjectPart, rancor::Error>(archived)
+            .map_err(|e| invalid(self.offset, e))?;
+        Ok((self.offset, part))
     }
 
     /// The chunk, validated, when this is a chunk frame.

@@ -2,9 +2,9 @@
 
 use rustc_hash::FxHashMap as HashMap;
 
-use crate::frames::{flags, Classifier};
+use crate::analysis::frames::{flags, Classifier};
 use crate::model::{Model, Role};
-use crate::symbolize::Symbols;
+use crate::symbols::Symbols;
 
 /// Sets every thread's role by majority over its samples' and off-CPU episodes' stacks.
 pub fn classify(model: &mut Model, symbols: &Symbols) {

@@ -3,7 +3,7 @@
 //! Matching is on demangled function names and source paths, so it works whatever the threads
 //! are called and whichever crate versions the target used.
 
-use crate::symbolize::{interned_id, Frame};
+use crate::symbols::{interned_id, Frame};
 
 /// Frames of the runtime that poll a task: below them (innermost side) is the task's code.
 const TASK_POLL: &[&str] = &[

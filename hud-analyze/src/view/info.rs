@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use hud_format::types::Header;
 
 use crate::model::Model;
+use crate::symbols::objects::hex;
 
 /// One thread as the capture saw it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -52,7 +53,7 @@ impl Summary {
                     tid: t.tid,
                     names: t.names.iter().map(|(_, n)| n.clone()).collect(),
                     exited: t.exited.is_some(),
-                    switches: t.switches,
+                    switches: t.switches(),
                     samples: t.samples,
                     ..ThreadSummary::default()
                 };
@@ -169,9 +170,4 @@ impl Summary {
         }
         out
     }
-}
-
-/// Lower-case hex of a byte string.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

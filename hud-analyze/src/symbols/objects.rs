@@ -8,7 +8,9 @@ use std::sync::Arc;
 
 use object::{Object, ObjectSection};
 
-use crate::summary::hex;
+use super::plan::Lookup;
+use super::ObjectInfo;
+use crate::model::Model;
 
 /// Bytes of an object file: mapped from disk or embedded in the capture.
 pub enum Bytes {
@@ -247,4 +249,67 @@ fn debug_file_by_build_id(build_id: &[u8], search: &SearchPaths) -> Option<(Path
             let bytes = map_file(&p)?;
             has_dwarf(&bytes).then(|| (p, Arc::new(bytes)))
         })
+}
+
+/// Every object found (or why not), before any lookup.
+pub(super) struct LocatedAll {
+    pub(super) infos: Vec<ObjectInfo>,
+    pub(super) located: Vec<Option<Located>>,
+    /// Build-id mismatches of the target itself: the analysis cannot go on.
+    pub(super) mismatches: Vec<BuildIdMismatch>,
+    pub(super) warnings: Vec<String>,
+}
+
+/// Finds every object's file (sequentially: it is file I/O and cheap).
+pub(super) fn locate_all(
+    model: &Model,
+    objects: &[(String, Vec<u8>)],
+    per_object: &[Vec<Lookup>],
+    search: &SearchPaths,
+    embedded: &[Embedded],
+) -> LocatedAll {
+    let mut all = LocatedAll {
+        infos: Vec::new(),
+        located: Vec::new(),
+        mismatches: Vec::new(),
+        warnings: Vec::new(),
+    };
+    let target_exe = &model.header.target.exe_path;
+    for ((path, build_id), lookups) in objects.iter().zip(per_object) {
+        let found = locate(path, build_id, search, embedded);
+        let source = match &found {
+            Ok(Some(l)) => l.origin.to_string(),
+            Ok(None) => "not found".into(),
+            Err(e) => e.to_string(),
+        };
+        let loc = match found {
+            Ok(l) => l,
+            Err(e) => {
+                if path == target_exe {
+                    all.mismatches.push(e);
+                } else {
+                    all.warnings.push(e.to_string());
+                }
+                None
+            }
+        };
+        let has_debug_info = loc
+            .as_ref()
+            .is_some_and(|l| l.debug.is_some() || has_dwarf(&l.file));
+        all.infos.push(ObjectInfo {
+            path: path.clone(),
+            build_id: hex(build_id),
+            source,
+            has_debug_info,
+            addresses: lookups.len(),
+            with_line: 0,
+        });
+        all.located.push(loc);
+    }
+    all
+}
+
+/// Lower-case hex of a byte string (build-ids).
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

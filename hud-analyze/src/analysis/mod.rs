@@ -1,0 +1,182 @@
+//! The analysis every view reads: roles, blocking, hotspots, per-thread statistics and
+//! diagnostics. Detection runs once over the whole capture; [`Analysis::findings`] answers any
+//! time window from the same data, without symbolizing again.
+
+pub mod classify;
+pub mod detect;
+pub mod diagnostics;
+pub mod frames;
+pub mod hotspots;
+pub mod stats;
+
+use crate::model::Model;
+use crate::symbols::objects::SearchPaths;
+use crate::symbols::Symbols;
+use detect::{Blocker, Detection, Thresholds};
+use diagnostics::Diagnostic;
+use hotspots::{Hotspots, Ranking};
+use stats::ThreadStats;
+
+/// Options of an analysis.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    pub search: SearchPaths,
+    pub thresholds: Thresholds,
+}
+
+/// A time window `[from, to)` in capture time (CLOCK_MONOTONIC nanoseconds).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Window {
+    pub from: u64,
+    pub to: u64,
+}
+
+impl Window {
+    /// Everything.
+    pub const ALL: Window = Window {
+        from: 0,
+        to: u64::MAX,
+    };
+
+    /// The window of the capture from `from` to `to` after its start (either open-ended).
+    pub fn relative(model: &Model, from: Option<u64>, to: Option<u64>) -> Window {
+        Window {
+            from: from.map_or(0, |f| model.start.saturating_add(f)),
+            to: to.map_or(u64::MAX, |t| model.start.saturating_add(t)),
+        }
+    }
+
+    /// The part of the recording it covers, in nanoseconds.
+    pub fn length_in(&self, model: &Model) -> u64 {
+        self.to
+            .min(model.end)
+            .saturating_sub(self.from.max(model.start))
+    }
+}
+
+/// A finished analysis.
+pub struct Analysis {
+    pub options: Options,
+    pub model: Model,
+    pub symbols: Symbols,
+    pub detection: Detection,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// What happened in one window: what every panel of a view shows.
+pub struct Findings {
+    pub window: Window,
+    /// Sorted by total time, all of them (views cut to their `--top`).
+    pub blockers: Vec<Blocker>,
+    pub hotspots: Hotspots,
+    /// Per runtime thread (worker or current_thread), in tid order.
+    pub per_worker: Vec<(u32, Hotspots)>,
+    /// Overall samples per stack id (flame graphs), by stack id.
+    pub per_stack: Vec<(u32, u64)>,
+    /// Every thread, in tid order.
+    pub threads: Vec<ThreadStats>,
+    /// Mean share of the window the runtime threads spent on CPU.
+    pub utilisation: f64,
+    /// Mean share of the window the runtime threads spent runnable, waiting for a CPU.
+    pub runnable_wait_share: f64,
+    /// Off-CPU episodes the recorder kept that ended in the window.
+    pub off_cpu_episodes: usize,
+}
+
+/// Runtime threads runnable but waiting for a CPU at least this share of the time: worth saying
+/// in the verdict (a starved CPU delays every task, as blocking does).
+pub const PRESSURE_SHARE: f64 = 0.10;
+
+/// The one-line answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Nothing blocked a runtime thread past the thresholds, and the CPU was not starved.
+    Normal,
+    /// Something did, or the runtime threads waited for a CPU past [`PRESSURE_SHARE`].
+    Caution,
+}
+
+/// The verdict of a window.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Verdict {
+    pub status: Status,
+    /// Index (into [`Findings::blockers`]) of the blocker with the longest episode.
+    pub worst: Option<usize>,
+    /// The runtime threads' mean share of time waiting for a CPU, when past [`PRESSURE_SHARE`].
+    pub pressure: Option<f64>,
+}
+
+impl Findings {
+    pub fn verdict(&self) -> Verdict {
+        let worst = self
+            .blockers
+            .iter()
+            .enumerate()
+            .max_by_key(|(i, b)| (b.max(), std::cmp::Reverse(*i)))
+            .map(|(i, _)| i);
+        let pressure =
+            (self.runnable_wait_share >= PRESSURE_SHARE).then_some(self.runnable_wait_share);
+        let status = if worst.is_some() || pressure.is_some() {
+            Status::Caution
+        } else {
+            Status::Normal
+        };
+        Verdict {
+            status,
+            worst,
+            pressure,
+        }
+    }
+}
+
+impl Analysis {
+    /// Classifies the threads, detects blocking and diagnoses the capture.
+    pub fn new(options: Options, mut model: Model, symbols: Symbols) -> Self {
+        classify::classify(&mut model, &symbols);
+        let detection = detect::detect(&model, &symbols, options.thresholds);
+        let diagnostics = diagnostics::diagnose(&model, &symbols);
+        Analysis {
+            options,
+            model,
+            symbols,
+            detection,
+            diagnostics,
+        }
+    }
+
+    /// The findings of `window`, with tables of `ranking.top` rows.
+    pub fn findings(&self, window: Window, ranking: Ranking) -> Findings {
+        let m = &self.model;
+        let Window { from, to } = window;
+        let blockers = detect::blockers(&self.detection, from, to);
+        let workers: Vec<u32> = m
+            .threads
+            .values()
+            .filter(|t| t.role.runs_tasks())
+            .map(|t| t.tid)
+            .collect();
+        let hot = hotspots::in_window(m, &self.symbols, &workers, from, to, ranking);
+        let threads = stats::threads(m, &blockers, from, to);
+        let length = window.length_in(m).max(1) as f64;
+        let utilisation = stats::mean_over_runtime_threads(&threads, |t| t.utilisation);
+        let runnable_wait_share =
+            stats::mean_over_runtime_threads(&threads, |t| t.runnable_wait_ns() as f64 / length);
+        let off_cpu_episodes = m
+            .off_cpu
+            .iter()
+            .filter(|o| o.end >= from && o.end < to)
+            .count();
+        Findings {
+            window,
+            blockers,
+            per_worker: workers.into_iter().zip(hot.per_thread).collect(),
+            hotspots: hot.overall,
+            per_stack: hot.per_stack,
+            threads,
+            utilisation,
+            runnable_wait_share,
+            off_cpu_episodes,
+        }
+    }
+}

@@ -1,0 +1,285 @@
+//! The model every analysis reads: threads with their timelines, samples, off-CPU episodes,
+//! stacks, mappings and counters.
+//!
+//! Built chunk by chunk by [`builder::ModelBuilder`] (from a file or a stream). Events are kept as
+//! compact rows referring to stack ids; stacks stay a prefix tree ([`Stacks`]); switches become
+//! per-thread [`timeline::Timeline`]s of 5 bytes per transition.
+
+pub mod builder;
+pub mod timeline;
+
+use std::collections::BTreeMap;
+
+use hud_format::reader::Stacks;
+use hud_format::types::{Header, Mapping};
+
+pub use timeline::{Span, State, Timeline, Totals};
+
+/// A cpu-clock sample.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sample {
+    pub ts: u64,
+    pub tid: u32,
+    pub stack: u32,
+}
+
+/// An off-CPU episode past the recorder's threshold, stamped at switch-in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OffCpu {
+    /// Switch-in time (end of the episode).
+    pub end: u64,
+    pub tid: u32,
+    /// Whole time off CPU.
+    pub duration: u64,
+    /// Part of `duration` spent runnable, waiting for a CPU.
+    pub runnable: u64,
+    /// State at switch-out (1 S, 2 D, 0x100 preempted).
+    pub state: u16,
+    pub stack: u32,
+}
+
+impl OffCpu {
+    /// Time really blocked: off CPU and not runnable.
+    pub fn blocked(&self) -> u64 {
+        self.duration - self.runnable.min(self.duration)
+    }
+
+    pub fn start(&self) -> u64 {
+        self.end.saturating_sub(self.duration)
+    }
+
+    /// The thread slept or waited (rather than being preempted): its runnable part is a wait
+    /// after a wakeup.
+    pub fn is_voluntary(&self) -> bool {
+        State::after_switch(false, self.state).is_voluntary_off_cpu()
+    }
+}
+
+/// What a thread is for, told from its stacks (see `classify`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// A worker of a multi-thread runtime.
+    Worker,
+    /// The thread driving a current_thread runtime.
+    CurrentThread,
+    /// A `spawn_blocking` / blocking-pool thread.
+    BlockingPool,
+    Other,
+}
+
+impl Role {
+    /// Whether blocking this thread stalls async tasks.
+    pub fn runs_tasks(self) -> bool {
+        matches!(self, Role::Worker | Role::CurrentThread)
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Role::Worker => "worker",
+            Role::CurrentThread => "current_thread",
+            Role::BlockingPool => "blocking pool",
+            Role::Other => "other",
+        }
+    }
+}
+
+/// One thread of the target.
+pub struct Thread {
+    pub tid: u32,
+    /// Names over time: (since, name).
+    pub names: Vec<(u64, String)>,
+    pub exited: Option<u64>,
+    pub role: Role,
+    /// Whether `role` came from stacks (true) or only from the name (false).
+    pub role_from_stacks: bool,
+    /// Every on/off-CPU transition.
+    pub timeline: Timeline,
+    pub samples: u64,
+}
+
+impl Thread {
+    fn new(tid: u32, start: u64) -> Self {
+        Self {
+            tid,
+            names: Vec::new(),
+            exited: None,
+            role: Role::Other,
+            role_from_stacks: false,
+            timeline: Timeline::new(start),
+            samples: 0,
+        }
+    }
+
+    /// The name the thread had last.
+    pub fn name(&self) -> &str {
+        self.names.last().map(|(_, n)| n.as_str()).unwrap_or("?")
+    }
+
+    /// Switch records (on and off CPU).
+    pub fn switches(&self) -> u64 {
+        self.timeline.len() as u64
+    }
+}
+
+/// The analyzed capture.
+pub struct Model {
+    pub header: Header,
+    /// Format version of the capture ("1.0").
+    pub version: String,
+    /// Notices about the capture itself: cut, not closed, chunks missing.
+    pub notices: Vec<String>,
+    /// Chunk frames read.
+    pub chunks: usize,
+    /// Embedded object parts (frames) the capture carries.
+    pub embedded_parts: usize,
+    pub start: u64,
+    pub end: u64,
+    pub threads: BTreeMap<u32, Thread>,
+    /// Sorted by (tid, ts).
+    pub samples: Vec<Sample>,
+    /// Sorted by (tid, end).
+    pub off_cpu: Vec<OffCpu>,
+    pub stacks: Stacks,
+    /// Every mapping seen, in capture order.
+    pub mappings: Vec<Mapping>,
+    /// Last value of each counter.
+    pub counters: BTreeMap<String, u64>,
+}
+
+impl Model {
+    /// Of the samples with a user stack, how many have at most `frames` frames, and how many there
+    /// are. Frame-pointer unwinding of code built without frame pointers stops after a frame or
+    /// two, so a high share means the target's callers are invisible.
+    pub fn shallow_samples(&self, frames: u32) -> (usize, usize) {
+        // Parents come before children, so one pass gives every node's depth.
+        let nodes = self.stacks.nodes();
+        let mut depth = vec![0u32; nodes.len() + 1];
+        for (i, &(parent, _)) in nodes.iter().enumerate() {
+            let id = i + 1;
+            let parent = if (parent as usize) < id {
+                parent as usize
+            } else {
+                0
+            };
+            depth[id] = depth[parent] + 1;
+        }
+        let depths = self
+            .samples
+            .iter()
+            .filter_map(|s| depth.get(s.stack as usize).copied())
+            .filter(|&d| d > 0);
+        depths.fold((0, 0), |(shallow, all), d| {
+            (shallow + usize::from(d <= frames), all + 1)
+        })
+    }
+
+    /// Recorded time span in nanoseconds.
+    pub fn duration(&self) -> u64 {
+        self.end.saturating_sub(self.start)
+    }
+
+    /// Sampling period in nanoseconds (0 when sampling was off).
+    pub fn sample_period(&self) -> u64 {
+        match self.header.sample_hz {
+            0 => 0,
+            hz => 1_000_000_000 / u64::from(hz),
+        }
+    }
+
+    /// Records lost in the kernel or by the recorder.
+    pub fn lost_records(&self) -> u64 {
+        lost_records(&self.counters)
+    }
+
+    /// Samples of one thread, in time order.
+    pub fn samples_of(&self, tid: u32) -> &[Sample] {
+        let from = self.samples.partition_point(|s| s.tid < tid);
+        let to = self.samples.partition_point(|s| s.tid <= tid);
+        &self.samples[from..to]
+    }
+
+    /// Samples of one thread within `[from, to)`, in time order.
+    pub fn samples_in(&self, tid: u32, from: u64, to: u64) -> &[Sample] {
+        let all = self.samples_of(tid);
+        let a = all.partition_point(|s| s.ts < from);
+        let b = all.partition_point(|s| s.ts < to);
+        &all[a..b.max(a)]
+    }
+
+    /// Off-CPU episodes of one thread, by end time.
+    pub fn off_cpu_of(&self, tid: u32) -> &[OffCpu] {
+        let from = self.off_cpu.partition_point(|o| o.tid < tid);
+        let to = self.off_cpu.partition_point(|o| o.tid <= tid);
+        &self.off_cpu[from..to]
+    }
+
+    /// The spans of one thread in `[from, to)`, with what the recorder saw of each: a voluntary
+    /// off-CPU span that ended in a recorded episode is split into its blocked part and its
+    /// runnable part (woken, waiting for a CPU), and carries the episode's stack.
+    pub fn spans(&self, tid: u32, from: u64, to: u64) -> Vec<DetailedSpan> {
+        let Some(thread) = self.threads.get(&tid) else {
+            return Vec::new();
+        };
+        let episodes = self.off_cpu_of(tid);
+        let mut out = Vec::new();
+        for span in thread.timeline.spans(from, to) {
+            let episode = span
+                .state
+                .is_voluntary_off_cpu()
+                .then(|| {
+                    // The episode that ended when this span did (or after, when clipped).
+                    let i = episodes.partition_point(|o| o.end < span.end);
+                    episodes.get(i).filter(|o| o.start() <= span.start)
+                })
+                .flatten();
+            match episode {
+                Some(o) => {
+                    let woken = o.end.saturating_sub(o.runnable).clamp(span.start, span.end);
+                    out.push(DetailedSpan {
+                        start: span.start,
+                        end: woken,
+                        state: span.state,
+                        stack: Some(o.stack),
+                    });
+                    if woken < span.end {
+                        out.push(DetailedSpan {
+                            start: woken,
+                            end: span.end,
+                            state: State::Runnable,
+                            stack: Some(o.stack),
+                        });
+                    }
+                }
+                None => out.push(DetailedSpan {
+                    start: span.start,
+                    end: span.end,
+                    state: span.state,
+                    stack: None,
+                }),
+            }
+        }
+        out.retain(|s| s.end > s.start);
+        out
+    }
+}
+
+/// A span of a thread's timeline with the stack it left the CPU with, where recorded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DetailedSpan {
+    pub start: u64,
+    pub end: u64,
+    pub state: State,
+    /// Stack id of the recorded off-CPU episode this span belongs to.
+    pub stack: Option<u32>,
+}
+
+/// Records lost, from cumulative counters: the kernel's `lost_*` and the recorder's
+/// `unknown_record`.
+pub fn lost_records(counters: &BTreeMap<String, u64>) -> u64 {
+    counters
+        .iter()
+        .filter(|(n, _)| n.starts_with("lost_") || n.as_str() == "unknown_record")
+        .map(|(_, v)| v)
+        .sum()
+}

@@ -1,0 +1,64 @@
+//! The whole pipeline: source → model → symbols → analysis.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::analysis::{Analysis, Options};
+use crate::error::AnalyzeError;
+use crate::model::Model;
+use crate::observer::{Laps, Observer, Phase};
+use crate::source::{self, Loaded};
+use crate::symbols::objects::{Bytes, Embedded};
+use crate::symbols::{self};
+
+/// Reads the capture at `path` (`-`: standard input, frame by frame) and analyzes it.
+pub fn analyze_path(
+    path: &Path,
+    options: Options,
+    observer: &dyn Observer,
+) -> Result<Analysis, AnalyzeError> {
+    let mut laps = Laps::new(observer, "");
+    observer.phase(Phase::Reading, None);
+    let loaded = source::load(path)?;
+    laps.lap("model");
+    analyze(loaded, options, observer)
+}
+
+/// Reads the capture at `path` into a model, without symbols (what `info` needs).
+pub fn model_of(path: &Path) -> Result<Model, AnalyzeError> {
+    Ok(source::load(path)?.model)
+}
+
+/// Symbolizes a loaded capture and analyzes it.
+pub fn analyze(
+    loaded: Loaded,
+    options: Options,
+    observer: &dyn Observer,
+) -> Result<Analysis, AnalyzeError> {
+    let mut laps = Laps::new(observer, "");
+    let Loaded { model, embedded } = loaded;
+    let embedded: Vec<Embedded> = embedded
+        .into_iter()
+        .map(|o| Embedded {
+            path: o.path,
+            build_id: o.build_id,
+            bytes: Arc::new(Bytes::Owned(o.bytes)),
+        })
+        .collect();
+    observer.phase(
+        Phase::Locating {
+            stack_nodes: model.stacks.len(),
+        },
+        None,
+    );
+    let mut symbols = symbols::symbolize(&model, &options.search, &embedded, observer);
+    laps.lap("symbolize");
+    if !symbols.mismatches.is_empty() {
+        return Err(AnalyzeError::WrongBinary(symbols.mismatches.swap_remove(0)));
+    }
+    observer.phase(Phase::Analyzing, None);
+    let analysis = Analysis::new(options, model, symbols);
+    laps.lap("analyze");
+    observer.done();
+    Ok(analysis)
+}

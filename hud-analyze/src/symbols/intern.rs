@@ -1,0 +1,58 @@
+//! Names made once: demangled without hashes, interned across threads so that equal names share
+//! one allocation and views compare them by pointer ([`super::interned_id`]).
+
+use std::sync::{Arc, Mutex};
+
+use rustc_hash::FxHashMap as HashMap;
+
+/// Demangles a Rust (or C) symbol without the trailing hash.
+pub fn demangle(raw: &str) -> String {
+    format!("{:#}", rustc_demangle::demangle(raw))
+}
+
+/// One worker's strings: each raw name demangled once, each name and path looked up in the shared
+/// interner once (behind a lock, but only on a worker's first sight of a string).
+pub(super) struct Strings<'s> {
+    demangled: HashMap<String, Arc<str>>,
+    plain: HashMap<String, Arc<str>>,
+    shared: &'s Mutex<rustc_hash::FxHashSet<Arc<str>>>,
+}
+
+impl<'s> Strings<'s> {
+    pub(super) fn new(shared: &'s Mutex<rustc_hash::FxHashSet<Arc<str>>>) -> Self {
+        Self {
+            demangled: HashMap::default(),
+            plain: HashMap::default(),
+            shared,
+        }
+    }
+
+    pub(super) fn demangled(&mut self, raw: &str) -> Arc<str> {
+        if let Some(s) = self.demangled.get(raw) {
+            return Arc::clone(s);
+        }
+        let clean = demangle(raw);
+        let s = self.plain(&clean);
+        self.demangled.insert(raw.to_owned(), Arc::clone(&s));
+        s
+    }
+
+    pub(super) fn plain(&mut self, text: &str) -> Arc<str> {
+        if let Some(s) = self.plain.get(text) {
+            return Arc::clone(s);
+        }
+        let s = {
+            let mut shared = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+            match shared.get(text) {
+                Some(s) => Arc::clone(s),
+                None => {
+                    let s: Arc<str> = Arc::from(text);
+                    shared.insert(Arc::clone(&s));
+                    s
+                }
+            }
+        };
+        self.plain.insert(text.to_owned(), Arc::clone(&s));
+        s
+    }
+}

@@ -1,0 +1,208 @@
+//! Offline symbolization: each unique (object, address) once, in parallel, with inline chains.
+//!
+//! Addresses above the leaf are return addresses: they are looked up at address − 1 so the call
+//! instruction's line is found, not the next one's. Objects without DWARF fall back to their
+//! symbol table (.symtab, or .dynsym for stripped libraries like libc).
+
+mod dwarf;
+mod intern;
+pub mod objects;
+mod plan;
+mod schedule;
+
+use std::sync::{Arc, OnceLock};
+
+use rayon::prelude::*;
+
+use crate::model::Model;
+use crate::observer::{Laps, Observer, Phase};
+use objects::{BuildIdMismatch, Embedded, SearchPaths};
+
+pub use dwarf::symtab_lookup;
+pub use intern::demangle;
+
+/// One frame of a symbolized stack (inlined functions are frames of their own).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Frame {
+    /// Demangled, without the hash.
+    pub function: Arc<str>,
+    pub file: Option<Arc<str>>,
+    pub line: u32,
+    /// Index into [`Symbols::objects`]; `u32::MAX` for addresses in no known mapping.
+    pub object: u32,
+    /// This frame was inlined into the next one.
+    pub inlined: bool,
+}
+
+/// Identity of an interned name or path: symbolization gives equal strings one allocation, so
+/// views compare and hash names by this instead of by their text.
+pub fn interned_id(s: &Arc<str>) -> usize {
+    Arc::as_ptr(s) as *const u8 as usize
+}
+
+impl Frame {
+    /// "file:line", shortened to the part after `src/` directories' parents when long.
+    pub fn location(&self) -> Option<String> {
+        self.file.as_ref().map(|f| format!("{f}:{}", self.line))
+    }
+}
+
+/// What became of one mapped object.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ObjectInfo {
+    pub path: String,
+    pub build_id: String,
+    /// Where its bytes were found, or why not.
+    pub source: String,
+    pub has_debug_info: bool,
+    /// Lookups in this object.
+    pub addresses: usize,
+    /// Of those, resolved to a file and line.
+    pub with_line: usize,
+}
+
+/// Per stack node id (index 0 unused), the frames of its address, once looked up. Workers fill
+/// their nodes' slots directly, so no serial merge follows the parallel lookups.
+pub(crate) type NodeFrames = Vec<OnceLock<Arc<[Frame]>>>;
+
+fn empty_slots(nodes: usize) -> NodeFrames {
+    (0..=nodes).map(|_| OnceLock::new()).collect()
+}
+
+/// Symbolization results, by stack.
+pub struct Symbols {
+    pub objects: Vec<ObjectInfo>,
+    /// Per stack node: frames for the node as a leaf, and as a return address (caller side).
+    pub(crate) leaf: NodeFrames,
+    pub(crate) caller: NodeFrames,
+    /// Errors that make the result wrong, not just poorer (a build-id mismatch of the target).
+    pub mismatches: Vec<BuildIdMismatch>,
+    pub warnings: Vec<String>,
+}
+
+impl Symbols {
+    /// The frames of stack `id`, innermost first, inline chains expanded, without copying.
+    pub fn frames<'a>(&'a self, model: &'a Model, id: u32) -> impl Iterator<Item = &'a Frame> + 'a {
+        let nodes = model.stacks.nodes();
+        let mut node = id;
+        let mut depth = 0usize;
+        std::iter::from_fn(move || {
+            if node == 0 {
+                return None;
+            }
+            let &(parent, _) = nodes.get(node as usize - 1)?;
+            let table = if depth == 0 { &self.leaf } else { &self.caller };
+            let frames = table
+                .get(node as usize)
+                .and_then(OnceLock::get)
+                .map(|f| &f[..]);
+            node = if parent < node { parent } else { 0 };
+            depth += 1;
+            Some(frames.unwrap_or(&[]))
+        })
+        .flatten()
+    }
+
+    /// The frames of stack `id`, innermost first, inline chains expanded, as owned values.
+    pub fn stack(&self, model: &Model, id: u32) -> Vec<Frame> {
+        self.frames(model, id).cloned().collect()
+    }
+
+    /// Symbols from a resolver function instead of object files: for synthetic captures and tests.
+    /// Every node's address resolves to `resolve(address)` (innermost inline frame first), as a
+    /// leaf and as a caller alike.
+    pub fn from_resolver(model: &Model, resolve: impl Fn(u64) -> Vec<Frame>) -> Self {
+        let mut leaf = vec![OnceLock::new()];
+        for &(_, address) in model.stacks.nodes() {
+            leaf.push(OnceLock::from(Arc::from(resolve(address))));
+        }
+        Symbols {
+            objects: Vec::new(),
+            caller: leaf.clone(),
+            leaf,
+            mismatches: Vec::new(),
+            warnings: Vec::new(),
+        }
+    }
+
+    /// Share of looked-up addresses that resolved to a file and line.
+    pub fn line_coverage(&self) -> f64 {
+        let (all, lines) = self
+            .objects
+            .iter()
+            .fold((0, 0), |(a, l), o| (a + o.addresses, l + o.with_line));
+        if all == 0 {
+            1.0
+        } else {
+            lines as f64 / all as f64
+        }
+    }
+}
+
+/// Symbolizes every stack node the model's events use.
+pub fn symbolize(
+    model: &Model,
+    search: &SearchPaths,
+    embedded: &[Embedded],
+    observer: &dyn Observer,
+) -> Symbols {
+    let mut laps = Laps::new(observer, "symbolize.");
+    let (objects, per_object, unknown) = plan::plan(model);
+    laps.lap("plan");
+
+    let objects::LocatedAll {
+        infos,
+        located,
+        mismatches,
+        warnings,
+    } = objects::locate_all(model, &objects, &per_object, search, embedded);
+    // Parse each object once, shared by the workers: headers, symbol table, DWARF sections.
+    let wanted = |i: usize| located[i].as_ref().filter(|_| !per_object[i].is_empty());
+    let sections: Vec<Option<dwarf::Sections<'_>>> = (0..located.len())
+        .into_par_iter()
+        .map(|i| dwarf::Sections::load(wanted(i)?))
+        .collect();
+    let prepared: Vec<Option<dwarf::Prepared<'_>>> = (0..located.len())
+        .into_par_iter()
+        .map(|i| dwarf::Prepared::new(wanted(i)?, sections[i].as_ref()))
+        .collect();
+    laps.lap("locate");
+
+    let items = schedule::work_items(&prepared, per_object);
+    laps.lap("units");
+    observer.phase(
+        Phase::Symbolizing,
+        Some(items.iter().map(|i| i.lookups.len() as u64).sum()),
+    );
+    let node_count = model.stacks.nodes().len();
+    let mut symbols = Symbols {
+        objects: infos,
+        leaf: empty_slots(node_count),
+        caller: empty_slots(node_count),
+        mismatches,
+        warnings,
+    };
+    let with_line = schedule::resolve(&prepared, &objects, &items, &symbols, observer);
+    for (info, with_line) in symbols.objects.iter_mut().zip(with_line) {
+        info.with_line = with_line;
+    }
+    laps.lap("resolve");
+    let nodes = model.stacks.nodes();
+    for (id, as_caller) in unknown {
+        let address = nodes[id as usize - 1].1;
+        let frames: Arc<[Frame]> = Arc::new([Frame {
+            function: format!("[unknown {address:#x}]").into(),
+            file: None,
+            line: 0,
+            object: u32::MAX,
+            inlined: false,
+        }]);
+        let table = if as_caller {
+            &symbols.caller
+        } else {
+            &symbols.leaf
+        };
+        let _ = table[id as usize].set(frames);
+    }
+    symbols
+}

@@ -1,0 +1,423 @@
+//! The `hud.report/1` schema (docs/REPORT.md): a mapping of an analysis' findings, computing
+//! nothing but units and names.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::analysis::detect::Blocker;
+use crate::analysis::frames::{self, Kind};
+use crate::analysis::hotspots::{Hot, Hotspots};
+use crate::analysis::{Analysis, Findings, Status, Window};
+use crate::model::Role;
+use crate::symbols::{Frame, ObjectInfo};
+use crate::view::short_path;
+
+/// Version of the JSON schema. Bumped on any incompatible change; additions keep it.
+pub const SCHEMA: &str = "hud.report/1";
+
+#[derive(Serialize)]
+pub struct Report {
+    pub schema: &'static str,
+    pub capture: CaptureInfo,
+    pub summary: SummaryInfo,
+    pub blocking: Vec<BlockerOut>,
+    pub hotspots: HotspotsOut,
+    pub workers: Vec<WorkerOut>,
+    pub objects: Vec<ObjectInfo>,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Serialize)]
+pub struct CaptureInfo {
+    pub target_pid: u32,
+    pub executable: String,
+    pub host: String,
+    pub kernel: String,
+    /// Wall-clock start, nanoseconds since the Unix epoch.
+    pub start_unix_ns: u64,
+    pub duration_s: f64,
+    pub sample_hz: u32,
+    pub off_cpu_record_threshold_ms: f64,
+    pub notices: Vec<String>,
+    /// The part of the recording reported on, in seconds from its start.
+    pub window: WindowOut,
+}
+
+#[derive(Serialize, Clone, Copy)]
+pub struct WindowOut {
+    pub from_s: f64,
+    pub to_s: f64,
+}
+
+#[derive(Serialize)]
+pub struct SummaryInfo {
+    /// "normal", or "caution" when something blocked or the CPU was starved.
+    pub status: Status,
+    /// One sentence: what most needs attention.
+    pub verdict: String,
+    pub threads_by_role: BTreeMap<String, usize>,
+    /// Mean share of the window the task-running threads spent on CPU.
+    pub worker_utilisation: f64,
+    /// Mean share of the window the task-running threads were runnable but waiting for a CPU.
+    pub runnable_wait_share: f64,
+    pub samples: u64,
+    pub off_cpu_episodes: usize,
+    pub lost_records: u64,
+    /// Share of looked-up code addresses that resolved to file:line.
+    pub symbol_line_coverage: f64,
+    pub blocking_threshold_ms: f64,
+    pub long_poll_threshold_ms: f64,
+    /// Long polls are measured by sampling: durations are ± one period.
+    pub long_poll_resolution_ms: f64,
+}
+
+#[derive(Serialize, Clone)]
+pub struct FrameOut {
+    pub function: String,
+    pub file: Option<String>,
+    pub line: u32,
+    pub inlined: bool,
+    pub user: bool,
+}
+
+impl From<&Frame> for FrameOut {
+    fn from(f: &Frame) -> Self {
+        FrameOut {
+            function: f.function.to_string(),
+            file: f.file.as_deref().map(str::to_owned),
+            line: f.line,
+            inlined: f.inlined,
+            user: frames::is_user(f),
+        }
+    }
+}
+
+/// How an episode was detected.
+#[derive(Serialize, Clone, Copy, PartialEq, Eq, Debug)]
+#[serde(rename_all = "snake_case")]
+pub enum Detection {
+    /// Blocked off CPU inside a task poll.
+    OffCpu,
+    /// On CPU too long in one poll (measured by sampling).
+    LongPoll,
+}
+
+#[derive(Serialize)]
+pub struct BlockerOut {
+    /// cpu, sleep, lock, io, dns, other.
+    pub kind: Kind,
+    pub detection: Detection,
+    /// Innermost user frame: where the time goes.
+    pub function: String,
+    pub file: Option<String>,
+    pub line: u32,
+    /// Innermost async fn of the user's code: where in the task it happened.
+    pub task: Option<FrameOut>,
+    /// Outermost user frame the runtime polls: the spawned task.
+    pub spawned_task: Option<FrameOut>,
+    pub count: usize,
+    pub total_ms: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    /// Seconds from the start of the recording.
+    pub first_s: f64,
+    pub threads: Vec<u32>,
+    /// The user call path (innermost first), the grouping key.
+    pub user_path: Vec<FrameOut>,
+    /// The longest episode's whole stack, innermost first.
+    pub stack: Vec<FrameOut>,
+}
+
+#[derive(Serialize)]
+pub struct HotOut {
+    /// Function name, or "file:line (function)" for line rows.
+    pub name: String,
+    pub function: String,
+    pub file: Option<String>,
+    /// For line rows.
+    pub line: Option<u32>,
+    pub self_samples: u64,
+    pub self_pct: f64,
+    pub inclusive_samples: u64,
+    pub inclusive_pct: f64,
+}
+
+impl From<&Hot> for HotOut {
+    fn from(h: &Hot) -> Self {
+        let k = &h.key;
+        let name = match (k.line, &k.file) {
+            (Some(line), Some(file)) => format!("{}:{line} ({})", short_path(file), k.function),
+            _ => k.function.to_string(),
+        };
+        HotOut {
+            name,
+            function: k.function.to_string(),
+            file: k.file.as_deref().map(str::to_owned),
+            line: k.line,
+            self_samples: h.self_samples,
+            self_pct: h.self_pct,
+            inclusive_samples: h.inclusive_samples,
+            inclusive_pct: h.inclusive_pct,
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct HotspotsTables {
+    pub samples: u64,
+    pub by_function: Vec<HotOut>,
+    pub by_function_inclusive: Vec<HotOut>,
+    pub by_line: Vec<HotOut>,
+    pub by_line_inclusive: Vec<HotOut>,
+    /// Inclusive rows left out: library frames in nearly every sample (`--all-frames` shows them).
+    pub hidden_frames: usize,
+}
+
+impl From<&Hotspots> for HotspotsTables {
+    fn from(h: &Hotspots) -> Self {
+        let rows = |rows: &[Hot]| rows.iter().map(HotOut::from).collect();
+        HotspotsTables {
+            samples: h.samples,
+            by_function: rows(&h.by_function),
+            by_function_inclusive: rows(&h.by_function_inclusive),
+            by_line: rows(&h.by_line),
+            by_line_inclusive: rows(&h.by_line_inclusive),
+            hidden_frames: h.hidden_frames,
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct HotspotsOut {
+    pub overall: HotspotsTables,
+    pub per_worker: Vec<WorkerHotspots>,
+}
+
+#[derive(Serialize)]
+pub struct WorkerHotspots {
+    pub tid: u32,
+    pub name: String,
+    pub hotspots: HotspotsTables,
+}
+
+/// Where a role came from.
+#[derive(Serialize, Clone, Copy, PartialEq, Eq, Debug)]
+#[serde(rename_all = "snake_case")]
+pub enum RoleFrom {
+    /// Told from the thread's stacks.
+    Stacks,
+    /// The thread left no stack: the role is a default.
+    Unknown,
+}
+
+#[derive(Serialize)]
+pub struct WorkerOut {
+    pub tid: u32,
+    pub name: String,
+    pub names: Vec<String>,
+    pub role: Role,
+    pub role_from: RoleFrom,
+    pub on_cpu_ms: f64,
+    pub utilisation: f64,
+    pub samples: u64,
+    pub blocking_ms: f64,
+    pub runnable_wait_ms: f64,
+    pub exited: bool,
+}
+
+fn ms(ns: u64) -> f64 {
+    ns as f64 / 1e6
+}
+
+impl Report {
+    /// The report of `findings`, with at most `top` rows per list.
+    pub fn build(a: &Analysis, findings: &Findings, top: usize) -> Self {
+        let m = &a.model;
+        let h = &m.header;
+        let mut roles: BTreeMap<String, usize> = BTreeMap::new();
+        for t in m.threads.values() {
+            *roles.entry(t.role.label().to_owned()).or_default() += 1;
+        }
+        let blocking: Vec<BlockerOut> = findings
+            .blockers
+            .iter()
+            .take(top)
+            .map(|b| blocker_out(a, b))
+            .collect();
+        let workers: Vec<WorkerOut> = findings
+            .threads
+            .iter()
+            .filter_map(|s| {
+                let t = m.threads.get(&s.tid)?;
+                Some(WorkerOut {
+                    tid: t.tid,
+                    name: t.name().to_owned(),
+                    names: t.names.iter().map(|(_, n)| n.clone()).collect(),
+                    role: t.role,
+                    role_from: if t.role_from_stacks {
+                        RoleFrom::Stacks
+                    } else {
+                        RoleFrom::Unknown
+                    },
+                    on_cpu_ms: ms(s.on_cpu_ns),
+                    utilisation: s.utilisation,
+                    samples: s.samples,
+                    blocking_ms: ms(s.blocking_ns),
+                    runnable_wait_ms: if s.role.runs_tasks() {
+                        ms(s.runnable_wait_ns())
+                    } else {
+                        0.0
+                    },
+                    exited: t.exited.is_some(),
+                })
+            })
+            .collect();
+        let per_worker = findings
+            .per_worker
+            .iter()
+            .map(|(tid, hot)| WorkerHotspots {
+                tid: *tid,
+                name: m.threads.get(tid).map_or("?", |t| t.name()).to_owned(),
+                hotspots: hot.into(),
+            })
+            .collect();
+        let (notices, warnings): (Vec<_>, Vec<_>) =
+            a.diagnostics.iter().partition(|d| d.is_capture_notice());
+        let seconds =
+            |t: u64| t.clamp(m.start, m.end.max(m.start)).saturating_sub(m.start) as f64 / 1e9;
+        let Window { from, to } = findings.window;
+        let thresholds = a.options.thresholds;
+        Report {
+            schema: SCHEMA,
+            capture: CaptureInfo {
+                target_pid: h.target.pid,
+                executable: h.target.exe_path.clone(),
+                host: h.host_name.clone(),
+                kernel: h.kernel_release.clone(),
+                start_unix_ns: h
+                    .clock
+                    .realtime_ns
+                    .saturating_add(h.start_ns)
+                    .saturating_sub(h.clock.monotonic_ns),
+                duration_s: m.duration() as f64 / 1e9,
+                sample_hz: h.sample_hz,
+                off_cpu_record_threshold_ms: ms(h.offcpu_threshold_ns),
+                notices: notices.iter().map(|d| d.to_string()).collect(),
+                window: WindowOut {
+                    from_s: seconds(from),
+                    to_s: seconds(to),
+                },
+            },
+            summary: SummaryInfo {
+                status: findings.verdict().status,
+                verdict: verdict_sentence(a, findings),
+                threads_by_role: roles,
+                worker_utilisation: findings.utilisation,
+                runnable_wait_share: findings.runnable_wait_share,
+                samples: findings.hotspots.samples,
+                off_cpu_episodes: findings.off_cpu_episodes,
+                lost_records: m.lost_records(),
+                symbol_line_coverage: a.symbols.line_coverage(),
+                blocking_threshold_ms: ms(thresholds.off_cpu_ns),
+                long_poll_threshold_ms: ms(thresholds.long_poll_ns),
+                long_poll_resolution_ms: ms(m.sample_period()),
+            },
+            blocking,
+            hotspots: HotspotsOut {
+                overall: (&findings.hotspots).into(),
+                per_worker,
+            },
+            workers,
+            objects: a.symbols.objects.clone(),
+            warnings: warnings.iter().map(|d| d.to_string()).collect(),
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("report serializes")
+    }
+
+    /// Blockers whose total or worst episode exceeds `limit_ms` (the CI gate).
+    pub fn exceeds(&self, limit_ms: f64) -> Vec<&BlockerOut> {
+        self.blocking
+            .iter()
+            .filter(|b| b.total_ms > limit_ms || b.max_ms > limit_ms)
+            .collect()
+    }
+}
+
+fn blocker_out(a: &Analysis, b: &Blocker) -> BlockerOut {
+    let example = a.symbols.stack(&a.model, b.example);
+    BlockerOut {
+        kind: b.kind,
+        detection: if b.kind == Kind::Cpu {
+            Detection::LongPoll
+        } else {
+            Detection::OffCpu
+        },
+        function: b.blame.function.to_string(),
+        file: b.blame.file.as_deref().map(str::to_owned),
+        line: b.blame.line,
+        task: b.task.as_ref().map(FrameOut::from),
+        spawned_task: b.spawned.as_ref().map(FrameOut::from),
+        count: b.episodes.len(),
+        total_ms: ms(b.total()),
+        p50_ms: ms(b.quantile(0.5)),
+        p99_ms: ms(b.quantile(0.99)),
+        max_ms: ms(b.max()),
+        first_s: b.first().saturating_sub(a.model.start) as f64 / 1e9,
+        threads: b.threads(),
+        user_path: b.user_path.iter().map(FrameOut::from).collect(),
+        stack: example.iter().map(FrameOut::from).collect(),
+    }
+}
+
+/// The verdict in one sentence.
+pub fn verdict_sentence(a: &Analysis, findings: &Findings) -> String {
+    let v = findings.verdict();
+    let mut parts = Vec::new();
+    match v.worst.map(|i| &findings.blockers[i]) {
+        Some(worst) => {
+            let n = findings.blockers.len();
+            parts.push(format!(
+                "{n} blocker{} of the runtime; worst: {:.1} ms {} in {}{}",
+                if n == 1 { "" } else { "s" },
+                ms(worst.max()),
+                kind_phrase(worst.kind),
+                worst.blame.function,
+                worst
+                    .blame
+                    .file
+                    .as_deref()
+                    .map(|f| format!(" ({}:{})", short_path(f), worst.blame.line))
+                    .unwrap_or_default()
+            ));
+        }
+        None if a.model.threads.values().any(|t| t.role.runs_tasks()) => {
+            parts.push("nothing blocked a runtime thread past the thresholds".into())
+        }
+        None => parts.push("no Tokio runtime thread found, so nothing to judge".into()),
+    }
+    if let Some(share) = v.pressure {
+        parts.push(format!(
+            "runtime threads waited for a CPU {:.0} % of the time (CPU starved: too many \
+             busy threads for the cores, or a CPU quota)",
+            share * 100.0
+        ));
+    }
+    parts.join("; ")
+}
+
+/// How a kind reads in a sentence.
+pub fn kind_phrase(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Cpu => "long poll",
+        Kind::Sleep => "sleep",
+        Kind::Lock => "lock wait",
+        Kind::Io => "blocking I/O",
+        Kind::Dns => "DNS lookup",
+        Kind::Other => "off-CPU wait",
+    }
+}

@@ -1,0 +1,282 @@
+//! The report for people: the `hud.report/1` data, written as text (ANSI emphasis optional).
+
+use std::fmt::Write as _;
+
+use super::schema::{BlockerOut, FrameOut, HotOut, Report, RoleFrom};
+use crate::analysis::frames::Kind;
+use crate::analysis::hotspots::UBIQUITOUS_SHARE;
+use crate::model::Role;
+use crate::view::short_path;
+
+/// Frames of a blocker's example stack shown before "… N more frames".
+const STACK_FRAMES_SHOWN: usize = 8;
+
+/// Emphasis, or none.
+struct Style {
+    color: bool,
+}
+
+impl Style {
+    fn paint(&self, code: &str, s: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_owned()
+        }
+    }
+    fn bold(&self, s: &str) -> String {
+        self.paint("1", s)
+    }
+    fn red(&self, s: &str) -> String {
+        self.paint("1;31", s)
+    }
+    fn dim(&self, s: &str) -> String {
+        self.paint("2", s)
+    }
+}
+
+fn location(file: Option<&str>, line: u32) -> Option<String> {
+    file.map(|f| format!("{}:{line}", short_path(f)))
+}
+
+fn frame_location(f: &FrameOut) -> String {
+    location(f.file.as_deref(), f.line).unwrap_or_default()
+}
+
+fn kind_label(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Cpu => "long poll",
+        k => k.label(),
+    }
+}
+
+/// What each role label means, for the legend under the threads table.
+fn role_meaning(role: Role) -> &'static str {
+    match role {
+        Role::Worker => "runs tasks on a multi-thread runtime",
+        Role::CurrentThread => "drives a current_thread runtime (block_on)",
+        Role::BlockingPool => "spawn_blocking / blocking-pool thread: blocking there is its job",
+        Role::Other => "no Tokio runtime frames in its stacks (a plain thread)",
+    }
+}
+
+/// The text report of `report`; `top` rows per table.
+pub fn render(report: &Report, top: usize, color: bool) -> String {
+    let st = Style { color };
+    let mut out = String::new();
+    header(&mut out, report, &st);
+    blocking(&mut out, report, &st);
+    hotspots(&mut out, report, top, &st);
+    threads(&mut out, report, &st);
+    out
+}
+
+fn header(out: &mut String, r: &Report, st: &Style) {
+    let c = &r.capture;
+    let s = &r.summary;
+    let _ = writeln!(
+        out,
+        "{}",
+        st.bold(&format!(
+            "hud report · pid {} {}",
+            c.target_pid, c.executable
+        ))
+    );
+    let _ = writeln!(
+        out,
+        "recorded {:.2} s on {} (Linux {}), sampling {} Hz",
+        c.duration_s, c.host, c.kernel, c.sample_hz
+    );
+    if c.window.from_s > 0.0 || c.window.to_s < c.duration_s {
+        let _ = writeln!(
+            out,
+            "window {:.2} s – {:.2} s of the recording",
+            c.window.from_s, c.window.to_s
+        );
+    }
+    for n in &c.notices {
+        let _ = writeln!(out, "{}", st.red(&format!("notice: {n}")));
+    }
+    let roles: Vec<String> = s
+        .threads_by_role
+        .iter()
+        .map(|(r, n)| format!("{n} {r}"))
+        .collect();
+    let _ = writeln!(
+        out,
+        "threads: {} · worker utilisation {:.0} % · waiting for a CPU {:.0} % · lost records {} · symbols with file:line {:.0} %",
+        roles.join(", "),
+        s.worker_utilisation * 100.0,
+        s.runnable_wait_share * 100.0,
+        s.lost_records,
+        s.symbol_line_coverage * 100.0
+    );
+    let status = match s.status {
+        crate::analysis::Status::Normal => st.bold("NORMAL"),
+        crate::analysis::Status::Caution => st.red("CAUTION"),
+    };
+    let _ = writeln!(out, "{status}: {}", s.verdict);
+    for w in &r.warnings {
+        let _ = writeln!(out, "{}", st.red(&format!("warning: {w}")));
+    }
+}
+
+fn blocking(out: &mut String, r: &Report, st: &Style) {
+    let _ = writeln!(out, "\n{}", st.bold("Blocking the runtime"));
+    if r.blocking.is_empty() {
+        let _ = writeln!(
+            out,
+            "  nothing blocked a runtime thread past the thresholds"
+        );
+    }
+    for (i, b) in r.blocking.iter().enumerate() {
+        blocker(out, i, b, st);
+    }
+}
+
+fn blocker(out: &mut String, i: usize, b: &BlockerOut, st: &Style) {
+    let loc = location(b.file.as_deref(), b.line)
+        .unwrap_or_else(|| "(no user frame: lost in code without frame pointers)".into());
+    let _ = writeln!(
+        out,
+        "{:>3}. {} {}  {}",
+        i + 1,
+        st.red(&format!("[{}]", kind_label(b.kind))),
+        st.bold(&b.function),
+        loc
+    );
+    let is_blame = |f: &FrameOut| f.function == b.function && f.line == b.line;
+    if let Some(t) = b.spawned_task.as_ref().filter(|t| !is_blame(t)) {
+        let _ = writeln!(out, "       in task {}  {}", t.function, frame_location(t));
+    }
+    if let Some(t) = b.task.as_ref().filter(|t| {
+        !is_blame(t)
+            && b.spawned_task
+                .as_ref()
+                .is_none_or(|s| s.function != t.function || s.line != t.line)
+    }) {
+        let _ = writeln!(out, "       inside {}  {}", t.function, frame_location(t));
+    }
+    let _ = writeln!(
+        out,
+        "       {}× · total {:.1} ms · p50 {:.1} · p99 {:.1} · max {:.1} ms · first at {:.2} s · threads {:?}",
+        b.count, b.total_ms, b.p50_ms, b.p99_ms, b.max_ms, b.first_s, b.threads
+    );
+    for f in b.stack.iter().take(STACK_FRAMES_SHOWN) {
+        let line = format!(
+            "         {}{} {}",
+            if f.inlined { "(inlined) " } else { "" },
+            f.function,
+            frame_location(f)
+        );
+        let _ = writeln!(out, "{}", if f.user { line } else { st.dim(&line) });
+    }
+    if b.stack.len() > STACK_FRAMES_SHOWN {
+        let _ = writeln!(
+            out,
+            "{}",
+            st.dim(&format!(
+                "         … {} more frames",
+                b.stack.len() - STACK_FRAMES_SHOWN
+            ))
+        );
+    }
+}
+
+fn hotspots(out: &mut String, r: &Report, top: usize, st: &Style) {
+    let h = &r.hotspots.overall;
+    let _ = writeln!(out, "\n{} ({} samples)", st.bold("CPU hotspots"), h.samples);
+    let table = |out: &mut String, title: &str, rows: &[HotOut]| {
+        let _ = writeln!(out, "  {title}");
+        for row in rows.iter().take(top) {
+            let _ = writeln!(
+                out,
+                "    {:>6.1} % self {:>6.1} % incl  {}",
+                row.self_pct, row.inclusive_pct, row.name
+            );
+        }
+    };
+    table(out, "by function (self)", &h.by_function);
+    table(out, "by function (inclusive)", &h.by_function_inclusive);
+    if h.hidden_frames > 0 {
+        let _ = writeln!(
+            out,
+            "{}",
+            st.dim(&format!(
+                "    ({} library frames in ≥ {:.0} % of their threads' samples hidden: thread start, runtime \
+                 loop; --all-frames shows them)",
+                h.hidden_frames,
+                UBIQUITOUS_SHARE * 100.0
+            ))
+        );
+    }
+    table(out, "by line (self)", &h.by_line);
+    for w in &r.hotspots.per_worker {
+        let best: Vec<String> = w
+            .hotspots
+            .by_function
+            .iter()
+            .take(top.min(3))
+            .map(|h| format!("{:.0} % {}", h.self_pct, h.name))
+            .collect();
+        let _ = writeln!(
+            out,
+            "  worker {} ({} samples): {}",
+            w.tid,
+            w.hotspots.samples,
+            best.join(" · ")
+        );
+    }
+}
+
+fn threads(out: &mut String, r: &Report, st: &Style) {
+    let _ = writeln!(out, "\n{}", st.bold("Threads"));
+    let _ = writeln!(
+        out,
+        "  {:>8}  {:<20} {:<15} {:>8} {:>8} {:>10} {:>12}",
+        "tid", "name", "role", "on-CPU", "samples", "blocking", "runnable wait"
+    );
+    let mut roles_seen: Vec<Role> = Vec::new();
+    let mut guessed = false;
+    for w in &r.workers {
+        let unknown = w.role_from == RoleFrom::Unknown;
+        guessed |= unknown;
+        if !roles_seen.contains(&w.role) {
+            roles_seen.push(w.role);
+        }
+        let _ = writeln!(
+            out,
+            "  {:>8}  {:<20} {:<15} {:>7.0}% {:>8} {:>8.1}ms {:>10.1}ms{}",
+            w.tid,
+            w.name,
+            format!("{}{}", w.role.label(), if unknown { "?" } else { "" }),
+            w.utilisation * 100.0,
+            w.samples,
+            w.blocking_ms,
+            w.runnable_wait_ms,
+            if w.exited { "  (exited)" } else { "" }
+        );
+    }
+    roles_seen.sort();
+    let _ = writeln!(
+        out,
+        "{}",
+        st.dim("  roles, told from each thread's stacks:")
+    );
+    for role in roles_seen {
+        let _ = writeln!(
+            out,
+            "{}",
+            st.dim(&format!("    {:<15} {}", role.label(), role_meaning(role)))
+        );
+    }
+    if guessed {
+        let _ = writeln!(
+            out,
+            "{}",
+            st.dim(
+                "    ?               the thread left no stack in the capture: its role is a guess"
+            )
+        );
+    }
+}

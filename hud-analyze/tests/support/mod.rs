@@ -1,0 +1,171 @@
+//! Synthetic captures for tests: written with hud-format's writer, with symbols from a table
+//! (no eBPF, no binaries), analyzed by the library.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+
+use hud_analyze::analysis::detect::Blocker;
+use hud_analyze::analysis::hotspots::Ranking;
+use hud_analyze::analysis::{Analysis, Findings, Options, Window};
+use hud_analyze::source::load_file;
+use hud_analyze::symbols::{Frame, Symbols};
+use hud_format::reader::Capture;
+use hud_format::types::{ThreadEvent, ThreadEventKind};
+use hud_format::writer::{CaptureWriter, WriterOptions};
+
+pub const RANKING: Ranking = Ranking {
+    top: 10,
+    all_frames: false,
+};
+
+pub const MS: u64 = 1_000_000;
+pub const START: u64 = 1_000 * MS;
+
+pub fn lib(function: &str) -> Frame {
+    Frame {
+        function: function.into(),
+        file: Some("/home/u/.cargo/registry/src/index.crates.io-1/tokio-1.0.0/src/x.rs".into()),
+        line: 1,
+        object: 0,
+        inlined: false,
+    }
+}
+
+pub fn user(function: &str, line: u32) -> Frame {
+    Frame {
+        function: function.into(),
+        file: Some("/app/src/main.rs".into()),
+        line,
+        object: 0,
+        inlined: false,
+    }
+}
+
+pub fn worker_root() -> Vec<Frame> {
+    vec![
+        lib("tokio::runtime::task::core::Core<T,S>::poll"),
+        lib("tokio::runtime::task::harness::Harness<T,S>::poll"),
+        lib("tokio::runtime::scheduler::multi_thread::worker::Context::run_task"),
+        lib("tokio::runtime::scheduler::multi_thread::worker::run"),
+        lib("tokio::runtime::blocking::pool::Inner::run"),
+        lib("std::sys::thread::unix::Thread::new::thread_start"),
+    ]
+}
+
+pub fn in_task(inner: Vec<Frame>) -> Vec<Frame> {
+    inner.into_iter().chain(worker_root()).collect()
+}
+
+pub fn parked() -> Vec<Frame> {
+    let mut f = vec![
+        lib("epoll_wait"),
+        lib("tokio::runtime::io::driver::Driver::turn"),
+        lib("tokio::runtime::scheduler::multi_thread::park::Parker::park"),
+        lib("tokio::runtime::scheduler::multi_thread::worker::Context::park"),
+    ];
+    f.extend(worker_root().into_iter().skip(3));
+    f
+}
+
+pub fn blocking_pool(inner: Vec<Frame>) -> Vec<Frame> {
+    inner
+        .into_iter()
+        .chain([
+            lib("<tokio::runtime::blocking::task::BlockingTask<T> as core::future::future::Future>::poll"),
+            lib("tokio::runtime::task::core::Core<T,S>::poll"),
+            lib("tokio::runtime::blocking::pool::Inner::run"),
+            lib("std::sys::thread::unix::Thread::new::thread_start"),
+        ])
+        .collect()
+}
+
+/// Builds a capture and gives each distinct frame an address.
+pub struct Synth {
+    pub writer: CaptureWriter<Vec<u8>>,
+    pub addresses: HashMap<Frame, u64>,
+}
+
+impl Synth {
+    pub fn new() -> Self {
+        let header = hud_format::synth::header(START);
+        Self {
+            writer: CaptureWriter::new(Vec::new(), &header, WriterOptions::default()).unwrap(),
+            addresses: HashMap::new(),
+        }
+    }
+
+    pub fn addrs(&mut self, frames: &[Frame]) -> Vec<u64> {
+        frames
+            .iter()
+            .map(|f| {
+                let next = 0x1000 * (self.addresses.len() as u64 + 1);
+                *self.addresses.entry(f.clone()).or_insert(next)
+            })
+            .collect()
+    }
+
+    pub fn thread(&mut self, tid: u32, name: &str) {
+        self.writer
+            .push_thread(ThreadEvent {
+                ts_ns: START,
+                tid,
+                kind: ThreadEventKind::New,
+                name: name.into(),
+            })
+            .unwrap();
+    }
+
+    pub fn sample(&mut self, ts: u64, tid: u32, frames: &[Frame]) {
+        let a = self.addrs(frames);
+        self.writer.push_sample(ts, tid, 0, &a, &[]).unwrap();
+    }
+
+    pub fn off_cpu(
+        &mut self,
+        end: u64,
+        tid: u32,
+        duration: u64,
+        runnable: u64,
+        state: u32,
+        frames: &[Frame],
+    ) {
+        let a = self.addrs(frames);
+        self.writer
+            .push_off_cpu(end, tid, 0, duration, runnable, state, &a, &[])
+            .unwrap();
+    }
+
+    pub fn switch(&mut self, ts: u64, tid: u32, on: bool, state: u32) {
+        self.writer.push_switch(ts, tid, 0, on, state).unwrap();
+    }
+
+    /// The capture's bytes.
+    pub fn finish(self) -> (Vec<u8>, HashMap<Frame, u64>) {
+        (self.writer.finish().unwrap(), self.addresses)
+    }
+
+    pub fn analyze(self) -> Analysis {
+        self.analyze_with(Options::default())
+    }
+
+    pub fn analyze_with(self, options: Options) -> Analysis {
+        let (bytes, addresses) = self.finish();
+        let capture = Capture::from_bytes(bytes).unwrap();
+        let model = load_file(&capture).unwrap().model;
+        let by_address: HashMap<u64, Frame> = addresses.into_iter().map(|(f, a)| (a, f)).collect();
+        let symbols = Symbols::from_resolver(&model, |a| {
+            by_address.get(&a).cloned().into_iter().collect()
+        });
+        Analysis::new(options, model, symbols)
+    }
+}
+
+/// The findings of the whole capture.
+pub fn whole(a: &Analysis) -> Findings {
+    a.findings(Window::ALL, RANKING)
+}
+
+/// The blockers of the whole capture.
+pub fn blockers(a: &Analysis) -> Vec<Blocker> {
+    whole(a).blockers
+}
