@@ -2,84 +2,21 @@
 //! check the report against testdata/demo/GROUND_TRUTH.md, and CPU shares against perf.
 //! Needs root; skips without it unless HUD_REQUIRE_EBPF=1 (CI), where it fails.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::Mutex;
-use std::time::Duration;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
 
+use hud_test_harness::{demo_binary, ebpf_ready, record_binary, serial, truth_line, Demo};
 use serde_json::Value;
 
-static SERIAL: Mutex<()> = Mutex::new(());
 const ANALYZE: &str = env!("CARGO_BIN_EXE_hud-analyze");
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn bin(env: &str, default: &str) -> PathBuf {
-    std::env::var_os(env)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join(default))
-}
-
-fn demo_bin() -> PathBuf {
-    bin("HUD_DEMO_BIN", "target/demo/release/hud-demo")
-}
-
-fn record_bin() -> PathBuf {
-    bin("HUD_RECORD_BIN", "target/release/hud-record")
-}
-
 fn ready() -> bool {
-    let required = std::env::var("HUD_REQUIRE_EBPF").is_ok_and(|v| v == "1");
-    let is_root = std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"));
-    let problem = if !is_root {
-        Some("not root".to_string())
-    } else if !demo_bin().exists() || !record_bin().exists() {
-        Some("demo or recorder not built (cargo xtask build)".to_string())
-    } else {
-        None
-    };
-    match problem {
-        None => true,
-        Some(why) if required => {
-            panic!("HUD_REQUIRE_EBPF=1 but end-to-end tests cannot run: {why}")
-        }
-        Some(why) => {
-            eprintln!("skipping: {why}");
-            false
-        }
-    }
-}
-
-struct Demo(Child);
-
-impl Demo {
-    fn start(args: &[&str]) -> Self {
-        let child = Command::new(demo_bin())
-            .args(["--quiet"])
-            .args(args)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start hud-demo");
-        std::thread::sleep(Duration::from_millis(300));
-        Demo(child)
-    }
-}
-
-impl Drop for Demo {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+    ebpf_ready(&[demo_binary(), record_binary()])
 }
 
 fn record(demo: &Demo, path: &Path, extra: &[&str]) {
-    let out = Command::new(record_bin())
-        .args(["--pid", &demo.0.id().to_string(), "-q", "--force", "-o"])
+    let out = Command::new(record_binary())
+        .args(["--pid", &demo.pid().to_string(), "-q", "--force", "-o"])
         .arg(path)
         .args(extra)
         .output()
@@ -105,16 +42,6 @@ fn report_json(path: &Path) -> Value {
     serde_json::from_slice(&out.stdout).expect("valid JSON")
 }
 
-/// Line of the `GROUND TRUTH: name` marker in the demo's source.
-fn truth_line(name: &str) -> u64 {
-    let src = std::fs::read_to_string(root().join("testdata/demo/src/main.rs")).unwrap();
-    let marker = format!("GROUND TRUTH: {name}");
-    src.lines()
-        .position(|l| l.contains(&marker))
-        .expect("marker") as u64
-        + 1
-}
-
 fn find<'a>(report: &'a Value, function: &str) -> Option<&'a Value> {
     report["blocking"]
         .as_array()
@@ -125,13 +52,13 @@ fn find<'a>(report: &'a Value, function: &str) -> Option<&'a Value> {
 
 #[test]
 fn the_report_names_every_documented_blocker() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = serial();
     if !ready() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("demo.hudcap");
-    let demo = Demo::start(&["--seconds", "10"]);
+    let demo = Demo::start(10.0, &[]);
     record(&demo, &path, &["--duration", "4"]);
     drop(demo);
     let report = report_json(&path);
@@ -232,17 +159,99 @@ fn the_report_names_every_documented_blocker() {
         text.contains("sleepy_handler") && !text.contains("\x1b["),
         "{text}"
     );
+
+    // `info -` reads standard input frame by frame.
+    let info = Command::new(ANALYZE)
+        .args(["info", "-"])
+        .stdin(std::fs::File::open(&path).unwrap())
+        .output()
+        .unwrap();
+    assert!(info.status.success());
+    let info = String::from_utf8(info.stdout).unwrap();
+    assert!(
+        info.contains("cache-janitor") && info.contains("switches"),
+        "{info}"
+    );
+
+    // A window of one second: the same blockers, fewer episodes, the window stated.
+    let out = analyze(&[
+        "report", "--json", "--top", "50", "--from", "1s", "--to", "2s", p,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let window: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(window["capture"]["window"]["from_s"], 1.0);
+    assert_eq!(window["capture"]["window"]["to_s"], 2.0);
+    let count = |r: &Value| find(r, "sleepy_handler").map_or(0, |b| b["count"].as_u64().unwrap());
+    // Every 100 ms: about 10 in the window (one may overlap each edge).
+    assert!((8..=12).contains(&count(&window)), "{}", count(&window));
+    assert!(count(&report) > count(&window));
+    assert!(
+        window["summary"]["samples"].as_u64().unwrap()
+            < report["summary"]["samples"].as_u64().unwrap()
+    );
+}
+
+#[test]
+fn report_reads_a_capture_piped_from_the_recorder() {
+    let _serial = serial();
+    if !ready() {
+        return;
+    }
+    let demo = Demo::start(8.0, &[]);
+    let mut recorder = Command::new(record_binary())
+        .args([
+            "--pid",
+            &demo.pid().to_string(),
+            "-q",
+            "--duration",
+            "3",
+            "-o",
+            "-",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pipe = recorder.stdout.take().unwrap();
+    // The analyzer reads frame by frame as the recorder writes them.
+    let out = Command::new(ANALYZE)
+        .args(["report", "--json", "--top", "50", "-"])
+        .stdin(pipe)
+        .output()
+        .unwrap();
+    assert!(recorder.wait().unwrap().success());
+    drop(demo);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let sleep = find(&report, "sleepy_handler").expect("sleepy_handler from a pipe");
+    assert_eq!(
+        sleep["line"].as_u64().unwrap(),
+        truth_line("sleepy_handler")
+    );
+    assert_eq!(
+        report["capture"]["notices"].as_array().unwrap().len(),
+        0,
+        "closed cleanly: {}",
+        report["capture"]["notices"]
+    );
 }
 
 #[test]
 fn custom_worker_names_are_recognised_from_stacks() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = serial();
     if !ready() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("named.hudcap");
-    let demo = Demo::start(&["--seconds", "8", "--thread-name", "edge-io"]);
+    let demo = Demo::start(8.0, &["--thread-name", "edge-io"]);
     record(&demo, &path, &["--duration", "3"]);
     drop(demo);
     let report = report_json(&path);
@@ -295,7 +304,7 @@ fn perf_shares(data: &Path) -> Vec<(String, f64)> {
 
 #[test]
 fn cpu_shares_agree_with_perf() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = serial();
     if !ready() {
         return;
     }
@@ -310,7 +319,7 @@ fn cpu_shares_agree_with_perf() {
     let dir = tempfile::tempdir().unwrap();
     let capture = dir.path().join("busy.hudcap");
     let perf_data = dir.path().join("perf.data");
-    let demo = Demo::start(&["--seconds", "9", "--busy"]);
+    let demo = Demo::start(9.0, &["--busy"]);
     let pid = demo.0.id().to_string();
     // Both profilers sample the same process at the same time, at 999 Hz: two independent
     // samplings of ~1,200 samples (199 Hz) differ by more than 3 points on a 45 % share about one
@@ -356,7 +365,7 @@ fn cpu_shares_agree_with_perf() {
 
 #[test]
 fn bad_captures_get_clear_errors() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let out = analyze(&["report", "/nonexistent/x.hudcap"]);
     assert_eq!(out.status.code(), Some(3));

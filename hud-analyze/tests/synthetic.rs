@@ -4,7 +4,8 @@ mod support;
 
 use hud_analyze::analysis::detect::Blocker;
 use hud_analyze::analysis::frames::Kind;
-use hud_analyze::model::Role;
+use hud_analyze::analysis::Window;
+use hud_analyze::model::{Role, State};
 use support::*;
 
 fn names(d: &[Blocker]) -> Vec<String> {
@@ -252,5 +253,222 @@ fn shallow_stacks_are_reported_as_missing_frame_pointers() {
         !report.warnings.iter().any(|w| w.contains("frame pointers")),
         "{:?}",
         report.warnings
+    );
+}
+
+#[test]
+fn a_long_poll_through_a_helper_and_its_caller_is_one_blocker() {
+    let mut s = Synth::new();
+    s.thread(10, "w");
+    let own = in_task(vec![
+        user("app::crunch::{{closure}}", 20),
+        user("app::serve::{{closure}}", 5),
+    ]);
+    let helper = in_task(vec![
+        user("app::hash", 40),
+        user("app::crunch::{{closure}}", 18),
+        user("app::serve::{{closure}}", 5),
+    ]);
+    // One poll of 60 ms: the first sample lands in the helper, most in the loop's own line.
+    for i in 0..6u64 {
+        let frames = if i % 3 == 0 { &helper } else { &own };
+        s.sample(START + 10 * MS + i * 10 * MS, 10, frames);
+    }
+    s.sample(START + 300 * MS, 10, &parked());
+    let a = s.analyze();
+    let d = blockers(&a);
+    assert_eq!(
+        names(&d),
+        vec!["app::crunch::{{closure}}"],
+        "one row, not two"
+    );
+    let b = &d[0];
+    assert_eq!(b.kind, Kind::Cpu);
+    assert_eq!(b.episodes.len(), 1, "{:#?}", b.episodes);
+    assert_eq!(b.episodes[0].samples, 6);
+    assert_eq!(b.blame.line, 20, "the line most samples were on");
+    assert_eq!(
+        &*b.spawned.as_ref().unwrap().function,
+        "app::serve::{{closure}}",
+        "the spawned task is the outermost user future"
+    );
+    assert_eq!(
+        &*b.task.as_ref().unwrap().function,
+        "app::crunch::{{closure}}"
+    );
+}
+
+#[test]
+fn a_window_holds_only_its_episodes_samples_and_time() {
+    let mut s = Synth::new();
+    s.thread(10, "w");
+    let busy = in_task(vec![user("app::busy::{{closure}}", 3)]);
+    let sleep = in_task(vec![
+        lib("clock_nanosleep"),
+        user("app::nap::{{closure}}", 7),
+    ]);
+    for i in 0..100u64 {
+        s.sample(START + i * 10 * MS + MS, 10, &busy);
+    }
+    // A 10 ms sleep ending every 100 ms.
+    for i in 1..10u64 {
+        let end = START + i * 100 * MS;
+        s.switch(end - 10 * MS, 10, false, 1);
+        s.switch(end, 10, true, 0);
+        s.off_cpu(end, 10, 10 * MS, 0, 1, &sleep);
+    }
+    s.sample(START + 1_000 * MS, 10, &parked());
+    let a = s.analyze();
+    let all = blockers(&a);
+    let naps = all.iter().find(|b| b.kind == Kind::Sleep).unwrap();
+    assert_eq!(naps.episodes.len(), 9);
+    let w = Window::relative(&a.model, Some(300 * MS), Some(600 * MS));
+    let f = a.findings(w, RANKING);
+    let nap = f.blockers.iter().find(|b| b.kind == Kind::Sleep).unwrap();
+    // Episodes overlapping [300, 600) ms: those of 390–400, 490–500 and 590–600.
+    assert_eq!(nap.episodes.len(), 3);
+    assert_eq!(f.hotspots.samples, 30);
+    let worker = f.threads.iter().find(|t| t.tid == 10).unwrap();
+    assert_eq!(worker.on_cpu_ns, 300 * MS - 3 * 10 * MS);
+    assert!((worker.utilisation - 0.9).abs() < 1e-9);
+    assert_eq!(nap.total(), 30 * MS);
+    let in_blockers: u64 = f.blockers.iter().map(|b| b.total()).sum();
+    assert_eq!(worker.blocking_ns, in_blockers, "sleeps and long polls");
+    // An empty window is empty, not an error.
+    let empty = a.findings(Window::relative(&a.model, Some(5_000 * MS), None), RANKING);
+    assert!(empty.blockers.is_empty());
+    assert_eq!(empty.hotspots.samples, 0);
+}
+
+#[test]
+fn a_starved_cpu_is_part_of_the_verdict() {
+    let mut s = Synth::new();
+    s.thread(10, "w");
+    s.sample(START + MS, 10, &parked());
+    // Preempted 4 ms of every 10 ms for a second.
+    for i in 0..100u64 {
+        let t = START + i * 10 * MS;
+        s.switch(t + 6 * MS, 10, false, 0x100);
+        s.switch(t + 10 * MS, 10, true, 0);
+    }
+    let a = s.analyze();
+    let f = whole(&a);
+    let v = f.verdict();
+    assert_eq!(v.status, hud_analyze::analysis::Status::Caution);
+    let share = v.pressure.expect("pressure in the verdict");
+    assert!((share - 0.4).abs() < 0.01, "{share}");
+    let report = hud_analyze::view::report::Report::build(&a, &f, 10);
+    assert!(
+        report.summary.verdict.contains("waited for a CPU 40 %"),
+        "{}",
+        report.summary.verdict
+    );
+}
+
+#[test]
+fn inclusive_tables_hide_plumbing_unless_asked() {
+    let mut s = Synth::new();
+    s.thread(10, "w");
+    for i in 0..20u64 {
+        s.sample(
+            START + i * MS,
+            10,
+            &in_task(vec![user("app::work::{{closure}}", 9)]),
+        );
+    }
+    let a = s.analyze();
+    let shown = |f: &hud_analyze::analysis::Findings| -> Vec<String> {
+        f.hotspots
+            .by_function_inclusive
+            .iter()
+            .map(|h| h.key.function.to_string())
+            .collect()
+    };
+    let f = whole(&a);
+    assert_eq!(shown(&f), vec!["app::work::{{closure}}"], "user code stays");
+    assert_eq!(f.hotspots.hidden_frames, 2 * worker_root().len());
+    let all = a.findings(
+        Window::ALL,
+        hud_analyze::analysis::hotspots::Ranking {
+            top: 50,
+            all_frames: true,
+        },
+    );
+    assert!(shown(&all).iter().any(|n| n.contains("thread_start")));
+    assert_eq!(all.hotspots.hidden_frames, 0);
+}
+
+#[test]
+fn a_stream_builds_the_model_a_file_builds() {
+    let mut s = Synth::new();
+    s.thread(10, "w");
+    for i in 0..50u64 {
+        s.sample(
+            START + i * MS,
+            10,
+            &in_task(vec![user("app::a::{{closure}}", 1)]),
+        );
+        s.switch(START + i * MS + 100, 10, i % 2 == 0, 1);
+        if i % 10 == 0 {
+            s.writer.flush_chunk().unwrap();
+        }
+    }
+    s.off_cpu(START + 60 * MS, 10, 5 * MS, MS, 1, &parked());
+    let (bytes, _) = s.finish();
+    let file = hud_analyze::source::load_file(
+        &hud_format::reader::Capture::from_bytes(bytes.clone()).unwrap(),
+    )
+    .unwrap()
+    .model;
+    let stream = hud_analyze::source::load_stream(&bytes[..]).unwrap().model;
+    assert!(file.chunks > 1);
+    assert_eq!(file.chunks, stream.chunks);
+    assert_eq!(file.samples, stream.samples);
+    assert_eq!(file.off_cpu, stream.off_cpu);
+    assert_eq!(file.notices, stream.notices);
+    assert_eq!(file.stacks.nodes(), stream.stacks.nodes());
+    let (f, s) = (&file.threads[&10].timeline, &stream.threads[&10].timeline);
+    assert_eq!(f.len(), 50);
+    assert_eq!(f.totals(0, u64::MAX), s.totals(0, u64::MAX));
+}
+
+#[test]
+fn spans_carry_the_stack_and_split_blocked_from_woken() {
+    let mut s = Synth::new();
+    s.thread(10, "w");
+    let sleep = in_task(vec![
+        lib("clock_nanosleep"),
+        user("app::nap::{{closure}}", 7),
+    ]);
+    s.switch(START + 10 * MS, 10, false, 1);
+    s.switch(START + 30 * MS, 10, true, 0);
+    // Off CPU 20 ms, of which the last 4 ms runnable after the wakeup.
+    s.off_cpu(START + 30 * MS, 10, 20 * MS, 4 * MS, 1, &sleep);
+    s.switch(START + 40 * MS, 10, false, 0x100);
+    s.switch(START + 41 * MS, 10, true, 0);
+    s.sample(START + 50 * MS, 10, &parked());
+    let a = s.analyze();
+    let spans = a.model.spans(10, START, START + 50 * MS);
+    let shape: Vec<(u64, u64, State, bool)> = spans
+        .iter()
+        .map(|s| {
+            (
+                (s.start - START) / MS,
+                (s.end - START) / MS,
+                s.state,
+                s.stack.is_some(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        shape,
+        vec![
+            (0, 10, State::OnCpu, false),
+            (10, 26, State::Sleeping, true),
+            (26, 30, State::Runnable, true),
+            (30, 40, State::OnCpu, false),
+            (40, 41, State::Runnable, false),
+            (41, 50, State::OnCpu, false),
+        ]
     );
 }

@@ -5,85 +5,19 @@
 use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::Mutex;
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use hud_format::reader::{Capture, Ending};
-
-/// The tests share two CPUs and time-sensitive assertions: one at a time.
-static SERIAL: Mutex<()> = Mutex::new(());
+use hud_test_harness::{demo_binary, serial, Demo};
 
 const RECORD: &str = env!("CARGO_BIN_EXE_hud-record");
 /// How long the demo's `sleepy_handler` sleeps (testdata/demo/src/main.rs SLEEP_MS).
 const SLEEP_MS: f64 = 15.0;
 
-fn demo_binary() -> PathBuf {
-    std::env::var_os("HUD_DEMO_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/demo/release/hud-demo")
-        })
-}
-
 /// Whether eBPF end-to-end tests can run here; panics when they must (HUD_REQUIRE_EBPF=1).
 fn ebpf_ready() -> bool {
-    let required = std::env::var("HUD_REQUIRE_EBPF").is_ok_and(|v| v == "1");
-    let problem = if !is_root() {
-        Some("not running as root".to_string())
-    } else if !demo_binary().exists() {
-        Some(format!(
-            "{} is not built (cargo xtask build)",
-            demo_binary().display()
-        ))
-    } else {
-        None
-    };
-    match problem {
-        None => true,
-        Some(why) if required => panic!("HUD_REQUIRE_EBPF=1 but eBPF tests cannot run: {why}"),
-        Some(why) => {
-            eprintln!("skipping eBPF end-to-end test: {why}");
-            false
-        }
-    }
-}
-
-fn is_root() -> bool {
-    // SAFETY: no preconditions.
-    unsafe { libc_geteuid() == 0 }
-}
-
-extern "C" {
-    #[link_name = "geteuid"]
-    fn libc_geteuid() -> u32;
-}
-
-struct Demo(Child);
-
-impl Demo {
-    fn start(seconds: f64, extra: &[&str]) -> Self {
-        let child = Command::new(demo_binary())
-            .args(["--seconds", &seconds.to_string(), "--quiet"])
-            .args(extra)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start hud-demo");
-        // Let the runtime and its threads come up.
-        std::thread::sleep(Duration::from_millis(300));
-        Demo(child)
-    }
-
-    fn pid(&self) -> u32 {
-        self.0.id()
-    }
-}
-
-impl Drop for Demo {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+    hud_test_harness::ebpf_ready(&[demo_binary()])
 }
 
 fn record(args: &[&str]) -> Output {
@@ -179,7 +113,7 @@ impl Recorded {
 
 #[test]
 fn records_the_demo_with_its_ground_truth() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = serial();
     if !ebpf_ready() {
         return;
     }
@@ -283,7 +217,7 @@ fn records_the_demo_with_its_ground_truth() {
 
 #[test]
 fn kill_9_leaves_a_readable_capture() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = serial();
     if !ebpf_ready() {
         return;
     }
@@ -316,7 +250,7 @@ fn kill_9_leaves_a_readable_capture() {
 
 #[test]
 fn the_target_exiting_ends_the_capture_cleanly() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = serial();
     if !ebpf_ready() {
         return;
     }
@@ -357,7 +291,7 @@ fn the_target_exiting_ends_the_capture_cleanly() {
 
 #[test]
 fn streams_to_stdout_and_embeds_binaries() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = serial();
     if !ebpf_ready() {
         return;
     }
@@ -398,7 +332,7 @@ fn streams_to_stdout_and_embeds_binaries() {
 
 #[test]
 fn clear_errors_with_distinct_exit_codes() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = serial();
     // No such pid: exit 3, one line, no backtrace.
     let out = record(&["--pid", "999999999", "-o", "/dev/null", "--duration", "1"]);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
@@ -458,7 +392,7 @@ fn clear_errors_with_distinct_exit_codes() {
 
 #[test]
 fn sigterm_closes_the_capture_cleanly() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = serial();
     if !ebpf_ready() {
         return;
     }
@@ -490,7 +424,7 @@ fn sigterm_closes_the_capture_cleanly() {
 
 #[test]
 fn a_full_disk_is_a_clear_error_and_keeps_what_was_written() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = serial();
     if !ebpf_ready() {
         return;
     }

@@ -112,9 +112,21 @@ impl Symbols {
     /// Every node's address resolves to `resolve(address)` (innermost inline frame first), as a
     /// leaf and as a caller alike.
     pub fn from_resolver(model: &Model, resolve: impl Fn(u64) -> Vec<Frame>) -> Self {
+        // Interned like the symbolizer's names: the analysis compares names by pointer.
+        let mut names: rustc_hash::FxHashMap<Arc<str>, Arc<str>> = Default::default();
+        let mut intern =
+            |s: &Arc<str>| Arc::clone(names.entry(Arc::clone(s)).or_insert_with(|| Arc::clone(s)));
         let mut leaf = vec![OnceLock::new()];
         for &(_, address) in model.stacks.nodes() {
-            leaf.push(OnceLock::from(Arc::from(resolve(address))));
+            let frames: Vec<Frame> = resolve(address)
+                .into_iter()
+                .map(|f| Frame {
+                    function: intern(&f.function),
+                    file: f.file.as_ref().map(&mut intern),
+                    ..f
+                })
+                .collect();
+            leaf.push(OnceLock::from(Arc::from(frames)));
         }
         Symbols {
             objects: Vec::new(),

@@ -1,0 +1,101 @@
+//! What hud's end-to-end suites share, once: where the built binaries are, whether eBPF tests can
+//! run here (they fail instead of skipping under `HUD_REQUIRE_EBPF=1`, as in CI), the demo
+//! workload as a guard that kills it, and the demo's ground-truth lines.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn binary(env: &str, default: &str) -> PathBuf {
+    std::env::var_os(env)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join(default))
+}
+
+/// The demo workload, built with frame pointers and debug info by `cargo xtask build`.
+pub fn demo_binary() -> PathBuf {
+    binary("HUD_DEMO_BIN", "target/demo/release/hud-demo")
+}
+
+/// The release recorder (`cargo xtask build`).
+pub fn record_binary() -> PathBuf {
+    binary("HUD_RECORD_BIN", "target/release/hud-record")
+}
+
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+}
+
+/// Whether eBPF end-to-end tests can run here (root, and `needed` binaries built); panics with
+/// the reason when they must (`HUD_REQUIRE_EBPF=1`), else says why they skip.
+pub fn ebpf_ready(needed: &[PathBuf]) -> bool {
+    let required = std::env::var("HUD_REQUIRE_EBPF").is_ok_and(|v| v == "1");
+    let missing = needed.iter().find(|p| !p.exists());
+    let problem = if !is_root() {
+        Some("not running as root".to_string())
+    } else {
+        missing.map(|p| format!("{} is not built (cargo xtask build)", p.display()))
+    };
+    match problem {
+        None => true,
+        Some(why) if required => panic!("HUD_REQUIRE_EBPF=1 but eBPF tests cannot run: {why}"),
+        Some(why) => {
+            eprintln!("skipping eBPF end-to-end test: {why}");
+            false
+        }
+    }
+}
+
+/// The tests of one suite share two CPUs and time-sensitive assertions: one at a time.
+pub fn serial() -> MutexGuard<'static, ()> {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The demo workload, killed when dropped.
+pub struct Demo(pub Child);
+
+impl Demo {
+    /// Starts the demo for `seconds` with `extra` arguments, and lets its runtime come up.
+    pub fn start(seconds: f64, extra: &[&str]) -> Self {
+        let child = Command::new(demo_binary())
+            .args(["--seconds", &seconds.to_string(), "--quiet"])
+            .args(extra)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start hud-demo");
+        std::thread::sleep(Duration::from_millis(300));
+        Demo(child)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Line of the `GROUND TRUTH: name` marker in the demo's source (testdata/demo/GROUND_TRUTH.md).
+pub fn truth_line(name: &str) -> u64 {
+    let src = std::fs::read_to_string(root().join("testdata/demo/src/main.rs"))
+        .expect("the demo's source");
+    let marker = format!("GROUND TRUTH: {name}");
+    src.lines()
+        .position(|l| l.contains(&marker))
+        .unwrap_or_else(|| panic!("no marker {marker:?} in the demo's source")) as u64
+        + 1
+}
