@@ -12,7 +12,7 @@ use hud_format::reader::{
 use rayon::prelude::*;
 
 use crate::error::AnalyzeError;
-use crate::model::builder::{prepare, ModelBuilder, Prepared};
+use crate::model::builder::ModelBuilder;
 use crate::model::Model;
 
 /// A capture read into a model, with the object files it embeds.
@@ -30,8 +30,9 @@ pub fn load(path: &Path) -> Result<Loaded, AnalyzeError> {
     }
 }
 
-/// Reads a whole capture. Chunks are decoded in batches of a few per pool thread while the
-/// previous batch is appended, so memory holds a batch of decoded chunks, not the capture's.
+/// Reads a whole capture. Chunks are decompressed a batch at a time, one chunk per pool thread,
+/// while the previous batch is appended: memory holds two batches of decompressed chunks, not the
+/// capture's, and the mapped pages already read are released.
 pub fn load_file(capture: &Capture) -> Result<Loaded, AnalyzeError> {
     let mut builder = ModelBuilder::new(capture.header().clone(), capture.version().to_string());
     let frames = capture.frames();
@@ -43,7 +44,7 @@ pub fn load_file(capture: &Capture) -> Result<Loaded, AnalyzeError> {
         .filter(|f| f.header.kind == FrameKind::Chunk)
         .copied()
         .collect();
-    let per_batch = 2 * rayon::current_num_threads().max(1);
+    let per_batch = rayon::current_num_threads().max(1);
     let batches: Vec<&[FrameRef]> = chunks.chunks(per_batch).collect();
     let decode = |frames: &[FrameRef]| -> Result<Vec<ChunkData>, hud_format::Error> {
         frames.par_iter().map(|f| capture.chunk(f)).collect()
@@ -53,9 +54,8 @@ pub fn load_file(capture: &Capture) -> Result<Loaded, AnalyzeError> {
         None => Vec::new(),
     };
     for i in 0..batches.len() {
-        let prepared: Vec<Prepared<'_>> = current.par_iter().map(|d| prepare(d.get())).collect();
         let ((), next) = rayon::join(
-            || prepared.into_iter().for_each(|p| builder.push(p)),
+            || current.iter().for_each(|d| builder.push_chunk(d.get())),
             || batches.get(i + 1).map(|b| decode(b)),
         );
         capture.release(batches[i]);

@@ -289,6 +289,33 @@ fn capacity_run(seconds: u32, dir: &Path) -> Result<(f64, u64, u64)> {
     Ok((switches as f64 / span, lost, capture.len()))
 }
 
+/// Seconds of the context-switch storm recorded by `bench analyze` (the 40 s capture).
+const STORM_SECONDS: u32 = 40;
+
+/// Records `seconds` of `hud-stress --pairs 4` into `output`; returns the switches it holds.
+fn record_storm(seconds: u32, output: &Path) -> Result<u64> {
+    sh(cargo().args(["build", "--release", "-p", "hud-stress"]))?;
+    let mut stress = Command::new(root().join("target/release/hud-stress"))
+        .args(["--pairs", "4", "--seconds", &(seconds + 2).to_string()])
+        .stdout(Stdio::null())
+        .spawn()?;
+    std::thread::sleep(Duration::from_millis(500));
+    let status = Command::new(release_binary("hud-record"))
+        .args(["--pid", &stress.id().to_string(), "-q", "--force"])
+        .args(["--duration", &seconds.to_string(), "-o"])
+        .arg(output)
+        .status()?;
+    let _ = stress.wait();
+    if !status.success() {
+        bail!("hud-record failed on the storm ({status})");
+    }
+    let capture = hud_format::reader::Capture::open(output)?;
+    Ok(capture
+        .index()
+        .map(|i| i.totals.switches)
+        .unwrap_or_default())
+}
+
 /// `bench analyze`: hud-analyze on a large capture built from a real one, against perf report.
 pub fn analyze(seconds: u32) -> Result<()> {
     if !is_root() {
@@ -350,6 +377,22 @@ pub fn analyze(seconds: u32) -> Result<()> {
     let same2 = report(&same, "2")?;
     let real2 = report(&real, "2")?;
     let real1 = report(&real, "1")?;
+    // 4. A context-switch storm: what the timelines cost per switch, and a window query on it.
+    let storm = dir.join("storm.hudcap");
+    let storm_switches = record_storm(STORM_SECONDS, &storm)?;
+    let storm2 = report(&storm, "2")?;
+    let (from, to) = (STORM_SECONDS / 2, STORM_SECONDS / 2 + 1);
+    let window = Runs::of(5, || {
+        let mut c = Command::new(release_binary("hud-analyze"));
+        c.args(["report", "--json", "--from"])
+            .arg(format!("{from}s"))
+            .arg("--to")
+            .arg(format!("{to}s"))
+            .arg(&storm)
+            .env("HUD_TIMINGS", "1");
+        c
+    })?;
+
     let perf_report = Runs::of(5, || {
         let mut c = Command::new("perf");
         c.args(["report", "--stdio", "--no-children", "-i"])
@@ -364,10 +407,29 @@ pub fn analyze(seconds: u32) -> Result<()> {
         big2.wall()
     );
     println!(
-        "| phases on 2 threads: model / symbolize / classify / detect / report | {} |",
-        ["model", "symbolize", "classify", "detect", "report"]
+        "| phases on 2 threads: model / symbolize / analyze / report | {} |",
+        ["model", "symbolize", "analyze", "report"]
             .map(|p| format!("{:.3}", big2.phase(p)))
             .join(" / ")
+    );
+    println!(
+        "| peak RSS, report on synthetic 1 M | {:.0} MiB |",
+        big2.peak_rss_mib()
+    );
+    println!(
+        "| report, storm capture ({STORM_SECONDS} s of hud-stress --pairs 4: {:.1} M switches, {:.1} MB) | {:.2} s (target ≤ 2 s) |",
+        storm_switches as f64 / 1e6,
+        std::fs::metadata(&storm)?.len() as f64 / 1e6,
+        storm2.wall()
+    );
+    println!(
+        "| peak RSS, report on the storm capture | {:.0} MiB, {:.1} bytes per switch (target ≤ 10) |",
+        storm2.peak_rss_mib(),
+        storm2.peak_rss_mib() * 1048576.0 / storm_switches.max(1) as f64
+    );
+    println!(
+        "| window query on the storm capture ({from} s – {to} s: blockers, hotspots, threads) | {:.1} ms (target ≤ 50 ms) |",
+        window.phase("report") * 1e3
     );
     println!(
         "| report, same, 1 thread | {:.2} s ({:.2}× slower) |",
@@ -405,6 +467,8 @@ pub fn analyze(seconds: u32) -> Result<()> {
 struct Runs {
     walls: Vec<f64>,
     stderrs: Vec<String>,
+    /// Peak RSS of each run, KiB.
+    peaks: Vec<u64>,
 }
 
 impl Runs {
@@ -412,26 +476,37 @@ impl Runs {
         let mut runs = Runs {
             walls: Vec::new(),
             stderrs: Vec::new(),
+            peaks: Vec::new(),
         };
         for _ in 0..n {
             let started = Instant::now();
-            let out = command().stdout(Stdio::null()).output()?;
-            if !out.status.success() {
-                bail!(
-                    "{} failed: {}",
-                    crate::util::show(&command()),
-                    String::from_utf8_lossy(&out.stderr)
-                );
-            }
+            let mut child = command()
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()?;
+            // The timings are a few lines: they fit the pipe while the command runs.
+            let mut stderr = String::new();
+            std::io::Read::read_to_string(
+                child.stderr.as_mut().expect("piped stderr"),
+                &mut stderr,
+            )?;
+            let (_, peak) = wait_rusage(&mut child)?;
             runs.walls.push(started.elapsed().as_secs_f64());
-            runs.stderrs
-                .push(String::from_utf8_lossy(&out.stderr).into_owned());
+            if stderr.contains("hud-analyze:") {
+                bail!("{} failed: {stderr}", crate::util::show(&command()));
+            }
+            runs.stderrs.push(stderr);
+            runs.peaks.push(peak);
         }
         Ok(runs)
     }
 
     fn wall(&self) -> f64 {
         median(self.walls.clone())
+    }
+
+    fn peak_rss_mib(&self) -> f64 {
+        median(self.peaks.iter().map(|k| *k as f64 / 1024.0).collect())
     }
 
     /// Median of a phase's "timing NAME x s" lines (NaN when absent).

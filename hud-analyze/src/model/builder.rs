@@ -1,109 +1,17 @@
 //! Builds a [`Model`] chunk by chunk, from a whole file or from a stream as frames arrive.
 //!
-//! Two steps per chunk, so a file's chunks can be read in parallel and a stream's one by one
-//! through the same code: [`prepare`] decodes a chunk's columns and groups its switches by thread
-//! (pure, any thread), then [`ModelBuilder::push`] appends them to the model (in chunk order).
-//! [`ModelBuilder::finish`] seals the timelines and sorts what needs sorting.
+//! A file's chunks are decompressed in parallel by the source; each is then appended here in
+//! capture order, decoded in place straight into the threads' timelines: no per-chunk copy of
+//! the rows, which on a context-switch storm would hold megabytes per chunk in flight (and keep
+//! the allocator's freed pages). [`ModelBuilder::finish`] seals the timelines and sorts samples.
 
 use std::collections::BTreeMap;
 
 use hud_format::reader::{Ending, Stacks};
 use hud_format::types::{ArchivedChunk, ArchivedThreadEventKind, Header};
 use rayon::slice::ParallelSliceMut;
-use rustc_hash::FxHashMap as HashMap;
 
 use super::{Model, OffCpu, Sample, State, Thread};
-
-/// One thread's switches of one chunk, in time order.
-struct ThreadSwitches {
-    tid: u32,
-    ts: Vec<u64>,
-    states: Vec<State>,
-}
-
-/// A chunk decoded and grouped, ready to append. Borrows the chunk for its small tables
-/// (stacks, threads, mappings, counters), which are copied when pushed.
-pub struct Prepared<'a> {
-    chunk: &'a ArchivedChunk,
-    switches: Vec<ThreadSwitches>,
-    samples: Vec<Sample>,
-    off_cpu: Vec<OffCpu>,
-}
-
-/// Decodes a chunk's event columns and groups its switches by thread, each in time order.
-pub fn prepare(chunk: &ArchivedChunk) -> Prepared<'_> {
-    let s = &chunk.switches;
-    let mut by_thread: Vec<ThreadSwitches> = Vec::new();
-    let mut index: HashMap<u32, usize> = HashMap::default();
-    // Rows of one thread come in runs: remember the last thread's slot.
-    let mut last: Option<(u32, usize)> = None;
-    for (i, ts) in s.ts.iter().enumerate() {
-        let tid = s.tid[i].to_native();
-        let slot = match last {
-            Some((t, slot)) if t == tid => slot,
-            _ => {
-                let slot = *index.entry(tid).or_insert_with(|| {
-                    by_thread.push(ThreadSwitches {
-                        tid,
-                        ts: Vec::new(),
-                        states: Vec::new(),
-                    });
-                    by_thread.len() - 1
-                });
-                last = Some((tid, slot));
-                slot
-            }
-        };
-        let rows = &mut by_thread[slot];
-        rows.ts.push(ts);
-        rows.states.push(State::after_switch(
-            s.on_cpu[i] == 1,
-            s.prev_state[i].to_native(),
-        ));
-    }
-    for rows in &mut by_thread {
-        // Ring-buffer order interleaves CPUs: a thread that migrated can have a row out of place.
-        if !rows.ts.is_sorted() {
-            let mut pairs: Vec<(u64, State)> = rows
-                .ts
-                .iter()
-                .copied()
-                .zip(rows.states.iter().copied())
-                .collect();
-            pairs.sort_by_key(|p| p.0);
-            (rows.ts, rows.states) = pairs.into_iter().unzip();
-        }
-    }
-    let s = &chunk.samples;
-    let samples =
-        s.ts.iter()
-            .enumerate()
-            .map(|(i, ts)| Sample {
-                ts,
-                tid: s.tid[i].to_native(),
-                stack: s.user_stack[i].to_native(),
-            })
-            .collect();
-    let o = &chunk.off_cpu;
-    let off_cpu =
-        o.ts.iter()
-            .enumerate()
-            .map(|(i, ts)| OffCpu {
-                end: ts,
-                tid: o.tid[i].to_native(),
-                duration: o.duration_ns[i].to_native(),
-                runnable: o.runnable_ns[i].to_native(),
-                state: o.state[i].to_native(),
-                stack: o.user_stack[i].to_native(),
-            })
-            .collect();
-    Prepared {
-        chunk,
-        switches: by_thread,
-        samples,
-        off_cpu,
-    }
-}
 
 /// A model under construction.
 pub struct ModelBuilder {
@@ -135,15 +43,9 @@ impl ModelBuilder {
         }
     }
 
-    /// Appends one chunk (decoded here).
-    pub fn push_chunk(&mut self, chunk: &ArchivedChunk) {
-        self.push(prepare(chunk));
-    }
-
-    /// Appends a chunk prepared by [`prepare`]; chunks must come in capture order.
-    pub fn push(&mut self, p: Prepared<'_>) {
+    /// Appends one chunk; chunks must come in capture order.
+    pub fn push_chunk(&mut self, c: &ArchivedChunk) {
         let m = &mut self.model;
-        let c = p.chunk;
         m.chunks += 1;
         let seq = c.seq.to_native();
         if seq != self.expected_seq {
@@ -170,28 +72,50 @@ impl ModelBuilder {
                 thread.exited = Some(ts);
             }
         }
-        for rows in p.switches {
-            let thread = m
-                .threads
-                .entry(rows.tid)
-                .or_insert_with(|| Thread::new(rows.tid, start));
-            for (ts, state) in rows.ts.into_iter().zip(rows.states) {
-                thread.timeline.push(ts, state);
-            }
+        let s = &c.switches;
+        let mut thread: Option<&mut Thread> = None;
+        for (i, ts) in s.ts.iter().enumerate() {
+            let tid = s.tid[i].to_native();
+            // Rows of one thread come in runs: look the thread up when it changes.
+            let t = match thread.take() {
+                Some(t) if t.tid == tid => t,
+                _ => m
+                    .threads
+                    .entry(tid)
+                    .or_insert_with(|| Thread::new(tid, start)),
+            };
+            let state = State::after_switch(s.on_cpu[i] == 1, s.prev_state[i].to_native());
+            t.timeline.push(ts, state);
+            thread = Some(t);
         }
-        for sample in &p.samples {
+        let s = &c.samples;
+        for (i, ts) in s.ts.iter().enumerate() {
+            let sample = Sample {
+                ts,
+                tid: s.tid[i].to_native(),
+                stack: s.user_stack[i].to_native(),
+            };
             m.threads
                 .entry(sample.tid)
                 .or_insert_with(|| Thread::new(sample.tid, start))
                 .samples += 1;
+            m.samples.push(sample);
         }
-        m.samples.extend(p.samples);
-        for off in &p.off_cpu {
+        let o = &c.off_cpu;
+        for (i, ts) in o.ts.iter().enumerate() {
+            let off = OffCpu {
+                end: ts,
+                tid: o.tid[i].to_native(),
+                duration: o.duration_ns[i].to_native(),
+                runnable: o.runnable_ns[i].to_native(),
+                state: o.state[i].to_native(),
+                stack: o.user_stack[i].to_native(),
+            };
             m.threads
                 .entry(off.tid)
                 .or_insert_with(|| Thread::new(off.tid, start));
+            m.off_cpu.push(off);
         }
-        m.off_cpu.extend(p.off_cpu);
         m.mappings
             .extend(c.mappings.iter().map(|mp| mp.to_mapping()));
         for counter in c.counters.iter() {
