@@ -28,17 +28,29 @@ pub struct Probes {
     counters: PerCpuArray<MapData, u64>,
 }
 
-fn bpf_error(what: &str, e: impl std::fmt::Display + std::fmt::Debug) -> RecordError {
+/// A load or attach failure: "not permitted" when the kernel said EPERM or EACCES anywhere in
+/// the error's chain of causes (found by errno, not by the error's text), else a BPF error.
+fn bpf_error(what: &str, e: impl std::error::Error + 'static) -> RecordError {
     let text = format!("{what}: {e}");
-    let detail = format!("{e:?}");
-    if detail.contains("PermissionDenied")
-        || detail.contains("EPERM")
-        || detail.contains("os error 1)")
-    {
+    if denied(&e) {
         RecordError::NotPermitted(text)
     } else {
         RecordError::Bpf(text)
     }
+}
+
+/// Whether an OS error in `e`'s chain of causes is EPERM or EACCES.
+fn denied(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(err) = cause {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if matches!(io.raw_os_error(), Some(libc::EPERM | libc::EACCES)) {
+                return true;
+            }
+        }
+        cause = err.source();
+    }
+    false
 }
 
 impl Probes {
@@ -153,5 +165,25 @@ impl Probes {
                 (*c, total)
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("loading failed")]
+    struct Wrapper(#[source] std::io::Error);
+
+    #[test]
+    fn permission_is_told_by_errno_through_the_causes() {
+        let eperm = Wrapper(std::io::Error::from_raw_os_error(libc::EPERM));
+        assert!(matches!(
+            bpf_error("load", eperm),
+            RecordError::NotPermitted(_)
+        ));
+        let einval = Wrapper(std::io::Error::from_raw_os_error(libc::EINVAL));
+        assert!(matches!(bpf_error("load", einval), RecordError::Bpf(_)));
     }
 }
