@@ -7,7 +7,7 @@ use crate::analysis::{Analysis, Options};
 use crate::error::AnalyzeError;
 use crate::model::Model;
 use crate::observer::{Laps, Observer, Phase};
-use crate::source::{self, Loaded};
+use crate::source::{self, Loaded, Opened};
 use crate::symbols::objects::{Bytes, Embedded};
 use crate::symbols::{self};
 
@@ -17,9 +17,18 @@ pub fn analyze_path(
     options: Options,
     observer: &dyn Observer,
 ) -> Result<Analysis, AnalyzeError> {
+    analyze_opened(source::open(path)?, options, observer)
+}
+
+/// Reads an opened capture's events and analyzes them.
+pub fn analyze_opened(
+    opened: Opened,
+    options: Options,
+    observer: &dyn Observer,
+) -> Result<Analysis, AnalyzeError> {
     let mut laps = Laps::new(observer, "");
     observer.phase(Phase::Reading, None);
-    let loaded = source::load(path)?;
+    let loaded = opened.load()?;
     laps.lap("model");
     analyze(loaded, options, observer)
 }

@@ -9,6 +9,7 @@ use hud_format::frame::FrameKind;
 use hud_format::reader::{
     assemble_objects, Capture, ChunkData, EmbeddedObject, FrameRef, FrameStream,
 };
+use hud_format::types::Header;
 use rayon::prelude::*;
 
 use crate::error::AnalyzeError;
@@ -21,13 +22,59 @@ pub struct Loaded {
     pub embedded: Vec<EmbeddedObject>,
 }
 
+/// A capture whose header has been read and checked, not yet its events: what a viewer opens
+/// before it takes over the terminal, so that a bad file is reported on the normal screen.
+pub enum Opened {
+    File(Capture),
+    Stream(Stream),
+}
+
+/// A stream past its header frame.
+pub struct Stream {
+    frames: FrameStream<Box<dyn Read + Send>>,
+    header: Header,
+}
+
+/// Opens the capture at `path`, or standard input for `-`, and checks its header.
+pub fn open(path: &Path) -> Result<Opened, AnalyzeError> {
+    if path.as_os_str() == "-" {
+        open_stream(Box::new(std::io::stdin()))
+    } else {
+        Ok(Opened::File(Capture::open(path)?))
+    }
+}
+
+/// Reads a stream's preamble and header frame.
+pub fn open_stream(reader: Box<dyn Read + Send>) -> Result<Opened, AnalyzeError> {
+    let mut frames = FrameStream::new(reader)?;
+    let first = frames
+        .next_frame()?
+        .filter(|f| f.kind == FrameKind::Header)
+        .ok_or(hud_format::Error::MissingHeader)?;
+    let header = first.header()?;
+    Ok(Opened::Stream(Stream { frames, header }))
+}
+
+impl Opened {
+    pub fn header(&self) -> &Header {
+        match self {
+            Opened::File(c) => c.header(),
+            Opened::Stream(s) => &s.header,
+        }
+    }
+
+    /// Reads the events.
+    pub fn load(self) -> Result<Loaded, AnalyzeError> {
+        match self {
+            Opened::File(capture) => load_file(&capture),
+            Opened::Stream(stream) => load_opened_stream(stream),
+        }
+    }
+}
+
 /// Reads the capture at `path`, or standard input for `-`.
 pub fn load(path: &Path) -> Result<Loaded, AnalyzeError> {
-    if path.as_os_str() == "-" {
-        load_stream(std::io::stdin().lock())
-    } else {
-        load_file(&Capture::open(path)?)
-    }
+    open(path)?.load()
 }
 
 /// Reads a whole capture. Chunks are decompressed a batch at a time, one chunk per pool thread,
@@ -69,15 +116,15 @@ pub fn load_file(capture: &Capture) -> Result<Loaded, AnalyzeError> {
 }
 
 /// Reads a capture from a stream, frame by frame as it arrives: nothing is held but the model.
-pub fn load_stream(reader: impl Read) -> Result<Loaded, AnalyzeError> {
-    let mut stream = FrameStream::new(reader)?;
-    let first = stream
-        .next_frame()?
-        .filter(|f| f.kind == FrameKind::Header)
-        .ok_or(hud_format::Error::MissingHeader)?;
-    let mut builder = ModelBuilder::new(first.header()?, stream.version().to_string());
+pub fn load_stream(reader: impl Read + Send + 'static) -> Result<Loaded, AnalyzeError> {
+    open_stream(Box::new(reader))?.load()
+}
+
+fn load_opened_stream(stream: Stream) -> Result<Loaded, AnalyzeError> {
+    let Stream { mut frames, header } = stream;
+    let mut builder = ModelBuilder::new(header, frames.version().to_string());
     let mut parts = Vec::new();
-    while let Some(frame) = stream.next_frame()? {
+    while let Some(frame) = frames.next_frame()? {
         match frame.kind {
             FrameKind::Chunk => builder.push_chunk(frame.into_chunk()?.get()),
             FrameKind::Object => {
@@ -89,7 +136,7 @@ pub fn load_stream(reader: impl Read) -> Result<Loaded, AnalyzeError> {
             _ => {}
         }
     }
-    let ending = stream
+    let ending = frames
         .ending()
         .cloned()
         .unwrap_or(hud_format::reader::Ending::Unclosed);

@@ -420,7 +420,9 @@ fn a_stream_builds_the_model_a_file_builds() {
     )
     .unwrap()
     .model;
-    let stream = hud_analyze::source::load_stream(&bytes[..]).unwrap().model;
+    let stream = hud_analyze::source::load_stream(std::io::Cursor::new(bytes))
+        .unwrap()
+        .model;
     assert!(file.chunks > 1);
     assert_eq!(file.chunks, stream.chunks);
     assert_eq!(file.samples, stream.samples);

@@ -7,8 +7,7 @@ use crate::model::{Model, Role};
 use crate::symbols::Symbols;
 
 /// Sets every thread's role by majority over its samples' and off-CPU episodes' stacks.
-pub fn classify(model: &mut Model, symbols: &Symbols) {
-    let cls = Classifier::default();
+pub fn classify(model: &mut Model, symbols: &Symbols, cls: &Classifier) {
     let mut votes: HashMap<u32, [u32; 3]> = HashMap::default();
     // Per stack id: not seen yet (None), or the role its frames vote for.
     let mut cache: Vec<Option<Option<usize>>> = vec![None; model.stacks.len() + 1];

@@ -292,10 +292,16 @@ fn common_outer_frames<'p>(mut paths: impl Iterator<Item = &'p [UserFrame]>) -> 
 type GroupKey = (Kind, Vec<UserFrame>);
 
 /// Runs detection over the whole capture.
-pub fn detect(model: &Model, symbols: &Symbols, thresholds: Thresholds) -> Detection {
-    let cls = Classifier::default();
+pub fn detect(
+    model: &Model,
+    symbols: &Symbols,
+    thresholds: Thresholds,
+    cls: &Classifier,
+) -> Detection {
     let runs_tasks = |tid: u32| model.threads.get(&tid).is_some_and(|t| t.role.runs_tasks());
-    let mut facts = StackFacts::new(model, symbols, &cls);
+    let mut facts = StackFacts::new(model, symbols, cls);
+    // The kind of an off-CPU stack, per (stack, state): many episodes share a stack.
+    let mut kinds: HashMap<(u32, u16), Kind> = HashMap::default();
     let mut groups = Groups::default();
     let mut episodes: Vec<Episode> = Vec::new();
     let mut idle_episodes = 0;
@@ -310,11 +316,12 @@ pub fn detect(model: &Model, symbols: &Symbols, thresholds: Thresholds) -> Detec
             idle_episodes += 1;
             continue;
         }
-        let frames = symbols.stack(model, off.stack);
-        let kind = frames::off_cpu_kind(&frames, off.state);
+        let kind = *kinds
+            .entry((off.stack, off.state))
+            .or_insert_with(|| frames::off_cpu_kind(&symbols.stack(model, off.stack), off.state));
         let path = &facts.paths[f.path as usize];
         let group = groups.of((kind, path.clone()), || {
-            group_from_stack(&frames, kind, path.len(), &cls)
+            group_from_stack(&symbols.stack(model, off.stack), kind, path.len(), cls)
         });
         episodes.push(Episode {
             tid: off.tid,

@@ -89,9 +89,11 @@ type LineKey = (usize, usize, u32);
 struct Counts<'a> {
     samples: u64,
     fn_self: HashMap<usize, u64>,
-    fn_incl: HashMap<usize, (u64, &'a Frame)>,
+    /// Inclusive count, the frame (for its key), and the threads it ran on (bit `i % 64` for the
+    /// `i`-th thread; only kept for the overall counts).
+    fn_incl: HashMap<usize, (u64, &'a Frame, u64)>,
     line_self: HashMap<LineKey, u64>,
-    line_incl: HashMap<LineKey, (u64, &'a Frame)>,
+    line_incl: HashMap<LineKey, (u64, &'a Frame, u64)>,
 }
 
 impl<'a> Counts<'a> {
@@ -100,28 +102,45 @@ impl<'a> Counts<'a> {
         for (k, n) in other.fn_self {
             *self.fn_self.entry(k).or_default() += n;
         }
-        for (k, (n, frame)) in other.fn_incl {
-            self.fn_incl.entry(k).or_insert((0, frame)).0 += n;
+        for (k, (n, frame, mask)) in other.fn_incl {
+            let e = self.fn_incl.entry(k).or_insert((0, frame, 0));
+            e.0 += n;
+            e.2 |= mask;
         }
         for (k, n) in other.line_self {
             *self.line_self.entry(k).or_default() += n;
         }
-        for (k, (n, frame)) in other.line_incl {
-            self.line_incl.entry(k).or_insert((0, frame)).0 += n;
+        for (k, (n, frame, mask)) in other.line_incl {
+            let e = self.line_incl.entry(k).or_insert((0, frame, 0));
+            e.0 += n;
+            e.2 |= mask;
         }
     }
 
-    /// The tables; `seen_in` gives, per key, the samples of the threads it appears on (the
-    /// denominator of "present in almost every sample"), or `None` for this group's own total.
-    fn hotspots(&self, ranking: Ranking, cls: &Classifier, seen_in: Option<&SeenIn>) -> Hotspots {
+    /// The tables; `bit_samples` gives the samples of the threads of each mask bit, so a key's
+    /// threads' samples (the denominator of "present in almost every sample") are known; `None`
+    /// for one thread's counts, whose own total is the denominator.
+    fn hotspots(
+        &self,
+        ranking: Ranking,
+        cls: &Classifier,
+        bit_samples: Option<&[u64; 64]>,
+    ) -> Hotspots {
         let total = self.samples;
         let fn_key = |k: &usize| HotKey::of(self.fn_incl[k].1, false, cls);
         let line_key = |k: &LineKey| HotKey::of(self.line_incl[k].1, true, cls);
         let fn_incl: HashMap<usize, u64> = self.fn_incl.iter().map(|(k, v)| (*k, v.0)).collect();
         let line_incl: HashMap<LineKey, u64> =
             self.line_incl.iter().map(|(k, v)| (*k, v.0)).collect();
-        let fn_den = |k: &usize| seen_in.map_or(total, |s| s.functions[k]);
-        let line_den = |k: &LineKey| seen_in.map_or(total, |s| s.lines[k]);
+        let threads_samples = |mask: u64| match bit_samples {
+            Some(bits) => (0..64)
+                .filter(|b| mask & (1 << b) != 0)
+                .map(|b| bits[b])
+                .sum(),
+            None => total,
+        };
+        let fn_den = |k: &usize| threads_samples(self.fn_incl[k].2);
+        let line_den = |k: &LineKey| threads_samples(self.line_incl[k].2);
         let (by_function, by_function_inclusive, hidden_fn) =
             rank(&self.fn_self, &fn_incl, total, ranking, fn_key, fn_den);
         let (by_line, by_line_inclusive, hidden_line) = rank(
@@ -143,28 +162,6 @@ impl<'a> Counts<'a> {
     }
 }
 
-/// Per key, the samples of the threads it appears on at least once.
-#[derive(Default)]
-struct SeenIn {
-    functions: HashMap<usize, u64>,
-    lines: HashMap<LineKey, u64>,
-}
-
-impl SeenIn {
-    fn of(threads: &[Counts<'_>]) -> Self {
-        let mut s = SeenIn::default();
-        for t in threads {
-            for k in t.fn_incl.keys() {
-                *s.functions.entry(*k).or_default() += t.samples;
-            }
-            for k in t.line_incl.keys() {
-                *s.lines.entry(*k).or_default() += t.samples;
-            }
-        }
-        s
-    }
-}
-
 /// Hotspots of the samples in `[from, to)`: overall, and per thread of `threads`; and the
 /// overall samples per stack id (for flame graphs), sorted by stack id.
 pub struct WindowHotspots {
@@ -173,9 +170,11 @@ pub struct WindowHotspots {
     pub per_stack: Vec<(u32, u64)>,
 }
 
-/// Counts the window's samples in one pass over their distinct stacks. Every thread is counted
-/// on its own too, so that a library frame is judged ubiquitous against the threads it runs on
-/// (the runtime's loop is in every sample of a worker, not of the process).
+/// Counts the window's samples in one pass over their distinct stacks: overall, and per thread
+/// of `threads`. The overall counts note which threads each frame ran on (a bit per thread), so
+/// that a library frame is judged ubiquitous against the threads it runs on: the runtime's loop
+/// is in every sample of a worker, not of the process. With more than 64 threads, threads share
+/// bits, which only makes a frame look less ubiquitous (never hides one wrongly).
 pub fn in_window(
     model: &Model,
     symbols: &Symbols,
@@ -184,63 +183,33 @@ pub fn in_window(
     to: u64,
     ranking: Ranking,
 ) -> WindowHotspots {
-    let all: HashMap<u32, usize> = model
-        .threads
-        .keys()
-        .enumerate()
-        .map(|(i, t)| (*t, i))
-        .collect();
     let cls = Classifier::default();
-    let (overall, per_thread, per_stack) = grouped(
-        model,
-        symbols,
-        |tid| all.get(&tid).map_or(0, |i| i + 1),
-        all.len(),
-        from,
-        to,
-    );
-    let seen_in = SeenIn::of(&per_thread);
-    WindowHotspots {
-        overall: overall.hotspots(ranking, &cls, Some(&seen_in)),
-        per_thread: threads
-            .iter()
-            .map(|t| match all.get(t) {
-                Some(&i) => per_thread[i].hotspots(ranking, &cls, None),
-                None => Hotspots::default(),
-            })
-            .collect(),
-        per_stack,
-    }
-}
-
-/// Counts overall, and per group 1..=`groups` of `group(tid)` (0: overall only). Each distinct
-/// stack is walked once, on any thread of the pool; the walk's costs are per distinct stack, not
-/// per sample.
-fn grouped<'a>(
-    model: &'a Model,
-    symbols: &'a Symbols,
-    group: impl Fn(u32) -> usize,
-    groups: usize,
-    from: u64,
-    to: u64,
-) -> (Counts<'a>, Vec<Counts<'a>>, Vec<(u32, u64)>) {
-    // Samples per (stack, group), thread by thread within the window.
-    let mut per_stack: HashMap<(u32, usize), u64> = HashMap::default();
-    for &tid in model.threads.keys() {
-        let g = group(tid);
-        for s in model.samples_in(tid, from, to) {
-            *per_stack.entry((s.stack, g)).or_default() += 1;
+    let group: HashMap<u32, usize> = threads
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (*t, i + 1))
+        .collect();
+    // Samples per (stack, thread index).
+    let mut per_stack: HashMap<(u32, u32), u64> = HashMap::default();
+    let mut bit_samples = [0u64; 64];
+    let mut thread_group: Vec<usize> = Vec::with_capacity(model.threads.len());
+    for (i, &tid) in model.threads.keys().enumerate() {
+        thread_group.push(group.get(&tid).copied().unwrap_or(0));
+        let samples = model.samples_in(tid, from, to);
+        bit_samples[i % 64] += samples.len() as u64;
+        for s in samples {
+            *per_stack.entry((s.stack, i as u32)).or_default() += 1;
         }
     }
-    // Per distinct stack: its count per group (group 0 = overall only).
-    let mut stacks: Vec<(u32, usize, u64)> =
-        per_stack.into_iter().map(|((s, g), n)| (s, g, n)).collect();
-    stacks.par_sort_unstable();
-    let stacks: Vec<&[(u32, usize, u64)]> = stacks.chunk_by(|a, b| a.0 == b.0).collect();
-    let counts: Vec<(u32, u64)> = stacks
+    let mut rows: Vec<(u32, u32, u64)> =
+        per_stack.into_iter().map(|((s, t), n)| (s, t, n)).collect();
+    rows.par_sort_unstable();
+    let stacks: Vec<&[(u32, u32, u64)]> = rows.chunk_by(|a, b| a.0 == b.0).collect();
+    let per_stack_counts: Vec<(u32, u64)> = stacks
         .iter()
         .map(|rows| (rows[0].0, rows.iter().map(|r| r.2).sum()))
         .collect();
+    let groups = threads.len();
     let empty = || Acc {
         overall: Counts::default(),
         groups: (0..groups).map(|_| Counts::default()).collect(),
@@ -251,18 +220,24 @@ fn grouped<'a>(
         .fold(empty, |mut acc, rows| {
             let stack = rows[0].0;
             let total: u64 = rows.iter().map(|r| r.2).sum();
-            let mut targets: Vec<(&mut Counts, u64)> = Vec::with_capacity(rows.len() + 1);
-            targets.push((&mut acc.overall, total));
-            // Rows are sorted by group: split the slice to borrow each group once.
+            let mask = rows.iter().fold(0u64, |m, r| m | 1 << (r.1 % 64));
+            let mut targets: Vec<(&mut Counts, u64, u64)> = Vec::with_capacity(rows.len() + 1);
+            targets.push((&mut acc.overall, total, mask));
+            // Each thread belongs to at most one group: borrow each group once.
+            let mut per_group: Vec<(usize, u64)> = rows
+                .iter()
+                .filter_map(|r| match thread_group[r.1 as usize] {
+                    0 => None,
+                    g => Some((g, r.2)),
+                })
+                .collect();
+            per_group.sort_unstable();
             let mut rest = &mut acc.groups[..];
             let mut consumed = 0;
-            for &(_, g, n) in rows.iter() {
-                if g == 0 {
-                    continue;
-                }
+            for (g, n) in per_group {
                 let (_, tail) = std::mem::take(&mut rest).split_at_mut(g - 1 - consumed);
                 let (head, tail) = tail.split_first_mut().expect("group in range");
-                targets.push((head, n));
+                targets.push((head, n, 0));
                 rest = tail;
                 consumed = g;
             }
@@ -276,7 +251,15 @@ fn grouped<'a>(
             }
             a
         });
-    (acc.overall, acc.groups, counts)
+    WindowHotspots {
+        overall: acc.overall.hotspots(ranking, &cls, Some(&bit_samples)),
+        per_thread: acc
+            .groups
+            .iter()
+            .map(|g| g.hotspots(ranking, &cls, None))
+            .collect(),
+        per_stack: per_stack_counts,
+    }
 }
 
 /// One pool thread's running counts, and its scratch sets (reused from stack to stack).
@@ -299,10 +282,10 @@ fn count_stack<'a>(
     model: &'a Model,
     symbols: &'a Symbols,
     stack: u32,
-    targets: &mut [(&mut Counts<'a>, u64)],
+    targets: &mut [(&mut Counts<'a>, u64, u64)],
     seen: &mut Seen,
 ) {
-    for (c, n) in targets.iter_mut() {
+    for (c, n, _) in targets.iter_mut() {
         c.samples += *n;
     }
     seen.functions.clear();
@@ -315,7 +298,7 @@ fn count_stack<'a>(
         if first {
             // The line shows the innermost source, inlined or not.
             if let Some(k) = line {
-                for (c, n) in targets.iter_mut() {
+                for (c, n, _) in targets.iter_mut() {
                     *c.line_self.entry(k).or_default() += *n;
                 }
             }
@@ -324,20 +307,24 @@ fn count_stack<'a>(
         // Self time goes to the function whose code runs: the symbol the leaf's inline chain
         // ends in, as perf counts it.
         if !symbol_done && !f.inlined {
-            for (c, n) in targets.iter_mut() {
+            for (c, n, _) in targets.iter_mut() {
                 *c.fn_self.entry(fid).or_default() += *n;
             }
             symbol_done = true;
         }
         if seen.functions.insert(fid) {
-            for (c, n) in targets.iter_mut() {
-                c.fn_incl.entry(fid).or_insert((0, f)).0 += *n;
+            for (c, n, mask) in targets.iter_mut() {
+                let e = c.fn_incl.entry(fid).or_insert((0, f, 0));
+                e.0 += *n;
+                e.2 |= *mask;
             }
         }
         if let Some(k) = line {
             if seen.lines.insert(k) {
-                for (c, n) in targets.iter_mut() {
-                    c.line_incl.entry(k).or_insert((0, f)).0 += *n;
+                for (c, n, mask) in targets.iter_mut() {
+                    let e = c.line_incl.entry(k).or_insert((0, f, 0));
+                    e.0 += *n;
+                    e.2 |= *mask;
                 }
             }
         }

@@ -133,8 +133,10 @@ impl Findings {
 impl Analysis {
     /// Classifies the threads, detects blocking and diagnoses the capture.
     pub fn new(options: Options, mut model: Model, symbols: Symbols) -> Self {
-        classify::classify(&mut model, &symbols);
-        let detection = detect::detect(&model, &symbols, options.thresholds);
+        // One cache of frame facts for both passes.
+        let cls = frames::Classifier::default();
+        classify::classify(&mut model, &symbols, &cls);
+        let detection = detect::detect(&model, &symbols, options.thresholds, &cls);
         let diagnostics = diagnostics::diagnose(&model, &symbols);
         Analysis {
             options,
