@@ -40,6 +40,8 @@ struct Cli {
 enum Command {
     /// What blocks the runtime, CPU hotspots, and threads.
     Report(ReportArgs),
+    /// The glass cockpit: blockers, hotspots, workers and a timeline, for any window.
+    Tui(TuiArgs),
     /// What a capture holds: target, host, duration, threads, event counts, losses.
     Info {
         /// The capture file (`-` for standard input, read as it arrives).
@@ -47,8 +49,9 @@ enum Command {
     },
 }
 
+/// Where symbols come from and what counts as blocking: shared by `report` and `tui`.
 #[derive(clap::Args)]
-struct ReportArgs {
+struct AnalysisArgs {
     /// The capture file (`-` for standard input, read as it arrives).
     capture: PathBuf,
     /// Use this file for an object (matched by build-id, or by file name). Repeatable.
@@ -63,6 +66,36 @@ struct ReportArgs {
     /// Shortest on-CPU poll that counts as blocking (measured by sampling).
     #[arg(long, value_name = "DURATION", default_value = "10ms", value_parser = parse_duration)]
     long_poll: Duration,
+}
+
+impl AnalysisArgs {
+    fn options(&self) -> Options {
+        Options {
+            search: SearchPaths {
+                binaries: self.binaries.clone(),
+                debug_dirs: self.debug_dirs.clone(),
+            },
+            thresholds: Thresholds {
+                off_cpu_ns: nanos(self.threshold),
+                long_poll_ns: nanos(self.long_poll),
+            },
+        }
+    }
+}
+
+#[derive(clap::Args)]
+struct TuiArgs {
+    #[command(flatten)]
+    analysis: AnalysisArgs,
+    /// Time the cockpit on a headless WIDTHxHEIGHT terminal instead (for `cargo xtask bench tui`).
+    #[arg(long, hide = true, value_name = "WxH")]
+    bench_headless: Option<String>,
+}
+
+#[derive(clap::Args)]
+struct ReportArgs {
+    #[command(flatten)]
+    analysis: AnalysisArgs,
     /// Report only from this time after the recording's start (e.g. 2s, 1500ms).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     from: Option<Duration>,
@@ -153,6 +186,48 @@ fn main() -> ExitCode {
             Err(e) => fail(e),
         },
         Command::Report(args) => report(args),
+        Command::Tui(args) => tui(args),
+    }
+}
+
+fn tui(args: TuiArgs) -> ExitCode {
+    use hud_analyze::view::tui::{self, TuiError};
+    let options = args.analysis.options();
+    let path = &args.analysis.capture;
+    // Opened here, so a missing or corrupt capture is reported on the normal screen.
+    let opened = match hud_analyze::source::open(path) {
+        Ok(o) => o,
+        Err(e) => return fail(e),
+    };
+    if let Some(size) = &args.bench_headless {
+        let (w, h) = size
+            .split_once('x')
+            .and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?)))
+            .unwrap_or((200, 60));
+        return match tui::bench_headless(opened, options, (w, h)) {
+            Ok(out) => {
+                emit(&out);
+                ExitCode::SUCCESS
+            }
+            Err(TuiError::Analyze(e)) => fail(e),
+            Err(e) => {
+                eprintln!("hud-analyze: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let name = path.display().to_string();
+    match tui::run(opened, options, &name) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(TuiError::Analyze(e)) => fail(e),
+        Err(e @ TuiError::NotATerminal) => {
+            eprintln!("hud-analyze: {e}");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("hud-analyze: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -194,18 +269,9 @@ fn report(args: ReportArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     }
-    let options = Options {
-        search: SearchPaths {
-            binaries: args.binaries,
-            debug_dirs: args.debug_dirs,
-        },
-        thresholds: Thresholds {
-            off_cpu_ns: nanos(args.threshold),
-            long_poll_ns: nanos(args.long_poll),
-        },
-    };
+    let options = args.analysis.options();
     let observer = Terminal::new();
-    let analysis = match pipeline::analyze_path(&args.capture, options, &observer) {
+    let analysis = match pipeline::analyze_path(&args.analysis.capture, options, &observer) {
         Ok(a) => a,
         Err(e) => return fail(e),
     };

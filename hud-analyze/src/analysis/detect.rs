@@ -112,6 +112,39 @@ impl Blocker {
         self.episodes.iter().map(|e| e.start).min().unwrap_or(0)
     }
 
+    /// Episode durations in buckets doubling from 1 ms: `(upper bound ns, count)`, from the
+    /// bucket of the shortest episode to that of the longest (`u64::MAX` for the last bucket).
+    pub fn histogram(&self) -> Vec<(u64, usize)> {
+        const MS: u64 = 1_000_000;
+        let bucket = |d: u64| -> usize {
+            if d < MS {
+                0
+            } else {
+                (64 - (d / MS).leading_zeros()) as usize
+            }
+        };
+        let (lo, hi) = self
+            .episodes
+            .iter()
+            .map(|e| bucket(e.duration))
+            .fold((usize::MAX, 0), |(lo, hi), b| (lo.min(b), hi.max(b)));
+        if lo > hi {
+            return Vec::new();
+        }
+        let mut counts = vec![0usize; hi - lo + 1];
+        for e in &self.episodes {
+            counts[bucket(e.duration) - lo] += 1;
+        }
+        counts
+            .into_iter()
+            .enumerate()
+            .map(|(i, n)| {
+                let upper = MS.checked_shl((lo + i) as u32).unwrap_or(u64::MAX);
+                (upper, n)
+            })
+            .collect()
+    }
+
     /// Threads it happened on, sorted.
     pub fn threads(&self) -> Vec<u32> {
         let mut t: Vec<u32> = self.episodes.iter().map(|e| e.tid).collect();
@@ -513,6 +546,41 @@ mod tests {
         assert_eq!(nearest_rank(&d, 0.99), 99);
         assert_eq!(nearest_rank(&d, 1.0), 100);
         assert_eq!(nearest_rank(&d, 0.0), 1);
+    }
+
+    #[test]
+    fn histogram_buckets_double_from_one_millisecond() {
+        const MS: u64 = 1_000_000;
+        let episode = |duration| Episode {
+            tid: 1,
+            start: 0,
+            duration,
+            kind: Kind::Sleep,
+            stack: 0,
+            samples: 0,
+            group: 0,
+            line: 0,
+        };
+        let b = Blocker {
+            group: 0,
+            kind: Kind::Sleep,
+            blame: Frame {
+                function: "f".into(),
+                file: None,
+                line: 0,
+                object: 0,
+                inlined: false,
+            },
+            task: None,
+            spawned: None,
+            user_path: Vec::new(),
+            episodes: [3 * MS, 3 * MS, 15 * MS, 2 * MS].map(episode).to_vec(),
+            example: 0,
+            total: 0,
+            longest: 0,
+        };
+        // 2–4 ms: three (2, 3, 3); 4–8: none; 8–16: one.
+        assert_eq!(b.histogram(), vec![(4 * MS, 3), (8 * MS, 0), (16 * MS, 1)]);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 use rustc_hash::FxHashMap as HashMap;
 
 use super::detect::Blocker;
+use super::frames::Kind;
 use crate::model::{Model, Role};
 
 /// One thread in a window.
@@ -15,8 +16,10 @@ pub struct ThreadStats {
     pub preempted_wait_ns: u64,
     /// Runnable after a wakeup (from recorded off-CPU episodes), waiting for a CPU.
     pub woken_wait_ns: u64,
-    /// In the window's blockers.
+    /// In the window's blockers (off CPU and long polls).
     pub blocking_ns: u64,
+    /// Of `blocking_ns`, blocked off CPU (a long poll's time is on-CPU time).
+    pub blocked_off_cpu_ns: u64,
     pub samples: u64,
     /// Share of the window on CPU.
     pub utilisation: f64,
@@ -35,10 +38,15 @@ pub fn threads(model: &Model, blockers: &[Blocker], from: u64, to: u64) -> Vec<T
         .min(model.end)
         .saturating_sub(from.max(model.start))
         .max(1);
-    let mut blocking: HashMap<u32, u64> = HashMap::default();
+    // Per thread: (all blocking, off-CPU blocking).
+    let mut blocking: HashMap<u32, (u64, u64)> = HashMap::default();
     for b in blockers {
         for e in &b.episodes {
-            *blocking.entry(e.tid).or_default() += e.duration;
+            let entry = blocking.entry(e.tid).or_default();
+            entry.0 += e.duration;
+            if e.kind != Kind::Cpu {
+                entry.1 += e.duration;
+            }
         }
     }
     model
@@ -60,7 +68,8 @@ pub fn threads(model: &Model, blockers: &[Blocker], from: u64, to: u64) -> Vec<T
                 on_cpu_ns: totals.on_cpu,
                 preempted_wait_ns: totals.runnable,
                 woken_wait_ns,
-                blocking_ns: blocking.get(&t.tid).copied().unwrap_or(0),
+                blocking_ns: blocking.get(&t.tid).map_or(0, |b| b.0),
+                blocked_off_cpu_ns: blocking.get(&t.tid).map_or(0, |b| b.1),
                 samples: model.samples_in(t.tid, from, to).len() as u64,
                 utilisation: totals.on_cpu as f64 / length as f64,
             }

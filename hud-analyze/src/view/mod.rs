@@ -1,8 +1,9 @@
 //! Views of one analysis. Each reads [`crate::analysis::Analysis`] (and the findings of a window)
-//! and recomputes nothing: `info` (what a capture holds), `report` (text and JSON).
+//! and recomputes nothing: `info` (what a capture holds), `report` (text and JSON), `tui` (the cockpit).
 
 pub mod info;
 pub mod report;
+pub mod tui;
 
 /// Shortens a source path to its crate-relative part:
 /// "/home/u/app/demo/src/main.rs" → "demo/src/main.rs"; without a `src` folder, the last three

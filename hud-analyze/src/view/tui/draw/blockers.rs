@@ -1,0 +1,92 @@
+//! The blockers of the window: kind, function, file:line, count, total, p99, max.
+
+use ratatui::layout::{Constraint, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Cell, Row, Table, TableState};
+use ratatui::Frame;
+
+use super::{focused, location, ms, panel};
+use crate::analysis::frames::Kind;
+use crate::view::tui::snapshot::Snapshot;
+use crate::view::tui::state::{Panel, State};
+use crate::view::tui::theme::Theme;
+
+/// How a kind reads in a narrow column.
+pub(super) fn kind_label(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Cpu => "long poll",
+        k => k.label(),
+    }
+}
+
+pub(super) fn draw(frame: &mut Frame, area: Rect, state: &State, s: &Snapshot, theme: Theme) {
+    let rows: Vec<Row> = s
+        .blockers(state)
+        .map(|b| {
+            Row::new(vec![
+                Cell::from(Span::styled(kind_label(b.kind), theme.blocked())),
+                Cell::from(b.blame.function.to_string()),
+                match b.blame.file.as_deref() {
+                    Some(file) => Cell::from(location(Some(file), b.blame.line)),
+                    None => Cell::from(Span::styled("(no user frame)", theme.dim())),
+                },
+                Cell::from(format!("{}", b.episodes.len())),
+                Cell::from(ms(b.total())),
+                Cell::from(ms(b.quantile(0.99))),
+                Cell::from(ms(b.max())),
+            ])
+        })
+        .collect();
+    let count = rows.len();
+    let is_focused = focused(state, Panel::Blockers);
+    let title = Line::from(vec![
+        Span::styled(" Blockers ", theme.title()),
+        Span::raw(format!("({count}) · Enter: drill down ")),
+    ]);
+    let empty = count == 0;
+    let table = Table::new(
+        rows,
+        [
+            Constraint::Length(9),
+            Constraint::Fill(1),
+            Constraint::Length(26),
+            Constraint::Length(6),
+            Constraint::Length(9),
+            Constraint::Length(7),
+            Constraint::Length(7),
+        ],
+    )
+    .header(
+        Row::new(vec![
+            "kind",
+            "where the time goes",
+            "file:line",
+            "count",
+            "total ms",
+            "p99",
+            "max",
+        ])
+        .style(theme.dim()),
+    )
+    .block(panel(title, is_focused, theme))
+    .row_highlight_style(if is_focused {
+        theme.selected()
+    } else {
+        theme.title()
+    });
+    let mut table_state =
+        TableState::default().with_selected((!empty).then(|| state.row(Panel::Blockers)));
+    frame.render_stateful_widget(table, area, &mut table_state);
+    if empty {
+        let inner = area.inner(ratatui::layout::Margin::new(2, 2));
+        let text = if state.filter.is_empty() {
+            "nothing blocked a runtime thread in this window"
+        } else {
+            "no blocker matches the filter"
+        };
+        frame.render_widget(
+            ratatui::widgets::Paragraph::new(Span::styled(text, theme.dim())),
+            inner,
+        );
+    }
+}

@@ -1,0 +1,81 @@
+//! CPU hotspots of the window: self and inclusive, by function or by line (f), overall or for
+//! the pinned worker.
+
+use ratatui::layout::{Constraint, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Cell, Row, Table, TableState};
+use ratatui::Frame;
+
+use super::{focused, location, panel};
+use crate::view::tui::snapshot::Snapshot;
+use crate::view::tui::state::{Panel, State};
+use crate::view::tui::theme::Theme;
+
+pub(super) fn draw(frame: &mut Frame, area: Rect, state: &State, s: &Snapshot, theme: Theme) {
+    let table_data = s.hotspot_table(state);
+    let rows: Vec<Row> = s
+        .hotspots(state)
+        .map(|h| {
+            let k = &h.key;
+            let name = match k.line {
+                Some(line) => format!("{}  {}", location(k.file.as_deref(), line), k.function),
+                None => k.function.to_string(),
+            };
+            Row::new(vec![
+                Cell::from(format!("{:5.1}", h.self_pct)),
+                Cell::from(format!("{:5.1}", h.inclusive_pct)),
+                Cell::from(Span::styled(
+                    name,
+                    if k.user {
+                        theme.user_code()
+                    } else {
+                        ratatui::style::Style::new()
+                    },
+                )),
+            ])
+        })
+        .collect();
+    let whose = match state.pinned_worker {
+        Some(tid) => format!("worker {tid}"),
+        None => "all threads".into(),
+    };
+    let title = Line::from(vec![
+        Span::styled(" Hotspots ", theme.title()),
+        Span::raw(format!(
+            "by {} · {whose} · {} samples ",
+            if state.by_line { "line" } else { "function" },
+            table_data.samples
+        )),
+    ]);
+    let is_focused = focused(state, Panel::Hotspots);
+    let empty = rows.is_empty();
+    let table = Table::new(
+        rows,
+        [
+            Constraint::Length(6),
+            Constraint::Length(6),
+            Constraint::Fill(1),
+        ],
+    )
+    .header(
+        Row::new(vec![
+            "self%",
+            "incl%",
+            if state.by_line {
+                "file:line  function"
+            } else {
+                "function"
+            },
+        ])
+        .style(theme.dim()),
+    )
+    .block(panel(title, is_focused, theme))
+    .row_highlight_style(if is_focused {
+        theme.selected()
+    } else {
+        ratatui::style::Style::new()
+    });
+    let mut table_state =
+        TableState::default().with_selected((!empty).then(|| state.row(Panel::Hotspots)));
+    frame.render_stateful_widget(table, area, &mut table_state);
+}

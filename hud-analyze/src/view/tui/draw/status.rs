@@ -1,0 +1,111 @@
+//! The master status: NORMAL or CAUTION as detection decides (never CPU %), the reason, what was
+//! recorded, and notes on what limits the analysis.
+
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+use ratatui::Frame;
+
+use super::{seconds, View};
+use crate::analysis::diagnostics::{percent, Diagnostic};
+use crate::analysis::Status;
+use crate::view::report::schema::verdict_sentence;
+use crate::view::tui::state::State;
+
+pub(super) fn draw(frame: &mut Frame, area: Rect, state: &State, view: &View) {
+    let theme = view.theme;
+    let Some(s) = view.snapshot else {
+        frame.render_widget(
+            Paragraph::new(vec![Line::from(vec![
+                Span::styled(" LOADING ", theme.title()),
+                Span::raw(" hud"),
+            ])]),
+            area,
+        );
+        return;
+    };
+    let a = &s.analysis;
+    let m = &a.model;
+    let verdict = s.findings.verdict();
+    let badge = match verdict.status {
+        Status::Normal => Span::styled(" ● NORMAL ", theme.normal_status()),
+        Status::Caution => Span::styled(" ▲ CAUTION ", theme.caution_status()),
+    };
+    let mut first = vec![
+        badge,
+        Span::raw(" "),
+        Span::raw(verdict_sentence(a, &s.findings)),
+    ];
+    if view.updating {
+        first.push(Span::styled("  (updating…)", theme.dim()));
+    }
+    let h = &m.header;
+    let mut second = format!(
+        "pid {} {} · {} · Linux {} · {:.2} s recorded at {} Hz",
+        h.target.pid,
+        h.target.exe_path,
+        h.host_name,
+        h.kernel_release,
+        m.duration() as f64 / 1e9,
+        h.sample_hz
+    );
+    if let Some((from, to)) = state.window_range() {
+        second.push_str(&format!(
+            " · window {:.2}–{:.2} s",
+            seconds(s, from),
+            seconds(s, to)
+        ));
+    }
+    let notes: Vec<String> = a.diagnostics.iter().map(short).collect();
+    let third = match &state.note {
+        Some(note) => Line::from(Span::styled(note.clone(), theme.highlight())),
+        None if notes.is_empty() => Line::from(Span::styled("notes: none", theme.dim())),
+        None => Line::from(vec![
+            Span::styled("notes: ", theme.blocked()),
+            Span::raw(notes.join(" · ")),
+        ]),
+    };
+    frame.render_widget(
+        Paragraph::new(vec![
+            Line::from(first),
+            Line::from(Span::styled(second, theme.dim())),
+            third,
+        ]),
+        area,
+    );
+}
+
+/// A diagnostic in a few words (the report has the long form).
+fn short(d: &Diagnostic) -> String {
+    let name = |p: &str| {
+        std::path::Path::new(p)
+            .file_name()
+            .map_or(p.to_string(), |n| n.to_string_lossy().into_owned())
+    };
+    match d {
+        Diagnostic::Capture(text) => text.clone(),
+        Diagnostic::TargetWithoutDebugInfo { path, share } => {
+            format!(
+                "{} has no debug info ({} of addresses)",
+                name(path),
+                percent(*share)
+            )
+        }
+        Diagnostic::ObjectNotFound { path, share } => {
+            format!(
+                "{} not found ({} of addresses)",
+                name(path),
+                percent(*share)
+            )
+        }
+        Diagnostic::Symbols(text) => text.clone(),
+        Diagnostic::ShallowStacks { share } => format!(
+            "{} of samples have shallow stacks (no frame pointers?)",
+            percent(*share)
+        ),
+        Diagnostic::LostRecords { lost, share } => {
+            format!("{lost} records lost ({})", percent(*share))
+        }
+        Diagnostic::NoRuntimeThreads => "no Tokio runtime thread found".into(),
+    }
+}

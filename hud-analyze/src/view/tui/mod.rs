@@ -1,0 +1,230 @@
+//! `hud-analyze tui`: the glass cockpit.
+//!
+//! Three parts, each testable alone: a [`worker`] thread reads and analyzes the capture and
+//! publishes immutable [`snapshot`]s (the findings of the selected window); the UI thread keeps a
+//! [`state`] that keys change (`State::update`), and [`draw`]s the newest snapshot with it. The UI
+//! never waits for the analysis: the first frame (with progress) is drawn at once, and a window
+//! change shows "updating…" until its findings arrive.
+
+pub mod draw;
+pub mod snapshot;
+pub mod state;
+pub mod theme;
+pub mod worker;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ratatui::backend::{Backend, TestBackend};
+use ratatui::crossterm::event::{self, Event, KeyEventKind};
+use ratatui::Terminal;
+
+use crate::analysis::{Options, Window};
+use crate::error::AnalyzeError;
+use crate::source::Opened;
+use draw::View;
+use snapshot::Snapshot;
+use state::{Action, State};
+use theme::Theme;
+use worker::{Update, Worker};
+
+/// Why the cockpit stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum TuiError {
+    #[error(transparent)]
+    Analyze(#[from] AnalyzeError),
+    #[error("the terminal failed: {0}")]
+    Terminal(#[from] std::io::Error),
+    #[error("the cockpit needs a terminal (stdout is not one); use `hud-analyze report` for text")]
+    NotATerminal,
+}
+
+impl From<std::convert::Infallible> for TuiError {
+    fn from(never: std::convert::Infallible) -> Self {
+        match never {}
+    }
+}
+
+/// How often the screen is redrawn while the capture loads (progress moves).
+const LOADING_TICK: Duration = Duration::from_millis(100);
+
+/// Runs the cockpit on an opened capture until the user quits. The terminal is restored on every
+/// way out, panics included (`ratatui::try_init` installs the hook).
+pub fn run(opened: Opened, options: Options, name: &str) -> Result<(), TuiError> {
+    if !std::io::stdout().is_terminal() {
+        return Err(TuiError::NotATerminal);
+    }
+    let worker = Worker::spawn(opened, options);
+    let mut terminal = ratatui::try_init()?;
+    let result = event_loop(&mut terminal, &worker, name, Theme::from_env());
+    ratatui::restore();
+    result
+}
+
+fn event_loop<B: Backend>(
+    terminal: &mut Terminal<B>,
+    worker: &Worker,
+    name: &str,
+    theme: Theme,
+) -> Result<(), TuiError>
+where
+    TuiError: From<B::Error>,
+{
+    let mut snapshot: Option<Arc<Snapshot>> = None;
+    let mut state = State::new(0, 1);
+    let mut dirty = true;
+    loop {
+        while let Ok(update) = worker.updates.try_recv() {
+            match update {
+                Update::Ready(s) => {
+                    if snapshot.is_none() {
+                        let m = &s.analysis.model;
+                        state = State::new(m.start, m.end);
+                    }
+                    snapshot = Some(s);
+                    dirty = true;
+                }
+                Update::Failed(e) => return Err(e.into()),
+            }
+        }
+        if dirty || snapshot.is_none() {
+            let progress = worker.progress.now();
+            let updating = snapshot
+                .as_ref()
+                .is_some_and(|s| s.findings.window != state.window);
+            terminal.draw(|frame| {
+                draw::draw(
+                    frame,
+                    &state,
+                    &View {
+                        snapshot: snapshot.as_deref(),
+                        progress,
+                        updating,
+                        theme,
+                        source: name,
+                    },
+                )
+            })?;
+            dirty = false;
+        }
+        let wait = if snapshot.is_none() {
+            LOADING_TICK
+        } else {
+            Duration::from_millis(50)
+        };
+        if !event::poll(wait)? {
+            continue;
+        }
+        match event::read()? {
+            Event::Key(key) if key.kind == KeyEventKind::Press => {
+                let rows = snapshot
+                    .as_ref()
+                    .map(|s| s.rows(&state))
+                    .unwrap_or_default();
+                match state.update(key, &rows) {
+                    Action::Quit => return Ok(()),
+                    Action::Window(w) => worker.request(w),
+                    Action::Copy { group } => {
+                        if let Some(s) = &snapshot {
+                            state.note = Some(copy(s, group));
+                        }
+                    }
+                    Action::None => {}
+                }
+                dirty = true;
+            }
+            Event::Resize(..) => dirty = true,
+            _ => {}
+        }
+    }
+}
+
+/// Writes a blocker's drilldown to a text file (the current directory, else the temporary one)
+/// and says where.
+fn copy(s: &Snapshot, group: u32) -> String {
+    let text = draw::drilldown::text(s, group);
+    let file = format!(
+        "hud-drilldown-{}-{group}.txt",
+        s.analysis.model.header.target.pid
+    );
+    for dir in [PathBuf::from("."), std::env::temp_dir()] {
+        let path = dir.join(&file);
+        if std::fs::write(&path, &text).is_ok() {
+            return format!("drilldown copied to {}", path.display());
+        }
+    }
+    "could not write the drilldown anywhere (current and temporary directories)".into()
+}
+
+/// The cockpit with a headless terminal, timed as `cargo xtask bench tui` reports it: the first
+/// frame, the complete panels, a redraw, and a window change. One line per measure.
+pub fn bench_headless(
+    opened: Opened,
+    options: Options,
+    size: (u16, u16),
+) -> Result<String, TuiError> {
+    let started = Instant::now();
+    let theme = Theme { color: true };
+    let mut terminal = Terminal::new(TestBackend::new(size.0, size.1))?;
+    let worker = Worker::spawn(opened, options);
+    let mut state = State::new(0, 1);
+    let draw =
+        |terminal: &mut Terminal<TestBackend>, state: &State, s: Option<&Snapshot>, w: &Worker| {
+            let view = View {
+                snapshot: s,
+                progress: w.progress.now(),
+                updating: false,
+                theme,
+                source: "capture",
+            };
+            terminal
+                .draw(|frame| draw::draw(frame, state, &view))
+                .map(|_| ())
+                .map_err(TuiError::from)
+        };
+    draw(&mut terminal, &state, None, &worker)?;
+    let first_frame = started.elapsed();
+    let snapshot = loop {
+        match worker.updates.recv() {
+            Ok(Update::Ready(s)) => break s,
+            Ok(Update::Failed(e)) => return Err(e.into()),
+            Err(_) => return Err(TuiError::NotATerminal),
+        }
+    };
+    let m = &snapshot.analysis.model;
+    state = State::new(m.start, m.end);
+    draw(&mut terminal, &state, Some(&snapshot), &worker)?;
+    let complete = started.elapsed();
+    let mut redraws = Vec::new();
+    for _ in 0..30 {
+        let t = Instant::now();
+        draw(&mut terminal, &state, Some(&snapshot), &worker)?;
+        redraws.push(t.elapsed());
+    }
+    // A window of the middle tenth, then the next tenth: findings and a redraw each.
+    let mut changes = Vec::new();
+    let span = (m.end - m.start).max(10);
+    for k in 4..9u64 {
+        let t = Instant::now();
+        state.window = Window {
+            from: m.start + span * k / 10,
+            to: m.start + span * (k + 1) / 10,
+        };
+        let s = worker::snapshot_of(&snapshot.analysis, state.window);
+        draw(&mut terminal, &state, Some(&s), &worker)?;
+        changes.push(t.elapsed());
+    }
+    let median = |mut v: Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2].as_secs_f64() * 1e3
+    };
+    Ok(format!(
+        "tui first_frame_ms {:.1}\ntui complete_ms {:.1}\ntui redraw_ms {:.2}\ntui window_change_ms {:.1}\n",
+        first_frame.as_secs_f64() * 1e3,
+        complete.as_secs_f64() * 1e3,
+        median(redraws),
+        median(changes)
+    ))
+}

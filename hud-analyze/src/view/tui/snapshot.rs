@@ -1,0 +1,112 @@
+//! What the cockpit draws: an immutable analysis and the findings of one window, published by the
+//! analysis worker. The UI thread only reads the newest snapshot; the lists it shows are chosen
+//! here, once, for drawing and for key handling alike.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::state::{Rows, State};
+use crate::analysis::detect::Blocker;
+use crate::analysis::hotspots::{Hot, Hotspots};
+use crate::analysis::{Analysis, Findings};
+use crate::model::Role;
+use crate::observer::{Observer, Phase};
+
+/// An analysis and the findings of the window the user selected.
+pub struct Snapshot {
+    pub analysis: Arc<Analysis>,
+    pub findings: Findings,
+    /// How long the findings took (shown when slow).
+    pub computed_in: Duration,
+}
+
+impl Snapshot {
+    /// The blockers shown: the window's, through the filter.
+    pub fn blockers<'a>(&'a self, state: &'a State) -> impl Iterator<Item = &'a Blocker> + 'a {
+        self.findings.blockers.iter().filter(move |b| {
+            state.matches(&[&b.blame.function, b.blame.file.as_deref().unwrap_or("")])
+        })
+    }
+
+    /// The hotspot table shown: overall or of the pinned worker.
+    pub fn hotspot_table(&self, state: &State) -> &Hotspots {
+        state
+            .pinned_worker
+            .and_then(|tid| self.findings.per_worker.iter().find(|(t, _)| *t == tid))
+            .map_or(&self.findings.hotspots, |(_, h)| h)
+    }
+
+    /// The hotspot rows shown: by function or by line, through the filter.
+    pub fn hotspots<'a>(&'a self, state: &'a State) -> impl Iterator<Item = &'a Hot> + 'a {
+        let table = self.hotspot_table(state);
+        let rows = if state.by_line {
+            &table.by_line
+        } else {
+            &table.by_function
+        };
+        rows.iter()
+            .filter(move |h| state.matches(&[&h.key.function, h.key.file.as_deref().unwrap_or("")]))
+    }
+
+    /// The runtime threads (lanes and worker bars), in tid order.
+    pub fn runtime_threads(&self) -> Vec<u32> {
+        self.analysis
+            .model
+            .threads
+            .values()
+            .filter(|t| t.role.runs_tasks())
+            .map(|t| t.tid)
+            .collect()
+    }
+
+    /// Blocking-pool threads.
+    pub fn pool_threads(&self) -> Vec<u32> {
+        self.analysis
+            .model
+            .threads
+            .values()
+            .filter(|t| t.role == Role::BlockingPool)
+            .map(|t| t.tid)
+            .collect()
+    }
+
+    /// The rows of every list as drawn for `state`.
+    pub fn rows(&self, state: &State) -> Rows {
+        Rows {
+            blockers: self.blockers(state).map(|b| b.group).collect(),
+            hotspots: self.hotspots(state).count(),
+            workers: self.runtime_threads(),
+        }
+    }
+}
+
+/// Loading progress, written by the analysis (from pool threads too), read by the UI.
+#[derive(Default)]
+pub struct Progress {
+    phase: Mutex<Option<(Phase, Option<u64>)>>,
+    done: AtomicU64,
+}
+
+impl Progress {
+    /// The phase and, when counted, (done, total).
+    pub fn now(&self) -> (Option<Phase>, Option<(u64, u64)>) {
+        let phase = *self.phase.lock().unwrap_or_else(|e| e.into_inner());
+        match phase {
+            Some((p, Some(total))) => (Some(p), Some((self.done.load(Ordering::Relaxed), total))),
+            Some((p, None)) => (Some(p), None),
+            None => (None, None),
+        }
+    }
+}
+
+impl Observer for Progress {
+    fn phase(&self, phase: Phase, total: Option<u64>) {
+        self.done.store(0, Ordering::Relaxed);
+        *self.phase.lock().unwrap_or_else(|e| e.into_inner()) = Some((phase, total));
+    }
+
+    fn advance(&self, steps: u64) {
+        self.done.fetch_add(steps, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,609 @@
+//! The cockpit's state and what keys do to it: no terminal, no drawing, so every key sequence is
+//! a unit test. `update` returns what the loop must do beyond redrawing (quit, ask the analysis
+//! for another window, copy the drilldown).
+
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+use crate::analysis::Window;
+
+/// The panels that take the focus, in Tab order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Panel {
+    Blockers,
+    Hotspots,
+    Workers,
+    Timeline,
+}
+
+impl Panel {
+    const ORDER: [Panel; 4] = [
+        Panel::Blockers,
+        Panel::Hotspots,
+        Panel::Workers,
+        Panel::Timeline,
+    ];
+
+    fn index(self) -> usize {
+        Self::ORDER.iter().position(|p| *p == self).unwrap_or(0)
+    }
+
+    fn next(self) -> Panel {
+        Self::ORDER[(self.index() + 1) % Self::ORDER.len()]
+    }
+
+    fn prev(self) -> Panel {
+        Self::ORDER[(self.index() + Self::ORDER.len() - 1) % Self::ORDER.len()]
+    }
+}
+
+/// What covers the panels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Overlay {
+    None,
+    Help,
+    /// The drilldown of the blocker with this group id, scrolled by `scroll` lines.
+    Drilldown {
+        group: u32,
+        scroll: u16,
+    },
+}
+
+/// What the loop must do after a key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Just redraw.
+    None,
+    Quit,
+    /// The selected window changed: the panels need the findings of this window.
+    Window(Window),
+    /// Write the open drilldown somewhere the user can paste it from.
+    Copy {
+        group: u32,
+    },
+}
+
+/// How many rows each list shows now (after the filter), so selections stay in range, and which
+/// blocker (group id) each row of the blockers list is.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Rows {
+    pub blockers: Vec<u32>,
+    pub hotspots: usize,
+    pub workers: Vec<u32>,
+}
+
+/// Timeline moves are in steps of this fraction of the visible span.
+const CURSOR_STEPS: u64 = 100;
+/// Zooming never shows less than this (nanoseconds).
+const MIN_SPAN: u64 = 1_000_000;
+
+/// Everything the user changed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct State {
+    pub focus: Panel,
+    /// Selected row of each list panel (index by [`Panel::index`]; the timeline's is unused).
+    pub selected: [usize; 4],
+    /// Hotspots by file:line instead of by function.
+    pub by_line: bool,
+    /// Hotspots of this worker only (pinned with Enter in the workers panel).
+    pub pinned_worker: Option<u32>,
+    /// The recording's span.
+    pub bounds: (u64, u64),
+    /// The timeline's visible span.
+    pub view: (u64, u64),
+    /// The time under the timeline's cursor.
+    pub cursor: u64,
+    /// The window every panel shows; `Window::ALL` when none is selected.
+    pub window: Window,
+    /// Lower-case text rows must contain (function or file).
+    pub filter: String,
+    /// Typing the filter.
+    pub editing: bool,
+    pub overlay: Overlay,
+    /// A one-line message for the user (what a copy wrote, …).
+    pub note: Option<String>,
+}
+
+impl State {
+    /// A state over a recording spanning `[start, end]`.
+    pub fn new(start: u64, end: u64) -> Self {
+        let end = end.max(start + 1);
+        State {
+            focus: Panel::Blockers,
+            selected: [0; 4],
+            by_line: false,
+            pinned_worker: None,
+            bounds: (start, end),
+            view: (start, end),
+            cursor: start,
+            window: Window::ALL,
+            filter: String::new(),
+            editing: false,
+            overlay: Overlay::None,
+            note: None,
+        }
+    }
+
+    /// Whether `text` (a function or a file) passes the filter.
+    pub fn matches(&self, texts: &[&str]) -> bool {
+        self.filter.is_empty()
+            || texts
+                .iter()
+                .any(|t| t.to_lowercase().contains(&self.filter))
+    }
+
+    /// The selected row of a panel.
+    pub fn row(&self, panel: Panel) -> usize {
+        self.selected[panel.index()]
+    }
+
+    /// The window as a time range, clipped to the recording.
+    pub fn window_range(&self) -> Option<(u64, u64)> {
+        (self.window != Window::ALL).then(|| {
+            (
+                self.window.from.max(self.bounds.0),
+                self.window.to.min(self.bounds.1),
+            )
+        })
+    }
+
+    /// Applies a key; `rows` are the lists as drawn now.
+    pub fn update(&mut self, key: KeyEvent, rows: &Rows) -> Action {
+        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        if ctrl && matches!(key.code, KeyCode::Char('c')) {
+            return Action::Quit;
+        }
+        self.note = None;
+        if self.editing {
+            self.edit_filter(key);
+            self.clamp(rows);
+            return Action::None;
+        }
+        match self.overlay {
+            Overlay::Help => {
+                if matches!(
+                    key.code,
+                    KeyCode::Esc | KeyCode::Char('?') | KeyCode::Char('q')
+                ) {
+                    self.overlay = Overlay::None;
+                }
+                return Action::None;
+            }
+            Overlay::Drilldown { group, scroll } => {
+                return match key.code {
+                    KeyCode::Esc | KeyCode::Enter => {
+                        self.overlay = Overlay::None;
+                        Action::None
+                    }
+                    KeyCode::Char('q') => Action::Quit,
+                    KeyCode::Char('y') => Action::Copy { group },
+                    KeyCode::Down | KeyCode::Char('j') => {
+                        self.overlay = Overlay::Drilldown {
+                            group,
+                            scroll: scroll.saturating_add(1),
+                        };
+                        Action::None
+                    }
+                    KeyCode::Up | KeyCode::Char('k') => {
+                        self.overlay = Overlay::Drilldown {
+                            group,
+                            scroll: scroll.saturating_sub(1),
+                        };
+                        Action::None
+                    }
+                    KeyCode::PageDown => {
+                        self.overlay = Overlay::Drilldown {
+                            group,
+                            scroll: scroll.saturating_add(10),
+                        };
+                        Action::None
+                    }
+                    KeyCode::PageUp => {
+                        self.overlay = Overlay::Drilldown {
+                            group,
+                            scroll: scroll.saturating_sub(10),
+                        };
+                        Action::None
+                    }
+                    _ => Action::None,
+                };
+            }
+            Overlay::None => {}
+        }
+        let shift = key.modifiers.contains(KeyModifiers::SHIFT);
+        let action = match key.code {
+            KeyCode::Char('q') => Action::Quit,
+            KeyCode::Char('?') => {
+                self.overlay = Overlay::Help;
+                Action::None
+            }
+            KeyCode::Tab => {
+                self.focus = self.focus.next();
+                Action::None
+            }
+            KeyCode::BackTab => {
+                self.focus = self.focus.prev();
+                Action::None
+            }
+            KeyCode::Char('/') => {
+                self.editing = true;
+                self.filter.clear();
+                Action::None
+            }
+            KeyCode::Char('f') => {
+                self.by_line = !self.by_line;
+                self.selected[Panel::Hotspots.index()] = 0;
+                Action::None
+            }
+            KeyCode::Char('n') => self.move_selection(1, rows),
+            KeyCode::Char('N') => self.move_selection(-1, rows),
+            KeyCode::Char('+') => self.zoom(true),
+            KeyCode::Char('-') => self.zoom(false),
+            KeyCode::Char('=') => {
+                self.view = self.bounds;
+                Action::None
+            }
+            KeyCode::Char('[') => self.set_window(Some(self.cursor), None),
+            KeyCode::Char(']') => self.set_window(None, Some(self.cursor)),
+            KeyCode::Esc => {
+                if !self.filter.is_empty() {
+                    self.filter.clear();
+                    Action::None
+                } else if self.window != Window::ALL {
+                    self.window = Window::ALL;
+                    Action::Window(Window::ALL)
+                } else if self.pinned_worker.is_some() {
+                    self.pinned_worker = None;
+                    Action::None
+                } else {
+                    Action::None
+                }
+            }
+            KeyCode::Enter => self.enter(rows),
+            KeyCode::Left | KeyCode::Char('h') if self.focus == Panel::Timeline => {
+                self.move_cursor(false, shift)
+            }
+            KeyCode::Right | KeyCode::Char('l') if self.focus == Panel::Timeline => {
+                self.move_cursor(true, shift)
+            }
+            KeyCode::Char('H') if self.focus == Panel::Timeline => self.move_cursor(false, true),
+            KeyCode::Char('L') if self.focus == Panel::Timeline => self.move_cursor(true, true),
+            KeyCode::Down | KeyCode::Char('j') => self.move_selection(1, rows),
+            KeyCode::Up | KeyCode::Char('k') => self.move_selection(-1, rows),
+            KeyCode::PageDown => self.move_selection(10, rows),
+            KeyCode::PageUp => self.move_selection(-10, rows),
+            KeyCode::Home | KeyCode::Char('g') => self.move_selection(-(1 << 20), rows),
+            KeyCode::End | KeyCode::Char('G') => self.move_selection(1 << 20, rows),
+            _ => Action::None,
+        };
+        self.clamp(rows);
+        action
+    }
+
+    fn edit_filter(&mut self, key: KeyEvent) {
+        match key.code {
+            KeyCode::Enter => self.editing = false,
+            KeyCode::Esc => {
+                self.editing = false;
+                self.filter.clear();
+            }
+            KeyCode::Backspace => {
+                self.filter.pop();
+            }
+            KeyCode::Char(c) => self.filter.extend(c.to_lowercase()),
+            _ => {}
+        }
+        self.selected = [0; 4];
+    }
+
+    fn enter(&mut self, rows: &Rows) -> Action {
+        match self.focus {
+            Panel::Blockers => {
+                if let Some(&group) = rows.blockers.get(self.row(Panel::Blockers)) {
+                    self.overlay = Overlay::Drilldown { group, scroll: 0 };
+                }
+            }
+            Panel::Workers => {
+                let tid = rows.workers.get(self.row(Panel::Workers)).copied();
+                self.pinned_worker = if self.pinned_worker == tid { None } else { tid };
+                self.selected[Panel::Hotspots.index()] = 0;
+            }
+            Panel::Hotspots | Panel::Timeline => {}
+        }
+        Action::None
+    }
+
+    fn move_selection(&mut self, by: i64, rows: &Rows) -> Action {
+        if self.focus == Panel::Timeline {
+            return Action::None;
+        }
+        let i = self.focus.index();
+        let len = self.len(self.focus, rows);
+        let next = (self.selected[i] as i64 + by).clamp(0, len.saturating_sub(1) as i64);
+        self.selected[i] = next as usize;
+        Action::None
+    }
+
+    fn len(&self, panel: Panel, rows: &Rows) -> usize {
+        match panel {
+            Panel::Blockers => rows.blockers.len(),
+            Panel::Hotspots => rows.hotspots,
+            Panel::Workers => rows.workers.len(),
+            Panel::Timeline => 0,
+        }
+    }
+
+    fn clamp(&mut self, rows: &Rows) {
+        for panel in [Panel::Blockers, Panel::Hotspots, Panel::Workers] {
+            let len = self.len(panel, rows);
+            let i = panel.index();
+            self.selected[i] = self.selected[i].min(len.saturating_sub(1));
+        }
+    }
+
+    /// Moves the timeline's cursor one step; with `extend`, the window follows it.
+    fn move_cursor(&mut self, right: bool, extend: bool) -> Action {
+        let step = ((self.view.1 - self.view.0) / CURSOR_STEPS).max(1);
+        let before = self.cursor;
+        self.cursor = if right {
+            (self.cursor + step).min(self.bounds.1)
+        } else {
+            self.cursor.saturating_sub(step).max(self.bounds.0)
+        };
+        // Keep the cursor in view, panning when it leaves.
+        let span = self.view.1 - self.view.0;
+        if self.cursor < self.view.0 {
+            self.view = (self.cursor, self.cursor + span);
+        } else if self.cursor > self.view.1 {
+            self.view = (self.cursor - span, self.cursor);
+        }
+        if !extend {
+            return Action::None;
+        }
+        // Shift+arrow: grow the window from where the cursor was.
+        match self.window_range() {
+            Some((from, to)) if before == to && right => {
+                self.set_window(Some(from), Some(self.cursor))
+            }
+            Some((from, to)) if before == from && !right => {
+                self.set_window(Some(self.cursor), Some(to))
+            }
+            _ if right => self.set_window(Some(before), Some(self.cursor)),
+            _ => self.set_window(Some(self.cursor), Some(before)),
+        }
+    }
+
+    /// Sets one or both window edges; an edge past the other one moves the other to the end of
+    /// the recording on that side.
+    fn set_window(&mut self, from: Option<u64>, to: Option<u64>) -> Action {
+        let (cur_from, cur_to) = self.window_range().unwrap_or(self.bounds);
+        let mut from = from.unwrap_or(cur_from);
+        let mut to = to.unwrap_or(cur_to);
+        if from >= to {
+            if to == cur_to {
+                to = self.bounds.1;
+            } else {
+                from = self.bounds.0;
+            }
+        }
+        if from >= to {
+            return Action::None;
+        }
+        self.window = Window { from, to };
+        Action::Window(self.window)
+    }
+
+    fn zoom(&mut self, zoom_in: bool) -> Action {
+        let span = self.view.1 - self.view.0;
+        let full = self.bounds.1 - self.bounds.0;
+        let span = if zoom_in {
+            (span / 2).max(MIN_SPAN.min(full))
+        } else {
+            span.saturating_mul(2).min(full)
+        };
+        // Centred on the cursor, kept inside the recording.
+        let from = self
+            .cursor
+            .saturating_sub(span / 2)
+            .clamp(self.bounds.0, self.bounds.1 - span);
+        self.view = (from, from + span);
+        Action::None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: u64 = 1_000_000_000;
+
+    fn key(code: KeyCode) -> KeyEvent {
+        KeyEvent::new(code, KeyModifiers::NONE)
+    }
+
+    fn keys(state: &mut State, rows: &Rows, codes: &[KeyCode]) -> Vec<Action> {
+        codes.iter().map(|c| state.update(key(*c), rows)).collect()
+    }
+
+    fn rows() -> Rows {
+        Rows {
+            blockers: vec![7, 3, 9],
+            hotspots: 5,
+            workers: vec![100, 101],
+        }
+    }
+
+    #[test]
+    fn tab_cycles_the_panels_and_selections_stay_in_range() {
+        let mut s = State::new(0, 10 * S);
+        let r = rows();
+        keys(
+            &mut s,
+            &r,
+            &[KeyCode::Down, KeyCode::Down, KeyCode::Down, KeyCode::Down],
+        );
+        assert_eq!(s.row(Panel::Blockers), 2, "three blockers: the last is 2");
+        keys(&mut s, &r, &[KeyCode::Tab]);
+        assert_eq!(s.focus, Panel::Hotspots);
+        keys(&mut s, &r, &[KeyCode::End]);
+        assert_eq!(s.row(Panel::Hotspots), 4);
+        keys(&mut s, &r, &[KeyCode::Tab, KeyCode::Tab, KeyCode::Tab]);
+        assert_eq!(s.focus, Panel::Blockers);
+        keys(&mut s, &r, &[KeyCode::BackTab]);
+        assert_eq!(s.focus, Panel::Timeline);
+        // A shorter list (after a filter) pulls the selection back.
+        let short = Rows {
+            blockers: vec![7],
+            ..rows()
+        };
+        s.update(key(KeyCode::Char('x')), &short);
+        assert_eq!(s.row(Panel::Blockers), 0);
+    }
+
+    #[test]
+    fn enter_opens_the_selected_blocker_and_esc_goes_back() {
+        let mut s = State::new(0, 10 * S);
+        let r = rows();
+        keys(&mut s, &r, &[KeyCode::Down, KeyCode::Enter]);
+        assert_eq!(
+            s.overlay,
+            Overlay::Drilldown {
+                group: 3,
+                scroll: 0
+            }
+        );
+        keys(&mut s, &r, &[KeyCode::Char('j'), KeyCode::Char('j')]);
+        assert_eq!(
+            s.overlay,
+            Overlay::Drilldown {
+                group: 3,
+                scroll: 2
+            }
+        );
+        assert_eq!(
+            s.update(key(KeyCode::Char('y')), &r),
+            Action::Copy { group: 3 }
+        );
+        keys(&mut s, &r, &[KeyCode::Esc]);
+        assert_eq!(s.overlay, Overlay::None);
+        assert_eq!(s.update(key(KeyCode::Char('q')), &r), Action::Quit);
+    }
+
+    #[test]
+    fn the_timeline_zooms_around_the_cursor_and_selects_a_window() {
+        let mut s = State::new(0, 10 * S);
+        let r = rows();
+        keys(&mut s, &r, &[KeyCode::BackTab]);
+        assert_eq!(s.focus, Panel::Timeline);
+        // 30 steps of 1/100 of the view: the cursor at 3 s.
+        for _ in 0..30 {
+            s.update(key(KeyCode::Right), &r);
+        }
+        assert_eq!(s.cursor, 3 * S);
+        keys(&mut s, &r, &[KeyCode::Char('+')]);
+        assert_eq!(
+            s.view,
+            (S / 2, S / 2 + 5 * S),
+            "half the span, centred on 3 s"
+        );
+        assert_eq!(
+            s.update(key(KeyCode::Char('[')), &r),
+            Action::Window(Window {
+                from: 3 * S,
+                to: 10 * S
+            })
+        );
+        for _ in 0..20 {
+            s.update(key(KeyCode::Right), &r);
+        }
+        assert_eq!(s.cursor, 4 * S);
+        assert_eq!(
+            s.update(key(KeyCode::Char(']')), &r),
+            Action::Window(Window {
+                from: 3 * S,
+                to: 4 * S
+            })
+        );
+        keys(&mut s, &r, &[KeyCode::Char('=')]);
+        assert_eq!(s.view, (0, 10 * S));
+        assert_eq!(s.update(key(KeyCode::Esc), &r), Action::Window(Window::ALL));
+        assert_eq!(s.window, Window::ALL);
+    }
+
+    #[test]
+    fn shift_arrows_grow_a_window_from_the_cursor() {
+        let mut s = State::new(0, 10 * S);
+        let r = rows();
+        s.focus = Panel::Timeline;
+        s.cursor = 2 * S;
+        let shift_right = KeyEvent::new(KeyCode::Right, KeyModifiers::SHIFT);
+        s.update(shift_right, &r);
+        let last = s.update(shift_right, &r);
+        assert_eq!(
+            last,
+            Action::Window(Window {
+                from: 2 * S,
+                to: 2 * S + 2 * S / 10
+            })
+        );
+    }
+
+    #[test]
+    fn the_filter_is_typed_then_kept_and_n_moves_between_matches() {
+        let mut s = State::new(0, S);
+        let r = rows();
+        keys(
+            &mut s,
+            &r,
+            &[
+                KeyCode::Char('/'),
+                KeyCode::Char('S'),
+                KeyCode::Char('l'),
+                KeyCode::Char('q'),
+                KeyCode::Backspace,
+                KeyCode::Enter,
+            ],
+        );
+        assert_eq!(s.filter, "sl", "lower-cased; q typed, not quit");
+        assert!(!s.editing);
+        assert!(s.matches(&["app::sleepy", "x.rs"]));
+        assert!(!s.matches(&["app::busy", "x.rs"]));
+        keys(&mut s, &r, &[KeyCode::Char('n'), KeyCode::Char('n')]);
+        assert_eq!(s.row(Panel::Blockers), 2);
+        keys(&mut s, &r, &[KeyCode::Char('N')]);
+        assert_eq!(s.row(Panel::Blockers), 1);
+        keys(&mut s, &r, &[KeyCode::Esc]);
+        assert!(s.filter.is_empty());
+    }
+
+    #[test]
+    fn enter_on_a_worker_pins_its_hotspots_and_f_toggles_lines() {
+        let mut s = State::new(0, S);
+        let r = rows();
+        keys(
+            &mut s,
+            &r,
+            &[KeyCode::Tab, KeyCode::Tab, KeyCode::Down, KeyCode::Enter],
+        );
+        assert_eq!(s.pinned_worker, Some(101));
+        keys(&mut s, &r, &[KeyCode::Enter]);
+        assert_eq!(s.pinned_worker, None);
+        keys(&mut s, &r, &[KeyCode::Char('f')]);
+        assert!(s.by_line);
+        keys(&mut s, &r, &[KeyCode::Char('?')]);
+        assert_eq!(s.overlay, Overlay::Help);
+        assert_eq!(
+            s.update(key(KeyCode::Char('q')), &r),
+            Action::None,
+            "q closes help"
+        );
+        assert_eq!(s.overlay, Overlay::None);
+    }
+
+    #[test]
+    fn ctrl_c_quits_even_while_typing() {
+        let mut s = State::new(0, S);
+        s.update(key(KeyCode::Char('/')), &rows());
+        let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
+        assert_eq!(s.update(ctrl_c, &rows()), Action::Quit);
+    }
+}
