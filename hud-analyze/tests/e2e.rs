@@ -4,6 +4,7 @@
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 use hud_test_harness::{demo_binary, ebpf_ready, record_binary, serial, truth_line, Demo};
 use serde_json::Value;
@@ -401,4 +402,134 @@ fn bad_captures_get_clear_errors() {
     let notices = report["capture"]["notices"].to_string();
     assert!(notices.contains("truncated"), "{notices}");
     assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+}
+
+/// A tmux session, killed when dropped.
+struct Tmux(String);
+
+impl Tmux {
+    /// A shell in a `width`×`height` pane, so the terminal's state after the cockpit shows too.
+    fn start(width: u16, height: u16) -> Self {
+        let name = format!("hud-e2e-{}", std::process::id());
+        let out = Command::new("tmux")
+            .args(["new-session", "-d", "-s", &name])
+            .args(["-x", &width.to_string(), "-y", &height.to_string()])
+            .args(["bash", "--norc", "--noprofile"])
+            .env("PS1", "$ ")
+            .output()
+            .expect("tmux runs (cargo xtask setup installs it)");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Tmux(name)
+    }
+
+    /// Types `keys` (tmux key names), one at a time: a terminal reads an Esc followed at once by
+    /// another sequence as one Alt-key.
+    fn keys(&self, keys: &[&str]) {
+        for k in keys {
+            let status = Command::new("tmux")
+                .args(["send-keys", "-t", &self.0, k])
+                .status()
+                .unwrap();
+            assert!(status.success());
+            std::thread::sleep(Duration::from_millis(40));
+        }
+    }
+
+    fn line(&self, text: &str) {
+        let status = Command::new("tmux")
+            .args(["send-keys", "-t", &self.0, "-l", text])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        self.keys(&["Enter"]);
+    }
+
+    fn screen(&self) -> String {
+        let out = Command::new("tmux")
+            .args(["capture-pane", "-p", "-t", &self.0])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The screen once it satisfies `ready`, or a panic showing it.
+    fn wait_for(&self, what: &str, ready: impl Fn(&str) -> bool) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let screen = self.screen();
+            if ready(&screen) {
+                return screen;
+            }
+            if std::time::Instant::now() > deadline {
+                panic!("waited 20 s for {what}; the screen:\n{screen}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["kill-session", "-t", &self.0])
+            .status();
+    }
+}
+
+#[test]
+fn the_cockpit_in_a_real_terminal() {
+    let _serial = serial();
+    if !ready() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("demo.hudcap");
+    let demo = Demo::start(8.0, &[]);
+    record(&demo, &path, &["--duration", "4"]);
+    drop(demo);
+    let tmux = Tmux::start(160, 48);
+    tmux.line(&format!("{ANALYZE} tui {}; echo EXIT=$?", path.display()));
+    let sleepy = format!("main.rs:{}", truth_line("sleepy_handler"));
+    let first = tmux.wait_for("CAUTION and sleepy_handler", |s| {
+        s.contains("CAUTION") && s.contains("sleepy_handler") && s.contains(&sleepy)
+    });
+    let row = |screen: &str| {
+        screen
+            .lines()
+            .find(|l| l.contains("sleepy_handler") && l.contains(&sleepy))
+            .map(str::to_owned)
+            .unwrap_or_default()
+    };
+    // The timeline: zoom in, then select a window with [ and ]: every panel shows that window.
+    tmux.keys(&["BTab", "+"]);
+    tmux.wait_for("zoom 2×", |s| s.contains("zoom 2×"));
+    tmux.keys(&["["]);
+    for _ in 0..25 {
+        tmux.keys(&["Right"]);
+    }
+    tmux.keys(&["]"]);
+    let windowed = tmux.wait_for("a window", |s| {
+        s.contains(" · window ") && !s.contains("updating") && row(s) != row(&first)
+    });
+    assert!(row(&windowed).contains("sleep"), "{windowed}");
+    // A drilldown of the first blocker, then back.
+    tmux.keys(&["Tab", "Enter"]);
+    tmux.wait_for("the drilldown", |s| s.contains("User call path"));
+    tmux.keys(&["Escape"]);
+    tmux.keys(&["q"]);
+    let after = tmux.wait_for("the exit", |s| s.contains("EXIT="));
+    assert!(after.contains("EXIT=0"), "{after}");
+    assert!(
+        !after.contains("Blockers ("),
+        "the alternate screen was left:\n{after}"
+    );
+    // The terminal is back in cooked mode: echo and canonical input.
+    tmux.line("stty -a | tr ' ' '\\n' | grep -x -e echo -e icanon | tr '\\n' ,; echo");
+    tmux.wait_for("stty", |s| {
+        s.contains("icanon,echo,") || s.contains("echo,icanon,")
+    });
 }

@@ -12,50 +12,6 @@ fn render(s: Synth, top: usize) -> String {
     text::render(&Report::build(&a, &findings, top), top, false)
 }
 
-/// Two workers, a blocking-pool thread and a plain thread; a sleep, a contended lock and a
-/// long poll in tasks; CPU work in spawn_blocking; some preemption.
-fn busy_service() -> Synth {
-    let mut s = Synth::new();
-    s.thread(10, "app-worker-0");
-    s.thread(11, "app-worker-1");
-    s.thread(12, "app-worker-2");
-    s.thread(13, "janitor");
-    let sleep = in_task(vec![
-        lib("clock_nanosleep"),
-        lib("std::thread::sleep"),
-        user("app::handlers::slow::{{closure}}", 42),
-        user("app::serve::{{closure}}", 12),
-    ]);
-    let lock = in_task(vec![
-        lib("syscall"),
-        lib("<std::sys::sync::mutex::futex::Mutex>::lock_contended"),
-        user("app::cache::update::{{closure}}", 77),
-        user("app::serve::{{closure}}", 14),
-    ]);
-    let crunch = in_task(vec![
-        user("app::checksum", 101),
-        user("app::crunch::{{closure}}", 90),
-        user("app::serve::{{closure}}", 16),
-    ]);
-    let pool = blocking_pool(vec![user("app::compress", 120)]);
-    let idle = parked();
-    for i in 0..200u64 {
-        let t = START + i * 10 * MS;
-        let tid = 10 + (i % 2) as u32;
-        s.sample(t, tid, if i % 8 < 4 { &crunch } else { &idle });
-        s.sample(t + MS, 12, &pool);
-        if i % 20 == 0 {
-            s.off_cpu(t + 5 * MS, tid, 15 * MS, MS, 1, &sleep);
-        }
-        if i % 50 == 0 {
-            s.off_cpu(t + 7 * MS, 11, 8 * MS, 0, 1, &lock);
-        }
-        s.switch(t + 8 * MS, tid, false, 0x100);
-        s.switch(t + 9 * MS, tid, true, 0);
-    }
-    s
-}
-
 #[test]
 fn a_blocked_service_reads_caution_with_each_blocker() {
     insta::assert_snapshot!(render(busy_service(), 5));

@@ -1,6 +1,9 @@
 //! Benchmarks.
 //!
 //! - `format`: criterion over the synthetic mix (`cargo bench -p hud-format`).
+//! - `analyze`: hud-analyze on real and synthetic captures (1 M samples, a 40 s storm), against
+//!   `perf report`, with peak RSS and a window query.
+//! - `tui`: the cockpit on a headless terminal: first frame, complete panels, redraw, window change.
 //! - `record`: the recorder against `perf record` on the same workload, alternating runs so the
 //!   shared machine's noise hits all of them alike, and reporting ratios:
 //!   demo throughput alone / under hud-record / under `perf record -g`; hud-record's own CPU and
@@ -22,7 +25,8 @@ pub fn run(which: &str, seconds: u32, rounds: u32) -> Result<()> {
         "format" => sh(cargo().args(["bench", "-p", "hud-format", "--features", "writer,reader"])),
         "record" => record(seconds, rounds),
         "analyze" => analyze(seconds),
-        other => bail!("unknown benchmark `{other}` (format, record, analyze)"),
+        "tui" => tui(seconds),
+        other => bail!("unknown benchmark `{other}` (format, record, analyze, tui)"),
     }
 }
 
@@ -463,9 +467,63 @@ pub fn analyze(seconds: u32) -> Result<()> {
     Ok(())
 }
 
+/// `bench tui`: the cockpit on a headless 200×60 terminal (`hud-analyze tui --bench-headless`):
+/// first frame, complete panels, a redraw, a window change; on the demo and on 1 M samples.
+pub fn tui(seconds: u32) -> Result<()> {
+    if !is_root() {
+        bail!("the tui benchmark records the demo with eBPF: run it as root");
+    }
+    crate::build::all()?;
+    let dir = root().join("target/bench-tui");
+    std::fs::create_dir_all(&dir)?;
+    let demo = start_demo(seconds + 2)?;
+    std::thread::sleep(Duration::from_millis(500));
+    let real = dir.join("demo.hudcap");
+    sh(Command::new(release_binary("hud-record"))
+        .args(["--pid", &demo.id().to_string(), "-q", "--force"])
+        .args(["--duration", &seconds.to_string(), "-o"])
+        .arg(&real))?;
+    let _ = demo.wait_with_output();
+    let big = dir.join("synthetic-1M.hudcap");
+    scale_capture(&real, &big, 1_000_000, 5_000_000, true)?;
+    let measure = |path: &Path| -> Result<Runs> {
+        Runs::of(5, || {
+            let mut c = Command::new(release_binary("hud-analyze"));
+            c.args(["tui", "--bench-headless", "200x60"]).arg(path);
+            c
+        })
+    };
+    let (small, large) = (measure(&real)?, measure(&big)?);
+    println!("\n## cockpit benchmark (headless 200×60, median of 5 runs)\n");
+    println!("| measure | demo capture ({seconds} s) | 1 M samples + 5 M switches | target |");
+    println!("|---|---|---|---|");
+    for (name, what, target) in [
+        (
+            "first_frame_ms",
+            "first frame (status and progress)",
+            "≤ 100 ms",
+        ),
+        ("complete_ms", "complete panels", "≤ 300 ms / ≤ 1500 ms"),
+        ("redraw_ms", "redraw", "≤ 16 ms"),
+        (
+            "window_change_ms",
+            "window change (findings + redraw)",
+            "≤ 100 ms",
+        ),
+    ] {
+        println!(
+            "| {what} | {:.1} ms | {:.1} ms | {target} |",
+            small.stdout_value(name),
+            large.stdout_value(name)
+        );
+    }
+    Ok(())
+}
+
 /// Repeated runs of one command: wall times and the phase timings it printed.
 struct Runs {
     walls: Vec<f64>,
+    stdouts: Vec<String>,
     stderrs: Vec<String>,
     /// Peak RSS of each run, KiB.
     peaks: Vec<u64>,
@@ -475,27 +533,37 @@ impl Runs {
     fn of(n: usize, command: impl Fn() -> Command) -> Result<Self> {
         let mut runs = Runs {
             walls: Vec::new(),
+            stdouts: Vec::new(),
             stderrs: Vec::new(),
             peaks: Vec::new(),
         };
         for _ in 0..n {
             let started = Instant::now();
             let mut child = command()
-                .stdout(Stdio::null())
+                .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .spawn()?;
-            // The timings are a few lines: they fit the pipe while the command runs.
+            // The JSON on stdout is read on a thread while the timings (a few lines) wait in
+            // their pipe.
+            let mut out = child.stdout.take().expect("piped stdout");
+            let reader = std::thread::spawn(move || {
+                let mut text = String::new();
+                let _ = std::io::Read::read_to_string(&mut out, &mut text);
+                text
+            });
             let mut stderr = String::new();
             std::io::Read::read_to_string(
                 child.stderr.as_mut().expect("piped stderr"),
                 &mut stderr,
             )?;
+            let stdout = reader.join().unwrap_or_default();
             let (_, peak) = wait_rusage(&mut child)?;
             runs.walls.push(started.elapsed().as_secs_f64());
             if stderr.contains("hud-analyze:") {
                 bail!("{} failed: {stderr}", crate::util::show(&command()));
             }
             runs.stderrs.push(stderr);
+            runs.stdouts.push(stdout);
             runs.peaks.push(peak);
         }
         Ok(runs)
@@ -503,6 +571,21 @@ impl Runs {
 
     fn wall(&self) -> f64 {
         median(self.walls.clone())
+    }
+
+    /// Median of a "tui NAME x" line printed on stdout (NaN when absent).
+    fn stdout_value(&self, name: &str) -> f64 {
+        let prefix = format!("tui {name} ");
+        median(
+            self.stdouts
+                .iter()
+                .filter_map(|o| {
+                    o.lines()
+                        .find_map(|l| l.strip_prefix(&prefix))
+                        .and_then(|v| v.trim().parse().ok())
+                })
+                .collect(),
+        )
     }
 
     fn peak_rss_mib(&self) -> f64 {

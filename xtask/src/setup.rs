@@ -16,6 +16,8 @@ pub fn run() -> Result<()> {
         &["llvm-22-dev"],
         Path::new("/usr/lib/llvm-22/bin/llvm-config"),
     )?;
+    // The cockpit's end-to-end test drives it in a real terminal.
+    apt_packages(&["tmux"], Path::new("/usr/bin/tmux"))?;
     rust_src()?;
     bpf_linker()?;
     tracefs();

@@ -19,7 +19,22 @@ pub(super) fn kind_label(kind: Kind) -> &'static str {
     }
 }
 
+/// The fixed columns' widths and the spaces between the seven columns.
+const FIXED: u16 = 9 + 5 + 8 + 6 + 6 + 6;
+
+/// `text` in at most `width` columns, keeping its end (a file:line's line number matters most).
+fn tail(text: String, width: usize) -> String {
+    let chars = text.chars().count();
+    if chars <= width || width < 2 {
+        return text;
+    }
+    let kept: String = text.chars().skip(chars - (width - 1)).collect();
+    format!("…{kept}")
+}
+
 pub(super) fn draw(frame: &mut Frame, area: Rect, state: &State, s: &Snapshot, theme: Theme) {
+    // file:line gets two fifths of what the fixed columns leave (see the constraints).
+    let file_width = (area.width.saturating_sub(2 + FIXED) as usize * 2) / 5;
     let rows: Vec<Row> = s
         .blockers(state)
         .map(|b| {
@@ -27,7 +42,7 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, state: &State, s: &Snapshot, t
                 Cell::from(Span::styled(kind_label(b.kind), theme.blocked())),
                 Cell::from(b.blame.function.to_string()),
                 match b.blame.file.as_deref() {
-                    Some(file) => Cell::from(location(Some(file), b.blame.line)),
+                    Some(file) => Cell::from(tail(location(Some(file), b.blame.line), file_width)),
                     None => Cell::from(Span::styled("(no user frame)", theme.dim())),
                 },
                 Cell::from(format!("{}", b.episodes.len())),
@@ -46,14 +61,15 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, state: &State, s: &Snapshot, t
     let empty = count == 0;
     let table = Table::new(
         rows,
+        // The function matters most: it and file:line share what the numbers leave.
         [
             Constraint::Length(9),
-            Constraint::Fill(1),
-            Constraint::Length(26),
+            Constraint::Fill(3),
+            Constraint::Fill(2),
+            Constraint::Length(5),
+            Constraint::Length(8),
             Constraint::Length(6),
-            Constraint::Length(9),
-            Constraint::Length(7),
-            Constraint::Length(7),
+            Constraint::Length(6),
         ],
     )
     .header(
@@ -88,5 +104,16 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, state: &State, s: &Snapshot, t
             ratatui::widgets::Paragraph::new(Span::styled(text, theme.dim())),
             inner,
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tail;
+
+    #[test]
+    fn long_locations_keep_their_line_number() {
+        assert_eq!(tail("app/src/main.rs:101".into(), 12), "…main.rs:101");
+        assert_eq!(tail("main.rs:1".into(), 12), "main.rs:1");
     }
 }

@@ -19,7 +19,7 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, state: &State, s: &Snapshot, t
     let label_width = 9usize;
     let numbers_width = 14usize;
     let bar_width = (area.width as usize)
-        .saturating_sub(label_width + numbers_width + 2)
+        .saturating_sub(label_width + numbers_width + 3)
         .max(4);
     let mut items: Vec<ListItem> = Vec::new();
     for tid in s.runtime_threads() {
