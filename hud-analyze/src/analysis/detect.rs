@@ -388,7 +388,7 @@ pub fn detect(
                             thread.tid,
                             facts,
                             &mut groups,
-                            &cls,
+                            cls,
                         ));
                     }
                 }

@@ -186,12 +186,11 @@ pub fn bench_headless(
         };
     draw(&mut terminal, &state, None, &worker)?;
     let first_frame = started.elapsed();
-    let snapshot = loop {
-        match worker.updates.recv() {
-            Ok(Update::Ready(s)) => break s,
-            Ok(Update::Failed(e)) => return Err(e.into()),
-            Err(_) => return Err(TuiError::NotATerminal),
-        }
+    let snapshot = match worker.updates.recv() {
+        Ok(Update::Ready(s)) => s,
+        Ok(Update::Failed(e)) => return Err(e.into()),
+        // The worker only ends without a word when its thread panicked.
+        Err(_) => return Err(std::io::Error::other("the analysis thread stopped").into()),
     };
     let m = &snapshot.analysis.model;
     state = State::new(m.start, m.end);

@@ -36,7 +36,7 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, state: &State, s: &Snapshot, t
         })
         .collect();
     let whose = match state.pinned_worker {
-        Some(tid) => format!("worker {tid}"),
+        Some(tid) => format!("thread {tid}"),
         None => "all threads".into(),
     };
     let title = Line::from(vec![

@@ -68,7 +68,7 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, state: &State, s: &Snapshot, t
     };
     // The lanes: the runtime threads, scrolled so the selected worker is shown.
     let threads = s.runtime_threads();
-    let lanes_shown = (inner.height as usize - 1).min(MAX_LANES).max(1);
+    let lanes_shown = (inner.height as usize - 1).clamp(1, MAX_LANES);
     let first = state
         .row(Panel::Workers)
         .saturating_sub(lanes_shown - 1)
