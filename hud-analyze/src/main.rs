@@ -29,7 +29,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
     about = "Analyze hud captures: what blocks the Tokio runtime, where, how long, how often",
     after_help = "EXIT CODES:
     0  fine             3  capture missing or unreadable     5  wrong binary (build-id mismatch)
-    2  usage            4  not a capture, corrupt, or newer  10 --fail-on-blocking exceeded"
+    2  usage            4  not a capture, corrupt, or newer  6  export: cannot write the output
+                                                             10 --fail-on-blocking exceeded"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -42,6 +43,8 @@ enum Command {
     Report(ReportArgs),
     /// The glass cockpit: blockers, hotspots, workers and a timeline, for any window.
     Tui(TuiArgs),
+    /// Files for other tools: pprof, folded stacks, SVG flame graphs, Chrome traces.
+    Export(ExportArgs),
     /// What a capture holds: target, host, duration, threads, event counts, losses.
     Info {
         /// The capture file (`-` for standard input, read as it arrives).
@@ -90,6 +93,66 @@ struct TuiArgs {
     /// Time the cockpit on a headless WIDTHxHEIGHT terminal instead (for `cargo xtask bench tui`).
     #[arg(long, hide = true, value_name = "WxH")]
     bench_headless: Option<String>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum FormatArg {
+    /// Trace Event Format JSON (chrome://tracing, ui.perfetto.dev).
+    Chrome,
+    /// Folded stacks: `frame;frame;… weight` lines.
+    Folded,
+    /// A flame graph (or, with --flame-chart, a flame chart).
+    Svg,
+    /// pprof's profile.proto, gzipped.
+    Pprof,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum WeightArg {
+    /// CPU samples.
+    Cpu,
+    /// Time blocked off CPU (microseconds in folded and SVG, nanoseconds in pprof).
+    Blocked,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum RootArg {
+    None,
+    /// The thread's name and tid.
+    Thread,
+    /// The thread's role.
+    Role,
+}
+
+#[derive(clap::Args)]
+struct ExportArgs {
+    #[command(flatten)]
+    analysis: AnalysisArgs,
+    /// The format; by default from the output file's extension (.json, .folded, .svg, .pb.gz).
+    #[arg(long, value_enum)]
+    format: Option<FormatArg>,
+    /// The output file (`-`: standard output). Default: the capture's name with the format's
+    /// extension, in the current directory.
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Export only from this time after the recording's start.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    from: Option<Duration>,
+    /// Export only until this time after the recording's start.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    to: Option<Duration>,
+    /// Only these threads (comma-separated tids).
+    #[arg(long, value_delimiter = ',', value_name = "TID,...")]
+    threads: Vec<u32>,
+    /// What profiles count.
+    #[arg(long, value_enum, default_value = "cpu")]
+    weight: WeightArg,
+    /// The root frame of folded stacks and flame graphs.
+    #[arg(long, value_enum, default_value = "none")]
+    root: RootArg,
+    /// SVG: a flame chart (time order) instead of a flame graph.
+    #[arg(long)]
+    flame_chart: bool,
 }
 
 #[derive(clap::Args)]
@@ -165,7 +228,7 @@ impl Observer for Terminal {
 
     fn timing(&self, name: &str, elapsed: Duration) {
         if self.timings {
-            eprintln!("timing {name} {:.3} s", elapsed.as_secs_f64());
+            eprintln!("timing {name} {:.6} s", elapsed.as_secs_f64());
         }
     }
 
@@ -187,7 +250,156 @@ fn main() -> ExitCode {
         },
         Command::Report(args) => report(args),
         Command::Tui(args) => tui(args),
+        Command::Export(args) => export(args),
     }
+}
+
+/// A Chrome trace past this size makes chrome://tracing struggle (it loads the whole JSON).
+const CHROME_COMFORTABLE_BYTES: u64 = 256 << 20;
+
+fn export(args: ExportArgs) -> ExitCode {
+    use hud_analyze::analysis::profile::Weight;
+    use hud_analyze::view::export::{self, ExportOptions, Format, Root};
+    let format = match (args.format, &args.output) {
+        (Some(f), _) => match f {
+            FormatArg::Chrome => Format::Chrome,
+            FormatArg::Folded => Format::Folded,
+            FormatArg::Svg => Format::Svg,
+            FormatArg::Pprof => Format::Pprof,
+        },
+        (None, Some(path)) if path.as_os_str() != "-" => match Format::from_path(path) {
+            Some(f) => f,
+            None => {
+                eprintln!(
+                    "hud-analyze: cannot tell the format from {}: pass --format ({})",
+                    path.display(),
+                    Format::NAMES
+                );
+                return ExitCode::from(2);
+            }
+        },
+        _ => {
+            eprintln!(
+                "hud-analyze: pass --format ({}) or an output file with one of these extensions",
+                Format::NAMES
+            );
+            return ExitCode::from(2);
+        }
+    };
+    if let (Some(from), Some(to)) = (args.from, args.to) {
+        if from >= to {
+            eprintln!("hud-analyze: --from must be before --to");
+            return ExitCode::from(2);
+        }
+    }
+    let output = args.output.clone().unwrap_or_else(|| {
+        let stem = args
+            .analysis
+            .capture
+            .file_stem()
+            .map_or_else(|| "capture".into(), |s| s.to_string_lossy().into_owned());
+        let ext = match format {
+            Format::Chrome => "json",
+            Format::Folded => "folded",
+            Format::Svg => "svg",
+            Format::Pprof => "pb.gz",
+        };
+        PathBuf::from(format!("{stem}.{ext}"))
+    });
+    let observer = Terminal::new();
+    let analysis =
+        match pipeline::analyze_path(&args.analysis.capture, args.analysis.options(), &observer) {
+            Ok(a) => a,
+            Err(e) => return fail(e),
+        };
+    let options = ExportOptions {
+        window: Window::relative(&analysis.model, args.from.map(nanos), args.to.map(nanos)),
+        threads: (!args.threads.is_empty()).then(|| args.threads.clone()),
+        weight: match args.weight {
+            WeightArg::Cpu => Weight::Cpu,
+            WeightArg::Blocked => Weight::Blocked,
+        },
+        root: match args.root {
+            RootArg::None => Root::None,
+            RootArg::Thread => Root::Thread,
+            RootArg::Role => Root::Role,
+        },
+        flame_chart: args.flame_chart,
+    };
+    let written = if output.as_os_str() == "-" {
+        let stdout = std::io::stdout();
+        let mut out = std::io::BufWriter::new(stdout.lock());
+        export::export(&analysis, format, &options, &mut out)
+            .and_then(|w| std::io::Write::flush(&mut out).map(|()| w))
+    } else {
+        write_atomically(&output, |out| {
+            export::export(&analysis, format, &options, out)
+        })
+    };
+    let written = match written {
+        Ok(w) => w,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hud-analyze: cannot write {}: {e}", output.display());
+            return ExitCode::from(6);
+        }
+    };
+    if written.events == 0 {
+        eprintln!(
+            "hud-analyze: warning: nothing to export in this window (the file is valid and empty)"
+        );
+    }
+    if output.as_os_str() != "-" {
+        let size = std::fs::metadata(&output).map_or(0, |m| m.len());
+        eprintln!(
+            "hud-analyze: wrote {} ({:.1} MB, {} events)",
+            output.display(),
+            size as f64 / 1e6,
+            written.events
+        );
+        if format == Format::Chrome && size > CHROME_COMFORTABLE_BYTES {
+            eprintln!(
+                "hud-analyze: warning: Chrome traces this large load slowly or not at all in \
+                 chrome://tracing; narrow it with --from/--to or --threads (ui.perfetto.dev copes \
+                 with more)"
+            );
+        }
+    }
+    std::mem::forget(analysis);
+    ExitCode::SUCCESS
+}
+
+/// Writes through a temporary file beside `path`, renamed into place when complete: a failed
+/// export leaves no partial file under the final name.
+fn write_atomically<T>(
+    path: &std::path::Path,
+    write: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<T>,
+) -> std::io::Result<T> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::other("the output names no file"))?;
+    let temporary = dir.join(format!(
+        ".{}.partial-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let result = (|| {
+        let file = std::fs::File::create(&temporary)?;
+        let mut out = std::io::BufWriter::new(file);
+        let value = write(&mut out)?;
+        let file = out.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        std::fs::rename(&temporary, path)?;
+        Ok(value)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&temporary);
+    }
+    result
 }
 
 fn tui(args: TuiArgs) -> ExitCode {

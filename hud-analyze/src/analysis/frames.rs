@@ -199,3 +199,74 @@ impl Classifier {
         frames.iter().position(|f| self.flags(f) & flags::POLL != 0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(function: &str, file: Option<&str>) -> Frame {
+        Frame {
+            function: function.into(),
+            file: file.map(Into::into),
+            line: 1,
+            object: 0,
+            inlined: false,
+        }
+    }
+
+    fn kind_of(functions: &[&str], state: u16) -> Kind {
+        let frames: Vec<Frame> = functions.iter().map(|f| frame(f, None)).collect();
+        off_cpu_kind(&frames, state)
+    }
+
+    #[test]
+    fn kinds_from_the_stack_and_the_state() {
+        assert_eq!(
+            kind_of(&["clock_nanosleep", "std::thread::sleep"], 1),
+            Kind::Sleep
+        );
+        assert_eq!(kind_of(&["usleep", "app::x"], 1), Kind::Sleep);
+        assert_eq!(
+            kind_of(
+                &[
+                    "syscall",
+                    "<std::sys::sync::mutex::futex::Mutex>::lock_contended"
+                ],
+                1
+            ),
+            Kind::Lock
+        );
+        assert_eq!(
+            kind_of(&["__GI___read", "app::x"], 1),
+            Kind::Io,
+            "a read syscall leaf"
+        );
+        assert_eq!(
+            kind_of(&["[libc.so.6+0x10]", "app::x"], 2),
+            Kind::Io,
+            "state D is I/O"
+        );
+        assert_eq!(kind_of(&["getaddrinfo", "std::net::lookup"], 1), Kind::Dns);
+        assert_eq!(kind_of(&["epoll_wait", "app::x"], 1), Kind::Other);
+    }
+
+    #[test]
+    fn user_code_is_told_by_path_and_name() {
+        assert!(is_user(&frame(
+            "app::handler",
+            Some("/srv/app/src/main.rs")
+        )));
+        assert!(!is_user(&frame("app::handler", None)), "no file: unknown");
+        assert!(!is_user(&frame(
+            "tokio::runtime::park",
+            Some("/home/u/.cargo/registry/src/index.crates.io-1/tokio-1.0/src/park.rs")
+        )));
+        assert!(!is_user(&frame(
+            "<std::fs::File as std::io::Read>::read",
+            Some("/srv/x.rs")
+        )));
+        assert!(is_async_body(&frame("app::serve::{{closure}}", None)));
+        assert!(is_async_body(&frame("app::serve::{async_fn#0}", None)));
+        assert!(!is_async_body(&frame("app::checksum", None)));
+    }
+}

@@ -7,6 +7,7 @@ pub mod detect;
 pub mod diagnostics;
 pub mod frames;
 pub mod hotspots;
+pub mod profile;
 pub mod stats;
 
 use crate::model::Model;

@@ -103,6 +103,16 @@ impl Symbols {
         .flatten()
     }
 
+    /// The frames of one stack node's address, innermost inline frame first: as the leaf (its
+    /// address) or as a caller (a return address, looked up one byte back).
+    pub fn node(&self, node: u32, as_caller: bool) -> &[Frame] {
+        let table = if as_caller { &self.caller } else { &self.leaf };
+        table
+            .get(node as usize)
+            .and_then(OnceLock::get)
+            .map_or(&[], |f| &f[..])
+    }
+
     /// The frames of stack `id`, innermost first, inline chains expanded, as owned values.
     pub fn stack(&self, model: &Model, id: u32) -> Vec<Frame> {
         self.frames(model, id).cloned().collect()

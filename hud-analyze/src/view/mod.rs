@@ -1,6 +1,8 @@
 //! Views of one analysis. Each reads [`crate::analysis::Analysis`] (and the findings of a window)
-//! and recomputes nothing: `info` (what a capture holds), `report` (text and JSON), `tui` (the cockpit).
+//! and recomputes nothing: `info` (what a capture holds), `report` (text and JSON), `tui` (the cockpit),
+//! `export` (files for other tools).
 
+pub mod export;
 pub mod info;
 pub mod report;
 pub mod tui;

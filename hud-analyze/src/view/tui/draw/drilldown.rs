@@ -76,7 +76,13 @@ fn lines(s: &Snapshot, group: u32, theme: Theme) -> Vec<Line<'static>> {
             location(t.file.as_deref(), t.line)
         )));
     }
-    if let Some(t) = b.task.as_ref().filter(|t| Some(*t) != b.spawned.as_ref()) {
+    let is_blame =
+        |t: &&crate::symbols::Frame| t.function == b.blame.function && t.line == b.blame.line;
+    if let Some(t) = b
+        .task
+        .as_ref()
+        .filter(|t| Some(*t) != b.spawned.as_ref() && !is_blame(t))
+    {
         out.push(Line::raw(format!(
             "inside {}  {}",
             t.function,

@@ -17,21 +17,33 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, state: &State, s: &Snapshot, t
         .hotspots(state)
         .map(|h| {
             let k = &h.key;
-            let name = match k.line {
-                Some(line) => format!("{}  {}", location(k.file.as_deref(), line), k.function),
-                None => k.function.to_string(),
+            let (name, place) = match k.line {
+                Some(line) => (
+                    format!("{}  {}", location(k.file.as_deref(), line), k.function),
+                    String::new(),
+                ),
+                None => (
+                    k.function.to_string(),
+                    k.file
+                        .as_deref()
+                        .map(|f| format!("  {}", crate::view::short_path(f)))
+                        .unwrap_or_default(),
+                ),
             };
             Row::new(vec![
                 Cell::from(format!("{:5.1}", h.self_pct)),
                 Cell::from(format!("{:5.1}", h.inclusive_pct)),
-                Cell::from(Span::styled(
-                    name,
-                    if k.user {
-                        theme.user_code()
-                    } else {
-                        ratatui::style::Style::new()
-                    },
-                )),
+                Cell::from(Line::from(vec![
+                    Span::styled(
+                        name,
+                        if k.user {
+                            theme.user_code()
+                        } else {
+                            ratatui::style::Style::new()
+                        },
+                    ),
+                    Span::styled(place, theme.dim()),
+                ])),
             ])
         })
         .collect();

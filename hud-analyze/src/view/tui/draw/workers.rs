@@ -39,8 +39,14 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, state: &State, s: &Snapshot, t
         } else {
             " "
         };
+        // The role as detected: w a multi-thread worker, c a current_thread runtime thread.
+        let role = if t.role == crate::model::Role::CurrentThread {
+            'c'
+        } else {
+            'w'
+        };
         items.push(ListItem::new(Line::from(vec![
-            Span::raw(format!("{pin}{tid:>7} ")),
+            Span::raw(format!("{pin}{tid:>6}{role} ")),
             Span::styled("█".repeat(r), theme.on_cpu()),
             Span::styled("█".repeat(b), theme.blocked()),
             Span::styled("█".repeat(w), theme.runnable()),
@@ -56,7 +62,7 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, state: &State, s: &Snapshot, t
     let pool = s.pool_threads();
     let is_focused = focused(state, Panel::Workers);
     let title = Line::from(vec![
-        Span::styled(" Workers ", theme.title()),
+        Span::styled(" Workers (w/c) ", theme.title()),
         Span::styled("█", theme.on_cpu()),
         Span::raw("run "),
         Span::styled("█", theme.blocked()),

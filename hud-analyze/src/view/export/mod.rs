@@ -1,0 +1,119 @@
+//! Exports: files other tools read, each a function of the analysis streamed to any `Write`.
+//!
+//! - [`folded`]: `frame;frame;… weight` lines (flamegraph.pl, inferno, speedscope).
+//! - [`svg`]: a flame graph (or a time-ordered flame chart) through inferno.
+//! - [`pprof`]: profile.proto, gzipped, symbolized (pprof, Pyroscope, Parca never re-symbolize).
+//! - [`chrome`]: the Trace Event Format (chrome://tracing, Perfetto's UI): a track per thread.
+
+pub mod chrome;
+pub mod folded;
+pub mod pprof;
+pub mod svg;
+
+use std::io::Write;
+
+use crate::analysis::profile::Weight;
+use crate::analysis::{Analysis, Window};
+use crate::symbols::Frame;
+
+/// The formats, by name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Chrome,
+    Folded,
+    Svg,
+    Pprof,
+}
+
+impl Format {
+    pub const NAMES: &'static str = "chrome (.json), folded (.folded), svg (.svg), pprof (.pb.gz)";
+
+    /// The format a file name asks for, by its extension.
+    pub fn from_path(path: &std::path::Path) -> Option<Format> {
+        let name = path.file_name()?.to_string_lossy().to_lowercase();
+        [
+            (".pb.gz", Format::Pprof),
+            (".pprof", Format::Pprof),
+            (".json", Format::Chrome),
+            (".folded", Format::Folded),
+            (".svg", Format::Svg),
+        ]
+        .into_iter()
+        .find_map(|(ext, f)| name.ends_with(ext).then_some(f))
+    }
+}
+
+/// What the root frame of folded stacks and flame graphs is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Root {
+    None,
+    /// "name (tid)" of the thread.
+    Thread,
+    /// The thread's role (worker, blocking pool, …).
+    Role,
+}
+
+/// What to export.
+#[derive(Clone, Debug)]
+pub struct ExportOptions {
+    pub window: Window,
+    /// Only these threads (all when `None`).
+    pub threads: Option<Vec<u32>>,
+    pub weight: Weight,
+    pub root: Root,
+    /// SVG: a flame chart (time order) instead of a flame graph.
+    pub flame_chart: bool,
+}
+
+impl Default for ExportOptions {
+    fn default() -> Self {
+        ExportOptions {
+            window: Window::ALL,
+            threads: None,
+            weight: Weight::Cpu,
+            root: Root::None,
+            flame_chart: false,
+        }
+    }
+}
+
+/// What an export wrote, for the user's summary (an empty window is worth a warning).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Written {
+    /// Samples, episodes or trace events exported.
+    pub events: u64,
+}
+
+/// Writes `format` of `analysis` to `out`.
+pub fn export(
+    analysis: &Analysis,
+    format: Format,
+    options: &ExportOptions,
+    out: &mut dyn Write,
+) -> std::io::Result<Written> {
+    match format {
+        Format::Folded => folded::write(analysis, options, out),
+        Format::Svg => svg::write(analysis, options, out),
+        Format::Pprof => pprof::write(analysis, options, out),
+        Format::Chrome => chrome::write(analysis, options, out),
+    }
+}
+
+/// A frame's name in a folded stack: `;` separates frames there, so one inside a name (`[u8; 4]`)
+/// becomes `:`; inlined frames are frames of their own.
+pub fn folded_name(frame: &Frame) -> String {
+    frame.function.replace(';', ":")
+}
+
+/// The root frame of a thread's stacks, if any.
+fn root_of(analysis: &Analysis, root: Root, tid: u32) -> Option<String> {
+    let thread = analysis.model.threads.get(&tid);
+    match root {
+        Root::None => None,
+        Root::Thread => Some(format!(
+            "{} ({tid})",
+            thread.map_or("?", |t| t.name()).replace(';', ":")
+        )),
+        Root::Role => Some(thread.map_or("other", |t| t.role.label()).to_string()),
+    }
+}

@@ -1,0 +1,345 @@
+//! pprof's profile.proto, gzipped: what `go tool pprof`, Pyroscope and Parca read.
+//!
+//! The message types are written by hand for the subset hud fills (field numbers as in
+//! github.com/google/pprof/proto/profile.proto). Locations carry their whole inline chain
+//! (innermost first, as pprof expects) and mappings say they have functions, file names, line
+//! numbers and inline frames, with their build-ids: consumers never try to symbolize again.
+//! A location is a stack node as the leaf (its address) or as a caller (a return address, looked
+//! up one byte back): the two may resolve to different lines, so they are distinct locations.
+
+use std::collections::HashMap;
+use std::io::Write;
+
+use prost::Message;
+
+use super::{ExportOptions, Written};
+use crate::analysis::profile::{stack_weights, Weight};
+use crate::analysis::Analysis;
+use crate::symbols::objects::hex;
+
+#[derive(Clone, PartialEq, Message)]
+pub struct Profile {
+    #[prost(message, repeated, tag = "1")]
+    pub sample_type: Vec<ValueType>,
+    #[prost(message, repeated, tag = "2")]
+    pub sample: Vec<Sample>,
+    #[prost(message, repeated, tag = "3")]
+    pub mapping: Vec<Mapping>,
+    #[prost(message, repeated, tag = "4")]
+    pub location: Vec<Location>,
+    #[prost(message, repeated, tag = "5")]
+    pub function: Vec<Function>,
+    #[prost(string, repeated, tag = "6")]
+    pub string_table: Vec<String>,
+    #[prost(int64, tag = "9")]
+    pub time_nanos: i64,
+    #[prost(int64, tag = "10")]
+    pub duration_nanos: i64,
+    #[prost(message, optional, tag = "11")]
+    pub period_type: Option<ValueType>,
+    #[prost(int64, tag = "12")]
+    pub period: i64,
+    #[prost(int64, repeated, tag = "13")]
+    pub comment: Vec<i64>,
+    #[prost(int64, tag = "14")]
+    pub default_sample_type: i64,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct ValueType {
+    #[prost(int64, tag = "1")]
+    pub r#type: i64,
+    #[prost(int64, tag = "2")]
+    pub unit: i64,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct Sample {
+    #[prost(uint64, repeated, tag = "1")]
+    pub location_id: Vec<u64>,
+    #[prost(int64, repeated, tag = "2")]
+    pub value: Vec<i64>,
+    #[prost(message, repeated, tag = "3")]
+    pub label: Vec<Label>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct Label {
+    #[prost(int64, tag = "1")]
+    pub key: i64,
+    #[prost(int64, tag = "2")]
+    pub str: i64,
+    #[prost(int64, tag = "3")]
+    pub num: i64,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct Mapping {
+    #[prost(uint64, tag = "1")]
+    pub id: u64,
+    #[prost(uint64, tag = "2")]
+    pub memory_start: u64,
+    #[prost(uint64, tag = "3")]
+    pub memory_limit: u64,
+    #[prost(uint64, tag = "4")]
+    pub file_offset: u64,
+    #[prost(int64, tag = "5")]
+    pub filename: i64,
+    #[prost(int64, tag = "6")]
+    pub build_id: i64,
+    #[prost(bool, tag = "7")]
+    pub has_functions: bool,
+    #[prost(bool, tag = "8")]
+    pub has_filenames: bool,
+    #[prost(bool, tag = "9")]
+    pub has_line_numbers: bool,
+    #[prost(bool, tag = "10")]
+    pub has_inline_frames: bool,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct Location {
+    #[prost(uint64, tag = "1")]
+    pub id: u64,
+    #[prost(uint64, tag = "2")]
+    pub mapping_id: u64,
+    #[prost(uint64, tag = "3")]
+    pub address: u64,
+    #[prost(message, repeated, tag = "4")]
+    pub line: Vec<Line>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct Line {
+    #[prost(uint64, tag = "1")]
+    pub function_id: u64,
+    #[prost(int64, tag = "2")]
+    pub line: i64,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct Function {
+    #[prost(uint64, tag = "1")]
+    pub id: u64,
+    #[prost(int64, tag = "2")]
+    pub name: i64,
+    #[prost(int64, tag = "3")]
+    pub system_name: i64,
+    #[prost(int64, tag = "4")]
+    pub filename: i64,
+}
+
+/// The string table: index 0 is "", every string once.
+#[derive(Default)]
+struct Strings {
+    table: Vec<String>,
+    index: HashMap<String, i64>,
+}
+
+impl Strings {
+    fn new() -> Self {
+        let mut s = Strings::default();
+        s.id("");
+        s
+    }
+
+    fn id(&mut self, s: &str) -> i64 {
+        if let Some(i) = self.index.get(s) {
+            return *i;
+        }
+        let i = self.table.len() as i64;
+        self.table.push(s.to_owned());
+        self.index.insert(s.to_owned(), i);
+        i
+    }
+}
+
+/// Builds the profile of the window.
+pub fn profile(a: &Analysis, options: &ExportOptions) -> (Profile, u64) {
+    let m = &a.model;
+    let w = options.window;
+    let mut strings = Strings::new();
+    let period = m.sample_period() as i64;
+    let (sample_type, period_type) = match options.weight {
+        Weight::Cpu => (
+            vec![
+                ValueType {
+                    r#type: strings.id("samples"),
+                    unit: strings.id("count"),
+                },
+                ValueType {
+                    r#type: strings.id("cpu"),
+                    unit: strings.id("nanoseconds"),
+                },
+            ],
+            Some(ValueType {
+                r#type: strings.id("cpu"),
+                unit: strings.id("nanoseconds"),
+            }),
+        ),
+        Weight::Blocked => (
+            vec![ValueType {
+                r#type: strings.id("blocked"),
+                unit: strings.id("nanoseconds"),
+            }],
+            None,
+        ),
+    };
+
+    // Mappings: the executable ones, in capture order (ids from 1).
+    let mut mappings: Vec<Mapping> = Vec::new();
+    for map in m.mappings.iter().filter(|mp| mp.perms.contains('x')) {
+        let filename = strings.id(&map.path);
+        let build_id = strings.id(&hex(&map.build_id));
+        mappings.push(Mapping {
+            id: mappings.len() as u64 + 1,
+            memory_start: map.start,
+            memory_limit: map.end,
+            file_offset: map.file_offset,
+            filename,
+            build_id,
+            has_functions: true,
+            has_filenames: true,
+            has_line_numbers: true,
+            has_inline_frames: true,
+        });
+    }
+    let mapping_of = |address: u64| {
+        // Later mappings win, as in symbolization (a range remapped).
+        mappings
+            .iter()
+            .rev()
+            .find(|mp| mp.memory_start <= address && address < mp.memory_limit)
+            .map_or(0, |mp| mp.id)
+    };
+
+    let mut functions: Vec<Function> = Vec::new();
+    let mut function_ids: HashMap<(usize, usize), u64> = HashMap::new();
+    let mut locations: Vec<Location> = Vec::new();
+    // (node, as caller) → location id.
+    let mut location_ids: HashMap<(u32, bool), u64> = HashMap::new();
+    let nodes = m.stacks.nodes();
+    let mut samples: Vec<Sample> = Vec::new();
+    let weights = stack_weights(m, options.weight, options.threads.as_deref(), w.from, w.to);
+    let events = weights.len() as u64;
+    let (tid_key, name_key, role_key) =
+        (strings.id("tid"), strings.id("thread"), strings.id("role"));
+    for sw in &weights {
+        let mut ids = Vec::new();
+        let mut node = sw.stack;
+        let mut as_caller = false;
+        while node != 0 {
+            let Some(&(parent, address)) = nodes.get(node as usize - 1) else {
+                break;
+            };
+            let id = *location_ids.entry((node, as_caller)).or_insert_with(|| {
+                let lines = a
+                    .symbols
+                    .node(node, as_caller)
+                    .iter()
+                    .map(|f| {
+                        let key = (
+                            crate::symbols::interned_id(&f.function),
+                            f.file.as_ref().map_or(0, crate::symbols::interned_id),
+                        );
+                        let function_id = *function_ids.entry(key).or_insert_with(|| {
+                            let name = strings.id(&f.function);
+                            let filename = strings.id(f.file.as_deref().unwrap_or(""));
+                            functions.push(Function {
+                                id: functions.len() as u64 + 1,
+                                name,
+                                system_name: name,
+                                filename,
+                            });
+                            functions.len() as u64
+                        });
+                        Line {
+                            function_id,
+                            line: i64::from(f.line),
+                        }
+                    })
+                    .collect();
+                locations.push(Location {
+                    id: locations.len() as u64 + 1,
+                    mapping_id: mapping_of(address),
+                    address,
+                    line: lines,
+                });
+                locations.len() as u64
+            });
+            ids.push(id);
+            node = if parent < node { parent } else { 0 };
+            as_caller = true;
+        }
+        let thread = m.threads.get(&sw.tid);
+        let value = match options.weight {
+            Weight::Cpu => vec![sw.weight as i64, sw.weight as i64 * period],
+            Weight::Blocked => vec![sw.weight as i64],
+        };
+        samples.push(Sample {
+            location_id: ids,
+            value,
+            label: vec![
+                Label {
+                    key: tid_key,
+                    str: 0,
+                    num: i64::from(sw.tid),
+                },
+                Label {
+                    key: name_key,
+                    str: strings.id(thread.map_or("?", |t| t.name())),
+                    num: 0,
+                },
+                Label {
+                    key: role_key,
+                    str: strings.id(thread.map_or("other", |t| t.role.label())),
+                    num: 0,
+                },
+            ],
+        });
+    }
+    let h = &m.header;
+    let start = w.from.max(m.start);
+    let wall_start = h
+        .clock
+        .realtime_ns
+        .saturating_add(start)
+        .saturating_sub(h.clock.monotonic_ns);
+    let comment = vec![strings.id(&format!(
+        "hud {} · pid {} {} · {}",
+        h.hud_version, h.target.pid, h.target.exe_path, h.host_name
+    ))];
+    let profile = Profile {
+        sample_type,
+        sample: samples,
+        mapping: mappings,
+        location: locations,
+        function: functions,
+        string_table: Vec::new(),
+        time_nanos: wall_start as i64,
+        duration_nanos: w.length_in(m) as i64,
+        period_type,
+        period: if options.weight == Weight::Cpu {
+            period
+        } else {
+            0
+        },
+        comment,
+        default_sample_type: 0,
+    };
+    let mut profile = profile;
+    profile.string_table = strings.table;
+    (profile, events)
+}
+
+pub fn write(
+    a: &Analysis,
+    options: &ExportOptions,
+    out: &mut dyn Write,
+) -> std::io::Result<Written> {
+    let (profile, events) = profile(a, options);
+    let mut gz = flate2::write::GzEncoder::new(out, flate2::Compression::default());
+    gz.write_all(&profile.encode_to_vec())?;
+    gz.finish()?;
+    Ok(Written { events })
+}

@@ -1,0 +1,80 @@
+//! A flame graph (merged, alphabetical) or a flame chart (`--flame-chart`: time order) as SVG,
+//! drawn by inferno from the folded stacks.
+
+use std::io::Write;
+
+use super::folded::{lines, stack_line};
+use super::{ExportOptions, Written};
+use crate::analysis::profile::{events_in_order, Weight};
+use crate::analysis::Analysis;
+
+pub fn write(
+    a: &Analysis,
+    options: &ExportOptions,
+    out: &mut dyn Write,
+) -> std::io::Result<Written> {
+    let w = options.window;
+    let (text, events): (Vec<String>, u64) = if options.flame_chart {
+        let events = events_in_order(
+            &a.model,
+            options.weight,
+            options.threads.as_deref(),
+            w.from,
+            w.to,
+        );
+        let n = events.len() as u64;
+        let lines = events
+            .into_iter()
+            .filter_map(|(_, stack, tid, weight)| {
+                let value = match options.weight {
+                    Weight::Cpu => weight,
+                    Weight::Blocked => weight / 1_000,
+                };
+                (value > 0).then(|| format!("{} {value}", stack_line(a, options, tid, stack)))
+            })
+            .collect();
+        (lines, n)
+    } else {
+        let (lines, n) = lines(a, options);
+        (
+            lines.into_iter().map(|(l, v)| format!("{l} {v}")).collect(),
+            n,
+        )
+    };
+    let h = &a.model.header;
+    let what = match options.weight {
+        Weight::Cpu => "CPU samples",
+        Weight::Blocked => "time blocked off CPU",
+    };
+    if text.is_empty() {
+        // inferno refuses an empty profile; an empty window is still a valid, empty picture.
+        write!(
+            out,
+            "<?xml version=\"1.0\" standalone=\"no\"?>\n<svg xmlns=\"http://www.w3.org/2000/svg\" \
+             width=\"600\" height=\"60\"><text x=\"10\" y=\"30\">hud: no {what} in this window \
+             </text></svg>\n"
+        )?;
+        return Ok(Written { events: 0 });
+    }
+    let mut opts = inferno::flamegraph::Options::default();
+    opts.title = format!(
+        "hud · pid {} {} · {what}{}",
+        h.target.pid,
+        std::path::Path::new(&h.target.exe_path)
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+        if options.flame_chart {
+            " · time order"
+        } else {
+            ""
+        }
+    );
+    opts.count_name = match options.weight {
+        Weight::Cpu => "samples".into(),
+        Weight::Blocked => "µs".into(),
+    };
+    opts.flame_chart = options.flame_chart;
+    inferno::flamegraph::from_lines(&mut opts, text.iter().map(String::as_str), out)
+        .map_err(std::io::Error::other)?;
+    Ok(Written { events })
+}
