@@ -533,3 +533,162 @@ fn the_cockpit_in_a_real_terminal() {
         s.contains("icanon,echo,") || s.contains("echo,icanon,")
     });
 }
+
+/// `go tool pprof`'s `-top` table: (flat samples, function) per row, and the total.
+fn pprof_top(path: &Path) -> (Vec<(u64, String)>, u64) {
+    let out = Command::new("go")
+        .args([
+            "tool",
+            "pprof",
+            "-top",
+            "-noinlines",
+            "-nodecount=200",
+            "-sample_index=samples",
+        ])
+        .arg(path)
+        .env("HOME", std::env::temp_dir())
+        .output()
+        .expect("go runs (cargo xtask setup installs golang-go)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "go tool pprof: {}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let total = text
+        .lines()
+        .find_map(|l| l.split("Total samples = ").nth(1))
+        .and_then(|t| t.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no total in:\n{text}"));
+    let rows = text
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("flat"))
+        .skip(1)
+        .filter_map(|l| {
+            let mut parts = l.split_whitespace();
+            let flat: u64 = parts.next()?.parse().ok()?;
+            let name = parts.skip(4).collect::<Vec<_>>().join(" ");
+            Some((flat, name))
+        })
+        .collect();
+    (rows, total)
+}
+
+#[test]
+fn exports_are_read_by_their_own_tools() {
+    let _serial = serial();
+    if !ready() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("demo.hudcap");
+    let demo = Demo::start(8.0, &[]);
+    record(&demo, &path, &["--duration", "4"]);
+    drop(demo);
+    let p = path.to_str().unwrap();
+    let report: Value =
+        serde_json::from_slice(&analyze(&["report", "--json", "--top", "1000", p]).stdout).unwrap();
+    let out = |name: &str| dir.path().join(name);
+    for file in ["demo.pb.gz", "demo.json", "demo.folded", "demo.svg"] {
+        let run = analyze(&["export", p, "-o", out(file).to_str().unwrap()]);
+        assert!(
+            run.status.success(),
+            "{file}: {}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+    }
+
+    // pprof: the same totals and top functions as the analysis (self samples, perf-style).
+    let (rows, total) = pprof_top(&out("demo.pb.gz"));
+    assert_eq!(total, report["summary"]["samples"].as_u64().unwrap());
+    let hud: Vec<(u64, String)> = report["hotspots"]["overall"]["by_function"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            (
+                h["self_samples"].as_u64().unwrap(),
+                h["function"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    for (flat, name) in hud.iter().take(5) {
+        assert!(
+            rows.iter().any(|(f, n)| f == flat && n == name),
+            "{name} ({flat}) not in pprof's top: {rows:?}"
+        );
+    }
+
+    // Chrome: JSON whose blocking slices are the analysis' episodes.
+    let trace: Value = serde_json::from_slice(&std::fs::read(out("demo.json")).unwrap()).unwrap();
+    let blocking = trace["traceEvents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["cat"] == "blocking")
+        .count() as u64;
+    let episodes: u64 = report["blocking"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(blocking, episodes);
+
+    // Folded: the long poll's function with its inclusive samples.
+    let folded = std::fs::read_to_string(out("demo.folded")).unwrap();
+    let in_checksum: u64 = folded
+        .lines()
+        .filter(|l| l.contains("cpu_heavy_checksum"))
+        .map(|l| l.rsplit_once(' ').unwrap().1.parse::<u64>().unwrap())
+        .sum();
+    let inclusive = report["hotspots"]["overall"]["by_function_inclusive"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| {
+            h["function"]
+                .as_str()
+                .unwrap()
+                .contains("cpu_heavy_checksum")
+        })
+        .map(|h| h["inclusive_samples"].as_u64().unwrap())
+        .expect("cpu_heavy_checksum in the inclusive table");
+    assert_eq!(in_checksum, inclusive);
+
+    // Blocked time: the sleep's microseconds, at least the blocker's total (episodes under the
+    // threshold count here too).
+    let blocked = analyze(&[
+        "export", p, "--format", "folded", "--weight", "blocked", "-o", "-",
+    ]);
+    let blocked = String::from_utf8(blocked.stdout).unwrap();
+    let sleep_us: u64 = blocked
+        .lines()
+        .filter(|l| l.contains("sleepy_handler"))
+        .map(|l| l.rsplit_once(' ').unwrap().1.parse::<u64>().unwrap())
+        .sum();
+    let sleep_ms = find(&report, "sleepy_handler").unwrap()["total_ms"]
+        .as_f64()
+        .unwrap();
+    assert!(
+        sleep_us as f64 >= sleep_ms * 1e3 * 0.99 && (sleep_us as f64) < sleep_ms * 1e3 * 1.2,
+        "{sleep_us} µs blocked vs a {sleep_ms} ms blocker"
+    );
+
+    // SVG: a flame graph naming the demo's functions.
+    let svg = std::fs::read_to_string(out("demo.svg")).unwrap();
+    assert!(svg.starts_with("<?xml") && svg.trim_end().ends_with("</svg>"));
+    assert!(svg.contains("cpu_heavy_checksum"));
+
+    // Bad input: an unknown extension is a usage error; an unwritable output exits 6 and leaves
+    // no file behind.
+    let bad = analyze(&["export", p, "-o", out("x.txt").to_str().unwrap()]);
+    assert_eq!(bad.status.code(), Some(2));
+    let unwritable = analyze(&["export", p, "-o", "/proc/hud-cannot-write.svg"]);
+    assert_eq!(
+        unwritable.status.code(),
+        Some(6),
+        "{}",
+        String::from_utf8_lossy(&unwritable.stderr)
+    );
+}

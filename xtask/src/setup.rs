@@ -18,6 +18,8 @@ pub fn run() -> Result<()> {
     )?;
     // The cockpit's end-to-end test drives it in a real terminal.
     apt_packages(&["tmux"], Path::new("/usr/bin/tmux"))?;
+    // The pprof export is checked by pprof itself (`go tool pprof`).
+    apt_packages(&["golang-go"], Path::new("/usr/bin/go"))?;
     rust_src()?;
     bpf_linker()?;
     tracefs();

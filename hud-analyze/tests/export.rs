@@ -1,0 +1,253 @@
+//! Exports of synthetic analyses, read back by independent parsers: folded lines, SVG as XML,
+//! pprof decoded, Chrome JSON parsed and its slices checked to nest per thread.
+
+mod support;
+
+use std::collections::HashMap;
+use std::io::Read;
+
+use hud_analyze::analysis::profile::Weight;
+use hud_analyze::analysis::{Analysis, Window};
+use hud_analyze::view::export::pprof::Profile;
+use hud_analyze::view::export::{export, ExportOptions, Format, Root};
+use prost::Message;
+use serde_json::Value;
+use support::*;
+
+fn exported(a: &Analysis, format: Format, options: &ExportOptions) -> Vec<u8> {
+    let mut out = Vec::new();
+    export(a, format, options, &mut out).unwrap();
+    out
+}
+
+fn folded(a: &Analysis, options: &ExportOptions) -> HashMap<String, u64> {
+    String::from_utf8(exported(a, Format::Folded, options))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let (stack, n) = l.rsplit_once(' ').unwrap();
+            (stack.to_owned(), n.parse().unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn folded_cpu_samples_add_up_to_the_hotspots() {
+    let a = busy_service().analyze();
+    let lines = folded(&a, &ExportOptions::default());
+    let total: u64 = lines.values().sum();
+    assert_eq!(total, whole(&a).hotspots.samples);
+    let crunch = lines
+        .iter()
+        .find(|(l, _)| {
+            l.ends_with("app::serve::{{closure}};app::crunch::{{closure}};app::checksum")
+        })
+        .expect("the crunch stack, outermost first");
+    assert_eq!(*crunch.1, 100);
+    assert!(crunch
+        .0
+        .starts_with("std::sys::thread::unix::Thread::new::thread_start;"));
+}
+
+#[test]
+fn folded_blocked_time_is_in_microseconds_with_a_thread_root() {
+    let a = busy_service().analyze();
+    let options = ExportOptions {
+        weight: Weight::Blocked,
+        root: Root::Thread,
+        ..ExportOptions::default()
+    };
+    let lines = folded(&a, &options);
+    // Ten sleeps of 15 ms, 1 ms of which runnable: 140 ms blocked, all on worker 10.
+    let sleep = lines
+        .iter()
+        .find(|(l, _)| l.ends_with("std::thread::sleep;clock_nanosleep"))
+        .unwrap();
+    assert_eq!(*sleep.1, 140_000);
+    assert!(sleep.0.starts_with("app-worker-0 (10);"), "{}", sleep.0);
+}
+
+#[test]
+fn svg_flame_graphs_and_charts_are_well_formed() {
+    let a = busy_service().analyze();
+    for flame_chart in [false, true] {
+        let options = ExportOptions {
+            flame_chart,
+            ..ExportOptions::default()
+        };
+        let svg = String::from_utf8(exported(&a, Format::Svg, &options)).unwrap();
+        assert_well_formed(&svg);
+        assert!(svg.contains("app::checksum"), "a frame of the profile");
+    }
+    // An empty window is a valid, empty picture.
+    let empty = ExportOptions {
+        window: Window { from: 0, to: 1 },
+        ..ExportOptions::default()
+    };
+    let svg = String::from_utf8(exported(&a, Format::Svg, &empty)).unwrap();
+    assert_well_formed(&svg);
+}
+
+fn assert_well_formed(xml: &str) {
+    let mut reader = quick_xml::Reader::from_str(xml);
+    let mut depth = 0i64;
+    loop {
+        match reader.read_event() {
+            Ok(quick_xml::events::Event::Start(_)) => depth += 1,
+            Ok(quick_xml::events::Event::End(_)) => depth -= 1,
+            Ok(quick_xml::events::Event::Eof) => break,
+            Ok(_) => {}
+            Err(e) => panic!("not well-formed XML at {}: {e}", reader.buffer_position()),
+        }
+    }
+    assert_eq!(depth, 0, "unbalanced elements");
+}
+
+fn pprof(a: &Analysis, options: &ExportOptions) -> Profile {
+    let gz = exported(a, Format::Pprof, options);
+    let mut raw = Vec::new();
+    flate2::read::GzDecoder::new(&gz[..])
+        .read_to_end(&mut raw)
+        .unwrap();
+    Profile::decode(&raw[..]).unwrap()
+}
+
+#[test]
+fn pprof_resolves_every_id_and_sums_to_the_samples() {
+    let a = busy_service().analyze();
+    let p = pprof(&a, &ExportOptions::default());
+    let s = |i: i64| p.string_table[i as usize].as_str();
+    assert_eq!(s(0), "");
+    assert_eq!(
+        p.sample_type
+            .iter()
+            .map(|t| (s(t.r#type), s(t.unit)))
+            .collect::<Vec<_>>(),
+        vec![("samples", "count"), ("cpu", "nanoseconds")]
+    );
+    let total: i64 = p.sample.iter().map(|x| x.value[0]).sum();
+    assert_eq!(total as u64, whole(&a).hotspots.samples);
+    let period = a.model.sample_period() as i64;
+    assert!(p.sample.iter().all(|x| x.value[1] == x.value[0] * period));
+    let locations: HashMap<u64, _> = p.location.iter().map(|l| (l.id, l)).collect();
+    let functions: HashMap<u64, _> = p.function.iter().map(|f| (f.id, f)).collect();
+    for sample in &p.sample {
+        assert!(!sample.location_id.is_empty());
+        for id in &sample.location_id {
+            let location = locations[id];
+            for line in &location.line {
+                assert!(functions.contains_key(&line.function_id));
+            }
+        }
+        let labels: Vec<&str> = sample.label.iter().map(|l| s(l.key)).collect();
+        assert_eq!(labels, vec!["tid", "thread", "role"]);
+    }
+    // The leaf of the crunch samples is app::checksum at its line.
+    let leaf_functions: Vec<&str> = p
+        .sample
+        .iter()
+        .map(|x| {
+            let l = locations[&x.location_id[0]];
+            s(functions[&l.line[0].function_id].name)
+        })
+        .collect();
+    assert!(leaf_functions.contains(&"app::checksum"));
+    assert!(p.duration_nanos > 0 && p.period == period);
+    // Blocked time: one value, in nanoseconds.
+    let blocked = pprof(
+        &a,
+        &ExportOptions {
+            weight: Weight::Blocked,
+            ..ExportOptions::default()
+        },
+    );
+    assert_eq!(blocked.sample_type.len(), 1);
+    let total: i64 = blocked.sample.iter().map(|x| x.value[0]).sum();
+    let expected: u64 = a.model.off_cpu.iter().map(|o| o.blocked()).sum();
+    assert_eq!(total as u64, expected);
+}
+
+#[test]
+fn chrome_slices_nest_per_thread_and_count_the_blockers() {
+    let a = busy_service().analyze();
+    let json: Value =
+        serde_json::from_slice(&exported(&a, Format::Chrome, &ExportOptions::default())).unwrap();
+    let events = json["traceEvents"].as_array().unwrap();
+    let names: Vec<&str> = events
+        .iter()
+        .filter(|e| e["ph"] == "M" && e["name"] == "thread_name")
+        .map(|e| e["args"]["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"app-worker-0 (worker)"), "{names:?}");
+    let mut by_thread: HashMap<u64, Vec<(f64, f64)>> = HashMap::new();
+    for e in events.iter().filter(|e| e["ph"] == "X") {
+        let ts = e["ts"].as_f64().unwrap();
+        let dur = e["dur"].as_f64().unwrap();
+        assert!(dur >= 0.0);
+        by_thread
+            .entry(e["tid"].as_u64().unwrap())
+            .or_default()
+            .push((ts, ts + dur));
+    }
+    for (tid, mut slices) in by_thread {
+        slices.sort_by(|a, b| a.0.total_cmp(&b.0).then(b.1.total_cmp(&a.1)));
+        let mut open: Vec<f64> = Vec::new();
+        for (start, end) in slices {
+            while open.last().is_some_and(|e| *e <= start + 1e-6) {
+                open.pop();
+            }
+            if let Some(parent_end) = open.last() {
+                assert!(
+                    end <= parent_end + 1e-6,
+                    "thread {tid}: [{start}, {end}) overlaps its parent ending at {parent_end}"
+                );
+            }
+            open.push(end);
+        }
+    }
+    let blocking = events.iter().filter(|e| e["cat"] == "blocking").count();
+    let episodes: usize = whole(&a).blockers.iter().map(|b| b.episodes.len()).sum();
+    assert_eq!(blocking, episodes);
+    let sleep = events
+        .iter()
+        .find(|e| e["name"] == "sleep: app::handlers::slow::{{closure}}")
+        .unwrap();
+    assert_eq!(sleep["args"]["location"], "app/src/main.rs:42");
+    assert!(sleep["args"]["stack"][0]
+        .as_str()
+        .unwrap()
+        .starts_with("clock_nanosleep"));
+}
+
+#[test]
+fn an_empty_window_gives_valid_empty_files() {
+    let a = busy_service().analyze();
+    let empty = ExportOptions {
+        window: Window { from: 0, to: 1 },
+        ..ExportOptions::default()
+    };
+    assert!(folded(&a, &empty).is_empty());
+    assert!(pprof(&a, &empty).sample.is_empty());
+    let json: Value = serde_json::from_slice(&exported(&a, Format::Chrome, &empty)).unwrap();
+    assert!(json["traceEvents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|e| e["ph"] == "M"));
+}
+
+#[test]
+fn formats_come_from_file_names() {
+    use std::path::Path;
+    assert_eq!(Format::from_path(Path::new("x.pb.gz")), Some(Format::Pprof));
+    assert_eq!(
+        Format::from_path(Path::new("dir/x.JSON")),
+        Some(Format::Chrome)
+    );
+    assert_eq!(
+        Format::from_path(Path::new("x.folded")),
+        Some(Format::Folded)
+    );
+    assert_eq!(Format::from_path(Path::new("x.svg")), Some(Format::Svg));
+    assert_eq!(Format::from_path(Path::new("x.txt")), None);
+}
