@@ -4,6 +4,7 @@
 //! - `analyze`: hud-analyze on real and synthetic captures (1 M samples, a 40 s storm), against
 //!   `perf report`, with peak RSS and a window query.
 //! - `tui`: the cockpit on a headless terminal: first frame, complete panels, redraw, window change.
+//! - `export`: each export format on 1 M samples + 5 M switches: time and size.
 //! - `record`: the recorder against `perf record` on the same workload, alternating runs so the
 //!   shared machine's noise hits all of them alike, and reporting ratios:
 //!   demo throughput alone / under hud-record / under `perf record -g`; hud-record's own CPU and
@@ -26,7 +27,8 @@ pub fn run(which: &str, seconds: u32, rounds: u32) -> Result<()> {
         "record" => record(seconds, rounds),
         "analyze" => analyze(seconds),
         "tui" => tui(seconds),
-        other => bail!("unknown benchmark `{other}` (format, record, analyze, tui)"),
+        "export" => export(seconds),
+        other => bail!("unknown benchmark `{other}` (format, record, analyze, tui, export)"),
     }
 }
 
@@ -520,6 +522,58 @@ pub fn tui(seconds: u32) -> Result<()> {
     Ok(())
 }
 
+/// `bench export`: each export format on 1 M samples + 5 M switches: time (the whole command:
+/// reading, symbolizing, analyzing, writing) and size, next to `report` on the same capture.
+pub fn export(seconds: u32) -> Result<()> {
+    if !is_root() {
+        bail!("the export benchmark records the demo with eBPF: run it as root");
+    }
+    crate::build::all()?;
+    let dir = root().join("target/bench-export");
+    std::fs::create_dir_all(&dir)?;
+    let demo = start_demo(seconds + 2)?;
+    std::thread::sleep(Duration::from_millis(500));
+    let real = dir.join("demo.hudcap");
+    sh(Command::new(release_binary("hud-record"))
+        .args(["--pid", &demo.id().to_string(), "-q", "--force"])
+        .args(["--duration", &seconds.to_string(), "-o"])
+        .arg(&real))?;
+    let _ = demo.wait_with_output();
+    let big = dir.join("synthetic-1M.hudcap");
+    scale_capture(&real, &big, 1_000_000, 5_000_000, true)?;
+    let report = Runs::of(3, || {
+        let mut c = Command::new(release_binary("hud-analyze"));
+        c.args(["report", "--json"]).arg(&big);
+        c
+    })?;
+    println!("\n## export benchmark (1 M samples + 5 M switches, median of 3 runs)\n");
+    println!("| format | time | size | target |");
+    println!("|---|---|---|---|");
+    println!(
+        "| (report --json, for reference) | {:.2} s | | |",
+        report.wall()
+    );
+    for (format, file) in [
+        ("pprof", "out.pb.gz"),
+        ("folded", "out.folded"),
+        ("svg", "out.svg"),
+        ("chrome", "out.json"),
+    ] {
+        let out = dir.join(file);
+        let runs = Runs::of(3, || {
+            let mut c = Command::new(release_binary("hud-analyze"));
+            c.arg("export").arg(&big).arg("-o").arg(&out);
+            c
+        })?;
+        println!(
+            "| {format} | {:.2} s | {:.1} MB | ≤ 3 s |",
+            runs.wall(),
+            std::fs::metadata(&out)?.len() as f64 / 1e6
+        );
+    }
+    Ok(())
+}
+
 /// Repeated runs of one command: wall times and the phase timings it printed.
 struct Runs {
     walls: Vec<f64>,
@@ -559,7 +613,9 @@ impl Runs {
             let stdout = reader.join().unwrap_or_default();
             let (_, peak) = wait_rusage(&mut child)?;
             runs.walls.push(started.elapsed().as_secs_f64());
-            if stderr.contains("hud-analyze:") {
+            if stderr.lines().any(|l| {
+                l.starts_with("hud-analyze:") && !l.contains("wrote") && !l.contains("warning")
+            }) {
                 bail!("{} failed: {stderr}", crate::util::show(&command()));
             }
             runs.stderrs.push(stderr);

@@ -38,7 +38,8 @@ enum Task {
     /// fmt, clippy and every test (eBPF end-to-end included).
     Test,
     /// Benchmarks: `format` (criterion), `record` (overhead, size and capacity vs perf),
-    /// `analyze` (report speed and memory vs perf report), `tui` (the cockpit, headless).
+    /// `analyze` (report speed and memory vs perf report), `tui` (the cockpit, headless),
+    /// `export` (each format, time and size).
     Bench {
         #[arg(default_value = "format")]
         which: String,
