@@ -43,7 +43,7 @@ enum Command {
     Report(ReportArgs),
     /// The glass cockpit: blockers, hotspots, workers and a timeline, for any window.
     Tui(TuiArgs),
-    /// Files for other tools: pprof, folded stacks, SVG flame graphs, Chrome traces.
+    /// Files for other tools: Perfetto and Chrome timelines, pprof, folded stacks, SVG flame graphs.
     Export(ExportArgs),
     /// What a capture holds: target, host, duration, threads, event counts, losses.
     Info {
@@ -97,6 +97,8 @@ struct TuiArgs {
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum FormatArg {
+    /// A Perfetto protobuf trace (ui.perfetto.dev): the compact timeline, with samples.
+    Perfetto,
     /// Trace Event Format JSON (chrome://tracing, ui.perfetto.dev).
     Chrome,
     /// Folded stacks: `frame;frame;… weight` lines.
@@ -128,7 +130,8 @@ enum RootArg {
 struct ExportArgs {
     #[command(flatten)]
     analysis: AnalysisArgs,
-    /// The format; by default from the output file's extension (.json, .folded, .svg, .pb.gz).
+    /// The format; by default from the output file's extension (.pftrace, .json, .folded, .svg,
+    /// .pb.gz).
     #[arg(long, value_enum)]
     format: Option<FormatArg>,
     /// The output file (`-`: standard output). Default: the capture's name with the format's
@@ -262,6 +265,7 @@ fn export(args: ExportArgs) -> ExitCode {
     use hud_analyze::view::export::{self, ExportOptions, Format, Root};
     let format = match (args.format, &args.output) {
         (Some(f), _) => match f {
+            FormatArg::Perfetto => Format::Perfetto,
             FormatArg::Chrome => Format::Chrome,
             FormatArg::Folded => Format::Folded,
             FormatArg::Svg => Format::Svg,
@@ -299,6 +303,7 @@ fn export(args: ExportArgs) -> ExitCode {
             .file_stem()
             .map_or_else(|| "capture".into(), |s| s.to_string_lossy().into_owned());
         let ext = match format {
+            Format::Perfetto => "pftrace",
             Format::Chrome => "json",
             Format::Folded => "folded",
             Format::Svg => "svg",

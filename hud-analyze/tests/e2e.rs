@@ -404,6 +404,10 @@ fn bad_captures_get_clear_errors() {
     assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
 }
 
+fn root_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
 /// A tmux session, killed when dropped.
 struct Tmux(String);
 
@@ -589,7 +593,13 @@ fn exports_are_read_by_their_own_tools() {
     let report: Value =
         serde_json::from_slice(&analyze(&["report", "--json", "--top", "1000", p]).stdout).unwrap();
     let out = |name: &str| dir.path().join(name);
-    for file in ["demo.pb.gz", "demo.json", "demo.folded", "demo.svg"] {
+    for file in [
+        "demo.pb.gz",
+        "demo.json",
+        "demo.folded",
+        "demo.svg",
+        "demo.pftrace",
+    ] {
         let run = analyze(&["export", p, "-o", out(file).to_str().unwrap()]);
         assert!(
             run.status.success(),
@@ -673,6 +683,31 @@ fn exports_are_read_by_their_own_tools() {
     assert!(
         sleep_us as f64 >= sleep_ms * 1e3 * 0.99 && (sleep_us as f64) < sleep_ms * 1e3 * 1.2,
         "{sleep_us} µs blocked vs a {sleep_ms} ms blocker"
+    );
+
+    // Perfetto: the official schema reads it; its slices and samples are the analysis'.
+    let python = std::env::var_os("HUD_PYTHON")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| root_dir().join("target/py/bin/python"));
+    let script = root_dir().join("testdata/tools/check_perfetto.py");
+    let check = Command::new(&python)
+        .arg(script)
+        .arg(out("demo.pftrace"))
+        .output()
+        .expect("the Perfetto schema's Python (cargo xtask setup makes it)");
+    assert!(
+        check.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let counts: Value = serde_json::from_slice(&check.stdout).unwrap();
+    assert_eq!(counts["blocking_slices"].as_u64().unwrap(), episodes);
+    assert_eq!(counts["samples"], report["summary"]["samples"]);
+    let sizes = |f: &str| std::fs::metadata(out(f)).unwrap().len();
+    assert!(
+        sizes("demo.pftrace") * 4 <= sizes("demo.json"),
+        "Perfetto is the compact timeline"
     );
 
     // SVG: a flame graph naming the demo's functions.

@@ -251,3 +251,68 @@ fn formats_come_from_file_names() {
     assert_eq!(Format::from_path(Path::new("x.svg")), Some(Format::Svg));
     assert_eq!(Format::from_path(Path::new("x.txt")), None);
 }
+
+/// The Python with the official Perfetto schema (`cargo xtask setup` makes it), or `None` when
+/// it is missing outside CI.
+fn schema_python() -> Option<std::path::PathBuf> {
+    let python = std::env::var_os("HUD_PYTHON")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/py/bin/python")
+        });
+    if python.exists() {
+        return Some(python);
+    }
+    if std::env::var("HUD_REQUIRE_EBPF").is_ok_and(|v| v == "1") {
+        panic!(
+            "{} is missing: `cargo xtask setup` installs the Perfetto schema",
+            python.display()
+        );
+    }
+    eprintln!(
+        "skipping: no Python with the Perfetto schema ({})",
+        python.display()
+    );
+    None
+}
+
+/// Runs testdata/tools/check_perfetto.py on a trace: its counts, or a panic with its reason.
+pub fn check_perfetto(python: &std::path::Path, trace: &std::path::Path) -> Value {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../testdata/tools/check_perfetto.py");
+    let out = std::process::Command::new(python)
+        .arg(script)
+        .arg(trace)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the official schema rejects the trace: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn perfetto_is_read_by_the_official_schema() {
+    let Some(python) = schema_python() else {
+        return;
+    };
+    let a = busy_service().analyze();
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("busy.pftrace");
+    std::fs::write(
+        &trace,
+        exported(&a, Format::Perfetto, &ExportOptions::default()),
+    )
+    .unwrap();
+    let counts = check_perfetto(&python, &trace);
+    let episodes: usize = whole(&a).blockers.iter().map(|b| b.episodes.len()).sum();
+    assert_eq!(counts["blocking_slices"], episodes as u64);
+    assert_eq!(counts["samples"], whole(&a).hotspots.samples);
+    assert_eq!(counts["thread_tracks"], a.model.threads.len() as u64);
+    // The same capture as Chrome JSON is far larger.
+    let chrome = exported(&a, Format::Chrome, &ExportOptions::default()).len();
+    assert!(std::fs::metadata(&trace).unwrap().len() * 4 < chrome as u64);
+}

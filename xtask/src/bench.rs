@@ -558,6 +558,7 @@ pub fn export(seconds: u32) -> Result<()> {
         ("folded", "out.folded"),
         ("svg", "out.svg"),
         ("chrome", "out.json"),
+        ("perfetto", "out.pftrace"),
     ] {
         let out = dir.join(file);
         let runs = Runs::of(3, || {

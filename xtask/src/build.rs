@@ -77,7 +77,8 @@ pub fn test() -> Result<()> {
     sh(cargo()
         .args(["test", "--workspace", "--all-features"])
         .env("HUD_DEMO_BIN", demo_binary())
-        .env("HUD_RECORD_BIN", release_binary("hud-record")))
+        .env("HUD_RECORD_BIN", release_binary("hud-record"))
+        .env("HUD_PYTHON", crate::setup::schema_python()))
 }
 
 pub fn fuzz(seconds: u32) -> Result<()> {

@@ -20,6 +20,7 @@ pub fn run() -> Result<()> {
     apt_packages(&["tmux"], Path::new("/usr/bin/tmux"))?;
     // The pprof export is checked by pprof itself (`go tool pprof`).
     apt_packages(&["golang-go"], Path::new("/usr/bin/go"))?;
+    perfetto_schema()?;
     rust_src()?;
     bpf_linker()?;
     tracefs();
@@ -44,6 +45,35 @@ pub fn apt_packages(packages: &[&str], marker: &Path) -> Result<()> {
         .args(packages)
         .env("DEBIAN_FRONTEND", "noninteractive"))?;
     Ok(())
+}
+
+/// The official Perfetto schema, to check the Perfetto export in tests: PyPI's `perfetto` ships
+/// the generated protos (they need `protobuf`). In a venv under target/ (rebuilt when missing).
+const PERFETTO_PACKAGES: &[&str] = &["perfetto==0.59.1", "protobuf==7.36.2"];
+
+/// The Python the tests use to read Perfetto traces.
+pub fn schema_python() -> std::path::PathBuf {
+    crate::util::root().join("target/py/bin/python")
+}
+
+fn perfetto_schema() -> Result<()> {
+    let python = schema_python();
+    let check = "import perfetto.protos.perfetto.trace.perfetto_trace_pb2";
+    if succeeds(Command::new(&python).args(["-c", check])) {
+        return Ok(());
+    }
+    let venv = crate::util::root().join("target/py");
+    if !succeeds(Command::new("python3").arg("-m").arg("venv").arg(&venv)) {
+        // Debian's python3 makes venvs only with python3-venv.
+        apt_packages(&["python3-venv"], Path::new("/usr/share/doc/python3-venv"))?;
+        sh(Command::new("/usr/bin/python3")
+            .arg("-m")
+            .arg("venv")
+            .arg(&venv))?;
+    }
+    sh(Command::new(&python)
+        .args(["-m", "pip", "install", "-q", "--disable-pip-version-check"])
+        .args(PERFETTO_PACKAGES))
 }
 
 /// `-Z build-std=core` for the BPF target needs the standard library's sources.

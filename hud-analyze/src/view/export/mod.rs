@@ -3,11 +3,17 @@
 //! - [`folded`]: `frame;frame;… weight` lines (flamegraph.pl, inferno, speedscope).
 //! - [`svg`]: a flame graph (or a time-ordered flame chart) through inferno.
 //! - [`pprof`]: profile.proto, gzipped, symbolized (pprof, Pyroscope, Parca never re-symbolize).
+//! - [`perfetto`]: a Perfetto protobuf trace (ui.perfetto.dev): the compact timeline, with
+//!   samples and their callstacks.
 //! - [`chrome`]: the Trace Event Format (chrome://tracing, Perfetto's UI): a track per thread.
+//!
+//! The two timelines draw the same slices ([`slices`]).
 
 pub mod chrome;
 pub mod folded;
+pub mod perfetto;
 pub mod pprof;
+pub mod slices;
 pub mod svg;
 
 use std::io::Write;
@@ -19,6 +25,7 @@ use crate::symbols::Frame;
 /// The formats, by name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
+    Perfetto,
     Chrome,
     Folded,
     Svg,
@@ -26,12 +33,15 @@ pub enum Format {
 }
 
 impl Format {
-    pub const NAMES: &'static str = "chrome (.json), folded (.folded), svg (.svg), pprof (.pb.gz)";
+    pub const NAMES: &'static str =
+        "perfetto (.pftrace), chrome (.json), folded (.folded), svg (.svg), pprof (.pb.gz)";
 
     /// The format a file name asks for, by its extension.
     pub fn from_path(path: &std::path::Path) -> Option<Format> {
         let name = path.file_name()?.to_string_lossy().to_lowercase();
         [
+            (".pftrace", Format::Perfetto),
+            (".perfetto-trace", Format::Perfetto),
             (".pb.gz", Format::Pprof),
             (".pprof", Format::Pprof),
             (".json", Format::Chrome),
@@ -96,6 +106,7 @@ pub fn export(
         Format::Svg => svg::write(analysis, options, out),
         Format::Pprof => pprof::write(analysis, options, out),
         Format::Chrome => chrome::write(analysis, options, out),
+        Format::Perfetto => perfetto::write(analysis, options, out),
     }
 }
 

@@ -1,0 +1,120 @@
+"""Checks a Perfetto trace written by `hud-analyze export --format perfetto` with the official
+schema (the PyPI `perfetto` package's generated perfetto_trace_pb2, which needs PyPI `protobuf`).
+
+Fails (exit 1, with the reason) unless: the file decodes as a Trace; no message anywhere holds a
+field the schema does not know; every track event's track, every interned id (event names,
+categories, annotation names, callstacks, frames, function names, source paths, mappings, build
+ids, mapping paths) resolves on its packet sequence; slice begins and ends balance and nest on
+each track. Prints the counts as JSON for the caller to compare with the analysis.
+"""
+import json
+import sys
+
+from google.protobuf.unknown_fields import UnknownFieldSet
+from perfetto.protos.perfetto.trace import perfetto_trace_pb2 as pb
+
+
+def unknown_fields(message, path="Trace"):
+    """Every place a message holds fields its schema does not define."""
+    found = []
+    if len(UnknownFieldSet(message)) > 0:
+        found.append(path)
+    for field, value in message.ListFields():
+        if field.type != field.TYPE_MESSAGE:
+            continue
+        repeated = getattr(field, "is_repeated", None)
+        if repeated is None:
+            repeated = field.label == field.LABEL_REPEATED
+        values = value if repeated else [value]
+        for i, v in enumerate(values):
+            found.extend(unknown_fields(v, f"{path}.{field.name}[{i}]"))
+    return found
+
+
+def main(path):
+    trace = pb.Trace()
+    with open(path, "rb") as f:
+        trace.ParseFromString(f.read())
+    problems = unknown_fields(trace)
+    if problems:
+        sys.exit(f"unknown fields at {problems[:5]}")
+    tracks = {}
+    interned = {}  # sequence id -> {kind: set(iid)}
+    open_slices = {}  # track uuid -> depth
+    counts = {"packets": len(trace.packet), "blocking_slices": 0, "samples": 0,
+              "counter_events": 0, "thread_tracks": 0}
+    for p in trace.packet:
+        seq = p.trusted_packet_sequence_id
+        if p.HasField("track_descriptor"):
+            d = p.track_descriptor
+            tracks[d.uuid] = d
+            if d.HasField("thread"):
+                counts["thread_tracks"] += 1
+    defaults = {}
+    for i, p in enumerate(trace.packet):
+        seq = p.trusted_packet_sequence_id
+        if p.sequence_flags & pb.TracePacket.SEQ_INCREMENTAL_STATE_CLEARED:
+            interned[seq] = {}
+        if p.HasField("trace_packet_defaults"):
+            defaults[seq] = p.trace_packet_defaults.track_event_defaults.track_uuid
+        if p.HasField("interned_data"):
+            table = interned.setdefault(seq, {})
+            for field, values in p.interned_data.ListFields():
+                table.setdefault(field.name, set()).update(v.iid for v in values)
+        known = interned.get(seq, {})
+
+        def need(kind, iid, what):
+            if iid not in known.get(kind, set()):
+                sys.exit(f"packet {i}: {what} {iid} is not interned on sequence {seq}")
+
+        if p.HasField("track_event"):
+            e = p.track_event
+            track = e.track_uuid if e.HasField("track_uuid") else defaults.get(seq)
+            if track not in tracks:
+                sys.exit(f"packet {i}: track {track} has no descriptor")
+            for c in e.category_iids:
+                need("event_categories", c, "category")
+            for a in e.debug_annotations:
+                need("debug_annotation_names", a.name_iid, "annotation name")
+            if e.HasField("callstack_iid"):
+                need("callstacks", e.callstack_iid, "slice callstack")
+            if e.type == pb.TrackEvent.TYPE_SLICE_BEGIN:
+                need("event_names", e.name_iid, "event name")
+                if not e.HasField("callstack_iid"):
+                    sys.exit(f"packet {i}: a blocking slice without its stack")
+                open_slices[track] = open_slices.get(track, 0) + 1
+                counts["blocking_slices"] += 1
+            elif e.type == pb.TrackEvent.TYPE_SLICE_END:
+                if open_slices.get(track, 0) == 0:
+                    sys.exit(f"packet {i}: a slice ends on track {track} with none open")
+                open_slices[track] -= 1
+            elif e.type == pb.TrackEvent.TYPE_COUNTER:
+                if not tracks[track].HasField("counter"):
+                    sys.exit(f"packet {i}: a counter value on track {track}, not a counter track")
+                counts["counter_events"] += 1
+        if p.HasField("perf_sample"):
+            counts["samples"] += 1
+            need("callstacks", p.perf_sample.callstack_iid, "callstack")
+        if p.HasField("interned_data"):
+            d = p.interned_data
+            for c in d.callstacks:
+                for f in c.frame_ids:
+                    need("frames", f, "frame")
+            for f in d.frames:
+                need("function_names", f.function_name_id, "function name")
+                if f.HasField("source_path_iid"):
+                    need("source_paths", f.source_path_iid, "source path")
+                if f.HasField("mapping_id"):
+                    need("mappings", f.mapping_id, "mapping")
+            for m in d.mappings:
+                need("build_ids", m.build_id, "build id")
+                for s in m.path_string_ids:
+                    need("mapping_paths", s, "mapping path")
+    unbalanced = {t: n for t, n in open_slices.items() if n}
+    if unbalanced:
+        sys.exit(f"slices left open: {unbalanced}")
+    print(json.dumps(counts))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
