@@ -29,6 +29,15 @@ fn record(demo: &Demo, path: &Path, extra: &[&str]) {
     );
 }
 
+/// The demo (started with `extra`) recorded for `seconds` into a temporary directory.
+fn recorded_demo(seconds: u32, extra: &[&str]) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("demo.hudcap");
+    let demo = Demo::start(f64::from(seconds) + 4.0, extra);
+    record(&demo, &path, &["--duration", &seconds.to_string()]);
+    (dir, path)
+}
+
 fn analyze(args: &[&str]) -> Output {
     Command::new(ANALYZE).args(args).output().unwrap()
 }
@@ -57,11 +66,7 @@ fn the_report_names_every_documented_blocker() {
     if !ready() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("demo.hudcap");
-    let demo = Demo::start(10.0, &[]);
-    record(&demo, &path, &["--duration", "4"]);
-    drop(demo);
+    let (_dir, path) = recorded_demo(4, &[]);
     let report = report_json(&path);
     assert_eq!(report["schema"], "hud.report/1");
     let text = serde_json::to_string_pretty(&report["blocking"]).unwrap();
@@ -250,11 +255,7 @@ fn custom_worker_names_are_recognised_from_stacks() {
     if !ready() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("named.hudcap");
-    let demo = Demo::start(8.0, &["--thread-name", "edge-io"]);
-    record(&demo, &path, &["--duration", "3"]);
-    drop(demo);
+    let (_dir, path) = recorded_demo(3, &["--thread-name", "edge-io"]);
     let report = report_json(&path);
     let workers: Vec<&Value> = report["workers"]
         .as_array()
@@ -490,11 +491,7 @@ fn the_cockpit_in_a_real_terminal() {
     if !ready() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("demo.hudcap");
-    let demo = Demo::start(8.0, &[]);
-    record(&demo, &path, &["--duration", "4"]);
-    drop(demo);
+    let (_dir, path) = recorded_demo(4, &[]);
     let tmux = Tmux::start(160, 48);
     tmux.line(&format!("{ANALYZE} tui {}; echo EXIT=$?", path.display()));
     let sleepy = format!("main.rs:{}", truth_line("sleepy_handler"));
@@ -584,11 +581,7 @@ fn exports_are_read_by_their_own_tools() {
     if !ready() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("demo.hudcap");
-    let demo = Demo::start(8.0, &[]);
-    record(&demo, &path, &["--duration", "4"]);
-    drop(demo);
+    let (dir, path) = recorded_demo(4, &[]);
     let p = path.to_str().unwrap();
     let report: Value =
         serde_json::from_slice(&analyze(&["report", "--json", "--top", "1000", p]).stdout).unwrap();

@@ -478,14 +478,8 @@ pub fn tui(seconds: u32) -> Result<()> {
     crate::build::all()?;
     let dir = root().join("target/bench-tui");
     std::fs::create_dir_all(&dir)?;
-    let demo = start_demo(seconds + 2)?;
-    std::thread::sleep(Duration::from_millis(500));
     let real = dir.join("demo.hudcap");
-    sh(Command::new(release_binary("hud-record"))
-        .args(["--pid", &demo.id().to_string(), "-q", "--force"])
-        .args(["--duration", &seconds.to_string(), "-o"])
-        .arg(&real))?;
-    let _ = demo.wait_with_output();
+    record_busy_demo(seconds, &real)?;
     let big = dir.join("synthetic-1M.hudcap");
     scale_capture(&real, &big, 1_000_000, 5_000_000, true)?;
     let measure = |path: &Path| -> Result<Runs> {
@@ -531,14 +525,8 @@ pub fn export(seconds: u32) -> Result<()> {
     crate::build::all()?;
     let dir = root().join("target/bench-export");
     std::fs::create_dir_all(&dir)?;
-    let demo = start_demo(seconds + 2)?;
-    std::thread::sleep(Duration::from_millis(500));
     let real = dir.join("demo.hudcap");
-    sh(Command::new(release_binary("hud-record"))
-        .args(["--pid", &demo.id().to_string(), "-q", "--force"])
-        .args(["--duration", &seconds.to_string(), "-o"])
-        .arg(&real))?;
-    let _ = demo.wait_with_output();
+    record_busy_demo(seconds, &real)?;
     let big = dir.join("synthetic-1M.hudcap");
     scale_capture(&real, &big, 1_000_000, 5_000_000, true)?;
     let report = Runs::of(3, || {
@@ -572,6 +560,18 @@ pub fn export(seconds: u32) -> Result<()> {
             std::fs::metadata(&out)?.len() as f64 / 1e6
         );
     }
+    Ok(())
+}
+
+/// Records `seconds` of the busy demo into `output`.
+fn record_busy_demo(seconds: u32, output: &Path) -> Result<()> {
+    let demo = start_demo(seconds + 2)?;
+    std::thread::sleep(Duration::from_millis(500));
+    sh(Command::new(release_binary("hud-record"))
+        .args(["--pid", &demo.id().to_string(), "-q", "--force"])
+        .args(["--duration", &seconds.to_string(), "-o"])
+        .arg(output))?;
+    let _ = demo.wait_with_output();
     Ok(())
 }
 

@@ -41,9 +41,7 @@ pub fn write(
         serde_json::to_writer(&mut *out, &event).map_err(std::io::Error::other)
     };
     out.write_all(b"{\"displayTimeUnit\":\"ms\",\"traceEvents\":[\n")?;
-    let exe = std::path::Path::new(&m.header.target.exe_path)
-        .file_name()
-        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    let exe = super::executable_name(a);
     emit(
         &mut out,
         json!({"ph": "M", "pid": pid, "name": "process_name", "args": {"name": format!("{exe} (pid {pid})")}}),

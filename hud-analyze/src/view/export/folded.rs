@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 
-use super::{folded_name, root_of, ExportOptions, Written};
-use crate::analysis::profile::{stack_weights, Weight};
+use super::{folded_name, folded_value, root_of, ExportOptions, Written};
+use crate::analysis::profile::stack_weights;
 use crate::analysis::Analysis;
 
 /// The folded lines and their weights, sorted (so equal stacks are merged and the output is
@@ -22,11 +22,7 @@ pub fn lines(a: &Analysis, options: &ExportOptions) -> (BTreeMap<String, u64>, u
     let mut lines: BTreeMap<String, u64> = BTreeMap::new();
     let mut events = 0;
     for sw in weights {
-        let value = match options.weight {
-            Weight::Cpu => sw.weight,
-            // Microseconds: a flame graph's counts are integers.
-            Weight::Blocked => sw.weight / 1_000,
-        };
+        let value = folded_value(options.weight, sw.weight);
         if value == 0 {
             continue;
         }

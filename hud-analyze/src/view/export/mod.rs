@@ -116,6 +116,22 @@ pub fn folded_name(frame: &Frame) -> String {
     frame.function.replace(';', ":")
 }
 
+/// The recorded executable's file name (for titles and process names).
+fn executable_name(analysis: &Analysis) -> String {
+    std::path::Path::new(&analysis.model.header.target.exe_path)
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+}
+
+/// A stack's weight as folded stacks and flame graphs count it: samples, or microseconds blocked
+/// (their counts are integers).
+fn folded_value(weight: Weight, value: u64) -> u64 {
+    match weight {
+        Weight::Cpu => value,
+        Weight::Blocked => value / 1_000,
+    }
+}
+
 /// The root frame of a thread's stacks, if any.
 fn root_of(analysis: &Analysis, root: Root, tid: u32) -> Option<String> {
     let thread = analysis.model.threads.get(&tid);

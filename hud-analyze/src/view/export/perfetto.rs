@@ -352,8 +352,8 @@ impl Sequence {
 #[derive(Default)]
 struct Interner {
     names: HashMap<String, u64>,
-    annotation_names: HashMap<&'static str, u64>,
-    categories: HashMap<&'static str, u64>,
+    annotation_names: HashMap<String, u64>,
+    categories: HashMap<String, u64>,
     functions: HashMap<String, u64>,
     sources: HashMap<String, u64>,
     frames: HashMap<(u32, bool, usize), u64>,
@@ -385,58 +385,67 @@ impl Interner {
         self.strings_iid
     }
 
+    /// The iid of `key` in `map`, made when new.
+    fn iid<K: std::hash::Hash + Eq>(map: &mut HashMap<K, u64>, next: &mut u64, key: K) -> u64 {
+        *map.entry(key).or_insert_with(|| {
+            *next += 1;
+            *next
+        })
+    }
+
+    /// An interned name (`kind` says which table), sent to the sequence on its first use there.
+    fn named(
+        map: &mut HashMap<String, u64>,
+        next: &mut u64,
+        kind: u8,
+        sent: &mut Sent,
+        table: &mut Vec<Named>,
+        name: &str,
+    ) -> u64 {
+        let iid = match map.get(name) {
+            Some(i) => *i,
+            None => Self::iid(map, next, name.to_owned()),
+        };
+        if sent.ids.insert((kind, iid)) {
+            table.push(Named {
+                iid: Some(iid),
+                name: Some(name.to_owned()),
+            });
+        }
+        iid
+    }
+
     fn name(&mut self, sent: &mut Sent, data: &mut InternedData, name: &str) -> u64 {
-        let iid = match self.names.get(name) {
-            Some(i) => *i,
-            None => {
-                let i = self.next();
-                self.names.insert(name.to_owned(), i);
-                i
-            }
-        };
-        if sent.ids.insert((NAMES, iid)) {
-            data.event_names.push(Named {
-                iid: Some(iid),
-                name: Some(name.to_owned()),
-            });
-        }
-        iid
+        Self::named(
+            &mut self.names,
+            &mut self.strings_iid,
+            NAMES,
+            sent,
+            &mut data.event_names,
+            name,
+        )
     }
 
-    fn category(&mut self, sent: &mut Sent, data: &mut InternedData, name: &'static str) -> u64 {
-        let iid = match self.categories.get(name) {
-            Some(i) => *i,
-            None => {
-                let i = self.next();
-                self.categories.insert(name, i);
-                i
-            }
-        };
-        if sent.ids.insert((CATEGORIES, iid)) {
-            data.event_categories.push(Named {
-                iid: Some(iid),
-                name: Some(name.to_owned()),
-            });
-        }
-        iid
+    fn category(&mut self, sent: &mut Sent, data: &mut InternedData, name: &str) -> u64 {
+        Self::named(
+            &mut self.categories,
+            &mut self.strings_iid,
+            CATEGORIES,
+            sent,
+            &mut data.event_categories,
+            name,
+        )
     }
 
-    fn annotation(&mut self, sent: &mut Sent, data: &mut InternedData, name: &'static str) -> u64 {
-        let iid = match self.annotation_names.get(name) {
-            Some(i) => *i,
-            None => {
-                let i = self.next();
-                self.annotation_names.insert(name, i);
-                i
-            }
-        };
-        if sent.ids.insert((ANNOTATIONS, iid)) {
-            data.debug_annotation_names.push(Named {
-                iid: Some(iid),
-                name: Some(name.to_owned()),
-            });
-        }
-        iid
+    fn annotation(&mut self, sent: &mut Sent, data: &mut InternedData, name: &str) -> u64 {
+        Self::named(
+            &mut self.annotation_names,
+            &mut self.strings_iid,
+            ANNOTATIONS,
+            sent,
+            &mut data.debug_annotation_names,
+            name,
+        )
     }
 
     fn string(
@@ -449,11 +458,7 @@ impl Interner {
     ) -> u64 {
         let iid = match map.get(s) {
             Some(i) => *i,
-            None => {
-                *next += 1;
-                map.insert(s.to_owned(), *next);
-                *next
-            }
+            None => Self::iid(map, next, s.to_owned()),
         };
         if sent.ids.insert((kind, iid)) {
             out.push(InternedString {
@@ -490,15 +495,11 @@ impl Interner {
                 .iter()
                 .rposition(|m| m.start <= address && address < m.end);
             for (depth, f) in a.symbols.node(node, as_caller).iter().enumerate() {
-                let key = (node, as_caller, depth);
-                let iid = match self.frames.get(&key) {
-                    Some(i) => *i,
-                    None => {
-                        let i = self.next();
-                        self.frames.insert(key, i);
-                        i
-                    }
-                };
+                let iid = Self::iid(
+                    &mut self.frames,
+                    &mut self.strings_iid,
+                    (node, as_caller, depth),
+                );
                 if sent.ids.insert((FRAMES, iid)) {
                     let function = Self::string(
                         &mut self.functions,
@@ -535,14 +536,7 @@ impl Interner {
             as_caller = true;
         }
         frame_ids.reverse();
-        let iid = match self.callstacks.get(&id) {
-            Some(i) => *i,
-            None => {
-                let i = self.next();
-                self.callstacks.insert(id, i);
-                i
-            }
-        };
+        let iid = Self::iid(&mut self.callstacks, &mut self.strings_iid, id);
         sent.ids.insert((CALLSTACKS, iid));
         data.callstacks.push(Callstack {
             iid: Some(iid),
@@ -558,14 +552,7 @@ impl Interner {
         sent: &mut Sent,
         data: &mut InternedData,
     ) -> u64 {
-        let iid = match self.mappings.get(&index) {
-            Some(i) => *i,
-            None => {
-                let i = self.next();
-                self.mappings.insert(index, i);
-                i
-            }
-        };
+        let iid = Self::iid(&mut self.mappings, &mut self.strings_iid, index);
         if sent.ids.insert((MAPPINGS, iid)) {
             let build_id = {
                 let i = self.next();
@@ -642,9 +629,7 @@ pub fn write(
     // Sequence 1: the process, its counter of blocked runtime threads.
     let (mut process_seq, first) = Sequence::open(1, from, blocked_uuid);
     out.packet(&first)?;
-    let exe = std::path::Path::new(&m.header.target.exe_path)
-        .file_name()
-        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    let exe = super::executable_name(a);
     out.packet(&TracePacket {
         trusted_packet_sequence_id: Some(1),
         track_descriptor: Some(TrackDescriptor {

@@ -26,10 +26,7 @@ pub fn write(
         let lines = events
             .into_iter()
             .filter_map(|(_, stack, tid, weight)| {
-                let value = match options.weight {
-                    Weight::Cpu => weight,
-                    Weight::Blocked => weight / 1_000,
-                };
+                let value = super::folded_value(options.weight, weight);
                 (value > 0).then(|| format!("{} {value}", stack_line(a, options, tid, stack)))
             })
             .collect();
@@ -42,6 +39,7 @@ pub fn write(
         )
     };
     let h = &a.model.header;
+    let exe = super::executable_name(a);
     let what = match options.weight {
         Weight::Cpu => "CPU samples",
         Weight::Blocked => "time blocked off CPU",
@@ -60,9 +58,7 @@ pub fn write(
     opts.title = format!(
         "hud · pid {} {} · {what}{}",
         h.target.pid,
-        std::path::Path::new(&h.target.exe_path)
-            .file_name()
-            .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+        exe,
         if options.flame_chart {
             " · time order"
         } else {
