@@ -8,8 +8,8 @@ use crate::error::AnalyzeError;
 use crate::model::Model;
 use crate::observer::{Laps, Observer, Phase};
 use crate::source::{self, Loaded, Opened};
+use crate::symbols;
 use crate::symbols::objects::{Bytes, Embedded};
-use crate::symbols::{self};
 
 /// Reads the capture at `path` (`-`: standard input, frame by frame) and analyzes it.
 pub fn analyze_path(

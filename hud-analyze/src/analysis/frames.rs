@@ -74,6 +74,14 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// How a kind reads for people: the label, except that CPU blocking is a "long poll".
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Cpu => "long poll",
+            k => k.label(),
+        }
+    }
+
     pub fn label(self) -> &'static str {
         match self {
             Kind::Cpu => "cpu",

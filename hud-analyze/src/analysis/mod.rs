@@ -47,11 +47,15 @@ impl Window {
         }
     }
 
+    /// The window cut to the recording: `[from, to)` within `[model.start, model.end]`.
+    pub fn clip(&self, model: &Model) -> (u64, u64) {
+        (self.from.max(model.start), self.to.min(model.end))
+    }
+
     /// The part of the recording it covers, in nanoseconds.
     pub fn length_in(&self, model: &Model) -> u64 {
-        self.to
-            .min(model.end)
-            .saturating_sub(self.from.max(model.start))
+        let (from, to) = self.clip(model);
+        to.saturating_sub(from)
     }
 }
 

@@ -7,6 +7,11 @@ pub mod info;
 pub mod report;
 pub mod tui;
 
+/// "crate/src/file.rs:line" for a frame's file and line, when it has a file.
+pub fn file_line(file: Option<&str>, line: u32) -> Option<String> {
+    file.map(|f| format!("{}:{line}", short_path(f)))
+}
+
 /// Shortens a source path to its crate-relative part:
 /// "/home/u/app/demo/src/main.rs" → "demo/src/main.rs"; without a `src` folder, the last three
 /// components.

@@ -28,7 +28,7 @@ pub fn write(
 ) -> std::io::Result<Written> {
     let m = &a.model;
     let w = options.window;
-    let (from, to) = (w.from.max(m.start), w.to.min(m.end));
+    let (from, to) = w.clip(m);
     let pid = m.header.target.pid;
     let mut out = BufWriter::new(out);
     let mut events = 0u64;

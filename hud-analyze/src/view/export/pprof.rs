@@ -299,7 +299,7 @@ pub fn profile(a: &Analysis, options: &ExportOptions) -> (Profile, u64) {
         });
     }
     let h = &m.header;
-    let start = w.from.max(m.start);
+    let (start, _) = w.clip(m);
     let wall_start = h
         .clock
         .realtime_ns

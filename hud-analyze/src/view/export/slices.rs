@@ -2,10 +2,10 @@
 //! waiting for a CPU, each blocking episode with what to say about it, and long polls around the
 //! running time they cover.
 
-use super::super::short_path;
 use crate::analysis::frames::Kind;
 use crate::analysis::Analysis;
 use crate::model::State;
+use crate::view::file_line;
 
 /// What a slice is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,13 +57,17 @@ pub fn thread_slices(a: &Analysis, tid: u32, from: u64, to: u64) -> (Vec<Slice>,
             .blame
             .file
             .as_deref()
-            .map(|f| format!("{}:{}", short_path(f), e.line))
+            .and_then(|f| file_line(Some(f), e.line))
             .unwrap_or_default();
         let stack: Vec<String> = a
             .symbols
             .frames(m, e.stack)
             .map(|f| match &f.file {
-                Some(file) => format!("{} {}:{}", f.function, short_path(file), f.line),
+                Some(file) => format!(
+                    "{} {}",
+                    f.function,
+                    file_line(Some(file), f.line).unwrap_or_default()
+                ),
                 None => f.function.to_string(),
             })
             .collect();
@@ -73,15 +77,7 @@ pub fn thread_slices(a: &Analysis, tid: u32, from: u64, to: u64) -> (Vec<Slice>,
             what: What::Details(details.len()),
         });
         details.push(Details {
-            name: format!(
-                "{}: {}",
-                if e.kind == Kind::Cpu {
-                    "long poll"
-                } else {
-                    e.kind.label()
-                },
-                g.blame.function
-            ),
+            name: format!("{}: {}", e.kind.name(), g.blame.function),
             kind: e.kind,
             location,
             duration: e.duration,

@@ -391,7 +391,8 @@ pub fn verdict_sentence(a: &Analysis, findings: &Findings) -> String {
                     .blame
                     .file
                     .as_deref()
-                    .map(|f| format!(" ({}:{})", short_path(f), worst.blame.line))
+                    .and_then(|f| crate::view::file_line(Some(f), worst.blame.line))
+                    .map(|l| format!(" ({l})"))
                     .unwrap_or_default()
             ));
         }

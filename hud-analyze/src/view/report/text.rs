@@ -3,10 +3,9 @@
 use std::fmt::Write as _;
 
 use super::schema::{BlockerOut, FrameOut, HotOut, Report, RoleFrom};
-use crate::analysis::frames::Kind;
 use crate::analysis::hotspots::UBIQUITOUS_SHARE;
 use crate::model::Role;
-use crate::view::short_path;
+use crate::view::file_line;
 
 /// Frames of a blocker's example stack shown before "… N more frames".
 const STACK_FRAMES_SHOWN: usize = 8;
@@ -35,19 +34,8 @@ impl Style {
     }
 }
 
-fn location(file: Option<&str>, line: u32) -> Option<String> {
-    file.map(|f| format!("{}:{line}", short_path(f)))
-}
-
 fn frame_location(f: &FrameOut) -> String {
-    location(f.file.as_deref(), f.line).unwrap_or_default()
-}
-
-fn kind_label(kind: Kind) -> &'static str {
-    match kind {
-        Kind::Cpu => "long poll",
-        k => k.label(),
-    }
+    file_line(f.file.as_deref(), f.line).unwrap_or_default()
 }
 
 /// What each role label means, for the legend under the threads table.
@@ -135,13 +123,13 @@ fn blocking(out: &mut String, r: &Report, st: &Style) {
 }
 
 fn blocker(out: &mut String, i: usize, b: &BlockerOut, st: &Style) {
-    let loc = location(b.file.as_deref(), b.line)
+    let loc = file_line(b.file.as_deref(), b.line)
         .unwrap_or_else(|| "(no user frame: lost in code without frame pointers)".into());
     let _ = writeln!(
         out,
         "{:>3}. {} {}  {}",
         i + 1,
-        st.red(&format!("[{}]", kind_label(b.kind))),
+        st.red(&format!("[{}]", b.kind.name())),
         st.bold(&b.function),
         loc
     );

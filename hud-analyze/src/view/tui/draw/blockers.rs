@@ -6,18 +6,9 @@ use ratatui::widgets::{Cell, Row, Table, TableState};
 use ratatui::Frame;
 
 use super::{focused, location, ms, panel};
-use crate::analysis::frames::Kind;
 use crate::view::tui::snapshot::Snapshot;
 use crate::view::tui::state::{Panel, State};
 use crate::view::tui::theme::Theme;
-
-/// How a kind reads in a narrow column.
-pub(super) fn kind_label(kind: Kind) -> &'static str {
-    match kind {
-        Kind::Cpu => "long poll",
-        k => k.label(),
-    }
-}
 
 /// The fixed columns' widths and the spaces between the seven columns.
 const FIXED: u16 = 9 + 5 + 8 + 6 + 6 + 6;
@@ -39,7 +30,7 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, state: &State, s: &Snapshot, t
         .blockers(state)
         .map(|b| {
             Row::new(vec![
-                Cell::from(Span::styled(kind_label(b.kind), theme.blocked())),
+                Cell::from(Span::styled(b.kind.name(), theme.blocked())),
                 Cell::from(b.blame.function.to_string()),
                 match b.blame.file.as_deref() {
                     Some(file) => Cell::from(tail(location(Some(file), b.blame.line), file_width)),

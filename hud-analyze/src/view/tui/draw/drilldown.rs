@@ -8,7 +8,6 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 use ratatui::Frame;
 
-use super::blockers::kind_label;
 use super::{location, ms, overlay_block, seconds};
 use crate::analysis::frames;
 use crate::view::tui::snapshot::Snapshot;
@@ -62,7 +61,7 @@ fn lines(s: &Snapshot, group: u32, theme: Theme) -> Vec<Line<'static>> {
     let m = &s.analysis.model;
     let mut out: Vec<Line<'static>> = Vec::new();
     out.push(Line::from(vec![
-        Span::styled(format!("[{}] ", kind_label(b.kind)), theme.blocked()),
+        Span::styled(format!("[{}] ", b.kind.name()), theme.blocked()),
         Span::styled(b.blame.function.to_string(), theme.title()),
         Span::raw(format!(
             "  {}",

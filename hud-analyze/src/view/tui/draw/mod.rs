@@ -227,10 +227,9 @@ fn ms(ns: u64) -> String {
     }
 }
 
-/// A file:line, shortened.
+/// A file:line, shortened (empty without a file).
 fn location(file: Option<&str>, line: u32) -> String {
-    file.map(|f| format!("{}:{line}", crate::view::short_path(f)))
-        .unwrap_or_default()
+    crate::view::file_line(file, line).unwrap_or_default()
 }
 
 /// Seconds since the recording's start.
