@@ -4,10 +4,11 @@
 //! Data flows one way: [`source`] (file or stream) → [`model`] (built chunk by chunk) →
 //! [`symbols`] → [`analysis`] (roles, blockers, hotspots, diagnostics; any time window) →
 //! [`view`] (info, report; each reads the analysis and recomputes nothing). [`pipeline`] ties
-//! them; progress goes through an [`observer::Observer`], so the library never owns the terminal.
+//! them, and [`live`] drives it from a growing capture; progress goes through an [`observer::Observer`], so the library never owns the terminal.
 
 pub mod analysis;
 pub mod error;
+pub mod live;
 pub mod model;
 pub mod observer;
 pub mod pipeline;

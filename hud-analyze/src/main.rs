@@ -90,6 +90,13 @@ impl AnalysisArgs {
 struct TuiArgs {
     #[command(flatten)]
     analysis: AnalysisArgs,
+    /// Follow a capture that a recorder is still writing: live until the recorder closes it or
+    /// is gone, then a replay. (`-` reads a pipe live without it.)
+    #[arg(long)]
+    follow: bool,
+    /// Live: events held in detail (older ones are kept as session totals, shown with `a`).
+    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = parse_duration)]
+    window: Duration,
     /// Time the cockpit on a headless WIDTHxHEIGHT terminal instead (for `cargo xtask bench tui`).
     #[arg(long, hide = true, value_name = "WxH")]
     bench_headless: Option<String>,
@@ -412,7 +419,12 @@ fn tui(args: TuiArgs) -> ExitCode {
     let options = args.analysis.options();
     let path = &args.analysis.capture;
     // Opened here, so a missing or corrupt capture is reported on the normal screen.
-    let opened = match hud_analyze::source::open(path) {
+    let opened = if args.follow && path.as_os_str() != "-" {
+        hud_analyze::live::open_follow(path)
+    } else {
+        hud_analyze::source::open(path)
+    };
+    let opened = match opened {
         Ok(o) => o,
         Err(e) => return fail(e),
     };
@@ -434,7 +446,7 @@ fn tui(args: TuiArgs) -> ExitCode {
         };
     }
     let name = path.display().to_string();
-    match tui::run(opened, options, &name) {
+    match tui::run(opened, options, &name, args.window) {
         Ok(()) => ExitCode::SUCCESS,
         Err(TuiError::Analyze(e)) => fail(e),
         Err(e @ TuiError::NotATerminal) => {

@@ -55,6 +55,13 @@ pub fn open_stream(reader: Box<dyn Read + Send>) -> Result<Opened, AnalyzeError>
     Ok(Opened::Stream(Stream { frames, header }))
 }
 
+impl Stream {
+    /// The frame reader and the header it started with.
+    pub fn into_parts(self) -> (FrameStream<Box<dyn Read + Send>>, Header) {
+        (self.frames, self.header)
+    }
+}
+
 impl Opened {
     pub fn header(&self) -> &Header {
         match self {

@@ -17,7 +17,13 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "us" | "µs" => 1e-6,
         "" | "ms" => 1e-3,
         "s" => 1.0,
-        other => return Err(format!("unknown unit `{other}` (use ns, us, ms or s)")),
+        "m" | "min" => 60.0,
+        "h" => 3600.0,
+        other => {
+            return Err(format!(
+                "unknown unit `{other}` (use ns, us, ms, s, m or h)"
+            ))
+        }
     };
     Duration::try_from_secs_f64(value * scale)
         .map_err(|_| format!("`{text}` is not a usable duration"))
@@ -33,6 +39,8 @@ mod tests {
         assert_eq!(parse_duration("500us").unwrap(), Duration::from_micros(500));
         assert_eq!(parse_duration(" 2s").unwrap(), Duration::from_secs(2));
         assert_eq!(parse_duration("3").unwrap(), Duration::from_millis(3));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
         assert_eq!(
             parse_duration("1.5ms").unwrap(),
             Duration::from_micros(1500)

@@ -205,7 +205,7 @@ const _: () = {
             == 16 + 8 + 8 + 8 * MAX_USER_FRAMES + 8 + 8 * MAX_KERNEL_FRAMES
     );
     assert!(core::mem::align_of::<StackRecord>() == 8);
-    assert!(core::mem::size_of::<StackRecord>() % 8 == 0);
+    assert!(core::mem::size_of::<StackRecord>().is_multiple_of(8));
 };
 
 mod sealed {

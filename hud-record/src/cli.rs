@@ -15,6 +15,7 @@ use hud_format::units::parse_duration;
     hud-record my-service -o service.hudcap --duration 30
     hud-record --pid 4242 -o - | ssh laptop 'cat > prod.hudcap'
     hud-record --pid 4242 -F 199 --offcpu-threshold 500us --embed-binaries
+    sudo hud-record my-service --live
 
 Needs root, or CAP_BPF + CAP_PERFMON. Stop with Ctrl-C; the capture is closed cleanly.
 Analyze with: hud-analyze report CAPTURE"
@@ -73,6 +74,23 @@ pub struct Args {
     /// Don't print the live status line.
     #[arg(long, short = 'q')]
     pub quiet: bool,
+
+    /// Watch it live: record to the capture file as usual and open the cockpit
+    /// (`hud-analyze tui --follow`) on it in this terminal. Under sudo the cockpit runs as the
+    /// invoking user. Quitting it stops the recording, unless --keep-recording.
+    #[arg(long, conflicts_with = "quiet")]
+    pub live: bool,
+
+    /// With --live: keep recording after the cockpit is closed (until --duration, Ctrl-C or the
+    /// target's exit). By default closing the cockpit ends the session: a recorder running on
+    /// as root after its screen is gone would surprise.
+    #[arg(long, requires = "live")]
+    pub keep_recording: bool,
+
+    /// Longest time events wait in memory before they are written: what a follower of the
+    /// capture (the live cockpit) lags behind at most.
+    #[arg(long, value_name = "DURATION", default_value = "250ms", value_parser = parse_duration)]
+    pub flush_interval: Duration,
 }
 
 #[cfg(test)]

@@ -20,6 +20,9 @@ pub enum RecordError {
     Output(String),
     #[error("{0}")]
     Other(String),
+    /// The reader of standard output closed the pipe: a way to stop, not a failure.
+    #[error("the reader of standard output is gone")]
+    ReaderGone,
 }
 
 impl RecordError {
@@ -33,6 +36,7 @@ impl RecordError {
             RecordError::Tracefs(_) => 6,
             RecordError::Bpf(_) => 7,
             RecordError::Output(_) => 8,
+            RecordError::ReaderGone => 0,
         })
     }
 }

@@ -9,7 +9,9 @@ mod procfs;
 mod session;
 mod target;
 mod tracefs;
+mod viewer;
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -35,6 +37,20 @@ fn run(args: &cli::Args) -> error::Result<()> {
         Some(p) => Destination::File(p.to_path_buf()),
         None => Destination::File(format!("hud-{}.hudcap", target.pid).into()),
     };
+    if args.live {
+        if matches!(dest, Destination::Stdout) {
+            return Err(error::RecordError::Other(
+                "--live shows the cockpit on this terminal: write the capture to a file (-o FILE), \
+                 or pipe -o - into `hud-analyze tui -`"
+                    .into(),
+            ));
+        }
+        if !std::io::stdout().is_terminal() {
+            return Err(error::RecordError::Other(
+                "--live needs a terminal for the cockpit (standard output is not one)".into(),
+            ));
+        }
+    }
     eprintln!(
         "hud-record: recording pid {} ({}) into {}{}",
         target.pid,
@@ -51,6 +67,8 @@ fn run(args: &cli::Args) -> error::Result<()> {
         StopReason::Signal => "stopped",
         StopReason::Duration => "done",
         StopReason::TargetExited => "the target exited; capture closed",
+        StopReason::ViewerClosed => "the cockpit was closed; capture closed",
+        StopReason::ReaderGone => "the reader of standard output closed the pipe; stopped",
     };
     let size = if summary.bytes > 0 {
         format!(", {:.2} MiB", summary.bytes as f64 / (1 << 20) as f64)
@@ -65,6 +83,9 @@ fn run(args: &cli::Args) -> error::Result<()> {
         summary.off_cpu,
         summary.lost,
     );
+    if let Some(failure) = &summary.viewer_failure {
+        eprintln!("hud-record: {failure}");
+    }
     if summary.lost > 0 {
         eprintln!("hud-record: some records were lost; a larger --buffer-mib may help");
     }

@@ -49,6 +49,18 @@ fn open_private(path: &Path, force: bool) -> Result<fs::File> {
             _ => format!("cannot create {}: {e}", path.display()),
         })
     })?;
+    // Held until the capture is closed (or the recorder dies): a follower (`hud-analyze tui
+    // --follow`) knows the capture is still growing while the lock is held, and a second
+    // recorder cannot write the same file.
+    file.try_lock().map_err(|e| {
+        RecordError::Output(match e {
+            std::fs::TryLockError::WouldBlock => format!(
+                "{} is being written by another hud-record; choose another -o",
+                path.display()
+            ),
+            std::fs::TryLockError::Error(e) => format!("cannot lock {}: {e}", path.display()),
+        })
+    })?;
     // --force on an existing file keeps its old mode: make it private too.
     file.set_permissions(fs::Permissions::from_mode(0o600))
         .map_err(|e| RecordError::Output(format!("cannot make {} private: {e}", path.display())))?;
@@ -69,6 +81,10 @@ mod tests {
         let err = open_private(&path, false).unwrap_err();
         assert!(err.to_string().contains("--force"), "{err}");
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        let held = open_private(&path, true).unwrap();
+        let err = open_private(&path, true).unwrap_err();
+        assert!(err.to_string().contains("another hud-record"), "{err}");
+        drop(held);
         drop(open_private(&path, true).unwrap());
         assert_eq!(
             fs::metadata(&path).unwrap().permissions().mode() & 0o777,

@@ -32,6 +32,10 @@ pub enum StopReason {
     Signal,
     Duration,
     TargetExited,
+    /// `--live`: the user closed the cockpit.
+    ViewerClosed,
+    /// Writing to standard output: its reader closed the pipe (the cockpit was closed).
+    ReaderGone,
 }
 
 /// What a finished recording reports.
@@ -43,11 +47,18 @@ pub struct Summary {
     pub off_cpu: u64,
     pub lost: u64,
     pub elapsed: Duration,
+    /// `--live`: how the viewer ended, when it failed.
+    pub viewer_failure: Option<String>,
 }
 
 type Writer = CaptureWriter<Box<dyn Write + Send>>;
 
 fn write_error(e: hud_format::Error) -> RecordError {
+    if let hud_format::Error::Io { source, .. } = &e {
+        if source.kind() == std::io::ErrorKind::BrokenPipe {
+            return RecordError::ReaderGone;
+        }
+    }
     RecordError::Output(format!(
         "{e}; the capture keeps everything up to its last complete frame"
     ))
@@ -55,6 +66,12 @@ fn write_error(e: hud_format::Error) -> RecordError {
 
 pub fn record(args: &Args, target: &ProcessInfo, dest: &Destination) -> Result<Summary> {
     crate::privileges::check()?;
+    // Found before anything is attached, so a missing analyzer is reported at once.
+    let viewer_binary = if args.live {
+        Some(crate::viewer::locate()?)
+    } else {
+        None
+    };
     let tracefs = tracefs::locate()?;
     let offsets = tracefs::offsets(&tracefs);
     let cpus = aya::util::online_cpus()
@@ -77,8 +94,11 @@ pub fn record(args: &Args, target: &ProcessInfo, dest: &Destination) -> Result<S
     let header = build_header(args, target, &cpus, start_ns, &initial_maps);
 
     let out = output::open(dest, args.force)?;
-    let mut writer =
-        CaptureWriter::new(out, &header, WriterOptions::default()).map_err(write_error)?;
+    let options = WriterOptions {
+        flush_interval: args.flush_interval,
+        ..WriterOptions::default()
+    };
+    let mut writer = CaptureWriter::new(out, &header, options).map_err(write_error)?;
     for mapping in initial_maps {
         writer.push_mapping(mapping).map_err(write_error)?;
     }
@@ -124,16 +144,41 @@ pub fn record(args: &Args, target: &ProcessInfo, dest: &Destination) -> Result<S
         unknown_records: 0,
         lost: 0,
     };
-    let status = Status::new(!args.quiet && std::io::stderr().is_terminal());
+    // The first chunk carries the threads and mappings: the viewer starts with something.
+    drain.writer.flush_chunk().map_err(write_error)?;
+    let mut viewer = match (&viewer_binary, dest) {
+        (Some(binary), Destination::File(path)) => {
+            Some(crate::viewer::Viewer::spawn(binary, path, &[])?)
+        }
+        _ => None,
+    };
+    let mut viewer_failure = None;
+    let mut status = Status::new(!args.quiet && std::io::stderr().is_terminal());
+    // The viewer owns the terminal while it runs.
+    status.enabled &= viewer.is_none();
     let started = Instant::now();
     let deadline = args
         .duration
         .map(|s| started + Duration::from_secs_f64(s.max(0.0)));
     let reason = loop {
         let exited = wait_readable(&pidfd, DRAIN_INTERVAL);
-        drain.drain(&mut probes)?;
-        drain.tick(&probes)?;
+        match drain.drain(&mut probes).and_then(|()| drain.tick(&probes)) {
+            Ok(()) => {}
+            Err(RecordError::ReaderGone) => break StopReason::ReaderGone,
+            Err(e) => return Err(e),
+        }
         status.show(started, &drain.writer, drain.lost);
+        if let Some(code) = viewer.as_mut().and_then(|v| v.exited()) {
+            viewer = None;
+            if !code.success() {
+                viewer_failure = Some(format!("the cockpit ended with {code}"));
+            }
+            if !args.keep_recording {
+                break StopReason::ViewerClosed;
+            }
+            // The terminal is ours again.
+            status.enabled = !args.quiet && std::io::stderr().is_terminal();
+        }
         if exited {
             break StopReason::TargetExited;
         }
@@ -144,16 +189,29 @@ pub fn record(args: &Args, target: &ProcessInfo, dest: &Destination) -> Result<S
             break StopReason::Duration;
         }
     };
-    // Events already in the ring buffer belong to the capture.
-    drain.drain(&mut probes)?;
-    drain.tick(&probes)?;
     status.clear();
+    if reason != StopReason::ReaderGone {
+        // Events already in the ring buffer belong to the capture.
+        drain.drain(&mut probes)?;
+        drain.tick(&probes)?;
+    }
     let lost = drain.lost;
     let totals = drain.writer.totals();
     drop(probes);
-    let mut out = drain.writer.finish().map_err(write_error)?;
-    out.flush()
-        .map_err(|e| RecordError::Output(format!("finishing the capture: {e}")))?;
+    if reason != StopReason::ReaderGone {
+        let mut out = drain.writer.finish().map_err(write_error)?;
+        out.flush()
+            .map_err(|e| RecordError::Output(format!("finishing the capture: {e}")))?;
+        // Closing the file lets go of its lock: a follower now knows the capture is complete.
+        drop(out);
+    }
+    let elapsed = started.elapsed();
+    if let Some(viewer) = viewer {
+        // The cockpit shows the finished capture until the user closes it.
+        if let Some(code) = viewer.wait().filter(|c| !c.success()) {
+            viewer_failure = Some(format!("the cockpit ended with {code}"));
+        }
+    }
     Ok(Summary {
         reason,
         bytes: file_size(dest),
@@ -161,7 +219,8 @@ pub fn record(args: &Args, target: &ProcessInfo, dest: &Destination) -> Result<S
         samples: totals.samples,
         off_cpu: totals.off_cpu,
         lost,
-        elapsed: started.elapsed(),
+        elapsed,
+        viewer_failure,
     })
 }
 
@@ -392,9 +451,20 @@ impl Drain {
     }
 }
 
+/// Whether the terminal on standard error is in its usual line mode. A full-screen program on
+/// the same terminal (the cockpit reading our pipe: `hud-record -o - | hud-analyze tui -`)
+/// switches it to raw mode, and a status line would then be drawn over its screen.
+fn terminal_is_line_mode() -> bool {
+    // SAFETY: a zeroed termios is a valid buffer for tcgetattr to fill.
+    let mut t: libc::termios = unsafe { std::mem::zeroed() };
+    // SAFETY: fd 2 and a valid termios pointer.
+    let ok = unsafe { libc::tcgetattr(2, &mut t) } == 0;
+    !ok || t.c_lflag & libc::ICANON != 0
+}
+
 /// The one-line live status on a terminal.
 struct Status {
-    enabled: bool,
+    pub enabled: bool,
     last: std::cell::Cell<Option<Instant>>,
 }
 
@@ -412,6 +482,7 @@ impl Status {
                 .last
                 .get()
                 .is_some_and(|t| t.elapsed() < Duration::from_millis(250))
+            || !terminal_is_line_mode()
         {
             return;
         }
@@ -429,7 +500,7 @@ impl Status {
     }
 
     fn clear(&self) {
-        if self.enabled {
+        if self.enabled && terminal_is_line_mode() {
             eprint!("\r\x1b[2K");
         }
     }

@@ -89,18 +89,117 @@ pub struct Blocker {
     pub example: u32,
     total: u64,
     longest: u64,
+    /// Episodes a live view no longer holds in detail (older than its window), in totals.
+    pub forgotten: Forgotten,
+}
+
+/// Episodes of a blocker that are counted but no longer listed: a live view folds what leaves
+/// its window of detail into these, so session totals stay exact while memory stays bounded.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Forgotten {
+    pub count: usize,
+    pub total: u64,
+    pub longest: u64,
+    /// Start of the first one.
+    pub first: Option<u64>,
+    /// Counts per duration bucket (see [`Blocker::histogram`]).
+    pub buckets: Vec<usize>,
+}
+
+/// What identifies a blocker across analyses of a growing capture (group ids are per analysis):
+/// its kind and its user frames, by interned name and file. Not by line: a long poll's lines are
+/// the ones most of the window's samples were on, and they move from window to window.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct BlockerKey {
+    kind: Kind,
+    path: Vec<(usize, usize)>,
+}
+
+/// Histogram bucket of a duration: 0 below 1 ms, then one per doubling.
+fn bucket(d: u64) -> usize {
+    const MS: u64 = 1_000_000;
+    if d < MS {
+        0
+    } else {
+        (64 - (d / MS).leading_zeros()) as usize
+    }
 }
 
 impl Blocker {
+    /// Total time, forgotten episodes included.
     pub fn total(&self) -> u64 {
         self.total
     }
 
+    /// The longest episode, forgotten ones included.
     pub fn max(&self) -> u64 {
         self.longest
     }
 
-    /// Duration at quantile `q` (0..=1), nearest rank.
+    /// How many episodes, forgotten ones included.
+    pub fn count(&self) -> usize {
+        self.episodes.len() + self.forgotten.count
+    }
+
+    /// The identity of this blocker across analyses.
+    pub fn key(&self) -> BlockerKey {
+        let frame = |f: &Frame| {
+            (
+                crate::symbols::interned_id(&f.function),
+                f.file.as_ref().map_or(0, crate::symbols::interned_id),
+            )
+        };
+        let path = if self.user_path.is_empty() {
+            vec![frame(&self.blame)]
+        } else {
+            self.user_path.iter().map(frame).collect()
+        };
+        BlockerKey {
+            kind: self.kind,
+            path,
+        }
+    }
+
+    /// Folds the episodes of `other` (the same blocker, earlier) into the forgotten totals.
+    pub fn forget(&mut self, other: &Blocker) {
+        let f = &mut self.forgotten;
+        f.count += other.count();
+        f.total += other.total;
+        f.longest = f.longest.max(other.longest);
+        let first = other.first();
+        f.first = Some(f.first.map_or(first, |t| t.min(first)));
+        for (b, n) in other
+            .episodes
+            .iter()
+            .map(|e| (bucket(e.duration), 1))
+            .chain(other.forgotten.buckets.iter().copied().enumerate())
+        {
+            if f.buckets.len() <= b {
+                f.buckets.resize(b + 1, 0);
+            }
+            f.buckets[b] += n;
+        }
+        self.total += other.total;
+        if other.longest > self.longest {
+            self.longest = other.longest;
+            self.example = other.example;
+        }
+    }
+
+    /// The same blocker with its episodes forgotten: totals only.
+    pub fn forgotten_only(&self) -> Blocker {
+        let mut b = Blocker {
+            episodes: Vec::new(),
+            total: 0,
+            longest: 0,
+            forgotten: Forgotten::default(),
+            ..self.clone()
+        };
+        b.forget(self);
+        b
+    }
+
+    /// Duration at quantile `q` (0..=1), nearest rank, of the episodes held in detail.
     pub fn quantile(&self, q: f64) -> u64 {
         let mut d: Vec<u64> = self.episodes.iter().map(|e| e.duration).collect();
         d.sort_unstable();
@@ -109,32 +208,33 @@ impl Blocker {
 
     /// When the first episode started.
     pub fn first(&self) -> u64 {
-        self.episodes.iter().map(|e| e.start).min().unwrap_or(0)
+        self.episodes
+            .iter()
+            .map(|e| e.start)
+            .chain(self.forgotten.first)
+            .min()
+            .unwrap_or(0)
     }
 
     /// Episode durations in buckets doubling from 1 ms: `(upper bound ns, count)`, from the
     /// bucket of the shortest episode to that of the longest (`u64::MAX` for the last bucket).
     pub fn histogram(&self) -> Vec<(u64, usize)> {
         const MS: u64 = 1_000_000;
-        let bucket = |d: u64| -> usize {
-            if d < MS {
-                0
-            } else {
-                (64 - (d / MS).leading_zeros()) as usize
-            }
-        };
-        let (lo, hi) = self
-            .episodes
-            .iter()
-            .map(|e| bucket(e.duration))
-            .fold((usize::MAX, 0), |(lo, hi), b| (lo.min(b), hi.max(b)));
-        if lo > hi {
-            return Vec::new();
-        }
-        let mut counts = vec![0usize; hi - lo + 1];
+        let mut all = self.forgotten.buckets.clone();
         for e in &self.episodes {
-            counts[bucket(e.duration) - lo] += 1;
+            let b = bucket(e.duration);
+            if all.len() <= b {
+                all.resize(b + 1, 0);
+            }
+            all[b] += 1;
         }
+        let (Some(lo), Some(hi)) = (
+            all.iter().position(|&n| n > 0),
+            all.iter().rposition(|&n| n > 0),
+        ) else {
+            return Vec::new();
+        };
+        let counts = all[lo..=hi].to_vec();
         counts
             .into_iter()
             .enumerate()
@@ -165,14 +265,20 @@ pub fn nearest_rank(sorted: &[u64], q: f64) -> u64 {
 
 /// The blockers of the episodes overlapping `[from, to)`, sorted by total time (then function).
 pub fn blockers(detection: &Detection, from: u64, to: u64) -> Vec<Blocker> {
+    blockers_of(detection, |e| e.start < to && e.end() > from)
+}
+
+/// The blockers of the episodes that ended in `[from, to)`: what a live view forgets when its
+/// window of detail moves past `to` (an episode still running then is counted later, once).
+pub fn blockers_ended(detection: &Detection, from: u64, to: u64) -> Vec<Blocker> {
+    blockers_of(detection, |e| e.end() >= from && e.end() < to)
+}
+
+fn blockers_of(detection: &Detection, wanted: impl Fn(&Episode) -> bool) -> Vec<Blocker> {
     let mut by_group: HashMap<u32, Blocker> = HashMap::default();
     // Per group, per line: samples (long polls) or episodes (off CPU) on it.
     let mut lines: HashMap<(u32, u32), u64> = HashMap::default();
-    for e in detection
-        .episodes
-        .iter()
-        .filter(|e| e.start < to && e.end() > from)
-    {
+    for e in detection.episodes.iter().filter(|e| wanted(e)) {
         let g = &detection.groups[e.group as usize];
         let b = by_group.entry(e.group).or_insert_with(|| Blocker {
             group: e.group,
@@ -185,6 +291,7 @@ pub fn blockers(detection: &Detection, from: u64, to: u64) -> Vec<Blocker> {
             example: e.stack,
             total: 0,
             longest: 0,
+            forgotten: Forgotten::default(),
         });
         if e.duration > b.longest || b.episodes.is_empty() {
             b.longest = e.duration;
@@ -578,6 +685,7 @@ mod tests {
             example: 0,
             total: 0,
             longest: 0,
+            forgotten: Forgotten::default(),
         };
         // 2–4 ms: three (2, 3, 3); 4–8: none; 8–16: one.
         assert_eq!(b.histogram(), vec![(4 * MS, 3), (8 * MS, 0), (16 * MS, 1)]);

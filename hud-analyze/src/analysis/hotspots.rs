@@ -47,6 +47,8 @@ pub struct Hot {
     pub self_pct: f64,
     pub inclusive_samples: u64,
     pub inclusive_pct: f64,
+    /// Samples of the threads this row's frame ran on: what "ubiquitous" is judged against.
+    pub seen_in: u64,
 }
 
 /// Library frames in at least this share of a table's samples (thread start, catch_unwind, the
@@ -60,6 +62,14 @@ pub struct Ranking {
     pub top: usize,
     /// Keep ubiquitous library frames in inclusive tables.
     pub all_frames: bool,
+}
+
+impl Ranking {
+    /// Every row of every table: what can be merged with other tables exactly.
+    pub const EVERY_ROW: Ranking = Ranking {
+        top: usize::MAX,
+        all_frames: true,
+    };
 }
 
 /// Self samples by function count the function whose machine code ran (the symbol, inlined
@@ -159,6 +169,77 @@ impl<'a> Counts<'a> {
             by_line_inclusive,
             hidden_frames: hidden_fn + hidden_line,
         }
+    }
+}
+
+/// A row's identity by interned pointers: (function, file, line or `u32::MAX`).
+type RowId = (usize, usize, u32);
+
+impl Hotspots {
+    /// The tables of two sets of disjoint samples as one (a live view's forgotten time and its
+    /// window of detail). Exact when both were ranked with every row
+    /// (`top: usize::MAX, all_frames: true`).
+    pub fn merged(&self, other: &Hotspots, ranking: Ranking) -> Hotspots {
+        let total = self.samples + other.samples;
+        let mut out = Hotspots {
+            samples: total,
+            ..Hotspots::default()
+        };
+        for line in [false, true] {
+            let mut rows: HashMap<RowId, (HotKey, u64, u64, u64)> = HashMap::default();
+            for h in [self, other] {
+                for (k, v) in h.rows(line) {
+                    let e = rows.entry(k).or_insert((v.0, 0, 0, 0));
+                    e.1 += v.1;
+                    e.2 += v.2;
+                    e.3 += v.3;
+                }
+            }
+            let selfs: HashMap<RowId, u64> = rows
+                .iter()
+                .filter(|(_, v)| v.1 > 0)
+                .map(|(k, v)| (*k, v.1))
+                .collect();
+            let incl: HashMap<RowId, u64> = rows.iter().map(|(k, v)| (*k, v.2)).collect();
+            let (by_self, by_incl, hidden) = rank(
+                &selfs,
+                &incl,
+                total,
+                ranking,
+                |k| rows[k].0.clone(),
+                |k| rows[k].3,
+            );
+            out.hidden_frames += hidden;
+            if line {
+                (out.by_line, out.by_line_inclusive) = (by_self, by_incl);
+            } else {
+                (out.by_function, out.by_function_inclusive) = (by_self, by_incl);
+            }
+        }
+        out
+    }
+
+    /// Every row of the function or line tables: key, self, inclusive, seen-in samples.
+    fn rows(&self, line: bool) -> HashMap<RowId, (HotKey, u64, u64, u64)> {
+        let (selfs, incl) = if line {
+            (&self.by_line, &self.by_line_inclusive)
+        } else {
+            (&self.by_function, &self.by_function_inclusive)
+        };
+        let mut rows = HashMap::default();
+        for h in selfs.iter().chain(incl) {
+            let k = &h.key;
+            let row_id = (
+                id(&k.function),
+                k.file.as_ref().map_or(0, id),
+                k.line.unwrap_or(u32::MAX),
+            );
+            rows.insert(
+                row_id,
+                (k.clone(), h.self_samples, h.inclusive_samples, h.seen_in),
+            );
+        }
+        rows
     }
 }
 
@@ -355,6 +436,7 @@ fn rank<K: Eq + std::hash::Hash>(
             inclusive_samples: inclusive,
             inclusive_pct: pct(inclusive),
             self_samples: n,
+            seen_in: seen_in(k),
             key: key(k),
         }
     };

@@ -5,6 +5,7 @@
 pub mod classify;
 pub mod detect;
 pub mod diagnostics;
+pub mod earlier;
 pub mod frames;
 pub mod hotspots;
 pub mod profile;
@@ -154,9 +155,21 @@ impl Analysis {
 
     /// The findings of `window`, with tables of `ranking.top` rows.
     pub fn findings(&self, window: Window, ranking: Ranking) -> Findings {
+        let blockers = detect::blockers(&self.detection, window.from, window.to);
+        self.findings_with(window, ranking, blockers)
+    }
+
+    /// The findings of `window` as a live view forgets them when its window of detail moves past
+    /// `window.to`: blocking episodes that ended in it (one still running is counted later),
+    /// every row of every table.
+    pub fn findings_to_forget(&self, window: Window) -> Findings {
+        let blockers = detect::blockers_ended(&self.detection, window.from, window.to);
+        self.findings_with(window, Ranking::EVERY_ROW, blockers)
+    }
+
+    fn findings_with(&self, window: Window, ranking: Ranking, blockers: Vec<Blocker>) -> Findings {
         let m = &self.model;
         let Window { from, to } = window;
-        let blockers = detect::blockers(&self.detection, from, to);
         let workers: Vec<u32> = m
             .threads
             .values()

@@ -149,6 +149,11 @@ impl ModelBuilder {
         }
     }
 
+    /// Forgets the events before `t` (see [`Model::forget_before`]).
+    pub fn forget_before(&mut self, t: u64) {
+        self.model.forget_before(t);
+    }
+
     /// The finished model; `ending` says how the capture ended (its notice comes first).
     pub fn finish(mut self, ending: &Ending) -> Model {
         self.seal();

@@ -85,6 +85,7 @@ impl Role {
 }
 
 /// One thread of the target.
+#[derive(Clone)]
 pub struct Thread {
     pub tid: u32,
     /// Names over time: (since, name).
@@ -122,7 +123,8 @@ impl Thread {
     }
 }
 
-/// The analyzed capture.
+/// The analyzed capture (cheap to clone: timelines share their blocks).
+#[derive(Clone)]
 pub struct Model {
     pub header: Header,
     /// Format version of the capture ("1.0").
@@ -172,6 +174,34 @@ impl Model {
         depths.fold((0, 0), |(shallow, all), d| {
             (shallow + usize::from(d <= frames), all + 1)
         })
+    }
+
+    /// Forgets the events before `t` (a live view keeps a window of detail): transitions, samples
+    /// and off-CPU episodes that ended before it. Stacks, mappings and threads stay: later events
+    /// refer to them. The model then starts at `t`.
+    pub fn forget_before(&mut self, t: u64) {
+        if t <= self.start {
+            return;
+        }
+        for thread in self.threads.values_mut() {
+            thread.timeline.forget_before(t);
+        }
+        let mut dropped: BTreeMap<u32, u64> = BTreeMap::new();
+        self.samples.retain(|s| {
+            let keep = s.ts >= t;
+            if !keep {
+                *dropped.entry(s.tid).or_default() += 1;
+            }
+            keep
+        });
+        for (tid, n) in dropped {
+            if let Some(thread) = self.threads.get_mut(&tid) {
+                thread.samples = thread.samples.saturating_sub(n);
+            }
+        }
+        self.off_cpu.retain(|o| o.end >= t);
+        self.start = t;
+        self.end = self.end.max(t);
     }
 
     /// Recorded time span in nanoseconds.

@@ -7,6 +7,8 @@
 //! time spent in each state before it (prefix totals), so the totals of any window cost two binary
 //! searches and at most two partial block scans, never a scan of the whole thread.
 
+use std::sync::Arc;
+
 use hud_format::wire::STATE_PREEMPTED;
 
 /// Transitions per block: small enough that a partial scan is cheap, large enough that the
@@ -108,6 +110,7 @@ pub struct Span {
     pub state: State,
 }
 
+#[derive(Clone)]
 struct Block {
     base: u64,
     /// Nanoseconds since `base`, sorted.
@@ -160,14 +163,20 @@ impl Block {
     }
 }
 
-/// One thread's transitions, in time order.
+/// One thread's transitions, in time order. Blocks are shared between clones (a live view
+/// publishes a copy of the model twice a second): a clone costs a pointer per block, and only a
+/// block written after the copy is copied.
+#[derive(Clone)]
 pub struct Timeline {
     /// When the history starts (the recording's start): the state before the first transition
     /// is known from it (see [`Timeline::seal`]).
     start: u64,
     /// Sealed until here: `end` of the last seal; totals after it are not in the prefixes.
     end: u64,
-    blocks: Vec<Block>,
+    blocks: Vec<Arc<Block>>,
+    /// Transitions before this time were forgotten ([`Timeline::forget_before`]): the first
+    /// block's prefix totals are then kept as they are.
+    forgotten: bool,
     /// Blocks from this index on need their prefix totals recomputed.
     dirty_from: usize,
     len: usize,
@@ -179,6 +188,7 @@ impl Timeline {
             start,
             end: start,
             blocks: Vec::new(),
+            forgotten: false,
             dirty_from: 0,
             len: 0,
         }
@@ -207,10 +217,13 @@ impl Timeline {
             _ => {}
         }
         if needs_block {
-            let before = self.blocks.last().map_or(State::Unknown, Block::last_state);
-            self.blocks.push(Block::new(t, before));
+            let before = self
+                .blocks
+                .last()
+                .map_or(State::Unknown, |b| b.last_state());
+            self.blocks.push(Arc::new(Block::new(t, before)));
         }
-        let b = self.blocks.last_mut().expect("a block");
+        let b = Arc::make_mut(self.blocks.last_mut().expect("a block"));
         b.offsets.push((t - b.base) as u32);
         b.states.push(state as u8);
     }
@@ -222,14 +235,14 @@ impl Timeline {
             .blocks
             .partition_point(|b| b.base <= t)
             .saturating_sub(1);
-        let b = &mut self.blocks[bi];
+        let b = Arc::make_mut(&mut self.blocks[bi]);
         let t = t.max(b.base);
         let i = b.lower_bound(t + 1);
         b.offsets.insert(i, (t - b.base) as u32);
         b.states.insert(i, state as u8);
         for next in bi + 1..self.blocks.len() {
             let prev_state = self.blocks[next - 1].last_state();
-            self.blocks[next].state_before = prev_state;
+            Arc::make_mut(&mut self.blocks[next]).state_before = prev_state;
         }
         self.dirty_from = self.dirty_from.min(bi);
     }
@@ -248,10 +261,18 @@ impl Timeline {
     pub fn seal(&mut self, end: u64) {
         self.end = end.max(self.start);
         let initial = self.initial_state();
-        if let Some(first) = self.blocks.first_mut() {
-            first.state_before = initial;
+        // After forgetting, the first block's totals stand for what was forgotten.
+        if !self.forgotten {
+            if let Some(first) = self.blocks.first_mut() {
+                if first.state_before != initial {
+                    Arc::make_mut(first).state_before = initial;
+                }
+            }
         }
-        let from = self.dirty_from.min(self.blocks.len());
+        let from = self
+            .dirty_from
+            .max(usize::from(self.forgotten))
+            .min(self.blocks.len());
         for bi in from..self.blocks.len() {
             let (before, state_before) = if bi == 0 {
                 (Totals::default(), initial)
@@ -272,8 +293,12 @@ impl Timeline {
                 t.add(state, self.blocks[bi].base - at);
                 (t, state)
             };
-            self.blocks[bi].before = before;
-            self.blocks[bi].state_before = state_before;
+            let b = &mut self.blocks[bi];
+            if b.before != before || b.state_before != state_before {
+                let b = Arc::make_mut(b);
+                b.before = before;
+                b.state_before = state_before;
+            }
         }
         self.dirty_from = self.blocks.len().saturating_sub(1);
     }
@@ -396,6 +421,34 @@ impl Timeline {
                 }
             }
         })
+    }
+
+    /// Forgets the blocks that end before `t`, keeping the one in force at `t`, and moves the
+    /// history's start to `t`: queries from `t` on give the same answers as before. A live view
+    /// keeps a window of detail this way. Returns the transitions forgotten.
+    pub fn forget_before(&mut self, t: u64) -> usize {
+        // Blocks whose successor starts at or before `t` are not needed for any time >= t.
+        let keep_from = self
+            .blocks
+            .partition_point(|b| b.base <= t)
+            .saturating_sub(1);
+        if keep_from > 0 {
+            // Their totals must be in the kept block's prefix first.
+            self.seal(self.end.max(t));
+        }
+        let forgotten: usize = self.blocks[..keep_from]
+            .iter()
+            .map(|b| b.offsets.len())
+            .sum();
+        self.blocks.drain(..keep_from);
+        self.len -= forgotten;
+        self.dirty_from = self.dirty_from.saturating_sub(keep_from);
+        if keep_from > 0 {
+            self.forgotten = true;
+        }
+        self.start = self.start.max(t);
+        self.end = self.end.max(self.start);
+        forgotten
     }
 
     /// Bytes held (for the memory budget).

@@ -9,17 +9,17 @@ mod intern;
 pub mod objects;
 mod plan;
 mod schedule;
+mod session;
 
 use std::sync::{Arc, OnceLock};
 
-use rayon::prelude::*;
-
 use crate::model::Model;
-use crate::observer::{Laps, Observer, Phase};
+use crate::observer::Observer;
 use objects::{BuildIdMismatch, Embedded, SearchPaths};
 
 pub use dwarf::symtab_lookup;
 pub use intern::demangle;
+pub use session::{Arenas, Symbolizer};
 
 /// One frame of a symbolized stack (inlined functions are frames of their own).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -65,11 +65,8 @@ pub struct ObjectInfo {
 /// their nodes' slots directly, so no serial merge follows the parallel lookups.
 pub(crate) type NodeFrames = Vec<OnceLock<Arc<[Frame]>>>;
 
-fn empty_slots(nodes: usize) -> NodeFrames {
-    (0..=nodes).map(|_| OnceLock::new()).collect()
-}
-
 /// Symbolization results, by stack.
+#[derive(Clone)]
 pub struct Symbols {
     pub objects: Vec<ObjectInfo>,
     /// Per stack node: frames for the node as a leaf, and as a return address (caller side).
@@ -161,70 +158,20 @@ impl Symbols {
     }
 }
 
-/// Symbolizes every stack node the model's events use.
+/// Symbolizes every stack node the model's events use: one update of a fresh [`Symbolizer`].
 pub fn symbolize(
     model: &Model,
     search: &SearchPaths,
     embedded: &[Embedded],
     observer: &dyn Observer,
 ) -> Symbols {
-    let mut laps = Laps::new(observer, "symbolize.");
-    let (objects, per_object, unknown) = plan::plan(model);
-    laps.lap("plan");
-
-    let objects::LocatedAll {
-        infos,
-        located,
-        mismatches,
-        warnings,
-    } = objects::locate_all(model, &objects, &per_object, search, embedded);
-    // Parse each object once, shared by the workers: headers, symbol table, DWARF sections.
-    let wanted = |i: usize| located[i].as_ref().filter(|_| !per_object[i].is_empty());
-    let sections: Vec<Option<dwarf::Sections<'_>>> = (0..located.len())
-        .into_par_iter()
-        .map(|i| dwarf::Sections::load(wanted(i)?))
-        .collect();
-    let prepared: Vec<Option<dwarf::Prepared<'_>>> = (0..located.len())
-        .into_par_iter()
-        .map(|i| dwarf::Prepared::new(wanted(i)?, sections[i].as_ref()))
-        .collect();
-    laps.lap("locate");
-
-    let items = schedule::work_items(&prepared, per_object);
-    laps.lap("units");
-    observer.phase(
-        Phase::Symbolizing,
-        Some(items.iter().map(|i| i.lookups.len() as u64).sum()),
+    let arenas = Arenas::default();
+    let mut symbolizer = Symbolizer::new(
+        &arenas,
+        search.clone(),
+        embedded.to_vec(),
+        model.header.target.exe_path.clone(),
     );
-    let node_count = model.stacks.nodes().len();
-    let mut symbols = Symbols {
-        objects: infos,
-        leaf: empty_slots(node_count),
-        caller: empty_slots(node_count),
-        mismatches,
-        warnings,
-    };
-    let with_line = schedule::resolve(&prepared, &objects, &items, &symbols, observer);
-    for (info, with_line) in symbols.objects.iter_mut().zip(with_line) {
-        info.with_line = with_line;
-    }
-    laps.lap("resolve");
-    let nodes = model.stacks.nodes();
-    for (id, as_caller) in unknown {
-        let address = nodes[id as usize - 1].1;
-        let frames: Arc<[Frame]> = Arc::new([Frame {
-            function: format!("[unknown {address:#x}]").into(),
-            file: None,
-            line: 0,
-            object: u32::MAX,
-            inlined: false,
-        }]);
-        let table = if as_caller {
-            &symbols.caller
-        } else {
-            &symbols.leaf
-        };
-        let _ = table[id as usize].set(frames);
-    }
-    symbols
+    symbolizer.update(model, observer);
+    symbolizer.into_symbols()
 }

@@ -8,9 +8,7 @@ use std::sync::Arc;
 
 use object::{Object, ObjectSection};
 
-use super::plan::Lookup;
 use super::ObjectInfo;
-use crate::model::Model;
 
 /// Bytes of an object file: mapped from disk or embedded in the capture.
 pub enum Bytes {
@@ -76,6 +74,7 @@ pub struct SearchPaths {
 }
 
 /// Embedded object, as the capture holds it.
+#[derive(Clone)]
 pub struct Embedded {
     pub path: String,
     pub build_id: Vec<u8>,
@@ -251,62 +250,36 @@ fn debug_file_by_build_id(build_id: &[u8], search: &SearchPaths) -> Option<(Path
         })
 }
 
-/// Every object found (or why not), before any lookup.
-pub(super) struct LocatedAll {
-    pub(super) infos: Vec<ObjectInfo>,
-    pub(super) located: Vec<Option<Located>>,
-    /// Build-id mismatches of the target itself: the analysis cannot go on.
-    pub(super) mismatches: Vec<BuildIdMismatch>,
-    pub(super) warnings: Vec<String>,
-}
-
-/// Finds every object's file (sequentially: it is file I/O and cheap).
-pub(super) fn locate_all(
-    model: &Model,
-    objects: &[(String, Vec<u8>)],
-    per_object: &[Vec<Lookup>],
+/// What became of one object: its description for the report, the file found (if any), and a
+/// build-id mismatch (an error for the target's executable, a warning for any other object).
+pub(super) fn locate_one(
+    path: &str,
+    build_id: &[u8],
     search: &SearchPaths,
     embedded: &[Embedded],
-) -> LocatedAll {
-    let mut all = LocatedAll {
-        infos: Vec::new(),
-        located: Vec::new(),
-        mismatches: Vec::new(),
-        warnings: Vec::new(),
+) -> (ObjectInfo, Option<Located>, Option<BuildIdMismatch>) {
+    let found = locate(path, build_id, search, embedded);
+    let source = match &found {
+        Ok(Some(l)) => l.origin.to_string(),
+        Ok(None) => "not found".into(),
+        Err(e) => e.to_string(),
     };
-    let target_exe = &model.header.target.exe_path;
-    for ((path, build_id), lookups) in objects.iter().zip(per_object) {
-        let found = locate(path, build_id, search, embedded);
-        let source = match &found {
-            Ok(Some(l)) => l.origin.to_string(),
-            Ok(None) => "not found".into(),
-            Err(e) => e.to_string(),
-        };
-        let loc = match found {
-            Ok(l) => l,
-            Err(e) => {
-                if path == target_exe {
-                    all.mismatches.push(e);
-                } else {
-                    all.warnings.push(e.to_string());
-                }
-                None
-            }
-        };
-        let has_debug_info = loc
-            .as_ref()
-            .is_some_and(|l| l.debug.is_some() || has_dwarf(&l.file));
-        all.infos.push(ObjectInfo {
-            path: path.clone(),
-            build_id: hex(build_id),
-            source,
-            has_debug_info,
-            addresses: lookups.len(),
-            with_line: 0,
-        });
-        all.located.push(loc);
-    }
-    all
+    let (loc, mismatch) = match found {
+        Ok(l) => (l, None),
+        Err(e) => (None, Some(e)),
+    };
+    let has_debug_info = loc
+        .as_ref()
+        .is_some_and(|l| l.debug.is_some() || has_dwarf(&l.file));
+    let info = ObjectInfo {
+        path: path.to_owned(),
+        build_id: hex(build_id),
+        source,
+        has_debug_info,
+        addresses: 0,
+        with_line: 0,
+    };
+    (info, loc, mismatch)
 }
 
 /// Lower-case hex of a byte string (build-ids).

@@ -1,10 +1,11 @@
 //! Which addresses to look up in which object: every stack node an event ends at (as a leaf) and
-//! every ancestor of one (as a caller, at address − 1, so the call's line is found).
+//! every ancestor of one (as a caller, at address − 1, so the call's line is found), unless an
+//! earlier update already looked it up.
 
 use crate::model::Model;
 
 /// An executable mapping, resolved to an object index.
-pub(super) struct MapRange {
+struct MapRange {
     start: u64,
     end: u64,
     file_offset: u64,
@@ -19,41 +20,66 @@ pub(super) struct Lookup {
     pub(super) offset: u64,
 }
 
-/// Distinct executable objects, the lookups each needs, and nodes in no known mapping.
-pub(super) type Plan = (Vec<(String, Vec<u8>)>, Vec<Vec<Lookup>>, Vec<(u32, bool)>);
+/// The target's executable objects as their mappings appear: one per distinct (path, build-id),
+/// and the address ranges that map them.
+#[derive(Default)]
+pub(super) struct ObjectTable {
+    pub(super) objects: Vec<(String, Vec<u8>)>,
+    ranges: Vec<MapRange>,
+    mappings_seen: usize,
+}
 
-/// Which addresses to look up where: every node some event's stack ends at (as a leaf) and every
-/// ancestor of one (as a caller, at address − 1).
-pub(super) fn plan(model: &Model) -> Plan {
-    // Objects: one per distinct (path, build-id) of executable mappings.
-    let mut objects: Vec<(String, Vec<u8>)> = Vec::new();
-    let mut ranges: Vec<MapRange> = Vec::new();
-    for m in model.mappings.iter().filter(|m| m.perms.contains('x')) {
-        let object = match objects
-            .iter()
-            .position(|(p, b)| *p == m.path && *b == m.build_id)
-        {
-            Some(i) => i,
-            None => {
-                objects.push((m.path.clone(), m.build_id.clone()));
-                objects.len() - 1
-            }
-        } as u32;
-        ranges.push(MapRange {
-            start: m.start,
-            end: m.end,
-            file_offset: m.file_offset,
-            object,
-        });
+impl ObjectTable {
+    /// Takes in the mappings the model gained since the last call; returns how many objects are
+    /// new (they are the last ones).
+    pub(super) fn add_mappings(&mut self, model: &Model) -> usize {
+        let before = self.objects.len();
+        let fresh = model.mappings.get(self.mappings_seen..).unwrap_or_default();
+        self.mappings_seen = model.mappings.len();
+        for m in fresh.iter().filter(|m| m.perms.contains('x')) {
+            let object = match self
+                .objects
+                .iter()
+                .position(|(p, b)| *p == m.path && *b == m.build_id)
+            {
+                Some(i) => i,
+                None => {
+                    self.objects.push((m.path.clone(), m.build_id.clone()));
+                    self.objects.len() - 1
+                }
+            } as u32;
+            self.ranges.push(MapRange {
+                start: m.start,
+                end: m.end,
+                file_offset: m.file_offset,
+                object,
+            });
+        }
+        self.objects.len() - before
     }
-    // Later mappings win (a range remapped by dlopen/dlclose).
-    let find = |addr: u64| {
-        ranges
+
+    /// The mapping of an address; later mappings win (a range remapped by dlopen/dlclose).
+    fn find(&self, addr: u64) -> Option<&MapRange> {
+        self.ranges
             .iter()
             .rev()
             .find(|r| r.start <= addr && addr < r.end)
-    };
+    }
+}
 
+/// The lookups of one update, per object, and the nodes in no known mapping.
+pub(super) struct Wanted {
+    pub(super) per_object: Vec<Vec<Lookup>>,
+    pub(super) unknown: Vec<(u32, bool)>,
+}
+
+/// Every node some event's stack ends at (as a leaf) and every ancestor of one (as a caller),
+/// except those `done(node, as_caller)` says were looked up before.
+pub(super) fn wanted(
+    model: &Model,
+    table: &ObjectTable,
+    done: impl Fn(u32, bool) -> bool + Sync,
+) -> Wanted {
     let nodes = model.stacks.nodes();
     let mut leaf = vec![false; nodes.len() + 1];
     let mut caller = vec![false; nodes.len() + 1];
@@ -79,13 +105,13 @@ pub(super) fn plan(model: &Model) -> Plan {
             node = if parent < node { parent } else { 0 };
         }
     }
-    let mut per_object: Vec<Vec<Lookup>> = vec![Vec::new(); objects.len()];
+    let mut per_object: Vec<Vec<Lookup>> = vec![Vec::new(); table.objects.len()];
     let mut unknown: Vec<(u32, bool)> = Vec::new();
     let mut last: Option<&MapRange> = None;
     for id in 1..=nodes.len() as u32 {
         let address = nodes[id as usize - 1].1;
         for (as_caller, wanted) in [(false, leaf[id as usize]), (true, caller[id as usize])] {
-            if !wanted {
+            if !wanted || done(id, as_caller) {
                 continue;
             }
             let probe = if as_caller {
@@ -96,7 +122,7 @@ pub(super) fn plan(model: &Model) -> Plan {
             // Neighbouring nodes are mostly in one mapping: try the last one first.
             let range = match last {
                 Some(r) if r.start <= probe && probe < r.end => Some(r),
-                _ => find(probe),
+                _ => table.find(probe),
             };
             match range {
                 Some(r) => {
@@ -111,5 +137,8 @@ pub(super) fn plan(model: &Model) -> Plan {
             }
         }
     }
-    (objects, per_object, unknown)
+    Wanted {
+        per_object,
+        unknown,
+    }
 }

@@ -20,6 +20,10 @@ pub(super) struct WorkItem {
     pub(super) lookups: Vec<Lookup>,
 }
 
+/// Every name and path made so far, shared by the workers and kept between updates: equal names
+/// are one allocation for the whole session.
+pub(super) type Interner = Mutex<rustc_hash::FxHashSet<Arc<str>>>;
+
 /// Lookups outside any unit (no DWARF) are cheap symbol-table searches: cut them in items of this
 /// many so they still spread over the workers.
 const LOOKUPS_PER_ITEM_WITHOUT_DWARF: usize = 2048;
@@ -35,7 +39,7 @@ pub(super) const NO_UNIT: u32 = u32::MAX;
 /// holding more than its share of the work is cut further: each part then parses the unit again,
 /// but no core waits alone on one unit at the end.
 pub(super) fn work_items(
-    prepared: &[Option<Prepared<'_>>],
+    prepared: &[Option<&Prepared<'_>>],
     per_object: Vec<Vec<Lookup>>,
 ) -> Vec<WorkItem> {
     let threads = rayon::current_num_threads().max(1);
@@ -48,7 +52,7 @@ pub(super) fn work_items(
     let mut items = Vec::new();
     for (object, lookups) in per_object.into_iter().enumerate() {
         let object = object as u32;
-        let prepared = prepared[object as usize].as_ref();
+        let prepared = prepared[object as usize];
         let mut keyed: Vec<(u32, Lookup)> = lookups
             .into_par_iter()
             .map(|l| (prepared.map_or(NO_UNIT, |p| p.unit_of(l.offset)), l))
@@ -80,17 +84,17 @@ pub(super) fn work_items(
 /// before its units are parsed). Names are interned across threads as they are made, so views can
 /// compare and hash them by pointer.
 pub(super) fn resolve(
-    prepared: &[Option<Prepared<'_>>],
+    prepared: &[Option<&Prepared<'_>>],
     objects: &[(String, Vec<u8>)],
     items: &[WorkItem],
     slots: &Symbols,
+    shared: &Interner,
     observer: &dyn Observer,
 ) -> Vec<usize> {
     let next = AtomicUsize::new(0);
-    let shared = Mutex::new(rustc_hash::FxHashSet::<Arc<str>>::default());
     let per_thread: Vec<Vec<usize>> = rayon::broadcast(|_| {
         let mut contexts: HashMap<u32, Option<Context<'_>>> = HashMap::default();
-        let mut strings = Strings::new(&shared);
+        let mut strings = Strings::new(shared);
         let mut with_line = vec![0usize; objects.len()];
         loop {
             let i = next.fetch_add(1, Ordering::Relaxed);

@@ -362,7 +362,7 @@ fn blocker_out(a: &Analysis, b: &Blocker) -> BlockerOut {
         line: b.blame.line,
         task: b.task.as_ref().map(FrameOut::from),
         spawned_task: b.spawned.as_ref().map(FrameOut::from),
-        count: b.episodes.len(),
+        count: b.count(),
         total_ms: ms(b.total()),
         p50_ms: ms(b.quantile(0.5)),
         p99_ms: ms(b.quantile(0.99)),

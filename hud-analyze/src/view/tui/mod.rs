@@ -28,7 +28,7 @@ use draw::View;
 use snapshot::Snapshot;
 use state::{Action, State};
 use theme::Theme;
-use worker::{Update, Worker};
+use worker::{Request, Update, Worker};
 
 /// Why the cockpit stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -49,14 +49,17 @@ impl From<std::convert::Infallible> for TuiError {
 
 /// How often the screen is redrawn while the capture loads (progress moves).
 const LOADING_TICK: Duration = Duration::from_millis(100);
+/// How often a live screen is redrawn at least (its age moves).
+const LIVE_REDRAW: Duration = Duration::from_millis(250);
 
 /// Runs the cockpit on an opened capture until the user quits. The terminal is restored on every
 /// way out, panics included (`ratatui::try_init` installs the hook).
-pub fn run(opened: Opened, options: Options, name: &str) -> Result<(), TuiError> {
+/// A growing capture (a pipe, or `--follow`) is analyzed live, with `window` of detail.
+pub fn run(opened: Opened, options: Options, name: &str, window: Duration) -> Result<(), TuiError> {
     if !std::io::stdout().is_terminal() {
         return Err(TuiError::NotATerminal);
     }
-    let worker = Worker::spawn(opened, options);
+    let worker = Worker::spawn(opened, options, window);
     let mut terminal = ratatui::try_init()?;
     let result = event_loop(&mut terminal, &worker, name, Theme::from_env());
     ratatui::restore();
@@ -73,8 +76,11 @@ where
     TuiError: From<B::Error>,
 {
     let mut snapshot: Option<Arc<Snapshot>> = None;
+    // The newest snapshot while the screen is paused.
+    let mut pending: Option<Arc<Snapshot>> = None;
     let mut state = State::new(0, 1);
     let mut dirty = true;
+    let mut drawn_at = Instant::now();
     loop {
         while let Ok(update) = worker.updates.try_recv() {
             match update {
@@ -83,17 +89,34 @@ where
                         let m = &s.analysis.model;
                         state = State::new(m.start, m.end);
                     }
-                    snapshot = Some(s);
-                    dirty = true;
+                    pending = Some(s);
                 }
                 Update::Failed(e) => return Err(e.into()),
             }
         }
+        if !state.paused || snapshot.is_none() {
+            if let Some(s) = pending.take() {
+                adopt(&mut state, snapshot.as_deref(), &s);
+                snapshot = Some(s);
+                dirty = true;
+            }
+        }
+        // A live screen shows the capture's age: redraw it even when nothing else changed.
+        let following = snapshot
+            .as_ref()
+            .and_then(|s| s.live.as_ref())
+            .is_some_and(|l| l.following());
+        if following && drawn_at.elapsed() >= LIVE_REDRAW {
+            dirty = true;
+        }
         if dirty || snapshot.is_none() {
             let progress = worker.progress.now();
-            let updating = snapshot
-                .as_ref()
-                .is_some_and(|s| s.findings.window != state.window);
+            let updating = snapshot.as_ref().is_some_and(|s| {
+                s.findings.window != state.window
+                    || s.live
+                        .as_ref()
+                        .is_some_and(|l| l.accumulated != state.accumulated)
+            });
             terminal.draw(|frame| {
                 draw::draw(
                     frame,
@@ -108,6 +131,7 @@ where
                 )
             })?;
             dirty = false;
+            drawn_at = Instant::now();
         }
         let wait = if snapshot.is_none() {
             LOADING_TICK
@@ -125,7 +149,8 @@ where
                     .unwrap_or_default();
                 match state.update(key, &rows) {
                     Action::Quit => return Ok(()),
-                    Action::Window(w) => worker.request(w),
+                    Action::Window(w) => worker.request(Request::Window(w)),
+                    Action::Accumulated(a) => worker.request(Request::Accumulated(a)),
                     Action::Copy { group } => {
                         if let Some(s) = &snapshot {
                             state.note = Some(copy(s, group));
@@ -137,6 +162,30 @@ where
             }
             Event::Resize(..) => dirty = true,
             _ => {}
+        }
+    }
+}
+
+/// Takes a new snapshot in: a live capture's bounds move, and an open drilldown follows its
+/// blocker (group ids are per analysis, the blocker's key is not).
+fn adopt(state: &mut State, old: Option<&Snapshot>, new: &Snapshot) {
+    if new.live.is_none() {
+        return;
+    }
+    let m = &new.analysis.model;
+    state.rebound(m.start, m.end);
+    if let (state::Overlay::Drilldown { group, scroll }, Some(old)) = (state.overlay, old) {
+        let key = old
+            .findings
+            .blockers
+            .iter()
+            .find(|b| b.group == group)
+            .map(|b| b.key());
+        if let Some(b) = key.and_then(|k| new.findings.blockers.iter().find(|b| b.key() == k)) {
+            state.overlay = state::Overlay::Drilldown {
+                group: b.group,
+                scroll,
+            };
         }
     }
 }
@@ -168,7 +217,7 @@ pub fn bench_headless(
     let started = Instant::now();
     let theme = Theme { color: true };
     let mut terminal = Terminal::new(TestBackend::new(size.0, size.1))?;
-    let worker = Worker::spawn(opened, options);
+    let worker = Worker::spawn(opened, options, crate::live::DEFAULT_WINDOW);
     let mut state = State::new(0, 1);
     let draw =
         |terminal: &mut Terminal<TestBackend>, state: &State, s: Option<&Snapshot>, w: &Worker| {

@@ -4,7 +4,9 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use hud_format::reader::Ending;
 
 use super::state::{Rows, State};
 use crate::analysis::detect::Blocker;
@@ -19,6 +21,28 @@ pub struct Snapshot {
     pub findings: Findings,
     /// How long the findings took (shown when slow).
     pub computed_in: Duration,
+    /// Set when the capture is read as it grows (a pipe, or a file followed).
+    pub live: Option<LiveInfo>,
+}
+
+/// The state of a live capture when the snapshot was made.
+#[derive(Clone, Debug)]
+pub struct LiveInfo {
+    /// `None` while the capture grows; how it ended, once it did (the view is then a replay).
+    pub ended: Option<Ending>,
+    /// The findings are the whole session's (forgotten totals merged), not the window's.
+    pub accumulated: bool,
+    /// When the newest frame arrived (for the age, when the capture comes from another machine).
+    pub received_at: Instant,
+    /// Nanoseconds of the session no longer held in detail (older than the live window).
+    pub earlier: u64,
+}
+
+impl LiveInfo {
+    /// Still growing.
+    pub fn following(&self) -> bool {
+        self.ended.is_none()
+    }
 }
 
 impl Snapshot {

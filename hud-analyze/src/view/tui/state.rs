@@ -60,6 +60,8 @@ pub enum Action {
     Copy {
         group: u32,
     },
+    /// Live: show the whole session's totals (true) or the window of detail (false).
+    Accumulated(bool),
 }
 
 /// How many rows each list shows now (after the filter), so selections stay in range, and which
@@ -101,6 +103,10 @@ pub struct State {
     pub overlay: Overlay,
     /// A one-line message for the user (what a copy wrote, …).
     pub note: Option<String>,
+    /// Live: the screen keeps its snapshot (the recording goes on).
+    pub paused: bool,
+    /// Live: panels show the whole session's totals instead of the window of detail.
+    pub accumulated: bool,
 }
 
 impl State {
@@ -120,6 +126,35 @@ impl State {
             editing: false,
             overlay: Overlay::None,
             note: None,
+            paused: false,
+            accumulated: false,
+        }
+    }
+
+    /// The recording grew (or its oldest detail was forgotten): new bounds `[start, end]`. A
+    /// timeline showing everything keeps showing everything, a cursor at the end stays at the
+    /// end, and what was forgotten leaves the view and the window.
+    pub fn rebound(&mut self, start: u64, end: u64) {
+        let end = end.max(start + 1);
+        let old_end = self.bounds.1;
+        let showing_all = self.view == self.bounds;
+        let at_end = self.cursor >= old_end;
+        self.bounds = (start, end);
+        if showing_all {
+            self.view = self.bounds;
+        } else {
+            // The same span, moved inside the new bounds.
+            let span = (self.view.1 - self.view.0).min(end - start);
+            let from = self.view.0.clamp(start, end - span);
+            self.view = (from, from + span);
+        }
+        self.cursor = if at_end {
+            end
+        } else {
+            self.cursor.clamp(start, end)
+        };
+        if self.window != Window::ALL && self.window.to <= start {
+            self.window = Window::ALL;
         }
     }
 
@@ -212,6 +247,14 @@ impl State {
         let shift = key.modifiers.contains(KeyModifiers::SHIFT);
         let action = match key.code {
             KeyCode::Char('q') => Action::Quit,
+            KeyCode::Char(' ') => {
+                self.paused = !self.paused;
+                Action::None
+            }
+            KeyCode::Char('a') => {
+                self.accumulated = !self.accumulated;
+                Action::Accumulated(self.accumulated)
+            }
             KeyCode::Char('?') => {
                 self.overlay = Overlay::Help;
                 Action::None

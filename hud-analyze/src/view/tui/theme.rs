@@ -44,6 +44,17 @@ impl Theme {
         )
     }
 
+    /// The "● LIVE" badge.
+    pub fn live(&self) -> Style {
+        self.pick(
+            Style::new()
+                .fg(Color::White)
+                .bg(Color::Red)
+                .add_modifier(Modifier::BOLD),
+            Style::new().add_modifier(Modifier::BOLD | Modifier::REVERSED),
+        )
+    }
+
     pub fn title(&self) -> Style {
         Style::new().add_modifier(Modifier::BOLD)
     }

@@ -1,16 +1,23 @@
-//! The analysis runs on its own thread: it reads and symbolizes the capture, publishes the first
-//! snapshot, then answers window changes with new findings. The UI never waits for it.
+//! The analysis runs on its own thread: it reads and symbolizes the capture, publishes snapshots,
+//! and answers window changes with new findings. The UI never waits for it.
+//!
+//! A finished capture is analyzed once. A growing one (a pipe, or a file followed while it is
+//! written) goes through [`crate::live`]: frames are drained by a reader thread as they come,
+//! and the analysis is redone over the window of detail at most every [`LIVE_PERIOD`].
 
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use super::snapshot::{Progress, Snapshot};
+use super::snapshot::{LiveInfo, Progress, Snapshot};
+use crate::analysis::earlier::Earlier;
 use crate::analysis::hotspots::Ranking;
 use crate::analysis::{Analysis, Options, Window};
 use crate::error::AnalyzeError;
+use crate::live::{self, Feed, Live};
 use crate::pipeline;
-use crate::source::Opened;
+use crate::source::{Opened, Stream};
+use crate::symbols::Arenas;
 
 /// Rows per table in the cockpit (lists scroll).
 pub const RANKING: Ranking = Ranking {
@@ -18,24 +25,50 @@ pub const RANKING: Ranking = Ranking {
     all_frames: false,
 };
 
+/// Shortest time between two live analyses: the screen changes at most this often, and the
+/// analysis of a busy service's few minutes of detail stays a small share of a core.
+pub const LIVE_PERIOD: Duration = Duration::from_millis(250);
+
 /// What the worker publishes.
 pub enum Update {
     Ready(Arc<Snapshot>),
     Failed(AnalyzeError),
 }
 
+/// What the UI asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Request {
+    /// The findings of this window.
+    Window(Window),
+    /// Live: the whole session's totals (true) or the window of detail (false).
+    Accumulated(bool),
+}
+
 /// The handle the UI keeps.
 pub struct Worker {
     pub progress: Arc<Progress>,
-    requests: Sender<Window>,
+    requests: Sender<Input>,
     pub updates: Receiver<Update>,
 }
 
+/// What the live worker waits for: frames from the reader, requests from the UI.
+enum Input {
+    Feed(Feed),
+    Request(Request),
+}
+
 impl Worker {
-    /// Starts analyzing `opened` in the background.
-    pub fn spawn(opened: Opened, options: Options) -> Self {
+    /// Starts analyzing `opened` in the background: once for a file, live for a stream.
+    pub fn spawn(opened: Opened, options: Options, window: Duration) -> Self {
+        match opened {
+            Opened::File(_) => Self::spawn_replay(opened, options),
+            Opened::Stream(stream) => Self::spawn_live(stream, options, window),
+        }
+    }
+
+    fn spawn_replay(opened: Opened, options: Options) -> Self {
         let progress = Arc::new(Progress::default());
-        let (requests, incoming) = mpsc::channel::<Window>();
+        let (requests, incoming) = mpsc::channel::<Input>();
         let (publish, updates) = mpsc::channel();
         let observer = Arc::clone(&progress);
         std::thread::Builder::new()
@@ -54,14 +87,38 @@ impl Worker {
                     if publish.send(Update::Ready(Arc::new(snapshot))).is_err() {
                         return;
                     }
-                    // Wait for a change; only the newest request matters.
-                    let Ok(mut next) = incoming.recv() else {
+                    // Wait for a change; only the newest window matters.
+                    let Ok(first) = incoming.recv() else {
                         return;
                     };
-                    while let Ok(newer) = incoming.try_recv() {
-                        next = newer;
+                    for input in std::iter::once(first).chain(incoming.try_iter()) {
+                        if let Input::Request(Request::Window(w)) = input {
+                            window = w;
+                        }
                     }
-                    window = next;
+                }
+            })
+            .expect("spawn the analysis thread");
+        Worker {
+            progress,
+            requests,
+            updates,
+        }
+    }
+
+    fn spawn_live(stream: Stream, options: Options, window: Duration) -> Self {
+        let progress = Arc::new(Progress::default());
+        let (requests, incoming) = mpsc::channel::<Input>();
+        let (publish, updates) = mpsc::channel();
+        let (header, version) = live::spawn_reader(stream, requests.clone(), Input::Feed);
+        let observer = Arc::clone(&progress);
+        std::thread::Builder::new()
+            .name("hud-analysis".into())
+            .spawn(move || {
+                let arenas = Arenas::default();
+                let live = Live::new(&arenas, header, version, options, window);
+                if let Err(e) = follow(live, &incoming, &publish, &*observer) {
+                    let _ = publish.send(Update::Failed(e));
                 }
             })
             .expect("spawn the analysis thread");
@@ -73,9 +130,85 @@ impl Worker {
     }
 
     /// Asks for the findings of `window`.
-    pub fn request(&self, window: Window) {
-        let _ = self.requests.send(window);
+    pub fn request(&self, request: Request) {
+        let _ = self.requests.send(Input::Request(request));
     }
+}
+
+/// The live worker's loop: takes in every frame that arrived, analyzes at most every
+/// [`LIVE_PERIOD`], answers requests from the newest analysis. Returns when the UI is gone.
+fn follow(
+    mut live: Live<'_>,
+    incoming: &Receiver<Input>,
+    publish: &Sender<Update>,
+    observer: &dyn crate::observer::Observer,
+) -> Result<(), AnalyzeError> {
+    let mut analysis: Option<Arc<Analysis>> = None;
+    let mut view = View {
+        window: Window::ALL,
+        accumulated: false,
+    };
+    let mut analyzed_at: Option<Instant> = None;
+    let mut received_at = Instant::now();
+    loop {
+        let due = analyzed_at.map_or(Duration::ZERO, |t| LIVE_PERIOD.saturating_sub(t.elapsed()));
+        let wait = if live.has_news() {
+            due
+        } else {
+            Duration::from_secs(1)
+        };
+        let mut changed = false;
+        let first = match incoming.recv_timeout(wait) {
+            Ok(input) => Some(input),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => return Ok(()),
+        };
+        // Everything that is there already: frames come in bursts of a chunk or more.
+        for input in first.into_iter().chain(incoming.try_iter()) {
+            match input {
+                Input::Feed(Feed::Frame(frame)) => {
+                    live.push(frame)?;
+                    received_at = Instant::now();
+                }
+                Input::Feed(Feed::End(ending)) => live.end(ending),
+                Input::Feed(Feed::Failed(e)) => return Err(e),
+                Input::Request(Request::Window(w)) => {
+                    changed |= view.window != w;
+                    view.window = w;
+                }
+                Input::Request(Request::Accumulated(a)) => {
+                    changed |= view.accumulated != a;
+                    view.accumulated = a;
+                }
+            }
+        }
+        let ripe =
+            analyzed_at.is_none_or(|t| t.elapsed() >= LIVE_PERIOD) || live.ending().is_some();
+        if live.has_news() && ripe {
+            analysis = Some(live.analyze(observer)?);
+            analyzed_at = Some(Instant::now());
+            changed = true;
+        }
+        if let (true, Some(a)) = (changed, &analysis) {
+            let info = LiveInfo {
+                ended: live.ending().cloned(),
+                accumulated: view.accumulated,
+                received_at,
+                earlier: live.earlier().length,
+            };
+            let snapshot = live_snapshot(a, view, live.earlier(), info);
+            if publish.send(Update::Ready(Arc::new(snapshot))).is_err() {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// What the UI looks at in a live capture.
+#[derive(Clone, Copy)]
+struct View {
+    window: Window,
+    accumulated: bool,
 }
 
 /// The findings of `window`, timed.
@@ -86,5 +219,29 @@ pub fn snapshot_of(analysis: &Arc<Analysis>, window: Window) -> Snapshot {
         analysis: Arc::clone(analysis),
         findings,
         computed_in: started.elapsed(),
+        live: None,
+    }
+}
+
+/// A live snapshot: the window's findings, or the whole session's when accumulated and no
+/// narrower window is selected.
+fn live_snapshot(
+    analysis: &Arc<Analysis>,
+    view: View,
+    earlier: &Earlier,
+    info: LiveInfo,
+) -> Snapshot {
+    let started = Instant::now();
+    let findings = if view.accumulated && view.window == Window::ALL && !earlier.is_empty() {
+        let detail = analysis.findings(Window::ALL, Ranking::EVERY_ROW);
+        earlier.accumulate(&detail, analysis.model.duration(), RANKING)
+    } else {
+        analysis.findings(view.window, RANKING)
+    };
+    Snapshot {
+        analysis: Arc::clone(analysis),
+        findings,
+        computed_in: started.elapsed(),
+        live: Some(info),
     }
 }

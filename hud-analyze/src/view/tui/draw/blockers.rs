@@ -36,9 +36,14 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, state: &State, s: &Snapshot, t
                     Some(file) => Cell::from(tail(location(Some(file), b.blame.line), file_width)),
                     None => Cell::from(Span::styled("(no user frame)", theme.dim())),
                 },
-                Cell::from(format!("{}", b.episodes.len())),
+                Cell::from(format!("{}", b.count())),
                 Cell::from(ms(b.total())),
-                Cell::from(ms(b.quantile(0.99))),
+                // Forgotten episodes are totals only: no quantile without one held in detail.
+                Cell::from(if b.episodes.is_empty() {
+                    "–".to_string()
+                } else {
+                    ms(b.quantile(0.99))
+                }),
                 Cell::from(ms(b.max())),
             ])
         })

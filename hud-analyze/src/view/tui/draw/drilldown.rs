@@ -90,13 +90,24 @@ fn lines(s: &Snapshot, group: u32, theme: Theme) -> Vec<Line<'static>> {
     }
     out.push(Line::raw(format!(
         "{}× · total {} ms · p50 {} · p99 {} · max {} ms · threads {:?}",
-        b.episodes.len(),
+        b.count(),
         ms(b.total()),
         ms(b.quantile(0.5)),
         ms(b.quantile(0.99)),
         ms(b.max()),
         b.threads()
     )));
+    if b.forgotten.count > 0 {
+        out.push(Line::from(Span::styled(
+            format!(
+                "{} earlier episodes are in the totals only (older than the live window); \
+                 p50, p99, threads and times are of the {} held in detail",
+                b.forgotten.count,
+                b.episodes.len()
+            ),
+            theme.dim(),
+        )));
+    }
     out.push(Line::raw(""));
     out.push(Line::from(Span::styled("User call path", theme.title())));
     for f in &b.user_path {

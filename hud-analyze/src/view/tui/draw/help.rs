@@ -36,6 +36,14 @@ const KEYS: &[(&str, &str)] = &[
     ),
     ("Shift ← →, H L", "grow the window from the cursor"),
     ("y", "drilldown: copy it to a text file"),
+    (
+        "Space",
+        "live: pause the screen (the recording goes on); again to catch up",
+    ),
+    (
+        "a",
+        "live: the whole session's totals, or the window of detail (--window)",
+    ),
     ("?", "this help"),
 ];
 

@@ -233,8 +233,10 @@ fn location(file: Option<&str>, line: u32) -> String {
 }
 
 /// Seconds since the recording's start.
+/// Seconds since the recording started (a live model forgets its oldest detail, so its own
+/// start moves; times stay relative to the recording's).
 fn seconds(snapshot: &Snapshot, t: u64) -> f64 {
-    t.saturating_sub(snapshot.analysis.model.start) as f64 / 1e9
+    t.saturating_sub(snapshot.analysis.model.header.start_ns) as f64 / 1e9
 }
 
 /// `Clear` then render: an overlay hides what is under it.

@@ -31,23 +31,41 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, state: &State, view: &View) {
         Status::Normal => Span::styled(" ● NORMAL ", theme.normal_status()),
         Status::Caution => Span::styled(" ▲ CAUTION ", theme.caution_status()),
     };
-    let mut first = vec![
-        badge,
-        Span::raw(" "),
-        Span::raw(verdict_sentence(a, &s.findings)),
-    ];
+    let mut first = vec![badge, Span::raw(" ")];
+    if let Some(live) = &s.live {
+        let age = crate::live::age(&m.header, m.end, live.received_at);
+        let text = match (&live.ended, state.paused) {
+            (_, true) => " ‖ PAUSED ".to_string(),
+            (None, false) => format!(" ● LIVE {:.1} s ", age.as_secs_f64()),
+            (Some(_), false) => " ■ ENDED ".to_string(),
+        };
+        first.push(Span::styled(text, theme.live()));
+        first.push(Span::raw(" "));
+    }
+    first.push(Span::raw(verdict_sentence(a, &s.findings)));
     if view.updating {
         first.push(Span::styled("  (updating…)", theme.dim()));
     }
     let h = &m.header;
+    let recorded = match &s.live {
+        Some(live) if live.earlier > 0 => format!(
+            "{:.1} s recorded, the last {:.0} s in detail · {}",
+            m.end.saturating_sub(h.start_ns) as f64 / 1e9,
+            m.duration() as f64 / 1e9,
+            if live.accumulated && state.window_range().is_none() {
+                "panels: since the start (a)"
+            } else {
+                "panels: the detail (a: since the start)"
+            }
+        ),
+        _ => format!(
+            "{:.2} s recorded",
+            m.end.saturating_sub(h.start_ns) as f64 / 1e9
+        ),
+    };
     let mut second = format!(
-        "pid {} {} · {} · Linux {} · {:.2} s recorded at {} Hz",
-        h.target.pid,
-        h.target.exe_path,
-        h.host_name,
-        h.kernel_release,
-        m.duration() as f64 / 1e9,
-        h.sample_hz
+        "pid {} {} · {} · Linux {} · {} Hz · {recorded}",
+        h.target.pid, h.target.exe_path, h.host_name, h.kernel_release, h.sample_hz
     );
     if let Some((from, to)) = state.window_range() {
         second.push_str(&format!(

@@ -1,0 +1,214 @@
+//! A symbolizer that lives as long as a capture is read. Objects are located when their mapping
+//! appears and parsed once, when a lookup first needs them; each update looks up only the stack
+//! nodes that no earlier update resolved. A finished capture is one update; a live one is many,
+//! and after the first few seconds an update has only a handful of new nodes to look up.
+
+use std::sync::{Arc, OnceLock};
+
+use rayon::prelude::*;
+use typed_arena::Arena;
+
+use super::dwarf::{Prepared, Sections};
+use super::objects::{locate_one, Embedded, Located, SearchPaths};
+use super::plan::{self, ObjectTable};
+use super::schedule::{self, Interner};
+use super::{Frame, Symbols};
+use crate::model::Model;
+use crate::observer::{Laps, Observer, Phase};
+
+/// Where located objects and their DWARF sections live while the symbolizer uses them: parsed
+/// objects borrow both, and an arena hands out references that stay valid while more objects
+/// are added (a live capture maps new libraries at any time).
+#[derive(Default)]
+pub struct Arenas<'a> {
+    located: Arena<Located>,
+    sections: Arena<Option<Sections<'a>>>,
+}
+
+/// One object: where it was found, and its parsed form once some lookup needed it.
+struct Object<'a> {
+    located: Option<&'a Located>,
+    prepared: Option<Option<Prepared<'a>>>,
+}
+
+/// Symbolization state kept between updates.
+pub struct Symbolizer<'a> {
+    arenas: &'a Arenas<'a>,
+    search: SearchPaths,
+    embedded: Vec<Embedded>,
+    target_exe: String,
+    table: ObjectTable,
+    objects: Vec<Object<'a>>,
+    strings: Interner,
+    symbols: Symbols,
+    /// Nodes in no known mapping, with placeholders: looked up again when mappings arrive.
+    unknown: Vec<(u32, bool)>,
+}
+
+impl<'a> Symbolizer<'a> {
+    pub fn new(
+        arenas: &'a Arenas<'a>,
+        search: SearchPaths,
+        embedded: Vec<Embedded>,
+        target_exe: String,
+    ) -> Self {
+        Symbolizer {
+            arenas,
+            search,
+            embedded,
+            target_exe,
+            table: ObjectTable::default(),
+            objects: Vec::new(),
+            strings: Interner::default(),
+            symbols: Symbols {
+                objects: Vec::new(),
+                leaf: vec![OnceLock::new()],
+                caller: vec![OnceLock::new()],
+                mismatches: Vec::new(),
+                warnings: Vec::new(),
+            },
+            unknown: Vec::new(),
+        }
+    }
+
+    /// Adds objects embedded in the capture (they arrive before the chunks that need them).
+    pub fn add_embedded(&mut self, objects: impl IntoIterator<Item = Embedded>) {
+        self.embedded.extend(objects);
+    }
+
+    /// The symbols so far.
+    pub fn symbols(&self) -> &Symbols {
+        &self.symbols
+    }
+
+    /// The symbols, when no more updates will come.
+    pub fn into_symbols(self) -> Symbols {
+        self.symbols
+    }
+
+    /// Looks up every stack node the model's events use that no earlier update looked up.
+    /// Returns how many lookups it made.
+    pub fn update(&mut self, model: &Model, observer: &dyn Observer) -> usize {
+        let mut laps = Laps::new(observer, "symbolize.");
+        let new_objects = self.table.add_mappings(model);
+        let first_new = self.table.objects.len() - new_objects;
+        for (path, build_id) in &self.table.objects[first_new..] {
+            let (info, located, mismatch) =
+                locate_one(path, build_id, &self.search, &self.embedded);
+            if let Some(e) = mismatch {
+                if *path == self.target_exe {
+                    self.symbols.mismatches.push(e);
+                } else {
+                    self.symbols.warnings.push(e.to_string());
+                }
+            }
+            self.symbols.objects.push(info);
+            self.objects.push(Object {
+                located: located.map(|l| &*self.arenas.located.alloc(l)),
+                prepared: None,
+            });
+        }
+        // Placeholders of addresses outside every mapping give way when mappings arrive.
+        if new_objects > 0 {
+            for (id, as_caller) in self.unknown.drain(..) {
+                self.symbols.table_mut(as_caller)[id as usize].take();
+            }
+        }
+        let nodes = model.stacks.nodes().len();
+        for table in [&mut self.symbols.leaf, &mut self.symbols.caller] {
+            table.resize_with(nodes + 1, OnceLock::new);
+        }
+        let symbols = &self.symbols;
+        let wanted = plan::wanted(model, &self.table, |id, as_caller| {
+            symbols.table(as_caller)[id as usize].get().is_some()
+        });
+        laps.lap("plan");
+        self.prepare(&wanted.per_object);
+        laps.lap("locate");
+
+        let lookups: usize = wanted.per_object.iter().map(Vec::len).sum();
+        for (info, l) in self.symbols.objects.iter_mut().zip(&wanted.per_object) {
+            info.addresses += l.len();
+        }
+        let prepared: Vec<Option<&Prepared<'a>>> = self
+            .objects
+            .iter()
+            .map(|o| o.prepared.as_ref().and_then(Option::as_ref))
+            .collect();
+        let items = schedule::work_items(&prepared, wanted.per_object);
+        laps.lap("units");
+        observer.phase(Phase::Symbolizing, Some(lookups as u64));
+        let with_line = schedule::resolve(
+            &prepared,
+            &self.table.objects,
+            &items,
+            &self.symbols,
+            &self.strings,
+            observer,
+        );
+        for (info, with_line) in self.symbols.objects.iter_mut().zip(with_line) {
+            info.with_line += with_line;
+        }
+        laps.lap("resolve");
+        let node_addresses = model.stacks.nodes();
+        for &(id, as_caller) in &wanted.unknown {
+            let address = node_addresses[id as usize - 1].1;
+            let frames: Arc<[Frame]> = Arc::new([Frame {
+                function: format!("[unknown {address:#x}]").into(),
+                file: None,
+                line: 0,
+                object: u32::MAX,
+                inlined: false,
+            }]);
+            let _ = self.symbols.table(as_caller)[id as usize].set(frames);
+        }
+        self.unknown.extend(wanted.unknown.iter().copied());
+        lookups + wanted.unknown.len()
+    }
+
+    /// Parses, in parallel, the objects that lookups need for the first time: headers, symbol
+    /// table, DWARF (sections first: the parsed objects borrow them).
+    fn prepare(&mut self, per_object: &[Vec<plan::Lookup>]) {
+        let needed: Vec<usize> = (0..self.objects.len())
+            .filter(|&i| self.objects[i].prepared.is_none() && !per_object[i].is_empty())
+            .collect();
+        if needed.is_empty() {
+            return;
+        }
+        let sections: Vec<Option<Sections<'a>>> = needed
+            .par_iter()
+            .map(|&i| Sections::load(self.objects[i].located?))
+            .collect();
+        let sections: Vec<&'a Option<Sections<'a>>> = sections
+            .into_iter()
+            .map(|s| &*self.arenas.sections.alloc(s))
+            .collect();
+        let objects = &self.objects;
+        let prepared: Vec<Option<Prepared<'a>>> = needed
+            .par_iter()
+            .zip(sections)
+            .map(|(&i, s)| Prepared::new(objects[i].located?, s.as_ref()))
+            .collect();
+        for (i, p) in needed.into_iter().zip(prepared) {
+            self.objects[i].prepared = Some(p);
+        }
+    }
+}
+
+impl Symbols {
+    fn table(&self, as_caller: bool) -> &super::NodeFrames {
+        if as_caller {
+            &self.caller
+        } else {
+            &self.leaf
+        }
+    }
+
+    fn table_mut(&mut self, as_caller: bool) -> &mut super::NodeFrames {
+        if as_caller {
+            &mut self.caller
+        } else {
+            &mut self.leaf
+        }
+    }
+}
