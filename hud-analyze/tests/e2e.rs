@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use hud_test_harness::{demo_binary, ebpf_ready, record_binary, serial, truth_line, Demo};
+use hud_test_harness::{demo_binary, ebpf_ready, record_binary, serial, truth_line, Demo, Tmux};
 use serde_json::Value;
 
 const ANALYZE: &str = env!("CARGO_BIN_EXE_hud-analyze");
@@ -407,82 +407,6 @@ fn bad_captures_get_clear_errors() {
 
 fn root_dir() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// A tmux session, killed when dropped.
-struct Tmux(String);
-
-impl Tmux {
-    /// A shell in a `width`×`height` pane, so the terminal's state after the cockpit shows too.
-    fn start(width: u16, height: u16) -> Self {
-        let name = format!("hud-e2e-{}", std::process::id());
-        let out = Command::new("tmux")
-            .args(["new-session", "-d", "-s", &name])
-            .args(["-x", &width.to_string(), "-y", &height.to_string()])
-            .args(["bash", "--norc", "--noprofile"])
-            .env("PS1", "$ ")
-            .output()
-            .expect("tmux runs (cargo xtask setup installs it)");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Tmux(name)
-    }
-
-    /// Types `keys` (tmux key names), one at a time: a terminal reads an Esc followed at once by
-    /// another sequence as one Alt-key.
-    fn keys(&self, keys: &[&str]) {
-        for k in keys {
-            let status = Command::new("tmux")
-                .args(["send-keys", "-t", &self.0, k])
-                .status()
-                .unwrap();
-            assert!(status.success());
-            std::thread::sleep(Duration::from_millis(40));
-        }
-    }
-
-    fn line(&self, text: &str) {
-        let status = Command::new("tmux")
-            .args(["send-keys", "-t", &self.0, "-l", text])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        self.keys(&["Enter"]);
-    }
-
-    fn screen(&self) -> String {
-        let out = Command::new("tmux")
-            .args(["capture-pane", "-p", "-t", &self.0])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// The screen once it satisfies `ready`, or a panic showing it.
-    fn wait_for(&self, what: &str, ready: impl Fn(&str) -> bool) -> String {
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            let screen = self.screen();
-            if ready(&screen) {
-                return screen;
-            }
-            if std::time::Instant::now() > deadline {
-                panic!("waited 20 s for {what}; the screen:\n{screen}");
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["kill-session", "-t", &self.0])
-            .status();
-    }
 }
 
 #[test]

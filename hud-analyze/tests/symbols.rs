@@ -233,3 +233,85 @@ fn parallel_symbolization_gives_the_serial_answer() {
     );
     assert!(serial.symbols.objects[0].with_line > 0);
 }
+
+/// A capture's frames taken into a live analysis one by one, analyzed after each chunk.
+fn live_analyses(bytes: Vec<u8>) -> Vec<std::sync::Arc<Analysis>> {
+    use hud_analyze::live::{spawn_reader, Feed, Live};
+    use hud_analyze::symbols::Arenas;
+    let source::Opened::Stream(stream) =
+        source::open_stream(Box::new(std::io::Cursor::new(bytes))).unwrap()
+    else {
+        unreachable!("a stream")
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (header, version) = spawn_reader(stream, tx, |f| f);
+    let arenas = Arenas::default();
+    let mut live = Live::new(
+        &arenas,
+        header,
+        version,
+        Options::default(),
+        std::time::Duration::ZERO,
+    );
+    let mut out = Vec::new();
+    for feed in rx {
+        match feed {
+            Feed::Frame(frame) => {
+                let chunk = frame.kind == hud_format::frame::FrameKind::Chunk;
+                live.push(frame).unwrap();
+                if chunk {
+                    out.push(live.analyze(&Silent).unwrap());
+                }
+            }
+            Feed::End(ending) => live.end(ending),
+            Feed::Failed(e) => panic!("{e}"),
+        }
+    }
+    out
+}
+
+#[test]
+fn a_live_capture_symbolizes_each_new_node_once_and_late_mappings_replace_placeholders() {
+    let ip = outer_probe();
+    let (mapping, exe) = own_mapping(ip);
+    let header = Header {
+        start_ns: 1,
+        sample_hz: 99,
+        target: Target {
+            pid: 1,
+            exe_path: exe.clone(),
+            cmdline: vec![],
+            build_id: mapping.build_id.clone(),
+        },
+        ..Header::default()
+    };
+    let mut w = CaptureWriter::new(Vec::new(), &header, WriterOptions::default()).unwrap();
+    // Chunk 0: a sample in code whose mapping the recorder has not seen yet (dlopen).
+    w.push_sample(10, 7, 0, &[ip], &[]).unwrap();
+    w.flush_chunk().unwrap();
+    // Chunk 1: the mapping arrives, and a second stack through the probe's caller.
+    w.push_mapping(mapping.clone()).unwrap();
+    w.push_sample(20, 7, 0, &[ip + 1, ip], &[]).unwrap();
+    w.flush_chunk().unwrap();
+    let analyses = live_analyses(w.finish().unwrap());
+    // Two chunks, and the one that closes the capture.
+    assert_eq!(analyses.len(), 3);
+    let first = &analyses[0];
+    let frames = first.symbols.stack(&first.model, first.model.samples[0].stack);
+    assert!(frames[0].function.starts_with("[unknown"), "{frames:?}");
+    let last = &analyses[2];
+    for sample in &last.model.samples {
+        let frames = last.symbols.stack(&last.model, sample.stack);
+        assert!(frames[0].function.ends_with("inner_probe"), "{frames:?}");
+    }
+    // Names made by the two updates are one allocation: views compare them by pointer.
+    let names: Vec<_> = last
+        .model
+        .samples
+        .iter()
+        .map(|s| last.symbols.stack(&last.model, s.stack)[0].function.clone())
+        .collect();
+    assert!(std::sync::Arc::ptr_eq(&names[0], &names[1]));
+    // Each address looked up once: two leaves and one caller, however many updates.
+    assert_eq!(last.symbols.objects[0].addresses, 3);
+}

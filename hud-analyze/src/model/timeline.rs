@@ -623,4 +623,38 @@ mod tests {
         let per = t.heap_bytes() as f64 / rows.len() as f64;
         assert!(per < 5.2, "{per} bytes per transition");
     }
+
+    #[test]
+    fn forgetting_old_blocks_keeps_every_answer_after_the_cut() {
+        // 5000 transitions, 1 µs apart: about five blocks.
+        let states = [State::OnCpu, State::Sleeping, State::OnCpu, State::Runnable];
+        let rows: Vec<(u64, State)> = (0..5000u64)
+            .map(|i| (1_000 + i * 1_000, states[i as usize % 4]))
+            .collect();
+        let end = 6_000_000;
+        let whole = timeline(&rows, 0, end);
+        let mut kept = timeline(&rows, 0, end);
+        // A clone taken before shares the blocks and must not change.
+        let before = kept.clone();
+        let cut = 2_500_500;
+        let forgotten = kept.forget_before(cut);
+        assert!(forgotten >= 2048, "{forgotten}");
+        assert_eq!(kept.len(), 5000 - forgotten);
+        for (from, to) in [(cut, end), (cut, 3_000_000), (4_000_123, 5_555_555)] {
+            assert_eq!(kept.totals(from, to), whole.totals(from, to), "{from}..{to}");
+            assert_eq!(
+                kept.spans(from, to).collect::<Vec<_>>(),
+                whole.spans(from, to).collect::<Vec<_>>()
+            );
+        }
+        assert_eq!(kept.state_at(cut), whole.state_at(cut));
+        assert_eq!(before.totals(0, end), whole.totals(0, end));
+        // New transitions after forgetting land and seal as usual.
+        kept.push(end + 10, State::Sleeping);
+        kept.seal(end + 1_000);
+        let mut grown = timeline(&rows, 0, end);
+        grown.push(end + 10, State::Sleeping);
+        grown.seal(end + 1_000);
+        assert_eq!(kept.totals(cut, end + 1_000), grown.totals(cut, end + 1_000));
+    }
 }

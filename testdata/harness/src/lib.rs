@@ -1,6 +1,11 @@
 //! What hud's end-to-end suites share, once: where the built binaries are, whether eBPF tests can
 //! run here (they fail instead of skipping under `HUD_REQUIRE_EBPF=1`, as in CI), the demo
-//! workload as a guard that kills it, and the demo's ground-truth lines.
+//! workload as a guard that kills it, the demo's ground-truth lines, and a terminal (tmux) to drive
+//! the cockpit in.
+
+mod tmux;
+
+pub use tmux::Tmux;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
