@@ -38,6 +38,7 @@ pub struct Stream {
 /// Opens the capture at `path`, or standard input for `-`, and checks its header.
 pub fn open(path: &Path) -> Result<Opened, AnalyzeError> {
     if path.as_os_str() == "-" {
+        crate::live::enlarge_pipe(0);
         open_stream(Box::new(std::io::stdin()))
     } else {
         Ok(Opened::File(Capture::open(path)?))

@@ -257,7 +257,7 @@ fn live_analyses(bytes: Vec<u8>) -> Vec<std::sync::Arc<Analysis>> {
     for feed in rx {
         match feed {
             Feed::Frame(frame) => {
-                let chunk = frame.kind == hud_format::frame::FrameKind::Chunk;
+                let chunk = frame.kind() == hud_format::frame::FrameKind::Chunk;
                 live.push(frame).unwrap();
                 if chunk {
                     out.push(live.analyze(&Silent).unwrap());

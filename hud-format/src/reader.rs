@@ -637,6 +637,13 @@ impl<R: Read> FrameStream<R> {
 
     /// The next frame, or `None` at the end of the stream (see [`FrameStream::ending`]).
     pub fn next_frame(&mut self) -> Result<Option<StreamFrame>, Error> {
+        self.next_raw()?.map(RawFrame::decode).transpose()
+    }
+
+    /// The next frame as stored (checked, not decompressed), or `None` at the end of the stream.
+    /// A reader that must keep up with a writer (a live pipe) reads with this and decodes
+    /// elsewhere.
+    pub fn next_raw(&mut self) -> Result<Option<RawFrame>, Error> {
         if self.ending.is_some() {
             return Ok(None);
         }
@@ -662,17 +669,39 @@ impl<R: Read> FrameStream<R> {
             });
             return Ok(None);
         }
-        let payload = decode_stored(&stored, &header, self.offset)?;
-        let frame = StreamFrame {
+        let frame = RawFrame {
             offset: self.offset,
-            kind: header.kind,
-            payload,
+            header,
+            stored,
         };
-        self.offset += (FRAME_HEADER_LEN + stored.len()) as u64;
+        self.offset += (FRAME_HEADER_LEN + frame.stored.len()) as u64;
         if header.kind == FrameKind::Index {
             self.ending = Some(Ending::Clean);
         }
         Ok(Some(frame))
+    }
+}
+
+/// A frame read from a stream, still compressed.
+pub struct RawFrame {
+    pub offset: u64,
+    header: FrameHeader,
+    stored: Vec<u8>,
+}
+
+impl RawFrame {
+    pub fn kind(&self) -> FrameKind {
+        self.header.kind
+    }
+
+    /// Checks and decompresses the payload.
+    pub fn decode(self) -> Result<StreamFrame, Error> {
+        let payload = decode_stored(&self.stored, &self.header, self.offset)?;
+        Ok(StreamFrame {
+            offset: self.offset,
+            kind: self.header.kind,
+            payload,
+        })
     }
 }
 

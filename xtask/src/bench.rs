@@ -5,6 +5,8 @@
 //!   `perf report`, with peak RSS and a window query.
 //! - `tui`: the cockpit on a headless terminal: first frame, complete panels, redraw, window change.
 //! - `export`: each export format on 1 M samples + 5 M switches: time and size.
+//! - `live`: the live cockpit in tmux: event-to-screen latency, the viewer's CPU, its memory on
+//!   a storm over `--seconds`, and the flush interval's cost in size (see `bench_live`).
 //! - `record`: the recorder against `perf record` on the same workload, alternating runs so the
 //!   shared machine's noise hits all of them alike, and reporting ratios:
 //!   demo throughput alone / under hud-record / under `perf record -g`; hud-record's own CPU and
@@ -28,7 +30,8 @@ pub fn run(which: &str, seconds: u32, rounds: u32) -> Result<()> {
         "analyze" => analyze(seconds),
         "tui" => tui(seconds),
         "export" => export(seconds),
-        other => bail!("unknown benchmark `{other}` (format, record, analyze, tui, export)"),
+        "live" => crate::bench_live::live(seconds),
+        other => bail!("unknown benchmark `{other}` (format, record, analyze, tui, export, live)"),
     }
 }
 
@@ -153,7 +156,7 @@ fn record(seconds: u32, rounds: u32) -> Result<()> {
     Ok(())
 }
 
-fn start_demo(seconds: u32) -> Result<Child> {
+pub(crate) fn start_demo(seconds: u32) -> Result<Child> {
     Command::new(demo_binary())
         .args(["--busy", "--seconds", &seconds.to_string()])
         .stdout(Stdio::piped())

@@ -8,6 +8,7 @@
 //! - `fuzz`: the capture reader under cargo-fuzz (not in CI).
 
 mod bench;
+mod bench_live;
 mod build;
 mod demo;
 mod setup;
@@ -39,7 +40,8 @@ enum Task {
     Test,
     /// Benchmarks: `format` (criterion), `record` (overhead, size and capacity vs perf),
     /// `analyze` (report speed and memory vs perf report), `tui` (the cockpit, headless),
-    /// `export` (each format, time and size).
+    /// `export` (each format, time and size), `live` (the live cockpit: latency, CPU, memory on a
+    /// storm for --seconds, flush-interval cost).
     Bench {
         #[arg(default_value = "format")]
         which: String,

@@ -138,11 +138,21 @@ impl Findings {
 
 impl Analysis {
     /// Classifies the threads, detects blocking and diagnoses the capture.
-    pub fn new(options: Options, mut model: Model, symbols: Symbols) -> Self {
+    pub fn new(options: Options, model: Model, symbols: Symbols) -> Self {
         // One cache of frame facts for both passes.
-        let cls = frames::Classifier::default();
-        classify::classify(&mut model, &symbols, &cls);
-        let detection = detect::detect(&model, &symbols, options.thresholds, &cls);
+        Self::with_classifier(options, model, symbols, &frames::Classifier::default())
+    }
+
+    /// The same with a classifier that outlives this analysis: a live view makes a new analysis
+    /// four times a second from the same symbols, and its frames' facts are already known.
+    pub fn with_classifier(
+        options: Options,
+        mut model: Model,
+        symbols: Symbols,
+        cls: &frames::Classifier,
+    ) -> Self {
+        classify::classify(&mut model, &symbols, cls);
+        let detection = detect::detect(&model, &symbols, options.thresholds, cls);
         let diagnostics = diagnostics::diagnose(&model, &symbols);
         Analysis {
             options,

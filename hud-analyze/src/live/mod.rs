@@ -18,10 +18,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hud_format::frame::FrameKind;
-use hud_format::reader::{assemble_objects, Ending, FrameStream, StreamFrame};
+use hud_format::reader::{assemble_objects, Ending, FrameStream, RawFrame};
 use hud_format::types::{Header, ObjectPart};
 
 use crate::analysis::earlier::Earlier;
+use crate::analysis::frames::Classifier;
 use crate::analysis::{Analysis, Options, Window};
 use crate::error::AnalyzeError;
 use crate::model::builder::ModelBuilder;
@@ -36,7 +37,9 @@ pub const DEFAULT_WINDOW: Duration = Duration::from_secs(120);
 
 /// What the reader thread sends.
 pub enum Feed {
-    Frame(StreamFrame),
+    /// A frame as read: the reader only reads, so that it keeps up with the writer; the frame
+    /// is decompressed by whoever takes it.
+    Frame(RawFrame),
     /// The capture ended, and how (cleanly closed, or cut: the recorder was killed or is gone).
     End(Ending),
     Failed(AnalyzeError),
@@ -54,7 +57,9 @@ pub fn open_follow(path: &Path) -> Result<Opened, AnalyzeError> {
 }
 
 /// Starts a thread that reads every frame of `stream` and sends it through `to`, wrapped by
-/// `wrap`, never waiting for the receiver. Returns the capture's header and format version.
+/// `wrap`, never waiting for the receiver. It only reads (no decompression), and a pipe it reads
+/// is enlarged: a writer that finds the pipe full waits, and a recorder that waits loses events.
+/// Returns the capture's header and format version.
 pub fn spawn_reader<T: Send + 'static>(
     stream: Stream,
     to: Sender<T>,
@@ -65,7 +70,7 @@ pub fn spawn_reader<T: Send + 'static>(
     std::thread::Builder::new()
         .name("hud-reader".into())
         .spawn(move || loop {
-            let feed = match frames.next_frame() {
+            let feed = match frames.next_raw() {
                 Ok(Some(frame)) => Feed::Frame(frame),
                 Ok(None) => Feed::End(frames.ending().cloned().unwrap_or(Ending::Unclosed)),
                 Err(e) => Feed::Failed(e.into()),
@@ -91,6 +96,8 @@ pub struct Live<'a> {
     ending: Option<Ending>,
     /// Frames taken in since the last analysis.
     news: usize,
+    /// Facts of frames, by interned name: the symbolizer keeps every name for the session.
+    classifier: Classifier,
 }
 
 impl<'a> Live<'a> {
@@ -111,11 +118,13 @@ impl<'a> Live<'a> {
             parts: Vec::new(),
             ending: None,
             news: 0,
+            classifier: Classifier::default(),
         }
     }
 
     /// Takes in one frame.
-    pub fn push(&mut self, frame: StreamFrame) -> Result<(), AnalyzeError> {
+    pub fn push(&mut self, frame: RawFrame) -> Result<(), AnalyzeError> {
+        let frame = frame.decode()?;
         match frame.kind {
             FrameKind::Chunk => self.builder.push_chunk(frame.into_chunk()?.get()),
             FrameKind::Object => {
@@ -189,11 +198,43 @@ impl<'a> Live<'a> {
         if let Some(e) = symbols.mismatches.first() {
             return Err(AnalyzeError::WrongBinary(e.clone()));
         }
-        Ok(Arc::new(Analysis::new(
+        Ok(Arc::new(Analysis::with_classifier(
             self.options.clone(),
             model,
             symbols.clone(),
+            &self.classifier,
         )))
+    }
+}
+
+/// Lets the calling thread (and the threads it starts, such as a thread pool's) give way to
+/// others under contention: the analysis of a live capture may lag, the recorder on the same
+/// machine and the reader draining its pipe must not.
+pub fn yield_to_the_recorder() {
+    // SAFETY: setpriority on this thread's own id; failing only leaves the priority as it was.
+    unsafe {
+        let tid = libc::gettid();
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 10);
+    }
+}
+
+/// Enlarges the pipe on `fd`, when it is one, to what this process may ask for: a writer (the
+/// recorder) then rarely finds it full. Returns the pipe's size, or `None` for anything else.
+pub fn enlarge_pipe(fd: std::os::fd::RawFd) -> Option<usize> {
+    // SAFETY: a zeroed stat is a valid buffer for fstat to fill.
+    let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fstat on a descriptor we were given, into our buffer.
+    if unsafe { libc::fstat(fd, &mut stat) } != 0 || stat.st_mode & libc::S_IFMT != libc::S_IFIFO {
+        return None;
+    }
+    let most = std::fs::read_to_string("/proc/sys/fs/pipe-max-size")
+        .ok()
+        .and_then(|s| s.trim().parse::<i32>().ok())
+        .unwrap_or(1 << 20);
+    // SAFETY: F_SETPIPE_SZ / F_GETPIPE_SZ on a pipe; a refusal leaves it as it was.
+    unsafe {
+        libc::fcntl(fd, libc::F_SETPIPE_SZ, most);
+        usize::try_from(libc::fcntl(fd, libc::F_GETPIPE_SZ)).ok()
     }
 }
 

@@ -313,6 +313,43 @@ impl Timeline {
         self.totals_until(to).minus(self.totals_until(from))
     }
 
+    /// The totals of each span between consecutive `edges` (increasing): one pass over the
+    /// transitions from the first edge to the last, where a [`Timeline::totals`] per span would
+    /// search and partly scan a block for each (a timeline lane has one span per column).
+    pub fn totals_between(&self, edges: &[u64]) -> Vec<Totals> {
+        let clamp = |t: u64| t.clamp(self.start, self.end.max(self.start));
+        let Some(&first) = edges.first() else {
+            return Vec::new();
+        };
+        let first = clamp(first);
+        let last = clamp(*edges.last().unwrap_or(&first));
+        let mut running = self.totals_until(first);
+        let mut state = self.state_at(first);
+        let mut at = first;
+        let mut transitions = self
+            .transitions(first.saturating_add(1), last.saturating_add(1))
+            .peekable();
+        let mut out = Vec::with_capacity(edges.len().saturating_sub(1));
+        let mut previous = running;
+        for &edge in &edges[1..] {
+            let edge = clamp(edge).max(at);
+            while let Some(&(t, s)) = transitions.peek() {
+                if t > edge {
+                    break;
+                }
+                running.add(state, t - at);
+                at = t;
+                state = s;
+                transitions.next();
+            }
+            running.add(state, edge - at);
+            at = edge;
+            out.push(running.minus(previous));
+            previous = running;
+        }
+        out
+    }
+
     /// Time in each state from the history's start until `t`.
     fn totals_until(&self, t: u64) -> Totals {
         let mut totals = Totals::default();
@@ -622,6 +659,23 @@ mod tests {
         let t = timeline(&rows, 0, 100_000_000);
         let per = t.heap_bytes() as f64 / rows.len() as f64;
         assert!(per < 5.2, "{per} bytes per transition");
+    }
+
+    #[test]
+    fn totals_between_edges_equal_totals_of_each_span() {
+        let states = [State::OnCpu, State::Sleeping, State::Runnable, State::OnCpu];
+        let rows: Vec<(u64, State)> = (0..3000u64)
+            .map(|i| (500 + i * 997 + (i % 7) * 13, states[i as usize % 4]))
+            .collect();
+        let t = timeline(&rows, 100, 3_100_000);
+        for edges in [
+            (0..=180u64).map(|c| c * 3_200_000 / 180).collect::<Vec<_>>(),
+            vec![0, 50, 100, 101, 2_000_000, 2_000_000, 5_000_000],
+            vec![1_000_000, 1_000_500],
+        ] {
+            let expected: Vec<Totals> = edges.windows(2).map(|w| t.totals(w[0], w[1])).collect();
+            assert_eq!(t.totals_between(&edges), expected, "{edges:?}");
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::sync::{Arc, OnceLock};
 use rayon::prelude::*;
 use typed_arena::Arena;
 
-use super::dwarf::{Prepared, Sections};
+use super::dwarf::{Context, Prepared, Sections};
 use super::objects::{locate_one, Embedded, Located, SearchPaths};
 use super::plan::{self, ObjectTable};
 use super::schedule::{self, Interner};
@@ -43,7 +43,15 @@ pub struct Symbolizer<'a> {
     symbols: Symbols,
     /// Nodes in no known mapping, with placeholders: looked up again when mappings arrive.
     unknown: Vec<(u32, bool)>,
+    /// addr2line contexts per object, kept between the small updates of a live capture.
+    contexts: Vec<Option<Option<Context<'a>>>>,
+    updates: usize,
 }
+
+/// An update after the first with fewer lookups than this runs on the calling thread with kept
+/// contexts: a live capture's steady trickle of new stack nodes. Larger ones (the first update,
+/// a finished capture) are spread over the pool.
+const SERIAL_LOOKUPS: usize = 4096;
 
 impl<'a> Symbolizer<'a> {
     pub fn new(
@@ -68,6 +76,8 @@ impl<'a> Symbolizer<'a> {
                 warnings: Vec::new(),
             },
             unknown: Vec::new(),
+            contexts: Vec::new(),
+            updates: 0,
         }
     }
 
@@ -138,14 +148,26 @@ impl<'a> Symbolizer<'a> {
         let items = schedule::work_items(&prepared, wanted.per_object);
         laps.lap("units");
         observer.phase(Phase::Symbolizing, Some(lookups as u64));
-        let with_line = schedule::resolve(
-            &prepared,
-            &self.table.objects,
-            &items,
-            &self.symbols,
-            &self.strings,
-            observer,
-        );
+        let with_line = if self.updates > 0 && lookups < SERIAL_LOOKUPS {
+            schedule::resolve_serial(
+                &prepared,
+                &self.table.objects,
+                &items,
+                &self.symbols,
+                &self.strings,
+                &mut self.contexts,
+            )
+        } else {
+            schedule::resolve(
+                &prepared,
+                &self.table.objects,
+                &items,
+                &self.symbols,
+                &self.strings,
+                observer,
+            )
+        };
+        self.updates += 1;
         for (info, with_line) in self.symbols.objects.iter_mut().zip(with_line) {
             info.with_line += with_line;
         }

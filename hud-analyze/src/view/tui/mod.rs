@@ -49,8 +49,9 @@ impl From<std::convert::Infallible> for TuiError {
 
 /// How often the screen is redrawn while the capture loads (progress moves).
 const LOADING_TICK: Duration = Duration::from_millis(100);
-/// How often a live screen is redrawn at least (its age moves).
-const LIVE_REDRAW: Duration = Duration::from_millis(250);
+/// How often a live screen is redrawn at least, for its age, when no analysis arrived (each new
+/// analysis is drawn at once, at most every 250 ms).
+const LIVE_REDRAW: Duration = Duration::from_secs(1);
 
 /// Runs the cockpit on an opened capture until the user quits. The terminal is restored on every
 /// way out, panics included (`ratatui::try_init` installs the hook).

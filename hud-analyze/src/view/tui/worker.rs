@@ -115,6 +115,7 @@ impl Worker {
         std::thread::Builder::new()
             .name("hud-analysis".into())
             .spawn(move || {
+                live::yield_to_the_recorder();
                 let arenas = Arenas::default();
                 let live = Live::new(&arenas, header, version, options, window);
                 if let Err(e) = follow(live, &incoming, &publish, &*observer) {

@@ -105,9 +105,13 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, state: &State, s: &Snapshot, t
             format!("{name:.7} {tid}"),
             width = LABEL as usize
         ))];
+        let edges: Vec<u64> = std::iter::once(bounds(0).0)
+            .chain((0..columns).map(|c| bounds(c).1))
+            .collect();
+        let per_column = thread.timeline.totals_between(&edges);
         for c in 0..columns {
             let (t0, t1) = bounds(c);
-            let totals = thread.timeline.totals(t0, t1);
+            let totals = per_column[c as usize];
             let len = (t1 - t0).max(1) as f64;
             let on = totals.on_cpu as f64 / len;
             let waiting = totals.runnable as f64 / len;
