@@ -96,7 +96,11 @@ fn one_command_records_and_shows_the_live_cockpit() {
         .arg(&capture)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("sleepy_handler"), "{text}");
     assert!(!text.contains("not closed cleanly"), "{text}");
@@ -207,4 +211,31 @@ fn under_sudo_the_viewer_runs_as_the_invoking_user() {
     tmux.keys(&["q"]);
     let after = tmux.wait_for("the exit", exited);
     assert!(after.contains("EXIT=0"), "{after}");
+}
+
+#[test]
+fn live_without_the_analyzer_says_where_it_looked() {
+    let _serial = serial();
+    if !ready() {
+        return;
+    }
+    // A recorder copied alone onto a box, with no hud-analyze beside it or on PATH.
+    let dir = tempfile::tempdir().unwrap();
+    let lonely = dir.path().join("hud-record");
+    std::fs::copy(record_binary(), &lonely).unwrap();
+    let demo = Demo::start(10.0, &[]);
+    let out = Command::new(&lonely)
+        .args(["--pid", &demo.pid().to_string(), "--live", "-o"])
+        .arg(dir.path().join("never.hudcap"))
+        .env("PATH", "/usr/bin:/bin")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("--live needs the hud-analyze binary"), "{err}");
+    assert!(
+        err.contains(&dir.path().join("hud-analyze").display().to_string()),
+        "{err}"
+    );
+    assert!(!dir.path().join("never.hudcap").exists());
 }

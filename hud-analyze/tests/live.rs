@@ -14,7 +14,9 @@ use hud_format::reader::Capture;
 use support::*;
 
 /// (count, total ns) per blocker, by kind and function.
-fn by_function(blockers: &[hud_analyze::analysis::detect::Blocker]) -> BTreeMap<String, (usize, u64)> {
+fn by_function(
+    blockers: &[hud_analyze::analysis::detect::Blocker],
+) -> BTreeMap<String, (usize, u64)> {
     blockers
         .iter()
         .map(|b| {
@@ -29,12 +31,16 @@ fn by_function(blockers: &[hud_analyze::analysis::detect::Blocker]) -> BTreeMap<
 #[test]
 fn forgetting_the_oldest_detail_keeps_the_session_totals_exact() {
     let (bytes, addresses) = busy_service().finish();
-    let model = load_file(&Capture::from_bytes(bytes).unwrap()).unwrap().model;
+    let model = load_file(&Capture::from_bytes(bytes).unwrap())
+        .unwrap()
+        .model;
     let by_address: std::collections::HashMap<u64, _> =
         addresses.into_iter().map(|(f, a)| (a, f)).collect();
     // One symbol set for both analyses, as the live symbolizer keeps one for the session:
     // blockers are matched across analyses by their interned names.
-    let symbols = Symbols::from_resolver(&model, |a| by_address.get(&a).cloned().into_iter().collect());
+    let symbols = Symbols::from_resolver(&model, |a| {
+        by_address.get(&a).cloned().into_iter().collect()
+    });
     let whole = Analysis::new(Options::default(), model.clone(), symbols.clone());
 
     // Forget the first half, at a time no long poll spans (busy_service's polls run in the first
@@ -57,7 +63,10 @@ fn forgetting_the_oldest_detail_keeps_the_session_totals_exact() {
     );
     let expected = whole.findings(Window::ALL, RANKING);
 
-    assert_eq!(by_function(&session.blockers), by_function(&expected.blockers));
+    assert_eq!(
+        by_function(&session.blockers),
+        by_function(&expected.blockers)
+    );
     assert!(session.blockers.iter().any(|b| b.forgotten.count > 0));
     assert_eq!(session.hotspots.samples, expected.hotspots.samples);
     let top = |h: &hud_analyze::analysis::hotspots::Hotspots| {

@@ -297,7 +297,9 @@ fn a_live_capture_symbolizes_each_new_node_once_and_late_mappings_replace_placeh
     // Two chunks, and the one that closes the capture.
     assert_eq!(analyses.len(), 3);
     let first = &analyses[0];
-    let frames = first.symbols.stack(&first.model, first.model.samples[0].stack);
+    let frames = first
+        .symbols
+        .stack(&first.model, first.model.samples[0].stack);
     assert!(frames[0].function.starts_with("[unknown"), "{frames:?}");
     let last = &analyses[2];
     for sample in &last.model.samples {

@@ -179,3 +179,72 @@ fn no_color_means_no_colour() {
         assert_eq!(style.bg, None);
     }
 }
+
+/// A live snapshot of `s`: ended (so the badge does not depend on the clock) or not.
+fn live(s: Synth, ended: Option<hud_format::reader::Ending>, earlier: u64) -> Snapshot {
+    let mut snapshot = snapshot(s);
+    snapshot.live = Some(hud_analyze::view::tui::snapshot::LiveInfo {
+        ended,
+        accumulated: false,
+        received_at: std::time::Instant::now(),
+        earlier,
+    });
+    snapshot
+}
+
+#[test]
+fn a_live_screen_says_live_paused_or_ended() {
+    let following = live(busy_service(), None, 0);
+    let mut state = state_for(&following);
+    let out = screen((120, 40), &state, Some(&following));
+    assert!(out.contains("● LIVE "), "{out}");
+    // The synthetic capture is from another boot: its age is the time since the last frame.
+    assert!(out.contains("● LIVE 0.0 s"), "{out}");
+    state.update(key(KeyCode::Char(' ')), &following.rows(&state));
+    assert!(state.paused);
+    let out = screen((120, 40), &state, Some(&following));
+    assert!(out.contains("‖ PAUSED"), "{out}");
+
+    let ended = live(
+        busy_service(),
+        Some(hud_format::reader::Ending::Unclosed),
+        30_000_000_000,
+    );
+    let state = state_for(&ended);
+    let out = screen((120, 40), &state, Some(&ended));
+    assert!(out.contains("■ ENDED"), "{out}");
+    assert!(out.contains("in detail"), "{out}");
+    insta::assert_snapshot!(out.lines().take(3).collect::<Vec<_>>().join("\n"));
+}
+
+#[test]
+fn a_live_state_follows_the_growing_recording() {
+    const S: u64 = 1_000_000_000;
+    let mut state = State::new(0, 10 * S);
+    state.cursor = 10 * S;
+    // Showing everything and the cursor at the end: both follow the end.
+    state.rebound(0, 12 * S);
+    assert_eq!((state.view, state.cursor), ((0, 12 * S), 12 * S));
+    // Zoomed in: the same span stays where it was, inside the new bounds.
+    state.view = (2 * S, 4 * S);
+    state.cursor = 3 * S;
+    state.rebound(S, 14 * S);
+    assert_eq!((state.view, state.cursor), ((2 * S, 4 * S), 3 * S));
+    // The oldest detail forgotten past the view: it moves inside.
+    state.rebound(5 * S, 16 * S);
+    assert_eq!((state.view, state.cursor), ((5 * S, 7 * S), 5 * S));
+    // A window entirely forgotten is dropped: the panels show everything again.
+    state.window = Window { from: S, to: 2 * S };
+    state.rebound(6 * S, 17 * S);
+    assert_eq!(state.window, Window::ALL);
+    // `a` asks for the whole session, again for the window of detail.
+    let rows = Default::default();
+    assert_eq!(
+        state.update(key(KeyCode::Char('a')), &rows),
+        Action::Accumulated(true)
+    );
+    assert_eq!(
+        state.update(key(KeyCode::Char('a')), &rows),
+        Action::Accumulated(false)
+    );
+}

@@ -37,6 +37,12 @@ fn run(args: &cli::Args) -> error::Result<()> {
         Some(p) => Destination::File(p.to_path_buf()),
         None => Destination::File(format!("hud-{}.hudcap", target.pid).into()),
     };
+    // Found before anything is attached, so a missing analyzer is reported at once.
+    let viewer = if args.live {
+        Some(viewer::locate()?)
+    } else {
+        None
+    };
     if args.live {
         if matches!(dest, Destination::Stdout) {
             return Err(error::RecordError::Other(
@@ -62,7 +68,7 @@ fn run(args: &cli::Args) -> error::Result<()> {
             ""
         }
     );
-    let summary = session::record(args, &target, &dest)?;
+    let summary = session::record(args, &target, &dest, viewer.as_deref())?;
     let why = match summary.reason {
         StopReason::Signal => "stopped",
         StopReason::Duration => "done",

@@ -64,14 +64,15 @@ fn write_error(e: hud_format::Error) -> RecordError {
     ))
 }
 
-pub fn record(args: &Args, target: &ProcessInfo, dest: &Destination) -> Result<Summary> {
+/// Records `target` into `dest`; with `viewer` (the hud-analyze binary, `--live`), the cockpit
+/// follows the capture in this terminal.
+pub fn record(
+    args: &Args,
+    target: &ProcessInfo,
+    dest: &Destination,
+    viewer: Option<&Path>,
+) -> Result<Summary> {
     crate::privileges::check()?;
-    // Found before anything is attached, so a missing analyzer is reported at once.
-    let viewer_binary = if args.live {
-        Some(crate::viewer::locate()?)
-    } else {
-        None
-    };
     let tracefs = tracefs::locate()?;
     let offsets = tracefs::offsets(&tracefs);
     let cpus = aya::util::online_cpus()
@@ -146,7 +147,7 @@ pub fn record(args: &Args, target: &ProcessInfo, dest: &Destination) -> Result<S
     };
     // The first chunk carries the threads and mappings: the viewer starts with something.
     drain.writer.flush_chunk().map_err(write_error)?;
-    let mut viewer = match (&viewer_binary, dest) {
+    let mut viewer = match (viewer, dest) {
         (Some(binary), Destination::File(path)) => {
             Some(crate::viewer::Viewer::spawn(binary, path, &[])?)
         }

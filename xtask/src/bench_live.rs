@@ -74,7 +74,9 @@ struct Session(String);
 
 impl Session {
     fn start(name: &str, command: &str) -> Result<Self> {
-        let _ = Command::new("tmux").args(["kill-session", "-t", name]).status();
+        let _ = Command::new("tmux")
+            .args(["kill-session", "-t", name])
+            .status();
         sh(Command::new("tmux")
             .args(["new-session", "-d", "-s", name, "-x", "180", "-y", "48"])
             .arg(command))?;
@@ -96,14 +98,18 @@ impl Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
-        let _ = Command::new("tmux").args(["kill-session", "-t", &self.0]).status();
+        let _ = Command::new("tmux")
+            .args(["kill-session", "-t", &self.0])
+            .status();
     }
 }
 
 /// The count column of the sleepy_handler blocker.
 fn sleepy_count(screen: &str) -> Option<u64> {
     let row = screen.lines().find(|l| l.contains("sleepy_handler"))?;
-    let mut words = row.split_whitespace().skip_while(|w| !w.contains("main.rs:"));
+    let mut words = row
+        .split_whitespace()
+        .skip_while(|w| !w.contains("main.rs:"));
     words.next()?;
     words.next()?.parse().ok()
 }
@@ -169,7 +175,10 @@ fn latency_and_cpu(dir: &Path, seconds: u32) -> Result<(Vec<f64>, f64, f64)> {
     let started = Instant::now();
     while sleepy_count(&session.screen()).is_none() {
         if started.elapsed() > Duration::from_secs(20) {
-            bail!("the cockpit showed no sleepy_handler in 20 s:\n{}", session.screen());
+            bail!(
+                "the cockpit showed no sleepy_handler in 20 s:\n{}",
+                session.screen()
+            );
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -221,7 +230,9 @@ fn latency_and_cpu(dir: &Path, seconds: u32) -> Result<(Vec<f64>, f64, f64)> {
         .iter()
         .filter(|e| {
             e["ph"] == "X"
-                && e["name"].as_str().is_some_and(|n| n.contains("sleepy_handler"))
+                && e["name"]
+                    .as_str()
+                    .is_some_and(|n| n.contains("sleepy_handler"))
         })
         .filter_map(|e| {
             let ts = e["ts"].as_f64()?;
@@ -257,7 +268,13 @@ fn flush_cost(dir: &Path, interval: &str, seconds: u32) -> Result<(u64, usize)> 
     let out = dir.join(format!("flush-{interval}.hudcap"));
     sh(Command::new(release_binary("hud-record"))
         .args(["--pid", &demo.id().to_string(), "-q", "--force"])
-        .args(["--duration", &seconds.to_string(), "--flush-interval", interval, "-o"])
+        .args([
+            "--duration",
+            &seconds.to_string(),
+            "--flush-interval",
+            interval,
+            "-o",
+        ])
         .arg(&out))?;
     let _ = demo.kill();
     let _ = demo.wait();
@@ -270,13 +287,17 @@ fn flush_cost(dir: &Path, interval: &str, seconds: u32) -> Result<(u64, usize)> 
     Ok((std::fs::metadata(&out)?.len(), chunks))
 }
 
-/// The viewer's RSS (KiB) every 30 s over `seconds` of a storm read through a pipe, the records
-/// the recorder lost, and the switches it recorded.
+/// The viewer's RSS (KiB) at (seconds into the run), the records the recorder lost, and the
+/// switches it recorded.
+type StormRun = (Vec<(f64, u64)>, u64, u64);
+
+/// The viewer's RSS every 30 s over `seconds` of a storm read through a pipe, the records the
+/// recorder lost, and the switches it recorded.
 ///
 /// The storm runs in the same terminal session as the recorder: started from another session
 /// (another scheduler autogroup) the recorder is starved under a storm and loses most records
 /// even into `cat` (88 % in a 10 s trial), which would hide what the viewer does.
-fn storm_memory(seconds: u32) -> Result<(Vec<(f64, u64)>, u64, u64)> {
+fn storm_memory(seconds: u32) -> Result<StormRun> {
     let log = root().join("target/bench-live/storm-recorder.log");
     let session = Session::start(
         "hud-bench-storm",
@@ -294,9 +315,10 @@ fn storm_memory(seconds: u32) -> Result<(Vec<(f64, u64)>, u64, u64)> {
     let started = Instant::now();
     let mut curve = Vec::new();
     while started.elapsed() < Duration::from_secs(u64::from(seconds)) {
-        std::thread::sleep(Duration::from_secs(30).min(
-            Duration::from_secs(u64::from(seconds)).saturating_sub(started.elapsed()),
-        ));
+        std::thread::sleep(
+            Duration::from_secs(30)
+                .min(Duration::from_secs(u64::from(seconds)).saturating_sub(started.elapsed())),
+        );
         let rss = rss_kib(viewer).context("the viewer is gone")?;
         curve.push((started.elapsed().as_secs_f64(), rss));
         eprintln!(

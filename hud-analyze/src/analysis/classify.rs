@@ -10,7 +10,8 @@ use crate::symbols::Symbols;
 pub fn classify(model: &mut Model, symbols: &Symbols, cls: &Classifier) {
     let mut votes: HashMap<u32, [u32; 3]> = HashMap::default();
     // Per stack id: not seen yet (None), or the role its frames vote for.
-    let mut cache: Vec<Option<Option<usize>>> = vec![None; model.stacks.len() + 1];
+    let mut cache = cls.stack_votes.borrow_mut();
+    cache.resize(model.stacks.len() + 1, None);
     let stacks = model
         .samples
         .iter()

@@ -160,9 +160,14 @@ pub mod flags {
     pub const BLOCKING_POOL: u8 = 64;
 }
 
+/// Facts of frames, cached by interned name and file. A live view keeps one for the session
+/// (names stay interned for the whole session, and stack ids keep their meaning), so it also
+/// keeps the role each stack votes for.
 #[derive(Default)]
 pub struct Classifier {
     cache: std::cell::RefCell<rustc_hash::FxHashMap<(usize, usize, bool), u8>>,
+    /// Per stack id: not seen yet (None), or the role index its frames vote for.
+    pub(crate) stack_votes: std::cell::RefCell<Vec<Option<Option<usize>>>>,
 }
 
 impl Classifier {

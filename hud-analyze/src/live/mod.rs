@@ -194,6 +194,9 @@ impl<'a> Live<'a> {
             model.notices.insert(0, notice);
         }
         self.symbolizer.update(&model, observer);
+        if self.symbolizer.replaced_placeholders() {
+            self.classifier = Classifier::default();
+        }
         let symbols = self.symbolizer.symbols();
         if let Some(e) = symbols.mismatches.first() {
             return Err(AnalyzeError::WrongBinary(e.clone()));

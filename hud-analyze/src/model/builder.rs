@@ -17,6 +17,29 @@ use super::{Model, OffCpu, Sample, State, Thread};
 pub struct ModelBuilder {
     model: Model,
     expected_seq: u32,
+    /// Samples and off-CPU episodes sorted at the last seal (rows after them are new).
+    sorted_samples: usize,
+    sorted_off_cpu: usize,
+}
+
+/// Sorts `rows` by `key`. The first time (a whole capture) in parallel; after that only the rows
+/// pushed since are new, and a stable sort finds the sorted run before them and merges: a live
+/// view seals four times a second, and sorting every row again was 8 % of its CPU.
+fn sort_new_rows<T: Send, K: Ord>(
+    rows: &mut [T],
+    sorted: &mut usize,
+    key: impl Fn(&T) -> K + Sync,
+) {
+    if *sorted == rows.len() {
+        return;
+    }
+    if *sorted == 0 {
+        rows.par_sort_unstable_by_key(key);
+    } else {
+        rows[*sorted..].sort_unstable_by_key(&key);
+        rows.sort_by_key(key);
+    }
+    *sorted = rows.len();
 }
 
 impl ModelBuilder {
@@ -40,6 +63,8 @@ impl ModelBuilder {
                 counters: BTreeMap::new(),
             },
             expected_seq: 0,
+            sorted_samples: 0,
+            sorted_off_cpu: 0,
         }
     }
 
@@ -137,12 +162,8 @@ impl ModelBuilder {
 
     fn seal(&mut self) {
         let m = &mut self.model;
-        if !m.samples.is_sorted_by_key(|s| (s.tid, s.ts)) {
-            m.samples.par_sort_unstable_by_key(|s| (s.tid, s.ts));
-        }
-        if !m.off_cpu.is_sorted_by_key(|o| (o.tid, o.end)) {
-            m.off_cpu.par_sort_unstable_by_key(|o| (o.tid, o.end));
-        }
+        sort_new_rows(&mut m.samples, &mut self.sorted_samples, |s| (s.tid, s.ts));
+        sort_new_rows(&mut m.off_cpu, &mut self.sorted_off_cpu, |o| (o.tid, o.end));
         let end = m.end;
         for thread in m.threads.values_mut() {
             thread.timeline.seal(end);
@@ -151,7 +172,11 @@ impl ModelBuilder {
 
     /// Forgets the events before `t` (see [`Model::forget_before`]).
     pub fn forget_before(&mut self, t: u64) {
+        self.seal();
         self.model.forget_before(t);
+        // Forgetting keeps the order of what stays.
+        self.sorted_samples = self.model.samples.len();
+        self.sorted_off_cpu = self.model.off_cpu.len();
     }
 
     /// The finished model; `ending` says how the capture ended (its notice comes first).

@@ -669,7 +669,9 @@ mod tests {
             .collect();
         let t = timeline(&rows, 100, 3_100_000);
         for edges in [
-            (0..=180u64).map(|c| c * 3_200_000 / 180).collect::<Vec<_>>(),
+            (0..=180u64)
+                .map(|c| c * 3_200_000 / 180)
+                .collect::<Vec<_>>(),
             vec![0, 50, 100, 101, 2_000_000, 2_000_000, 5_000_000],
             vec![1_000_000, 1_000_500],
         ] {
@@ -695,7 +697,11 @@ mod tests {
         assert!(forgotten >= 2048, "{forgotten}");
         assert_eq!(kept.len(), 5000 - forgotten);
         for (from, to) in [(cut, end), (cut, 3_000_000), (4_000_123, 5_555_555)] {
-            assert_eq!(kept.totals(from, to), whole.totals(from, to), "{from}..{to}");
+            assert_eq!(
+                kept.totals(from, to),
+                whole.totals(from, to),
+                "{from}..{to}"
+            );
             assert_eq!(
                 kept.spans(from, to).collect::<Vec<_>>(),
                 whole.spans(from, to).collect::<Vec<_>>()
@@ -709,6 +715,9 @@ mod tests {
         let mut grown = timeline(&rows, 0, end);
         grown.push(end + 10, State::Sleeping);
         grown.seal(end + 1_000);
-        assert_eq!(kept.totals(cut, end + 1_000), grown.totals(cut, end + 1_000));
+        assert_eq!(
+            kept.totals(cut, end + 1_000),
+            grown.totals(cut, end + 1_000)
+        );
     }
 }

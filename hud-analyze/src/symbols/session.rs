@@ -46,6 +46,8 @@ pub struct Symbolizer<'a> {
     /// addr2line contexts per object, kept between the small updates of a live capture.
     contexts: Vec<Option<Option<Context<'a>>>>,
     updates: usize,
+    /// The last update looked up again nodes that had placeholders: stacks changed frames.
+    replaced: bool,
 }
 
 /// An update after the first with fewer lookups than this runs on the calling thread with kept
@@ -78,12 +80,19 @@ impl<'a> Symbolizer<'a> {
             unknown: Vec::new(),
             contexts: Vec::new(),
             updates: 0,
+            replaced: false,
         }
     }
 
     /// Adds objects embedded in the capture (they arrive before the chunks that need them).
     pub fn add_embedded(&mut self, objects: impl IntoIterator<Item = Embedded>) {
         self.embedded.extend(objects);
+    }
+
+    /// Whether the last update gave new frames to stacks that had placeholders (what was cached
+    /// about those stacks is stale).
+    pub fn replaced_placeholders(&self) -> bool {
+        self.replaced
     }
 
     /// The symbols so far.
@@ -119,6 +128,7 @@ impl<'a> Symbolizer<'a> {
             });
         }
         // Placeholders of addresses outside every mapping give way when mappings arrive.
+        self.replaced = new_objects > 0 && !self.unknown.is_empty();
         if new_objects > 0 {
             for (id, as_caller) in self.unknown.drain(..) {
                 self.symbols.table_mut(as_caller)[id as usize].take();

@@ -80,4 +80,3 @@ impl Drop for Tmux {
             .status();
     }
 }
-
