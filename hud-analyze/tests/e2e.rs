@@ -4,7 +4,6 @@
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::time::Duration;
 
 use hud_test_harness::{demo_binary, ebpf_ready, record_binary, serial, truth_line, Demo, Tmux};
 use serde_json::Value;
