@@ -234,8 +234,9 @@ fn parallel_symbolization_gives_the_serial_answer() {
     assert!(serial.symbols.objects[0].with_line > 0);
 }
 
-/// A capture's frames taken into a live analysis one by one, analyzed after each chunk.
-fn live_analyses(bytes: Vec<u8>) -> Vec<std::sync::Arc<Analysis>> {
+/// A capture's frames taken into a live analysis one by one, analyzed after each chunk (or after
+/// every frame).
+fn live_analyses(bytes: Vec<u8>, every_frame: bool) -> Vec<std::sync::Arc<Analysis>> {
     use hud_analyze::live::{spawn_reader, Feed, Live};
     use hud_analyze::symbols::Arenas;
     let source::Opened::Stream(stream) =
@@ -259,7 +260,7 @@ fn live_analyses(bytes: Vec<u8>) -> Vec<std::sync::Arc<Analysis>> {
             Feed::Frame(frame) => {
                 let chunk = frame.kind() == hud_format::frame::FrameKind::Chunk;
                 live.push(frame).unwrap();
-                if chunk {
+                if chunk || every_frame {
                     out.push(live.analyze(&Silent).unwrap());
                 }
             }
@@ -293,7 +294,7 @@ fn a_live_capture_symbolizes_each_new_node_once_and_late_mappings_replace_placeh
     w.push_mapping(mapping.clone()).unwrap();
     w.push_sample(20, 7, 0, &[ip + 1, ip], &[]).unwrap();
     w.flush_chunk().unwrap();
-    let analyses = live_analyses(w.finish().unwrap());
+    let analyses = live_analyses(w.finish().unwrap(), false);
     // Two chunks, and the one that closes the capture.
     assert_eq!(analyses.len(), 3);
     let first = &analyses[0];
@@ -316,4 +317,23 @@ fn a_live_capture_symbolizes_each_new_node_once_and_late_mappings_replace_placeh
     assert!(std::sync::Arc::ptr_eq(&names[0], &names[1]));
     // Each address looked up once: two leaves and one caller, however many updates.
     assert_eq!(last.symbols.objects[0].addresses, 3);
+}
+
+#[test]
+fn a_live_capture_waits_for_every_part_of_an_embedded_object() {
+    let ip = outer_probe();
+    let (mut mapping, exe) = own_mapping(ip);
+    // Padded past one frame's 32 MiB: the object comes in two parts, analyzed between them.
+    let mut bytes = std::fs::read(&exe).unwrap();
+    bytes.resize(bytes.len().max(40 << 20), 0);
+    mapping.path = "/gone/elsewhere/app".into();
+    let mut w = writer(&mapping, "/gone/elsewhere/app");
+    w.embed_object(&mapping.path, &mapping.build_id, &bytes)
+        .unwrap();
+    w.push_sample(10, 7, 0, &[ip], &[]).unwrap();
+    let analyses = live_analyses(w.finish().unwrap(), true);
+    let last = analyses.last().unwrap();
+    let frames = last.symbols.stack(&last.model, last.model.samples[0].stack);
+    assert!(frames[0].function.ends_with("inner_probe"), "{frames:?}");
+    assert_eq!(last.model.embedded_parts, 2);
 }

@@ -96,6 +96,7 @@ pub struct Live<'a> {
     ending: Option<Ending>,
     /// Frames taken in since the last analysis.
     news: usize,
+    chunks: usize,
     /// Facts of frames, by interned name: the symbolizer keeps every name for the session.
     classifier: Classifier,
 }
@@ -118,6 +119,7 @@ impl<'a> Live<'a> {
             parts: Vec::new(),
             ending: None,
             news: 0,
+            chunks: 0,
             classifier: Classifier::default(),
         }
     }
@@ -126,7 +128,10 @@ impl<'a> Live<'a> {
     pub fn push(&mut self, frame: RawFrame) -> Result<(), AnalyzeError> {
         let frame = frame.decode()?;
         match frame.kind {
-            FrameKind::Chunk => self.builder.push_chunk(frame.into_chunk()?.get()),
+            FrameKind::Chunk => {
+                self.builder.push_chunk(frame.into_chunk()?.get());
+                self.chunks += 1;
+            }
             FrameKind::Object => {
                 self.builder.note_embedded_part();
                 self.parts.push(frame.into_object_part()?);
@@ -162,8 +167,9 @@ impl<'a> Live<'a> {
     /// oldest part is analyzed once more, folded into the session's totals, and forgotten.
     pub fn analyze(&mut self, observer: &dyn Observer) -> Result<Arc<Analysis>, AnalyzeError> {
         self.news = 0;
-        if !self.parts.is_empty() {
-            // Objects come before the first chunk: the recorder embeds them at the start.
+        // An object may span several frames: assembled once the first chunk (which the recorder
+        // writes after every object) or the end has arrived, never half.
+        if !self.parts.is_empty() && (self.chunks > 0 || self.ending.is_some()) {
             let objects = assemble_objects(std::mem::take(&mut self.parts))?;
             self.symbolizer
                 .add_embedded(objects.into_iter().map(|o| Embedded {
