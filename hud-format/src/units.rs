@@ -46,7 +46,7 @@ mod tests {
             Duration::from_micros(1500)
         );
         assert!(parse_duration("fast").is_err());
-        assert!(parse_duration("1h").is_err());
+        assert!(parse_duration("1d").is_err());
         assert!(
             parse_duration("99999999999999999999999999s").is_err(),
             "overflow is an error, not a panic"
