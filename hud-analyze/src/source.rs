@@ -38,7 +38,9 @@ pub struct Stream {
 /// Opens the capture at `path`, or standard input for `-`, and checks its header.
 pub fn open(path: &Path) -> Result<Opened, AnalyzeError> {
     if path.as_os_str() == "-" {
-        crate::live::enlarge_pipe(0);
+        // What an unprivileged reader may ask for (pipe-max-size's default); the recorder, as
+        // root, may have made it larger already.
+        hud_format::pipe::enlarge(0, 1 << 20);
         open_stream(Box::new(std::io::stdin()))
     } else {
         Ok(Opened::File(Capture::open(path)?))

@@ -15,6 +15,8 @@ pub mod error;
 #[cfg(feature = "capture")]
 pub mod frame;
 #[cfg(feature = "capture")]
+pub mod pipe;
+#[cfg(feature = "capture")]
 pub mod types;
 #[cfg(feature = "capture")]
 pub mod units;

@@ -25,7 +25,7 @@ impl Destination {
 pub fn open(dest: &Destination, force: bool) -> Result<Box<dyn Write + Send>> {
     match dest {
         Destination::Stdout => {
-            enlarge_pipe(1);
+            hud_format::pipe::enlarge(1, PIPE_BYTES);
             Ok(Box::new(BufWriter::with_capacity(1 << 20, io::stdout())))
         }
         Destination::File(path) => {
@@ -36,29 +36,8 @@ pub fn open(dest: &Destination, force: bool) -> Result<Box<dyn Write + Send>> {
 }
 
 /// Pipe size asked for when standard output is a pipe: a few seconds of a context-switch storm's
-/// capture. A full pipe blocks the recorder, and a blocked recorder loses events; root may exceed
-/// /proc/sys/fs/pipe-max-size (1 MiB), others fall back to it.
-const PIPE_BYTES: i32 = 8 << 20;
-
-/// Enlarges the pipe on `fd`, when it is one.
-fn enlarge_pipe(fd: i32) {
-    // SAFETY: a zeroed stat is a valid buffer for fstat to fill.
-    let mut stat: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: fstat on a descriptor we were given, into our buffer.
-    if unsafe { libc::fstat(fd, &mut stat) } != 0 || stat.st_mode & libc::S_IFMT != libc::S_IFIFO {
-        return;
-    }
-    let fallback = fs::read_to_string("/proc/sys/fs/pipe-max-size")
-        .ok()
-        .and_then(|s| s.trim().parse::<i32>().ok())
-        .unwrap_or(1 << 20);
-    for size in [PIPE_BYTES, fallback] {
-        // SAFETY: F_SETPIPE_SZ on a pipe; a refusal leaves it as it was.
-        if unsafe { libc::fcntl(fd, libc::F_SETPIPE_SZ, size) } >= 0 {
-            return;
-        }
-    }
-}
+/// capture (root may exceed /proc/sys/fs/pipe-max-size, 1 MiB).
+const PIPE_BYTES: usize = 8 << 20;
 
 fn open_private(path: &Path, force: bool) -> Result<fs::File> {
     let mut options = OpenOptions::new();

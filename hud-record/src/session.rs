@@ -149,7 +149,7 @@ pub fn record(
     drain.writer.flush_chunk().map_err(write_error)?;
     let mut viewer = match (viewer, dest) {
         (Some(binary), Destination::File(path)) => {
-            Some(crate::viewer::Viewer::spawn(binary, path, &[])?)
+            Some(crate::viewer::Viewer::spawn(binary, path)?)
         }
         _ => None,
     };
@@ -166,7 +166,12 @@ pub fn record(
         match drain.drain(&mut probes).and_then(|()| drain.tick(&probes)) {
             Ok(()) => {}
             Err(RecordError::ReaderGone) => break StopReason::ReaderGone,
-            Err(e) => return Err(e),
+            Err(e) => {
+                // Closing the file lets the cockpit show what it has; the error waits for it.
+                drop(drain);
+                wait_for(viewer);
+                return Err(e);
+            }
         }
         status.show(started, &drain.writer, drain.lost);
         if let Some(code) = viewer.as_mut().and_then(|v| v.exited()) {
@@ -191,28 +196,31 @@ pub fn record(
         }
     };
     status.clear();
-    if reason != StopReason::ReaderGone {
-        // Events already in the ring buffer belong to the capture.
-        drain.drain(&mut probes)?;
-        drain.tick(&probes)?;
-    }
+    // Events already in the ring buffer belong to the capture.
+    let drained = if reason == StopReason::ReaderGone {
+        Ok(())
+    } else {
+        drain.drain(&mut probes).and_then(|()| drain.tick(&probes))
+    };
     let lost = drain.lost;
     let totals = drain.writer.totals();
     drop(probes);
-    if reason != StopReason::ReaderGone {
+    let closed = drained.and_then(|()| {
+        if reason == StopReason::ReaderGone {
+            return Ok(());
+        }
+        // Dropping `out` closes the file and lets go of its lock: a follower then knows the
+        // capture is complete.
         let mut out = drain.writer.finish().map_err(write_error)?;
         out.flush()
-            .map_err(|e| RecordError::Output(format!("finishing the capture: {e}")))?;
-        // Closing the file lets go of its lock: a follower now knows the capture is complete.
-        drop(out);
-    }
+            .map_err(|e| RecordError::Output(format!("finishing the capture: {e}")))
+    });
     let elapsed = started.elapsed();
-    if let Some(viewer) = viewer {
-        // The cockpit shows the finished capture until the user closes it.
-        if let Some(code) = viewer.wait().filter(|c| !c.success()) {
-            viewer_failure = Some(format!("the cockpit ended with {code}"));
-        }
+    // The cockpit shows the finished capture until the user closes it.
+    if let Some(failure) = wait_for(viewer) {
+        viewer_failure = Some(failure);
     }
+    closed?;
     Ok(Summary {
         reason,
         bytes: file_size(dest),
@@ -223,6 +231,12 @@ pub fn record(
         elapsed,
         viewer_failure,
     })
+}
+
+/// Waits until the user closes the cockpit, if one runs; says how it failed, if it did.
+fn wait_for(viewer: Option<crate::viewer::Viewer>) -> Option<String> {
+    let code = viewer?.wait()?;
+    (!code.success()).then(|| format!("the cockpit ended with {code}"))
 }
 
 /// Size of the finished capture file (0 for standard output).

@@ -7,7 +7,6 @@
 //! it inherits a read-only descriptor of it and follows `/dev/fd/N`, so a private (0600, root's)
 //! capture needs no change of owner or mode.
 
-use std::ffi::OsString;
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
@@ -66,8 +65,8 @@ fn invoking_user() -> Option<(u32, u32)> {
 }
 
 impl Viewer {
-    /// Starts the viewer on `capture` (the file being written), with extra `args` for it.
-    pub fn spawn(binary: &Path, capture: &Path, args: &[OsString]) -> Result<Viewer> {
+    /// Starts the viewer on `capture` (the file being written).
+    pub fn spawn(binary: &Path, capture: &Path) -> Result<Viewer> {
         let reader = File::open(capture).map_err(|e| {
             RecordError::Output(format!(
                 "cannot open {} for the viewer: {e}",
@@ -79,8 +78,7 @@ impl Viewer {
         command
             .arg("tui")
             .arg("--follow")
-            .arg(format!("/dev/fd/{fd}"))
-            .args(args);
+            .arg(format!("/dev/fd/{fd}"));
         if let Some((uid, gid)) = invoking_user() {
             // std drops the supplementary groups when root sets a uid.
             command.uid(uid).gid(gid);

@@ -57,8 +57,8 @@ pub fn open_follow(path: &Path) -> Result<Opened, AnalyzeError> {
 }
 
 /// Starts a thread that reads every frame of `stream` and sends it through `to`, wrapped by
-/// `wrap`, never waiting for the receiver. It only reads (no decompression), and a pipe it reads
-/// is enlarged: a writer that finds the pipe full waits, and a recorder that waits loses events.
+/// `wrap`, never waiting for the receiver. It only reads (no decompression), so that it keeps up
+/// with the writer (the caller enlarges a pipe: `source::open`).
 /// Returns the capture's header and format version.
 pub fn spawn_reader<T: Send + 'static>(
     stream: Stream,
@@ -224,26 +224,6 @@ pub fn yield_to_the_recorder() {
     unsafe {
         let tid = libc::gettid();
         libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 10);
-    }
-}
-
-/// Enlarges the pipe on `fd`, when it is one, to what this process may ask for: a writer (the
-/// recorder) then rarely finds it full. Returns the pipe's size, or `None` for anything else.
-pub fn enlarge_pipe(fd: std::os::fd::RawFd) -> Option<usize> {
-    // SAFETY: a zeroed stat is a valid buffer for fstat to fill.
-    let mut stat: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: fstat on a descriptor we were given, into our buffer.
-    if unsafe { libc::fstat(fd, &mut stat) } != 0 || stat.st_mode & libc::S_IFMT != libc::S_IFIFO {
-        return None;
-    }
-    let most = std::fs::read_to_string("/proc/sys/fs/pipe-max-size")
-        .ok()
-        .and_then(|s| s.trim().parse::<i32>().ok())
-        .unwrap_or(1 << 20);
-    // SAFETY: F_SETPIPE_SZ / F_GETPIPE_SZ on a pipe; a refusal leaves it as it was.
-    unsafe {
-        libc::fcntl(fd, libc::F_SETPIPE_SZ, most);
-        usize::try_from(libc::fcntl(fd, libc::F_GETPIPE_SZ)).ok()
     }
 }
 

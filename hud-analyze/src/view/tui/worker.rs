@@ -173,8 +173,11 @@ fn follow(
             Err(RecvTimeoutError::Timeout) => None,
             Err(RecvTimeoutError::Disconnected) => return Ok(()),
         };
-        // Everything that is there already: frames come in bursts of a chunk or more.
-        for input in first.into_iter().chain(incoming.try_iter()) {
+        // Everything that is there already (frames come in bursts of a chunk or more), but not
+        // for longer than an update may wait: a source faster than this loop still gets shown.
+        let draining = Instant::now();
+        let mut next = first;
+        while let Some(input) = next.take() {
             match input {
                 Input::Feed(Feed::Frame(frame)) => {
                     live.push(frame)?;
@@ -190,6 +193,9 @@ fn follow(
                     changed |= view.accumulated != a;
                     view.accumulated = a;
                 }
+            }
+            if draining.elapsed() < LIVE_PERIOD_MAX {
+                next = incoming.try_recv().ok();
             }
         }
         let ripe = analyzed_at.is_none_or(|t| t.elapsed() >= period) || live.ending().is_some();
