@@ -16,8 +16,10 @@ pub fn run() -> Result<()> {
         &["llvm-22-dev"],
         Path::new("/usr/lib/llvm-22/bin/llvm-config"),
     )?;
-    // The cockpit's end-to-end test drives it in a real terminal.
+    // The cockpit's end-to-end tests drive it in a real terminal, and find the live viewer's
+    // process (pgrep) to check whom it runs as.
     apt_packages(&["tmux"], Path::new("/usr/bin/tmux"))?;
+    apt_packages(&["procps"], Path::new("/usr/bin/pgrep"))?;
     // The pprof export is checked by pprof itself (`go tool pprof`).
     apt_packages(&["golang-go"], Path::new("/usr/bin/go"))?;
     perfetto_schema()?;
