@@ -30,10 +30,10 @@ pub(super) struct ObjectTable {
 }
 
 impl ObjectTable {
-    /// Takes in the mappings the model gained since the last call; returns how many objects are
-    /// new (they are the last ones).
+    /// Takes in the mappings the model gained since the last call (new objects are pushed last);
+    /// returns how many executable ranges are new.
     pub(super) fn add_mappings(&mut self, model: &Model) -> usize {
-        let before = self.objects.len();
+        let before = self.ranges.len();
         let fresh = model.mappings.get(self.mappings_seen..).unwrap_or_default();
         self.mappings_seen = model.mappings.len();
         for m in fresh.iter().filter(|m| m.perms.contains('x')) {
@@ -55,7 +55,7 @@ impl ObjectTable {
                 object,
             });
         }
-        self.objects.len() - before
+        self.ranges.len() - before
     }
 
     /// The mapping of an address; later mappings win (a range remapped by dlopen/dlclose).

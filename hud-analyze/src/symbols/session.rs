@@ -109,8 +109,8 @@ impl<'a> Symbolizer<'a> {
     /// Returns how many lookups it made.
     pub fn update(&mut self, model: &Model, observer: &dyn Observer) -> usize {
         let mut laps = Laps::new(observer, "symbolize.");
-        let new_objects = self.table.add_mappings(model);
-        let first_new = self.table.objects.len() - new_objects;
+        let first_new = self.table.objects.len();
+        let new_ranges = self.table.add_mappings(model);
         for (path, build_id) in &self.table.objects[first_new..] {
             let (info, located, mismatch) =
                 locate_one(path, build_id, &self.search, &self.embedded);
@@ -127,9 +127,10 @@ impl<'a> Symbolizer<'a> {
                 prepared: None,
             });
         }
-        // Placeholders of addresses outside every mapping give way when mappings arrive.
-        self.replaced = new_objects > 0 && !self.unknown.is_empty();
-        if new_objects > 0 {
+        // Placeholders of addresses outside every mapping give way when mappings arrive (a new
+        // object, or a known one mapped at another address).
+        self.replaced = new_ranges > 0 && !self.unknown.is_empty();
+        if new_ranges > 0 {
             for (id, as_caller) in self.unknown.drain(..) {
                 self.symbols.table_mut(as_caller)[id as usize].take();
             }
