@@ -91,7 +91,8 @@ struct TuiArgs {
     #[command(flatten)]
     analysis: AnalysisArgs,
     /// Follow a capture that a recorder is still writing: live until the recorder closes it or
-    /// is gone, then a replay. (`-` reads a pipe live without it.)
+    /// is gone, then a replay. (A capture whose recorder holds its lock is followed anyway, and
+    /// `-` reads a pipe live.)
     #[arg(long)]
     follow: bool,
     /// Live: events held in detail (older ones are kept as session totals, shown with `a`).
@@ -419,7 +420,11 @@ fn tui(args: TuiArgs) -> ExitCode {
     let options = args.analysis.options();
     let path = &args.analysis.capture;
     // Opened here, so a missing or corrupt capture is reported on the normal screen.
-    let opened = if args.follow && path.as_os_str() != "-" {
+    // A capture a recorder is still writing is followed even without --follow: replaying the
+    // part written so far would show a recording that stops at an arbitrary point.
+    let being_written = path.as_os_str() != "-"
+        && std::fs::File::open(path).is_ok_and(|f| hud_analyze::live::follow::writer_present(&f));
+    let opened = if (args.follow || being_written) && path.as_os_str() != "-" {
         hud_analyze::live::open_follow(path)
     } else {
         hud_analyze::source::open(path)
