@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use hud_test_harness::{demo_binary, ebpf_ready, record_binary, serial, truth_line, Demo, Tmux};
+use hud_test_harness::{blocker_count, demo_binary, ebpf_ready, record_binary, serial, Demo, Tmux};
 
 const ANALYZE: &str = env!("CARGO_BIN_EXE_hud-analyze");
 
@@ -19,15 +19,9 @@ fn ready() -> bool {
     ])
 }
 
-/// The row of the sleepy_handler blocker, and its count column.
+/// The count of the sleepy_handler blocker on the screen.
 fn sleepy_count(screen: &str) -> Option<u64> {
-    let line = format!("main.rs:{}", truth_line("sleepy_handler"));
-    let row = screen
-        .lines()
-        .find(|l| l.contains("sleepy_handler") && l.contains(&line))?;
-    // Columns after file:line: count, total ms, p99, max.
-    let after = row.split(&line).nth(1)?;
-    after.split_whitespace().next()?.parse().ok()
+    blocker_count(screen, "sleepy_handler")
 }
 
 fn live_with_blockers(screen: &str) -> bool {

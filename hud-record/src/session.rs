@@ -479,7 +479,7 @@ fn terminal_is_line_mode() -> bool {
 
 /// The one-line live status on a terminal.
 struct Status {
-    pub enabled: bool,
+    enabled: bool,
     last: std::cell::Cell<Option<Instant>>,
 }
 

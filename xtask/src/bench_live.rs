@@ -17,6 +17,8 @@ use anyhow::{bail, Context, Result};
 
 use crate::bench::start_demo;
 use crate::build::release_binary;
+use hud_test_harness::Tmux;
+
 use crate::util::{cargo, is_root, root, sh};
 
 pub fn live(seconds: u32) -> Result<()> {
@@ -69,49 +71,9 @@ pub fn live(seconds: u32) -> Result<()> {
     Ok(())
 }
 
-/// A tmux session running one command, killed when dropped.
-struct Session(String);
-
-impl Session {
-    fn start(name: &str, command: &str) -> Result<Self> {
-        let _ = Command::new("tmux")
-            .args(["kill-session", "-t", name])
-            .status();
-        sh(Command::new("tmux")
-            .args(["new-session", "-d", "-s", name, "-x", "180", "-y", "48"])
-            .arg(command))?;
-        Ok(Session(name.into()))
-    }
-
-    fn screen(&self) -> String {
-        Command::new("tmux")
-            .args(["capture-pane", "-p", "-t", &self.0])
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-            .unwrap_or_default()
-    }
-
-    fn keys(&self, keys: &str) -> Result<()> {
-        sh(Command::new("tmux").args(["send-keys", "-t", &self.0, keys]))
-    }
-}
-
-impl Drop for Session {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["kill-session", "-t", &self.0])
-            .status();
-    }
-}
-
-/// The count column of the sleepy_handler blocker.
+/// The count of the sleepy_handler blocker on the screen.
 fn sleepy_count(screen: &str) -> Option<u64> {
-    let row = screen.lines().find(|l| l.contains("sleepy_handler"))?;
-    let mut words = row
-        .split_whitespace()
-        .skip_while(|w| !w.contains("main.rs:"));
-    words.next()?;
-    words.next()?.parse().ok()
+    hud_test_harness::blocker_count(screen, "sleepy_handler")
 }
 
 fn unix_ns() -> u64 {
@@ -163,15 +125,13 @@ fn latency_and_cpu(dir: &Path, seconds: u32) -> Result<(Vec<f64>, f64, f64)> {
     std::thread::sleep(Duration::from_millis(500));
     let capture = dir.join("live.hudcap");
     let _ = std::fs::remove_file(&capture);
-    let session = Session::start(
-        "hud-bench-live",
-        &format!(
-            "{} --pid {} --live -o {}",
-            release_binary("hud-record").display(),
-            demo.id(),
-            capture.display()
-        ),
-    )?;
+    let session = Tmux::start(180, 48);
+    session.line(&format!(
+        "{} --pid {} --live -o {}",
+        release_binary("hud-record").display(),
+        demo.id(),
+        capture.display()
+    ));
     let started = Instant::now();
     while sleepy_count(&session.screen()).is_none() {
         if started.elapsed() > Duration::from_secs(20) {
@@ -202,7 +162,7 @@ fn latency_and_cpu(dir: &Path, seconds: u32) -> Result<(Vec<f64>, f64, f64)> {
     let full_started = Instant::now();
     std::thread::sleep(Duration::from_secs(20));
     let cpu_full = (cpu_seconds(viewer)? - full_before) / full_started.elapsed().as_secs_f64();
-    session.keys("q")?;
+    session.keys(&["q"]);
     let deadline = Instant::now() + Duration::from_secs(10);
     while std::fs::metadata(&capture).is_ok() && newest_viewer().is_ok() {
         if Instant::now() > deadline {
@@ -299,17 +259,15 @@ type StormRun = (Vec<(f64, u64)>, u64, u64);
 /// even into `cat` (88 % in a 10 s trial), which would hide what the viewer does.
 fn storm_memory(seconds: u32) -> Result<StormRun> {
     let log = root().join("target/bench-live/storm-recorder.log");
-    let session = Session::start(
-        "hud-bench-storm",
-        &format!(
-            "{} --pairs 4 --seconds {} >/dev/null & sleep 0.5; {} --pid $! -o - 2>{} | {} tui -",
-            root().join("target/release/hud-stress").display(),
-            seconds + 30,
-            release_binary("hud-record").display(),
-            log.display(),
-            release_binary("hud-analyze").display()
-        ),
-    )?;
+    let session = Tmux::start(180, 48);
+    session.line(&format!(
+        "{} --pairs 4 --seconds {} >/dev/null & sleep 0.5; {} --pid $! -o - 2>{} | {} tui -",
+        root().join("target/release/hud-stress").display(),
+        seconds + 30,
+        release_binary("hud-record").display(),
+        log.display(),
+        release_binary("hud-analyze").display()
+    ));
     std::thread::sleep(Duration::from_secs(3));
     let viewer = newest_viewer()?;
     let started = Instant::now();
@@ -327,7 +285,7 @@ fn storm_memory(seconds: u32) -> Result<StormRun> {
             rss / 1024
         );
     }
-    session.keys("q")?;
+    session.keys(&["q"]);
     std::thread::sleep(Duration::from_secs(3));
     drop(session);
     let _ = Command::new("pkill").args(["-x", "hud-stress"]).status();

@@ -5,7 +5,7 @@
 
 mod tmux;
 
-pub use tmux::Tmux;
+pub use tmux::{blocker_count, Tmux};
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

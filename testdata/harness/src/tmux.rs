@@ -80,3 +80,15 @@ impl Drop for Tmux {
             .status();
     }
 }
+
+/// The count column of a demo blocker's row in the cockpit (`function`, at its ground-truth
+/// line), when the row is on `screen`.
+pub fn blocker_count(screen: &str, function: &str) -> Option<u64> {
+    let line = format!("main.rs:{}", crate::truth_line(function));
+    let row = screen
+        .lines()
+        .find(|l| l.contains(function) && l.contains(&line))?;
+    // Columns after file:line: count, total ms, p99, max.
+    let after = row.split(&line).nth(1)?;
+    after.split_whitespace().next()?.parse().ok()
+}
