@@ -316,3 +316,32 @@ fn perfetto_is_read_by_the_official_schema() {
     let chrome = exported(&a, Format::Chrome, &ExportOptions::default()).len();
     assert!(std::fs::metadata(&trace).unwrap().len() * 4 < chrome as u64);
 }
+
+/// A thread with more events than one packet sequence holds is cut into several, each encoded
+/// on its own: every slice still begins and ends on one sequence, every interned id resolves on
+/// its sequence, and nothing is lost or counted twice.
+#[test]
+fn perfetto_cuts_long_threads_into_sequences() {
+    let Some(python) = schema_python() else {
+        return;
+    };
+    let a = busy_service_for(40_000).analyze();
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("long.pftrace");
+    std::fs::write(
+        &trace,
+        exported(&a, Format::Perfetto, &ExportOptions::default()),
+    )
+    .unwrap();
+    let counts = check_perfetto(&python, &trace);
+    let episodes: usize = whole(&a).blockers.iter().map(|b| b.episodes.len()).sum();
+    assert!(episodes >= 2_000, "{episodes} episodes");
+    assert_eq!(counts["blocking_slices"], episodes as u64);
+    assert_eq!(counts["samples"], whole(&a).hotspots.samples);
+    // Worker 10 alone has 20,000 samples and 40,000 state changes: two sequences at least.
+    let threads = a.model.threads.len() as u64;
+    assert!(
+        counts["compressed_packets"].as_u64().unwrap() > 1 + threads,
+        "{counts}"
+    );
+}

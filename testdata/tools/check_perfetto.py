@@ -1,6 +1,10 @@
 """Checks a Perfetto trace written by `hud-analyze export --format perfetto` with the official
 schema (the PyPI `perfetto` package's generated perfetto_trace_pb2, which needs PyPI `protobuf`).
 
+Packets inside `compressed_packets` (a zlib stream of packets, as the Perfetto service writes them
+with DEFLATE compression) are inflated in place, as trace_processor does; a packet that carries
+them carries nothing else.
+
 Fails (exit 1, with the reason) unless: the file decodes as a Trace; no message anywhere holds a
 field the schema does not know; every track event's track, every interned id (event names,
 categories, annotation names, callstacks, frames, function names, source paths, mappings, build
@@ -9,6 +13,7 @@ each track. Prints the counts as JSON for the caller to compare with the analysi
 """
 import json
 import sys
+import zlib
 
 from google.protobuf.unknown_fields import UnknownFieldSet
 from perfetto.protos.perfetto.trace import perfetto_trace_pb2 as pb
@@ -31,17 +36,38 @@ def unknown_fields(message, path="Trace"):
     return found
 
 
+def inflated(trace):
+    """The trace's packets with every `compressed_packets` packet replaced by what it holds."""
+    packets = []
+    for i, p in enumerate(trace.packet):
+        if not p.HasField("compressed_packets"):
+            packets.append(p)
+            continue
+        if len(p.ListFields()) != 1:
+            sys.exit(f"packet {i}: compressed packets next to other fields")
+        inner = pb.Trace()
+        inner.ParseFromString(zlib.decompress(p.compressed_packets))
+        problems = unknown_fields(inner, f"Trace.packet[{i}].compressed_packets")
+        if problems:
+            sys.exit(f"unknown fields at {problems[:5]}")
+        packets.extend(inflated(inner))
+    return packets
+
+
 def main(path):
-    trace = pb.Trace()
+    whole = pb.Trace()
     with open(path, "rb") as f:
-        trace.ParseFromString(f.read())
-    problems = unknown_fields(trace)
+        whole.ParseFromString(f.read())
+    problems = unknown_fields(whole)
     if problems:
         sys.exit(f"unknown fields at {problems[:5]}")
+    trace = pb.Trace()
+    trace.packet.extend(inflated(whole))
     tracks = {}
     interned = {}  # sequence id -> {kind: set(iid)}
     open_slices = {}  # track uuid -> depth
-    counts = {"packets": len(trace.packet), "blocking_slices": 0, "samples": 0,
+    counts = {"packets": len(trace.packet), "compressed_packets": len(whole.packet),
+              "blocking_slices": 0, "samples": 0,
               "counter_events": 0, "thread_tracks": 0}
     for p in trace.packet:
         seq = p.trusted_packet_sequence_id

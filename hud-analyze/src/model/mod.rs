@@ -252,8 +252,12 @@ impl Model {
             return Vec::new();
         };
         let episodes = self.off_cpu_of(tid);
-        let mut out = Vec::new();
-        for span in thread.timeline.spans(from, to) {
+        // A span per transition (a few more where an episode splits one): sized once, since the
+        // timeline exports ask for millions of them.
+        let timeline = &thread.timeline;
+        let whole = from <= timeline.start() && to >= timeline.end();
+        let mut out = Vec::with_capacity(if whole { timeline.len() + 1 } else { 0 });
+        for span in timeline.spans(from, to) {
             let episode = span
                 .state
                 .is_voluntary_off_cpu()

@@ -203,6 +203,16 @@ impl Timeline {
         self.len == 0
     }
 
+    /// Where the history starts (later than the recording's start once a part was forgotten).
+    pub fn start(&self) -> u64 {
+        self.start
+    }
+
+    /// Where the sealed history ends.
+    pub fn end(&self) -> u64 {
+        self.end
+    }
+
     /// Appends a transition at `t` into `state`. Transitions should come in time order; one that
     /// comes late is inserted in its place. (The ring buffer interleaves CPUs, but one thread's
     /// records come in order in practice: 0 late rows in 15.7 M switches of a storm capture.)

@@ -173,6 +173,11 @@ pub fn blockers(a: &Analysis) -> Vec<Blocker> {
 /// Two workers, a blocking-pool thread and a plain thread; a sleep, a contended lock and a
 /// long poll in tasks; CPU work in spawn_blocking; some preemption.
 pub fn busy_service() -> Synth {
+    busy_service_for(200)
+}
+
+/// [`busy_service`] over `periods` periods of 10 ms (it has 200).
+pub fn busy_service_for(periods: u64) -> Synth {
     let mut s = Synth::new();
     s.thread(10, "app-worker-0");
     s.thread(11, "app-worker-1");
@@ -197,7 +202,7 @@ pub fn busy_service() -> Synth {
     ]);
     let pool = blocking_pool(vec![user("app::compress", 120)]);
     let idle = parked();
-    for i in 0..200u64 {
+    for i in 0..periods {
         let t = START + i * 10 * MS;
         let tid = 10 + (i % 2) as u32;
         s.sample(t, tid, if i % 8 < 4 { &crunch } else { &idle });

@@ -7,18 +7,71 @@ use std::io::{BufWriter, Write};
 
 use serde_json::json;
 
-use super::slices::{thread_slices, What};
+use rayon::prelude::*;
+
+use super::slices::{thread_slices, Details, Slice, What};
 use super::{ExportOptions, Written};
 use crate::analysis::Analysis;
 
-/// Nanoseconds as microseconds with three decimals, by integer arithmetic (float formatting of
-/// millions of timestamps was most of the export's time).
-struct Micros(u64);
+/// Slices formatted by one parallel job, and how many jobs' output is held before it is written:
+/// a job amortizes its scheduling, a batch bounds memory (a storm's trace is hundreds of MB).
+const SLICES_PER_JOB: usize = 1 << 15;
+const JOBS_PER_BATCH: usize = 16;
 
-impl std::fmt::Display for Micros {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}.{:03}", self.0 / 1_000, self.0 % 1_000)
+/// Appends nanoseconds as microseconds with three decimals, by integer formatting (float
+/// formatting, then `fmt` itself, was most of the export's time).
+fn push_micros(buf: &mut Vec<u8>, ns: u64) {
+    let mut digits = itoa::Buffer::new();
+    buf.extend_from_slice(digits.format(ns / 1_000).as_bytes());
+    let frac = (ns % 1_000) as u16;
+    buf.extend_from_slice(&[
+        b'.',
+        b'0' + (frac / 100) as u8,
+        b'0' + (frac / 10 % 10) as u8,
+        b'0' + (frac % 10) as u8,
+    ]);
+}
+
+/// One thread's slices as `X` events, each preceded by `,\n`.
+fn push_slices(
+    buf: &mut Vec<u8>,
+    slices: &[Slice],
+    details: &[Details],
+    pid: u32,
+    tid: u32,
+    start: u64,
+) -> serde_json::Result<()> {
+    let mut digits = itoa::Buffer::new();
+    let mut head = b",\n{\"ph\":\"X\",\"pid\":".to_vec();
+    head.extend_from_slice(digits.format(pid).as_bytes());
+    head.extend_from_slice(b",\"tid\":");
+    head.extend_from_slice(digits.format(tid).as_bytes());
+    head.extend_from_slice(b",\"ts\":");
+    for s in slices {
+        buf.extend_from_slice(&head);
+        push_micros(buf, s.start - start);
+        buf.extend_from_slice(b",\"dur\":");
+        push_micros(buf, s.end - s.start);
+        match s.what {
+            // Running and waiting slices are most of a trace: their names need no escaping.
+            What::Running => buf.extend_from_slice(b",\"name\":\"running\",\"cat\":\"cpu\"}"),
+            What::Waiting => {
+                buf.extend_from_slice(b",\"name\":\"waiting for a CPU\",\"cat\":\"scheduling\"}")
+            }
+            What::Details(i) => {
+                let d = &details[i];
+                let args = json!({"kind": d.kind, "location": d.location,
+                                  "duration_ms": d.duration as f64 / 1e6,
+                                  "samples": d.samples, "stack": d.stack});
+                buf.extend_from_slice(b",\"cat\":\"blocking\",\"name\":");
+                serde_json::to_writer(&mut *buf, &d.name)?;
+                buf.extend_from_slice(b",\"args\":");
+                serde_json::to_writer(&mut *buf, &args)?;
+                buf.push(b'}');
+            }
+        }
     }
+    Ok(())
 }
 
 pub fn write(
@@ -32,17 +85,12 @@ pub fn write(
     let pid = m.header.target.pid;
     let mut out = BufWriter::new(out);
     let mut events = 0u64;
-    let mut first = true;
-    let mut emit = |out: &mut BufWriter<&mut dyn Write>, event: serde_json::Value| {
-        if !first {
-            out.write_all(b",\n")?;
-        }
-        first = false;
+    let metadata = |out: &mut BufWriter<&mut dyn Write>, event: serde_json::Value| {
         serde_json::to_writer(&mut *out, &event).map_err(std::io::Error::other)
     };
     out.write_all(b"{\"displayTimeUnit\":\"ms\",\"traceEvents\":[\n")?;
     let exe = super::executable_name(a);
-    emit(
+    metadata(
         &mut out,
         json!({"ph": "M", "pid": pid, "name": "process_name", "args": {"name": format!("{exe} (pid {pid})")}}),
     )?;
@@ -50,43 +98,26 @@ pub fn write(
         if options.threads.as_ref().is_some_and(|t| !t.contains(tid)) {
             continue;
         }
-        emit(
+        out.write_all(b",\n")?;
+        metadata(
             &mut out,
             json!({"ph": "M", "pid": pid, "tid": tid, "name": "thread_name",
                    "args": {"name": format!("{} ({})", thread.name(), thread.role.label())}}),
         )?;
         let (slices, details) = thread_slices(a, *tid, from, to);
-        for s in slices {
-            events += 1;
-            let (ts, dur) = (Micros(s.start - m.start), Micros(s.end - s.start));
-            match s.what {
-                // Running and waiting slices are most of a trace: written directly (their names
-                // need no escaping), not through a JSON value.
-                What::Running | What::Waiting => {
-                    let (name, cat) = if s.what == What::Running {
-                        ("running", "cpu")
-                    } else {
-                        ("waiting for a CPU", "scheduling")
-                    };
-                    write!(
-                        out,
-                        ",\n{{\"ph\":\"X\",\"pid\":{pid},\"tid\":{tid},\"ts\":{ts},\"dur\":{dur},\"name\":\"{name}\",\"cat\":\"{cat}\"}}"
-                    )?;
-                }
-                What::Details(i) => {
-                    let d = &details[i];
-                    let args = json!({"kind": d.kind, "location": d.location,
-                                      "duration_ms": d.duration as f64 / 1e6,
-                                      "samples": d.samples, "stack": d.stack});
-                    write!(
-                        out,
-                        ",\n{{\"ph\":\"X\",\"pid\":{pid},\"tid\":{tid},\"ts\":{ts},\"dur\":{dur},\"cat\":\"blocking\",\"name\":"
-                    )?;
-                    serde_json::to_writer(&mut out, &d.name).map_err(std::io::Error::other)?;
-                    out.write_all(b",\"args\":")?;
-                    serde_json::to_writer(&mut out, &args).map_err(std::io::Error::other)?;
-                    out.write_all(b"}")?;
-                }
+        events += slices.len() as u64;
+        // Formatted in parallel, written in order.
+        for batch in slices.chunks(SLICES_PER_JOB * JOBS_PER_BATCH) {
+            let parts: Vec<Vec<u8>> = batch
+                .par_chunks(SLICES_PER_JOB)
+                .map(|job| {
+                    let mut buf = Vec::with_capacity(job.len() * 100);
+                    push_slices(&mut buf, job, &details, pid, *tid, m.start).map(|()| buf)
+                })
+                .collect::<serde_json::Result<_>>()
+                .map_err(std::io::Error::other)?;
+            for part in parts {
+                out.write_all(&part)?;
             }
         }
     }

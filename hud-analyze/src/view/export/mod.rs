@@ -20,7 +20,6 @@ use std::io::Write;
 
 use crate::analysis::profile::Weight;
 use crate::analysis::{Analysis, Window};
-use crate::symbols::Frame;
 
 /// The formats, by name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -108,12 +107,6 @@ pub fn export(
         Format::Chrome => chrome::write(analysis, options, out),
         Format::Perfetto => perfetto::write(analysis, options, out),
     }
-}
-
-/// A frame's name in a folded stack: `;` separates frames there, so one inside a name (`[u8; 4]`)
-/// becomes `:`; inlined frames are frames of their own.
-pub fn folded_name(frame: &Frame) -> String {
-    frame.function.replace(';', ":")
 }
 
 /// The recorded executable's file name (for titles and process names).

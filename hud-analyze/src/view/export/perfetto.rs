@@ -10,17 +10,26 @@
 //!   with build-ids), so selecting a range in the UI gives a flame graph.
 //! - A process counter: how many runtime threads are blocked.
 //!
-//! Size: every thread is a packet sequence with its own incremental clock (timestamps are deltas
-//! of a few bytes, not 8-byte absolutes) and its track as the default track. The message types
-//! are written by hand for the subset used; field numbers are those of perfetto_trace.proto (as
-//! shipped in the PyPI `perfetto` package's generated module, which the tests decode with).
+//! Size: a thread's events are packet sequences with their own incremental clock (timestamps are
+//! deltas of a few bytes, not 8-byte absolutes) and the thread's state track as the default
+//! track, and each sequence is one `compressed_packets` packet (zlib, as the Perfetto service
+//! writes a trace when its config asks for DEFLATE; every Perfetto reader inflates it).
+//!
+//! Speed: a thread's events are cut into sequences of about [`EVENTS_PER_SEQUENCE`], where no
+//! slice is open; sequences are encoded and compressed in parallel (each interns for itself, as
+//! Perfetto's incremental state is per sequence) and written in order.
+//!
+//! The message types are written by hand for the subset used; field numbers are those of
+//! perfetto_trace.proto (as shipped in the PyPI `perfetto` package's generated module, which the
+//! tests decode with).
 
 use std::io::{BufWriter, Write};
 
 use prost::Message;
-use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+use rayon::prelude::*;
+use rustc_hash::FxHashMap as HashMap;
 
-use super::slices::{thread_slices, What};
+use super::slices::{thread_slices_of, Details, What};
 use super::{ExportOptions, Written};
 use crate::analysis::frames::Kind;
 use crate::analysis::Analysis;
@@ -51,6 +60,9 @@ pub struct TracePacket {
     pub trace_packet_defaults: Option<TracePacketDefaults>,
     #[prost(bool, optional, tag = "87")]
     pub first_packet_on_sequence: Option<bool>,
+    /// A zlib stream of packets, each as in `Trace` (tag, length, packet).
+    #[prost(bytes = "vec", optional, tag = "50")]
+    pub compressed_packets: Option<Vec<u8>>,
 }
 
 #[derive(Clone, PartialEq, Message)]
@@ -269,24 +281,38 @@ const OFF_CPU: i64 = 0;
 const RUNNING: i64 = 1;
 const WAITING: i64 = 2;
 
-/// Writes packets as a `Trace` (repeated field 1), one by one, through one reused buffer.
-struct Out<'w> {
-    w: BufWriter<&'w mut dyn Write>,
-    buf: Vec<u8>,
+/// Events per packet sequence, about: a sequence is the unit of parallel encoding and of
+/// compression (a few hundred kB raw).
+pub const EVENTS_PER_SEQUENCE: usize = 1 << 15;
+/// Sequences encoded before their output is written: bounds memory.
+const SEQUENCES_PER_BATCH: usize = 16;
+/// zlib level: the fastest compresses these repetitive packets within a few % of the default
+/// level, at a third of its time.
+const COMPRESSION: flate2::Compression = flate2::Compression::fast();
+
+/// Appends a packet as `Trace` holds it (repeated field 1: tag, length, message).
+fn push_packet(buf: &mut Vec<u8>, p: &TracePacket) -> std::io::Result<()> {
+    buf.push(0x0a);
+    p.encode_length_delimited(buf)
+        .map_err(std::io::Error::other)
 }
 
-impl Out<'_> {
-    fn packet(&mut self, p: &TracePacket) -> std::io::Result<()> {
-        self.buf.clear();
-        // Field 1, length-delimited: the tag byte, then the length and the message.
-        self.buf.push(0x0a);
-        p.encode_length_delimited(&mut self.buf)
-            .map_err(std::io::Error::other)?;
-        self.w.write_all(&self.buf)
-    }
+/// A sequence's packets as one `compressed_packets` packet.
+fn compressed(raw: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut z = flate2::write::ZlibEncoder::new(Vec::with_capacity(raw.len() / 4), COMPRESSION);
+    z.write_all(raw)?;
+    let mut out = Vec::new();
+    push_packet(
+        &mut out,
+        &TracePacket {
+            compressed_packets: Some(z.finish()?),
+            ..Default::default()
+        },
+    )?;
+    Ok(out)
 }
 
-/// One packet sequence: its id, the last timestamp (for deltas), and what it has interned.
+/// One packet sequence: its id, the last timestamp (for deltas).
 struct Sequence {
     id: u32,
     last: u64,
@@ -331,14 +357,58 @@ impl Sequence {
     /// never has, so it is left to the packets that use interned names ([`Sequence::interning`]):
     /// two bytes on each of millions of state changes.
     fn at(&mut self, t: u64) -> TracePacket {
-        let t = t.max(self.last);
-        let delta = t - self.last;
-        self.last = t;
         TracePacket {
-            timestamp: Some(delta),
+            timestamp: Some(self.advance(t)),
             trusted_packet_sequence_id: Some(self.id),
             ..Default::default()
         }
+    }
+
+    /// The delta from the previous packet's time to `t`, which becomes the previous time.
+    fn advance(&mut self, t: u64) -> u64 {
+        let t = t.max(self.last);
+        let delta = t - self.last;
+        self.last = t;
+        delta
+    }
+
+    /// Appends a counter value at `t` on the default track: what [`Sequence::at`] and a
+    /// `TrackEvent` of type COUNTER encode to, written directly since it is most of a trace's
+    /// packets (the tests decode it with the official schema).
+    fn push_counter(&mut self, buf: &mut Vec<u8>, t: u64, value: i64) {
+        use prost::encoding::{encode_varint, encoded_len_varint};
+        // TrackEvent { type (9) = COUNTER, counter_value (30) = value }: int64 is its two's
+        // complement as a varint.
+        let value = value as u64;
+        let event_len = 1 + 1 + 2 + encoded_len_varint(value);
+        // TracePacket { timestamp (8), trusted_packet_sequence_id (10), track_event (11) }.
+        let delta = self.advance(t);
+        let id = u64::from(self.id);
+        let packet_len = 1
+            + encoded_len_varint(delta)
+            + 1
+            + encoded_len_varint(id)
+            + 1
+            + encoded_len_varint(event_len as u64)
+            + event_len;
+        buf.push(0x0a);
+        encode_varint(packet_len as u64, buf);
+        buf.push(8 << 3);
+        encode_varint(delta, buf);
+        buf.push(10 << 3);
+        encode_varint(id, buf);
+        buf.push(11 << 3 | 2);
+        encode_varint(event_len as u64, buf);
+        buf.push(9 << 3);
+        buf.push(COUNTER as u8);
+        encode_varint(30 << 3, buf);
+        encode_varint(value, buf);
+    }
+
+    /// A packet without a time (descriptors) on this sequence.
+    fn untimed(&self, mut p: TracePacket) -> TracePacket {
+        p.trusted_packet_sequence_id = Some(self.id);
+        p
     }
 
     /// Marks a packet that uses interned data.
@@ -347,10 +417,11 @@ impl Sequence {
     }
 }
 
-/// Interned strings and stacks, shared by the whole trace; each sequence is told about an entry
-/// before it first uses it.
+/// What one packet sequence has interned. Perfetto's incremental state is per sequence, so iids
+/// are the sequence's own and an entry rides in the first packet that uses it ([`Self::take`]).
 #[derive(Default)]
 struct Interner {
+    last_iid: u64,
     names: HashMap<String, u64>,
     annotation_names: HashMap<String, u64>,
     categories: HashMap<String, u64>,
@@ -359,129 +430,79 @@ struct Interner {
     frames: HashMap<(u32, bool, usize), u64>,
     callstacks: HashMap<u32, u64>,
     mappings: HashMap<usize, u64>,
-    strings_iid: u64,
+    /// Entries made since the last packet took them.
+    pending: Option<InternedData>,
 }
 
-/// Per sequence: which iids it has been sent.
-#[derive(Default)]
-struct Sent {
-    ids: HashSet<(u8, u64)>,
+/// Which table of `InternedData` a string goes to.
+#[derive(Clone, Copy)]
+enum Table {
+    EventNames,
+    Categories,
+    AnnotationNames,
+    Functions,
+    Sources,
 }
-
-const NAMES: u8 = 0;
-const ANNOTATIONS: u8 = 1;
-const CATEGORIES: u8 = 2;
-const FUNCTIONS: u8 = 3;
-const SOURCES: u8 = 4;
-const FRAMES: u8 = 5;
-const CALLSTACKS: u8 = 6;
-const MAPPINGS: u8 = 7;
-const BUILD_IDS: u8 = 8;
-const PATHS: u8 = 9;
 
 impl Interner {
-    fn next(&mut self) -> u64 {
-        self.strings_iid += 1;
-        self.strings_iid
+    fn next_iid(&mut self) -> u64 {
+        self.last_iid += 1;
+        self.last_iid
     }
 
-    /// The iid of `key` in `map`, made when new.
-    fn iid<K: std::hash::Hash + Eq>(map: &mut HashMap<K, u64>, next: &mut u64, key: K) -> u64 {
-        *map.entry(key).or_insert_with(|| {
-            *next += 1;
-            *next
-        })
+    fn pending(&mut self) -> &mut InternedData {
+        self.pending.get_or_insert_with(InternedData::default)
     }
 
-    /// An interned name (`kind` says which table), sent to the sequence on its first use there.
-    fn named(
-        map: &mut HashMap<String, u64>,
-        next: &mut u64,
-        kind: u8,
-        sent: &mut Sent,
-        table: &mut Vec<Named>,
-        name: &str,
-    ) -> u64 {
-        let iid = match map.get(name) {
-            Some(i) => *i,
-            None => Self::iid(map, next, name.to_owned()),
+    /// What was interned since the last call, for the packet that first uses it.
+    fn take(&mut self) -> Option<InternedData> {
+        self.pending.take()
+    }
+
+    /// The iid of string `s` in `table`, interned on first use.
+    fn string(&mut self, table: Table, s: &str) -> u64 {
+        let map = match table {
+            Table::EventNames => &self.names,
+            Table::Categories => &self.categories,
+            Table::AnnotationNames => &self.annotation_names,
+            Table::Functions => &self.functions,
+            Table::Sources => &self.sources,
         };
-        if sent.ids.insert((kind, iid)) {
-            table.push(Named {
-                iid: Some(iid),
-                name: Some(name.to_owned()),
-            });
+        if let Some(&iid) = map.get(s) {
+            return iid;
         }
-        iid
-    }
-
-    fn name(&mut self, sent: &mut Sent, data: &mut InternedData, name: &str) -> u64 {
-        Self::named(
-            &mut self.names,
-            &mut self.strings_iid,
-            NAMES,
-            sent,
-            &mut data.event_names,
-            name,
-        )
-    }
-
-    fn category(&mut self, sent: &mut Sent, data: &mut InternedData, name: &str) -> u64 {
-        Self::named(
-            &mut self.categories,
-            &mut self.strings_iid,
-            CATEGORIES,
-            sent,
-            &mut data.event_categories,
-            name,
-        )
-    }
-
-    fn annotation(&mut self, sent: &mut Sent, data: &mut InternedData, name: &str) -> u64 {
-        Self::named(
-            &mut self.annotation_names,
-            &mut self.strings_iid,
-            ANNOTATIONS,
-            sent,
-            &mut data.debug_annotation_names,
-            name,
-        )
-    }
-
-    fn string(
-        map: &mut HashMap<String, u64>,
-        next: &mut u64,
-        kind: u8,
-        sent: &mut Sent,
-        out: &mut Vec<InternedString>,
-        s: &str,
-    ) -> u64 {
-        let iid = match map.get(s) {
-            Some(i) => *i,
-            None => Self::iid(map, next, s.to_owned()),
+        let iid = self.next_iid();
+        let map = match table {
+            Table::EventNames => &mut self.names,
+            Table::Categories => &mut self.categories,
+            Table::AnnotationNames => &mut self.annotation_names,
+            Table::Functions => &mut self.functions,
+            Table::Sources => &mut self.sources,
         };
-        if sent.ids.insert((kind, iid)) {
-            out.push(InternedString {
-                iid: Some(iid),
-                str: Some(s.as_bytes().to_vec()),
-            });
+        map.insert(s.to_owned(), iid);
+        let named = || Named {
+            iid: Some(iid),
+            name: Some(s.to_owned()),
+        };
+        let bytes = || InternedString {
+            iid: Some(iid),
+            str: Some(s.as_bytes().to_vec()),
+        };
+        let data = self.pending();
+        match table {
+            Table::EventNames => data.event_names.push(named()),
+            Table::Categories => data.event_categories.push(named()),
+            Table::AnnotationNames => data.debug_annotation_names.push(named()),
+            Table::Functions => data.function_names.push(bytes()),
+            Table::Sources => data.source_paths.push(bytes()),
         }
         iid
     }
 
     /// The callstack of stack `id`: a frame per function, inline ones included, outermost first.
-    fn callstack(
-        &mut self,
-        a: &Analysis,
-        mappings: &[MappingInfo],
-        sent: &mut Sent,
-        data: &mut InternedData,
-        id: u32,
-    ) -> u64 {
+    fn callstack(&mut self, a: &Analysis, mappings: &[MappingInfo], id: u32) -> u64 {
         if let Some(&iid) = self.callstacks.get(&id) {
-            if sent.ids.contains(&(CALLSTACKS, iid)) {
-                return iid;
-            }
+            return iid;
         }
         let nodes = a.model.stacks.nodes();
         let mut frame_ids = Vec::new();
@@ -495,92 +516,71 @@ impl Interner {
                 .iter()
                 .rposition(|m| m.start <= address && address < m.end);
             for (depth, f) in a.symbols.node(node, as_caller).iter().enumerate() {
-                let iid = Self::iid(
-                    &mut self.frames,
-                    &mut self.strings_iid,
-                    (node, as_caller, depth),
-                );
-                if sent.ids.insert((FRAMES, iid)) {
-                    let function = Self::string(
-                        &mut self.functions,
-                        &mut self.strings_iid,
-                        FUNCTIONS,
-                        sent,
-                        &mut data.function_names,
-                        &f.function,
-                    );
-                    let source = f.file.as_deref().map(|file| {
-                        Self::string(
-                            &mut self.sources,
-                            &mut self.strings_iid,
-                            SOURCES,
-                            sent,
-                            &mut data.source_paths,
-                            file,
-                        )
-                    });
-                    let mapping_id = mapping.map(|m| self.mapping(&mappings[m], m, sent, data));
-                    let rel_pc = mapping.map(|m| address - mappings[m].start + mappings[m].offset);
-                    data.frames.push(Frame {
-                        iid: Some(iid),
-                        function_name_id: Some(function),
-                        mapping_id,
-                        rel_pc,
-                        source_path_iid: source,
-                        line_number: source.map(|_| f.line),
-                    });
-                }
+                let key = (node, as_caller, depth);
+                let iid = match self.frames.get(&key) {
+                    Some(&iid) => iid,
+                    None => {
+                        let iid = self.next_iid();
+                        self.frames.insert(key, iid);
+                        let function = self.string(Table::Functions, &f.function);
+                        let source = f
+                            .file
+                            .as_deref()
+                            .map(|file| self.string(Table::Sources, file));
+                        let mapping_id = mapping.map(|m| self.mapping(&mappings[m], m));
+                        let rel_pc =
+                            mapping.map(|m| address - mappings[m].start + mappings[m].offset);
+                        self.pending().frames.push(Frame {
+                            iid: Some(iid),
+                            function_name_id: Some(function),
+                            mapping_id,
+                            rel_pc,
+                            source_path_iid: source,
+                            line_number: source.map(|_| f.line),
+                        });
+                        iid
+                    }
+                };
                 frame_ids.push(iid);
             }
             node = if parent < node { parent } else { 0 };
             as_caller = true;
         }
         frame_ids.reverse();
-        let iid = Self::iid(&mut self.callstacks, &mut self.strings_iid, id);
-        sent.ids.insert((CALLSTACKS, iid));
-        data.callstacks.push(Callstack {
+        let iid = self.next_iid();
+        self.callstacks.insert(id, iid);
+        self.pending().callstacks.push(Callstack {
             iid: Some(iid),
             frame_ids,
         });
         iid
     }
 
-    fn mapping(
-        &mut self,
-        m: &MappingInfo,
-        index: usize,
-        sent: &mut Sent,
-        data: &mut InternedData,
-    ) -> u64 {
-        let iid = Self::iid(&mut self.mappings, &mut self.strings_iid, index);
-        if sent.ids.insert((MAPPINGS, iid)) {
-            let build_id = {
-                let i = self.next();
-                sent.ids.insert((BUILD_IDS, i));
-                data.build_ids.push(InternedString {
-                    iid: Some(i),
-                    str: Some(m.build_id.clone().into_bytes()),
-                });
-                i
-            };
-            let path = {
-                let i = self.next();
-                sent.ids.insert((PATHS, i));
-                data.mapping_paths.push(InternedString {
-                    iid: Some(i),
-                    str: Some(m.path.clone().into_bytes()),
-                });
-                i
-            };
-            data.mappings.push(Mapping {
-                iid: Some(iid),
-                build_id: Some(build_id),
-                start: Some(m.start),
-                end: Some(m.end),
-                path_string_ids: vec![path],
-                exact_offset: Some(m.offset),
-            });
+    fn mapping(&mut self, m: &MappingInfo, index: usize) -> u64 {
+        if let Some(&iid) = self.mappings.get(&index) {
+            return iid;
         }
+        let iid = self.next_iid();
+        self.mappings.insert(index, iid);
+        let build_id = self.next_iid();
+        let path = self.next_iid();
+        let data = self.pending();
+        data.build_ids.push(InternedString {
+            iid: Some(build_id),
+            str: Some(m.build_id.clone().into_bytes()),
+        });
+        data.mapping_paths.push(InternedString {
+            iid: Some(path),
+            str: Some(m.path.clone().into_bytes()),
+        });
+        data.mappings.push(Mapping {
+            iid: Some(iid),
+            build_id: Some(build_id),
+            start: Some(m.start),
+            end: Some(m.end),
+            path_string_ids: vec![path],
+            exact_offset: Some(m.offset),
+        });
         iid
     }
 }
@@ -594,8 +594,199 @@ struct MappingInfo {
     build_id: String,
 }
 
-fn is_empty(data: &InternedData) -> bool {
-    data == &InternedData::default()
+/// What happens on a thread at one time; at one time, in this order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(u8)]
+enum ItemKind {
+    /// Its state counter changes to `value`.
+    State,
+    /// A blocking slice ends.
+    End,
+    /// A blocking slice (`value`: its index in the details) begins.
+    Begin,
+    /// A cpu-clock sample (`value`: its stack).
+    Sample,
+}
+
+/// One event of a thread, compact: a storm's thread has millions.
+#[derive(Clone, Copy, Debug)]
+struct Item {
+    t: u64,
+    value: u32,
+    kind: ItemKind,
+}
+
+/// A thread's events in `[from, to)` in time order, and the details of its blocking slices.
+fn thread_items(a: &Analysis, tid: u32, from: u64, to: u64) -> (Vec<Item>, Vec<Details>) {
+    let m = &a.model;
+    let spans = m.spans(tid, from, to);
+    let (slices, details) = thread_slices_of(a, tid, from, to, spans.iter().copied());
+    let samples = m.samples_in(tid, from, to);
+    let mut items = Vec::with_capacity(spans.len() + 2 * details.len() + samples.len());
+    let mut last_state = None;
+    for span in spans {
+        let value = match span.state {
+            State::OnCpu => RUNNING,
+            State::Runnable => WAITING,
+            _ => OFF_CPU,
+        };
+        if last_state != Some(value) {
+            items.push(Item {
+                t: span.start,
+                value: value as u32,
+                kind: ItemKind::State,
+            });
+            last_state = Some(value);
+        }
+    }
+    let mut open: Vec<u64> = Vec::new();
+    let end = |t| Item {
+        t,
+        value: 0,
+        kind: ItemKind::End,
+    };
+    for s in &slices {
+        let What::Details(d) = s.what else { continue };
+        while open.last().is_some_and(|end| *end <= s.start) {
+            items.push(end(open.pop().expect("open")));
+        }
+        items.push(Item {
+            t: s.start,
+            value: d as u32,
+            kind: ItemKind::Begin,
+        });
+        open.push(s.end);
+    }
+    while let Some(t) = open.pop() {
+        items.push(end(t));
+    }
+    items.extend(samples.iter().map(|s| Item {
+        t: s.ts,
+        value: s.stack,
+        kind: ItemKind::Sample,
+    }));
+    // Three runs, each in order: a stable sort merges them.
+    items.sort_by_key(|i| (i.t, i.kind));
+    (items, details)
+}
+
+/// `items` cut into sequences of about `per` events, where no slice is open (a slice begins
+/// and ends on one sequence). Never empty: a thread without events still gets its descriptors.
+fn sequence_ranges(items: &[Item], per: usize) -> Vec<std::ops::Range<usize>> {
+    let mut ranges = Vec::new();
+    let mut start = 0;
+    let mut depth = 0usize;
+    for (i, item) in items.iter().enumerate() {
+        if i - start >= per && depth == 0 {
+            ranges.push(start..i);
+            start = i;
+        }
+        match item.kind {
+            ItemKind::Begin => depth += 1,
+            ItemKind::End => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    ranges.push(start..items.len());
+    ranges
+}
+
+/// What every sequence of a thread shares.
+struct ThreadTrack<'a> {
+    a: &'a Analysis,
+    mappings: &'a [MappingInfo],
+    details: &'a [Details],
+    pid: u32,
+    tid: u32,
+    uuid: u64,
+    state_uuid: u64,
+}
+
+impl ThreadTrack<'_> {
+    /// One sequence: `items` from time `start`, after `descriptors` (the first sequence's),
+    /// compressed.
+    fn sequence(
+        &self,
+        id: u32,
+        start: u64,
+        descriptors: &[TracePacket],
+        items: &[Item],
+    ) -> std::io::Result<Vec<u8>> {
+        let mut raw = Vec::with_capacity(items.len() * 16 + 256);
+        let (mut seq, first) = Sequence::open(id, start, self.state_uuid);
+        push_packet(&mut raw, &first)?;
+        for d in descriptors {
+            push_packet(&mut raw, &seq.untimed(d.clone()))?;
+        }
+        let mut interner = Interner::default();
+        for item in items {
+            let mut p = match item.kind {
+                ItemKind::State => {
+                    seq.push_counter(&mut raw, item.t, i64::from(item.value));
+                    continue;
+                }
+                ItemKind::Begin => {
+                    let mut p = seq.at(item.t);
+                    let detail = &self.details[item.value as usize];
+                    let name = interner.string(Table::EventNames, &detail.name);
+                    let category = interner.string(Table::Categories, "blocking");
+                    let mut annotations = Vec::new();
+                    for (key, value) in [
+                        ("kind", detail.kind.label().to_string()),
+                        ("location", detail.location.clone()),
+                    ] {
+                        annotations.push(DebugAnnotation {
+                            name_iid: Some(interner.string(Table::AnnotationNames, key)),
+                            string_value: Some(value),
+                            ..Default::default()
+                        });
+                    }
+                    annotations.push(DebugAnnotation {
+                        name_iid: Some(interner.string(Table::AnnotationNames, "duration_ms")),
+                        double_value: Some(detail.duration as f64 / 1e6),
+                        ..Default::default()
+                    });
+                    // The stack rides as an interned callstack, shared with the samples.
+                    let callstack = interner.callstack(self.a, self.mappings, detail.stack_id);
+                    p.track_event = Some(TrackEvent {
+                        r#type: Some(SLICE_BEGIN),
+                        track_uuid: Some(self.uuid),
+                        name_iid: Some(name),
+                        category_iids: vec![category],
+                        debug_annotations: annotations,
+                        callstack_iid: Some(callstack),
+                        ..Default::default()
+                    });
+                    Sequence::interning(&mut p);
+                    p
+                }
+                ItemKind::End => {
+                    let mut p = seq.at(item.t);
+                    p.track_event = Some(TrackEvent {
+                        r#type: Some(SLICE_END),
+                        track_uuid: Some(self.uuid),
+                        ..Default::default()
+                    });
+                    p
+                }
+                ItemKind::Sample => {
+                    let mut p = seq.at(item.t);
+                    let callstack = interner.callstack(self.a, self.mappings, item.value);
+                    p.perf_sample = Some(PerfSample {
+                        cpu: None,
+                        pid: Some(self.pid),
+                        tid: Some(self.tid),
+                        callstack_iid: Some(callstack),
+                    });
+                    Sequence::interning(&mut p);
+                    p
+                }
+            };
+            p.interned_data = interner.take();
+            push_packet(&mut raw, &p)?;
+        }
+        compressed(&raw)
+    }
 }
 
 pub fn write(
@@ -607,10 +798,7 @@ pub fn write(
     let w = options.window;
     let (from, to) = w.clip(m);
     let pid = m.header.target.pid;
-    let mut out = Out {
-        w: BufWriter::new(out),
-        buf: Vec::new(),
-    };
+    let mut out = BufWriter::new(out);
     let mappings: Vec<MappingInfo> = m
         .mappings
         .iter()
@@ -623,39 +811,43 @@ pub fn write(
             build_id: hex(&mp.build_id),
         })
         .collect();
-    let mut interner = Interner::default();
     let process_uuid = 1u64;
     let blocked_uuid = 2u64;
     // Sequence 1: the process, its counter of blocked runtime threads.
+    let mut raw = Vec::new();
     let (mut process_seq, first) = Sequence::open(1, from, blocked_uuid);
-    out.packet(&first)?;
+    push_packet(&mut raw, &first)?;
     let exe = super::executable_name(a);
-    out.packet(&TracePacket {
-        trusted_packet_sequence_id: Some(1),
-        track_descriptor: Some(TrackDescriptor {
-            uuid: Some(process_uuid),
-            process: Some(ProcessDescriptor {
-                pid: Some(pid as i32),
-                process_name: Some(exe),
+    push_packet(
+        &mut raw,
+        &process_seq.untimed(TracePacket {
+            track_descriptor: Some(TrackDescriptor {
+                uuid: Some(process_uuid),
+                process: Some(ProcessDescriptor {
+                    pid: Some(pid as i32),
+                    process_name: Some(exe),
+                }),
+                ..Default::default()
             }),
             ..Default::default()
         }),
-        ..Default::default()
-    })?;
-    out.packet(&TracePacket {
-        trusted_packet_sequence_id: Some(1),
-        track_descriptor: Some(TrackDescriptor {
-            uuid: Some(blocked_uuid),
-            parent_uuid: Some(process_uuid),
-            name: Some("blocked runtime threads".into()),
-            counter: Some(CounterDescriptor {
-                unit: Some(UNIT_COUNT),
-                unit_name: Some("threads".into()),
+    )?;
+    push_packet(
+        &mut raw,
+        &process_seq.untimed(TracePacket {
+            track_descriptor: Some(TrackDescriptor {
+                uuid: Some(blocked_uuid),
+                parent_uuid: Some(process_uuid),
+                name: Some("blocked runtime threads".into()),
+                counter: Some(CounterDescriptor {
+                    unit: Some(UNIT_COUNT),
+                    unit_name: Some("threads".into()),
+                }),
+                ..Default::default()
             }),
             ..Default::default()
         }),
-        ..Default::default()
-    })?;
+    )?;
     // The counter: +1 at each off-CPU blocking episode's start, -1 at its end.
     let mut changes: Vec<(u64, i64)> = a
         .detection
@@ -675,162 +867,142 @@ pub fn write(
             counter_value: Some(blocked),
             ..Default::default()
         });
-        out.packet(&p)?;
+        push_packet(&mut raw, &p)?;
     }
+    out.write_all(&compressed(&raw)?)?;
 
     let mut events = 0u64;
+    let mut next_sequence = 10u32;
     for (i, (tid, thread)) in m.threads.iter().enumerate() {
         if options.threads.as_ref().is_some_and(|t| !t.contains(tid)) {
             continue;
         }
-        let thread_uuid = 1000 + 2 * i as u64;
-        let state_uuid = thread_uuid + 1;
-        // The state counter is the sequence's default track: its changes are most of the events.
-        let (mut seq, first) = Sequence::open(10 + i as u32, from, state_uuid);
-        out.packet(&first)?;
-        out.packet(&TracePacket {
-            trusted_packet_sequence_id: Some(seq.id),
-            track_descriptor: Some(TrackDescriptor {
-                uuid: Some(thread_uuid),
-                parent_uuid: Some(process_uuid),
-                thread: Some(ThreadDescriptor {
-                    pid: Some(pid as i32),
-                    tid: Some(*tid as i32),
-                    thread_name: Some(format!("{} ({})", thread.name(), thread.role.label())),
+        let uuid = 1000 + 2 * i as u64;
+        let state_uuid = uuid + 1;
+        let descriptors = [
+            TracePacket {
+                track_descriptor: Some(TrackDescriptor {
+                    uuid: Some(uuid),
+                    parent_uuid: Some(process_uuid),
+                    thread: Some(ThreadDescriptor {
+                        pid: Some(pid as i32),
+                        tid: Some(*tid as i32),
+                        thread_name: Some(format!("{} ({})", thread.name(), thread.role.label())),
+                    }),
+                    ..Default::default()
                 }),
                 ..Default::default()
-            }),
-            ..Default::default()
-        })?;
-        out.packet(&TracePacket {
-            trusted_packet_sequence_id: Some(seq.id),
-            track_descriptor: Some(TrackDescriptor {
-                uuid: Some(state_uuid),
-                parent_uuid: Some(thread_uuid),
-                name: Some("state: 1 running, 2 waiting for a CPU, 0 off CPU".into()),
-                counter: Some(CounterDescriptor {
-                    unit: Some(UNIT_COUNT),
-                    unit_name: None,
+            },
+            // The state counter is the sequences' default track: its changes are most of the
+            // events.
+            TracePacket {
+                track_descriptor: Some(TrackDescriptor {
+                    uuid: Some(state_uuid),
+                    parent_uuid: Some(uuid),
+                    name: Some("state: 1 running, 2 waiting for a CPU, 0 off CPU".into()),
+                    counter: Some(CounterDescriptor {
+                        unit: Some(UNIT_COUNT),
+                        unit_name: None,
+                    }),
+                    ..Default::default()
                 }),
                 ..Default::default()
-            }),
-            ..Default::default()
-        })?;
-        let mut sent = Sent::default();
-        // Everything on this thread in time order: state changes, slice edges, samples.
-        enum Item {
-            State(i64),
-            Begin(usize),
-            End,
-            Sample(u32),
-        }
-        let mut items: Vec<(u64, u8, Item)> = Vec::new();
-        let mut last_state = None;
-        for span in m.spans(*tid, from, to) {
-            let value = match span.state {
-                State::OnCpu => RUNNING,
-                State::Runnable => WAITING,
-                _ => OFF_CPU,
-            };
-            if last_state != Some(value) {
-                items.push((span.start, 0, Item::State(value)));
-                last_state = Some(value);
+            },
+        ];
+        let (items, details) = thread_items(a, *tid, from, to);
+        events += items
+            .iter()
+            .filter(|i| matches!(i.kind, ItemKind::Begin | ItemKind::Sample))
+            .count() as u64;
+        let track = ThreadTrack {
+            a,
+            mappings: &mappings,
+            details: &details,
+            pid,
+            tid: *tid,
+            uuid,
+            state_uuid,
+        };
+        let ranges = sequence_ranges(&items, EVENTS_PER_SEQUENCE);
+        let first_id = next_sequence;
+        next_sequence += ranges.len() as u32;
+        // Encoded and compressed in parallel, written in order.
+        for (b, batch) in ranges.chunks(SEQUENCES_PER_BATCH).enumerate() {
+            let parts: Vec<Vec<u8>> = batch
+                .par_iter()
+                .enumerate()
+                .map(|(k, range)| {
+                    let n = b * SEQUENCES_PER_BATCH + k;
+                    let start = items.get(range.start).map_or(from, |i| i.t);
+                    let descriptors: &[TracePacket] = if n == 0 { &descriptors } else { &[] };
+                    track.sequence(
+                        first_id + n as u32,
+                        start,
+                        descriptors,
+                        &items[range.clone()],
+                    )
+                })
+                .collect::<std::io::Result<_>>()?;
+            for part in parts {
+                out.write_all(&part)?;
             }
-        }
-        let (slices, details) = thread_slices(a, *tid, from, to);
-        let mut open: Vec<u64> = Vec::new();
-        for s in slices.iter().filter(|s| matches!(s.what, What::Details(_))) {
-            let What::Details(d) = s.what else { continue };
-            while open.last().is_some_and(|end| *end <= s.start) {
-                items.push((open.pop().expect("open"), 1, Item::End));
-            }
-            items.push((s.start, 2, Item::Begin(d)));
-            open.push(s.end);
-        }
-        while let Some(end) = open.pop() {
-            items.push((end, 1, Item::End));
-        }
-        for s in m.samples_in(*tid, from, to) {
-            items.push((s.ts, 3, Item::Sample(s.stack)));
-        }
-        // Stable: at one time, state first, then slice ends before begins, then samples.
-        items.sort_by_key(|(t, order, _)| (*t, *order));
-        for (t, _, item) in items {
-            let mut p = seq.at(t);
-            let mut data = InternedData::default();
-            match item {
-                Item::State(value) => {
-                    p.track_event = Some(TrackEvent {
-                        r#type: Some(COUNTER),
-                        counter_value: Some(value),
-                        ..Default::default()
-                    });
-                }
-                Item::Begin(d) => {
-                    events += 1;
-                    let detail = &details[d];
-                    let name = interner.name(&mut sent, &mut data, &detail.name);
-                    let category = interner.category(&mut sent, &mut data, "blocking");
-                    let mut annotations = Vec::new();
-                    for (key, value) in [
-                        ("kind", detail.kind.label().to_string()),
-                        ("location", detail.location.clone()),
-                    ] {
-                        annotations.push(DebugAnnotation {
-                            name_iid: Some(interner.annotation(&mut sent, &mut data, key)),
-                            string_value: Some(value),
-                            ..Default::default()
-                        });
-                    }
-                    annotations.push(DebugAnnotation {
-                        name_iid: Some(interner.annotation(&mut sent, &mut data, "duration_ms")),
-                        double_value: Some(detail.duration as f64 / 1e6),
-                        ..Default::default()
-                    });
-                    // The stack rides as an interned callstack, shared with the samples.
-                    let callstack =
-                        interner.callstack(a, &mappings, &mut sent, &mut data, detail.stack_id);
-                    p.track_event = Some(TrackEvent {
-                        r#type: Some(SLICE_BEGIN),
-                        track_uuid: Some(thread_uuid),
-                        name_iid: Some(name),
-                        category_iids: vec![category],
-                        debug_annotations: annotations,
-                        callstack_iid: Some(callstack),
-                        ..Default::default()
-                    });
-                }
-                Item::End => {
-                    p.track_event = Some(TrackEvent {
-                        r#type: Some(SLICE_END),
-                        track_uuid: Some(thread_uuid),
-                        ..Default::default()
-                    });
-                }
-                Item::Sample(stack) => {
-                    events += 1;
-                    let callstack = interner.callstack(a, &mappings, &mut sent, &mut data, stack);
-                    p.perf_sample = Some(PerfSample {
-                        cpu: None,
-                        pid: Some(pid),
-                        tid: Some(*tid),
-                        callstack_iid: Some(callstack),
-                    });
-                }
-            }
-            if !is_empty(&data) {
-                p.interned_data = Some(data);
-            }
-            if p.perf_sample.is_some()
-                || p.track_event
-                    .as_ref()
-                    .is_some_and(|e| e.r#type == Some(SLICE_BEGIN))
-            {
-                Sequence::interning(&mut p);
-            }
-            out.packet(&p)?;
         }
     }
-    out.w.flush()?;
+    out.flush()?;
     Ok(Written { events })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(t: u64, kind: ItemKind) -> Item {
+        Item { t, value: 0, kind }
+    }
+
+    #[test]
+    fn sequences_are_cut_only_where_no_slice_is_open() {
+        use ItemKind::*;
+        let items = [
+            item(1, State),
+            item(2, Begin),
+            item(3, Sample),
+            item(4, Begin),
+            item(5, End),
+            item(6, End),
+            item(7, State),
+            item(8, Sample),
+        ];
+        // Due after 2 events, but a slice is open from the second event to the sixth.
+        assert_eq!(sequence_ranges(&items, 2), vec![0..6, 6..8]);
+        assert_eq!(sequence_ranges(&items, 1), vec![0..1, 1..6, 6..7, 7..8]);
+        assert_eq!(sequence_ranges(&items, 100), vec![0..8]);
+        // A thread without events still gets one (empty) sequence for its descriptors.
+        assert_eq!(sequence_ranges(&[], 2), vec![0..0]);
+    }
+
+    #[test]
+    fn a_hand_encoded_counter_decodes_as_the_packet_it_stands_for() {
+        for (t, value) in [(0, 0), (5, 1), (300, 2), (u64::from(u32::MAX) + 7, -3)] {
+            let (mut seq, _) = Sequence::open(77, 0, 9);
+            let mut buf = Vec::new();
+            seq.push_counter(&mut buf, t, value);
+            assert_eq!(buf[0], 0x0a);
+            let packet = TracePacket::decode_length_delimited(&buf[1..]).unwrap();
+            let expected = TracePacket {
+                timestamp: Some(t),
+                trusted_packet_sequence_id: Some(77),
+                track_event: Some(TrackEvent {
+                    r#type: Some(COUNTER),
+                    counter_value: Some(value),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+            assert_eq!(packet, expected);
+            let mut encoded = Vec::new();
+            push_packet(&mut encoded, &expected).unwrap();
+            assert_eq!(buf.len(), encoded.len());
+        }
+    }
 }

@@ -4,7 +4,7 @@
 
 use crate::analysis::frames::Kind;
 use crate::analysis::Analysis;
-use crate::model::State;
+use crate::model::{DetailedSpan, State};
 use crate::view::file_line;
 
 /// What a slice is.
@@ -44,6 +44,18 @@ pub struct Details {
 /// A thread's slices in `[from, to)`, sorted so that parents come before what they contain and
 /// every slice nests, and the details of its blocking slices.
 pub fn thread_slices(a: &Analysis, tid: u32, from: u64, to: u64) -> (Vec<Slice>, Vec<Details>) {
+    thread_slices_of(a, tid, from, to, a.model.spans(tid, from, to).into_iter())
+}
+
+/// [`thread_slices`] from the thread's spans in the window (`Model::spans`), for a caller that
+/// needs them too.
+pub fn thread_slices_of(
+    a: &Analysis,
+    tid: u32,
+    from: u64,
+    to: u64,
+    spans: impl ExactSizeIterator<Item = DetailedSpan>,
+) -> (Vec<Slice>, Vec<Details>) {
     let m = &a.model;
     let mut slices: Vec<Slice> = Vec::new();
     let mut details: Vec<Details> = Vec::new();
@@ -106,7 +118,8 @@ pub fn thread_slices(a: &Analysis, tid: u32, from: u64, to: u64) -> (Vec<Slice>,
         .map(|s| (s.start, s.end))
         .collect();
     polls.sort_unstable();
-    for span in m.spans(tid, from, to) {
+    let mut timeline: Vec<Slice> = Vec::with_capacity(spans.len() + 2 * polls.len());
+    for span in spans {
         let what = match span.state {
             State::OnCpu => What::Running,
             State::Runnable => What::Waiting,
@@ -120,7 +133,7 @@ pub fn thread_slices(a: &Analysis, tid: u32, from: u64, to: u64) -> (Vec<Slice>,
         for &(a, b) in polls[first..].iter().take_while(|(a, _)| *a < span.end) {
             for edge in [a, b] {
                 if edge > start && edge < span.end {
-                    slices.push(Slice {
+                    timeline.push(Slice {
                         start,
                         end: edge,
                         what,
@@ -129,23 +142,40 @@ pub fn thread_slices(a: &Analysis, tid: u32, from: u64, to: u64) -> (Vec<Slice>,
                 }
             }
         }
-        slices.push(Slice {
+        timeline.push(Slice {
             start,
             end: span.end,
             what,
         });
     }
-    slices.sort_unstable_by(|x, y| x.start.cmp(&y.start).then(y.end.cmp(&x.end)));
-    (nest(slices), details)
+    // Parents first: by start, the longer first. The spans come in time order (millions of
+    // them), the blocking slices are few: merged, not sorted together.
+    let parents_first = |x: &Slice, y: &Slice| x.start.cmp(&y.start).then(y.end.cmp(&x.end));
+    if !timeline.is_sorted_by(|x, y| parents_first(x, y).is_le()) {
+        timeline.sort_unstable_by(parents_first);
+    }
+    slices.sort_unstable_by(parents_first);
+    let mut merged = Vec::with_capacity(timeline.len() + slices.len());
+    let mut blocking = slices.into_iter().peekable();
+    for s in timeline {
+        while let Some(b) = blocking.next_if(|b| parents_first(b, &s).is_le()) {
+            merged.push(b);
+        }
+        merged.push(s);
+    }
+    merged.extend(blocking);
+    nest(&mut merged);
+    (merged, details)
 }
 
-/// Makes sorted slices nest: a slice that starts inside another but outlasts it is cut at the
+/// Makes sorted slices nest, in place: a slice that starts inside another but outlasts it is cut at the
 /// other's end (dropped if nothing is left). Consistent records never need it; lost records and
 /// clock skew between CPUs can make a running span overlap an off-CPU episode by a little.
-fn nest(slices: Vec<Slice>) -> Vec<Slice> {
-    let mut out = Vec::with_capacity(slices.len());
+fn nest(slices: &mut Vec<Slice>) {
     let mut open: Vec<u64> = Vec::new();
-    for mut s in slices {
+    let mut kept = 0;
+    for i in 0..slices.len() {
+        let mut s = slices[i];
         while open.last().is_some_and(|end| *end <= s.start) {
             open.pop();
         }
@@ -154,8 +184,9 @@ fn nest(slices: Vec<Slice>) -> Vec<Slice> {
         }
         if s.end > s.start {
             open.push(s.end);
-            out.push(s);
+            slices[kept] = s;
+            kept += 1;
         }
     }
-    out
+    slices.truncate(kept);
 }

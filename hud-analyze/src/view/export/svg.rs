@@ -3,10 +3,19 @@
 
 use std::io::Write;
 
+use rayon::prelude::*;
+
 use super::folded::{lines, stack_line};
 use super::{ExportOptions, Written};
 use crate::analysis::profile::{events_in_order, Weight};
 use crate::analysis::Analysis;
+
+/// A folded line with its weight, as inferno reads it.
+fn with_value(mut line: String, value: u64) -> String {
+    line.push(' ');
+    line.push_str(itoa::Buffer::new().format(value));
+    line
+}
 
 pub fn write(
     a: &Analysis,
@@ -24,17 +33,20 @@ pub fn write(
         );
         let n = events.len() as u64;
         let lines = events
-            .into_iter()
-            .filter_map(|(_, stack, tid, weight)| {
+            .par_iter()
+            .filter_map(|&(_, stack, tid, weight)| {
                 let value = super::folded_value(options.weight, weight);
-                (value > 0).then(|| format!("{} {value}", stack_line(a, options, tid, stack)))
+                (value > 0).then(|| with_value(stack_line(a, options, tid, stack), value))
             })
             .collect();
         (lines, n)
     } else {
         let (lines, n) = lines(a, options);
         (
-            lines.into_iter().map(|(l, v)| format!("{l} {v}")).collect(),
+            lines
+                .into_iter()
+                .map(|(line, value)| with_value(line, value))
+                .collect(),
             n,
         )
     };
