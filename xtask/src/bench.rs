@@ -544,6 +544,7 @@ pub fn export(seconds: u32) -> Result<()> {
         "| (report --json, for reference) | {:.2} s | | |",
         report.wall()
     );
+    let mut sizes = std::collections::HashMap::new();
     for (format, file) in [
         ("pprof", "out.pb.gz"),
         ("folded", "out.folded"),
@@ -557,12 +558,18 @@ pub fn export(seconds: u32) -> Result<()> {
             c.arg("export").arg(&big).arg("-o").arg(&out);
             c
         })?;
+        let size = std::fs::metadata(&out)?.len() as f64;
+        sizes.insert(format, size);
         println!(
             "| {format} | {:.2} s | {:.1} MB | ≤ 3 s |",
             runs.wall(),
-            std::fs::metadata(&out)?.len() as f64 / 1e6
+            size / 1e6
         );
     }
+    println!(
+        "\nperfetto / chrome size: {:.3} (target ≤ 0.25)",
+        sizes["perfetto"] / sizes["chrome"]
+    );
     Ok(())
 }
 
