@@ -1,27 +1,45 @@
 //! The programs. Everything is filtered to one target process (tgid) in the kernel; nothing is
 //! aggregated here: records stream to user space, which interns stacks.
 //!
-//! - `hud_sched_switch` (tracepoint sched/sched_switch): a switch record for each on/off-CPU
-//!   transition of a target thread; at switch-out the thread's stack is parked in
-//!   `OFFCPU_PENDING`; at switch-in, if it was away past the threshold, an off-CPU record.
-//! - `hud_sched_fork` / `hud_sched_exit` / `hud_task_rename`: keep `TARGET_TIDS` (sched_switch only
-//!   knows `next_pid`, not its process) and report the threads' lives and names.
+//! - `hud_sched_switch_raw` (raw tracepoint sched_switch; `hud_sched_switch`, the classic
+//!   tracepoint, where the kernel has no BTF): a switch record for each on/off-CPU
+//!   transition of a target thread, and the thread's [`ThreadState`]: when and how it left. At
+//!   switch-in, an episode past the threshold that the thread slept through becomes *due*.
+//! - `hud_sys_exit` (raw tracepoint sys_exit): a thread with a due episode sends its off-CPU
+//!   record with the user stack it has on returning from the system call: for a thread that
+//!   blocked in a system call (sleep, read, futex: every wait a Tokio worker makes), the stack it
+//!   blocked with, read in its own context. So the switch-out path, which runs on every switch
+//!   of the target, is a timestamp and a state, and only the episodes that are kept pay for a
+//!   stack (a switch program that took the stack at every switch-out cost 1.5–2.5 µs per run).
+//!   Preemptions (the thread stayed runnable) send nothing: no blocking stack is needed, and
+//!   the switch records already hold their time.
+//! - With kernel stacks (`KERNEL_STACKS`), the stack of a voluntary switch-out is taken there
+//!   (the kernel stack of the blocking point only exists then), parked in `OFFCPU_PENDING`, and
+//!   sent at switch-in when the episode is kept.
+//! - `hud_sched_wakeup_raw` (or the classic `hud_sched_wakeup`): when a sleeping target thread
+//!   was woken (blocked vs waiting for a CPU).
+//! - `hud_sched_fork` / `hud_sched_exit` / `hud_task_rename`: keep `SLOTS` (sched_switch only
+//!   knows `next`, not its process) and report the threads' lives and names.
+//!
+//! Per switch, the work is array lookups (the thread's slot, its state) and an entry in the
+//! CPU's switch batch; the ring buffer is touched once per batch.
 //! - `hud_cpu_sample` (perf_event cpu-clock, one per CPU): a sample with the user stack.
 
 use aya_ebpf::{
     bindings::BPF_F_USER_STACK,
     helpers::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_smp_processor_id, bpf_get_stack,
-        bpf_ktime_get_ns,
+        bpf_ktime_get_ns, bpf_probe_read_kernel,
     },
-    macros::{map, perf_event, tracepoint},
-    maps::{HashMap, PerCpuArray, RingBuf},
-    programs::{PerfEventContext, TracePointContext},
+    macros::{map, perf_event, raw_tracepoint, tracepoint},
+    maps::{Array, HashMap, PerCpuArray, Queue, RingBuf},
+    programs::{PerfEventContext, RawTracePointContext, TracePointContext},
     EbpfContext, Global,
 };
 use hud_format::wire::{
-    kind, Counter, RecordHeader, StackRecord, SwitchRecord, ThreadRecord, FLAG_SWITCH_IN,
-    MAX_KERNEL_FRAMES, MAX_USER_FRAMES, STATE_PREEMPTED,
+    kind, Counter, DueEpisode, RecordHeader, StackRecord, SwitchBatch, SwitchEntry, ThreadRecord,
+    ThreadState, ENTRY_SWITCH_IN, MAX_DUE, MAX_KERNEL_FRAMES, MAX_THREADS, MAX_USER_FRAMES,
+    STATE_PREEMPTED, SWITCH_BATCH_LEN, SWITCH_BATCH_MAX_AGE_NS,
 };
 
 #[unsafe(no_mangle)]
@@ -44,10 +62,17 @@ static OFF_RENAME_PID: Global<u32> = Global::new(8);
 static OFF_RENAME_NEWCOMM: Global<u32> = Global::new(28);
 #[unsafe(no_mangle)]
 static OFF_WAKEUP_PID: Global<u32> = Global::new(24);
+/// Offset of `pid` in `struct task_struct`, from the kernel's BTF (raw tracepoints only).
+#[unsafe(no_mangle)]
+static TASK_PID_OFFSET: Global<u32> = Global::new(0);
 
 /// Ring-buffer flag: don't wake the reader per record; hud-record drains on a short timer, which
 /// costs far less than a wakeup per context switch.
 const NO_WAKEUP: u64 = 1;
+
+/// Bytes of the sched_switch record read in one copy (hud-record checks the offsets it sets
+/// against it).
+const SWITCH_RECORD_BYTES: usize = hud_format::wire::offsets::SWITCH_RECORD_BYTES;
 
 /// Records to user space. Size set by hud-record (`--buffer`).
 #[map]
@@ -57,11 +82,29 @@ static EVENTS: RingBuf = RingBuf::with_byte_size(8 << 20, 0);
 #[map]
 static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(Counter::COUNT, 0);
 
-/// Thread ids of the target: seeded from /proc by hud-record, kept by fork/exit.
+/// Indexed by tid: the thread's slot in `STATES`, 0 for every thread not the target's. Sized by
+/// hud-record to the kernel's pid_max. Also the filter: sched_switch only knows `next`'s pid.
 #[map]
-static TARGET_TIDS: HashMap<u32, u32> = HashMap::with_max_entries(16384, 0);
+static SLOTS: Array<u16> = Array::with_max_entries(1, 0);
 
-/// Per thread: the record being built while it is off CPU (stack taken at switch-out).
+/// Indexed by slot: what the programs keep per target thread.
+#[map]
+static STATES: Array<ThreadState> = Array::with_max_entries(MAX_THREADS, 0);
+
+/// Slots free for new threads: hud-record fills it, fork takes, exit gives back.
+#[map]
+static FREE_SLOTS: Queue<u16> = Queue::with_max_entries(MAX_THREADS, 0);
+
+/// Per CPU: the switches not yet sent.
+#[map]
+static BATCHES: PerCpuArray<SwitchBatch> = PerCpuArray::with_max_entries(1, 0);
+
+/// `[0]`: 1 once hud-record stops; the batches are then left alone for it to read.
+#[map]
+static CONTROL: Array<u32> = Array::with_max_entries(1, 0);
+
+/// Kernel-stacks mode only: per thread, the record being built while it is off CPU (stacks
+/// taken at switch-out).
 #[map]
 static OFFCPU_PENDING: HashMap<u32, StackRecord> = HashMap::with_max_entries(4096, 0);
 
@@ -78,6 +121,111 @@ fn count(counter: Counter) {
 }
 
 #[inline(always)]
+fn count_n(counter: Counter, n: u64) {
+    if let Some(p) = COUNTERS.get_ptr_mut(counter as u32) {
+        // SAFETY: as in `count`.
+        unsafe { *p += n };
+    }
+}
+
+/// The state of target thread `tid`, if it is one.
+#[inline(always)]
+fn state_of(tid: u32) -> Option<*mut ThreadState> {
+    let slot = *SLOTS.get(tid)?;
+    if slot == 0 {
+        return None;
+    }
+    STATES.get_ptr_mut(u32::from(slot))
+}
+
+#[inline(always)]
+fn stopped() -> bool {
+    CONTROL.get(0).is_some_and(|v| *v != 0)
+}
+
+/// Adds a switch's entries (the target thread leaving, the target thread arriving, or both) to
+/// this CPU's batch, sending the batch when full or old. (After hud-record stops, nothing is
+/// sent: the batch fills up and is read by hud-record.)
+///
+/// Plain integers (tid 0 for none), not `Option`s: LLVM may leave the payload of a `None`
+/// undefined, and the verifier rejects reading such a register.
+#[inline(always)]
+fn push_switch(ts: u64, out_tid: u32, out_state: u32, in_tid: u32) {
+    let Some(b) = BATCHES.get_ptr_mut(0) else {
+        return;
+    };
+    // SAFETY: this CPU's batch; the programs that write it do not nest on a CPU.
+    unsafe {
+        let mut n = (*b).count as usize;
+        if n == 0 {
+            (*b).header.ts_ns = ts;
+            (*b).header.cpu = cpu();
+        }
+        if out_tid != 0 {
+            let Some(entry) = (*b).entries.get_mut(n) else {
+                return;
+            };
+            *entry = SwitchEntry {
+                ts_ns: ts,
+                tid: out_tid,
+                state: out_state & !ENTRY_SWITCH_IN,
+            };
+            n += 1;
+        }
+        if in_tid != 0 {
+            let Some(entry) = (*b).entries.get_mut(n) else {
+                return;
+            };
+            *entry = SwitchEntry {
+                ts_ns: ts,
+                tid: in_tid,
+                state: ENTRY_SWITCH_IN,
+            };
+            n += 1;
+        }
+        (*b).count = n as u32;
+        // Room for the next switch's two entries, or send.
+        if n + 2 > SWITCH_BATCH_LEN
+            || ts.saturating_sub((*b).header.ts_ns) >= SWITCH_BATCH_MAX_AGE_NS
+        {
+            send_batch(b);
+        }
+    }
+}
+
+/// Sends this CPU's batch if its first switch is older than the maximum age (from the sampler,
+/// which also runs on CPUs that stopped switching).
+#[inline(always)]
+fn send_stale_batch(ts: u64) {
+    let Some(b) = BATCHES.get_ptr_mut(0) else {
+        return;
+    };
+    // SAFETY: as in `push_switch`.
+    unsafe {
+        if (*b).count != 0 && ts.saturating_sub((*b).header.ts_ns) >= SWITCH_BATCH_MAX_AGE_NS {
+            send_batch(b);
+        }
+    }
+}
+
+/// # Safety
+/// `b` is this CPU's batch.
+#[inline(always)]
+unsafe fn send_batch(b: *mut SwitchBatch) {
+    unsafe {
+        let n = (*b).count;
+        if n == 0 || stopped() {
+            return;
+        }
+        (*b).header.kind = kind::SWITCH_BATCH;
+        if EVENTS.output::<SwitchBatch>(&*b, NO_WAKEUP).is_err() {
+            count_n(Counter::LostSwitch, u64::from(n));
+        }
+        (*b).count = 0;
+    }
+}
+
+#[inline(always)]
 fn cpu() -> u16 {
     // SAFETY: plain helper.
     unsafe { bpf_get_smp_processor_id() as u16 }
@@ -87,11 +235,6 @@ fn cpu() -> u16 {
 fn now() -> u64 {
     // SAFETY: plain helper.
     unsafe { bpf_ktime_get_ns() }
-}
-
-#[inline(always)]
-fn is_target_tid(tid: u32) -> bool {
-    TARGET_TIDS.get_ptr(tid).is_some()
 }
 
 /// Fills the user (and optionally kernel) stack of the current task into `rec`.
@@ -128,57 +271,255 @@ fn fill_stacks<C: EbpfContext>(ctx: &C, rec: *mut StackRecord) {
     }
 }
 
-fn emit_switch(tid: u32, ts: u64, cpu: u16, on_cpu: bool, prev_state: u32) {
-    let rec = SwitchRecord {
-        header: RecordHeader {
-            kind: kind::SWITCH,
-            flags: if on_cpu { FLAG_SWITCH_IN } else { 0 },
-            cpu,
-            tid,
-            ts_ns: ts,
-        },
-        prev_state,
-        _pad: 0,
+/// Reads a `T` at `offset` of a copied tracepoint record; 0 when it does not fit.
+#[inline(always)]
+fn field<T: Default + Copy>(record: &[u8; SWITCH_RECORD_BYTES], offset: u32) -> T {
+    let offset = offset as usize;
+    if offset + core::mem::size_of::<T>() > SWITCH_RECORD_BYTES {
+        return T::default();
+    }
+    // SAFETY: bounds checked above; the record is plain bytes.
+    unsafe { core::ptr::read_unaligned(record.as_ptr().add(offset).cast::<T>()) }
+}
+
+/// Whether a switch-out in `state` was the thread's own doing (it slept) rather than a
+/// preemption (it stayed runnable): only those episodes can block a task and need a stack.
+#[inline(always)]
+fn slept(state: u32) -> bool {
+    state != 0 && state & STATE_PREEMPTED == 0
+}
+
+/// sched_switch as a classic tracepoint: the fields come from its formatted record (kernels
+/// without BTF; see `hud_sched_switch_raw`).
+#[tracepoint]
+pub fn hud_sched_switch(ctx: TracePointContext) -> u32 {
+    // The tracepoint runs on the outgoing task: `current` is prev.
+    let current_tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    // One copy of the record instead of a helper call per field.
+    // SAFETY: the tracepoint's record is at least this long (sched_switch's is 64 bytes).
+    let Ok(record) =
+        (unsafe { bpf_probe_read_kernel(ctx.as_ptr() as *const [u8; SWITCH_RECORD_BYTES]) })
+    else {
+        return 0;
     };
-    if EVENTS.output::<SwitchRecord>(&rec, NO_WAKEUP).is_err() {
-        count(Counter::LostSwitch);
+    let prev_pid: u32 = field(&record, OFF_SWITCH_PREV_PID.load());
+    let next_pid: u32 = field(&record, OFF_SWITCH_NEXT_PID.load());
+    let prev = if current_tgid == TARGET_TGID.load() && prev_pid != 0 {
+        let state = field::<i64>(&record, OFF_SWITCH_PREV_STATE.load()) as u32;
+        Some((prev_pid, state))
+    } else {
+        None
+    };
+    on_switch(&ctx, prev, next_pid);
+    0
+}
+
+/// sched_switch as a raw tracepoint (preempt, prev, next, prev_state): no record is formatted
+/// for it, which on a switch storm cost more than the program itself. `prev` is `current`; the
+/// next task's pid is read at the offset hud-record found in the kernel's BTF.
+#[raw_tracepoint(tracepoint = "sched_switch")]
+pub fn hud_sched_switch_raw(ctx: RawTracePointContext) -> i32 {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    // sched_switch's arguments on Linux 5.18+ (hud-record checks the prototype).
+    let (preempt, next, raw_state) = (
+        ctx.arg::<u64>(0) & 1 != 0,
+        ctx.arg::<*const u8>(2),
+        ctx.arg::<u64>(3) as u32,
+    );
+    let prev = if (pid_tgid >> 32) as u32 == TARGET_TGID.load() && pid_tgid as u32 != 0 {
+        Some((pid_tgid as u32, reported_state(preempt, raw_state)))
+    } else {
+        None
+    };
+    // SAFETY: `next` is a task_struct; the offset comes from BTF. A failed read is pid 0.
+    let next_pid =
+        unsafe { bpf_probe_read_kernel(next.add(TASK_PID_OFFSET.load() as usize) as *const u32) }
+            .unwrap_or(0);
+    on_switch(&ctx, prev, next_pid);
+    0
+}
+
+/// The state the classic tracepoint reports for a task that leaves the CPU in `state`
+/// (`__trace_sched_switch_state`): TASK_REPORT_MAX when preempted, else the highest
+/// TASK_REPORT bit, with TASK_IDLE as its own state and a sleeping RT lock as D.
+#[inline(always)]
+fn reported_state(preempt: bool, state: u32) -> u32 {
+    const TASK_REPORT: u32 = 0x7f;
+    const TASK_IDLE: u32 = 0x402;
+    const TASK_REPORT_IDLE: u32 = 0x80;
+    const TASK_RTLOCK_WAIT: u32 = 0x1000;
+    const TASK_UNINTERRUPTIBLE: u32 = 2;
+    if preempt {
+        return STATE_PREEMPTED;
+    }
+    if state & TASK_RTLOCK_WAIT != 0 {
+        return TASK_UNINTERRUPTIBLE;
+    }
+    if state & TASK_IDLE == TASK_IDLE {
+        return TASK_REPORT_IDLE;
+    }
+    let report = state & TASK_REPORT;
+    if report == 0 {
+        0
+    } else {
+        1 << (31 - report.leading_zeros())
     }
 }
 
-#[tracepoint]
-pub fn hud_sched_switch(ctx: TracePointContext) -> u32 {
-    let target = TARGET_TGID.load();
-    let ts = now();
-    let cpu = cpu();
-    // The tracepoint runs on the outgoing task: `current` is prev.
-    let pid_tgid = bpf_get_current_pid_tgid();
-    let current_tgid = (pid_tgid >> 32) as u32;
-    // SAFETY: offsets come from the tracepoint's format file; reads are checked helpers.
-    let (prev_pid, prev_state, next_pid) = unsafe {
-        (
-            ctx.read_at::<u32>(OFF_SWITCH_PREV_PID.load() as usize)
-                .unwrap_or(0),
-            ctx.read_at::<i64>(OFF_SWITCH_PREV_STATE.load() as usize)
-                .unwrap_or(0),
-            ctx.read_at::<u32>(OFF_SWITCH_NEXT_PID.load() as usize)
-                .unwrap_or(0),
-        )
+/// A switch: `prev` (tid, reported state) when a target thread leaves, `next_pid` the incoming
+/// task (filtered by `SLOTS`).
+#[inline(always)]
+fn on_switch<C: EbpfContext>(ctx: &C, prev: Option<(u32, u32)>, next_pid: u32) {
+    let next = if next_pid != 0 {
+        state_of(next_pid)
+    } else {
+        None
     };
-    if current_tgid == target && prev_pid != 0 {
-        let state = prev_state as u32;
-        emit_switch(prev_pid, ts, cpu, false, state);
-        park_stack(&ctx, prev_pid, ts, state);
+    if prev.is_none() && next.is_none() {
+        return;
     }
-    if next_pid != 0 && is_target_tid(next_pid) {
-        emit_switch(next_pid, ts, cpu, true, 0);
-        finish_off_cpu(next_pid, ts, cpu);
+    let ts = now();
+    let (out_tid, out_state) = prev.unwrap_or((0, 0));
+    push_switch(
+        ts,
+        out_tid,
+        out_state,
+        if next.is_some() { next_pid } else { 0 },
+    );
+    if let Some((prev_pid, state)) = prev {
+        if let Some(t) = state_of(prev_pid) {
+            // SAFETY: map value of this thread; only its own switches write these fields.
+            unsafe {
+                (*t).left_ns = ts;
+                (*t).woken_ns = 0;
+                (*t).state = state;
+            }
+            if KERNEL_STACKS.load() != 0 && slept(state) {
+                park_stacks(ctx, prev_pid);
+            }
+        }
+    }
+    if let Some(t) = next {
+        // SAFETY: as above.
+        unsafe { switched_in(&mut *t, next_pid, ts) };
+    }
+}
+
+/// At switch-in: if the thread slept past the threshold, the episode is sent (kernel-stacks
+/// mode: with the stacks parked at switch-out) or becomes due (sent with the user stack at the
+/// thread's next return from a system call, `hud_sys_exit`).
+#[inline(always)]
+fn switched_in(t: &mut ThreadState, tid: u32, ts: u64) {
+    let left = t.left_ns;
+    t.left_ns = 0;
+    if left == 0 || ts < left || !slept(t.state) {
+        return;
+    }
+    let duration = ts - left;
+    if duration < OFFCPU_THRESHOLD_NS.load() {
+        return;
+    }
+    let woken = t.woken_ns;
+    let runnable = if woken > left && woken <= ts {
+        ts - woken
+    } else {
+        0
+    };
+    let cpu = cpu();
+    if KERNEL_STACKS.load() != 0 {
+        send_parked(tid, ts, cpu, duration, runnable, t.state);
+        return;
+    }
+    let episode = DueEpisode {
+        end_ns: ts,
+        duration_ns: duration,
+        runnable_ns: runnable,
+        state: t.state,
+        cpu: u32::from(cpu),
+    };
+    match t.due.get_mut(t.due_count as usize) {
+        Some(slot) => {
+            *slot = episode;
+            t.due_count += 1;
+        }
+        // More sleeps than slots before a return from a system call: this one goes without
+        // its stack.
+        None => send_due(&episode, tid, None),
+    }
+}
+
+/// Sends a due episode, with the current task's user stack when `ctx` is given.
+#[inline(always)]
+fn send_due(episode: &DueEpisode, tid: u32, ctx: Option<&RawTracePointContext>) {
+    let Some(mut entry) = EVENTS.reserve::<StackRecord>(0) else {
+        count(Counter::LostOffCpu);
+        return;
+    };
+    let rec = entry.as_mut_ptr();
+    // SAFETY: `rec` is a reserved, exclusively owned ring-buffer slot of one StackRecord.
+    unsafe {
+        (*rec).header = RecordHeader {
+            kind: kind::OFF_CPU,
+            flags: 0,
+            cpu: episode.cpu as u16,
+            tid,
+            ts_ns: episode.end_ns,
+        };
+        (*rec).duration_ns = episode.duration_ns;
+        (*rec).runnable_ns = episode.runnable_ns;
+        (*rec).state = episode.state;
+        (*rec).kernel_len = 0;
+        match ctx {
+            Some(ctx) => fill_stacks(ctx, rec),
+            None => {
+                (*rec).user_len = 0;
+                count(Counter::OffCpuStackMissed);
+            }
+        }
+    }
+    entry.submit(NO_WAKEUP);
+}
+
+/// Sends every due episode of a thread (with the current user stack when `ctx` is given).
+#[inline(always)]
+fn send_all_due(t: &mut ThreadState, tid: u32, ctx: Option<&RawTracePointContext>) {
+    let n = t.due_count as usize;
+    t.due_count = 0;
+    for i in 0..MAX_DUE {
+        if i >= n {
+            break;
+        }
+        if let Some(episode) = t.due.get(i) {
+            send_due(episode, tid, ctx);
+        }
+    }
+}
+
+/// A target thread returns from a system call: the off-CPU episodes that wait for its stack get
+/// this one (the user registers are those it entered the call with).
+#[raw_tracepoint(tracepoint = "sys_exit")]
+pub fn hud_sys_exit(ctx: RawTracePointContext) -> i32 {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    if (pid_tgid >> 32) as u32 != TARGET_TGID.load() {
+        return 0;
+    }
+    let tid = pid_tgid as u32;
+    let Some(t) = state_of(tid) else {
+        return 0;
+    };
+    // SAFETY: map value of the current thread.
+    unsafe {
+        if (*t).due_count != 0 {
+            send_all_due(&mut *t, tid, Some(&ctx));
+        }
     }
     0
 }
 
-/// At switch-out: remember when and with which stack the thread left.
+/// Kernel-stacks mode, at a switch-out the thread slept through: its stacks, parked until it
+/// comes back.
 #[inline(always)]
-fn park_stack(ctx: &TracePointContext, tid: u32, ts: u64, state: u32) {
+fn park_stacks<C: EbpfContext>(ctx: &C, tid: u32) {
     let mut slot = OFFCPU_PENDING.get_ptr_mut(tid);
     if slot.is_none() {
         let Some(zero) = ZERO.get_ptr(0) else { return };
@@ -193,52 +534,28 @@ fn park_stack(ctx: &TracePointContext, tid: u32, ts: u64, state: u32) {
         slot = OFFCPU_PENDING.get_ptr_mut(tid);
     }
     let Some(rec) = slot else { return };
-    // SAFETY: map value of this thread; only this thread's switches touch it.
-    unsafe {
-        (*rec).header.ts_ns = ts;
-        (*rec).state = state;
-        // Holds the wakeup time until switch-in (see `hud_sched_wakeup`).
-        (*rec).runnable_ns = 0;
-    }
     fill_stacks(ctx, rec);
 }
 
-/// At switch-in: if the thread was away at least the threshold, send the parked record.
+/// Kernel-stacks mode, at switch-in of a kept episode: send it with the parked stacks.
 #[inline(always)]
-fn finish_off_cpu(tid: u32, ts: u64, cpu: u16) {
+fn send_parked(tid: u32, ts: u64, cpu: u16, duration: u64, runnable: u64, state: u32) {
     let Some(rec) = OFFCPU_PENDING.get_ptr_mut(tid) else {
         return;
     };
-    // SAFETY: as in `park_stack`.
+    // SAFETY: map value of this thread; only its own switches touch it.
     unsafe {
-        let left = (*rec).header.ts_ns;
-        if left == 0 || ts < left {
-            return;
-        }
-        (*rec).header.ts_ns = 0;
-        let duration = ts - left;
-        if duration < OFFCPU_THRESHOLD_NS.load() {
-            return;
-        }
-        (*rec).header.kind = kind::OFF_CPU;
-        (*rec).header.flags = 0;
-        (*rec).header.cpu = cpu;
-        (*rec).header.tid = tid;
-        (*rec).header.ts_ns = ts;
-        (*rec).duration_ns = duration;
-        let woke = (*rec).runnable_ns;
-        (*rec).runnable_ns = if woke > left && woke <= ts {
-            ts - woke
-        } else if (*rec).state == 0 || (*rec).state & STATE_PREEMPTED != 0 {
-            // Preempted: runnable all along, never woken.
-            duration
-        } else {
-            0
+        (*rec).header = RecordHeader {
+            kind: kind::OFF_CPU,
+            flags: 0,
+            cpu,
+            tid,
+            ts_ns: ts,
         };
-        let sent = EVENTS.output::<StackRecord>(&*rec, NO_WAKEUP);
-        (*rec).header.ts_ns = 0;
-        (*rec).duration_ns = 0;
-        if sent.is_err() {
+        (*rec).duration_ns = duration;
+        (*rec).runnable_ns = runnable;
+        (*rec).state = state;
+        if EVENTS.output::<StackRecord>(&*rec, NO_WAKEUP).is_err() {
             count(Counter::LostOffCpu);
         }
     }
@@ -250,19 +567,38 @@ fn finish_off_cpu(tid: u32, ts: u64, cpu: u16) {
 pub fn hud_sched_wakeup(ctx: TracePointContext) -> u32 {
     // SAFETY: offset from the format file.
     let tid = unsafe { ctx.read_at::<u32>(OFF_WAKEUP_PID.load() as usize) }.unwrap_or(0);
-    if tid == 0 {
-        return 0;
+    woken(tid);
+    0
+}
+
+/// sched_wakeup as a raw tracepoint (the woken task): see `hud_sched_switch_raw`.
+#[raw_tracepoint(tracepoint = "sched_wakeup")]
+pub fn hud_sched_wakeup_raw(ctx: RawTracePointContext) -> i32 {
+    // SAFETY: sched_wakeup's argument is the woken task; the offset comes from BTF.
+    let tid = unsafe {
+        let task = ctx.arg::<*const u8>(0);
+        bpf_probe_read_kernel(task.add(TASK_PID_OFFSET.load() as usize) as *const u32)
     }
-    let Some(rec) = OFFCPU_PENDING.get_ptr_mut(tid) else {
-        return 0;
+    .unwrap_or(0);
+    woken(tid);
+    0
+}
+
+/// Notes when a sleeping target thread was woken.
+#[inline(always)]
+fn woken(tid: u32) {
+    if tid == 0 {
+        return;
+    }
+    let Some(t) = state_of(tid) else {
+        return;
     };
     // SAFETY: map value of that thread; a racing switch-in at worst loses this wakeup time.
     unsafe {
-        if (*rec).header.ts_ns != 0 && (*rec).runnable_ns == 0 {
-            (*rec).runnable_ns = now();
+        if (*t).left_ns != 0 && (*t).woken_ns == 0 {
+            (*t).woken_ns = now();
         }
     }
-    0
 }
 
 fn emit_thread(kind: u8, tid: u32, parent: u32, comm: [u8; 16]) {
@@ -295,8 +631,25 @@ pub fn hud_sched_fork(ctx: TracePointContext) -> u32 {
     if child == 0 {
         return 0;
     }
-    if TARGET_TIDS.insert(child, 1, 0).is_err() {
-        count(Counter::ThreadMapFull);
+    match (FREE_SLOTS.pop().ok().flatten(), SLOTS.get_ptr_mut(child)) {
+        (Some(slot), Some(entry)) => {
+            if let Some(t) = STATES.get_ptr_mut(u32::from(slot)) {
+                // SAFETY: a free slot's state, and the child's slot entry: no program uses
+                // either until the entry is set.
+                unsafe {
+                    (*t).left_ns = 0;
+                    (*t).woken_ns = 0;
+                    (*t).state = 0;
+                    (*t).due_count = 0;
+                    *entry = slot;
+                }
+            }
+        }
+        (Some(slot), None) => {
+            let _ = FREE_SLOTS.push(&slot, 0);
+            count(Counter::ThreadMapFull);
+        }
+        (None, _) => count(Counter::ThreadMapFull),
     }
     // A new thread starts with its creator's name.
     let comm = bpf_get_current_comm().unwrap_or([0; 16]);
@@ -312,7 +665,19 @@ pub fn hud_sched_exit(_ctx: TracePointContext) -> u32 {
         return 0;
     }
     let tid = pid_tgid as u32;
-    let _ = TARGET_TIDS.remove(tid);
+    if let Some(entry) = SLOTS.get_ptr_mut(tid) {
+        // SAFETY: the exiting thread's own entry and state.
+        unsafe {
+            let slot = *entry;
+            if slot != 0 {
+                if let Some(t) = STATES.get_ptr_mut(u32::from(slot)) {
+                    send_all_due(&mut *t, tid, None);
+                }
+                *entry = 0;
+                let _ = FREE_SLOTS.push(&slot, 0);
+            }
+        }
+    }
     let _ = OFFCPU_PENDING.remove(tid);
     let comm = bpf_get_current_comm().unwrap_or([0; 16]);
     emit_thread(kind::THREAD_EXIT, tid, 0, comm);
@@ -323,7 +688,7 @@ pub fn hud_sched_exit(_ctx: TracePointContext) -> u32 {
 pub fn hud_task_rename(ctx: TracePointContext) -> u32 {
     // SAFETY: offsets from the format file.
     let tid = unsafe { ctx.read_at::<u32>(OFF_RENAME_PID.load() as usize) }.unwrap_or(0);
-    if tid == 0 || !is_target_tid(tid) {
+    if tid == 0 || state_of(tid).is_none() {
         return 0;
     }
     let comm =
@@ -334,6 +699,8 @@ pub fn hud_task_rename(ctx: TracePointContext) -> u32 {
 
 #[perf_event]
 pub fn hud_cpu_sample(ctx: PerfEventContext) -> u32 {
+    // Runs on every CPU, busy or not: sends the switches a CPU kept since it stopped switching.
+    send_stale_batch(now());
     let pid_tgid = bpf_get_current_pid_tgid();
     if (pid_tgid >> 32) as u32 != TARGET_TGID.load() {
         return 0;

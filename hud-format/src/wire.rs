@@ -11,8 +11,7 @@ pub const MAX_KERNEL_FRAMES: usize = 48;
 
 /// `RecordHeader::kind` values.
 pub mod kind {
-    /// A [`super::SwitchRecord`]: a target thread went on or off CPU.
-    pub const SWITCH: u8 = 1;
+    // 1 was a single switch record, before switches came in batches.
     /// A [`super::StackRecord`]: a target thread came back after being off CPU past the threshold.
     pub const OFF_CPU: u8 = 2;
     /// A [`super::StackRecord`]: a cpu-clock sample hit a target thread.
@@ -23,10 +22,9 @@ pub mod kind {
     pub const THREAD_EXIT: u8 = 5;
     /// A [`super::ThreadRecord`]: a target thread changed its name.
     pub const THREAD_RENAME: u8 = 6;
+    /// A [`super::SwitchBatch`]: a CPU's switches, sent together.
+    pub const SWITCH_BATCH: u8 = 7;
 }
-
-/// `RecordHeader::flags` bit of a switch record: set when the thread goes on CPU.
-pub const FLAG_SWITCH_IN: u8 = 1;
 
 /// `prev_state` the kernel reports for a preempted (still runnable) task: TASK_REPORT_MAX, "R+".
 pub const STATE_PREEMPTED: u32 = 0x100;
@@ -37,7 +35,7 @@ pub const STATE_PREEMPTED: u32 = 0x100;
 pub struct RecordHeader {
     /// One of [`kind`].
     pub kind: u8,
-    /// Kind-specific bits, e.g. [`FLAG_SWITCH_IN`].
+    /// Kind-specific bits (none so far).
     pub flags: u8,
     /// CPU the event happened on.
     pub cpu: u16,
@@ -47,14 +45,43 @@ pub struct RecordHeader {
     pub ts_ns: u64,
 }
 
-/// A target thread going on (`FLAG_SWITCH_IN`) or off CPU.
+/// Switches per [`SwitchBatch`]. Each CPU collects its switches in a batch and sends it when full
+/// (or older than [`SWITCH_BATCH_MAX_AGE_NS`]): one ring-buffer operation per 64 switches instead
+/// of one per switch, which was most of a switch's cost in the kernel.
+pub const SWITCH_BATCH_LEN: usize = 64;
+/// A batch is sent at the first switch or sample on its CPU after its first switch is this old.
+pub const SWITCH_BATCH_MAX_AGE_NS: u64 = 10_000_000;
+/// [`SwitchEntry::state`] bit of a switch-in.
+pub const ENTRY_SWITCH_IN: u32 = 1 << 31;
+
+/// One switch in a [`SwitchBatch`] (the CPU is the batch's).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SwitchRecord {
+pub struct SwitchEntry {
+    pub ts_ns: u64,
+    pub tid: u32,
+    /// Switch-out: the state the thread left in (0 running, 1 S, 2 D, [`STATE_PREEMPTED`]…); switch-in:
+    /// [`ENTRY_SWITCH_IN`].
+    pub state: u32,
+}
+
+/// A CPU's switches (kind [`kind::SWITCH_BATCH`]; `header.cpu` is the CPU, `header.ts_ns` the
+/// first switch's time).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SwitchBatch {
     pub header: RecordHeader,
-    /// On switch-out, the state the thread left in (0 running, 1 S, 2 D, [`STATE_PREEMPTED`]...).
-    pub prev_state: u32,
+    /// Valid entries.
+    pub count: u32,
     pub _pad: u32,
+    pub entries: [SwitchEntry; SWITCH_BATCH_LEN],
+}
+
+impl SwitchBatch {
+    /// The valid entries (never more than the batch holds, whatever `count` says).
+    pub fn valid(&self) -> &[SwitchEntry] {
+        &self.entries[..(self.count as usize).min(SWITCH_BATCH_LEN)]
+    }
 }
 
 /// An off-CPU episode (kind [`kind::OFF_CPU`], stack taken at switch-out) or a cpu-clock sample
@@ -77,6 +104,50 @@ pub struct StackRecord {
     /// kernel keeps its wakeup time here.
     pub runnable_ns: u64,
     pub kernel: [u64; MAX_KERNEL_FRAMES],
+}
+
+/// Off-CPU episodes of one thread that can wait for its stack at once: a thread can sleep more
+/// than once inside one system call (epoll_wait and nanosleep sleep again after a wakeup that
+/// does not end them), and all those episodes share the stack of that call.
+pub const MAX_DUE: usize = 8;
+
+/// An off-CPU episode waiting for its thread's stack.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DueEpisode {
+    /// When it ended (switch-in).
+    pub end_ns: u64,
+    pub duration_ns: u64,
+    /// Of the duration, the time spent runnable (woken, waiting for a CPU).
+    pub runnable_ns: u64,
+    /// The state the thread left in.
+    pub state: u32,
+    /// The CPU it came back on.
+    pub cpu: u32,
+}
+
+/// What the kernel keeps per target thread: the `STATES` map's value, at the thread's slot (the
+/// `SLOTS` map, indexed by tid, gives it: two array lookups, which the verifier inlines, instead
+/// of a hash lookup). hud-record gives slots to the threads that exist when it attaches and puts
+/// the others in the `FREE_SLOTS` queue, from which the fork program takes one per new thread
+/// and to which the exit program returns it.
+///
+/// The switch-out path only notes when and how the thread left. At switch-in, an episode past the
+/// threshold that the thread slept through (not a preemption) becomes *due*: its record is sent
+/// with the thread's user stack at its next return from a system call, in its own context, which
+/// for a thread that blocked in a system call is the stack it blocked with (see hud-ebpf).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ThreadState {
+    /// When it last went off CPU; 0 while on CPU (or not seen leaving).
+    pub left_ns: u64,
+    /// When it was woken while off CPU; 0 until then.
+    pub woken_ns: u64,
+    /// The state it left in (0 running, 1 S, 2 D, [`STATE_PREEMPTED`]…).
+    pub state: u32,
+    /// How many of `due` wait for the thread's stack.
+    pub due_count: u32,
+    pub due: [DueEpisode; MAX_DUE],
 }
 
 /// Thread lifecycle: created, exited or renamed.
@@ -107,13 +178,16 @@ pub enum Counter {
     UserStackError = 4,
     /// `bpf_get_stack` failed for a kernel stack.
     KernelStackError = 5,
-    /// The per-thread map (thread ids or pending stacks) was full.
+    /// The per-thread maps (thread slots or pending stacks) were full.
     ThreadMapFull = 6,
+    /// An off-CPU episode was sent without its stack: the thread exited, or slept more than
+    /// [`MAX_DUE`] times, before returning from a system call.
+    OffCpuStackMissed = 7,
 }
 
 impl Counter {
     /// Number of counters; the size of the `COUNTERS` map.
-    pub const COUNT: u32 = 7;
+    pub const COUNT: u32 = 8;
     /// Every counter, in index order.
     pub const ALL: [Counter; Self::COUNT as usize] = [
         Counter::LostSwitch,
@@ -123,6 +197,7 @@ impl Counter {
         Counter::UserStackError,
         Counter::KernelStackError,
         Counter::ThreadMapFull,
+        Counter::OffCpuStackMissed,
     ];
 
     /// Stable name used in captures and reports.
@@ -135,6 +210,7 @@ impl Counter {
             Counter::UserStackError => "user_stack_error",
             Counter::KernelStackError => "kernel_stack_error",
             Counter::ThreadMapFull => "thread_map_full",
+            Counter::OffCpuStackMissed => "off_cpu_stack_missed",
         }
     }
 
@@ -147,6 +223,9 @@ impl Counter {
     }
 }
 
+/// Thread slots: `STATES` has this many entries, slot 0 meaning "none".
+pub const MAX_THREADS: u32 = 16384;
+
 /// Names of the read-only globals hud-record sets before loading the eBPF object.
 pub mod globals {
     /// `u32`: the target process id (tgid).
@@ -155,20 +234,36 @@ pub mod globals {
     pub const OFFCPU_THRESHOLD_NS: &str = "OFFCPU_THRESHOLD_NS";
     /// `u32`: 1 to collect kernel stacks too.
     pub const KERNEL_STACKS: &str = "KERNEL_STACKS";
+    /// `u32`: offset of `pid` in `struct task_struct` (from BTF; the raw tracepoints need it).
+    pub const TASK_PID_OFFSET: &str = "TASK_PID_OFFSET";
 }
 
 /// Map and program names shared by hud-ebpf and hud-record.
 pub mod names {
     pub const EVENTS: &str = "EVENTS";
     pub const COUNTERS: &str = "COUNTERS";
-    pub const TARGET_TIDS: &str = "TARGET_TIDS";
+    /// Indexed by tid: the thread's slot in `STATES` (`u16`, 0 for threads of other processes).
+    pub const SLOTS: &str = "SLOTS";
+    /// Indexed by slot: [`super::ThreadState`].
+    pub const STATES: &str = "STATES";
+    /// Queue of free slots (`u16`).
+    pub const FREE_SLOTS: &str = "FREE_SLOTS";
+    /// Per CPU: the [`super::SwitchBatch`] being filled.
+    pub const BATCHES: &str = "BATCHES";
+    /// One `u32`: 1 once hud-record stops (the programs then add nothing to the batches, which
+    /// it reads last).
+    pub const CONTROL: &str = "CONTROL";
     pub const PROG_SWITCH: &str = "hud_sched_switch";
+    pub const PROG_SWITCH_RAW: &str = "hud_sched_switch_raw";
+    pub const PROG_WAKEUP_RAW: &str = "hud_sched_wakeup_raw";
     pub const PROG_FORK: &str = "hud_sched_fork";
     pub const PROG_EXIT: &str = "hud_sched_exit";
     pub const PROG_RENAME: &str = "hud_task_rename";
     pub const PROG_WAKEUP: &str = "hud_sched_wakeup";
     pub const PROG_SAMPLE: &str = "hud_cpu_sample";
-    /// Per-thread pending off-CPU stacks, keyed by tid.
+    /// Raw tracepoint `sys_exit`: sends the off-CPU episodes that wait for their stack.
+    pub const PROG_SYS_EXIT: &str = "hud_sys_exit";
+    /// Kernel-stacks mode only: per thread, the stacks taken at switch-out, keyed by tid.
     pub const OFFCPU_PENDING: &str = "OFFCPU_PENDING";
 }
 
@@ -185,6 +280,15 @@ pub mod offsets {
         (RENAME_NEWCOMM, "task/task_rename", "newcomm", 28),
         (WAKEUP_PID, "sched/sched_wakeup", "pid", 24),
     ];
+    /// Bytes of the sched_switch record the switch program copies (once, instead of a helper
+    /// call per field): every field it reads must end within them.
+    pub const SWITCH_RECORD_BYTES: usize = 64;
+    /// The sched_switch fields the switch program reads, with their sizes.
+    pub const SWITCH_FIELDS: [(&str, u32); 3] = [
+        (SWITCH_PREV_PID, 4),
+        (SWITCH_PREV_STATE, 8),
+        (SWITCH_NEXT_PID, 4),
+    ];
     pub const SWITCH_PREV_PID: &str = "OFF_SWITCH_PREV_PID";
     pub const SWITCH_PREV_STATE: &str = "OFF_SWITCH_PREV_STATE";
     pub const SWITCH_NEXT_PID: &str = "OFF_SWITCH_NEXT_PID";
@@ -198,8 +302,11 @@ pub mod offsets {
 const _: () = {
     assert!(core::mem::size_of::<RecordHeader>() == 16);
     assert!(core::mem::align_of::<RecordHeader>() == 8);
-    assert!(core::mem::size_of::<SwitchRecord>() == 24);
     assert!(core::mem::size_of::<ThreadRecord>() == 40);
+    assert!(core::mem::size_of::<DueEpisode>() == 32);
+    assert!(core::mem::size_of::<SwitchEntry>() == 16);
+    assert!(core::mem::size_of::<SwitchBatch>() == 24 + 16 * SWITCH_BATCH_LEN);
+    assert!(core::mem::size_of::<ThreadState>() == 24 + 32 * MAX_DUE);
     assert!(
         core::mem::size_of::<StackRecord>()
             == 16 + 8 + 8 + 8 * MAX_USER_FRAMES + 8 + 8 * MAX_KERNEL_FRAMES
@@ -211,17 +318,17 @@ const _: () = {
 mod sealed {
     pub trait Sealed {}
     impl Sealed for super::RecordHeader {}
-    impl Sealed for super::SwitchRecord {}
     impl Sealed for super::StackRecord {}
     impl Sealed for super::ThreadRecord {}
+    impl Sealed for super::SwitchBatch {}
 }
 
 /// A plain-old-data record of this module: integers only, so every bit pattern is a valid value.
 pub trait WireRecord: Copy + sealed::Sealed {}
 impl WireRecord for RecordHeader {}
-impl WireRecord for SwitchRecord {}
 impl WireRecord for StackRecord {}
 impl WireRecord for ThreadRecord {}
+impl WireRecord for SwitchBatch {}
 
 /// Reads a record from the start of `bytes` (ring-buffer records need not be aligned for us).
 /// `None` when `bytes` is too short.

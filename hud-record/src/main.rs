@@ -1,5 +1,6 @@
 //! hud-record: attach to a running process and write a capture. See `hud-record --help`.
 
+mod btf;
 mod cli;
 mod error;
 mod output;

@@ -1,12 +1,15 @@
 //! Loading and attaching the eBPF programs, and reading their maps.
 
-use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
+use aya::maps::{Array, MapData, PerCpuArray, Queue, RingBuf};
 use aya::programs::perf_event::{PerfEventConfig, PerfEventScope, SamplePolicy, SoftwareEvent};
-use aya::programs::{PerfEvent, TracePoint};
+use aya::programs::{PerfEvent, RawTracePoint, TracePoint};
 use aya::{Ebpf, EbpfLoader};
-use hud_format::wire::{globals, names, Counter};
+use hud_format::wire::{self, globals, names, Counter, SwitchBatch, MAX_THREADS};
 
 use crate::error::{RecordError, Result};
+
+/// A switch batch as bytes (aya's `Pod` is not ours to implement for hud-format's type).
+const BATCH_BYTES: usize = std::mem::size_of::<SwitchBatch>();
 
 /// The compiled eBPF object, built by build.rs from hud-ebpf.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/hud-ebpf"));
@@ -19,13 +22,42 @@ pub struct ProbeConfig {
     pub sample_hz: u32,
     pub ring_bytes: u32,
     pub offsets: Vec<(&'static str, u32)>,
+    /// The kernel's task layout (from BTF): the scheduler programs attach as raw tracepoints
+    /// when known, as classic ones otherwise.
+    pub task_layout: Option<crate::btf::TaskLayout>,
 }
 
 /// Loaded and attached programs. Dropping it detaches everything.
 pub struct Probes {
-    ebpf: Ebpf,
+    /// Held for its programs: dropping it detaches them.
+    _ebpf: Ebpf,
     pub ring: RingBuf<MapData>,
     counters: PerCpuArray<MapData, u64>,
+    slots: Array<MapData, u16>,
+    free_slots: Queue<MapData, u16>,
+    batches: PerCpuArray<MapData, [u8; BATCH_BYTES]>,
+    control: Array<MapData, u32>,
+}
+
+/// The kernel's largest pid + 1 (the `SLOTS` map is indexed by tid).
+fn pid_max() -> u32 {
+    std::fs::read_to_string("/proc/sys/kernel/pid_max")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        // PID_MAX_LIMIT on 64-bit kernels.
+        .unwrap_or(4 * 1024 * 1024)
+}
+
+/// Takes a map out of the object, typed.
+fn take<T>(ebpf: &mut Ebpf, name: &str) -> Result<T>
+where
+    T: TryFrom<aya::maps::Map>,
+    <T as TryFrom<aya::maps::Map>>::Error: std::error::Error + 'static,
+{
+    let map = ebpf
+        .take_map(name)
+        .ok_or_else(|| RecordError::Bpf(format!("map {name} missing from the object")))?;
+    T::try_from(map).map_err(|e| bpf_error(&format!("opening map {name}"), e))
 }
 
 /// A load or attach failure: "not permitted" when the kernel said EPERM or EACCES anywhere in
@@ -39,10 +71,18 @@ fn bpf_error(what: &str, e: impl std::error::Error + 'static) -> RecordError {
     }
 }
 
-/// Whether an OS error in `e`'s chain of causes is EPERM or EACCES.
+/// Whether an OS error in `e`'s chain of causes is EPERM or EACCES, and not the verifier
+/// rejecting a program (which also says EACCES, with its log).
 fn denied(e: &(dyn std::error::Error + 'static)) -> bool {
     let mut cause = Some(e);
     while let Some(err) = cause {
+        if let Some(aya::programs::ProgramError::LoadError { verifier_log, .. }) =
+            err.downcast_ref::<aya::programs::ProgramError>()
+        {
+            if !format!("{verifier_log:?}").trim().is_empty() {
+                return false;
+            }
+        }
         if let Some(io) = err.downcast_ref::<std::io::Error>() {
             if matches!(io.raw_os_error(), Some(libc::EPERM | libc::EACCES)) {
                 return true;
@@ -67,21 +107,49 @@ impl Probes {
                 true,
             )
             .override_global(globals::KERNEL_STACKS, &kernel_stacks, true)
-            .map_max_entries(names::EVENTS, config.ring_bytes);
+            .map_max_entries(names::EVENTS, config.ring_bytes)
+            .map_max_entries(names::SLOTS, pid_max())
+            // Only the kernel-stacks mode parks stacks at switch-out (a map preallocates).
+            .map_max_entries(
+                names::OFFCPU_PENDING,
+                if config.kernel_stacks { 4096 } else { 1 },
+            );
         for (name, offset) in &config.offsets {
             loader.override_global(name, offset, true);
         }
+        let pid_offset = config.task_layout.map_or(0, |l| l.pid_offset);
+        loader.override_global(globals::TASK_PID_OFFSET, &pid_offset, true);
         let mut ebpf = loader
             .load(OBJECT)
             .map_err(|e| bpf_error("loading the eBPF object", e))?;
+        // Every slot is free until threads take them (slot 0 means "none").
+        let mut free_slots: Queue<MapData, u16> = take(&mut ebpf, names::FREE_SLOTS)?;
+        for slot in 1..MAX_THREADS as u16 {
+            free_slots
+                .push(slot, 0)
+                .map_err(|e| bpf_error("filling the free thread slots", e))?;
+        }
 
-        for (prog, category, name) in [
-            (names::PROG_SWITCH, "sched", "sched_switch"),
+        let mut classic = vec![
             (names::PROG_FORK, "sched", "sched_process_fork"),
             (names::PROG_EXIT, "sched", "sched_process_exit"),
             (names::PROG_RENAME, "task", "task_rename"),
-            (names::PROG_WAKEUP, "sched", "sched_wakeup"),
-        ] {
+        ];
+        // The two that run on every context switch and wakeup of the machine: raw when the
+        // kernel's layout is known (no record is formatted for them).
+        let mut raw = vec![(names::PROG_SYS_EXIT, "sys_exit")];
+        if config.task_layout.is_some() {
+            raw.extend([
+                (names::PROG_SWITCH_RAW, "sched_switch"),
+                (names::PROG_WAKEUP_RAW, "sched_wakeup"),
+            ]);
+        } else {
+            classic.extend([
+                (names::PROG_SWITCH, "sched", "sched_switch"),
+                (names::PROG_WAKEUP, "sched", "sched_wakeup"),
+            ]);
+        }
+        for (prog, category, name) in classic {
             let program: &mut TracePoint = ebpf
                 .program_mut(prog)
                 .ok_or_else(|| RecordError::Bpf(format!("program {prog} missing from the object")))?
@@ -93,6 +161,22 @@ impl Probes {
             program
                 .attach(category, name)
                 .map_err(|e| bpf_error(&format!("attaching to {category}/{name}"), e))?;
+        }
+
+        // sys_exit: off-CPU episodes that wait for their stack are sent at the thread's next
+        // return from a system call (see hud-ebpf).
+        for (prog, tracepoint) in raw {
+            let program: &mut RawTracePoint = ebpf
+                .program_mut(prog)
+                .ok_or_else(|| RecordError::Bpf(format!("program {prog} missing from the object")))?
+                .try_into()
+                .map_err(|e| bpf_error(prog, e))?;
+            program
+                .load()
+                .map_err(|e| bpf_error(&format!("loading {prog}"), e))?;
+            program.attach(tracepoint).map_err(|e| {
+                bpf_error(&format!("attaching to the raw tracepoint {tracepoint}"), e)
+            })?;
         }
 
         let cpus = aya::util::online_cpus()
@@ -120,34 +204,52 @@ impl Probes {
             }
         }
 
-        let ring = RingBuf::try_from(
-            ebpf.take_map(names::EVENTS)
-                .ok_or_else(|| RecordError::Bpf("ring buffer map missing".into()))?,
-        )
-        .map_err(|e| bpf_error("opening the ring buffer", e))?;
-        let counters = PerCpuArray::try_from(
-            ebpf.take_map(names::COUNTERS)
-                .ok_or_else(|| RecordError::Bpf("counter map missing".into()))?,
-        )
-        .map_err(|e| bpf_error("opening the counters", e))?;
         Ok(Self {
-            ebpf,
-            ring,
-            counters,
+            ring: take(&mut ebpf, names::EVENTS)?,
+            counters: take(&mut ebpf, names::COUNTERS)?,
+            slots: take(&mut ebpf, names::SLOTS)?,
+            batches: take(&mut ebpf, names::BATCHES)?,
+            control: take(&mut ebpf, names::CONTROL)?,
+            free_slots,
+            _ebpf: ebpf,
         })
     }
 
-    /// Adds threads that existed before the fork tracepoint was attached.
+    /// Stops the programs adding to the switch batches, and returns what the batches hold (the
+    /// ring buffer holds everything else). After this, only the ring buffer is read.
+    pub fn stop(&mut self) -> Result<Vec<SwitchBatch>> {
+        self.control
+            .set(0, 1, 0)
+            .map_err(|e| bpf_error("stopping the programs", e))?;
+        // A program that read the flag just before it was set finishes within microseconds.
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let per_cpu = self
+            .batches
+            .get(&0, 0)
+            .map_err(|e| bpf_error("reading the switch batches", e))?;
+        Ok(per_cpu
+            .iter()
+            .filter_map(|bytes| wire::read_record::<SwitchBatch>(bytes))
+            .filter(|b| b.count > 0)
+            .collect())
+    }
+
+    /// Gives slots to threads that existed before the fork tracepoint was attached (threads
+    /// created since have one already).
     pub fn add_threads(&mut self, tids: impl IntoIterator<Item = u32>) -> Result<()> {
-        let mut map: BpfHashMap<_, u32, u32> = BpfHashMap::try_from(
-            self.ebpf
-                .map_mut(names::TARGET_TIDS)
-                .ok_or_else(|| RecordError::Bpf("thread map missing".into()))?,
-        )
-        .map_err(|e| bpf_error("opening the thread map", e))?;
         for tid in tids {
-            map.insert(tid, 1, 0)
-                .map_err(|e| bpf_error("adding a thread to the thread map", e))?;
+            if self.slots.get(&tid, 0).is_ok_and(|slot| slot != 0) {
+                continue;
+            }
+            let slot = self.free_slots.pop(0).map_err(|_| {
+                RecordError::Bpf(format!(
+                    "the target has more than {} threads, the most hud records",
+                    MAX_THREADS - 1
+                ))
+            })?;
+            self.slots
+                .set(tid, slot, 0)
+                .map_err(|e| bpf_error("adding a thread to the thread slots", e))?;
         }
         Ok(())
     }
@@ -185,5 +287,23 @@ mod tests {
         ));
         let einval = Wrapper(std::io::Error::from_raw_os_error(libc::EINVAL));
         assert!(matches!(bpf_error("load", einval), RecordError::Bpf(_)));
+    }
+
+    #[test]
+    fn a_verifier_rejection_is_not_a_permission_problem() {
+        // The kernel answers EACCES when the verifier rejects a program: its log tells them apart.
+        let rejected = aya::programs::ProgramError::LoadError {
+            io_error: std::io::Error::from_raw_os_error(libc::EACCES),
+            verifier_log: aya_obj::VerifierLog::new("113: R9 !read_ok".into()),
+        };
+        assert!(matches!(bpf_error("load", rejected), RecordError::Bpf(_)));
+        let denied = aya::programs::ProgramError::LoadError {
+            io_error: std::io::Error::from_raw_os_error(libc::EPERM),
+            verifier_log: aya_obj::VerifierLog::new(String::new()),
+        };
+        assert!(matches!(
+            bpf_error("load", denied),
+            RecordError::NotPermitted(_)
+        ));
     }
 }

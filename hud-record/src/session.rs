@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hud_format::types::{Header, RecorderOptions, Target, ThreadEvent, ThreadEventKind};
-use hud_format::wire::{self, kind, RecordHeader, StackRecord, SwitchRecord, ThreadRecord};
+use hud_format::wire::{self, kind, RecordHeader, StackRecord, SwitchBatch, ThreadRecord};
 use hud_format::writer::{CaptureWriter, WriterOptions};
 
 use crate::cli::Args;
@@ -75,6 +75,7 @@ pub fn record(
     crate::privileges::check()?;
     let tracefs = tracefs::locate()?;
     let offsets = tracefs::offsets(&tracefs);
+    tracefs::check_switch_layout(&offsets)?;
     let cpus = aya::util::online_cpus()
         .map_err(|(what, e)| RecordError::Other(format!("reading {what}: {e}")))?;
 
@@ -121,6 +122,18 @@ pub fn record(
         sample_hz: args.frequency,
         ring_bytes: ring_bytes(args.buffer_mib),
         offsets,
+        task_layout: match crate::btf::task_layout() {
+            Ok(layout) => Some(layout),
+            Err(why) => {
+                if !args.quiet {
+                    eprintln!(
+                        "hud-record: note: using the classic scheduler tracepoints, which cost \
+                         more per context switch ({why})"
+                    );
+                }
+                None
+            }
+        },
     })?;
     // Threads that existed before the fork tracepoint was attached; later ones arrive by themselves.
     let threads = procfs::threads(target.pid);
@@ -196,11 +209,18 @@ pub fn record(
         }
     };
     status.clear();
-    // Events already in the ring buffer belong to the capture.
+    // Events already in the ring buffer, and the switches the CPUs still hold, belong to the
+    // capture.
     let drained = if reason == StopReason::ReaderGone {
         Ok(())
     } else {
-        drain.drain(&mut probes).and_then(|()| drain.tick(&probes))
+        probes.stop().and_then(|batches| {
+            drain.drain(&mut probes)?;
+            for batch in &batches {
+                drain.push_batch(batch)?;
+            }
+            drain.tick(&probes)
+        })
     };
     let lost = drain.lost;
     let totals = drain.writer.totals();
@@ -351,21 +371,13 @@ impl Drain {
         while let Some(item) = probes.ring.next() {
             let bytes: &[u8] = &item;
             match wire::record_kind(bytes) {
-                Some(kind::SWITCH) => {
-                    let Some(r) = wire::read_record::<SwitchRecord>(bytes) else {
+                Some(kind::SWITCH_BATCH) => {
+                    let Some(batch) = wire::read_record::<SwitchBatch>(bytes) else {
                         self.unknown_records += 1;
                         continue;
                     };
-                    let h = r.header;
-                    self.writer
-                        .push_switch(
-                            h.ts_ns,
-                            h.tid,
-                            h.cpu,
-                            h.flags & wire::FLAG_SWITCH_IN != 0,
-                            r.prev_state,
-                        )
-                        .map_err(write_error)?;
+                    drop(item);
+                    self.push_batch(&batch)?;
                 }
                 Some(kind::SAMPLE) | Some(kind::OFF_CPU) => {
                     let Some(r) = wire::read_record::<StackRecord>(bytes) else {
@@ -384,6 +396,19 @@ impl Drain {
                 }
                 _ => self.unknown_records += 1,
             }
+        }
+        Ok(())
+    }
+
+    /// A CPU's switches.
+    fn push_batch(&mut self, batch: &SwitchBatch) -> Result<()> {
+        let cpu = batch.header.cpu;
+        for e in batch.valid() {
+            let on_cpu = e.state & wire::ENTRY_SWITCH_IN != 0;
+            let state = if on_cpu { 0 } else { e.state };
+            self.writer
+                .push_switch(e.ts_ns, e.tid, cpu, on_cpu, state)
+                .map_err(write_error)?;
         }
         Ok(())
     }

@@ -78,6 +78,24 @@ pub fn offsets(root: &Path) -> Vec<(&'static str, u32)> {
         .collect()
 }
 
+/// Checks that the sched_switch fields end within the bytes the switch program copies (they end
+/// at 60 on Linux 6.x; a kernel that moved them is refused rather than misread).
+pub fn check_switch_layout(offsets: &[(&'static str, u32)]) -> Result<()> {
+    use hud_format::wire::offsets::{SWITCH_FIELDS, SWITCH_RECORD_BYTES};
+    for (global, size) in SWITCH_FIELDS {
+        let Some((_, offset)) = offsets.iter().find(|(g, _)| *g == global) else {
+            continue;
+        };
+        if *offset as usize + size as usize > SWITCH_RECORD_BYTES {
+            return Err(RecordError::Tracefs(format!(
+                "this kernel's sched_switch record has a field at offset {offset}, past the \
+                 {SWITCH_RECORD_BYTES} bytes hud reads; this hud does not support its layout"
+            )));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,6 +109,13 @@ format:
 	field:__data_loc char[] child_comm;	offset:16;	size:4;	signed:0;
 	field:pid_t next_pid;	offset:56;	size:4;	signed:1;
 ";
+
+    #[test]
+    fn a_switch_record_laid_out_past_what_is_copied_is_refused() {
+        use hud_format::wire::offsets::{SWITCH_NEXT_PID, SWITCH_PREV_PID};
+        assert!(check_switch_layout(&[(SWITCH_PREV_PID, 24), (SWITCH_NEXT_PID, 56)]).is_ok());
+        assert!(check_switch_layout(&[(SWITCH_NEXT_PID, 64)]).is_err());
+    }
 
     #[test]
     fn reads_offsets() {

@@ -11,7 +11,9 @@
 //!   shared machine's noise hits all of them alike, and reporting ratios:
 //!   demo throughput alone / under hud-record / under `perf record -g`; hud-record's own CPU and
 //!   peak RSS; capture size against perf.data (-g, and -g -z); capacity under a context-switch
-//!   storm (lost records, switches per second recorded).
+//!   storm (lost records, switches per second recorded); then `switch`.
+//! - `switch`: the per-switch cost: ns per run of each eBPF program (storm, busy demo), storm
+//!   throughput alone / under hud-record / under perf (see `bench_switch`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -31,7 +33,10 @@ pub fn run(which: &str, seconds: u32, rounds: u32) -> Result<()> {
         "tui" => tui(seconds),
         "export" => export(seconds),
         "live" => crate::bench_live::live(seconds),
-        other => bail!("unknown benchmark `{other}` (format, record, analyze, tui, export, live)"),
+        "switch" => crate::bench_switch::run(seconds, rounds),
+        other => bail!(
+            "unknown benchmark `{other}` (format, record, analyze, tui, export, live, switch)"
+        ),
     }
 }
 
@@ -153,7 +158,7 @@ fn record(seconds: u32, rounds: u32) -> Result<()> {
         "\nNote: hud records every context switch and off-CPU episode of the target as well as the \
          samples; perf record -g -F 99 records samples only."
     );
-    Ok(())
+    crate::bench_switch::run(seconds, rounds)
 }
 
 pub(crate) fn start_demo(seconds: u32) -> Result<Child> {

@@ -9,6 +9,7 @@
 
 mod bench;
 mod bench_live;
+mod bench_switch;
 mod build;
 mod demo;
 mod setup;
@@ -41,7 +42,8 @@ enum Task {
     /// Benchmarks: `format` (criterion), `record` (overhead, size and capacity vs perf),
     /// `analyze` (report speed and memory vs perf report), `tui` (the cockpit, headless),
     /// `export` (each format, time and size), `live` (the live cockpit: latency, CPU, memory on a
-    /// storm for --seconds, flush-interval cost).
+    /// storm for --seconds, flush-interval cost), `switch` (per-switch cost: ns per run of each
+    /// eBPF program, storm throughput alone / hud / perf).
     Bench {
         #[arg(default_value = "format")]
         which: String,

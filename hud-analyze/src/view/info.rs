@@ -140,9 +140,16 @@ impl Summary {
         );
         let lost = self.lost();
         let stack_errors = self.counters.get("user_stack_error").copied().unwrap_or(0);
+        // Off-CPU episodes whose thread slept again (or exited) before returning from a system
+        // call, which is where the recorder reads an episode's stack.
+        let missed = self
+            .counters
+            .get("off_cpu_stack_missed")
+            .copied()
+            .unwrap_or(0);
         let _ = writeln!(
             out,
-            "lost      {lost} records · {stack_errors} unreadable user stacks"
+            "lost      {lost} records · {stack_errors} unreadable user stacks · {missed} off-CPU episodes without a stack"
         );
         let _ = writeln!(
             out,

@@ -1,8 +1,10 @@
 //! hud-stress: `--pairs N` thread pairs pass a token back and forth through a Mutex + Condvar, so
 //! every hand-off is two context switches. Prints `round_trips_per_second: X` at exit.
 //!
-//! Usage: hud-stress [--pairs N] [--seconds S] [--work N]
+//! Usage: hud-stress [--pairs N] [--seconds S] [--work N] [--ticks]
 //! `--work` adds N iterations of arithmetic per hand-off to lower the switch rate.
+//! `--ticks` also prints `tick UNIX_MS TRIPS` (round trips so far) every 100 ms, so a benchmark
+//! can take the rate over exactly the time a profiler was attached.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -17,8 +19,13 @@ fn main() {
     let mut pairs = 1usize;
     let mut seconds = 10.0f64;
     let mut work = 0u64;
+    let mut ticks = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
+        if arg == "--ticks" {
+            ticks = true;
+            continue;
+        }
         let value = args.next().unwrap_or_default();
         match arg.as_str() {
             "--pairs" => pairs = value.parse().expect("--pairs N"),
@@ -62,7 +69,20 @@ fn main() {
         }
     }
     let started = Instant::now();
-    std::thread::sleep(Duration::from_secs_f64(seconds));
+    let deadline = started + Duration::from_secs_f64(seconds);
+    loop {
+        let now = Instant::now();
+        if now >= deadline {
+            break;
+        }
+        std::thread::sleep((deadline - now).min(Duration::from_millis(100)));
+        if ticks {
+            let unix_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis());
+            println!("tick {unix_ms} {}", trips.load(Ordering::Relaxed));
+        }
+    }
     stop.store(true, Ordering::Relaxed);
     for t in threads {
         let _ = t.join();
