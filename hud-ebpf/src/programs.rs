@@ -66,6 +66,7 @@ static OFF_WAKEUP_PID: Global<u32> = Global::new(24);
 #[unsafe(no_mangle)]
 static TASK_PID_OFFSET: Global<u32> = Global::new(0);
 
+
 /// Ring-buffer flag: don't wake the reader per record; hud-record drains on a short timer, which
 /// costs far less than a wakeup per context switch.
 const NO_WAKEUP: u64 = 1;
@@ -646,7 +647,7 @@ pub fn hud_sched_fork(ctx: TracePointContext) -> u32 {
             }
         }
         (Some(slot), None) => {
-            let _ = FREE_SLOTS.push(&slot, 0);
+            let _ = FREE_SLOTS.push(slot, 0);
             count(Counter::ThreadMapFull);
         }
         (None, _) => count(Counter::ThreadMapFull),
@@ -674,7 +675,7 @@ pub fn hud_sched_exit(_ctx: TracePointContext) -> u32 {
                     send_all_due(&mut *t, tid, None);
                 }
                 *entry = 0;
-                let _ = FREE_SLOTS.push(&slot, 0);
+                let _ = FREE_SLOTS.push(slot, 0);
             }
         }
     }

@@ -58,6 +58,11 @@ pub struct Args {
     #[arg(long)]
     pub kernel_stacks: bool,
 
+    /// Attach the scheduler programs to the classic tracepoints even where the kernel's BTF
+    /// allows raw ones (which cost less per context switch): for comparison and diagnosis.
+    #[arg(long, hide = true)]
+    pub classic_tracepoints: bool,
+
     /// Embed the target's executable and other mapped objects with debug info in the capture,
     /// so it can be analyzed anywhere, later.
     #[arg(long)]

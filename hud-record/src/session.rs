@@ -123,6 +123,7 @@ pub fn record(
         ring_bytes: ring_bytes(args.buffer_mib),
         offsets,
         task_layout: match crate::btf::task_layout() {
+            Ok(_) if args.classic_tracepoints => None,
             Ok(layout) => Some(layout),
             Err(why) => {
                 if !args.quiet {

@@ -117,18 +117,26 @@ fn records_the_demo_with_its_ground_truth() {
     if !ebpf_ready() {
         return;
     }
-    let demo = Demo::start(8.0, &[]);
+    // The default (raw tracepoints, stacks taken at the return from the blocking call), the
+    // classic tracepoints (kernels without BTF), and kernel stacks (taken at switch-out).
+    for mode in [&[][..], &["--classic-tracepoints"], &["--kernel-stacks"]] {
+        records_the_demo_in(mode);
+    }
+}
+
+fn records_the_demo_in(mode: &[&str]) {
+    let demo = Demo::start(5.0, &[]);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("demo.hudcap");
-    let out = record(&[
-        "--pid",
-        &demo.pid().to_string(),
-        "-o",
-        path.to_str().unwrap(),
-        "--duration",
-        "3",
-    ]);
-    assert!(out.status.success(), "hud-record failed: {}", stderr(&out));
+    let pid = demo.pid().to_string();
+    let mut args = vec!["--pid", &pid, "-o", path.to_str().unwrap(), "--duration", "3"];
+    args.extend(mode);
+    let out = record(&args);
+    assert!(
+        out.status.success(),
+        "hud-record {mode:?} failed: {}",
+        stderr(&out)
+    );
 
     let recorded = Recorded::open(&path);
     let capture = &recorded.capture;
@@ -139,7 +147,7 @@ fn records_the_demo_with_its_ground_truth() {
     // Thread names: the Tokio workers are there by name.
     let mut names = std::collections::HashMap::new();
     let mut sample_tids = std::collections::HashSet::new();
-    let (mut switches, mut lost) = (0, 0);
+    let (mut switches, mut lost, mut missed) = (0, 0, 0);
     let mut mapping_build_id = None;
     let demo_path = demo_binary().canonicalize().unwrap();
     for data in &chunks {
@@ -152,6 +160,9 @@ fn records_the_demo_with_its_ground_truth() {
         for counter in c.counters.iter() {
             if counter.name.starts_with("lost_") || counter.name == "unknown_record" {
                 lost = lost.max(counter.value.to_native());
+            }
+            if counter.name == "off_cpu_stack_missed" {
+                missed = missed.max(counter.value.to_native());
             }
         }
         for m in c.mappings.iter() {
@@ -171,8 +182,10 @@ fn records_the_demo_with_its_ground_truth() {
         sampled_workers >= 2,
         "samples on {sampled_workers} worker threads"
     );
-    assert!(switches > 1000, "{switches} switch records in 3 s");
-    assert_eq!(lost, 0, "records were lost");
+    assert!(switches > 1000, "{mode:?}: {switches} switch records in 3 s");
+    assert_eq!(lost, 0, "{mode:?}: records were lost");
+    // Every episode got the stack of the call it blocked in.
+    assert_eq!(missed, 0, "{mode:?}: off-CPU episodes without their stack");
 
     // The demo's mapping carries the file's build-id.
     let file = std::fs::read(&demo_path).unwrap();
@@ -197,13 +210,13 @@ fn records_the_demo_with_its_ground_truth() {
         .collect();
     assert!(
         sleeps.len() >= 20,
-        "only {} sleepy_handler episodes in 3 s (10/s expected)",
+        "{mode:?}: only {} sleepy_handler episodes in 3 s (10/s expected)",
         sleeps.len()
     );
     for ms in &sleeps {
         assert!(
             (ms - SLEEP_MS).abs() <= SLEEP_MS * 0.2,
-            "sleep episode of {ms} ms, expected {SLEEP_MS} ms ± 20 %"
+            "{mode:?}: sleep episode of {ms} ms, expected {SLEEP_MS} ms ± 20 %"
         );
     }
     // Lock waits are there too, with the std Mutex in their stack.
@@ -211,7 +224,7 @@ fn records_the_demo_with_its_ground_truth() {
         episodes
             .iter()
             .any(|(_, _, _, n)| n.iter().any(|f| f.contains("locked_cache_update"))),
-        "no off-CPU episode in locked_cache_update"
+        "{mode:?}: no off-CPU episode in locked_cache_update"
     );
 }
 

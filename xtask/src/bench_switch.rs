@@ -5,8 +5,9 @@
 //!   the storm (`hud-stress --pairs 4`) and on the busy demo.
 //! - Target throughput under the storm: alone, under hud-record, and under
 //!   `perf record -e sched:sched_switch -c 1 -g` (every switch with its stack, what hud keeps),
-//!   rounds rotating the order. The rate is taken over exactly the time the profiler was attached
-//!   (hud-stress `--ticks`), since attaching under a storm can take seconds.
+//!   in turns on one storm process, rotating the order. The rate is taken over exactly the time
+//!   the profiler was attached (hud-stress `--ticks`), since attaching under a storm can take
+//!   seconds.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -50,16 +51,7 @@ pub fn run(seconds: u32, rounds: u32) -> Result<()> {
         )
     };
 
-    let modes = [Mode::Alone, Mode::Hud, Mode::Perf];
-    let mut rates: Vec<(Mode, f64)> = Vec::new();
-    for round in 0..rounds {
-        for i in 0..modes.len() {
-            let mode = modes[(i + round as usize) % modes.len()];
-            let rate = storm_rate(mode, seconds, &dir)?;
-            eprintln!("bench: round {round} {mode:?}: {rate:.0} round trips/s");
-            rates.push((mode, rate));
-        }
-    }
+    let rates = storm_rates(seconds, rounds, &dir)?;
 
     println!("\n## Per-switch cost ({rounds} rounds × {seconds} s, hud-stress --pairs 4)\n");
     println!("| program | ns per run, storm | runs/s, storm | ns per run, busy demo | runs/s, busy demo |");
@@ -228,8 +220,11 @@ fn kernel_costs(workload: Workload, seconds: u32, dir: &Path) -> Result<ProgramC
     measured
 }
 
-/// The storm's round trips per second while `mode` was attached.
-fn storm_rate(mode: Mode, seconds: u32, dir: &Path) -> Result<f64> {
+/// One storm, measured in turns: alone, under hud-record, under perf, `rounds` times in rotating
+/// order, each turn `seconds` long once the profiler is attached (hud-stress's `--ticks` give the
+/// rate over exactly that time). One process for every turn: how the storm's threads happen to
+/// be placed on the CPUs moved separate runs by ±10 %, more than the effect measured.
+fn storm_rates(seconds: u32, rounds: u32, dir: &Path) -> Result<Vec<(Mode, f64)>> {
     let mut stress = start(Workload::Storm, true)?;
     let ticks: Arc<Mutex<Vec<(u64, u64)>>> = Arc::default();
     let reader = {
@@ -250,45 +245,63 @@ fn storm_rate(mode: Mode, seconds: u32, dir: &Path) -> Result<f64> {
             }
         })
     };
-    std::thread::sleep(Duration::from_secs(1));
-    let pid = stress.id();
-    let mut profiler = match mode {
-        Mode::Alone => None,
-        Mode::Hud => {
-            let mut r = start_recorder(pid, &dir.join("storm.hudcap"))?;
-            wait_attached(&mut r)?;
-            Some(r)
+    let rate = |from: u64, to: u64| -> Result<f64> {
+        let ticks = ticks.lock().unwrap();
+        let at = |t: u64| ticks.iter().rev().find(|(ms, _)| *ms <= t).copied();
+        let (Some(a), Some(b)) = (at(from), at(to)) else {
+            bail!("hud-stress printed no ticks");
+        };
+        if b.0 <= a.0 {
+            bail!("hud-stress's ticks do not cover the measured time");
         }
-        Mode::Perf => {
-            let p = Command::new("perf")
-                .args(["record", "-q", "-e", "sched:sched_switch", "-c", "1", "-g"])
-                .args(["-p", &pid.to_string(), "-o"])
-                .arg(dir.join("perf.data"))
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()?;
-            std::thread::sleep(Duration::from_millis(500));
-            Some(p)
-        }
+        Ok((b.1 - a.1) as f64 / ((b.0 - a.0) as f64 / 1000.0))
     };
-    let from = unix_ms();
-    std::thread::sleep(Duration::from_secs(u64::from(seconds)));
-    let to = unix_ms();
-    if let Some(p) = profiler.as_mut() {
-        interrupt(p)?;
-    }
+    let measured = (|| {
+        std::thread::sleep(Duration::from_secs(1));
+        let pid = stress.id();
+        let modes = [Mode::Alone, Mode::Hud, Mode::Perf];
+        let mut rates = Vec::new();
+        for round in 0..rounds {
+            for i in 0..modes.len() {
+                let mode = modes[(i + round as usize) % modes.len()];
+                let mut profiler = match mode {
+                    Mode::Alone => None,
+                    Mode::Hud => {
+                        let mut r = start_recorder(pid, &dir.join("storm.hudcap"))?;
+                        wait_attached(&mut r)?;
+                        Some(r)
+                    }
+                    Mode::Perf => {
+                        let p = Command::new("perf")
+                            .args(["record", "-q", "-e", "sched:sched_switch", "-c", "1", "-g"])
+                            .args(["-p", &pid.to_string(), "-o"])
+                            .arg(dir.join("perf.data"))
+                            .stdout(Stdio::null())
+                            .stderr(Stdio::null())
+                            .spawn()?;
+                        std::thread::sleep(Duration::from_millis(500));
+                        Some(p)
+                    }
+                };
+                let from = unix_ms();
+                std::thread::sleep(Duration::from_secs(u64::from(seconds)));
+                let to = unix_ms();
+                if let Some(p) = profiler.as_mut() {
+                    interrupt(p)?;
+                }
+                let r = rate(from, to)?;
+                eprintln!("bench: round {round} {mode:?}: {r:.0} round trips/s");
+                rates.push((mode, r));
+                // The profiler's exit (detaching, writing) is not part of the next turn.
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        }
+        Ok(rates)
+    })();
     let _ = stress.kill();
     let _ = stress.wait();
     let _ = reader.join();
-    let ticks = ticks.lock().unwrap();
-    let at = |t: u64| ticks.iter().rev().find(|(ms, _)| *ms <= t).copied();
-    let (Some(a), Some(b)) = (at(from), at(to)) else {
-        bail!("hud-stress printed no ticks");
-    };
-    if b.0 <= a.0 {
-        bail!("hud-stress's ticks do not cover the measured time");
-    }
-    Ok((b.1 - a.1) as f64 / ((b.0 - a.0) as f64 / 1000.0))
+    measured
 }
 
 fn unix_ms() -> u64 {
