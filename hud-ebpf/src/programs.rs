@@ -28,8 +28,8 @@
 use aya_ebpf::{
     bindings::BPF_F_USER_STACK,
     helpers::{
-        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_smp_processor_id, bpf_get_stack,
-        bpf_ktime_get_ns, bpf_probe_read_kernel,
+        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_task,
+        bpf_get_smp_processor_id, bpf_get_stack, bpf_ktime_get_ns, bpf_probe_read_kernel,
     },
     macros::{map, perf_event, raw_tracepoint, tracepoint},
     maps::{Array, HashMap, PerCpuArray, Queue, RingBuf},
@@ -66,7 +66,6 @@ static OFF_WAKEUP_PID: Global<u32> = Global::new(24);
 #[unsafe(no_mangle)]
 static TASK_PID_OFFSET: Global<u32> = Global::new(0);
 
-
 /// Ring-buffer flag: don't wake the reader per record; hud-record drains on a short timer, which
 /// costs far less than a wakeup per context switch.
 const NO_WAKEUP: u64 = 1;
@@ -99,6 +98,42 @@ static FREE_SLOTS: Queue<u16> = Queue::with_max_entries(MAX_THREADS, 0);
 /// Per CPU: the switches not yet sent.
 #[map]
 static BATCHES: PerCpuArray<SwitchBatch> = PerCpuArray::with_max_entries(1, 0);
+
+/// A cache of task_struct pointer → tid for the target's threads, direct-mapped: a raw
+/// tracepoint hands over task pointers, and reading the pid out of one (`bpf_probe_read_kernel`)
+/// cost more than the rest of a switch's work. Filled at each switch-out of a target thread,
+/// cleared at its exit (before its task_struct can be reused); a miss reads the pid.
+#[map]
+static TASKS: Array<TaskEntry> = Array::with_max_entries(TASK_CACHE_ENTRIES, 0);
+
+const TASK_CACHE_ENTRIES: u32 = 4096;
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct TaskEntry {
+    task: u64,
+    tid: u32,
+    _pad: u32,
+}
+
+/// The cache slot of a task_struct pointer (objects are cache-line aligned and ~10 KiB apart).
+#[inline(always)]
+fn task_index(task: u64) -> u32 {
+    (((task >> 6) ^ (task >> 16)) as u32) & (TASK_CACHE_ENTRIES - 1)
+}
+
+/// The pid of `task`: from the cache when it is a known target thread, else read.
+#[inline(always)]
+fn pid_of(task: *const u8) -> u32 {
+    if let Some(e) = TASKS.get(task_index(task as u64)) {
+        if e.task == task as u64 {
+            return e.tid;
+        }
+    }
+    // SAFETY: `task` is a task_struct; the offset comes from BTF. A failed read is pid 0.
+    unsafe { bpf_probe_read_kernel(task.add(TASK_PID_OFFSET.load() as usize) as *const u32) }
+        .unwrap_or(0)
+}
 
 /// `[0]`: 1 once hud-record stops; the batches are then left alone for it to read.
 #[map]
@@ -322,21 +357,29 @@ pub fn hud_sched_switch(ctx: TracePointContext) -> u32 {
 pub fn hud_sched_switch_raw(ctx: RawTracePointContext) -> i32 {
     let pid_tgid = bpf_get_current_pid_tgid();
     // sched_switch's arguments on Linux 5.18+ (hud-record checks the prototype).
-    let (preempt, next, raw_state) = (
+    let (preempt, prev_task, next, raw_state) = (
         ctx.arg::<u64>(0) & 1 != 0,
+        ctx.arg::<u64>(1),
         ctx.arg::<*const u8>(2),
         ctx.arg::<u64>(3) as u32,
     );
     let prev = if (pid_tgid >> 32) as u32 == TARGET_TGID.load() && pid_tgid as u32 != 0 {
-        Some((pid_tgid as u32, reported_state(preempt, raw_state)))
+        let tid = pid_tgid as u32;
+        // Cached only while the thread has a slot: its last switch-out, after its exit cleared
+        // the entry, must not put it back.
+        let live = SLOTS.get(tid).is_some_and(|slot| *slot != 0);
+        if let Some(e) = TASKS.get_ptr_mut(task_index(prev_task)).filter(|_| live) {
+            // SAFETY: a cache entry; a race with another CPU at worst costs a later miss.
+            unsafe {
+                (*e).task = prev_task;
+                (*e).tid = tid;
+            }
+        }
+        Some((tid, reported_state(preempt, raw_state)))
     } else {
         None
     };
-    // SAFETY: `next` is a task_struct; the offset comes from BTF. A failed read is pid 0.
-    let next_pid =
-        unsafe { bpf_probe_read_kernel(next.add(TASK_PID_OFFSET.load() as usize) as *const u32) }
-            .unwrap_or(0);
-    on_switch(&ctx, prev, next_pid);
+    on_switch(&ctx, prev, pid_of(next));
     0
 }
 
@@ -575,13 +618,8 @@ pub fn hud_sched_wakeup(ctx: TracePointContext) -> u32 {
 /// sched_wakeup as a raw tracepoint (the woken task): see `hud_sched_switch_raw`.
 #[raw_tracepoint(tracepoint = "sched_wakeup")]
 pub fn hud_sched_wakeup_raw(ctx: RawTracePointContext) -> i32 {
-    // SAFETY: sched_wakeup's argument is the woken task; the offset comes from BTF.
-    let tid = unsafe {
-        let task = ctx.arg::<*const u8>(0);
-        bpf_probe_read_kernel(task.add(TASK_PID_OFFSET.load() as usize) as *const u32)
-    }
-    .unwrap_or(0);
-    woken(tid);
+    // sched_wakeup's argument is the woken task.
+    woken(pid_of(ctx.arg::<*const u8>(0)));
     0
 }
 
@@ -680,6 +718,17 @@ pub fn hud_sched_exit(_ctx: TracePointContext) -> u32 {
         }
     }
     let _ = OFFCPU_PENDING.remove(tid);
+    // Its task_struct may be reused for any task once it is gone.
+    // SAFETY: plain helper.
+    let task = unsafe { bpf_get_current_task() };
+    if let Some(e) = TASKS.get_ptr_mut(task_index(task)) {
+        // SAFETY: a cache entry.
+        unsafe {
+            if (*e).task == task {
+                (*e).task = 0;
+            }
+        }
+    }
     let comm = bpf_get_current_comm().unwrap_or([0; 16]);
     emit_thread(kind::THREAD_EXIT, tid, 0, comm);
     0

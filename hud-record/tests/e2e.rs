@@ -129,7 +129,14 @@ fn records_the_demo_in(mode: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("demo.hudcap");
     let pid = demo.pid().to_string();
-    let mut args = vec!["--pid", &pid, "-o", path.to_str().unwrap(), "--duration", "3"];
+    let mut args = vec![
+        "--pid",
+        &pid,
+        "-o",
+        path.to_str().unwrap(),
+        "--duration",
+        "3",
+    ];
     args.extend(mode);
     let out = record(&args);
     assert!(
@@ -182,7 +189,10 @@ fn records_the_demo_in(mode: &[&str]) {
         sampled_workers >= 2,
         "samples on {sampled_workers} worker threads"
     );
-    assert!(switches > 1000, "{mode:?}: {switches} switch records in 3 s");
+    assert!(
+        switches > 1000,
+        "{mode:?}: {switches} switch records in 3 s"
+    );
     assert_eq!(lost, 0, "{mode:?}: records were lost");
     // Every episode got the stack of the call it blocked in.
     assert_eq!(missed, 0, "{mode:?}: off-CPU episodes without their stack");
@@ -475,4 +485,89 @@ fn a_full_disk_is_a_clear_error_and_keeps_what_was_written() {
     // What was written reads, up to the cut.
     let capture = Capture::open(&path).expect("the partial capture opens");
     assert_ne!(capture.ending(), &Ending::Clean);
+}
+
+/// Thousands of threads born and dying a second (each sleeps once, past the threshold): every
+/// one gets a slot (slots are given back at exit and reused: more threads than `MAX_THREADS` go
+/// through a recording of a few seconds), its switches and its off-CPU episode with its stack.
+#[test]
+fn thread_churn_keeps_every_thread() {
+    let _serial = serial();
+    let stress = hud_test_harness::stress_binary();
+    if !hud_test_harness::ebpf_ready(&[stress.clone()]) {
+        return;
+    }
+    let mut child = Command::new(&stress)
+        .args(["--pairs", "1", "--seconds", "9", "--churn"])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("churn.hudcap");
+    let out = record(&[
+        "--pid",
+        &child.id().to_string(),
+        "-o",
+        path.to_str().unwrap(),
+        "--duration",
+        "7",
+    ]);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(out.status.success(), "hud-record failed: {}", stderr(&out));
+
+    let capture = Capture::open(&path).unwrap();
+    let mut born = std::collections::HashSet::new();
+    let mut switched = std::collections::HashSet::new();
+    let mut slept = std::collections::HashSet::new();
+    let mut counters = std::collections::BTreeMap::new();
+    for data in capture.chunks().unwrap() {
+        let c = data.get();
+        for t in c.threads.iter() {
+            if t.name.as_str() == "churn" {
+                born.insert(t.tid.to_native());
+            }
+        }
+        switched.extend(c.switches.tid.iter().map(|t| t.to_native()));
+        let o = &c.off_cpu;
+        for i in 0..o.tid.len() {
+            if o.user_stack[i].to_native() != 0 {
+                slept.insert(o.tid[i].to_native());
+            }
+        }
+        for counter in c.counters.iter() {
+            counters.insert(counter.name.to_string(), counter.value.to_native());
+        }
+    }
+    assert!(born.len() >= 2_000, "only {} threads born", born.len());
+    let missing_switches = born.difference(&switched).count();
+    let missing_episodes = born.difference(&slept).count();
+    // A thread born as the recording starts or stops may be seen only in part.
+    assert!(
+        missing_switches * 100 <= born.len(),
+        "{missing_switches} of {} threads without a switch",
+        born.len()
+    );
+    assert!(
+        missing_episodes * 50 <= born.len(),
+        "{missing_episodes} of {} threads without an off-CPU episode with a stack",
+        born.len()
+    );
+    for name in [
+        "thread_map_full",
+        "lost_switch",
+        "lost_off_cpu",
+        "off_cpu_stack_missed",
+    ] {
+        assert_eq!(
+            counters.get(name).copied().unwrap_or(0),
+            0,
+            "{name}: {counters:?}"
+        );
+    }
+    eprintln!(
+        "{} threads born; {missing_switches} without a switch, {missing_episodes} without an episode",
+        born.len()
+    );
 }

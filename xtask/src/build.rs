@@ -33,6 +33,8 @@ pub fn all() -> Result<()> {
         "hud-record",
         "-p",
         "hud-analyze",
+        "-p",
+        "hud-stress",
     ]))?;
     demo()
 }
@@ -78,6 +80,7 @@ pub fn test() -> Result<()> {
         .args(["test", "--workspace", "--all-features"])
         .env("HUD_DEMO_BIN", demo_binary())
         .env("HUD_RECORD_BIN", release_binary("hud-record"))
+        .env("HUD_STRESS_BIN", release_binary("hud-stress"))
         .env("HUD_PYTHON", crate::setup::schema_python()))
 }
 

@@ -28,6 +28,11 @@ pub fn demo_binary() -> PathBuf {
     binary("HUD_DEMO_BIN", "target/demo/release/hud-demo")
 }
 
+/// The context-switch storm workload (`cargo xtask build`).
+pub fn stress_binary() -> PathBuf {
+    binary("HUD_STRESS_BIN", "target/release/hud-stress")
+}
+
 /// The release recorder (`cargo xtask build`).
 pub fn record_binary() -> PathBuf {
     binary("HUD_RECORD_BIN", "target/release/hud-record")

@@ -5,6 +5,9 @@
 //! `--work` adds N iterations of arithmetic per hand-off to lower the switch rate.
 //! `--ticks` also prints `tick UNIX_MS TRIPS` (round trips so far) every 100 ms, so a benchmark
 //! can take the rate over exactly the time a profiler was attached.
+//! `--churn` also starts and joins short-lived threads back to back, four at a time (each sleeps 1 ms, so it
+//! leaves the CPU once), and prints `threads_started: N` at exit: thousands of thread births
+//! and deaths a second, for the recorder's per-thread bookkeeping.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -20,10 +23,15 @@ fn main() {
     let mut seconds = 10.0f64;
     let mut work = 0u64;
     let mut ticks = false;
+    let mut churn = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         if arg == "--ticks" {
             ticks = true;
+            continue;
+        }
+        if arg == "--churn" {
+            churn = true;
             continue;
         }
         let value = args.next().unwrap_or_default();
@@ -68,6 +76,21 @@ fn main() {
             }));
         }
     }
+    let started_threads = Arc::new(AtomicU64::new(0));
+    for _ in 0..if churn { 4 } else { 0 } {
+        let (stop, started_threads) = (Arc::clone(&stop), Arc::clone(&started_threads));
+        threads.push(std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let t = std::thread::Builder::new()
+                    .name("churn".into())
+                    .spawn(|| std::thread::sleep(Duration::from_millis(1)));
+                if let Ok(t) = t {
+                    started_threads.fetch_add(1, Ordering::Relaxed);
+                    let _ = t.join();
+                }
+            }
+        }));
+    }
     let started = Instant::now();
     let deadline = started + Duration::from_secs_f64(seconds);
     loop {
@@ -89,4 +112,10 @@ fn main() {
     }
     let rate = trips.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
     println!("round_trips_per_second: {rate:.0}");
+    if churn {
+        println!(
+            "threads_started: {}",
+            started_threads.load(Ordering::Relaxed)
+        );
+    }
 }
