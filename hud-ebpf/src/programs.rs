@@ -403,8 +403,9 @@ fn reported_state(preempt: bool, state: u32) -> u32 {
         return TASK_REPORT_IDLE;
     }
     let report = state & TASK_REPORT;
-    if report == 0 {
-        0
+    if report & report.wrapping_sub(1) == 0 {
+        // One bit (S, D, …) or none: the usual case, without counting leading zeros.
+        report
     } else {
         1 << (31 - report.leading_zeros())
     }

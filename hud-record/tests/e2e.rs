@@ -494,7 +494,7 @@ fn a_full_disk_is_a_clear_error_and_keeps_what_was_written() {
 fn thread_churn_keeps_every_thread() {
     let _serial = serial();
     let stress = hud_test_harness::stress_binary();
-    if !hud_test_harness::ebpf_ready(&[stress.clone()]) {
+    if !hud_test_harness::ebpf_ready(std::slice::from_ref(&stress)) {
         return;
     }
     let mut child = Command::new(&stress)
