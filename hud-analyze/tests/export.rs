@@ -294,27 +294,31 @@ pub fn check_perfetto(python: &std::path::Path, trace: &std::path::Path) -> Valu
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// The analysis as a Perfetto trace, checked with the official schema: its counts (whose
+/// blocking slices and samples must be the analysis') and its size; `None` without the schema.
+fn checked_perfetto(a: &Analysis) -> Option<(Value, usize)> {
+    let python = schema_python()?;
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("trace.pftrace");
+    let bytes = exported(a, Format::Perfetto, &ExportOptions::default());
+    std::fs::write(&trace, &bytes).unwrap();
+    let counts = check_perfetto(&python, &trace);
+    let episodes: usize = whole(a).blockers.iter().map(|b| b.episodes.len()).sum();
+    assert_eq!(counts["blocking_slices"], episodes as u64);
+    assert_eq!(counts["samples"], whole(a).hotspots.samples);
+    Some((counts, bytes.len()))
+}
+
 #[test]
 fn perfetto_is_read_by_the_official_schema() {
-    let Some(python) = schema_python() else {
+    let a = busy_service().analyze();
+    let Some((counts, size)) = checked_perfetto(&a) else {
         return;
     };
-    let a = busy_service().analyze();
-    let dir = tempfile::tempdir().unwrap();
-    let trace = dir.path().join("busy.pftrace");
-    std::fs::write(
-        &trace,
-        exported(&a, Format::Perfetto, &ExportOptions::default()),
-    )
-    .unwrap();
-    let counts = check_perfetto(&python, &trace);
-    let episodes: usize = whole(&a).blockers.iter().map(|b| b.episodes.len()).sum();
-    assert_eq!(counts["blocking_slices"], episodes as u64);
-    assert_eq!(counts["samples"], whole(&a).hotspots.samples);
     assert_eq!(counts["thread_tracks"], a.model.threads.len() as u64);
     // The same capture as Chrome JSON is far larger.
     let chrome = exported(&a, Format::Chrome, &ExportOptions::default()).len();
-    assert!(std::fs::metadata(&trace).unwrap().len() * 4 < chrome as u64);
+    assert!(size * 4 < chrome);
 }
 
 /// A thread with more events than one packet sequence holds is cut into several, each encoded
@@ -322,22 +326,12 @@ fn perfetto_is_read_by_the_official_schema() {
 /// its sequence, and nothing is lost or counted twice.
 #[test]
 fn perfetto_cuts_long_threads_into_sequences() {
-    let Some(python) = schema_python() else {
-        return;
-    };
     let a = busy_service_for(40_000).analyze();
-    let dir = tempfile::tempdir().unwrap();
-    let trace = dir.path().join("long.pftrace");
-    std::fs::write(
-        &trace,
-        exported(&a, Format::Perfetto, &ExportOptions::default()),
-    )
-    .unwrap();
-    let counts = check_perfetto(&python, &trace);
     let episodes: usize = whole(&a).blockers.iter().map(|b| b.episodes.len()).sum();
     assert!(episodes >= 2_000, "{episodes} episodes");
-    assert_eq!(counts["blocking_slices"], episodes as u64);
-    assert_eq!(counts["samples"], whole(&a).hotspots.samples);
+    let Some((counts, _)) = checked_perfetto(&a) else {
+        return;
+    };
     // Worker 10 alone has 20,000 samples and 40,000 state changes: two sequences at least.
     let threads = a.model.threads.len() as u64;
     assert!(

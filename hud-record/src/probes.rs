@@ -48,6 +48,17 @@ fn pid_max() -> u32 {
         .unwrap_or(4 * 1024 * 1024)
 }
 
+/// A program of the object, typed.
+fn program<'a, T>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut T>
+where
+    &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
+{
+    ebpf.program_mut(name)
+        .ok_or_else(|| RecordError::Bpf(format!("program {name} missing from the object")))?
+        .try_into()
+        .map_err(|e| bpf_error(name, e))
+}
+
 /// Takes a map out of the object, typed.
 fn take<T>(ebpf: &mut Ebpf, name: &str) -> Result<T>
 where
@@ -150,11 +161,7 @@ impl Probes {
             ]);
         }
         for (prog, category, name) in classic {
-            let program: &mut TracePoint = ebpf
-                .program_mut(prog)
-                .ok_or_else(|| RecordError::Bpf(format!("program {prog} missing from the object")))?
-                .try_into()
-                .map_err(|e| bpf_error(prog, e))?;
+            let program: &mut TracePoint = program(&mut ebpf, prog)?;
             program
                 .load()
                 .map_err(|e| bpf_error(&format!("loading {prog}"), e))?;
@@ -166,11 +173,7 @@ impl Probes {
         // sys_exit: off-CPU episodes that wait for their stack are sent at the thread's next
         // return from a system call (see hud-ebpf).
         for (prog, tracepoint) in raw {
-            let program: &mut RawTracePoint = ebpf
-                .program_mut(prog)
-                .ok_or_else(|| RecordError::Bpf(format!("program {prog} missing from the object")))?
-                .try_into()
-                .map_err(|e| bpf_error(prog, e))?;
+            let program: &mut RawTracePoint = program(&mut ebpf, prog)?;
             program
                 .load()
                 .map_err(|e| bpf_error(&format!("loading {prog}"), e))?;
