@@ -37,9 +37,10 @@ use aya_ebpf::{
     EbpfContext, Global,
 };
 use hud_format::wire::{
-    kind, Counter, DueEpisode, RecordHeader, StackRecord, SwitchBatch, SwitchEntry, ThreadRecord,
-    ThreadState, ENTRY_SWITCH_IN, MAX_DUE, MAX_KERNEL_FRAMES, MAX_THREADS, MAX_USER_FRAMES,
-    STATE_PREEMPTED, SWITCH_BATCH_LEN, SWITCH_BATCH_MAX_AGE_NS,
+    kind, Counter, DueEpisode, RecordHeader, StackRecord, SwitchBatch, SwitchEntry, TaskCacheEntry,
+    ThreadRecord, ThreadState, ENTRY_SWITCH_IN, MAX_DUE, MAX_KERNEL_FRAMES, MAX_THREADS,
+    MAX_USER_FRAMES, STATE_PREEMPTED, SWITCH_BATCH_LEN, SWITCH_BATCH_MAX_AGE_NS,
+    TASK_CACHE_ENTRIES,
 };
 
 #[unsafe(no_mangle)]
@@ -104,17 +105,7 @@ static BATCHES: PerCpuArray<SwitchBatch> = PerCpuArray::with_max_entries(1, 0);
 /// cost more than the rest of a switch's work. Filled at each switch-out of a target thread,
 /// cleared at its exit (before its task_struct can be reused); a miss reads the pid.
 #[map]
-static TASKS: Array<TaskEntry> = Array::with_max_entries(TASK_CACHE_ENTRIES, 0);
-
-const TASK_CACHE_ENTRIES: u32 = 4096;
-
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct TaskEntry {
-    task: u64,
-    tid: u32,
-    _pad: u32,
-}
+static TASKS: Array<TaskCacheEntry> = Array::with_max_entries(TASK_CACHE_ENTRIES, 0);
 
 /// The cache slot of a task_struct pointer (objects are cache-line aligned and ~10 KiB apart).
 #[inline(always)]
@@ -150,16 +141,13 @@ static ZERO: PerCpuArray<StackRecord> = PerCpuArray::with_max_entries(1, 0);
 
 #[inline(always)]
 fn count(counter: Counter) {
-    if let Some(p) = COUNTERS.get_ptr_mut(counter as u32) {
-        // SAFETY: per-CPU slot, programs do not nest on one CPU for these hooks.
-        unsafe { *p += 1 };
-    }
+    count_n(counter, 1);
 }
 
 #[inline(always)]
 fn count_n(counter: Counter, n: u64) {
     if let Some(p) = COUNTERS.get_ptr_mut(counter as u32) {
-        // SAFETY: as in `count`.
+        // SAFETY: per-CPU slot, programs do not nest on one CPU for these hooks.
         unsafe { *p += n };
     }
 }

@@ -150,6 +150,19 @@ pub struct ThreadState {
     pub due: [DueEpisode; MAX_DUE],
 }
 
+/// Entries of the kernel's cache of target task_struct pointers (see [`TaskCacheEntry`]).
+pub const TASK_CACHE_ENTRIES: u32 = 4096;
+
+/// A target thread's task_struct pointer and its tid: the kernel-only `TASKS` map, a
+/// direct-mapped cache that spares the raw tracepoints reading `pid` out of a task pointer.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TaskCacheEntry {
+    pub task: u64,
+    pub tid: u32,
+    pub _pad: u32,
+}
+
 /// Thread lifecycle: created, exited or renamed.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -304,6 +317,7 @@ const _: () = {
     assert!(core::mem::align_of::<RecordHeader>() == 8);
     assert!(core::mem::size_of::<ThreadRecord>() == 40);
     assert!(core::mem::size_of::<DueEpisode>() == 32);
+    assert!(core::mem::size_of::<TaskCacheEntry>() == 16);
     assert!(core::mem::size_of::<SwitchEntry>() == 16);
     assert!(core::mem::size_of::<SwitchBatch>() == 24 + 16 * SWITCH_BATCH_LEN);
     assert!(core::mem::size_of::<ThreadState>() == 24 + 32 * MAX_DUE);

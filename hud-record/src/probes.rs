@@ -170,7 +170,7 @@ impl Probes {
                 .map_err(|e| bpf_error(&format!("attaching to {category}/{name}"), e))?;
         }
 
-        // sys_exit: off-CPU episodes that wait for their stack are sent at the thread's next
+        // sys_exit sends the off-CPU episodes that wait for their stack at the thread's next
         // return from a system call (see hud-ebpf).
         for (prog, tracepoint) in raw {
             let program: &mut RawTracePoint = program(&mut ebpf, prog)?;
@@ -185,11 +185,7 @@ impl Probes {
         let cpus = aya::util::online_cpus()
             .map_err(|(what, e)| RecordError::Other(format!("reading {what}: {e}")))?;
         if config.sample_hz > 0 {
-            let program: &mut PerfEvent = ebpf
-                .program_mut(names::PROG_SAMPLE)
-                .ok_or_else(|| RecordError::Bpf("sampling program missing from the object".into()))?
-                .try_into()
-                .map_err(|e| bpf_error(names::PROG_SAMPLE, e))?;
+            let program: &mut PerfEvent = program(&mut ebpf, names::PROG_SAMPLE)?;
             program
                 .load()
                 .map_err(|e| bpf_error("loading the sampler", e))?;

@@ -422,11 +422,8 @@ impl Sequence {
 #[derive(Default)]
 struct Interner {
     last_iid: u64,
-    names: HashMap<String, u64>,
-    annotation_names: HashMap<String, u64>,
-    categories: HashMap<String, u64>,
-    functions: HashMap<String, u64>,
-    sources: HashMap<String, u64>,
+    /// Per [`Table`], by its index.
+    strings: [HashMap<String, u64>; Table::COUNT],
     frames: HashMap<(u32, bool, usize), u64>,
     callstacks: HashMap<u32, u64>,
     mappings: HashMap<usize, u64>,
@@ -442,6 +439,10 @@ enum Table {
     AnnotationNames,
     Functions,
     Sources,
+}
+
+impl Table {
+    const COUNT: usize = 5;
 }
 
 impl Interner {
@@ -461,25 +462,11 @@ impl Interner {
 
     /// The iid of string `s` in `table`, interned on first use.
     fn string(&mut self, table: Table, s: &str) -> u64 {
-        let map = match table {
-            Table::EventNames => &self.names,
-            Table::Categories => &self.categories,
-            Table::AnnotationNames => &self.annotation_names,
-            Table::Functions => &self.functions,
-            Table::Sources => &self.sources,
-        };
-        if let Some(&iid) = map.get(s) {
+        if let Some(&iid) = self.strings[table as usize].get(s) {
             return iid;
         }
         let iid = self.next_iid();
-        let map = match table {
-            Table::EventNames => &mut self.names,
-            Table::Categories => &mut self.categories,
-            Table::AnnotationNames => &mut self.annotation_names,
-            Table::Functions => &mut self.functions,
-            Table::Sources => &mut self.sources,
-        };
-        map.insert(s.to_owned(), iid);
+        self.strings[table as usize].insert(s.to_owned(), iid);
         let named = || Named {
             iid: Some(iid),
             name: Some(s.to_owned()),
