@@ -49,7 +49,42 @@ enum Command {
     Info {
         /// The capture file (`-` for standard input, read as it arrives).
         capture: PathBuf,
+        #[command(flatten)]
+        read: ReadArgs,
     },
+}
+
+/// How a capture is read: shared by every command.
+#[derive(clap::Args)]
+struct ReadArgs {
+    /// Refuse a damaged capture (exit 4) instead of skipping its damaged frames. By default a
+    /// damaged frame is skipped, like the cut end of a capture, and the time it held is reported
+    /// as missing.
+    #[arg(long)]
+    strict: bool,
+    /// The most the capture may decompress to (e.g. 64G). By default: 32 times its size (real
+    /// captures are 3 to 5), at most 16G, which bounds what a crafted file can make the analyzer
+    /// allocate.
+    #[arg(long, value_name = "SIZE", value_parser = hud_format::units::parse_size)]
+    max_decompressed: Option<u64>,
+}
+
+impl ReadArgs {
+    fn options(&self) -> hud_format::reader::ReadOptions {
+        hud_format::reader::ReadOptions {
+            salvage: !self.strict,
+            max_decompressed: self.max_decompressed,
+        }
+    }
+}
+
+/// A path given on the command line that must exist (a typo would otherwise be ignored).
+fn existing_path(text: &str) -> Result<PathBuf, String> {
+    let path = PathBuf::from(text);
+    match std::fs::metadata(&path) {
+        Ok(_) => Ok(path),
+        Err(e) => Err(format!("{text}: {e}")),
+    }
 }
 
 /// Where symbols come from and what counts as blocking: shared by `report` and `tui`.
@@ -58,10 +93,10 @@ struct AnalysisArgs {
     /// The capture file (`-` for standard input, read as it arrives).
     capture: PathBuf,
     /// Use this file for an object (matched by build-id, or by file name). Repeatable.
-    #[arg(long = "binary", value_name = "PATH")]
+    #[arg(long = "binary", value_name = "PATH", value_parser = existing_path)]
     binaries: Vec<PathBuf>,
     /// Look for `.build-id/ab/cdef….debug` and debuglink files here too. Repeatable.
-    #[arg(long = "debug-dir", value_name = "DIR")]
+    #[arg(long = "debug-dir", value_name = "DIR", value_parser = existing_path)]
     debug_dirs: Vec<PathBuf>,
     /// Shortest blocked time off CPU inside a poll that counts as blocking.
     #[arg(long, value_name = "DURATION", default_value = "1ms", value_parser = parse_duration)]
@@ -69,6 +104,8 @@ struct AnalysisArgs {
     /// Shortest on-CPU poll that counts as blocking (measured by sampling).
     #[arg(long, value_name = "DURATION", default_value = "10ms", value_parser = parse_duration)]
     long_poll: Duration,
+    #[command(flatten)]
+    read: ReadArgs,
 }
 
 impl AnalysisArgs {
@@ -82,6 +119,7 @@ impl AnalysisArgs {
                 off_cpu_ns: nanos(self.threshold),
                 long_poll_ns: nanos(self.long_poll),
             },
+            read: self.read.options(),
         }
     }
 }
@@ -252,7 +290,7 @@ impl Observer for Terminal {
 
 fn main() -> ExitCode {
     match Cli::parse().command {
-        Command::Info { capture } => match pipeline::model_of(&capture) {
+        Command::Info { capture, read } => match pipeline::model_of(&capture, &read.options()) {
             Ok(model) => {
                 emit(&Summary::of(&model).render());
                 ExitCode::SUCCESS
@@ -423,11 +461,13 @@ fn tui(args: TuiArgs) -> ExitCode {
     // A capture a recorder is still writing is followed even without --follow: replaying the
     // part written so far would show a recording that stops at an arbitrary point.
     let being_written = path.as_os_str() != "-"
-        && std::fs::File::open(path).is_ok_and(|f| hud_analyze::live::follow::writer_present(&f));
+        && hud_format::reader::open_nonblocking(path).is_ok_and(|f| {
+            f.metadata().is_ok_and(|m| m.is_file()) && hud_analyze::live::follow::writer_present(&f)
+        });
     let opened = if (args.follow || being_written) && path.as_os_str() != "-" {
-        hud_analyze::live::open_follow(path)
+        hud_analyze::live::open_follow(path, &options.read)
     } else {
-        hud_analyze::source::open(path)
+        hud_analyze::source::open(path, &options.read)
     };
     let opened = match opened {
         Ok(o) => o,

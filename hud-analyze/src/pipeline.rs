@@ -17,7 +17,7 @@ pub fn analyze_path(
     options: Options,
     observer: &dyn Observer,
 ) -> Result<Analysis, AnalyzeError> {
-    analyze_opened(source::open(path)?, options, observer)
+    analyze_opened(source::open(path, &options.read)?, options, observer)
 }
 
 /// Reads an opened capture's events and analyzes them.
@@ -34,8 +34,11 @@ pub fn analyze_opened(
 }
 
 /// Reads the capture at `path` into a model, without symbols (what `info` needs).
-pub fn model_of(path: &Path) -> Result<Model, AnalyzeError> {
-    Ok(source::load(path)?.model)
+pub fn model_of(
+    path: &Path,
+    read: &hud_format::reader::ReadOptions,
+) -> Result<Model, AnalyzeError> {
+    Ok(source::load(path, read)?.model)
 }
 
 /// Symbolizes a loaded capture and analyzes it.

@@ -240,7 +240,7 @@ fn live_analyses(bytes: Vec<u8>, every_frame: bool) -> Vec<std::sync::Arc<Analys
     use hud_analyze::live::{spawn_reader, Feed, Live};
     use hud_analyze::symbols::Arenas;
     let source::Opened::Stream(stream) =
-        source::open_stream(Box::new(std::io::Cursor::new(bytes))).unwrap()
+        source::open_stream(Box::new(std::io::Cursor::new(bytes)), &Default::default()).unwrap()
     else {
         unreachable!("a stream")
     };
@@ -266,6 +266,7 @@ fn live_analyses(bytes: Vec<u8>, every_frame: bool) -> Vec<std::sync::Arc<Analys
             }
             Feed::End(ending) => live.end(ending),
             Feed::Failed(e) => panic!("{e}"),
+            Feed::Damaged(d) => panic!("an intact capture read as damaged: {d}"),
         }
     }
     out

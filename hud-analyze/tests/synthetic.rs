@@ -420,7 +420,7 @@ fn a_stream_builds_the_model_a_file_builds() {
     )
     .unwrap()
     .model;
-    let stream = hud_analyze::source::load_stream(std::io::Cursor::new(bytes))
+    let stream = hud_analyze::source::load_stream(std::io::Cursor::new(bytes), &Default::default())
         .unwrap()
         .model;
     assert!(file.chunks > 1);

@@ -24,9 +24,31 @@ pub enum Error {
     MissingHeader,
     #[error("cannot encode the capture: {0}")]
     Encode(String),
+    #[error(
+        "the capture's frames up to byte {offset} decompress to {declared} bytes, over the \
+         reader's limit of {limit} bytes ({}): a damaged or crafted capture? \
+         --max-decompressed raises the limit",
+        if *explicit { "--max-decompressed" } else { "32 times the capture's size, at most 16 GiB" }
+    )]
+    OverBudget {
+        offset: u64,
+        declared: u64,
+        limit: u64,
+        explicit: bool,
+    },
+    #[error("{path} is {what}, not a capture file{}", if *what == "a FIFO" { " (read pipes and FIFOs as a stream)" } else { "" })]
+    NotAFile { path: String, what: &'static str },
 }
 
 impl Error {
+    /// The byte of the capture the error is about, when it is about one.
+    pub fn offset(&self) -> Option<u64> {
+        match self {
+            Error::CorruptFrame { offset, .. } | Error::OverBudget { offset, .. } => Some(*offset),
+            _ => None,
+        }
+    }
+
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         Error::Io {
             context: context.into(),

@@ -72,11 +72,13 @@ impl Recorded {
                     m.path.to_string(),
                 ));
             }
-            stacks.add(c);
+            stacks
+                .add(c)
+                .expect("stack ids continue from chunk to chunk");
             let o = &c.off_cpu;
             for i in 0..o.tid.len() {
                 let id = o.user_stack[i].to_native();
-                let frames: Vec<u64> = stacks.frames(id).collect();
+                let frames: Vec<u64> = stacks.frames(stacks.local(id)).collect();
                 let mut names = Vec::new();
                 for (depth, addr) in frames.iter().enumerate() {
                     let addr = if depth == 0 { *addr } else { addr - 1 };

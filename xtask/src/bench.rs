@@ -727,9 +727,12 @@ fn scale_capture(
     let mut tids = Vec::new();
     for chunk in capture.chunks()? {
         let c = chunk.get();
-        stacks.add(c);
+        stacks.add(c).map_err(anyhow::Error::msg)?;
         for (tid, id) in c.samples.tid.iter().zip(c.samples.user_stack.iter()) {
-            rows.push((tid.to_native(), stacks.frames(id.to_native()).collect()));
+            rows.push((
+                tid.to_native(),
+                stacks.frames(stacks.local(id.to_native())).collect(),
+            ));
         }
         let o = &c.off_cpu;
         for i in 0..o.tid.len() {
@@ -738,7 +741,9 @@ fn scale_capture(
                 o.duration_ns[i].to_native(),
                 o.runnable_ns[i].to_native(),
                 o.state[i].to_native(),
-                stacks.frames(o.user_stack[i].to_native()).collect(),
+                stacks
+                    .frames(stacks.local(o.user_stack[i].to_native()))
+                    .collect(),
             ));
         }
         for t in c.threads.iter() {

@@ -24,6 +24,9 @@ use stats::ThreadStats;
 pub struct Options {
     pub search: SearchPaths,
     pub thresholds: Thresholds,
+    /// How the capture is read: salvage damaged frames or refuse them, and the decompression
+    /// budget.
+    pub read: hud_format::reader::ReadOptions,
 }
 
 /// A time window `[from, to)` in capture time (CLOCK_MONOTONIC nanoseconds).

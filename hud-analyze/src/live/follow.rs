@@ -30,7 +30,8 @@ impl Follow {
     pub fn open(path: &Path) -> io::Result<Self> {
         let file = match inherited(path) {
             Some(file) => file,
-            None => File::open(path)?,
+            // Without blocking: a FIFO with no writer would block `open` itself.
+            None => hud_format::reader::open_nonblocking(path)?,
         };
         if !file.metadata()?.is_file() {
             return Err(io::Error::other(

@@ -17,8 +17,7 @@ use std::sync::mpsc::Sender;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hud_format::frame::FrameKind;
-use hud_format::reader::{assemble_objects, Ending, FrameStream, RawFrame};
+use hud_format::reader::{assemble_objects, Damage, Ending, FrameStream, RawFrame};
 use hud_format::types::{Header, ObjectPart};
 
 use crate::analysis::earlier::Earlier;
@@ -40,20 +39,25 @@ pub enum Feed {
     /// A frame as read: the reader only reads, so that it keeps up with the writer; the frame
     /// is decompressed by whoever takes it.
     Frame(RawFrame),
+    /// Bytes the reader skipped to find the next frame (salvaging a damaged stream).
+    Damaged(Damage),
     /// The capture ended, and how (cleanly closed, or cut: the recorder was killed or is gone).
     End(Ending),
     Failed(AnalyzeError),
 }
 
 /// Opens a capture file that may still be written, past its header (which it waits for).
-pub fn open_follow(path: &Path) -> Result<Opened, AnalyzeError> {
+pub fn open_follow(
+    path: &Path,
+    read: &hud_format::reader::ReadOptions,
+) -> Result<Opened, AnalyzeError> {
     let follow = follow::Follow::open(path).map_err(|e| {
         AnalyzeError::Capture(hud_format::Error::io(
             format!("opening {} to follow it", path.display()),
             e,
         ))
     })?;
-    source::open_stream(Box::new(follow))
+    source::open_stream(Box::new(follow), read)
 }
 
 /// Starts a thread that reads every frame of `stream` and sends it through `to`, wrapped by
@@ -69,15 +73,24 @@ pub fn spawn_reader<T: Send + 'static>(
     let version = frames.version().to_string();
     std::thread::Builder::new()
         .name("hud-reader".into())
-        .spawn(move || loop {
-            let feed = match frames.next_raw() {
-                Ok(Some(frame)) => Feed::Frame(frame),
-                Ok(None) => Feed::End(frames.ending().cloned().unwrap_or(Ending::Unclosed)),
-                Err(e) => Feed::Failed(e.into()),
-            };
-            let last = !matches!(feed, Feed::Frame(_));
-            if to.send(wrap(feed)).is_err() || last {
-                return;
+        .spawn(move || {
+            let mut damage_sent = 0;
+            loop {
+                let feed = match frames.next_raw() {
+                    Ok(Some(frame)) => Feed::Frame(frame),
+                    Ok(None) => Feed::End(frames.ending().cloned().unwrap_or(Ending::Unclosed)),
+                    Err(e) => Feed::Failed(e.into()),
+                };
+                for d in &frames.damage()[damage_sent..] {
+                    if to.send(wrap(Feed::Damaged(d.clone()))).is_err() {
+                        return;
+                    }
+                }
+                damage_sent = frames.damage().len();
+                let last = !matches!(feed, Feed::Frame(_));
+                if to.send(wrap(feed)).is_err() || last {
+                    return;
+                }
             }
         })
         .expect("spawn the reader thread");
@@ -124,22 +137,32 @@ impl<'a> Live<'a> {
         }
     }
 
-    /// Takes in one frame.
+    /// Takes in one frame. A frame that cannot be read is an error, or, salvaging, a gap.
     pub fn push(&mut self, frame: RawFrame) -> Result<(), AnalyzeError> {
-        let frame = frame.decode()?;
-        match frame.kind {
-            FrameKind::Chunk => {
-                self.builder.push_chunk(frame.into_chunk()?.get());
+        let at = frame.frame_ref();
+        match source::decode_frame(frame) {
+            Ok(source::Decoded::Chunk(chunk)) => {
+                self.builder.push_chunk(chunk.get(), at.offset);
                 self.chunks += 1;
             }
-            FrameKind::Object => {
+            Ok(source::Decoded::Object(part)) => {
                 self.builder.note_embedded_part();
-                self.parts.push(frame.into_object_part()?);
+                self.parts.push(part);
             }
-            _ => {}
+            Ok(source::Decoded::Other) => {}
+            Err(e) if self.options.read.salvage => {
+                self.builder.note_damage(Damage::of_frame(&at, e));
+            }
+            Err(e) => return Err(e.into()),
         }
         self.news += 1;
         Ok(())
+    }
+
+    /// Takes in bytes the reader skipped (salvaging).
+    pub fn damaged(&mut self, damage: Damage) {
+        self.builder.note_damage(damage);
+        self.news += 1;
     }
 
     /// The capture ended.

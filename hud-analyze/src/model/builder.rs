@@ -7,16 +7,21 @@
 
 use std::collections::BTreeMap;
 
-use hud_format::reader::{Ending, Stacks};
+use hud_format::frame::FrameKind;
+use hud_format::reader::{kind_name, Damage, Ending, Stacks};
 use hud_format::types::{ArchivedChunk, ArchivedThreadEventKind, Header};
 use rayon::slice::ParallelSliceMut;
 
-use super::{Model, OffCpu, Sample, State, Thread};
+use super::{Missing, Model, OffCpu, Sample, State, Thread};
 
 /// A model under construction.
 pub struct ModelBuilder {
     model: Model,
     expected_seq: u32,
+    /// End of the last chunk taken: where a gap after it starts.
+    last_end: Option<u64>,
+    /// Damaged frames since the last chunk taken: the cause of the gap before the next one.
+    pending_damage: Vec<Damage>,
     /// Samples and off-CPU episodes sorted at the last seal (rows after them are new).
     sorted_samples: usize,
     sorted_off_cpu: usize,
@@ -53,6 +58,7 @@ impl ModelBuilder {
                 header,
                 version,
                 notices: Vec::new(),
+                missing: Vec::new(),
                 chunks: 0,
                 embedded_parts: 0,
                 threads: BTreeMap::new(),
@@ -63,25 +69,50 @@ impl ModelBuilder {
                 counters: BTreeMap::new(),
             },
             expected_seq: 0,
+            last_end: None,
+            pending_damage: Vec::new(),
             sorted_samples: 0,
             sorted_off_cpu: 0,
         }
     }
 
-    /// Appends one chunk; chunks must come in capture order.
-    pub fn push_chunk(&mut self, c: &ArchivedChunk) {
-        let m = &mut self.model;
-        m.chunks += 1;
+    /// Appends one chunk, the frame at byte `offset`; chunks must come in capture order. A chunk
+    /// that repeats or comes before one already taken is skipped with a notice, as is one whose
+    /// stack ids overlap those defined before (its events would name the wrong stacks).
+    pub fn push_chunk(&mut self, c: &ArchivedChunk, offset: u64) {
         let seq = c.seq.to_native();
-        if seq != self.expected_seq {
-            m.notices.push(format!(
-                "chunks {}..{} are missing; their events are not in this analysis",
-                self.expected_seq, seq
+        if self.last_end.is_some() && seq < self.expected_seq {
+            self.model.notices.push(format!(
+                "chunk {seq} (frame at byte {offset}) comes again or out of order after chunk \
+                 {}: skipped",
+                self.expected_seq - 1
             ));
+            return;
+        }
+        if let Err(reason) = self.model.stacks.add(c) {
+            self.note_damage(Damage {
+                offset,
+                len: 0,
+                kind: Some(FrameKind::Chunk),
+                reason: format!("chunk {seq}: {reason}"),
+            });
+            return;
+        }
+        let (chunk_start, chunk_end) = (c.start_ns.to_native(), c.end_ns.to_native());
+        if seq != self.expected_seq || !self.pending_damage.is_empty() {
+            let from = self.last_end.unwrap_or(self.model.start);
+            self.model.missing.push(Missing {
+                from,
+                to: chunk_start.max(from),
+                chunks: (seq > self.expected_seq).then(|| (self.expected_seq, seq - 1)),
+                causes: std::mem::take(&mut self.pending_damage),
+            });
         }
         self.expected_seq = seq.wrapping_add(1);
-        m.end = m.end.max(c.end_ns.to_native());
-        m.stacks.add(c);
+        self.last_end = Some(chunk_end);
+        let m = &mut self.model;
+        m.chunks += 1;
+        m.end = m.end.max(chunk_end);
         let start = m.start;
         for t in c.threads.iter() {
             let tid = t.tid.to_native();
@@ -118,7 +149,7 @@ impl ModelBuilder {
             let sample = Sample {
                 ts,
                 tid: s.tid[i].to_native(),
-                stack: s.user_stack[i].to_native(),
+                stack: m.stacks.local(s.user_stack[i].to_native()),
             };
             m.threads
                 .entry(sample.tid)
@@ -134,7 +165,7 @@ impl ModelBuilder {
                 duration: o.duration_ns[i].to_native(),
                 runnable: o.runnable_ns[i].to_native(),
                 state: o.state[i].to_native(),
-                stack: o.user_stack[i].to_native(),
+                stack: m.stacks.local(o.user_stack[i].to_native()),
             };
             m.threads
                 .entry(off.tid)
@@ -146,6 +177,23 @@ impl ModelBuilder {
         for counter in c.counters.iter() {
             m.counters
                 .insert(counter.name.to_string(), counter.value.to_native());
+        }
+    }
+
+    /// A frame the source could not read. A chunk (or bytes whose kind is unknown) means events
+    /// are missing: the gap is measured when the next chunk arrives. Other kinds cost no events.
+    pub fn note_damage(&mut self, damage: Damage) {
+        match damage.kind {
+            None | Some(FrameKind::Chunk) => self.pending_damage.push(damage),
+            Some(FrameKind::Object) => self.model.notices.push(format!(
+                "{damage}; the object it belongs to is left out (its addresses are symbolized \
+                 from disk if found there)"
+            )),
+            Some(FrameKind::Index) => {}
+            Some(kind) => self.model.notices.push(format!(
+                "{damage} ({} frames only add detail)",
+                kind_name(kind)
+            )),
         }
     }
 
@@ -179,10 +227,24 @@ impl ModelBuilder {
         self.sorted_off_cpu = self.model.off_cpu.len();
     }
 
-    /// The finished model; `ending` says how the capture ended (its notice comes first).
+    /// The finished model; `ending` says how the capture ended (its notice comes first, then
+    /// the missing stretches, then the rest).
     pub fn finish(mut self, ending: &Ending) -> Model {
         self.seal();
+        if !self.pending_damage.is_empty() {
+            // Damage after the last chunk: events from there to the end are missing.
+            let from = self.last_end.unwrap_or(self.model.start);
+            let to = self.model.end.max(from);
+            self.model.missing.push(Missing {
+                from,
+                to,
+                chunks: None,
+                causes: std::mem::take(&mut self.pending_damage),
+            });
+        }
+        let m = &self.model;
         let mut notices: Vec<String> = ending.notice().into_iter().collect();
+        notices.extend(m.missing.iter().map(|gap| gap.describe(m.start)));
         notices.append(&mut self.model.notices);
         self.model.notices = notices;
         self.model

@@ -129,8 +129,10 @@ pub struct Model {
     pub header: Header,
     /// Format version of the capture ("1.0").
     pub version: String,
-    /// Notices about the capture itself: cut, not closed, chunks missing.
+    /// Notices about the capture itself: cut, not closed, chunks missing or damaged.
     pub notices: Vec<String>,
+    /// Stretches of the recording whose events are not here (damaged or missing chunks).
+    pub missing: Vec<Missing>,
     /// Chunk frames read.
     pub chunks: usize,
     /// Embedded object parts (frames) the capture carries.
@@ -295,6 +297,42 @@ impl Model {
         }
         out.retain(|s| s.end > s.start);
         out
+    }
+}
+
+/// A stretch of the recording without events: chunks lost or damaged between two that were read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Missing {
+    /// From the end of the last chunk read before it.
+    pub from: u64,
+    /// To the start of the next chunk read (or the end of the recording).
+    pub to: u64,
+    /// The chunk numbers missing, first and last, when known.
+    pub chunks: Option<(u32, u32)>,
+    /// The damaged frames skipped there (none: the chunks are simply absent).
+    pub causes: Vec<hud_format::reader::Damage>,
+}
+
+impl Missing {
+    /// One sentence, with times in seconds from `start`.
+    pub fn describe(&self, start: u64) -> String {
+        let seconds = |t: u64| t.saturating_sub(start) as f64 / 1e9;
+        let what = match self.chunks {
+            Some((a, b)) if a == b => format!("chunk {a} is missing"),
+            Some((a, b)) => format!("chunks {a} to {b} are missing"),
+            None => "events are missing".into(),
+        };
+        let causes: Vec<String> = self.causes.iter().map(|d| d.to_string()).collect();
+        let cause = if causes.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", causes.join("; "))
+        };
+        format!(
+            "{what}{cause}: no events from {:.3} s to {:.3} s of the recording",
+            seconds(self.from),
+            seconds(self.to)
+        )
     }
 }
 

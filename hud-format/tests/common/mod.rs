@@ -48,8 +48,10 @@ pub fn decode_chunks(chunks: &[ChunkData]) -> Decoded {
     let mut out = Decoded::default();
     for data in chunks {
         let c = data.get();
-        table.add(c);
-        let stack = |id: u32| -> Vec<u64> { table.frames(id).collect() };
+        table
+            .add(c)
+            .expect("stack ids continue from chunk to chunk");
+        let stack = |id: u32| -> Vec<u64> { table.frames(table.local(id)).collect() };
         let s = &c.switches;
         for (i, ts) in s.ts.iter().enumerate() {
             out.switches.push(Event::Switch {

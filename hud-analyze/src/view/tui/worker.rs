@@ -68,7 +68,7 @@ impl Worker {
     /// Starts analyzing `opened` in the background: once for a file, live for a stream.
     pub fn spawn(opened: Opened, options: Options, window: Duration) -> Self {
         match opened {
-            Opened::File(_) => Self::spawn_replay(opened, options),
+            Opened::File(..) => Self::spawn_replay(opened, options),
             Opened::Stream(stream) => Self::spawn_live(stream, options, window),
         }
     }
@@ -184,6 +184,7 @@ fn follow(
                     received_at = Instant::now();
                 }
                 Input::Feed(Feed::End(ending)) => live.end(ending),
+                Input::Feed(Feed::Damaged(damage)) => live.damaged(damage),
                 Input::Feed(Feed::Failed(e)) => return Err(e),
                 Input::Request(Request::Window(w)) => {
                     changed |= view.window != w;

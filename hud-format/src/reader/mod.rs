@@ -1,9 +1,19 @@
 //! Reads captures: [`Capture`] over a whole file (mmap) or buffer, [`FrameStream`] over a pipe.
 //!
 //! Nothing is trusted: every frame header is checksummed before its lengths are used, lengths are
-//! bounded by [`MAX_FRAME_LEN`], payloads are checksummed, decompressed into a buffer of exactly the
-//! declared size, and validated by bytecheck before any archived field is read. A capture cut at
-//! any byte reads up to its last whole frame and says it was cut ([`Ending`]).
+//! bounded by [`MAX_FRAME_LEN`], the sum of what frames say they decompress to is bounded by a
+//! [`Budget`] relative to the capture's size, payloads are checksummed, decompressed into a buffer
+//! of exactly the declared size, and validated by bytecheck before any archived field is read. A
+//! capture cut at any byte reads up to its last whole frame and says it was cut ([`Ending`]);
+//! salvaging ([`ReadOptions::salvage`]), a damaged frame is skipped and recorded ([`Damage`]).
+
+mod scan;
+mod stacks;
+mod stream;
+
+pub use scan::{kind_name, Damage};
+pub use stacks::{StackFrames, Stacks};
+pub use stream::{FrameStream, RawFrame, StreamFrame};
 
 use std::io::Read;
 use std::path::Path;
@@ -15,8 +25,8 @@ use rkyv::util::AlignedVec;
 use crate::columns::delta_count;
 use crate::error::Error;
 use crate::frame::{
-    decode_preamble, Codec, FrameHeader, FrameKind, Version, FRAME_HEADER_LEN, FRAME_MAGIC,
-    MAX_FRAME_LEN, PREAMBLE_LEN,
+    decode_preamble, Codec, FrameHeader, FrameKind, Version, FRAME_HEADER_LEN, MAX_FRAME_LEN,
+    PREAMBLE_LEN,
 };
 use crate::types::{
     ArchivedChunk, ArchivedIndex, ArchivedObjectPart, Chunk, Header, Index, ObjectPart,
@@ -24,6 +34,91 @@ use crate::types::{
 
 /// Decompressed payloads are aligned for rkyv's archived types.
 pub type Payload = AlignedVec<16>;
+
+/// A capture may declare at most this many times its own size in decompressed bytes (real
+/// captures: 3 to 5 times; a compression bomb: thousands), plus [`DECOMPRESSION_SLACK`].
+pub const DECOMPRESSION_RATIO: u64 = 32;
+/// What any capture may decompress to whatever its size: one frame's largest payload.
+pub const DECOMPRESSION_SLACK: u64 = MAX_FRAME_LEN as u64;
+/// The absolute cap on what a capture decompresses to, unless [`ReadOptions::max_decompressed`]
+/// says otherwise.
+pub const DEFAULT_MAX_DECOMPRESSED: u64 = 16 << 30;
+
+/// How a capture is read.
+#[derive(Clone, Debug, Default)]
+pub struct ReadOptions {
+    /// Skip damaged frames (recording them as [`Damage`]) instead of failing on the first.
+    pub salvage: bool,
+    /// The most bytes the capture's frames may decompress to, in all. `None`: the smaller of
+    /// [`DECOMPRESSION_RATIO`] times the capture's size (plus [`DECOMPRESSION_SLACK`]) and
+    /// [`DEFAULT_MAX_DECOMPRESSED`]. A value given here replaces both bounds.
+    pub max_decompressed: Option<u64>,
+}
+
+impl ReadOptions {
+    /// Damaged frames are skipped and recorded.
+    pub fn salvaging() -> Self {
+        Self {
+            salvage: true,
+            ..Self::default()
+        }
+    }
+}
+
+/// What a capture may still decompress to. Charged with each frame's declared raw size before
+/// anything is allocated for it, so no crafted capture makes a reader allocate more than a
+/// bounded multiple of its own size, however its frames are arranged.
+#[derive(Clone, Debug)]
+pub struct Budget {
+    /// Explicit limit (replaces the relative one).
+    fixed: Option<u64>,
+    /// Bytes of the capture seen (the whole file, or what a stream delivered so far).
+    seen: u64,
+    taken: u64,
+}
+
+impl Budget {
+    fn new(options: &ReadOptions, file_len: u64) -> Self {
+        Self {
+            fixed: options.max_decompressed,
+            seen: file_len,
+            taken: 0,
+        }
+    }
+
+    fn for_stream(options: &ReadOptions) -> Self {
+        Self::new(options, PREAMBLE_LEN as u64)
+    }
+
+    /// The stream delivered `bytes` more.
+    fn saw(&mut self, bytes: u64) {
+        self.seen = self.seen.saturating_add(bytes);
+    }
+
+    /// The current limit.
+    pub fn limit(&self) -> u64 {
+        self.fixed.unwrap_or_else(|| {
+            self.seen
+                .saturating_mul(DECOMPRESSION_RATIO)
+                .saturating_add(DECOMPRESSION_SLACK)
+                .min(DEFAULT_MAX_DECOMPRESSED)
+        })
+    }
+
+    /// Charges a frame at `offset` that decompresses to `raw_len` bytes.
+    fn take(&mut self, raw_len: u32, offset: u64) -> Result<(), Error> {
+        self.taken = self.taken.saturating_add(u64::from(raw_len));
+        if self.taken > self.limit() {
+            return Err(Error::OverBudget {
+                offset,
+                declared: self.taken,
+                limit: self.limit(),
+                explicit: self.fixed.is_some(),
+            });
+        }
+        Ok(())
+    }
+}
 
 /// How the capture ends.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -42,7 +137,8 @@ impl Ending {
         match self {
             Ending::Clean => None,
             Ending::Unclosed => Some(
-                "the capture was not closed cleanly (recorder killed?); reading every whole frame"
+                "the capture was not closed cleanly (recorder killed, or still recording?); \
+                 reading every whole frame"
                     .into(),
             ),
             Ending::Truncated { offset } => Some(format!(
@@ -90,6 +186,8 @@ pub struct Capture {
     frames: Vec<FrameRef>,
     index: Option<Index>,
     ending: Ending,
+    damage: Vec<Damage>,
+    salvage: bool,
 }
 
 impl std::fmt::Debug for Capture {
@@ -103,11 +201,25 @@ impl std::fmt::Debug for Capture {
 }
 
 impl Capture {
-    /// Maps the file at `path` and reads its structure.
+    /// Maps the file at `path` and reads its structure; any damage is an error.
     pub fn open(path: &Path) -> Result<Self, Error> {
-        let shown = path.display();
-        let file =
-            std::fs::File::open(path).map_err(|e| Error::io(format!("opening {shown}"), e))?;
+        Self::open_with(path, &ReadOptions::default())
+    }
+
+    /// Maps the file at `path` and reads its structure as `options` say. Only a regular file is
+    /// mapped: a FIFO, a device or a socket is refused without blocking (read those with
+    /// [`FrameStream`]).
+    pub fn open_with(path: &Path, options: &ReadOptions) -> Result<Self, Error> {
+        let file = open_regular(path)?;
+        Self::from_file(&file, &path.display().to_string(), options)
+    }
+
+    /// Maps an open regular file.
+    pub fn from_file(
+        file: &std::fs::File,
+        shown: &str,
+        options: &ReadOptions,
+    ) -> Result<Self, Error> {
         let len = file
             .metadata()
             .map_err(|e| Error::io(format!("reading {shown}"), e))?
@@ -117,37 +229,62 @@ impl Capture {
         }
         // SAFETY: the map is read-only. A capture being appended to only grows; a capture truncated
         // by someone else while we read it is outside what any mmap reader can defend against.
-        let map = unsafe { memmap2::Mmap::map(&file) }
+        let map = unsafe { memmap2::Mmap::map(file) }
             .map_err(|e| Error::io(format!("mapping {shown}"), e))?;
-        Self::from_source(Source::Mapped(map))
+        Self::from_source(Source::Mapped(map), options)
     }
 
-    /// Reads a capture held in memory.
+    /// Reads a capture held in memory; any damage is an error.
     pub fn from_bytes(bytes: Vec<u8>) -> Result<Self, Error> {
-        Self::from_source(Source::Owned(bytes))
+        Self::from_bytes_with(bytes, &ReadOptions::default())
     }
 
-    /// Reads a capture from a stream (e.g. stdin) to its end, then like [`Capture::from_bytes`].
-    pub fn from_reader(mut reader: impl Read) -> Result<Self, Error> {
-        let mut bytes = Vec::new();
+    /// Reads a capture held in memory as `options` say.
+    pub fn from_bytes_with(bytes: Vec<u8>, options: &ReadOptions) -> Result<Self, Error> {
+        Self::from_source(Source::Owned(bytes), options)
+    }
+
+    /// Reads a whole capture from a stream, then like [`Capture::from_bytes`]. The preamble is
+    /// checked first, and what is read after it is bounded by `options.max_decompressed` (or
+    /// [`DEFAULT_MAX_DECOMPRESSED`]): a stream that is not a capture is refused at once, an
+    /// endless one is not read into memory. Analysis reads streams frame by frame instead
+    /// ([`FrameStream`]); this is for tools that want a [`Capture`].
+    pub fn from_reader(mut reader: impl Read, options: &ReadOptions) -> Result<Self, Error> {
+        let mut preamble = [0u8; PREAMBLE_LEN];
+        let n = stream::read_full(&mut reader, &mut preamble)?;
+        decode_preamble(&preamble[..n])?;
+        let limit = options.max_decompressed.unwrap_or(DEFAULT_MAX_DECOMPRESSED);
+        let mut bytes = preamble[..n].to_vec();
         reader
+            .take(limit)
             .read_to_end(&mut bytes)
             .map_err(|e| Error::io("reading the capture stream", e))?;
-        Self::from_bytes(bytes)
+        Self::from_bytes_with(bytes, options)
     }
 
-    fn from_source(source: Source) -> Result<Self, Error> {
+    fn from_source(source: Source, options: &ReadOptions) -> Result<Self, Error> {
         let version = decode_preamble(&source[..source.len().min(PREAMBLE_LEN)])?;
-        let (mut frames, mut ending) = scan_frames(&source)?;
+        let scan::Scan {
+            mut frames,
+            mut ending,
+            damage,
+        } = scan::scan_frames(&source, options)?;
         let first = frames.first().ok_or(Error::MissingHeader)?;
-        if first.header.kind != FrameKind::Header {
-            return Err(Error::MissingHeader);
+        if first.header.kind != FrameKind::Header || first.offset != PREAMBLE_LEN as u64 {
+            // Salvaging cannot invent a header: the target, clock and options are in it.
+            return Err(match damage.first() {
+                Some(d) if d.offset == PREAMBLE_LEN as u64 => Error::CorruptFrame {
+                    offset: d.offset,
+                    reason: format!("the header frame is unreadable: {}", d.reason),
+                },
+                _ => Error::MissingHeader,
+            });
         }
         let payload = decode_payload(&source, first)?;
-        let archived = rkyv::access::<crate::types::ArchivedHeader, rancor::Error>(&payload)
-            .map_err(|e| invalid(first.offset, e))?;
-        let header: Header = rkyv::deserialize::<Header, rancor::Error>(archived)
-            .map_err(|e| invalid(first.offset, e))?;
+        let archived = rkyv::access::<crate::types::ArchivedHeader, rancor::BoxedError>(&payload)
+            .map_err(|e| invalid(first.offset, FrameKind::Header, e))?;
+        let header: Header = rkyv::deserialize::<Header, rancor::BoxedError>(archived)
+            .map_err(|e| invalid(first.offset, FrameKind::Header, e))?;
         let mut index = None;
         if let Some(last) = frames
             .last()
@@ -172,6 +309,8 @@ impl Capture {
             frames,
             index,
             ending,
+            damage,
+            salvage: options.salvage,
         })
     }
 
@@ -190,6 +329,17 @@ impl Capture {
 
     pub fn ending(&self) -> &Ending {
         &self.ending
+    }
+
+    /// What the scan skipped (salvaging): damaged frame headers, bytes after the index, a second
+    /// capture appended. Payloads that fail to decode are found when they are decoded.
+    pub fn damage(&self) -> &[Damage] {
+        &self.damage
+    }
+
+    /// Whether it was opened to salvage damaged frames.
+    pub fn salvaging(&self) -> bool {
+        self.salvage
     }
 
     /// Every whole frame, in file order.
@@ -257,21 +407,109 @@ impl Capture {
             .filter(|f| f.header.kind == FrameKind::Object)
             .map(|f| {
                 let payload = decode_payload(&self.source, f)?;
-                let archived = rkyv::access::<ArchivedObjectPart, rancor::Error>(&payload)
-                    .map_err(|e| invalid(f.offset, e))?;
-                let part = rkyv::deserialize::<ObjectPart, rancor::Error>(archived)
-                    .map_err(|e| invalid(f.offset, e))?;
+                let archived = rkyv::access::<ArchivedObjectPart, rancor::BoxedError>(&payload)
+                    .map_err(|e| invalid(f.offset, FrameKind::Object, e))?;
+                let part = rkyv::deserialize::<ObjectPart, rancor::BoxedError>(archived)
+                    .map_err(|e| invalid(f.offset, FrameKind::Object, e))?;
                 Ok((f.offset, part))
             })
             .collect::<Result<_, Error>>()?;
         assemble_objects(parts)
     }
+
+    /// Like [`Capture::objects`], but a damaged part is skipped (its object is then incomplete
+    /// and left out) and returned as damage.
+    pub fn objects_salvaged(&self) -> (Vec<EmbeddedObject>, Vec<Damage>) {
+        let decoded: Vec<Result<(u64, ObjectPart), Error>> = self
+            .frames
+            .par_iter()
+            .filter(|f| f.header.kind == FrameKind::Object)
+            .map(|f| {
+                let payload = decode_payload(&self.source, f)?;
+                let archived = rkyv::access::<ArchivedObjectPart, rancor::BoxedError>(&payload)
+                    .map_err(|e| invalid(f.offset, FrameKind::Object, e))?;
+                rkyv::deserialize::<ObjectPart, rancor::BoxedError>(archived)
+                    .map(|part| (f.offset, part))
+                    .map_err(|e| invalid(f.offset, FrameKind::Object, e))
+            })
+            .collect();
+        let mut damage = Vec::new();
+        let mut parts = Vec::new();
+        for (frame, result) in self
+            .frames
+            .iter()
+            .filter(|f| f.header.kind == FrameKind::Object)
+            .zip(decoded)
+        {
+            match result {
+                Ok(part) => parts.push(part),
+                Err(e) => damage.push(Damage::of_frame(frame, e)),
+            }
+        }
+        match assemble_objects(parts) {
+            Ok(objects) => (objects, damage),
+            Err(e) => {
+                damage.push(Damage {
+                    offset: e.offset().unwrap_or(0),
+                    len: 0,
+                    kind: Some(FrameKind::Object),
+                    reason: e.to_string(),
+                });
+                (Vec::new(), damage)
+            }
+        }
+    }
 }
 
 fn decode_index(source: &[u8], frame: &FrameRef) -> Option<Index> {
     let payload = decode_payload(source, frame).ok()?;
-    let archived = rkyv::access::<ArchivedIndex, rancor::Error>(&payload).ok()?;
-    rkyv::deserialize::<Index, rancor::Error>(archived).ok()
+    let archived = rkyv::access::<ArchivedIndex, rancor::BoxedError>(&payload).ok()?;
+    rkyv::deserialize::<Index, rancor::BoxedError>(archived).ok()
+}
+
+/// Opens `path` for reading without blocking (a FIFO with no writer would block `open`), and
+/// refuses anything but a regular file.
+pub fn open_regular(path: &Path) -> Result<std::fs::File, Error> {
+    let shown = path.display();
+    let file = open_nonblocking(path).map_err(|e| Error::io(format!("opening {shown}"), e))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| Error::io(format!("reading {shown}"), e))?;
+    if !meta.is_file() {
+        return Err(Error::NotAFile {
+            path: shown.to_string(),
+            what: file_type_name(&meta.file_type()),
+        });
+    }
+    Ok(file)
+}
+
+/// Opens `path` read-only with O_NONBLOCK: returns at once for a FIFO without a writer, and
+/// reads from a regular file are unaffected.
+pub fn open_nonblocking(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+}
+
+/// What a non-regular file is, for messages.
+pub fn file_type_name(t: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
+    }
 }
 
 /// An embedded object file, whole.
@@ -337,9 +575,12 @@ impl ChunkData {
 
     /// Validates a decompressed chunk payload (archive structure and column consistency).
     pub fn from_payload(offset: u64, payload: Payload) -> Result<Self, Error> {
-        let chunk = rkyv::access::<ArchivedChunk, rancor::Error>(&payload)
-            .map_err(|e| invalid(offset, e))?;
-        check_columns(chunk).map_err(|reason| Error::CorruptFrame { offset, reason })?;
+        let chunk = rkyv::access::<ArchivedChunk, rancor::BoxedError>(&payload)
+            .map_err(|e| invalid(offset, FrameKind::Chunk, e))?;
+        check_columns(chunk).map_err(|reason| Error::CorruptFrame {
+            offset,
+            reason: format!("chunk frame: {reason}"),
+        })?;
         Ok(Self { offset, payload })
     }
 
@@ -357,77 +598,6 @@ impl ChunkData {
     /// Offset of the frame this chunk came from.
     pub fn offset(&self) -> u64 {
         self.offset
-    }
-}
-
-/// Every stack node seen so far, to turn stack ids into frames. Feed it chunks in file order.
-#[derive(Clone, Debug, Default)]
-pub struct Stacks {
-    /// Index = node id - 1: (parent, address).
-    nodes: Vec<(u32, u64)>,
-}
-
-impl Stacks {
-    /// Adds the nodes a chunk defines. Nodes must arrive in id order; a chunk that does not
-    /// continue where the previous one stopped (a lost chunk) leaves a gap the ids it defines
-    /// skip over, so later lookups of missing nodes return fewer frames, never wrong ones.
-    pub fn add(&mut self, chunk: &ArchivedChunk) {
-        let t = &chunk.stacks;
-        let first = t.first_id.to_native() as usize;
-        if first == 0 {
-            return;
-        }
-        if self.nodes.len() < first - 1 {
-            self.nodes.resize(first - 1, (0, 0));
-        }
-        self.nodes.truncate(first - 1);
-        self.nodes.extend(
-            t.parent
-                .iter()
-                .zip(t.address.iter())
-                .map(|(p, a)| (p.to_native(), a.to_native())),
-        );
-    }
-
-    /// Every node, index = id − 1: (parent id, address).
-    pub fn nodes(&self) -> &[(u32, u64)] {
-        &self.nodes
-    }
-
-    /// Number of nodes known.
-    pub fn len(&self) -> usize {
-        self.nodes.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.nodes.is_empty()
-    }
-
-    /// The frames of stack `id`, innermost first.
-    pub fn frames(&self, id: u32) -> StackFrames<'_> {
-        StackFrames {
-            stacks: self,
-            node: id,
-        }
-    }
-}
-
-/// Iterator over a stack's addresses, innermost first.
-pub struct StackFrames<'a> {
-    stacks: &'a Stacks,
-    node: u32,
-}
-
-impl Iterator for StackFrames<'_> {
-    type Item = u64;
-    fn next(&mut self) -> Option<u64> {
-        let (parent, address) = *self
-            .stacks
-            .nodes
-            .get((self.node as usize).checked_sub(1)?)?;
-        // Validated chunks guarantee parent < node; guard anyway against gaps filled with zeros.
-        self.node = if parent < self.node { parent } else { 0 };
-        Some(address)
     }
 }
 
@@ -492,53 +662,28 @@ fn check_columns(c: &ArchivedChunk) -> Result<(), String> {
     Ok(())
 }
 
-fn invalid(offset: u64, e: impl std::fmt::Display) -> Error {
+/// An archive that failed validation, named by its frame kind and what bytecheck found.
+fn invalid(offset: u64, kind: FrameKind, e: impl std::fmt::Display) -> Error {
     Error::CorruptFrame {
         offset,
-        reason: format!("invalid archive: {e}"),
+        reason: format!("{} frame: invalid archive: {e}", kind_name(kind)),
     }
 }
 
-/// Locates every whole frame after the preamble.
-fn scan_frames(data: &[u8]) -> Result<(Vec<FrameRef>, Ending), Error> {
-    let mut frames = Vec::new();
-    let mut pos = PREAMBLE_LEN;
-    loop {
-        let rest = &data[pos..];
-        if rest.is_empty() {
-            return Ok((frames, Ending::Clean));
+impl Damage {
+    /// A frame whose header was sound but whose payload failed to decode.
+    pub fn of_frame(frame: &FrameRef, error: Error) -> Self {
+        let reason = match error {
+            Error::CorruptFrame { reason, .. } => reason,
+            other => other.to_string(),
+        };
+        Damage {
+            offset: frame.offset,
+            len: FRAME_HEADER_LEN as u64 + u64::from(frame.header.stored_len),
+            kind: Some(frame.header.kind),
+            reason,
         }
-        if rest.len() < FRAME_HEADER_LEN || looks_like_unwritten_tail(rest) {
-            return Ok((frames, Ending::Truncated { offset: pos as u64 }));
-        }
-        let head: &[u8; FRAME_HEADER_LEN] =
-            rest[..FRAME_HEADER_LEN].try_into().expect("length checked");
-        let header = FrameHeader::decode(head, pos as u64)?;
-        let frame_len = FRAME_HEADER_LEN + header.stored_len as usize;
-        if rest.len() < frame_len {
-            return Ok((frames, Ending::Truncated { offset: pos as u64 }));
-        }
-        frames.push(FrameRef {
-            offset: pos as u64,
-            header,
-        });
-        if header.kind == FrameKind::Index {
-            let after = pos + frame_len;
-            if !data[after..].iter().all(|b| *b == 0) {
-                return Err(Error::CorruptFrame {
-                    offset: after as u64,
-                    reason: "bytes after the closing index".into(),
-                });
-            }
-            return Ok((frames, Ending::Clean));
-        }
-        pos += frame_len;
     }
-}
-
-/// A file preallocated or cut by a full disk can end in zeros: that is a cut, not corruption.
-fn looks_like_unwritten_tail(rest: &[u8]) -> bool {
-    rest[..FRAME_MAGIC.len().min(rest.len())] != FRAME_MAGIC && rest.iter().all(|b| *b == 0)
 }
 
 fn decode_payload(data: &[u8], frame: &FrameRef) -> Result<Payload, Error> {
@@ -546,9 +691,13 @@ fn decode_payload(data: &[u8], frame: &FrameRef) -> Result<Payload, Error> {
 }
 
 fn decode_stored(stored: &[u8], header: &FrameHeader, offset: u64) -> Result<Payload, Error> {
-    let corrupt = |reason: String| Error::CorruptFrame { offset, reason };
+    let kind = kind_name(header.kind);
+    let corrupt = |reason: String| Error::CorruptFrame {
+        offset,
+        reason: format!("{kind} frame: {reason}"),
+    };
     if crc32fast::hash(stored) != header.payload_crc {
-        return Err(corrupt("frame payload checksum mismatch".into()));
+        return Err(corrupt("payload checksum mismatch".into()));
     }
     let raw_len = header.raw_len as usize;
     debug_assert!(raw_len <= MAX_FRAME_LEN as usize);
@@ -572,149 +721,4 @@ fn decode_stored(stored: &[u8], header: &FrameHeader, offset: u64) -> Result<Pay
         }
     }
     Ok(payload)
-}
-
-/// One frame read from a stream, decompressed.
-pub struct StreamFrame {
-    pub offset: u64,
-    pub kind: FrameKind,
-    pub payload: Payload,
-}
-
-impl StreamFrame {
-    /// The header, when this is the header frame.
-    pub fn header(&self) -> Result<Header, Error> {
-        let archived = rkyv::access::<crate::types::ArchivedHeader, rancor::Error>(&self.payload)
-            .map_err(|e| invalid(self.offset, e))?;
-        rkyv::deserialize::<Header, rancor::Error>(archived).map_err(|e| invalid(self.offset, e))
-    }
-
-    /// The embedded object part, when this is an object frame.
-    pub fn into_object_part(self) -> Result<(u64, ObjectPart), Error> {
-        let archived = rkyv::access::<ArchivedObjectPart, rancor::Error>(&self.payload)
-            .map_err(|e| invalid(self.offset, e))?;
-        let part = rkyv::deserialize::<ObjectPart, rancor::Error>(archived)
-            .map_err(|e| invalid(self.offset, e))?;
-        Ok((self.offset, part))
-    }
-
-    /// The chunk, validated, when this is a chunk frame.
-    pub fn into_chunk(self) -> Result<ChunkData, Error> {
-        ChunkData::from_payload(self.offset, self.payload)
-    }
-}
-
-/// Reads frames one at a time from a pipe or socket, as they arrive.
-pub struct FrameStream<R: Read> {
-    reader: R,
-    offset: u64,
-    version: Version,
-    ending: Option<Ending>,
-}
-
-impl<R: Read> FrameStream<R> {
-    /// Reads and checks the preamble.
-    pub fn new(mut reader: R) -> Result<Self, Error> {
-        let mut preamble = [0u8; PREAMBLE_LEN];
-        let n = read_full(&mut reader, &mut preamble)?;
-        let version = decode_preamble(&preamble[..n])?;
-        Ok(Self {
-            reader,
-            offset: PREAMBLE_LEN as u64,
-            version,
-            ending: None,
-        })
-    }
-
-    pub fn version(&self) -> Version {
-        self.version
-    }
-
-    /// How the stream ended, once [`FrameStream::next_frame`] returned `None`.
-    pub fn ending(&self) -> Option<&Ending> {
-        self.ending.as_ref()
-    }
-
-    /// The next frame, or `None` at the end of the stream (see [`FrameStream::ending`]).
-    pub fn next_frame(&mut self) -> Result<Option<StreamFrame>, Error> {
-        self.next_raw()?.map(RawFrame::decode).transpose()
-    }
-
-    /// The next frame as stored (checked, not decompressed), or `None` at the end of the stream.
-    /// A reader that must keep up with a writer (a live pipe) reads with this and decodes
-    /// elsewhere.
-    pub fn next_raw(&mut self) -> Result<Option<RawFrame>, Error> {
-        if self.ending.is_some() {
-            return Ok(None);
-        }
-        let mut head = [0u8; FRAME_HEADER_LEN];
-        let n = read_full(&mut self.reader, &mut head)?;
-        if n == 0 {
-            self.ending = Some(Ending::Unclosed);
-            return Ok(None);
-        }
-        if n < FRAME_HEADER_LEN {
-            self.ending = Some(Ending::Truncated {
-                offset: self.offset,
-            });
-            return Ok(None);
-        }
-        let header = FrameHeader::decode(&head, self.offset)?;
-        // Bounded by MAX_FRAME_LEN, checked in decode.
-        let mut stored = vec![0u8; header.stored_len as usize];
-        let n = read_full(&mut self.reader, &mut stored)?;
-        if n < stored.len() {
-            self.ending = Some(Ending::Truncated {
-                offset: self.offset,
-            });
-            return Ok(None);
-        }
-        let frame = RawFrame {
-            offset: self.offset,
-            header,
-            stored,
-        };
-        self.offset += (FRAME_HEADER_LEN + frame.stored.len()) as u64;
-        if header.kind == FrameKind::Index {
-            self.ending = Some(Ending::Clean);
-        }
-        Ok(Some(frame))
-    }
-}
-
-/// A frame read from a stream, still compressed.
-pub struct RawFrame {
-    pub offset: u64,
-    header: FrameHeader,
-    stored: Vec<u8>,
-}
-
-impl RawFrame {
-    pub fn kind(&self) -> FrameKind {
-        self.header.kind
-    }
-
-    /// Checks and decompresses the payload.
-    pub fn decode(self) -> Result<StreamFrame, Error> {
-        let payload = decode_stored(&self.stored, &self.header, self.offset)?;
-        Ok(StreamFrame {
-            offset: self.offset,
-            kind: self.header.kind,
-            payload,
-        })
-    }
-}
-
-/// Reads until `buf` is full or the stream ends; returns how much was read.
-fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> Result<usize, Error> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match reader.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(Error::io("reading the capture stream", e)),
-        }
-    }
-    Ok(filled)
 }

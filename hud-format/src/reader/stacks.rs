@@ -1,0 +1,130 @@
+//! The stack prefix tree, chunk by chunk: ids as the capture numbers them, kept densely.
+//!
+//! Each chunk defines the stack nodes first seen in it, with ids that continue the previous
+//! chunk's. A chunk that is missing (cut, damaged, skipped) leaves a gap in the ids. The ids are
+//! the capture's, so nothing here allocates by what an id says: a gap is a new segment, and the
+//! nodes after it are stored right after the nodes before it. A crafted `first_id` of 4 billion
+//! costs one segment, not 4 billion empty nodes.
+
+use crate::types::ArchivedChunk;
+
+/// Every stack node seen so far, to turn stack ids into frames. Feed it chunks in capture order.
+///
+/// Nodes are numbered densely from 1 ("local" ids, what [`Stacks::nodes`] and
+/// [`Stacks::frames`] use); [`Stacks::local`] maps a capture's id to its local id. Without a gap
+/// the two are the same.
+#[derive(Clone, Debug, Default)]
+pub struct Stacks {
+    /// Index = local id − 1: (local parent id, address).
+    nodes: Vec<(u32, u64)>,
+    /// Runs of consecutive capture ids: (first capture id, its local id), in order.
+    segments: Vec<(u32, u32)>,
+    /// The capture id the next chunk's table should start at.
+    next_id: u32,
+}
+
+impl Stacks {
+    /// Adds the nodes a chunk defines. Its ids must come after every id seen before (a repeated
+    /// or reordered chunk would redefine them: refused with the reason, and nothing is added); a
+    /// gap (a lost chunk) is allowed, and the nodes of the gap are unknown: stacks through them
+    /// end there, with fewer frames, never wrong ones.
+    pub fn add(&mut self, chunk: &ArchivedChunk) -> Result<(), String> {
+        let table = &chunk.stacks;
+        let count = table.parent.len();
+        if count == 0 {
+            return Ok(());
+        }
+        let first = table.first_id.to_native();
+        let next = self.next_id.max(1);
+        if first < next {
+            return Err(format!(
+                "its stack ids start at {first}, but ids up to {} were already defined",
+                next - 1
+            ));
+        }
+        let end = u32::try_from(count)
+            .ok()
+            .and_then(|n| first.checked_add(n))
+            .ok_or("its stack ids run past the largest id")?;
+        let local_first = self.local_count() + 1;
+        if first != next || self.segments.is_empty() {
+            self.segments.push((first, local_first));
+        }
+        self.nodes.reserve(count);
+        for (parent, address) in table.parent.iter().zip(table.address.iter()) {
+            let parent = self.local(parent.to_native());
+            self.nodes.push((parent, address.to_native()));
+        }
+        self.next_id = end;
+        Ok(())
+    }
+
+    fn local_count(&self) -> u32 {
+        // At most u32::MAX nodes: each came with a distinct u32 capture id.
+        self.nodes.len() as u32
+    }
+
+    /// The local id of a capture's stack id, or 0 when it is unknown (never defined, or defined
+    /// in a chunk that is missing).
+    pub fn local(&self, id: u32) -> u32 {
+        if id == 0 {
+            return 0;
+        }
+        let i = self.segments.partition_point(|&(first, _)| first <= id);
+        let Some(&(first, local_first)) = i.checked_sub(1).and_then(|i| self.segments.get(i))
+        else {
+            return 0;
+        };
+        let segment_end = self
+            .segments
+            .get(i)
+            .map_or(self.local_count() + 1, |&(_, next_local)| next_local);
+        let local = u64::from(local_first) + u64::from(id - first);
+        if local < u64::from(segment_end) {
+            local as u32
+        } else {
+            0
+        }
+    }
+
+    /// Every node, index = local id − 1: (local parent id, address).
+    pub fn nodes(&self) -> &[(u32, u64)] {
+        &self.nodes
+    }
+
+    /// Number of nodes known.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// The frames of the stack with local id `id`, innermost first.
+    pub fn frames(&self, id: u32) -> StackFrames<'_> {
+        StackFrames {
+            stacks: self,
+            node: id,
+        }
+    }
+}
+
+/// Iterator over a stack's addresses, innermost first.
+pub struct StackFrames<'a> {
+    stacks: &'a Stacks,
+    node: u32,
+}
+
+impl Iterator for StackFrames<'_> {
+    type Item = u64;
+    fn next(&mut self) -> Option<u64> {
+        let (parent, address) = *self
+            .stacks
+            .nodes
+            .get((self.node as usize).checked_sub(1)?)?;
+        // Parents are added before their children, so this always ends; guard anyway.
+        self.node = if parent < self.node { parent } else { 0 };
+        Some(address)
+    }
+}
