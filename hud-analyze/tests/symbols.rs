@@ -189,6 +189,84 @@ fn a_wrong_binary_is_an_error_naming_both_build_ids() {
 }
 
 #[test]
+fn a_matching_embedded_copy_wins_over_a_wrong_binary_of_the_same_name() {
+    let ip = outer_probe();
+    let (mut mapping, exe) = own_mapping(ip);
+    if mapping.build_id.is_empty() {
+        eprintln!("test binary has no build-id; nothing to mismatch");
+        return;
+    }
+    let bytes = std::fs::read(&exe).unwrap();
+    // The recorded path is gone; a file of that name holds another build (this crate's other
+    // test binary stands in for "last week's build").
+    let dir = tempfile::tempdir().unwrap();
+    let wrong = dir.path().join("app");
+    std::fs::copy("/bin/true", &wrong).unwrap();
+    mapping.path = "/gone/elsewhere/app".into();
+    let capture = capture(&mapping, "/gone/elsewhere/app", &[ip], Some(&bytes));
+    let options = Options {
+        search: SearchPaths {
+            binaries: vec![wrong.clone()],
+            debug_dirs: vec![],
+        },
+        ..Options::default()
+    };
+    let a = analyze(&capture, &options).expect("the embedded copy is the right build");
+    let frames = a.symbols.stack(&a.model, a.model.samples[0].stack);
+    assert!(frames[0].function.ends_with("inner_probe"), "{frames:?}");
+    assert_eq!(a.symbols.objects[0].source, "the copy embedded in the capture");
+    let warning = a
+        .symbols
+        .warnings
+        .iter()
+        .find(|w| w.contains("another build"))
+        .expect("the passed-over --binary is named");
+    assert!(warning.contains(&wrong.display().to_string()), "{warning}");
+}
+
+#[test]
+fn a_deleted_target_is_not_found_not_without_debug_info() {
+    let ip = outer_probe();
+    let (mut mapping, _) = own_mapping(ip);
+    mapping.path = "/gone/deleted/app (deleted)".into();
+    let capture = capture(&mapping, "/gone/deleted/app (deleted)", &[ip], None);
+    let a = analyze(&capture, &Options::default()).unwrap();
+    let said: Vec<String> = a.diagnostics.iter().map(|d| d.to_string()).collect();
+    assert!(
+        said.iter()
+            .any(|d| d.contains("not found") && d.contains("--embed-binaries")),
+        "{said:?}"
+    );
+    assert!(!said.iter().any(|d| d.contains("no debug info")), "{said:?}");
+}
+
+#[test]
+fn a_fifo_or_device_named_by_a_capture_is_never_opened() {
+    // A crafted capture names a FIFO (nobody writes it: opening it would block for ever) and a
+    // device as the target's files. The analysis finishes and calls them not found.
+    let ip = outer_probe();
+    let (mut mapping, _) = own_mapping(ip);
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("app");
+    let c_path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid path string.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+    for path in [fifo.to_str().unwrap(), "/dev/zero"] {
+        mapping.path = path.into();
+        let capture = capture(&mapping, path, &[ip], None);
+        let (done, wait) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let a = analyze(&capture, &Options::default()).map(|a| a.symbols.objects[0].source.clone());
+            let _ = done.send(a.map_err(|e| e.to_string()));
+        });
+        let source = wait
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .expect("the analysis finishes");
+        assert_eq!(source.unwrap(), "not found", "{path}");
+    }
+}
+
+#[test]
 fn parallel_symbolization_gives_the_serial_answer() {
     // Enough addresses, spread over this binary's code, that the work is cut into items per
     // compilation unit and big units are split between threads.

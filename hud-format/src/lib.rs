@@ -32,3 +32,6 @@ pub use error::Error;
 
 #[cfg(feature = "writer")]
 pub mod synth;
+
+#[cfg(all(feature = "writer", feature = "reader"))]
+pub mod craft;

@@ -49,7 +49,8 @@ impl std::fmt::Display for Diagnostic {
             ),
             Diagnostic::ObjectNotFound { path, share } => write!(
                 f,
-                "{path} not found ({} of code addresses unnamed); pass --binary or --debug-dir",
+                "{path} not found ({} of code addresses unnamed): pass --binary PATH (or \
+                 --debug-dir), or record with --embed-binaries so the capture carries it",
                 percent(*share)
             ),
             Diagnostic::Symbols(text) => write!(f, "{text}"),
@@ -102,13 +103,14 @@ pub fn diagnose(model: &Model, symbols: &Symbols) -> Vec<Diagnostic> {
         .filter(|o| o.addresses > 0 && !o.has_debug_info)
     {
         let share = o.addresses as f64 / addresses.max(1) as f64;
-        if o.path == model.header.target.exe_path {
-            out.push(Diagnostic::TargetWithoutDebugInfo {
+        if o.source == "not found" {
+            // Deleted, or recorded on another machine: not a build without debug info.
+            out.push(Diagnostic::ObjectNotFound {
                 path: o.path.clone(),
                 share,
             });
-        } else if o.source == "not found" {
-            out.push(Diagnostic::ObjectNotFound {
+        } else if o.path == model.header.target.exe_path {
+            out.push(Diagnostic::TargetWithoutDebugInfo {
                 path: o.path.clone(),
                 share,
             });
@@ -129,6 +131,14 @@ pub fn diagnose(model: &Model, symbols: &Symbols) -> Vec<Diagnostic> {
             lost,
             share: lost as f64 / (lost + recorded).max(1) as f64,
         });
+    }
+    let switches: u64 = model.threads.values().map(|t| t.switches()).sum();
+    if switches == 0 && model.samples.is_empty() && model.off_cpu.is_empty() {
+        out.push(Diagnostic::Capture(
+            "the capture holds no events: the target never ran on a CPU while it was recorded \
+             (idle, or stopped), or the recording was stopped at once"
+                .into(),
+        ));
     }
     let any_events = !model.samples.is_empty() || !model.off_cpu.is_empty();
     if any_events && !model.threads.values().any(|t| t.role.runs_tasks()) {

@@ -52,6 +52,8 @@ pub struct Located {
     pub file: Arc<Bytes>,
     /// A separate debug file, when the object's own DWARF is missing.
     pub debug: Option<(PathBuf, Arc<Bytes>)>,
+    /// A `--binary` named for this object that is another build, passed over for this one.
+    pub passed_over: Option<BuildIdMismatch>,
 }
 
 /// The recorded object and the file found for it disagree.
@@ -81,8 +83,10 @@ pub struct Embedded {
     pub bytes: Arc<Bytes>,
 }
 
+/// Maps a regular file. Paths come from captures, which may be crafted: a FIFO or a device
+/// there must not block or be read, so the file is opened without blocking and checked first.
 fn map_file(path: &Path) -> Option<Bytes> {
-    let file = std::fs::File::open(path).ok()?;
+    let file = hud_format::reader::open_regular(path).ok()?;
     // SAFETY: read-only map; we only parse it.
     unsafe { memmap2::Mmap::map(&file) }.ok().map(Bytes::Mapped)
 }
@@ -135,6 +139,7 @@ pub fn locate(
         },
     };
     let mut first_mismatch = None;
+    let mut override_mismatch = None;
     // 1. --binary: the user said so; match by build-id, or by file name when ids are absent.
     for path in &search.binaries {
         let Some(bytes) = map_file(path) else {
@@ -149,47 +154,76 @@ pub fn locate(
                 search,
             )));
         }
-        if same_name {
-            // The user named this file for this object, and it is another build: say so.
-            return Err(mismatch(path, &id));
+        if same_name && override_mismatch.is_none() {
+            // The user named this file for this object, and it is another build: an error,
+            // unless the right build is found below (then a warning).
+            override_mismatch = Some(mismatch(path, &id));
         }
     }
+    let found = locate_elsewhere(recorded, build_id, search, embedded, &mut first_mismatch);
+    match (found, override_mismatch) {
+        (Some(mut located), passed_over) => {
+            located.passed_over = passed_over;
+            Ok(Some(located))
+        }
+        (None, Some(m)) => Err(m),
+        (None, None) => match first_mismatch {
+            Some(m) => Err(m),
+            None => Ok(None),
+        },
+    }
+}
+
+/// Steps 2 to 4 of [`locate`]: embedded copies, the recorded path, debug files.
+fn locate_elsewhere(
+    recorded: &str,
+    build_id: &[u8],
+    search: &SearchPaths,
+    embedded: &[Embedded],
+    first_mismatch: &mut Option<BuildIdMismatch>,
+) -> Option<Located> {
+    let mismatch = |path: &Path, found: &[u8]| BuildIdMismatch {
+        recorded: recorded.to_owned(),
+        expected: if build_id.is_empty() {
+            "none".into()
+        } else {
+            hex(build_id)
+        },
+        found_path: path.display().to_string(),
+        found: if found.is_empty() {
+            "none".into()
+        } else {
+            hex(found)
+        },
+    };
     // 2. Embedded copies.
     if let Some(e) = embedded.iter().find(|e| {
         (!build_id.is_empty() && e.build_id == build_id)
             || (build_id.is_empty() && e.path == recorded)
     }) {
-        return Ok(Some(with_debug(
-            Origin::Embedded,
-            Arc::clone(&e.bytes),
-            search,
-        )));
+        return Some(with_debug(Origin::Embedded, Arc::clone(&e.bytes), search));
     }
     // 3. The recorded path, if it is the same build.
     let path = Path::new(recorded.trim_end_matches(" (deleted)"));
     if let Some(bytes) = map_file(path) {
         let id = build_id_of(&bytes).unwrap_or_default();
         if id == build_id {
-            return Ok(Some(with_debug(
+            return Some(with_debug(
                 Origin::RecordedPath(path.to_path_buf()),
                 Arc::new(bytes),
                 search,
-            )));
+            ));
         }
-        first_mismatch = Some(mismatch(path, &id));
+        *first_mismatch = Some(mismatch(path, &id));
     }
     // 4. A debug file alone (the binary is gone but its debug info is installed).
-    if let Some((debug_path, debug)) = debug_file_by_build_id(build_id, search) {
-        return Ok(Some(Located {
-            origin: Origin::DebugFile(debug_path.clone()),
-            file: Arc::clone(&debug),
-            debug: Some((debug_path, debug)),
-        }));
-    }
-    match first_mismatch {
-        Some(m) => Err(m),
-        None => Ok(None),
-    }
+    let (debug_path, debug) = debug_file_by_build_id(build_id, search)?;
+    Some(Located {
+        origin: Origin::DebugFile(debug_path.clone()),
+        file: Arc::clone(&debug),
+        debug: Some((debug_path, debug)),
+        passed_over: None,
+    })
 }
 
 /// Adds a separate debug file when the object has no DWARF of its own.
@@ -199,6 +233,7 @@ fn with_debug(origin: Origin, file: Arc<Bytes>, search: &SearchPaths) -> Located
             origin,
             file,
             debug: None,
+            passed_over: None,
         };
     }
     let id = build_id_of(&file).unwrap_or_default();
@@ -228,6 +263,7 @@ fn with_debug(origin: Origin, file: Arc<Bytes>, search: &SearchPaths) -> Located
         origin,
         file,
         debug,
+        passed_over: None,
     }
 }
 
@@ -250,15 +286,34 @@ fn debug_file_by_build_id(build_id: &[u8], search: &SearchPaths) -> Option<(Path
         })
 }
 
-/// What became of one object: its description for the report, the file found (if any), and a
-/// build-id mismatch (an error for the target's executable, a warning for any other object).
+/// What became of one object: its description for the report, the file found (if any), a
+/// build-id mismatch (an error for the target's executable, a warning for any other object), and
+/// a warning when a `--binary` was passed over for the right build found elsewhere.
 pub(super) fn locate_one(
     path: &str,
     build_id: &[u8],
     search: &SearchPaths,
     embedded: &[Embedded],
-) -> (ObjectInfo, Option<Located>, Option<BuildIdMismatch>) {
+) -> (
+    ObjectInfo,
+    Option<Located>,
+    Option<BuildIdMismatch>,
+    Option<String>,
+) {
     let found = locate(path, build_id, search, embedded);
+    let passed_over = match &found {
+        Ok(Some(l)) => l.passed_over.as_ref().map(|m| {
+            format!(
+                "--binary {} is another build ({}) than the capture's {} ({}): using {} instead",
+                m.found_path,
+                m.found,
+                m.recorded,
+                m.expected,
+                l.origin
+            )
+        }),
+        _ => None,
+    };
     let source = match &found {
         Ok(Some(l)) => l.origin.to_string(),
         Ok(None) => "not found".into(),
@@ -279,7 +334,7 @@ pub(super) fn locate_one(
         addresses: 0,
         with_line: 0,
     };
-    (info, loc, mismatch)
+    (info, loc, mismatch, passed_over)
 }
 
 /// Lower-case hex of a byte string (build-ids).

@@ -112,8 +112,9 @@ impl<'a> Symbolizer<'a> {
         let first_new = self.table.objects.len();
         let new_ranges = self.table.add_mappings(model);
         for (path, build_id) in &self.table.objects[first_new..] {
-            let (info, located, mismatch) =
+            let (info, located, mismatch, passed_over) =
                 locate_one(path, build_id, &self.search, &self.embedded);
+            self.symbols.warnings.extend(passed_over);
             if let Some(e) = mismatch {
                 if *path == self.target_exe {
                     self.symbols.mismatches.push(e);

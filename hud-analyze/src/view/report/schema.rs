@@ -40,8 +40,21 @@ pub struct CaptureInfo {
     pub sample_hz: u32,
     pub off_cpu_record_threshold_ms: f64,
     pub notices: Vec<String>,
+    /// Stretches of the recording whose events are missing (damaged or lost chunks), in seconds
+    /// from its start.
+    pub missing: Vec<MissingOut>,
     /// The part of the recording reported on, in seconds from its start.
     pub window: WindowOut,
+}
+
+#[derive(Serialize)]
+pub struct MissingOut {
+    pub from_s: f64,
+    pub to_s: f64,
+    /// First and last chunk number missing, when known.
+    pub chunks: Option<[u32; 2]>,
+    /// What was skipped there and why (empty: the chunks are simply absent).
+    pub causes: Vec<String>,
 }
 
 #[derive(Serialize, Clone, Copy)]
@@ -64,8 +77,10 @@ pub struct SummaryInfo {
     pub samples: u64,
     pub off_cpu_episodes: usize,
     pub lost_records: u64,
-    /// Share of looked-up code addresses that resolved to file:line.
+    /// Share of looked-up code addresses that resolved to file:line (1 when there were none).
     pub symbol_line_coverage: f64,
+    /// Code addresses looked up.
+    pub symbol_addresses: usize,
     pub blocking_threshold_ms: f64,
     pub long_poll_threshold_ms: f64,
     /// Long polls are measured by sampling: durations are ± one period.
@@ -305,6 +320,16 @@ impl Report {
                 sample_hz: h.sample_hz,
                 off_cpu_record_threshold_ms: ms(h.offcpu_threshold_ns),
                 notices: notices.iter().map(|d| d.to_string()).collect(),
+                missing: m
+                    .missing
+                    .iter()
+                    .map(|gap| MissingOut {
+                        from_s: gap.from.saturating_sub(m.start) as f64 / 1e9,
+                        to_s: gap.to.saturating_sub(m.start) as f64 / 1e9,
+                        chunks: gap.chunks.map(|(a, b)| [a, b]),
+                        causes: gap.causes.iter().map(|d| d.to_string()).collect(),
+                    })
+                    .collect(),
                 window: WindowOut {
                     from_s: seconds(from),
                     to_s: seconds(to),
@@ -320,6 +345,7 @@ impl Report {
                 off_cpu_episodes: findings.off_cpu_episodes,
                 lost_records: m.lost_records(),
                 symbol_line_coverage: a.symbols.line_coverage(),
+                symbol_addresses: a.symbols.objects.iter().map(|o| o.addresses).sum(),
                 blocking_threshold_ms: ms(thresholds.off_cpu_ns),
                 long_poll_threshold_ms: ms(thresholds.long_poll_ns),
                 long_poll_resolution_ms: ms(m.sample_period()),

@@ -90,14 +90,18 @@ fn header(out: &mut String, r: &Report, st: &Style) {
         .iter()
         .map(|(r, n)| format!("{n} {r}"))
         .collect();
+    let coverage = if s.symbol_addresses == 0 {
+        "n/a (no stacks)".to_string()
+    } else {
+        format!("{:.0} %", s.symbol_line_coverage * 100.0)
+    };
     let _ = writeln!(
         out,
-        "threads: {} · worker utilisation {:.0} % · waiting for a CPU {:.0} % · lost records {} · symbols with file:line {:.0} %",
-        roles.join(", "),
+        "threads: {} · worker utilisation {:.0} % · waiting for a CPU {:.0} % · lost records {} · symbols with file:line {coverage}",
+        if roles.is_empty() { "none".into() } else { roles.join(", ") },
         s.worker_utilisation * 100.0,
         s.runnable_wait_share * 100.0,
         s.lost_records,
-        s.symbol_line_coverage * 100.0
     );
     let status = match s.status {
         crate::analysis::Status::Normal => st.bold("NORMAL"),
@@ -111,10 +115,18 @@ fn header(out: &mut String, r: &Report, st: &Style) {
 
 fn blocking(out: &mut String, r: &Report, st: &Style) {
     let _ = writeln!(out, "\n{}", st.bold("Blocking the runtime"));
+    let runtime = ["worker", "current_thread"]
+        .iter()
+        .any(|role| r.summary.threads_by_role.contains_key(*role));
     if r.blocking.is_empty() {
         let _ = writeln!(
             out,
-            "  nothing blocked a runtime thread past the thresholds"
+            "  {}",
+            if runtime {
+                "nothing blocked a runtime thread past the thresholds"
+            } else {
+                "no Tokio runtime thread found (by their stacks): nothing to judge"
+            }
         );
     }
     for (i, b) in r.blocking.iter().enumerate() {
