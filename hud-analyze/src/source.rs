@@ -226,9 +226,7 @@ pub fn load_file(capture: &Capture) -> Result<Loaded, AnalyzeError> {
         let mut decoded: Decoded = frames.par_iter().map(|f| (*f, capture.chunk(f))).collect();
         if !salvage {
             if let Some(i) = decoded.iter().position(|(_, d)| d.is_err()) {
-                if let Err(e) = decoded.swap_remove(i).1 {
-                    return Err(e);
-                }
+                decoded.swap_remove(i).1?;
             }
         }
         Ok(decoded)

@@ -214,7 +214,10 @@ fn a_matching_embedded_copy_wins_over_a_wrong_binary_of_the_same_name() {
     let a = analyze(&capture, &options).expect("the embedded copy is the right build");
     let frames = a.symbols.stack(&a.model, a.model.samples[0].stack);
     assert!(frames[0].function.ends_with("inner_probe"), "{frames:?}");
-    assert_eq!(a.symbols.objects[0].source, "the copy embedded in the capture");
+    assert_eq!(
+        a.symbols.objects[0].source,
+        "the copy embedded in the capture"
+    );
     let warning = a
         .symbols
         .warnings
@@ -237,7 +240,10 @@ fn a_deleted_target_is_not_found_not_without_debug_info() {
             .any(|d| d.contains("not found") && d.contains("--embed-binaries")),
         "{said:?}"
     );
-    assert!(!said.iter().any(|d| d.contains("no debug info")), "{said:?}");
+    assert!(
+        !said.iter().any(|d| d.contains("no debug info")),
+        "{said:?}"
+    );
 }
 
 #[test]
@@ -256,7 +262,8 @@ fn a_fifo_or_device_named_by_a_capture_is_never_opened() {
         let capture = capture(&mapping, path, &[ip], None);
         let (done, wait) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            let a = analyze(&capture, &Options::default()).map(|a| a.symbols.objects[0].source.clone());
+            let a =
+                analyze(&capture, &Options::default()).map(|a| a.symbols.objects[0].source.clone());
             let _ = done.send(a.map_err(|e| e.to_string()));
         });
         let source = wait

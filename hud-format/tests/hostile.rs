@@ -41,8 +41,7 @@ fn later_chunk_with_stacks(frames: &[OwnedFrame]) -> usize {
     chunk_positions(frames)
         .into_iter()
         .skip(1)
-        .filter(|&i| !frames[i].chunk().unwrap().stacks.parent.is_empty())
-        .last()
+        .rfind(|&i| !frames[i].chunk().unwrap().stacks.parent.is_empty())
         .expect("a later chunk defines stacks")
 }
 
@@ -80,7 +79,10 @@ fn a_chunk_redefining_stack_ids_is_refused() {
     let capture = Capture::from_bytes(craft::seal(&frames, Codec::Raw)).unwrap();
     let chunks = capture.chunks().unwrap();
     let mut stacks = Stacks::default();
-    let index = chunk_positions(&frames).iter().position(|&i| i == at).unwrap();
+    let index = chunk_positions(&frames)
+        .iter()
+        .position(|&i| i == at)
+        .unwrap();
     for data in &chunks[..=index] {
         stacks.add(data.get()).unwrap();
     }
@@ -144,7 +146,10 @@ fn a_real_capture_is_well_inside_the_budget() {
         .map(|f| u64::from(f.header.raw_len))
         .sum();
     let ratio = raw as f64 / bytes.len() as f64;
-    assert!(ratio < 10.0, "the synthetic service decompresses {ratio:.1} times its size");
+    assert!(
+        ratio < 10.0,
+        "the synthetic service decompresses {ratio:.1} times its size"
+    );
 }
 
 #[test]
@@ -183,7 +188,12 @@ fn damage_chunk_payload(bytes: &mut [u8], nth: usize) -> u64 {
 #[test]
 fn salvaging_skips_a_damaged_chunk_and_keeps_the_rest() {
     let whole = small_capture();
-    let all = decode_chunks(&Capture::from_bytes(whole.clone()).unwrap().chunks().unwrap());
+    let all = decode_chunks(
+        &Capture::from_bytes(whole.clone())
+            .unwrap()
+            .chunks()
+            .unwrap(),
+    );
     let mut bytes = whole.clone();
     let offset = damage_chunk_payload(&mut bytes, 3);
     // Strict: an error that names the frame and the fault.
@@ -222,10 +232,17 @@ fn salvaging_finds_the_frame_after_a_damaged_frame_header() {
     let mut bytes = whole.clone();
     // The stored length, so that without the checksum a reader would be lost.
     bytes[victim.offset as usize + 9] ^= 0xff;
-    assert!(Capture::from_bytes(bytes.clone()).is_err(), "strict refuses");
+    assert!(
+        Capture::from_bytes(bytes.clone()).is_err(),
+        "strict refuses"
+    );
     let salvaged = Capture::from_bytes_with(bytes.clone(), &ReadOptions::salvaging()).unwrap();
     assert_eq!(salvaged.frames().len(), frames.len() - 1);
-    assert_eq!(salvaged.ending(), &Ending::Clean, "the index was found again");
+    assert_eq!(
+        salvaged.ending(),
+        &Ending::Clean,
+        "the index was found again"
+    );
     let damage = salvaged.damage();
     assert_eq!(damage.len(), 1);
     assert_eq!(damage[0].offset, victim.offset);
@@ -253,7 +270,10 @@ fn concatenated_captures_are_read_once() {
     for first in [one.clone(), unclosed] {
         let mut glued = first.clone();
         glued.extend_from_slice(&one);
-        assert!(Capture::from_bytes(glued.clone()).is_err(), "strict refuses");
+        assert!(
+            Capture::from_bytes(glued.clone()).is_err(),
+            "strict refuses"
+        );
         let capture = Capture::from_bytes_with(glued.clone(), &ReadOptions::salvaging()).unwrap();
         let events = decode_chunks(&capture.chunks().unwrap());
         assert_eq!(events.switches.len(), 300, "events are not counted twice");

@@ -305,11 +305,7 @@ pub(super) fn locate_one(
         Ok(Some(l)) => l.passed_over.as_ref().map(|m| {
             format!(
                 "--binary {} is another build ({}) than the capture's {} ({}): using {} instead",
-                m.found_path,
-                m.found,
-                m.recorded,
-                m.expected,
-                l.origin
+                m.found_path, m.found, m.recorded, m.expected, l.origin
             )
         }),
         _ => None,

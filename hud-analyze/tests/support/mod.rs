@@ -87,9 +87,13 @@ pub struct Synth {
 
 impl Synth {
     pub fn new() -> Self {
+        Self::with_options(WriterOptions::default())
+    }
+
+    pub fn with_options(options: WriterOptions) -> Self {
         let header = hud_format::synth::header(START);
         Self {
-            writer: CaptureWriter::new(Vec::new(), &header, WriterOptions::default()).unwrap(),
+            writer: CaptureWriter::new(Vec::new(), &header, options).unwrap(),
             addresses: HashMap::new(),
         }
     }
@@ -150,14 +154,23 @@ impl Synth {
 
     pub fn analyze_with(self, options: Options) -> Analysis {
         let (bytes, addresses) = self.finish();
-        let capture = Capture::from_bytes(bytes).unwrap();
-        let model = load_file(&capture).unwrap().model;
-        let by_address: HashMap<u64, Frame> = addresses.into_iter().map(|(f, a)| (a, f)).collect();
-        let symbols = Symbols::from_resolver(&model, |a| {
-            by_address.get(&a).cloned().into_iter().collect()
-        });
-        Analysis::new(options, model, symbols)
+        analyze_bytes(bytes, &addresses, options).unwrap()
     }
+}
+
+/// Analyzes capture bytes (maybe crafted) whose frames are named by `addresses`.
+pub fn analyze_bytes(
+    bytes: Vec<u8>,
+    addresses: &HashMap<Frame, u64>,
+    options: Options,
+) -> Result<Analysis, hud_analyze::AnalyzeError> {
+    let capture = Capture::from_bytes_with(bytes, &options.read)?;
+    let model = load_file(&capture)?.model;
+    let by_address: HashMap<u64, Frame> = addresses.iter().map(|(f, a)| (*a, f.clone())).collect();
+    let symbols = Symbols::from_resolver(&model, |a| {
+        by_address.get(&a).cloned().into_iter().collect()
+    });
+    Ok(Analysis::new(options, model, symbols))
 }
 
 /// The findings of the whole capture.
@@ -178,7 +191,15 @@ pub fn busy_service() -> Synth {
 
 /// [`busy_service`] over `periods` periods of 10 ms (it has 200).
 pub fn busy_service_for(periods: u64) -> Synth {
-    let mut s = Synth::new();
+    busy_service_into(Synth::new(), periods)
+}
+
+/// [`busy_service`] written with `options` (small chunks, say).
+pub fn busy_service_with(options: WriterOptions) -> Synth {
+    busy_service_into(Synth::with_options(options), 200)
+}
+
+fn busy_service_into(mut s: Synth, periods: u64) -> Synth {
     s.thread(10, "app-worker-0");
     s.thread(11, "app-worker-1");
     s.thread(12, "app-worker-2");

@@ -12,13 +12,18 @@ use rkyv::rancor;
 use crate::error::Error;
 use crate::frame::{
     decode_preamble, FrameHeader, FrameKind, Version, FILE_MAGIC, FRAME_HEADER_LEN, FRAME_MAGIC,
-    PREAMBLE_LEN,
+    MAX_FRAME_LEN, PREAMBLE_LEN,
 };
 use crate::types::{ArchivedObjectPart, Header, ObjectPart};
 
 use super::{
     decode_stored, invalid, Budget, ChunkData, Damage, Ending, FrameRef, Payload, ReadOptions,
 };
+
+/// Salvaging a stream, give up after this many bytes without a frame: a frame is at most
+/// [`MAX_FRAME_LEN`] long, so this spans several, and an endless stream of garbage after a valid
+/// start is not read for ever.
+const MAX_RESYNC: u64 = 4 * MAX_FRAME_LEN as u64;
 
 /// One frame read from a stream, decompressed.
 pub struct StreamFrame {
@@ -207,22 +212,66 @@ impl<R: Read> FrameStream<R> {
                 return Err(error);
             }
             first_error.get_or_insert(error);
-            // Slide by one byte.
-            head.copy_within(1.., 0);
-            let mut byte = [0u8; 1];
-            if read_full(&mut self.reader, &mut byte)? == 0 {
+            if self.offset - start > MAX_RESYNC {
+                return Err(Error::CorruptFrame {
+                    offset: start,
+                    reason: format!(
+                        "no readable frame in the {MAX_RESYNC} bytes after a damaged one: the \
+                         rest of the stream is not a capture"
+                    ),
+                });
+            }
+            // Slide to the next byte that may start a frame (both magics begin with 'H'); past
+            // the bytes in `head`, skip through the reader's buffer without decoding.
+            let shift = head[1..]
+                .iter()
+                .position(|&b| b == FRAME_MAGIC[0])
+                .map_or(FRAME_HEADER_LEN, |p| p + 1);
+            let skipped = if shift == FRAME_HEADER_LEN {
+                self.skip_to(FRAME_MAGIC[0])?
+            } else {
+                0
+            };
+            head.copy_within(shift.., 0);
+            let n = read_full(&mut self.reader, &mut head[FRAME_HEADER_LEN - shift..])?;
+            self.offset += (shift as u64) + skipped;
+            self.budget.saw(n as u64 + skipped);
+            if n < shift {
                 let mut error = first_error.take();
                 if let Some(Error::CorruptFrame { reason, .. }) = &mut error {
                     reason.push_str("; no readable frame after it");
                 }
-                self.offset += FRAME_HEADER_LEN as u64 - 1;
+                self.offset += (FRAME_HEADER_LEN - shift + n) as u64;
                 self.note_skipped(start, error);
                 self.ending = Some(Ending::Truncated { offset: start });
                 return Ok(None);
             }
-            head[FRAME_HEADER_LEN - 1] = byte[0];
-            self.offset += 1;
-            self.budget.saw(1);
+        }
+    }
+
+    /// Consumes bytes up to (not including) the next `byte`, or to the end of the stream (or
+    /// [`MAX_RESYNC`] bytes); returns how many.
+    fn skip_to(&mut self, byte: u8) -> Result<u64, Error> {
+        use std::io::BufRead;
+        let mut skipped = 0u64;
+        loop {
+            let buf = match self.reader.fill_buf() {
+                Ok(buf) => buf,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(Error::io("reading the capture stream", e)),
+            };
+            if buf.is_empty() {
+                return Ok(skipped);
+            }
+            let (take, found) = match buf.iter().position(|&b| b == byte) {
+                Some(p) => (p, true),
+                None => (buf.len(), false),
+            };
+            self.reader.consume(take);
+            skipped += take as u64;
+            if found || skipped > MAX_RESYNC {
+                return Ok(skipped);
+            }
         }
     }
 

@@ -79,8 +79,9 @@ pub struct SummaryInfo {
     pub lost_records: u64,
     /// Share of looked-up code addresses that resolved to file:line (1 when there were none).
     pub symbol_line_coverage: f64,
-    /// Code addresses looked up.
-    pub symbol_addresses: usize,
+    /// Distinct stack nodes (frames of stacks) in the capture: 0 means there was nothing to
+    /// symbolize, and the coverage says nothing.
+    pub stack_nodes: usize,
     pub blocking_threshold_ms: f64,
     pub long_poll_threshold_ms: f64,
     /// Long polls are measured by sampling: durations are ± one period.
@@ -345,7 +346,7 @@ impl Report {
                 off_cpu_episodes: findings.off_cpu_episodes,
                 lost_records: m.lost_records(),
                 symbol_line_coverage: a.symbols.line_coverage(),
-                symbol_addresses: a.symbols.objects.iter().map(|o| o.addresses).sum(),
+                stack_nodes: m.stacks.len(),
                 blocking_threshold_ms: ms(thresholds.off_cpu_ns),
                 long_poll_threshold_ms: ms(thresholds.long_poll_ns),
                 long_poll_resolution_ms: ms(m.sample_period()),

@@ -90,7 +90,7 @@ fn header(out: &mut String, r: &Report, st: &Style) {
         .iter()
         .map(|(r, n)| format!("{n} {r}"))
         .collect();
-    let coverage = if s.symbol_addresses == 0 {
+    let coverage = if s.stack_nodes == 0 {
         "n/a (no stacks)".to_string()
     } else {
         format!("{:.0} %", s.symbol_line_coverage * 100.0)

@@ -91,7 +91,12 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, state: &State, s: &Snapshot, t
     frame.render_stateful_widget(table, area, &mut table_state);
     if empty {
         let inner = area.inner(ratatui::layout::Margin::new(2, 2));
-        let runtime = s.analysis.model.threads.values().any(|t| t.role.runs_tasks());
+        let runtime = s
+            .analysis
+            .model
+            .threads
+            .values()
+            .any(|t| t.role.runs_tasks());
         let text = if !runtime {
             "no Tokio runtime thread found: nothing to judge"
         } else if state.filter.is_empty() {
