@@ -84,21 +84,46 @@ pub fn test() -> Result<()> {
         .env("HUD_PYTHON", crate::setup::schema_python()))
 }
 
-pub fn fuzz(seconds: u32) -> Result<()> {
+pub fn fuzz(target: &str, seconds: u32, jobs: u32) -> Result<()> {
     if !crate::util::succeeds(Command::new("cargo").args(["fuzz", "--version"])) {
         sh(Command::new("cargo").args(["install", "cargo-fuzz", "--locked"]))?;
     }
-    // Seed the corpus with real captures: the golden one, so mutations start from valid frames.
-    let corpus = root().join("hud-format/fuzz/corpus/read_capture");
+    let (crate_dir, fuzz_target, corpus_name) = match target {
+        "analyze" => ("hud-analyze", "analyze_capture", "analyze_capture"),
+        "read" => ("hud-format", "read_capture", "read_capture"),
+        other => anyhow::bail!("unknown fuzz target {other}: analyze or read"),
+    };
+    let fuzz_dir = root().join(crate_dir).join("fuzz");
+    // Seeds: the golden capture, and for the analyzer, small services whose stacks resolve to
+    // Tokio-like frames under the fuzzing vocabulary. Crashes found are kept in the corpus as
+    // regression inputs (fuzz/corpus/<target>/regressions, replayed by `cargo test`).
+    let corpus = fuzz_dir.join("corpus").join(corpus_name);
     std::fs::create_dir_all(&corpus)?;
     std::fs::copy(
         root().join("testdata/golden/v1.0.hudcap"),
         corpus.join("golden-v1.0"),
     )?;
+    if target == "analyze" {
+        sh(cargo()
+            .current_dir(&fuzz_dir)
+            .args(["run", "--release", "--bin", "make_seeds", "--"])
+            .arg(&corpus))?;
+    }
     sh(cargo()
-        .current_dir(root().join("hud-format"))
-        .args(["fuzz", "run", "read_capture", "--"])
+        .current_dir(root().join(crate_dir))
+        .args(["fuzz", "run"])
+        .arg(fuzz_target)
+        .arg(&corpus)
+        .arg("--")
         .arg(format!("-max_total_time={seconds}"))
-        .args(["-rss_limit_mb=2048", "-print_final_stats=1"])
+        .arg(format!("-jobs={jobs}"))
+        .arg(format!("-workers={jobs}"))
+        .args([
+            "-rss_limit_mb=2048",
+            "-malloc_limit_mb=2048",
+            "-timeout=10",
+            "-max_len=262144",
+            "-print_final_stats=1",
+        ])
         .env("RUSTC_BOOTSTRAP", "1"))
 }

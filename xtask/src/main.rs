@@ -5,7 +5,7 @@
 //! - `demo`: setup + build, run the demo, record it, print what hud found.
 //! - `test`: setup + fmt + clippy (host and BPF target) + every test, eBPF end-to-end included.
 //! - `bench`: benchmarks (format, record) with ratios against peers measured in the same run.
-//! - `fuzz`: the capture reader under cargo-fuzz (not in CI).
+//! - `fuzz`: the analyzer's pipeline (or the reader alone) under cargo-fuzz (not in CI).
 
 mod bench;
 mod bench_live;
@@ -54,10 +54,16 @@ enum Task {
         #[arg(long, default_value_t = 3)]
         rounds: u32,
     },
-    /// Fuzz the capture reader (cargo-fuzz); runs for the given seconds.
+    /// Fuzz with cargo-fuzz for the given seconds: `analyze` (the default) runs the analyzer's
+    /// whole pipeline over structure-aware mutations of captures; `read` the capture reader alone.
     Fuzz {
+        #[arg(default_value = "analyze")]
+        target: String,
         #[arg(long, default_value_t = 600)]
         seconds: u32,
+        /// Fuzzing processes in parallel.
+        #[arg(long, default_value_t = 2)]
+        jobs: u32,
     },
 }
 
@@ -85,9 +91,13 @@ fn main() -> Result<()> {
             setup::run()?;
             bench::run(&which, seconds, rounds)
         }
-        Task::Fuzz { seconds } => {
+        Task::Fuzz {
+            target,
+            seconds,
+            jobs,
+        } => {
             setup::run()?;
-            build::fuzz(seconds)
+            build::fuzz(&target, seconds, jobs)
         }
     }
 }

@@ -164,7 +164,7 @@ impl Blocker {
     pub fn forget(&mut self, other: &Blocker) {
         let f = &mut self.forgotten;
         f.count += other.count();
-        f.total += other.total;
+        f.total = f.total.saturating_add(other.total);
         f.longest = f.longest.max(other.longest);
         let first = other.first();
         f.first = Some(f.first.map_or(first, |t| t.min(first)));
@@ -179,7 +179,7 @@ impl Blocker {
             }
             f.buckets[b] += n;
         }
-        self.total += other.total;
+        self.total = self.total.saturating_add(other.total);
         if other.longest > self.longest {
             self.longest = other.longest;
             self.example = other.example;
@@ -297,7 +297,8 @@ fn blockers_of(detection: &Detection, wanted: impl Fn(&Episode) -> bool) -> Vec<
             b.longest = e.duration;
             b.example = e.stack;
         }
-        b.total += e.duration;
+        // Saturating: a crafted capture's episodes may overlap and sum past u64.
+        b.total = b.total.saturating_add(e.duration);
         b.episodes.push(*e);
         *lines.entry((e.group, e.line)).or_default() += u64::from(e.samples.max(1));
     }

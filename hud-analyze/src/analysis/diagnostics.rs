@@ -129,7 +129,7 @@ pub fn diagnose(model: &Model, symbols: &Symbols) -> Vec<Diagnostic> {
             + model.off_cpu.len() as u64;
         out.push(Diagnostic::LostRecords {
             lost,
-            share: lost as f64 / (lost + recorded).max(1) as f64,
+            share: lost as f64 / lost.saturating_add(recorded).max(1) as f64,
         });
     }
     let switches: u64 = model.threads.values().map(|t| t.switches()).sum();

@@ -50,7 +50,7 @@ pub fn stack_weights(
                 for o in model.off_cpu_of(tid) {
                     if o.start() < to && o.end > from && o.blocked() > 0 {
                         let e = by_key.entry((tid, o.stack)).or_insert((0, o.start()));
-                        e.0 += o.blocked();
+                        e.0 = e.0.saturating_add(o.blocked());
                     }
                 }
             }

@@ -42,10 +42,11 @@ pub fn threads(model: &Model, blockers: &[Blocker], from: u64, to: u64) -> Vec<T
     let mut blocking: HashMap<u32, (u64, u64)> = HashMap::default();
     for b in blockers {
         for e in &b.episodes {
+            // Saturating: a crafted capture's durations may sum past u64.
             let entry = blocking.entry(e.tid).or_default();
-            entry.0 += e.duration;
+            entry.0 = entry.0.saturating_add(e.duration);
             if e.kind != Kind::Cpu {
-                entry.1 += e.duration;
+                entry.1 = entry.1.saturating_add(e.duration);
             }
         }
     }
@@ -60,8 +61,7 @@ pub fn threads(model: &Model, blockers: &[Blocker], from: u64, to: u64) -> Vec<T
                 .off_cpu_of(t.tid)
                 .iter()
                 .filter(|o| o.end >= from && o.end < to && o.is_voluntary())
-                .map(|o| o.runnable)
-                .sum();
+                .fold(0u64, |sum, o| sum.saturating_add(o.runnable));
             ThreadStats {
                 tid: t.tid,
                 role: t.role,

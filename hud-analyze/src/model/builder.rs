@@ -22,6 +22,10 @@ pub struct ModelBuilder {
     last_end: Option<u64>,
     /// Damaged frames since the last chunk taken: the cause of the gap before the next one.
     pending_damage: Vec<Damage>,
+    /// Times an event may have ([`plausible_times`]).
+    plausible: std::ops::RangeInclusive<u64>,
+    /// Events left out for times outside `plausible`.
+    implausible: u64,
     /// Samples and off-CPU episodes sorted at the last seal (rows after them are new).
     sorted_samples: usize,
     sorted_off_cpu: usize,
@@ -45,6 +49,15 @@ fn sort_new_rows<T: Send, K: Ord>(
         rows.sort_by_key(key);
     }
     *sorted = rows.len();
+}
+
+/// A recording's events happen from shortly before its start (CPUs' clocks are read a little
+/// apart) to, at the most, a year after it. A time outside is damage or craft, and would make
+/// durations and sums overflow: such events are left out, and counted.
+fn plausible_times(start: u64) -> std::ops::RangeInclusive<u64> {
+    const MINUTE: u64 = 60_000_000_000;
+    const YEAR: u64 = 366 * 24 * 60 * MINUTE;
+    start.saturating_sub(MINUTE)..=start.saturating_add(YEAR)
 }
 
 impl ModelBuilder {
@@ -71,6 +84,8 @@ impl ModelBuilder {
             expected_seq: 0,
             last_end: None,
             pending_damage: Vec::new(),
+            plausible: plausible_times(start),
+            implausible: 0,
             sorted_samples: 0,
             sorted_off_cpu: 0,
         }
@@ -98,7 +113,8 @@ impl ModelBuilder {
             });
             return;
         }
-        let (chunk_start, chunk_end) = (c.start_ns.to_native(), c.end_ns.to_native());
+        let clamp = |t: u64| t.clamp(*self.plausible.start(), *self.plausible.end());
+        let (chunk_start, chunk_end) = (clamp(c.start_ns.to_native()), clamp(c.end_ns.to_native()));
         if seq != self.expected_seq || !self.pending_damage.is_empty() {
             let from = self.last_end.unwrap_or(self.model.start);
             self.model.missing.push(Missing {
@@ -111,12 +127,14 @@ impl ModelBuilder {
         self.expected_seq = seq.wrapping_add(1);
         self.last_end = Some(chunk_end);
         let m = &mut self.model;
+        let plausible = self.plausible.clone();
+        let mut implausible = 0u64;
         m.chunks += 1;
         m.end = m.end.max(chunk_end);
         let start = m.start;
         for t in c.threads.iter() {
             let tid = t.tid.to_native();
-            let ts = t.ts_ns.to_native();
+            let ts = clamp(t.ts_ns.to_native());
             let thread = m
                 .threads
                 .entry(tid)
@@ -131,6 +149,10 @@ impl ModelBuilder {
         let s = &c.switches;
         let mut thread: Option<&mut Thread> = None;
         for (i, ts) in s.ts.iter().enumerate() {
+            if !plausible.contains(&ts) {
+                implausible += 1;
+                continue;
+            }
             let tid = s.tid[i].to_native();
             // Rows of one thread come in runs: look the thread up when it changes.
             let t = match thread.take() {
@@ -146,6 +168,10 @@ impl ModelBuilder {
         }
         let s = &c.samples;
         for (i, ts) in s.ts.iter().enumerate() {
+            if !plausible.contains(&ts) {
+                implausible += 1;
+                continue;
+            }
             let sample = Sample {
                 ts,
                 tid: s.tid[i].to_native(),
@@ -159,11 +185,18 @@ impl ModelBuilder {
         }
         let o = &c.off_cpu;
         for (i, ts) in o.ts.iter().enumerate() {
+            if !plausible.contains(&ts) {
+                implausible += 1;
+                continue;
+            }
+            // An episode began after the earliest plausible time, and its runnable part is a
+            // part of it.
+            let duration = o.duration_ns[i].to_native().min(ts - plausible.start());
             let off = OffCpu {
                 end: ts,
                 tid: o.tid[i].to_native(),
-                duration: o.duration_ns[i].to_native(),
-                runnable: o.runnable_ns[i].to_native(),
+                duration,
+                runnable: o.runnable_ns[i].to_native().min(duration),
                 state: o.state[i].to_native(),
                 stack: m.stacks.local(o.user_stack[i].to_native()),
             };
@@ -172,6 +205,7 @@ impl ModelBuilder {
                 .or_insert_with(|| Thread::new(off.tid, start));
             m.off_cpu.push(off);
         }
+        self.implausible += implausible;
         m.mappings
             .extend(c.mappings.iter().map(|mp| mp.to_mapping()));
         for counter in c.counters.iter() {
@@ -241,6 +275,13 @@ impl ModelBuilder {
                 chunks: None,
                 causes: std::mem::take(&mut self.pending_damage),
             });
+        }
+        if self.implausible > 0 {
+            self.model.notices.push(format!(
+                "{} events with times outside the recording (over a minute before its start or a \
+                 year after) were left out: the capture is damaged or crafted",
+                self.implausible
+            ));
         }
         let m = &self.model;
         let mut notices: Vec<String> = ending.notice().into_iter().collect();

@@ -352,6 +352,5 @@ pub fn lost_records(counters: &BTreeMap<String, u64>) -> u64 {
     counters
         .iter()
         .filter(|(n, _)| n.starts_with("lost_") || n.as_str() == "unknown_record")
-        .map(|(_, v)| v)
-        .sum()
+        .fold(0u64, |sum, (_, v)| sum.saturating_add(*v))
 }

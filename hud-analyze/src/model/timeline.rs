@@ -123,11 +123,12 @@ struct Block {
 }
 
 impl Block {
-    fn new(base: u64, state_before: State) -> Self {
+    /// A block for `capacity` transitions (it grows past that if it must).
+    fn new(base: u64, state_before: State, capacity: usize) -> Self {
         Block {
             base,
-            offsets: Vec::with_capacity(BLOCK),
-            states: Vec::with_capacity(BLOCK),
+            offsets: Vec::with_capacity(capacity),
+            states: Vec::with_capacity(capacity),
             before: Totals::default(),
             state_before,
         }
@@ -218,9 +219,14 @@ impl Timeline {
     /// records come in order in practice: 0 late rows in 15.7 M switches of a storm capture.)
     pub fn push(&mut self, t: u64, state: State) {
         self.len += 1;
-        let needs_block = match self.blocks.last() {
-            None => true,
-            Some(b) => b.offsets.len() >= BLOCK || t.saturating_sub(b.base) > u64::from(u32::MAX),
+        // A full block is followed by a full one (a busy thread); a block cut by a long gap may
+        // be followed by few transitions (and a crafted capture could make one per transition):
+        // it grows as needed.
+        let (needs_block, capacity) = match self.blocks.last() {
+            // Most threads switch a few times (and a crafted capture may name thousands).
+            None => (true, 16),
+            Some(b) if b.offsets.len() >= BLOCK => (true, BLOCK),
+            Some(b) => (t.saturating_sub(b.base) > u64::from(u32::MAX), 16),
         };
         match self.blocks.last() {
             Some(b) if t < b.last_time() => return self.insert_late(t, state),
@@ -231,7 +237,7 @@ impl Timeline {
                 .blocks
                 .last()
                 .map_or(State::Unknown, |b| b.last_state());
-            self.blocks.push(Arc::new(Block::new(t, before)));
+            self.blocks.push(Arc::new(Block::new(t, before, capacity)));
         }
         let b = Arc::make_mut(self.blocks.last_mut().expect("a block"));
         b.offsets.push((t - b.base) as u32);
@@ -245,11 +251,22 @@ impl Timeline {
             .blocks
             .partition_point(|b| b.base <= t)
             .saturating_sub(1);
-        let b = Arc::make_mut(&mut self.blocks[bi]);
-        let t = t.max(b.base);
-        let i = b.lower_bound(t + 1);
-        b.offsets.insert(i, (t - b.base) as u32);
-        b.states.insert(i, state as u8);
+        let base = self.blocks[bi].base;
+        let t = t.max(base);
+        if t - base > u64::from(u32::MAX) {
+            // Past what this block's offsets can say, and so after all of its transitions (and
+            // before the next block's): a block of its own, in its place.
+            let before = self.blocks[bi].last_state();
+            let mut block = Block::new(t, before, 1);
+            block.offsets.push(0);
+            block.states.push(state as u8);
+            self.blocks.insert(bi + 1, Arc::new(block));
+        } else {
+            let b = Arc::make_mut(&mut self.blocks[bi]);
+            let i = b.lower_bound(t.saturating_add(1));
+            b.offsets.insert(i, (t - b.base) as u32);
+            b.states.insert(i, state as u8);
+        }
         for next in bi + 1..self.blocks.len() {
             let prev_state = self.blocks[next - 1].last_state();
             Arc::make_mut(&mut self.blocks[next]).state_before = prev_state;
@@ -296,11 +313,11 @@ impl Timeline {
                 }
                 for i in 0..prev.offsets.len() {
                     let time = prev.time(i);
-                    t.add(state, time - at);
+                    t.add(state, time.saturating_sub(at));
                     at = time;
                     state = prev.state(i);
                 }
-                t.add(state, self.blocks[bi].base - at);
+                t.add(state, self.blocks[bi].base.saturating_sub(at));
                 (t, state)
             };
             let b = &mut self.blocks[bi];

@@ -36,7 +36,12 @@ impl ObjectTable {
         let before = self.ranges.len();
         let fresh = model.mappings.get(self.mappings_seen..).unwrap_or_default();
         self.mappings_seen = model.mappings.len();
-        for m in fresh.iter().filter(|m| m.perms.contains('x')) {
+        // A range that is empty, or whose file offsets run past u64, is damage or craft: no
+        // address can be looked up in it.
+        let sane = |m: &&hud_format::types::Mapping| {
+            m.start < m.end && m.file_offset.checked_add(m.end - m.start).is_some()
+        };
+        for m in fresh.iter().filter(|m| m.perms.contains('x')).filter(sane) {
             let object = match self
                 .objects
                 .iter()
