@@ -165,6 +165,8 @@ fn the_report_names_every_documented_blocker() {
         "{text}"
     );
 
+    salvaged_report_still_names_the_blockers(&path);
+
     // `info -` reads standard input frame by frame.
     let info = Command::new(ANALYZE)
         .args(["info", "-"])
@@ -402,6 +404,61 @@ fn bad_captures_get_clear_errors() {
     let notices = report["capture"]["notices"].to_string();
     assert!(notices.contains("truncated"), "{notices}");
     assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+}
+
+/// One byte flipped in the payload of a chunk in the middle of a real capture: strict reading
+/// refuses it; by default the chunk is skipped, the report names the same blockers, and the time
+/// the chunk held is stated as missing.
+fn salvaged_report_still_names_the_blockers(path: &Path) {
+    use hud_format::frame::FrameKind;
+    let mut bytes = std::fs::read(path).unwrap();
+    let capture = hud_format::reader::Capture::from_bytes(bytes.clone()).unwrap();
+    let chunks: Vec<_> = capture
+        .frames()
+        .iter()
+        .filter(|f| f.header.kind == FrameKind::Chunk)
+        .copied()
+        .collect();
+    assert!(chunks.len() >= 3, "{} chunks", chunks.len());
+    let victim = chunks[chunks.len() / 2];
+    bytes[victim.offset as usize + 24 + victim.header.stored_len as usize / 3] ^= 0x20;
+    let damaged = path.with_file_name("damaged.hudcap");
+    std::fs::write(&damaged, &bytes).unwrap();
+    let d = damaged.to_str().unwrap();
+    let strict = analyze(&["report", "--strict", d]);
+    assert_eq!(strict.status.code(), Some(4));
+    let stderr = String::from_utf8_lossy(&strict.stderr);
+    assert!(
+        stderr.contains("chunk frame") && stderr.contains(&victim.offset.to_string()),
+        "{stderr}"
+    );
+    let report = report_json(&damaged);
+    let text = serde_json::to_string_pretty(&report["blocking"]).unwrap();
+    for name in [
+        "sleepy_handler",
+        "locked_cache_update",
+        "read_data_file",
+        "cpu_heavy_checksum",
+    ] {
+        assert!(
+            find(&report, &format!("{name}::")).is_some(),
+            "{name} lost to salvage:\n{text}"
+        );
+    }
+    let missing = &report["capture"]["missing"];
+    assert_eq!(missing.as_array().unwrap().len(), 1, "{missing}");
+    let (from, to) = (
+        missing[0]["from_s"].as_f64().unwrap(),
+        missing[0]["to_s"].as_f64().unwrap(),
+    );
+    assert!(0.0 < from && from < to && to < 5.0, "{missing}");
+    assert!(
+        report["capture"]["notices"]
+            .to_string()
+            .contains("is missing"),
+        "{}",
+        report["capture"]["notices"]
+    );
 }
 
 fn root_dir() -> std::path::PathBuf {

@@ -30,16 +30,17 @@ pub struct Args {
     pub name: Option<String>,
 
     /// Process to record, by id.
-    #[arg(long, short = 'p', value_name = "PID")]
+    #[arg(long, short = 'p', value_name = "PID", value_parser = parse_pid, allow_negative_numbers = true)]
     pub pid: Option<u32>,
 
     /// Capture file, or `-` for standard output. Default: hud-PID.hudcap.
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: Option<PathBuf>,
 
-    /// Stop after this many seconds (default: until Ctrl-C or the target exits).
-    #[arg(long, short = 'd', value_name = "SECS")]
-    pub duration: Option<f64>,
+    /// Stop after this long: seconds (30, 1.5) or with a unit (500ms, 2m, 1h). Default: until
+    /// Ctrl-C or the target exits.
+    #[arg(long, short = 'd', value_name = "DURATION", value_parser = parse_run_time, allow_negative_numbers = true)]
+    pub duration: Option<Duration>,
 
     /// cpu-clock samples per second per CPU (0 turns sampling off).
     #[arg(
@@ -50,8 +51,8 @@ pub struct Args {
     )]
     pub frequency: u32,
 
-    /// Shortest off-CPU episode recorded with its stack, e.g. 1ms, 500us.
-    #[arg(long, value_name = "DURATION", default_value = "1ms", value_parser = parse_duration)]
+    /// Shortest off-CPU episode recorded with its stack, e.g. 1ms, 500us (at most 1h).
+    #[arg(long, value_name = "DURATION", default_value = "1ms", value_parser = parse_threshold)]
     pub offcpu_threshold: Duration,
 
     /// Also record kernel stacks with samples and off-CPU episodes.
@@ -72,8 +73,9 @@ pub struct Args {
     #[arg(long)]
     pub force: bool,
 
-    /// Ring buffer size in MiB (power of two). Raise it if the capture reports lost records.
-    #[arg(long, value_name = "MIB", default_value_t = 4)]
+    /// Ring buffer size in MiB: a power of two from 1 to 1024. Raise it if the capture reports
+    /// lost records (it costs that much locked memory).
+    #[arg(long, value_name = "MIB", default_value_t = 4, value_parser = parse_buffer_mib)]
     pub buffer_mib: u32,
 
     /// Don't print the live status line.
@@ -98,9 +100,104 @@ pub struct Args {
     pub flush_interval: Duration,
 }
 
+/// A process id: a positive number (clap's advice for `-5`, "use -- -5", would mislead).
+fn parse_pid(text: &str) -> Result<u32, String> {
+    match text.trim().parse::<i64>() {
+        Ok(pid) if pid > 0 && pid <= i64::from(i32::MAX) => Ok(pid as u32),
+        Ok(_) => Err(format!("{text} is not a process id (a positive number)")),
+        Err(_) => Err(format!("`{text}` is not a process id (a positive number)")),
+    }
+}
+
+/// The longest recording a duration may ask for: a year (a typo like 1e30 is refused, not
+/// wrapped or panicked on).
+const LONGEST_RUN: Duration = Duration::from_secs(366 * 24 * 3600);
+
+/// A recording's length: bare seconds ("30", "1.5") or a duration with a unit ("500ms", "2m").
+fn parse_run_time(text: &str) -> Result<Duration, String> {
+    let trimmed = text.trim();
+    let value = match trimmed.parse::<f64>() {
+        Ok(seconds) => Duration::try_from_secs_f64(seconds).map_err(|_| {
+            format!("`{text}` is not a usable duration (a positive number of seconds)")
+        })?,
+        Err(_) => parse_duration(trimmed)?,
+    };
+    if value.is_zero() {
+        return Err("a recording must last longer than 0 s".into());
+    }
+    if value > LONGEST_RUN {
+        return Err(format!("`{text}` is longer than a year"));
+    }
+    Ok(value)
+}
+
+/// An off-CPU threshold: past an hour it would record nothing (and past 584 years it would wrap).
+fn parse_threshold(text: &str) -> Result<Duration, String> {
+    let value = parse_duration(text)?;
+    if value > Duration::from_secs(3600) {
+        return Err(format!(
+            "`{text}` is over an hour: no episode would be recorded"
+        ));
+    }
+    Ok(value)
+}
+
+fn parse_buffer_mib(text: &str) -> Result<u32, String> {
+    let mib: u32 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number of MiB"))?;
+    if !(1..=1024).contains(&mib) || !mib.is_power_of_two() {
+        return Err(format!(
+            "{mib} MiB: the ring buffer is a power of two from 1 to 1024 MiB"
+        ));
+    }
+    Ok(mib)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bad_numbers_are_refused_with_a_reason() {
+        for bad in [
+            "1e30",
+            "inf",
+            "18446744073709551616",
+            "-1",
+            "nan",
+            "0",
+            "5 parsecs",
+        ] {
+            assert!(parse_run_time(bad).is_err(), "--duration {bad}");
+        }
+        assert_eq!(parse_run_time("5s").unwrap(), Duration::from_secs(5));
+        assert_eq!(parse_run_time("1.5").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_run_time("2m").unwrap(), Duration::from_secs(120));
+        assert!(parse_threshold("18446744074s").is_err());
+        assert_eq!(
+            parse_threshold("500us").unwrap(),
+            Duration::from_micros(500)
+        );
+        let err = parse_pid("-5").unwrap_err();
+        assert!(err.contains("not a process id"), "{err}");
+        assert!(parse_pid("0").is_err());
+        assert_eq!(parse_pid("42").unwrap(), 42);
+        assert!(parse_buffer_mib("4096").is_err());
+        assert!(parse_buffer_mib("3").is_err());
+        assert_eq!(parse_buffer_mib("64").unwrap(), 64);
+    }
+
+    #[test]
+    fn negative_values_reach_the_parsers() {
+        use clap::Parser;
+        let err = Args::try_parse_from(["hud-record", "--pid", "-5"]).unwrap_err();
+        assert!(err.to_string().contains("not a process id"), "{err}");
+        let err =
+            Args::try_parse_from(["hud-record", "--pid", "1", "--duration", "-1"]).unwrap_err();
+        assert!(err.to_string().contains("duration"), "{err}");
+    }
 
     #[test]
     fn cli_is_consistent() {

@@ -20,6 +20,9 @@ pub enum RecordError {
     Output(String),
     #[error("{0}")]
     Other(String),
+    /// What was asked cannot work here (e.g. a sampling rate over the kernel's limit).
+    #[error("{0}")]
+    Usage(String),
     /// The reader of standard output closed the pipe: a way to stop, not a failure.
     #[error("the reader of standard output is gone")]
     ReaderGone,
@@ -30,6 +33,7 @@ impl RecordError {
     pub fn exit_code(&self) -> ExitCode {
         ExitCode::from(match self {
             RecordError::Other(_) => 1,
+            RecordError::Usage(_) => 2,
             RecordError::NoSuchProcess(_) => 3,
             RecordError::Ambiguous(_) => 4,
             RecordError::NotPermitted(_) => 5,

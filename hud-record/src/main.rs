@@ -31,6 +31,21 @@ fn main() -> ExitCode {
     }
 }
 
+/// The kernel refuses sampling past kernel.perf_event_max_sample_rate with a bare EINVAL: say so
+/// before attaching anything.
+fn check_sample_rate(hz: u32) -> error::Result<()> {
+    let limit = std::fs::read_to_string("/proc/sys/kernel/perf_event_max_sample_rate")
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok());
+    match limit {
+        Some(max) if hz > max => Err(error::RecordError::Usage(format!(
+            "-F {hz} is over kernel.perf_event_max_sample_rate ({max}): pass a lower -F, or \
+             raise the limit (sysctl kernel.perf_event_max_sample_rate={hz})"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 fn run(args: &cli::Args) -> error::Result<()> {
     let target = target::resolve(args.pid, args.name.as_deref())?;
     let dest = match args.output.as_deref() {
@@ -38,6 +53,9 @@ fn run(args: &cli::Args) -> error::Result<()> {
         Some(p) => Destination::File(p.to_path_buf()),
         None => Destination::File(format!("hud-{}.hudcap", target.pid).into()),
     };
+    // Refused before anything is attached (checked again when the capture takes its name).
+    output::check(&dest, args.force)?;
+    check_sample_rate(args.frequency)?;
     // Found before anything is attached, so a missing analyzer is reported at once.
     let viewer = if args.live {
         Some(viewer::locate()?)

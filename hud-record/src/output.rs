@@ -1,8 +1,17 @@
 //! The capture's destination: a private file (mode 0600) or standard output.
+//!
+//! hud-record runs as root in directories others may write to, so a file is never opened by its
+//! final name. It is written as a new temporary file beside it (created exclusively, without
+//! following symlinks, mode 0600) and renamed into place once recording has started
+//! ([`Publication::publish`]): a symlink planted at the final name is replaced, never followed; an
+//! existing capture is replaced only with `--force`, and never while another recorder writes it;
+//! a recorder that fails to start leaves nothing behind; and nothing is chmod-ed that hud-record
+//! did not create. A FIFO or a character device named with `--force` (`-o /dev/null`) is written
+//! as it is, without a rename and without touching its mode.
 
-use std::fs::{self, OpenOptions};
+use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::error::{RecordError, Result};
@@ -21,17 +30,22 @@ impl Destination {
     }
 }
 
-/// Opens the destination. An existing file is kept unless `force`.
-pub fn open(dest: &Destination, force: bool) -> Result<Box<dyn Write + Send>> {
-    match dest {
-        Destination::Stdout => {
-            hud_format::pipe::enlarge(1, PIPE_BYTES);
-            Ok(Box::new(BufWriter::with_capacity(1 << 20, io::stdout())))
-        }
-        Destination::File(path) => {
-            let file = open_private(path, force)?;
-            Ok(Box::new(BufWriter::with_capacity(1 << 20, file)))
-        }
+/// The rename an opened destination still needs ([`Publication::publish`]).
+pub struct Publication {
+    pending: Option<Pending>,
+}
+
+/// A temporary file waiting to be renamed to its final name. Dropped unpublished (the recorder
+/// failed to start), it is removed.
+struct Pending {
+    temporary: PathBuf,
+    destination: PathBuf,
+    force: bool,
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.temporary);
     }
 }
 
@@ -39,63 +53,297 @@ pub fn open(dest: &Destination, force: bool) -> Result<Box<dyn Write + Send>> {
 /// capture (root may exceed /proc/sys/fs/pipe-max-size, 1 MiB).
 const PIPE_BYTES: usize = 8 << 20;
 
-fn open_private(path: &Path, force: bool) -> Result<fs::File> {
-    let mut options = OpenOptions::new();
-    options.write(true).mode(0o600);
-    if force {
-        options.create(true).truncate(true);
-    } else {
-        options.create_new(true);
+fn output_error(message: String) -> RecordError {
+    RecordError::Output(message)
+}
+
+/// Checks that `dest` can be written (for a fast, clear refusal before anything is attached).
+pub fn check(dest: &Destination, force: bool) -> Result<()> {
+    match dest {
+        Destination::Stdout => Ok(()),
+        Destination::File(path) => existing(path, force).map(|_| ()),
     }
-    let file = options.open(path).map_err(|e| {
-        RecordError::Output(match e.kind() {
-            io::ErrorKind::AlreadyExists => format!(
-                "{} already exists; pass --force to overwrite it or choose another -o",
+}
+
+/// What is at the final path now: `Some(true)` a device or FIFO to write into as it is,
+/// `Some(false)` a file or symlink to replace, `None` nothing.
+fn existing(path: &Path, force: bool) -> Result<Option<bool>> {
+    let meta = match fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(output_error(format!(
+                "cannot look at {}: {e}",
                 path.display()
-            ),
-            _ => format!("cannot create {}: {e}", path.display()),
-        })
-    })?;
+            )))
+        }
+    };
+    let kind = meta.file_type();
+    if kind.is_dir() {
+        return Err(output_error(format!(
+            "{} is a directory; -o names the capture file",
+            path.display()
+        )));
+    }
+    if !force {
+        return Err(output_error(format!(
+            "{} already exists; pass --force to replace it or choose another -o",
+            path.display()
+        )));
+    }
+    if kind.is_char_device() || kind.is_fifo() {
+        return Ok(Some(true));
+    }
+    if kind.is_file() || kind.is_symlink() {
+        return Ok(Some(false));
+    }
+    Err(output_error(format!(
+        "{} is not a regular file; choose another -o",
+        path.display()
+    )))
+}
+
+type Writer = Box<dyn Write + Send>;
+
+/// Opens the destination. An existing file is replaced only with `force`, and only when
+/// [`Publication::publish`] is called.
+pub fn open(dest: &Destination, force: bool) -> Result<(Writer, Publication)> {
+    let path = match dest {
+        Destination::Stdout => {
+            hud_format::pipe::enlarge(1, PIPE_BYTES);
+            let writer = BufWriter::with_capacity(1 << 20, io::stdout());
+            return Ok((Box::new(writer), Publication { pending: None }));
+        }
+        Destination::File(path) => path,
+    };
+    if existing(path, force)? == Some(true) {
+        // A device or FIFO the user named: written as it is, never replaced or chmod-ed.
+        let file = OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)
+            .map_err(|e| output_error(format!("cannot open {}: {e}", path.display())))?;
+        let writer = BufWriter::with_capacity(1 << 20, file);
+        return Ok((Box::new(writer), Publication { pending: None }));
+    }
+    let temporary = temporary_beside(path)?;
+    let file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&temporary)
+        .map_err(|e| output_error(format!("cannot create {}: {e}", temporary.display())))?;
+    let pending = Pending {
+        temporary,
+        destination: path.clone(),
+        force,
+    };
     // Held until the capture is closed (or the recorder dies): a follower (`hud-analyze tui
     // --follow`) knows the capture is still growing while the lock is held, and a second
-    // recorder cannot write the same file.
-    file.try_lock().map_err(|e| {
-        RecordError::Output(match e {
-            std::fs::TryLockError::WouldBlock => format!(
-                "{} is being written by another hud-record; choose another -o",
-                path.display()
-            ),
-            std::fs::TryLockError::Error(e) => format!("cannot lock {}: {e}", path.display()),
-        })
-    })?;
-    // --force on an existing file keeps its old mode: make it private too.
-    file.set_permissions(fs::Permissions::from_mode(0o600))
-        .map_err(|e| RecordError::Output(format!("cannot make {} private: {e}", path.display())))?;
-    Ok(file)
+    // recorder does not replace it.
+    file.try_lock()
+        .map_err(|e| output_error(format!("cannot lock {}: {e}", pending.temporary.display())))?;
+    let writer = BufWriter::with_capacity(1 << 20, file);
+    Ok((
+        Box::new(writer),
+        Publication {
+            pending: Some(pending),
+        },
+    ))
+}
+
+/// `.NAME.partial-PID` in the destination's directory: the same file system, so the rename is
+/// atomic.
+fn temporary_beside(path: &Path) -> Result<PathBuf> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| output_error(format!("{} names no file", path.display())))?;
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    Ok(dir.join(format!(
+        ".{}.partial-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    )))
+}
+
+impl Publication {
+    /// Gives the capture its final name (recording has started). Without `--force` an existing
+    /// file is never replaced, even one created since the start; with it, a capture another
+    /// recorder still writes is not replaced either.
+    pub fn publish(&mut self) -> Result<()> {
+        let Some(pending) = self.pending.take() else {
+            return Ok(());
+        };
+        let destination = &pending.destination;
+        if pending.force {
+            if let Ok(other) = open_no_follow(destination) {
+                if other.metadata().is_ok_and(|m| m.is_file())
+                    && matches!(other.try_lock_shared(), Err(fs::TryLockError::WouldBlock))
+                {
+                    return Err(output_error(format!(
+                        "{} is being written by another hud-record; choose another -o",
+                        destination.display()
+                    )));
+                }
+            }
+            fs::rename(&pending.temporary, destination)
+        } else {
+            rename_no_replace(&pending.temporary, destination)
+        }
+        .map_err(|e| match e.kind() {
+            io::ErrorKind::AlreadyExists => output_error(format!(
+                "{} appeared while hud-record started; pass --force to replace it",
+                destination.display()
+            )),
+            _ => output_error(format!(
+                "cannot rename {} to {}: {e}",
+                pending.temporary.display(),
+                destination.display()
+            )),
+        })?;
+        // Renamed: nothing to remove any more.
+        std::mem::forget(pending);
+        Ok(())
+    }
+}
+
+fn open_no_follow(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+}
+
+/// rename(2) that fails with AlreadyExists instead of replacing (renameat2 RENAME_NOREPLACE).
+fn rename_no_replace(from: &Path, to: &Path) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let from = std::ffi::CString::new(from.as_os_str().as_bytes())?;
+    let to = std::ffi::CString::new(to.as_os_str().as_bytes())?;
+    // SAFETY: two valid NUL-terminated paths, relative to the working directory.
+    let r = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            from.as_ptr(),
+            libc::AT_FDCWD,
+            to.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
     use super::*;
+
+    fn mode(path: &Path) -> u32 {
+        fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    fn write_capture(path: &Path, force: bool, text: &[u8]) -> Result<()> {
+        let (mut writer, mut publication) = open(&Destination::File(path.to_path_buf()), force)?;
+        writer.write_all(text).unwrap();
+        publication.publish()?;
+        writer.flush().unwrap();
+        Ok(())
+    }
+
+    fn leftovers(dir: &Path) -> Vec<String> {
+        fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains(".partial-"))
+            .collect()
+    }
 
     #[test]
     fn private_and_never_clobbered() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.hudcap");
-        drop(open_private(&path, false).unwrap());
-        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o600);
-        let err = open_private(&path, false).unwrap_err();
+        write_capture(&path, false, b"one").unwrap();
+        assert_eq!(mode(&path), 0o600);
+        let err = write_capture(&path, false, b"two").unwrap_err();
         assert!(err.to_string().contains("--force"), "{err}");
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
-        let held = open_private(&path, true).unwrap();
-        let err = open_private(&path, true).unwrap_err();
+        assert_eq!(fs::read(&path).unwrap(), b"one");
+        write_capture(&path, true, b"three").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"three");
+        assert!(leftovers(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn a_symlink_at_the_name_is_replaced_never_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        fs::write(&victim, b"precious").unwrap();
+        fs::set_permissions(&victim, fs::Permissions::from_mode(0o644)).unwrap();
+        let link = dir.path().join("link.hudcap");
+        std::os::unix::fs::symlink(&victim, &link).unwrap();
+        // Without --force: refused.
+        assert!(write_capture(&link, false, b"capture").is_err());
+        // With it: the link is replaced by the capture; its target is untouched.
+        write_capture(&link, true, b"capture").unwrap();
+        assert_eq!(fs::read(&victim).unwrap(), b"precious");
+        assert_eq!(mode(&victim), 0o644);
+        assert!(!fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(fs::read(&link).unwrap(), b"capture");
+    }
+
+    #[test]
+    fn a_device_is_written_as_it_is() {
+        let before = mode(Path::new("/dev/null"));
+        write_capture(Path::new("/dev/null"), true, b"capture").unwrap();
+        assert_eq!(mode(Path::new("/dev/null")), before);
+        assert!(write_capture(Path::new("/dev/null"), false, b"x").is_err());
+    }
+
+    #[test]
+    fn a_recorder_that_fails_to_start_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.hudcap");
+        let (mut writer, publication) = open(&Destination::File(path.clone()), false).unwrap();
+        writer.write_all(b"header").unwrap();
+        drop((writer, publication));
+        assert!(!path.exists());
+        assert!(leftovers(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn a_capture_being_written_is_not_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.hudcap");
+        let (first_writer, mut first) = open(&Destination::File(path.clone()), true).unwrap();
+        first.publish().unwrap();
+        let (_, mut second) = open(&Destination::File(path.clone()), true).unwrap();
+        let err = second.publish().unwrap_err();
         assert!(err.to_string().contains("another hud-record"), "{err}");
-        drop(held);
-        drop(open_private(&path, true).unwrap());
-        assert_eq!(
-            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
+        drop(second);
+        drop((first_writer, first));
+        // Once the first is done, --force replaces it.
+        write_capture(&path, true, b"next").unwrap();
+        assert!(leftovers(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn a_file_appearing_meanwhile_is_not_replaced_without_force() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.hudcap");
+        let (_writer, mut publication) = open(&Destination::File(path.clone()), false).unwrap();
+        fs::write(&path, b"someone else's").unwrap();
+        let err = publication.publish().unwrap_err();
+        assert!(err.to_string().contains("appeared"), "{err}");
+        assert_eq!(fs::read(&path).unwrap(), b"someone else's");
     }
 }

@@ -64,6 +64,18 @@ fn write_error(e: hud_format::Error) -> RecordError {
     ))
 }
 
+/// A write that failed before recording started: the capture was never given its name, so
+/// nothing is left behind (see `output`).
+fn start_error(e: hud_format::Error) -> RecordError {
+    match write_error(e) {
+        RecordError::Output(message) => RecordError::Output(message.replace(
+            "the capture keeps everything up to its last complete frame",
+            "nothing was recorded yet, and no file is left",
+        )),
+        other => other,
+    }
+}
+
 /// Records `target` into `dest`; with `viewer` (the hud-analyze binary, `--live`), the cockpit
 /// follows the capture in this terminal.
 pub fn record(
@@ -80,7 +92,12 @@ pub fn record(
         .map_err(|(what, e)| RecordError::Other(format!("reading {what}: {e}")))?;
 
     let stop = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+    // SIGHUP too: an ssh session dropping must close the capture, not kill the recorder.
+    for signal in [
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ] {
         signal_hook::flag::register(signal, Arc::clone(&stop))
             .map_err(|e| RecordError::Other(format!("cannot handle signals: {e}")))?;
     }
@@ -95,21 +112,21 @@ pub fn record(
     })?;
     let header = build_header(args, target, &cpus, start_ns, &initial_maps);
 
-    let out = output::open(dest, args.force)?;
+    let (out, mut publication) = output::open(dest, args.force)?;
     let options = WriterOptions {
         flush_interval: args.flush_interval,
         ..WriterOptions::default()
     };
-    let mut writer = CaptureWriter::new(out, &header, options).map_err(write_error)?;
+    let mut writer = CaptureWriter::new(out, &header, options).map_err(start_error)?;
     for mapping in initial_maps {
-        writer.push_mapping(mapping).map_err(write_error)?;
+        writer.push_mapping(mapping).map_err(start_error)?;
     }
     // The vDSO exists only in memory: always embed it (a few KiB) so its frames get names.
     if let Some(image) = maps.vdso.take() {
         let id = procfs::build_id_of(&image).unwrap_or_default();
         writer
             .embed_object(procfs::VDSO, &id, &image)
-            .map_err(write_error)?;
+            .map_err(start_error)?;
     }
     if args.embed_binaries {
         embed_binaries(&mut writer, target, &maps)?;
@@ -117,7 +134,7 @@ pub fn record(
 
     let mut probes = Probes::load(&ProbeConfig {
         tgid: target.pid,
-        offcpu_threshold_ns: args.offcpu_threshold.as_nanos() as u64,
+        offcpu_threshold_ns: nanos(args.offcpu_threshold),
         kernel_stacks: args.kernel_stacks,
         sample_hz: args.frequency,
         ring_bytes: ring_bytes(args.buffer_mib),
@@ -139,6 +156,8 @@ pub fn record(
     // Threads that existed before the fork tracepoint was attached; later ones arrive by themselves.
     let threads = procfs::threads(target.pid);
     probes.add_threads(threads.iter().map(|(tid, _)| *tid))?;
+    // Recording: the capture takes its name (until now a failure left nothing behind).
+    publication.publish()?;
     let now = procfs::monotonic_ns();
     for (tid, name) in threads {
         writer
@@ -172,9 +191,8 @@ pub fn record(
     // The viewer owns the terminal while it runs.
     status.enabled &= viewer.is_none();
     let started = Instant::now();
-    let deadline = args
-        .duration
-        .map(|s| started + Duration::from_secs_f64(s.max(0.0)));
+    // Bounded to a year by the parser: no overflow.
+    let deadline = args.duration.map(|d| started + d);
     let reason = loop {
         let exited = wait_readable(&pidfd, DRAIN_INTERVAL);
         match drain.drain(&mut probes).and_then(|()| drain.tick(&probes)) {
@@ -269,9 +287,14 @@ fn file_size(dest: &Destination) -> u64 {
 }
 
 /// Ring buffer size in bytes: a power of two number of pages, as the kernel requires.
+/// The ring's size: `--buffer-mib` is checked by the parser (a power of two, 1 to 1024).
 fn ring_bytes(mib: u32) -> u32 {
-    let bytes = mib.clamp(1, 1024).next_power_of_two() << 20;
-    bytes.max(4096)
+    mib << 20
+}
+
+/// Nanoseconds of a duration the parser bounded (an hour at most).
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 fn build_header(
@@ -298,7 +321,7 @@ fn build_header(
         boot_id: host.boot_id,
         start_ns,
         sample_hz: args.frequency,
-        offcpu_threshold_ns: args.offcpu_threshold.as_nanos() as u64,
+        offcpu_threshold_ns: nanos(args.offcpu_threshold),
         target: Target {
             pid: target.pid,
             exe_path: target.exe.clone(),
@@ -324,7 +347,7 @@ fn embed_binaries(writer: &mut Writer, target: &ProcessInfo, maps: &MappingTrack
         match std::fs::read(&on_disk) {
             Ok(bytes) => writer
                 .embed_object(&path, &build_id, &bytes)
-                .map_err(write_error)?,
+                .map_err(start_error)?,
             Err(e) => eprintln!("hud-record: warning: cannot embed {path}: {e}"),
         }
     }

@@ -389,6 +389,7 @@ fn clear_errors_with_distinct_exit_codes() {
             &one.pid().to_string(),
             "-o",
             "/dev/null",
+            "--force",
             "--duration",
             "1",
         ])
@@ -412,39 +413,86 @@ fn clear_errors_with_distinct_exit_codes() {
     ]);
     assert_eq!(out.status.code(), Some(8), "{}", stderr(&out));
     assert_eq!(std::fs::read(&path).unwrap(), b"keep me");
+
+    // A failure to start leaves nothing behind: no header-only file needing --force next time.
+    let fresh = dir.path().join("fresh.hudcap");
+    let out = record(&[
+        "--pid",
+        &one.pid().to_string(),
+        "-o",
+        fresh.to_str().unwrap(),
+        "-F",
+        "100001",
+        "--duration",
+        "1",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("perf_event_max_sample_rate"),
+        "{}",
+        stderr(&out)
+    );
+    let debris: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n.to_string_lossy().contains("fresh"))
+        .collect();
+    assert!(debris.is_empty(), "{debris:?}");
+
+    // A symlink planted at the output name is replaced, not followed (root writing in a shared
+    // directory must not overwrite or chmod the link's target).
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, b"precious").unwrap();
+    let link = dir.path().join("link.hudcap");
+    std::os::unix::fs::symlink(&victim, &link).unwrap();
+    let out = record(&[
+        "--pid",
+        &one.pid().to_string(),
+        "-o",
+        link.to_str().unwrap(),
+        "--force",
+        "--duration",
+        "1",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+    assert!(Capture::open(&link).is_ok());
     drop(two);
 }
 
 #[test]
-fn sigterm_closes_the_capture_cleanly() {
+fn sigterm_and_sighup_close_the_capture_cleanly() {
     let _serial = serial();
     if !ebpf_ready() {
         return;
     }
-    let demo = Demo::start(8.0, &[]);
+    let demo = Demo::start(10.0, &[]);
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("term.hudcap");
-    let recorder = Command::new(RECORD)
-        .args([
-            "--pid",
-            &demo.pid().to_string(),
-            "-o",
-            path.to_str().unwrap(),
-        ])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
-    let status = Command::new("kill")
-        .args(["-TERM", &recorder.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let out = recorder.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stderr(&out).contains("stopped"), "{}", stderr(&out));
-    let capture = Capture::open(&path).unwrap();
-    assert_eq!(capture.ending(), &Ending::Clean);
+    // SIGHUP: what a dropped ssh session sends; before, it killed the recorder unclosed.
+    for signal in ["-TERM", "-HUP"] {
+        let path = dir.path().join(format!("term{signal}.hudcap"));
+        let recorder = Command::new(RECORD)
+            .args([
+                "--pid",
+                &demo.pid().to_string(),
+                "-o",
+                path.to_str().unwrap(),
+            ])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(1500));
+        let status = Command::new("kill")
+            .args([signal, &recorder.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let out = recorder.wait_with_output().unwrap();
+        assert!(out.status.success(), "{signal}: {}", stderr(&out));
+        assert!(stderr(&out).contains("stopped"), "{}", stderr(&out));
+        let capture = Capture::open(&path).unwrap();
+        assert_eq!(capture.ending(), &Ending::Clean, "{signal}");
+    }
 }
 
 #[test]
@@ -477,7 +525,6 @@ fn a_full_disk_is_a_clear_error_and_keeps_what_was_written() {
         path.to_str().unwrap(),
         "--duration",
         "15",
-        "--embed-binaries",
     ]);
     assert_eq!(out.status.code(), Some(8), "{}", stderr(&out));
     let text = stderr(&out);

@@ -674,7 +674,11 @@ impl Damage {
     /// A frame whose header was sound but whose payload failed to decode.
     pub fn of_frame(frame: &FrameRef, error: Error) -> Self {
         let reason = match error {
-            Error::CorruptFrame { reason, .. } => reason,
+            // The kind is said once, by the damage itself.
+            Error::CorruptFrame { reason, .. } => reason
+                .strip_prefix(&format!("{} frame: ", kind_name(frame.header.kind)))
+                .map(str::to_owned)
+                .unwrap_or(reason),
             other => other.to_string(),
         };
         Damage {
