@@ -474,3 +474,30 @@ fn spans_carry_the_stack_and_split_blocked_from_woken() {
         ]
     );
 }
+
+#[test]
+fn the_recording_starts_when_the_probes_were_attached() {
+    // The header is stamped before the probes load; under load attaching took seconds, and a
+    // worker that ran 0.3 % of the time was shown at 27 %: it was taken as on CPU since the
+    // header's start.
+    let attached = START + 5_000 * MS;
+    let mut s = Synth::new();
+    s.writer
+        .set_counter(hud_format::types::PROBES_ATTACHED_COUNTER, attached);
+    s.thread(10, "tokio-runtime-worker");
+    for i in 0..100 {
+        let t = attached + i * 10 * MS;
+        s.switch(t + MS, 10, false, 1);
+        s.switch(t + 9 * MS + 900_000, 10, true, 0);
+    }
+    let a = s.analyze();
+    assert_eq!(a.model.start, attached);
+    let totals = a.model.threads[&10].timeline.totals(0, u64::MAX);
+    let on_cpu = totals.on_cpu as f64 / a.model.duration() as f64;
+    // It runs 1.1 ms of every 10 (taken from the header's start: 85 %).
+    assert!(
+        (0.09..0.13).contains(&on_cpu),
+        "on CPU {:.1} % of the recording",
+        on_cpu * 100.0
+    );
+}

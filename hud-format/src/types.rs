@@ -149,6 +149,11 @@ pub struct OffCpu {
     pub kernel_stack: Vec<u32>,
 }
 
+/// Counter the recorder sets in its first chunk: CLOCK_MONOTONIC nanoseconds when its probes were
+/// attached, the real start of the recording (the header's `start_ns` is stamped before loading
+/// them). Readers take the later of the two as the start.
+pub const PROBES_ATTACHED_COUNTER: &str = "probes_attached_ns";
+
 /// Stack (node) id meaning "no stack". Never defined in a [`StackTable`].
 pub const EMPTY_STACK: u32 = 0;
 

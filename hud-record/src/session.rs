@@ -158,6 +158,12 @@ pub fn record(
     probes.add_threads(threads.iter().map(|(tid, _)| *tid))?;
     // Recording: the capture takes its name (until now a failure left nothing behind).
     publication.publish()?;
+    // The header was stamped before the probes were loaded and attached, which under load takes
+    // seconds: the first chunk says when recording really began (docs/FORMAT.md, counters).
+    writer.set_counter(
+        hud_format::types::PROBES_ATTACHED_COUNTER,
+        procfs::monotonic_ns(),
+    );
     let now = procfs::monotonic_ns();
     for (tid, name) in threads {
         writer
@@ -243,7 +249,10 @@ pub fn record(
     };
     let lost = drain.lost;
     let totals = drain.writer.totals();
-    drop(probes);
+    // The capture is closed before the probes are detached: under a context-switch storm a
+    // detach waits seconds in the kernel (synchronize_rcu_tasks_trace), and a recorder killed
+    // while it waits must not lose what it recorded. The programs are already stopped (the
+    // control flag), so nothing is recorded meanwhile.
     let closed = drained.and_then(|()| {
         if reason == StopReason::ReaderGone {
             return Ok(());
@@ -255,6 +264,7 @@ pub fn record(
             .map_err(|e| RecordError::Output(format!("finishing the capture: {e}")))
     });
     let elapsed = started.elapsed();
+    detach(probes, args.quiet);
     // The cockpit shows the finished capture until the user closes it.
     if let Some(failure) = wait_for(viewer) {
         viewer_failure = Some(failure);
@@ -270,6 +280,25 @@ pub fn record(
         elapsed,
         viewer_failure,
     })
+}
+
+/// Detaches the probes; says so when that takes long (it waits for the kernel).
+fn detach(probes: Probes, quiet: bool) {
+    let done = Arc::new(AtomicBool::new(false));
+    if !quiet {
+        let done = Arc::clone(&done);
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(800));
+            if !done.load(Ordering::Relaxed) {
+                eprintln!(
+                    "hud-record: capture closed; detaching the probes (the kernel waits for \
+                     every CPU to pass a quiescent point: seconds under heavy scheduling)…"
+                );
+            }
+        });
+    }
+    drop(probes);
+    done.store(true, Ordering::Relaxed);
 }
 
 /// Waits until the user closes the cockpit, if one runs; says how it failed, if it did.

@@ -495,6 +495,47 @@ fn sigterm_and_sighup_close_the_capture_cleanly() {
     }
 }
 
+/// Under a context-switch storm (over half a million switches a second) the recorder stops when
+/// asked: the capture is closed at the deadline and the probes detached after it (a detach then
+/// waits seconds in the kernel; before, the recorder ran 29 s for `--duration 3`).
+#[test]
+fn the_duration_is_kept_under_a_context_switch_storm() {
+    let _serial = serial();
+    let stress = hud_test_harness::stress_binary();
+    if !hud_test_harness::ebpf_ready(std::slice::from_ref(&stress)) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    for pairs in ["4", "8"] {
+        let mut child = Command::new(&stress)
+            .args(["--pairs", pairs, "--seconds", "30"])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        let path = dir.path().join(format!("storm-{pairs}.hudcap"));
+        let started = Instant::now();
+        let out = record(&[
+            "--pid",
+            &child.id().to_string(),
+            "-o",
+            path.to_str().unwrap(),
+            "--duration",
+            "3",
+        ]);
+        let wall = started.elapsed();
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(
+            wall < Duration::from_secs(4),
+            "--duration 3 with {pairs} pairs took {wall:?}"
+        );
+        let capture = Capture::open(&path).unwrap();
+        assert_eq!(capture.ending(), &Ending::Clean);
+    }
+}
+
 #[test]
 fn a_full_disk_is_a_clear_error_and_keeps_what_was_written() {
     let _serial = serial();

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use hud_format::frame::FrameKind;
 use hud_format::reader::{kind_name, Damage, Ending, Stacks};
-use hud_format::types::{ArchivedChunk, ArchivedThreadEventKind, Header};
+use hud_format::types::{ArchivedChunk, ArchivedThreadEventKind, Header, PROBES_ATTACHED_COUNTER};
 use rayon::slice::ParallelSliceMut;
 
 use super::{Missing, Model, OffCpu, Sample, State, Thread};
@@ -113,6 +113,9 @@ impl ModelBuilder {
             });
             return;
         }
+        if self.last_end.is_none() {
+            self.take_real_start(c);
+        }
         let clamp = |t: u64| t.clamp(*self.plausible.start(), *self.plausible.end());
         let (chunk_start, chunk_end) = (clamp(c.start_ns.to_native()), clamp(c.end_ns.to_native()));
         if seq != self.expected_seq || !self.pending_damage.is_empty() {
@@ -211,6 +214,27 @@ impl ModelBuilder {
         for counter in c.counters.iter() {
             m.counters
                 .insert(counter.name.to_string(), counter.value.to_native());
+        }
+    }
+
+    /// The first chunk may say when the probes were attached ([`PROBES_ATTACHED_COUNTER`]):
+    /// the recording starts then, not when the header was stamped (seconds earlier under load,
+    /// time in which threads would be taken as on CPU since the start). Taken only when it is
+    /// a little after the header's start, and before any event.
+    fn take_real_start(&mut self, c: &ArchivedChunk) {
+        const MOST: u64 = 10 * 60 * 1_000_000_000;
+        let Some(attached) = c
+            .counters
+            .iter()
+            .find(|k| k.name.as_str() == PROBES_ATTACHED_COUNTER)
+            .map(|k| k.value.to_native())
+        else {
+            return;
+        };
+        let m = &mut self.model;
+        if attached > m.start && attached - m.start <= MOST && m.threads.is_empty() {
+            m.start = attached;
+            m.end = m.end.max(attached);
         }
     }
 
