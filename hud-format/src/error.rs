@@ -41,6 +41,14 @@ pub enum Error {
 }
 
 impl Error {
+    /// What is wrong, without where (for a [`crate::reader::Damage`], which says where itself).
+    pub fn into_reason(self) -> String {
+        match self {
+            Error::CorruptFrame { reason, .. } => reason,
+            other => other.to_string(),
+        }
+    }
+
     /// The byte of the capture the error is about, when it is about one.
     pub fn offset(&self) -> Option<u64> {
         match self {

@@ -68,6 +68,24 @@ pub struct BuildIdMismatch {
     pub found: String,
 }
 
+impl BuildIdMismatch {
+    fn new(recorded: &str, expected: &[u8], found_path: &Path, found: &[u8]) -> Self {
+        let id = |bytes: &[u8]| {
+            if bytes.is_empty() {
+                "none".into()
+            } else {
+                hex(bytes)
+            }
+        };
+        BuildIdMismatch {
+            recorded: recorded.to_owned(),
+            expected: id(expected),
+            found_path: found_path.display().to_string(),
+            found: id(found),
+        }
+    }
+}
+
 /// Where to look.
 #[derive(Clone, Debug, Default)]
 pub struct SearchPaths {
@@ -124,20 +142,8 @@ pub fn locate(
     embedded: &[Embedded],
 ) -> Result<Option<Located>, BuildIdMismatch> {
     let recorded_name = Path::new(recorded).file_name();
-    let mismatch = |path: &Path, found: &[u8]| BuildIdMismatch {
-        recorded: recorded.to_owned(),
-        expected: if build_id.is_empty() {
-            "none".into()
-        } else {
-            hex(build_id)
-        },
-        found_path: path.display().to_string(),
-        found: if found.is_empty() {
-            "none".into()
-        } else {
-            hex(found)
-        },
-    };
+    let mismatch =
+        |path: &Path, found: &[u8]| BuildIdMismatch::new(recorded, build_id, path, found);
     let mut first_mismatch = None;
     let mut override_mismatch = None;
     // 1. --binary: the user said so; match by build-id, or by file name when ids are absent.
@@ -182,20 +188,8 @@ fn locate_elsewhere(
     embedded: &[Embedded],
     first_mismatch: &mut Option<BuildIdMismatch>,
 ) -> Option<Located> {
-    let mismatch = |path: &Path, found: &[u8]| BuildIdMismatch {
-        recorded: recorded.to_owned(),
-        expected: if build_id.is_empty() {
-            "none".into()
-        } else {
-            hex(build_id)
-        },
-        found_path: path.display().to_string(),
-        found: if found.is_empty() {
-            "none".into()
-        } else {
-            hex(found)
-        },
-    };
+    let mismatch =
+        |path: &Path, found: &[u8]| BuildIdMismatch::new(recorded, build_id, path, found);
     // 2. Embedded copies.
     if let Some(e) = embedded.iter().find(|e| {
         (!build_id.is_empty() && e.build_id == build_id)

@@ -673,14 +673,11 @@ fn invalid(offset: u64, kind: FrameKind, e: impl std::fmt::Display) -> Error {
 impl Damage {
     /// A frame whose header was sound but whose payload failed to decode.
     pub fn of_frame(frame: &FrameRef, error: Error) -> Self {
-        let reason = match error {
-            // The kind is said once, by the damage itself.
-            Error::CorruptFrame { reason, .. } => reason
-                .strip_prefix(&format!("{} frame: ", kind_name(frame.header.kind)))
-                .map(str::to_owned)
-                .unwrap_or(reason),
-            other => other.to_string(),
-        };
+        let reason = error.into_reason();
+        // The kind is said once, by the damage itself.
+        let reason = reason
+            .strip_prefix(&format!("{} frame: ", kind_name(frame.header.kind)))
+            .map_or_else(|| reason.clone(), str::to_owned);
         Damage {
             offset: frame.offset,
             len: FRAME_HEADER_LEN as u64 + u64::from(frame.header.stored_len),

@@ -12,6 +12,10 @@ use crate::frame::{
 
 use super::{Budget, Ending, FrameRef, ReadOptions};
 
+/// Why the bytes after a preamble found where a frame should start are not read.
+pub(super) const SECOND_CAPTURE: &str =
+    "a second capture starts here (captures concatenated?); only the first is read";
+
 /// Bytes of a capture that could not be read, and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Damage {
@@ -85,8 +89,7 @@ pub(super) fn scan_frames(data: &[u8], options: &ReadOptions) -> Result<Scan, Er
         if rest.starts_with(&FILE_MAGIC) {
             // Another capture appended to this one (`cat a b`): its events would be counted
             // twice or mixed with this target's.
-            let reason = "a second capture starts here (captures concatenated?); only the first \
-                          is read";
+            let reason = SECOND_CAPTURE;
             if !options.salvage {
                 return Err(Error::CorruptFrame {
                     offset: pos as u64,
@@ -107,10 +110,7 @@ pub(super) fn scan_frames(data: &[u8], options: &ReadOptions) -> Result<Scan, Er
         let header = match FrameHeader::decode(head, pos as u64) {
             Ok(header) => header,
             Err(e) if options.salvage => {
-                let reason = match e {
-                    Error::CorruptFrame { reason, .. } => reason,
-                    other => other.to_string(),
-                };
+                let reason = e.into_reason();
                 match next_frame_start(data, pos + 1) {
                     Some(next) => {
                         scan.damage.push(Damage {

@@ -176,8 +176,7 @@ impl<R: Read> FrameStream<R> {
         let mut first_error = None;
         loop {
             if head.starts_with(&FILE_MAGIC) {
-                let reason = "a second capture starts here (captures concatenated?); only the \
-                              first is read";
+                let reason = super::scan::SECOND_CAPTURE;
                 if !self.options.salvage {
                     return Err(Error::CorruptFrame {
                         offset: self.offset,
@@ -278,10 +277,7 @@ impl<R: Read> FrameStream<R> {
     /// Records the bytes from `start` to the current offset as skipped for `error`.
     fn note_skipped(&mut self, start: u64, error: Option<Error>) {
         let Some(error) = error else { return };
-        let reason = match error {
-            Error::CorruptFrame { reason, .. } => reason,
-            other => other.to_string(),
-        };
+        let reason = error.into_reason();
         self.damage.push(Damage {
             offset: start,
             len: self.offset - start,
