@@ -17,7 +17,9 @@ use hud_format::units::parse_duration;
     hud-record --pid 4242 -F 199 --offcpu-threshold 500us --embed-binaries
     sudo hud-record my-service --live
 
-Needs root, or CAP_BPF + CAP_PERFMON. Stop with Ctrl-C; the capture is closed cleanly.
+Needs root, or CAP_BPF + CAP_PERFMON + CAP_DAC_READ_SEARCH (to read tracefs), and CAP_SYS_PTRACE
+to record another user's process. Stop with Ctrl-C (or SIGTERM, SIGHUP); the capture is closed
+cleanly.
 Analyze with: hud-analyze report CAPTURE"
 )]
 pub struct Args {

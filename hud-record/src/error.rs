@@ -9,7 +9,7 @@ pub enum RecordError {
     #[error("{0}")]
     Ambiguous(String),
     #[error(
-        "not permitted: {0}. hud-record needs root, or CAP_BPF + CAP_PERFMON (e.g. `sudo hud-record ...`)"
+        "not permitted: {0}. hud-record needs root, or CAP_BPF + CAP_PERFMON + CAP_DAC_READ_SEARCH (+ CAP_SYS_PTRACE for another user's process; e.g. `sudo hud-record ...`)"
     )]
     NotPermitted(String),
     #[error("{0}")]

@@ -108,7 +108,13 @@ pub fn record(
     let start_ns = procfs::monotonic_ns();
     let mut maps = MappingTracker::default();
     let initial_maps = maps.rescan(target.pid, start_ns).map_err(|e| {
-        RecordError::NoSuchProcess(format!("cannot read /proc/{}/maps: {e}", target.pid))
+        let what = format!("cannot read /proc/{}/maps: {e}", target.pid);
+        if e.kind() == std::io::ErrorKind::PermissionDenied {
+            // It exists: reading another user's maps needs root or CAP_SYS_PTRACE.
+            RecordError::NotPermitted(what)
+        } else {
+            RecordError::NoSuchProcess(what)
+        }
     })?;
     let header = build_header(args, target, &cpus, start_ns, &initial_maps);
 

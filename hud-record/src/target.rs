@@ -58,8 +58,17 @@ impl ProcessInfo {
 /// Resolves `--pid` or a name to exactly one process.
 pub fn resolve(pid: Option<u32>, name: Option<&str>) -> Result<ProcessInfo> {
     if let Some(pid) = pid {
-        return ProcessInfo::read(pid)
-            .ok_or_else(|| RecordError::NoSuchProcess(format!("no process with pid {pid}")));
+        let info = ProcessInfo::read(pid)
+            .ok_or_else(|| RecordError::NoSuchProcess(format!("no process with pid {pid}")))?;
+        // /proc/TID exists for every thread, though it is not listed: a thread id is not a
+        // process (the eBPF filter and the pidfd take the process's id).
+        if let Some(tgid) = thread_group_of(pid).filter(|&tgid| tgid != pid) {
+            return Err(RecordError::Usage(format!(
+                "{pid} is a thread of process {tgid} ({}): record it with --pid {tgid}",
+                ProcessInfo::read(tgid).map_or_else(String::new, |p| p.comm)
+            )));
+        }
+        return Ok(info);
     }
     let name = name.unwrap_or_default();
     let me = std::process::id();
@@ -90,9 +99,37 @@ pub fn resolve(pid: Option<u32>, name: Option<&str>) -> Result<ProcessInfo> {
     }
 }
 
+/// The process a thread belongs to (`Tgid:` in /proc/TID/status).
+fn thread_group_of(tid: u32) -> Option<u32> {
+    let status = fs::read_to_string(format!("/proc/{tid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Tgid:"))?
+        .trim()
+        .parse()
+        .ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_thread_id_names_its_process() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (_done, wait) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            // SAFETY: gettid has no preconditions.
+            tx.send(unsafe { libc::gettid() } as u32).unwrap();
+            let _ = wait.recv();
+        });
+        let tid = rx.recv().unwrap();
+        let err = resolve(Some(tid), None).unwrap_err();
+        let me = std::process::id();
+        assert!(err.to_string().contains(&format!("--pid {me}")), "{err}");
+        drop(_done);
+        thread.join().unwrap();
+    }
 
     #[test]
     fn finds_itself_by_pid_and_rejects_a_bad_pid() {

@@ -27,9 +27,25 @@ pub fn locate() -> Result<PathBuf> {
             return Ok(found);
         }
     }
+    if let Some(path) = unreadable() {
+        return Err(RecordError::NotPermitted(format!(
+            "{} is mounted but not readable by this process (it needs CAP_DAC_READ_SEARCH, or root)",
+            path.display()
+        )));
+    }
     Err(RecordError::Tracefs(
         "tracefs is not mounted; mount it with `mount -t tracefs nodev /sys/kernel/tracing`".into(),
     ))
+}
+
+/// A tracefs that is there but refuses us: "missing" would send the user mounting it again.
+fn unreadable() -> Option<PathBuf> {
+    CANDIDATES.iter().map(Path::new).find_map(|p| {
+        match std::fs::metadata(p.join("events/sched/sched_switch/format")) {
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Some(p.to_path_buf()),
+            _ => None,
+        }
+    })
 }
 
 fn find() -> Option<PathBuf> {
