@@ -400,6 +400,31 @@ fn clear_errors_with_distinct_exit_codes() {
     assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
     assert!(stderr(&out).contains("CAP_BPF"), "{}", stderr(&out));
 
+    // With CAP_BPF and CAP_PERFMON but not CAP_DAC_READ_SEARCH, tracefs is there but unreadable:
+    // a permission error (exit 5), not "tracefs is not mounted" (exit 6), and no file is left.
+    // (In /tmp: the test's own directory is root's alone.)
+    let capped = std::env::temp_dir().join(format!("hud-capped-{}.hudcap", std::process::id()));
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=+bpf,+perfmon",
+            "--ambient-caps=+bpf,+perfmon",
+        ])
+        .arg(RECORD)
+        .args(["--pid", &one.pid().to_string(), "--duration", "1", "-o"])
+        .arg(&capped)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("CAP_DAC_READ_SEARCH"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!capped.exists());
+
     // An existing capture is not overwritten without --force: exit 8.
     let path = dir.path().join("exists.hudcap");
     std::fs::write(&path, b"keep me").unwrap();
