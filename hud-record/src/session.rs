@@ -198,6 +198,9 @@ pub fn record(
         }
         _ => None,
     };
+    // Attached, named, and the viewer started (as the invoking user): from here on the recorder
+    // needs only to read the target's maps and files (docs/RECORD.md, least privilege).
+    crate::privileges::keep_only(&crate::privileges::KEPT_AFTER_ATTACH)?;
     let mut viewer_failure = None;
     let mut status = Status::new(!args.quiet && std::io::stderr().is_terminal());
     // The viewer owns the terminal while it runs.
@@ -270,7 +273,7 @@ pub fn record(
             .map_err(|e| RecordError::Output(format!("finishing the capture: {e}")))
     });
     let elapsed = started.elapsed();
-    detach(probes, args.quiet);
+    detach(probes);
     // The cockpit shows the finished capture until the user closes it.
     if let Some(failure) = wait_for(viewer) {
         viewer_failure = Some(failure);
@@ -288,23 +291,49 @@ pub fn record(
     })
 }
 
-/// Detaches the probes; says so when that takes long (it waits for the kernel).
-fn detach(probes: Probes, quiet: bool) {
-    let done = Arc::new(AtomicBool::new(false));
-    if !quiet {
-        let done = Arc::clone(&done);
-        std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(800));
-            if !done.load(Ordering::Relaxed) {
-                eprintln!(
-                    "hud-record: capture closed; detaching the probes (the kernel waits for \
-                     every CPU to pass a quiescent point: seconds under heavy scheduling)…"
-                );
-            }
-        });
+/// Detaches the probes without making the user wait for the kernel. Releasing a link waits for
+/// an RCU-tasks grace period (`synchronize_rcu_tasks_trace`), seconds under a context-switch
+/// storm, once per link: a `--duration 3` recording took 6.6 s. The programs are stopped already
+/// (the control flag) and the capture is closed, so the release is left to a forked child that
+/// holds copies of the descriptors: the recorder closes its own (not the last reference, so
+/// nothing waits), lets the child go, and exits; the child's exit releases them.
+fn detach(probes: Probes) {
+    let mut pipe = [0; 2];
+    // SAFETY: pipe2 fills two descriptors.
+    if unsafe { libc::pipe2(pipe.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        drop(probes);
+        return;
     }
-    drop(probes);
-    done.store(true, Ordering::Relaxed);
+    // SAFETY: the child only calls async-signal-safe functions (close, read, _exit).
+    match unsafe { libc::fork() } {
+        0 => unsafe {
+            // The child: no standard streams (a reader of a pipe must see its end now), then
+            // wait until the parent has closed its copies, so that this exit drops the last.
+            libc::close(pipe[1]);
+            for fd in 0..3 {
+                libc::close(fd);
+            }
+            let mut byte = 0u8;
+            while libc::read(pipe[0], (&mut byte as *mut u8).cast(), 1) < 0 {}
+            libc::_exit(0);
+        },
+        -1 => {
+            // SAFETY: our two pipe descriptors.
+            unsafe {
+                libc::close(pipe[0]);
+                libc::close(pipe[1]);
+            }
+            drop(probes);
+        }
+        _ => {
+            drop(probes);
+            // SAFETY: our pipe descriptors; closing the write end lets the child exit.
+            unsafe {
+                libc::close(pipe[0]);
+                libc::close(pipe[1]);
+            }
+        }
+    }
 }
 
 /// Waits until the user closes the cockpit, if one runs; says how it failed, if it did.

@@ -561,6 +561,47 @@ fn the_duration_is_kept_under_a_context_switch_storm() {
     }
 }
 
+/// Once its probes are attached, the recorder keeps only CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE
+/// (to rescan the target's maps and read its files): checked in its /proc/PID/status while it
+/// records.
+#[test]
+fn capabilities_are_given_up_once_attached() {
+    let _serial = serial();
+    if !ebpf_ready() {
+        return;
+    }
+    let demo = Demo::start(8.0, &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("caps.hudcap");
+    let recorder = Command::new(RECORD)
+        .args([
+            "--pid",
+            &demo.pid().to_string(),
+            "-q",
+            "--duration",
+            "3",
+            "-o",
+        ])
+        .arg(&path)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(2000));
+    let status = std::fs::read_to_string(format!("/proc/{}/status", recorder.id())).unwrap();
+    let caps = |name: &str| {
+        let line = status.lines().find(|l| l.starts_with(name)).unwrap();
+        u64::from_str_radix(line[name.len()..].trim(), 16).unwrap()
+    };
+    let kept = (1u64 << 2) | (1u64 << 19); // CAP_DAC_READ_SEARCH, CAP_SYS_PTRACE
+    assert_eq!(caps("CapEff:"), kept, "{status}");
+    assert_eq!(caps("CapPrm:"), kept, "{status}");
+    assert_eq!(caps("CapInh:"), 0);
+    assert_eq!(caps("CapAmb:"), 0);
+    let out = recorder.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(Capture::open(&path).unwrap().ending(), &Ending::Clean);
+}
+
 #[test]
 fn a_full_disk_is_a_clear_error_and_keeps_what_was_written() {
     let _serial = serial();
