@@ -608,10 +608,10 @@ fn a_full_disk_is_a_clear_error_and_keeps_what_was_written() {
     if !ebpf_ready() {
         return;
     }
-    // A 256 KiB file system fills up within seconds of recording.
+    // A 128 KiB file system fills up within seconds of recording (the demo writes about 16 KiB/s).
     let dir = tempfile::tempdir().unwrap();
     let mount = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=256k", "hudfull"])
+        .args(["-t", "tmpfs", "-o", "size=128k", "hudfull"])
         .arg(dir.path())
         .status()
         .unwrap();
