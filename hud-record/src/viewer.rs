@@ -85,13 +85,15 @@ impl Viewer {
         }
         // The descriptor keeps its number (std's own exec-error pipe was opened while it was
         // open, so it has another): it only has to survive the exec.
-        // SAFETY: between fork and exec only async-signal-safe calls (fcntl).
+        // The recorder's raised priority is its own: the cockpit runs at the usual niceness.
+        // SAFETY: between fork and exec only async-signal-safe calls (fcntl, setpriority).
         unsafe {
             command.pre_exec(move || {
                 let flags = libc::fcntl(fd, libc::F_GETFD);
                 if flags < 0 || libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
                     return Err(std::io::Error::last_os_error());
                 }
+                libc::setpriority(libc::PRIO_PROCESS, 0, 0);
                 Ok(())
             });
         }
