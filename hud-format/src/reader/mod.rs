@@ -401,49 +401,41 @@ impl Capture {
 
     /// Reassembles the embedded object files.
     pub fn objects(&self) -> Result<Vec<EmbeddedObject>, Error> {
-        let parts: Vec<(u64, ObjectPart)> = self
-            .frames
+        let parts = self
+            .object_parts()
+            .into_iter()
+            .map(|(_, part)| part)
+            .collect::<Result<_, Error>>()?;
+        assemble_objects(parts)
+    }
+
+    /// Every object part, decoded in parallel, with its frame.
+    fn object_parts(&self) -> Vec<(FrameRef, Result<(u64, ObjectPart), Error>)> {
+        self.frames
             .par_iter()
             .filter(|f| f.header.kind == FrameKind::Object)
             .map(|f| {
-                let payload = decode_payload(&self.source, f)?;
-                let archived = rkyv::access::<ArchivedObjectPart, rancor::BoxedError>(&payload)
-                    .map_err(|e| invalid(f.offset, FrameKind::Object, e))?;
-                let part = rkyv::deserialize::<ObjectPart, rancor::BoxedError>(archived)
-                    .map_err(|e| invalid(f.offset, FrameKind::Object, e))?;
-                Ok((f.offset, part))
+                let part = decode_payload(&self.source, f).and_then(|payload| {
+                    let archived = rkyv::access::<ArchivedObjectPart, rancor::BoxedError>(&payload)
+                        .map_err(|e| invalid(f.offset, FrameKind::Object, e))?;
+                    rkyv::deserialize::<ObjectPart, rancor::BoxedError>(archived)
+                        .map(|part| (f.offset, part))
+                        .map_err(|e| invalid(f.offset, FrameKind::Object, e))
+                });
+                (*f, part)
             })
-            .collect::<Result<_, Error>>()?;
-        assemble_objects(parts)
+            .collect()
     }
 
     /// Like [`Capture::objects`], but a damaged part is skipped (its object is then incomplete
     /// and left out) and returned as damage.
     pub fn objects_salvaged(&self) -> (Vec<EmbeddedObject>, Vec<Damage>) {
-        let decoded: Vec<Result<(u64, ObjectPart), Error>> = self
-            .frames
-            .par_iter()
-            .filter(|f| f.header.kind == FrameKind::Object)
-            .map(|f| {
-                let payload = decode_payload(&self.source, f)?;
-                let archived = rkyv::access::<ArchivedObjectPart, rancor::BoxedError>(&payload)
-                    .map_err(|e| invalid(f.offset, FrameKind::Object, e))?;
-                rkyv::deserialize::<ObjectPart, rancor::BoxedError>(archived)
-                    .map(|part| (f.offset, part))
-                    .map_err(|e| invalid(f.offset, FrameKind::Object, e))
-            })
-            .collect();
         let mut damage = Vec::new();
         let mut parts = Vec::new();
-        for (frame, result) in self
-            .frames
-            .iter()
-            .filter(|f| f.header.kind == FrameKind::Object)
-            .zip(decoded)
-        {
-            match result {
+        for (frame, part) in self.object_parts() {
+            match part {
                 Ok(part) => parts.push(part),
-                Err(e) => damage.push(Damage::of_frame(frame, e)),
+                Err(e) => damage.push(Damage::of_frame(&frame, e)),
             }
         }
         match assemble_objects(parts) {
