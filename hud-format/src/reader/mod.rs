@@ -410,7 +410,7 @@ impl Capture {
     }
 
     /// Every object part, decoded in parallel, with its frame.
-    fn object_parts(&self) -> Vec<(FrameRef, Result<(u64, ObjectPart), Error>)> {
+    fn object_parts(&self) -> Vec<(FrameRef, Result<OffsetPart, Error>)> {
         self.frames
             .par_iter()
             .filter(|f| f.header.kind == FrameKind::Object)
@@ -503,6 +503,9 @@ pub fn file_type_name(t: &std::fs::FileType) -> &'static str {
         "not a regular file"
     }
 }
+
+/// An embedded object's part, with the offset of the frame it came from.
+type OffsetPart = (u64, ObjectPart);
 
 /// An embedded object file, whole.
 #[derive(Clone, Debug, PartialEq, Eq)]
