@@ -2,30 +2,10 @@
 
 mod common;
 
-use common::{decode_chunks, Decoded};
+use common::{decode_chunks, small_capture, Decoded};
 use hud_format::reader::{Capture, Ending, FrameStream};
-use hud_format::synth::{write_mix, Mix, Rng};
-use hud_format::writer::WriterOptions;
+use hud_format::synth::Rng;
 use hud_format::Error;
-
-fn small_capture() -> Vec<u8> {
-    let mix = Mix {
-        switches: 300,
-        samples: 60,
-        off_cpu: 10,
-        threads: 4,
-        cpus: 2,
-        unique_stacks: 8,
-        stack_depth: 6,
-        seed: 3,
-    };
-    // Small chunks, so a cut falls between frames as well as inside them.
-    let options = WriterOptions {
-        max_chunk_events: 40,
-        ..WriterOptions::default()
-    };
-    write_mix(Vec::new(), &mix, options).unwrap()
-}
 
 fn is_prefix(part: &Decoded, whole: &Decoded) -> bool {
     whole.switches.starts_with(&part.switches)

@@ -4,31 +4,13 @@
 
 mod common;
 
-use common::decode_chunks;
+use common::{decode_chunks, small_capture};
 use hud_format::craft::{self, OwnedFrame};
 use hud_format::frame::{Codec, FrameKind};
 use hud_format::reader::{Capture, Ending, FrameStream, ReadOptions, Stacks};
 use hud_format::synth::{write_mix, Mix};
 use hud_format::writer::WriterOptions;
 use hud_format::Error;
-
-fn small_capture() -> Vec<u8> {
-    let mix = Mix {
-        switches: 300,
-        samples: 60,
-        off_cpu: 10,
-        threads: 4,
-        cpus: 2,
-        unique_stacks: 8,
-        stack_depth: 6,
-        seed: 3,
-    };
-    let options = WriterOptions {
-        max_chunk_events: 40,
-        ..WriterOptions::default()
-    };
-    write_mix(Vec::new(), &mix, options).unwrap()
-}
 
 fn chunk_positions(frames: &[OwnedFrame]) -> Vec<usize> {
     (0..frames.len())

@@ -97,3 +97,23 @@ pub fn decode_chunks(chunks: &[ChunkData]) -> Decoded {
 pub fn decode(capture: &Capture) -> Decoded {
     decode_chunks(&capture.chunks().expect("chunks decode"))
 }
+
+/// A small synthetic capture in chunks of 40 events, so that a cut or a damaged byte falls
+/// between frames as well as inside them.
+pub fn small_capture() -> Vec<u8> {
+    let mix = hud_format::synth::Mix {
+        switches: 300,
+        samples: 60,
+        off_cpu: 10,
+        threads: 4,
+        cpus: 2,
+        unique_stacks: 8,
+        stack_depth: 6,
+        seed: 3,
+    };
+    let options = hud_format::writer::WriterOptions {
+        max_chunk_events: 40,
+        ..hud_format::writer::WriterOptions::default()
+    };
+    hud_format::synth::write_mix(Vec::new(), &mix, options).unwrap()
+}
