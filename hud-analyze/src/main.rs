@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use hud_analyze::analysis::detect::Thresholds;
 use hud_analyze::analysis::hotspots::Ranking;
 use hud_analyze::analysis::{Options, Window};
@@ -289,6 +289,10 @@ impl Observer for Terminal {
 }
 
 fn main() -> ExitCode {
+    // Hidden: `--generate man|man:SUBCOMMAND|bash|zsh|fish`, for `cargo xtask dist`.
+    if let Some(status) = hud_format::cli_docs::handle_flag(Cli::command) {
+        return status;
+    }
     match Cli::parse().command {
         Command::Info { capture, read } => match pipeline::model_of(&capture, &read.options()) {
             Ok(model) => {

@@ -4,7 +4,8 @@
 //! - `capture` feature: the capture container ([`frame`], [`types`]), documented in docs/FORMAT.md.
 //! - `writer` feature: [`writer::CaptureWriter`], frame by frame to any `Write`.
 //! - `reader` feature: [`reader::Capture`] (mmap, zero-copy, parallel) and [`reader::FrameStream`].
-#![cfg_attr(not(feature = "capture"), no_std)]
+//! - `cli-docs` feature: [`cli_docs`], man pages and completions from a binary's clap definitions.
+#![cfg_attr(not(any(feature = "capture", feature = "cli-docs")), no_std)]
 
 pub mod wire;
 
@@ -26,6 +27,9 @@ pub mod writer;
 
 #[cfg(feature = "reader")]
 pub mod reader;
+
+#[cfg(feature = "cli-docs")]
+pub mod cli_docs;
 
 #[cfg(feature = "capture")]
 pub use error::Error;

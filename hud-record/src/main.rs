@@ -15,7 +15,7 @@ mod viewer;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
 use crate::output::Destination;
 use crate::session::StopReason;
@@ -30,6 +30,10 @@ fn main() -> ExitCode {
     // Best effort: without CAP_SYS_NICE it keeps the niceness it has.
     // SAFETY: setpriority on this thread, no memory involved.
     unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, NICENESS) };
+    // Hidden: `--generate man|bash|zsh|fish`, for `cargo xtask dist`.
+    if let Some(status) = hud_format::cli_docs::handle_flag(cli::Args::command) {
+        return status;
+    }
     let args = cli::Args::parse();
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
@@ -85,17 +89,19 @@ fn run(args: &cli::Args) -> error::Result<()> {
             ));
         }
     }
+    // Attaching takes a moment, seconds on a loaded machine: say what is going on.
     eprintln!(
-        "hud-record: recording pid {} ({}) into {}{}",
-        target.pid,
-        target.comm,
-        dest.describe(),
-        if args.duration.is_none() {
-            "; Ctrl-C to stop"
-        } else {
-            ""
-        }
+        "hud-record: attaching to pid {} ({})…",
+        target.pid, target.comm
     );
+    if target::looks_like_tokio(target.pid) == Some(false) {
+        eprintln!(
+            "hud-record: warning: pid {} ({}) does not look like a Tokio program (no Tokio in its \
+             executable or its own libraries): it is recorded, but hud finds blocking only on \
+             Tokio runtime threads",
+            target.pid, target.comm
+        );
+    }
     let summary = session::record(args, &target, &dest, viewer.as_deref())?;
     let why = match summary.reason {
         StopReason::Signal => "stopped",
@@ -121,7 +127,23 @@ fn run(args: &cli::Args) -> error::Result<()> {
         eprintln!("hud-record: {failure}");
     }
     if summary.lost > 0 {
-        eprintln!("hud-record: some records were lost; a larger --buffer-mib may help");
+        let recorded = summary.switches + summary.samples + summary.off_cpu;
+        let share = summary.lost as f64 / (summary.lost + recorded).max(1) as f64;
+        let advice = if args.buffer_mib < 1024 {
+            format!(
+                "record with --buffer-mib {} (now {})",
+                (args.buffer_mib * 4).min(1024),
+                args.buffer_mib
+            )
+        } else {
+            "the ring buffer is at its largest: sample less (-F) or raise --offcpu-threshold"
+                .to_owned()
+        };
+        eprintln!(
+            "hud-record: warning: {:.1} % of records were lost (the ring buffer filled): counts \
+             and times are low by about that much; {advice}",
+            share * 100.0,
+        );
     }
     Ok(())
 }

@@ -104,11 +104,73 @@ fn denied(e: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
+/// An `EbpfLoader` made without parsing the kernel's BTF.
+///
+/// aya 0.14's `EbpfLoader::new()` parses all of `/sys/kernel/btf/vmlinux` (19 MiB of heap at its
+/// peak) before it can be told `btf(None)`, which alone put the recorder's peak RSS over 20 MiB.
+/// (aya 0.15 parses it only for CO-RE relocations, but needs Rust 1.98.) So the loader is made on
+/// a short-lived thread with a mount namespace of its own, in which the file is /dev/null: the
+/// parse fails at once and aya goes on without BTF. The namespace is the thread's and ends with
+/// it; the rest of the recorder never sees it. Without CAP_SYS_ADMIN (unshare and mount need it),
+/// the loader is made as usual, and the peak is the higher one.
+fn loader_without_kernel_btf() -> EbpfLoader<'static> {
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| hide_kernel_btf_from_this_thread().then(EbpfLoader::new))
+            .join()
+            .ok()
+            .flatten()
+    })
+    .unwrap_or_else(EbpfLoader::new)
+}
+
+/// Gives the calling thread a private mount namespace in which the kernel's BTF is empty.
+/// Whether that worked.
+fn hide_kernel_btf_from_this_thread() -> bool {
+    use std::ffi::CString;
+    let (Ok(root), Ok(null), Ok(vmlinux)) = (
+        CString::new("/"),
+        CString::new("/dev/null"),
+        CString::new(crate::btf::VMLINUX),
+    ) else {
+        return false;
+    };
+    // SAFETY: unshare and mount with valid C strings; they change only this thread's mount
+    // namespace (CLONE_NEWNS implies CLONE_FS, so the thread stops sharing it). Mounts are made
+    // slaves first so that the bind mount never propagates back to the host's namespace.
+    unsafe {
+        libc::unshare(libc::CLONE_NEWNS) == 0
+            && libc::mount(
+                std::ptr::null(),
+                root.as_ptr(),
+                std::ptr::null(),
+                libc::MS_REC | libc::MS_SLAVE,
+                std::ptr::null(),
+            ) == 0
+            && libc::mount(
+                null.as_ptr(),
+                vmlinux.as_ptr(),
+                std::ptr::null(),
+                libc::MS_BIND,
+                std::ptr::null(),
+            ) == 0
+    }
+}
+
+/// Returns freed heap pages to the kernel, so a transient peak does not stay resident.
+fn release_freed_memory() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only walks glibc's own free lists.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 impl Probes {
     pub fn load(config: &ProbeConfig) -> Result<Self> {
         let kernel_stacks = u32::from(config.kernel_stacks);
-        let mut loader = EbpfLoader::new();
-        // The programs use no CO-RE relocations: skip parsing the kernel's BTF (megabytes of RSS).
+        let mut loader = loader_without_kernel_btf();
+        // The programs use no CO-RE relocations: no kernel BTF for aya.
         loader
             .btf(None)
             .override_global(globals::TARGET_TGID, &config.tgid, true)
@@ -133,6 +195,10 @@ impl Probes {
         let mut ebpf = loader
             .load(OBJECT)
             .map_err(|e| bpf_error("loading the eBPF object", e))?;
+        // The loader holds the kernel's BTF, which aya parses whatever it is told (megabytes):
+        // let it go, and give the memory back, before the ring buffer is mapped.
+        drop(loader);
+        release_freed_memory();
         // Every slot is free until threads take them (slot 0 means "none").
         let mut free_slots: Queue<MapData, u16> = take(&mut ebpf, names::FREE_SLOTS)?;
         for slot in 1..MAX_THREADS as u16 {

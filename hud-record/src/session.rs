@@ -164,6 +164,17 @@ pub fn record(
     probes.add_threads(threads.iter().map(|(tid, _)| *tid))?;
     // Recording: the capture takes its name (until now a failure left nothing behind).
     publication.publish()?;
+    eprintln!(
+        "hud-record: recording pid {} ({}) into {}{}",
+        target.pid,
+        target.comm,
+        dest.describe(),
+        if args.duration.is_none() {
+            "; Ctrl-C to stop"
+        } else {
+            ""
+        }
+    );
     // The header was stamped before the probes were loaded and attached, which under load takes
     // seconds: the first chunk says when recording really began (docs/FORMAT.md, counters).
     writer.set_counter(

@@ -68,6 +68,12 @@ pub fn resolve(pid: Option<u32>, name: Option<&str>) -> Result<ProcessInfo> {
                 ProcessInfo::read(tgid).map_or_else(String::new, |p| p.comm)
             )));
         }
+        if is_kernel_thread(pid) {
+            return Err(RecordError::Usage(format!(
+                "{pid} ({}) is a kernel thread: it runs no user-space code for hud to record",
+                info.comm
+            )));
+        }
         return Ok(info);
     }
     let name = name.unwrap_or_default();
@@ -77,7 +83,7 @@ pub fn resolve(pid: Option<u32>, name: Option<&str>) -> Result<ProcessInfo> {
         .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
         .filter(|pid| *pid != me)
         .filter_map(ProcessInfo::read)
-        .filter(|p| p.matches(name))
+        .filter(|p| p.matches(name) && !is_kernel_thread(p.pid))
         .collect();
     found.sort_by_key(|p| p.pid);
     match found.len() {
@@ -96,6 +102,99 @@ pub fn resolve(pid: Option<u32>, name: Option<&str>) -> Result<ProcessInfo> {
                 list.join("\n")
             )))
         }
+    }
+}
+
+/// Whether `pid` is a kernel thread (PF_KTHREAD in the flags of /proc/PID/stat).
+fn is_kernel_thread(pid: u32) -> bool {
+    const PF_KTHREAD: u64 = 0x0020_0000;
+    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // The fields after the command name, which may itself hold spaces and parentheses.
+    let after_comm = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    after_comm
+        .split_whitespace()
+        .nth(6)
+        .and_then(|flags| flags.parse::<u64>().ok())
+        .is_some_and(|flags| flags & PF_KTHREAD != 0)
+}
+
+/// Bytes every program built with Tokio carries, stripped or not: the default worker thread
+/// name, and the source paths of Tokio's panic locations.
+const TOKIO_MARKERS: [&[u8]; 2] = [b"tokio-runtime-worker", b"/tokio-1."];
+
+/// Whether the process looks like a Tokio program: its executable, or a library it maps from
+/// outside the system's directories, holds Tokio's marks. `None` when its executable cannot be
+/// read. Only for a warning: hud records any process, but finds blocking only in Tokio runtimes.
+pub fn looks_like_tokio(pid: u32) -> Option<bool> {
+    let root = format!("/proc/{pid}/root");
+    if file_contains_any(Path::new(&format!("/proc/{pid}/exe")), &TOKIO_MARKERS)? {
+        return Some(true);
+    }
+    let mut objects = Vec::new();
+    if let Ok(maps) = fs::read_to_string(format!("/proc/{pid}/maps")) {
+        for line in maps.lines() {
+            let mut fields = line.split_whitespace();
+            let perms = fields.nth(1).unwrap_or_default();
+            let Some(path) = fields.nth(3).filter(|p| p.starts_with('/')) else {
+                continue;
+            };
+            let system = ["/usr/lib", "/lib", "/usr/lib64", "/lib64"]
+                .iter()
+                .any(|dir| path.starts_with(dir));
+            if perms.contains('x') && !system {
+                let in_target = format!("{root}{path}");
+                if !objects.contains(&in_target) {
+                    objects.push(in_target);
+                }
+            }
+        }
+    }
+    Some(
+        objects
+            .iter()
+            .any(|path| file_contains_any(Path::new(path), &TOKIO_MARKERS) == Some(true)),
+    )
+}
+
+/// Whether the regular file at `path` holds any of `needles`, read through a small buffer: a map
+/// would count the whole file (hundreds of MiB with debug info) in the recorder's RSS.
+/// `None` when it cannot be read.
+fn file_contains_any(path: &Path, needles: &[&[u8]]) -> Option<bool> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    // Non-blocking, and only regular files: a mapped device must not stall the recorder.
+    let Ok(mut file) = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+    else {
+        return None;
+    };
+    if !file.metadata().is_ok_and(|m| m.is_file()) {
+        return None;
+    }
+    let longest = needles.iter().map(|n| n.len()).max().unwrap_or(0);
+    let mut buffer = vec![0u8; (64 << 10) + longest];
+    // The last bytes of each read are kept, so a needle across two reads is found.
+    let mut kept = 0;
+    loop {
+        let n = match file.read(&mut buffer[kept..]) {
+            Ok(0) => return Some(false),
+            Err(_) => return None,
+            Ok(n) => n,
+        };
+        let seen = kept + n;
+        if needles
+            .iter()
+            .any(|needle| buffer[..seen].windows(needle.len()).any(|w| w == *needle))
+        {
+            return Some(true);
+        }
+        let keep = longest.saturating_sub(1).min(seen);
+        buffer.copy_within(seen - keep..seen, 0);
+        kept = keep;
     }
 }
 
@@ -129,6 +228,35 @@ mod tests {
         assert!(err.to_string().contains(&format!("--pid {me}")), "{err}");
         drop(_done);
         thread.join().unwrap();
+    }
+
+    #[test]
+    fn kernel_threads_are_refused_and_tokio_is_recognised() {
+        // kthreadd is pid 2 on Linux.
+        assert!(is_kernel_thread(2));
+        let err = resolve(Some(2), None).unwrap_err();
+        assert!(err.to_string().contains("kernel thread"), "{err}");
+        assert!(!is_kernel_thread(std::process::id()));
+        // sleep(1) has no Tokio in it (this test binary holds the markers themselves).
+        let mut sleep = std::process::Command::new("sleep")
+            .arg("10")
+            .spawn()
+            .unwrap();
+        assert_eq!(looks_like_tokio(sleep.id()), Some(false));
+        sleep.kill().unwrap();
+        sleep.wait().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("bin");
+        std::fs::write(&file, b"\0\0thread tokio-runtime-worker\0").unwrap();
+        assert_eq!(file_contains_any(&file, &TOKIO_MARKERS), Some(true));
+        // Across two reads of the buffer.
+        let mut big = vec![0u8; (64 << 10) - 5];
+        big.extend_from_slice(b"/tokio-1.47.1/src/lib.rs");
+        std::fs::write(&file, &big).unwrap();
+        assert_eq!(file_contains_any(&file, &TOKIO_MARKERS), Some(true));
+        big.truncate((64 << 10) - 5);
+        std::fs::write(&file, &big).unwrap();
+        assert_eq!(file_contains_any(&file, &TOKIO_MARKERS), Some(false));
     }
 
     #[test]

@@ -54,7 +54,11 @@ struct RunResult {
     /// Profiler CPU seconds (user + system) and peak RSS in KiB.
     cpu_secs: f64,
     max_rss_kib: u64,
+    /// RSS in KiB halfway through the recording.
+    steady_rss_kib: u64,
     output_bytes: u64,
+    /// Switch records in hud's capture (a switch out and a switch in each).
+    switches: u64,
 }
 
 fn record(seconds: u32, rounds: u32) -> Result<()> {
@@ -109,16 +113,26 @@ fn record(seconds: u32, rounds: u32) -> Result<()> {
     let perf = median(Mode::Perf);
     let hud_cpu = mean(Mode::Hud, |r| r.cpu_secs);
     let perf_cpu = mean(Mode::Perf, |r| r.cpu_secs);
-    let hud_rss = mean(Mode::Hud, |r| r.max_rss_kib as f64);
+    let rss = |m: Mode| {
+        (
+            mean(m, |r| r.max_rss_kib as f64) / 1024.0,
+            mean(m, |r| r.steady_rss_kib as f64) / 1024.0,
+        )
+    };
+    let (hud_peak, hud_steady) = rss(Mode::Hud);
+    let (perf_peak, perf_steady) = rss(Mode::Perf);
     let hud_bytes = mean(Mode::Hud, |r| r.output_bytes as f64);
+    let hud_switches = mean(Mode::Hud, |r| r.switches as f64);
     let perf_bytes = mean(Mode::Perf, |r| r.output_bytes as f64);
 
-    let perf_z = perf_compressed_size(seconds, &dir, &[])?;
-    // The same information hud keeps: samples and every context switch with its stack.
+    // perf's samples only, and perf with what hud keeps: samples and every context switch with
+    // its stack. A global -F would put the tracepoint in frequency mode too (a file with almost
+    // no switches), so the frequency is the sampler's own term and the tracepoint keeps period 1.
+    let perf_z = perf_compressed_size(seconds, &dir, &["-F", "99"])?;
     let perf_z_switch = perf_compressed_size(
         seconds,
         &dir,
-        &["-e", "cpu-clock", "-e", "sched:sched_switch"],
+        &["-e", "cpu-clock/freq=99/", "-e", "sched:sched_switch"],
     )?;
     let capacity = capacity_run(seconds, &dir)?;
 
@@ -137,18 +151,27 @@ fn record(seconds: u32, rounds: u32) -> Result<()> {
         perf_cpu / f64::from(seconds) * 100.0,
         hud_cpu / perf_cpu
     );
-    println!("| profiler peak RSS | {:.1} MiB | | |", hud_rss / 1024.0);
+    println!(
+        "| profiler peak RSS | {hud_peak:.1} MiB | {perf_peak:.1} MiB | {:.2} |",
+        hud_peak / perf_peak
+    );
+    println!(
+        "| profiler RSS halfway | {hud_steady:.1} MiB | {perf_steady:.1} MiB | {:.2} |",
+        hud_steady / perf_steady
+    );
     println!(
         "| output size | {:.2} MiB | {:.2} MiB (-g), {:.2} MiB (-g -z) | {:.3} of -z |",
         hud_bytes / 1048576.0,
         perf_bytes / 1048576.0,
-        perf_z as f64 / 1048576.0,
-        hud_bytes / perf_z as f64
+        perf_z.bytes as f64 / 1048576.0,
+        hud_bytes / perf_z.bytes as f64
     );
     println!(
-        "| output size, perf with the same events (cpu-clock + sched_switch, -g -z) | | {:.2} MiB | {:.3} |",
-        perf_z_switch as f64 / 1048576.0,
-        hud_bytes / perf_z_switch as f64
+        "| output size, perf with every switch (-e cpu-clock/freq=99/ -e sched:sched_switch -g -z) | {:.0} switch records/s | {:.2} MiB, {:.0} sched_switch samples/s | {:.3} |",
+        hud_switches / f64::from(seconds - 1),
+        perf_z_switch.bytes as f64 / 1048576.0,
+        perf_z_switch.switches as f64 / f64::from(seconds - 1),
+        hud_bytes / perf_z_switch.bytes as f64
     );
     println!(
         "\nCapacity ({seconds} s of hud-stress --pairs 4): {:.0} switches/s recorded, {} lost, capture {:.2} MiB",
@@ -174,6 +197,22 @@ fn per_second(out: &str) -> f64 {
         .find_map(|l| l.strip_prefix("per_second: "))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0.0)
+}
+
+/// The child's resident set (KiB) halfway through a recording of `seconds - 1` s.
+fn rss_halfway(child: &Child, seconds: u32) -> u64 {
+    std::thread::sleep(Duration::from_secs_f64(
+        f64::from((seconds - 1).max(1)) / 2.0,
+    ));
+    std::fs::read_to_string(format!("/proc/{}/status", child.id()))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 /// Waits for `child`, returning (user+system CPU seconds, peak RSS KiB).
@@ -210,6 +249,7 @@ fn overhead_run(mode: Mode, seconds: u32, dir: &Path) -> Result<RunResult> {
                 .arg(&output)
                 .stderr(Stdio::null())
                 .spawn()?;
+            result.steady_rss_kib = rss_halfway(&child, seconds);
             (result.cpu_secs, result.max_rss_kib) = wait_rusage(&mut child)?;
         }
         Mode::Perf => {
@@ -221,6 +261,7 @@ fn overhead_run(mode: Mode, seconds: u32, dir: &Path) -> Result<RunResult> {
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()?;
+            result.steady_rss_kib = rss_halfway(&child, seconds);
             (result.cpu_secs, result.max_rss_kib) = wait_rusage(&mut child)?;
             // perf's CPU includes `sleep`, which is negligible.
         }
@@ -230,16 +271,27 @@ fn overhead_run(mode: Mode, seconds: u32, dir: &Path) -> Result<RunResult> {
     if mode != Mode::Alone {
         result.output_bytes = std::fs::metadata(&output).map(|m| m.len()).unwrap_or(0);
     }
+    if mode == Mode::Hud {
+        let capture = hud_format::reader::Capture::open(&output)?;
+        result.switches = capture.index().map_or(0, |i| i.totals.switches);
+    }
     Ok(result)
 }
 
-fn perf_compressed_size(seconds: u32, dir: &Path, extra: &[&str]) -> Result<u64> {
+/// A compressed perf file and what perf says it holds.
+struct PerfFile {
+    bytes: u64,
+    /// sched_switch samples, from `perf report --stats` (0 when not recorded).
+    switches: u64,
+}
+
+fn perf_compressed_size(seconds: u32, dir: &Path, events: &[&str]) -> Result<PerfFile> {
     let demo = start_demo(seconds + 1)?;
     std::thread::sleep(Duration::from_millis(500));
     let output = dir.join("perf-z.data");
     let status = Command::new("perf")
-        .args(["record", "-q", "-g", "-z", "-F", "99"])
-        .args(extra)
+        .args(["record", "-q", "-g", "-z"])
+        .args(events)
         .args(["-p", &demo.id().to_string(), "-o"])
         .arg(&output)
         .args(["--", "sleep", &(seconds - 1).max(1).to_string()])
@@ -248,9 +300,29 @@ fn perf_compressed_size(seconds: u32, dir: &Path, extra: &[&str]) -> Result<u64>
         .status()?;
     let _ = demo.wait_with_output();
     if !status.success() {
-        bail!("perf record -z failed ({status})");
+        bail!("perf record -z {} failed ({status})", events.join(" "));
     }
-    Ok(std::fs::metadata(&output)?.len())
+    Ok(PerfFile {
+        bytes: std::fs::metadata(&output)?.len(),
+        switches: perf_event_samples(&output, "sched:sched_switch")?,
+    })
+}
+
+/// The SAMPLE events `perf report --stats` counts for one event of a perf file.
+fn perf_event_samples(data: &Path, event: &str) -> Result<u64> {
+    let out = Command::new("perf")
+        .args(["report", "--stats", "-i"])
+        .arg(data)
+        .stderr(Stdio::null())
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let heading = format!("{event} stats:");
+    Ok(text
+        .lines()
+        .skip_while(|l| l.trim() != heading)
+        .find_map(|l| l.trim().strip_prefix("SAMPLE events:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0))
 }
 
 /// (switches per second recorded, lost records, capture bytes) under a context-switch storm.

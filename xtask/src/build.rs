@@ -74,10 +74,13 @@ pub fn test() -> Result<()> {
         .args(["--target-dir", "target/bpf-clippy", "--", "-D", "warnings"])
         .env("RUSTC_BOOTSTRAP", "1")
         .env("CARGO_ENCODED_RUSTFLAGS", bpf_rustflags()))?;
-    // End-to-end tests run the release recorder against the demo.
+    // End-to-end tests run the release recorder against the demo, and the release archive's
+    // static recorder in a bare chroot.
     all()?;
+    let dist = crate::dist::unpack_checked(&crate::dist::run()?)?;
     sh(cargo()
         .args(["test", "--workspace", "--all-features"])
+        .env("HUD_DIST_DIR", dist)
         .env("HUD_DEMO_BIN", demo_binary())
         .env("HUD_RECORD_BIN", release_binary("hud-record"))
         .env("HUD_STRESS_BIN", release_binary("hud-stress"))

@@ -1,9 +1,11 @@
 //! `cargo xtask <task>`: everything the project needs, installed and run from here.
 //!
-//! - `setup`: installs what is missing (apt llvm-22-dev, rust-src, bpf-linker, tracefs), idempotently.
+//! - `setup`: installs what is missing (apt llvm-22-dev, musl-tools, rust-src, bpf-linker, the
+//!   musl target, tracefs), idempotently.
 //! - `build`: hud-record, hud-analyze, and the demo workload (frame pointers, full debug info).
 //! - `demo`: setup + build, run the demo, record it, print what hud found.
 //! - `test`: setup + fmt + clippy (host and BPF target) + every test, eBPF end-to-end included.
+//! - `dist`: the release archive: static hud-record and hud-analyze, man pages, completions.
 //! - `bench`: benchmarks (format, record) with ratios against peers measured in the same run.
 //! - `fuzz`: the analyzer's pipeline (or the reader alone) under cargo-fuzz (not in CI).
 
@@ -12,6 +14,7 @@ mod bench_live;
 mod bench_switch;
 mod build;
 mod demo;
+mod dist;
 mod setup;
 mod util;
 
@@ -37,8 +40,11 @@ enum Task {
         #[arg(long, default_value_t = 5)]
         seconds: u32,
     },
-    /// fmt, clippy and every test (eBPF end-to-end included).
+    /// fmt, clippy and every test (eBPF end-to-end included, the release archive's too).
     Test,
+    /// The release archive: static hud-record (eBPF inside) and hud-analyze, man pages and
+    /// shell completions, with a SHA-256, in target/dist.
+    Dist,
     /// Benchmarks: `format` (criterion), `record` (overhead, size and capacity vs perf),
     /// `analyze` (report speed and memory vs perf report), `tui` (the cockpit, headless),
     /// `export` (each format, time and size), `live` (the live cockpit: latency, CPU, memory on a
@@ -78,6 +84,10 @@ fn main() -> Result<()> {
             setup::run()?;
             build::all()?;
             demo::run(seconds)
+        }
+        Task::Dist => {
+            setup::run()?;
+            dist::run().map(drop)
         }
         Task::Test => {
             setup::run()?;

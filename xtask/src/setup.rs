@@ -1,4 +1,4 @@
-//! Installs what building and testing hud needs, only what is missing. Safe to run every time.
+//! Installs what building, testing and packaging hud needs, only what is missing. Safe to run every time.
 
 use std::path::Path;
 use std::process::Command;
@@ -25,8 +25,25 @@ pub fn run() -> Result<()> {
     perfetto_schema()?;
     rust_src()?;
     bpf_linker()?;
+    musl()?;
     tracefs();
     Ok(())
+}
+
+/// The static release build (`cargo xtask dist`): Rust's musl target, and musl-gcc for the C in
+/// zstd and mimalloc.
+pub fn musl() -> Result<()> {
+    apt_packages(&["musl-tools"], Path::new("/usr/bin/musl-gcc"))?;
+    let installed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()?;
+    if String::from_utf8_lossy(&installed.stdout)
+        .lines()
+        .any(|t| t.trim() == crate::dist::TARGET)
+    {
+        return Ok(());
+    }
+    sh(Command::new("rustup").args(["target", "add", crate::dist::TARGET]))
 }
 
 /// Installs Debian packages when `marker` is missing.
