@@ -427,3 +427,71 @@ fn a_live_capture_waits_for_every_part_of_an_embedded_object() {
         last.model.embedded_parts
     );
 }
+
+/// The mapping of /proc/self/maps that holds `ip`, whichever object it is.
+fn mapping_holding(ip: u64) -> Mapping {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    for line in maps.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let (start, end) = f[0].split_once('-').unwrap();
+        let (start, end) = (
+            u64::from_str_radix(start, 16).unwrap(),
+            u64::from_str_radix(end, 16).unwrap(),
+        );
+        if start <= ip && ip < end {
+            let path = f[5].to_owned();
+            let bytes = std::fs::read(&path).unwrap();
+            return Mapping {
+                ts_ns: 1,
+                start,
+                end,
+                file_offset: u64::from_str_radix(f[2], 16).unwrap(),
+                perms: f[1].into(),
+                path,
+                inode: f[4].parse().unwrap(),
+                build_id: hud_analyze::symbols::objects::build_id_of(&bytes).unwrap_or_default(),
+            };
+        }
+    }
+    panic!("no mapping holds {ip:#x}");
+}
+
+/// libc is stripped; the distribution's debug package (libc6-dbg, installed by `cargo xtask
+/// setup`) has its symbols and compressed DWARF in `/usr/lib/debug/.build-id/ab/cdef….debug`.
+/// Both are used: a libc frame gets its function and its glibc source file:line.
+#[test]
+fn libc_frames_are_named_from_its_separate_debug_file() {
+    let ip = libc::getpid as *const () as u64 + 1;
+    let libc_mapping = mapping_holding(ip);
+    let id: String = libc_mapping
+        .build_id
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let debug = format!("/usr/lib/debug/.build-id/{}/{}.debug", &id[..2], &id[2..]);
+    if !std::path::Path::new(&debug).exists() {
+        assert!(
+            std::env::var_os("HUD_REQUIRE_EBPF").is_none(),
+            "{debug} is missing: `cargo xtask setup` installs libc6-dbg"
+        );
+        eprintln!("skipped: no debug file for libc ({debug})");
+        return;
+    }
+    let exe = std::fs::read_link("/proc/self/exe").unwrap();
+    let (own, _) = own_mapping(outer_probe());
+    let mut w = writer(&own, &exe.to_string_lossy());
+    w.push_mapping(libc_mapping).unwrap();
+    w.push_sample(10, 7, 0, &[ip], &[]).unwrap();
+    let capture = Capture::from_bytes(w.finish().unwrap()).unwrap();
+    let a = analyze(&capture, &Options::default()).unwrap();
+    let frames = a.symbols.stack(&a.model, a.model.samples[0].stack);
+    let leaf = frames.first().expect("a frame");
+    assert!(leaf.function.contains("getpid"), "{frames:?}");
+    assert!(
+        leaf.file
+            .as_deref()
+            .is_some_and(|f| f.ends_with(".c") || f.ends_with(".S")),
+        "no glibc source line from the compressed DWARF: {frames:?}"
+    );
+    assert!(leaf.line > 0, "{frames:?}");
+}

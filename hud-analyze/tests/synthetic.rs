@@ -233,13 +233,14 @@ fn worker_samples(shallow: u64, deep: u64) -> hud_analyze::Analysis {
 #[test]
 fn shallow_stacks_are_reported_as_missing_frame_pointers() {
     let a = worker_samples(30, 10);
-    assert_eq!(a.model.shallow_samples(4), (30, 40));
+    let shallow = a.model.shallow_stacks(4);
+    assert_eq!((shallow.shallow, shallow.all), (30, 40));
     let report = report_of(&a);
     assert!(
         report
             .warnings
             .iter()
-            .any(|w| w.contains("75 % of samples")
+            .any(|w| w.contains("75 % of stacks")
                 && w.contains("RUSTFLAGS=-Cforce-frame-pointers=yes")),
         "{:?}",
         report.warnings
@@ -247,12 +248,88 @@ fn shallow_stacks_are_reported_as_missing_frame_pointers() {
 
     // With frame pointers: no such warning.
     let a = worker_samples(0, 40);
-    assert_eq!(a.model.shallow_samples(4), (0, 40));
+    let shallow = a.model.shallow_stacks(4);
+    assert_eq!((shallow.shallow, shallow.all), (0, 40));
     let report = report_of(&a);
     assert!(
         !report.warnings.iter().any(|w| w.contains("frame pointers")),
         "{:?}",
         report.warnings
+    );
+}
+
+/// The Redis-like server built with frame pointers: most samples stop at depth 1 in
+/// libc's `__send`, whose code uses the frame-pointer register. The warning names it and says
+/// rebuilding does not help; it never says the target lacks frame pointers.
+#[test]
+fn shallow_stacks_stopping_in_libc_are_not_blamed_on_the_target() {
+    const LIBC: &str = "/usr/lib/x86_64-linux-gnu/libc.so.6";
+    let mut s = Synth::new();
+    s.thread(10, "tokio-runtime-worker");
+    for i in 0..30 {
+        s.sample(START + i * MS, 10, &[in_object("__send", 1)]);
+    }
+    for i in 30..40 {
+        s.sample(START + i * MS, 10, &in_task(vec![user("app::handle", 9)]));
+    }
+    let a = s.analyze_with_objects(vec![
+        object("/usr/bin/synthetic", Some(0.8)),
+        object(LIBC, None),
+    ]);
+    let report = report_of(&a);
+    let warning = report
+        .warnings
+        .iter()
+        .find(|w| w.contains("of stacks"))
+        .unwrap_or_else(|| panic!("{:?}", report.warnings));
+    assert!(warning.contains("stop in __send (libc.so.6)"), "{warning}");
+    assert!(warning.contains("does not help"), "{warning}");
+    assert!(!warning.contains("RUSTFLAGS"), "{warning}");
+}
+
+/// The server built without frame pointers: a 5 ms sleep 3,700 times and only 19
+/// samples. Off-CPU stacks count, so it warns; the target's bytes say it has no frame pointers;
+/// and its threads, named like workers but unrecognisable, are said to be so.
+#[test]
+fn a_target_without_frame_pointers_warns_from_off_cpu_stacks_too() {
+    let mut s = Synth::new();
+    s.thread(10, "tokio-runtime-worker");
+    s.thread(11, "tokio-runtime-worker");
+    for i in 0..3 {
+        s.sample(START + i * MS, 10, &[in_object("app::handle", 0)]);
+    }
+    for i in 0..40 {
+        let cut = [in_object("clock_nanosleep", 1), in_object("app::x", 0)];
+        s.off_cpu(
+            START + (i + 10) * 6 * MS,
+            10 + (i % 2) as u32,
+            5 * MS,
+            0,
+            1,
+            &cut,
+        );
+    }
+    let a = s.analyze_with_objects(vec![
+        object("/usr/bin/synthetic", Some(0.01)),
+        object("/usr/lib/x86_64-linux-gnu/libc.so.6", None),
+    ]);
+    let report = report_of(&a);
+    let all = report.warnings.join("\n");
+    assert!(
+        all.contains("100 % of stacks (samples and off-CPU)"),
+        "{all}"
+    );
+    assert!(
+        all.contains("built without frame pointers (only 1 % of its functions"),
+        "{all}"
+    );
+    assert!(
+        all.contains("RUSTFLAGS=-Cforce-frame-pointers=yes"),
+        "{all}"
+    );
+    assert!(
+        all.contains("2 threads are named like Tokio workers, but no stack shows the runtime"),
+        "{all}"
     );
 }
 

@@ -22,6 +22,9 @@ pub fn run() -> Result<()> {
     apt_packages(&["procps"], Path::new("/usr/bin/pgrep"))?;
     // The pprof export is checked by pprof itself (`go tool pprof`).
     apt_packages(&["golang-go"], Path::new("/usr/bin/go"))?;
+    // libc's symbols and DWARF, in the distribution's separate debug file: a test checks that
+    // libc frames are named from it.
+    apt_packages(&["libc6-dbg"], Path::new("/usr/share/doc/libc6-dbg"))?;
     perfetto_schema()?;
     rust_src()?;
     bpf_linker()?;

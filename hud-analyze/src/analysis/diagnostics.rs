@@ -1,14 +1,18 @@
 //! What limits the analysis, typed: views word them (the report as warnings, the cockpit as notes).
 
-use crate::model::Model;
+use std::collections::HashMap;
+
+use crate::model::{Model, Shallow};
 use crate::symbols::Symbols;
 
 /// Stacks this short are what frame-pointer unwinding gives for code without frame pointers; a
 /// Tokio worker's stack with them is 20 frames or more.
 pub const SHALLOW_FRAMES: u32 = 4;
 
-/// Below this many samples the shallow-stack share says too little to warn.
-const SHALLOW_MIN_SAMPLES: usize = 20;
+/// Below this many stacks (samples and off-CPU episodes) the shallow share says too little to
+/// warn. A service built without frame pointers that sleeps more than it computes still has
+/// thousands of off-CPU stacks; a handful is not enough to judge.
+const SHALLOW_MIN_STACKS: usize = 8;
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Diagnostic {
@@ -20,12 +24,33 @@ pub enum Diagnostic {
     ObjectNotFound { path: String, share: f64 },
     /// A library's file found has another build-id (the target's own mismatch is an error).
     Symbols(String),
-    /// Most samples have a few frames only: the target was built without frame pointers.
-    ShallowStacks { share: f64 },
+    /// Most stacks have a few frames only; `stopper` is where most of them end.
+    ShallowStacks {
+        share: f64,
+        stopper: Option<Stopper>,
+    },
     /// Records the kernel or the recorder could not deliver.
     LostRecords { lost: u64, share: f64 },
-    /// No thread ran a Tokio runtime, judged by the stacks.
-    NoRuntimeThreads,
+    /// No thread ran a Tokio runtime, judged by the stacks; `named_like_workers` threads have
+    /// Tokio's default worker name all the same (their stacks are too shallow to show it).
+    NoRuntimeThreads { named_like_workers: usize },
+}
+
+/// Why most stacks are shallow.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Stopper {
+    /// The target's code sets up no frame pointers (`share` of its functions do, read from its
+    /// bytes): rebuilding it with them helps.
+    TargetWithout { share: f64 },
+    /// The target has frame pointers; most shallow stacks stop in `function` of a library (the
+    /// innermost frame), which uses the frame-pointer register for other work: rebuilding the
+    /// target does not help.
+    Library {
+        function: String,
+        object: String,
+        /// Of the shallow stacks, the share that stops there.
+        share: f64,
+    },
 }
 
 impl Diagnostic {
@@ -54,26 +79,65 @@ impl std::fmt::Display for Diagnostic {
                 percent(*share)
             ),
             Diagnostic::Symbols(text) => write!(f, "{text}"),
-            Diagnostic::ShallowStacks { share } => write!(
-                f,
-                "{:.0} % of samples have {SHALLOW_FRAMES} frames or fewer: the target looks built \
-                 without frame pointers, so callers (and the blame for blocking) are missing; \
-                 rebuild it with RUSTFLAGS=-Cforce-frame-pointers=yes",
-                share * 100.0
-            ),
+            Diagnostic::ShallowStacks { share, stopper } => {
+                write!(
+                    f,
+                    "{} of stacks (samples and off-CPU) have {SHALLOW_FRAMES} frames or fewer, so \
+                     their callers (and the blame for blocking) are missing",
+                    percent(*share)
+                )?;
+                match stopper {
+                    Some(Stopper::Library {
+                        function,
+                        object,
+                        share,
+                    }) => write!(
+                        f,
+                        ": {} of them stop in {function} ({}), which uses the frame-pointer \
+                         register for other work; the target has frame pointers, and rebuilding \
+                         it does not help",
+                        percent(*share),
+                        short_path(object)
+                    ),
+                    Some(Stopper::TargetWithout { share }) => write!(
+                        f,
+                        ": the target is built without frame pointers (only {} of its functions \
+                         set one up); rebuild it with RUSTFLAGS=-Cforce-frame-pointers=yes",
+                        percent(*share)
+                    ),
+                    None => write!(
+                        f,
+                        ": the target looks built without frame pointers; rebuild it with \
+                         RUSTFLAGS=-Cforce-frame-pointers=yes"
+                    ),
+                }
+            }
             Diagnostic::LostRecords { lost, share } => write!(
                 f,
                 "{lost} records were lost ({} of all): counts and times are low by about that \
                  much; record with a larger --buffer-mib",
                 percent(*share)
             ),
-            Diagnostic::NoRuntimeThreads => write!(
+            Diagnostic::NoRuntimeThreads {
+                named_like_workers: 0,
+            } => write!(
                 f,
                 "no Tokio runtime thread found in the stacks (no worker, no current_thread \
                  runtime): is this a Tokio program, and were its stacks readable?"
             ),
+            Diagnostic::NoRuntimeThreads { named_like_workers } => write!(
+                f,
+                "{named_like_workers} threads are named like Tokio workers, but no stack shows \
+                 the runtime (too shallow to reach it): blocking cannot be judged, and finding \
+                 none means nothing"
+            ),
         }
     }
+}
+
+/// A library's file name (`libc.so.6`), the rest of the path being noise in a sentence.
+fn short_path(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
 }
 
 /// A share (0..1) for a sentence: "12 %", or "0.4 %" below one percent, so a small share never
@@ -116,10 +180,11 @@ pub fn diagnose(model: &Model, symbols: &Symbols) -> Vec<Diagnostic> {
             });
         }
     }
-    let (shallow, with_stack) = model.shallow_samples(SHALLOW_FRAMES);
-    if with_stack >= SHALLOW_MIN_SAMPLES && shallow * 2 > with_stack {
+    let shallow = model.shallow_stacks(SHALLOW_FRAMES);
+    if shallow.all >= SHALLOW_MIN_STACKS && shallow.shallow * 2 > shallow.all {
         out.push(Diagnostic::ShallowStacks {
-            share: shallow as f64 / with_stack as f64,
+            share: shallow.shallow as f64 / shallow.all as f64,
+            stopper: stopper(model, symbols, &shallow),
         });
     }
     let lost = model.lost_records();
@@ -142,9 +207,57 @@ pub fn diagnose(model: &Model, symbols: &Symbols) -> Vec<Diagnostic> {
     }
     let any_events = !model.samples.is_empty() || !model.off_cpu.is_empty();
     if any_events && !model.threads.values().any(|t| t.role.runs_tasks()) {
-        out.push(Diagnostic::NoRuntimeThreads);
+        let named_like_workers = model
+            .threads
+            .values()
+            .filter(|t| t.name().starts_with(TOKIO_WORKER_NAME))
+            .count();
+        out.push(Diagnostic::NoRuntimeThreads { named_like_workers });
     }
     out
+}
+
+/// The name Tokio gives its worker threads unless told otherwise.
+const TOKIO_WORKER_NAME: &str = "tokio-runtime-w";
+
+/// Below this share of functions with a frame-pointer prologue, code is taken as built without
+/// them (symbols/frame_pointers.rs: the demo measures 0.90 with them, 0.11 without).
+const WITH_FRAME_POINTERS: f64 = 0.3;
+
+/// Why most stacks are shallow: the target's own code (when its bytes say it has no frame
+/// pointers), or else the library function where most shallow stacks stop (their innermost
+/// frame: its code used the frame-pointer register, so the walk could not leave it).
+fn stopper(model: &Model, symbols: &Symbols, shallow: &Shallow) -> Option<Stopper> {
+    let target = symbols
+        .objects
+        .iter()
+        .find(|o| o.path == model.header.target.exe_path);
+    if let Some(share) = target.and_then(|t| t.frame_pointers) {
+        if share < WITH_FRAME_POINTERS {
+            return Some(Stopper::TargetWithout { share });
+        }
+    }
+    let mut stops: HashMap<(u32, &str), usize> = HashMap::new();
+    for (&stack, &count) in &shallow.by_stack {
+        if let Some(frame) = symbols.frames(model, stack).next() {
+            *stops.entry((frame.object, &*frame.function)).or_default() += count;
+        }
+    }
+    // The most frequent; ties broken by name so the sentence does not change from run to run.
+    let ((object, function), count) = stops
+        .into_iter()
+        .max_by(|a, b| a.1.cmp(&b.1).then_with(|| b.0 .1.cmp(a.0 .1)))?;
+    let object = symbols.objects.get(object as usize)?;
+    if object.path == model.header.target.exe_path {
+        // Stopping in the target's own code, which has frame pointers as far as its bytes tell
+        // (or they could not be read): no sentence beats the general one.
+        return None;
+    }
+    Some(Stopper::Library {
+        function: function.to_owned(),
+        object: object.path.clone(),
+        share: count as f64 / shallow.shallow.max(1) as f64,
+    })
 }
 
 #[cfg(test)]

@@ -29,11 +29,16 @@ pub const WORKER: &str = "tokio::runtime::scheduler::multi_thread::worker::";
 pub const CURRENT_THREAD: &str = "tokio::runtime::scheduler::current_thread::";
 pub const BLOCKING_POOL: &str = "tokio::runtime::blocking::pool::";
 
-/// Library code: the standard library, dependencies from a registry or git, the toolchain.
+/// The user's own code: Rust sources outside the standard library, dependencies from a registry
+/// or git, and the toolchain. C and assembly (libc, named from its debug file) never are: blame
+/// goes to the Rust code that called them.
 pub fn is_user(frame: &Frame) -> bool {
     let Some(file) = frame.file.as_deref() else {
         return false;
     };
+    if !file.ends_with(".rs") {
+        return false;
+    }
     let library_path = [
         "/.cargo/registry/",
         "/.cargo/git/",
@@ -270,6 +275,13 @@ mod tests {
             Some("/srv/app/src/main.rs")
         )));
         assert!(!is_user(&frame("app::handler", None)), "no file: unknown");
+        assert!(
+            !is_user(&frame(
+                "__GI___clock_nanosleep",
+                Some("../sysdeps/unix/sysv/linux/clock_nanosleep.c")
+            )),
+            "libc, named from its debug file"
+        );
         assert!(!is_user(&frame(
             "tokio::runtime::park",
             Some("/home/u/.cargo/registry/src/index.crates.io-1/tokio-1.0/src/park.rs")

@@ -151,11 +151,24 @@ pub struct Model {
     pub counters: BTreeMap<String, u64>,
 }
 
+/// Shallow stacks, as [`Model::shallow_stacks`] counts them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Shallow {
+    /// Stacks with a user stack at all.
+    pub all: usize,
+    /// Of those, the shallow ones.
+    pub shallow: usize,
+    /// How often each shallow stack was seen.
+    pub by_stack: std::collections::HashMap<u32, usize>,
+}
+
 impl Model {
-    /// Of the samples with a user stack, how many have at most `frames` frames, and how many there
-    /// are. Frame-pointer unwinding of code built without frame pointers stops after a frame or
-    /// two, so a high share means the target's callers are invisible.
-    pub fn shallow_samples(&self, frames: u32) -> (usize, usize) {
+    /// Of the stacks of samples and off-CPU episodes, those with at most `frames` frames (by
+    /// stack id, with how often each was seen) and how many stacks there are in all.
+    /// Frame-pointer unwinding stops after a frame or two in code without frame pointers, or in
+    /// a function that uses the frame-pointer register for other work, so a high share means
+    /// the target's callers are invisible.
+    pub fn shallow_stacks(&self, frames: u32) -> Shallow {
         // Parents come before children, so one pass gives every node's depth.
         let nodes = self.stacks.nodes();
         let mut depth = vec![0u32; nodes.len() + 1];
@@ -168,14 +181,20 @@ impl Model {
             };
             depth[id] = depth[parent] + 1;
         }
-        let depths = self
-            .samples
-            .iter()
-            .filter_map(|s| depth.get(s.stack as usize).copied())
-            .filter(|&d| d > 0);
-        depths.fold((0, 0), |(shallow, all), d| {
-            (shallow + usize::from(d <= frames), all + 1)
-        })
+        let mut shallow = Shallow::default();
+        let stacks = self.samples.iter().map(|s| s.stack);
+        for stack in stacks.chain(self.off_cpu.iter().map(|o| o.stack)) {
+            let d = depth.get(stack as usize).copied().unwrap_or(0);
+            if d == 0 {
+                continue;
+            }
+            shallow.all += 1;
+            if d <= frames {
+                shallow.shallow += 1;
+                *shallow.by_stack.entry(stack).or_default() += 1;
+            }
+        }
+        shallow
     }
 
     /// Forgets the events before `t` (a live view keeps a window of detail): transitions, samples

@@ -73,9 +73,21 @@ pub(super) struct Prepared<'a> {
 impl<'a> Prepared<'a> {
     pub(super) fn new(loc: &'a Located, sections: Option<&'a Sections<'a>>) -> Option<Self> {
         let file = object::File::parse(&**loc.file).ok()?;
+        // A stripped library keeps only its exported symbols; its separate debug file has the
+        // whole symbol table (libc's start_thread, for one), at the same addresses.
+        let debug_file = loc
+            .debug
+            .as_ref()
+            .and_then(|(_, bytes)| object::File::parse(&***bytes).ok());
         // The symbol table and the DWARF index are independent: build them side by side.
         let (symbols, (dwarf, units)) = rayon::join(
-            || file.symbol_map(),
+            || {
+                let own = file.symbol_map();
+                match debug_file.as_ref().map(|d| d.symbol_map()) {
+                    Some(debug) if debug.symbols().len() > own.symbols().len() => debug,
+                    _ => own,
+                }
+            },
             || {
                 let dwarf = sections.map(|s| {
                     let mut dwarf = s

@@ -5,6 +5,7 @@
 //! symbol table (.symtab, or .dynsym for stripped libraries like libc).
 
 mod dwarf;
+pub mod frame_pointers;
 mod intern;
 pub mod objects;
 mod plan;
@@ -55,6 +56,9 @@ pub struct ObjectInfo {
     /// Where its bytes were found, or why not.
     pub source: String,
     pub has_debug_info: bool,
+    /// Share of its functions that set up a frame pointer (x86-64), read from its code: near 0
+    /// for code built without frame pointers.
+    pub frame_pointers: Option<f64>,
     /// Lookups in this object.
     pub addresses: usize,
     /// Of those, resolved to a file and line.

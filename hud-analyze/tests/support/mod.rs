@@ -8,7 +8,7 @@ use hud_analyze::analysis::detect::Blocker;
 use hud_analyze::analysis::hotspots::Ranking;
 use hud_analyze::analysis::{Analysis, Findings, Options, Window};
 use hud_analyze::source::load_file;
-use hud_analyze::symbols::{Frame, Symbols};
+use hud_analyze::symbols::{Frame, ObjectInfo, Symbols};
 use hud_format::reader::Capture;
 use hud_format::types::{ThreadEvent, ThreadEventKind};
 use hud_format::writer::{CaptureWriter, WriterOptions};
@@ -155,6 +155,44 @@ impl Synth {
     pub fn analyze_with(self, options: Options) -> Analysis {
         let (bytes, addresses) = self.finish();
         analyze_bytes(bytes, &addresses, options).unwrap()
+    }
+
+    /// Analyzed with `objects` as the symbolizer's objects (frames name them by index).
+    pub fn analyze_with_objects(self, objects: Vec<ObjectInfo>) -> Analysis {
+        let (bytes, addresses) = self.finish();
+        let capture = Capture::from_bytes(bytes).unwrap();
+        let model = load_file(&capture).unwrap().model;
+        let by_address: HashMap<u64, Frame> =
+            addresses.iter().map(|(f, a)| (*a, f.clone())).collect();
+        let mut symbols = Symbols::from_resolver(&model, |a| {
+            by_address.get(&a).cloned().into_iter().collect()
+        });
+        symbols.objects = objects;
+        Analysis::new(Options::default(), model, symbols)
+    }
+}
+
+/// A frame in the object at index `object` of the symbolizer's objects.
+pub fn in_object(function: &str, object: u32) -> Frame {
+    Frame {
+        function: function.into(),
+        file: None,
+        line: 0,
+        object,
+        inlined: false,
+    }
+}
+
+/// An object as the symbolizer reports it, with its share of frame-pointer prologues.
+pub fn object(path: &str, frame_pointers: Option<f64>) -> ObjectInfo {
+    ObjectInfo {
+        path: path.into(),
+        build_id: String::new(),
+        source: "recorded path".into(),
+        has_debug_info: true,
+        frame_pointers,
+        addresses: 1,
+        with_line: 1,
     }
 }
 

@@ -7,7 +7,7 @@ use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
 use super::{seconds, View};
-use crate::analysis::diagnostics::{percent, Diagnostic};
+use crate::analysis::diagnostics::{percent, Diagnostic, Stopper};
 use crate::analysis::Status;
 use crate::view::report::schema::verdict_sentence;
 use crate::view::tui::state::State;
@@ -117,13 +117,25 @@ fn short(d: &Diagnostic) -> String {
             )
         }
         Diagnostic::Symbols(text) => text.clone(),
-        Diagnostic::ShallowStacks { share } => format!(
-            "{} of samples have shallow stacks (no frame pointers?)",
-            percent(*share)
-        ),
+        Diagnostic::ShallowStacks { share, stopper } => match stopper {
+            Some(Stopper::Library { function, .. }) => format!(
+                "{} of stacks shallow, stopping in {function}",
+                percent(*share)
+            ),
+            Some(Stopper::TargetWithout { .. }) => format!(
+                "{} of stacks shallow: no frame pointers in the target",
+                percent(*share)
+            ),
+            None => format!("{} of stacks shallow (no frame pointers?)", percent(*share)),
+        },
         Diagnostic::LostRecords { lost, share } => {
             format!("{lost} records lost ({})", percent(*share))
         }
-        Diagnostic::NoRuntimeThreads => "no Tokio runtime thread found".into(),
+        Diagnostic::NoRuntimeThreads {
+            named_like_workers: 0,
+        } => "no Tokio runtime thread found".into(),
+        Diagnostic::NoRuntimeThreads { named_like_workers } => {
+            format!("{named_like_workers} threads named like workers, no runtime in their stacks")
+        }
     }
 }
