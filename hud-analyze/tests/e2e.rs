@@ -5,7 +5,10 @@
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use hud_test_harness::{demo_binary, ebpf_ready, record_binary, serial, truth_line, Demo, Tmux};
+use hud_test_harness::{
+    demo_binary, ebpf_ready, record_binary, serial, tailcall_binary, truth_line, truth_line_in,
+    Demo, Tmux,
+};
 use serde_json::Value;
 
 const ANALYZE: &str = env!("CARGO_BIN_EXE_hud-analyze");
@@ -199,6 +202,66 @@ fn the_report_names_every_documented_blocker() {
     assert!(
         window["summary"]["samples"].as_u64().unwrap()
             < report["summary"]["samples"].as_u64().unwrap()
+    );
+}
+
+/// Frames the frame-pointer walk misses, put back from the code: `normalize` left by a tail
+/// call into the standard library (testdata/demo/src/bin/hud-tailcall.rs, a current_thread
+/// runtime) takes the blame, at its own line; and in the demo, the standard library function
+/// that called libc's `read` (a leaf without a frame pointer) is back in the sync read's stack.
+#[test]
+fn frames_lost_to_tail_calls_and_leaves_are_put_back() {
+    let _serial = serial();
+    if !ready() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tailcall.hudcap");
+    {
+        let workload = Demo::start_binary(&tailcall_binary(), 8.0, &[]);
+        record(&workload, &path, &["--duration", "3"]);
+    }
+    let report = report_json(&path);
+    let blocker = find(&report, "normalize")
+        .unwrap_or_else(|| panic!("no blocker names normalize: {:#}", report["blocking"]));
+    assert_eq!(blocker["kind"], "cpu", "{blocker:#}");
+    assert_eq!(
+        blocker["line"].as_u64(),
+        Some(truth_line_in("src/bin/hud-tailcall.rs", "normalize")),
+        "{blocker:#}"
+    );
+    assert!(blocker["task"]["function"]
+        .as_str()
+        .unwrap()
+        .contains("reindex"));
+    let restored = blocker["stack"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["function"].as_str().unwrap().contains("normalize"))
+        .expect("normalize in the stack");
+    assert_eq!(restored["recovered"], "tail_call", "{restored:#}");
+    assert_eq!(
+        report["blocking"].as_array().unwrap().len(),
+        1,
+        "{report:#}"
+    );
+
+    let (_dir, demo) = recorded_demo(4, &[]);
+    let report = report_json(&demo);
+    let read = find(&report, "read_data_file").expect("the sync read");
+    let callers: Vec<&Value> = read["stack"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["recovered"] == "leaf_caller")
+        .collect();
+    assert!(
+        callers
+            .iter()
+            .any(|f| f["function"].as_str().unwrap().contains("read_to_end")),
+        "{:#}",
+        read["stack"]
     );
 }
 

@@ -118,6 +118,7 @@ fn frame_of(address: u64) -> Vec<Frame> {
         line,
         object: 0,
         inlined: false,
+        recovered: None,
     }]
 }
 

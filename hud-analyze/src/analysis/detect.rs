@@ -565,6 +565,7 @@ fn group_from_stack(frames: &[Frame], kind: Kind, user_len: usize, cls: &Classif
             line: 0,
             object: u32::MAX,
             inlined: false,
+            recovered: None,
         })
     });
     Group {
@@ -678,6 +679,7 @@ mod tests {
                 line: 0,
                 object: 0,
                 inlined: false,
+                recovered: None,
             },
             task: None,
             spawned: None,

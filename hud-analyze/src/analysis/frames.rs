@@ -229,6 +229,7 @@ mod tests {
             line: 1,
             object: 0,
             inlined: false,
+            recovered: None,
         }
     }
 

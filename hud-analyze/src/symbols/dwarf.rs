@@ -9,7 +9,8 @@ use rustc_hash::FxHashMap as HashMap;
 
 use super::intern::Strings;
 use super::objects::{self, Bytes, Located};
-use super::schedule::{fill, placeholder, WorkItem, NO_UNIT};
+use super::schedule::{fill, placeholder, WorkItem, FEW_LOOKUPS, NO_UNIT};
+use super::tail_calls::Target;
 use super::{Frame, Symbols};
 
 /// An object's loadable segments: (file offset, file size, virtual address).
@@ -68,10 +69,24 @@ pub(super) struct Prepared<'a> {
     units: Vec<(u64, u64, u32)>,
     /// For placeholders: the file's name.
     name: String,
+    /// The object's bytes (its code, for the tail-call check).
+    code: &'a [u8],
+    /// Where each GOT slot points once relocated, read when first needed.
+    got: std::sync::OnceLock<HashMap<u64, Target<'a>>>,
+    /// The functions it exports, by name, read when first needed.
+    exports: std::sync::OnceLock<HashMap<&'a str, u64>>,
 }
 
 impl<'a> Prepared<'a> {
-    pub(super) fn new(loc: &'a Located, sections: Option<&'a Sections<'a>>) -> Option<Self> {
+    /// `lookups`: how many addresses this update looks up in it. Few (a system library's
+    /// handful) and only abbreviation tables shared by several units are parsed up front: libc's
+    /// debug file has a table per unit, and parsing them all cost 60 MiB and 70 ms for 17
+    /// addresses.
+    pub(super) fn new(
+        loc: &'a Located,
+        sections: Option<&'a Sections<'a>>,
+        lookups: usize,
+    ) -> Option<Self> {
         let file = object::File::parse(&**loc.file).ok()?;
         // A stripped library keeps only its exported symbols; its separate debug file has the
         // whole symbol table (libc's start_thread, for one), at the same addresses.
@@ -93,7 +108,11 @@ impl<'a> Prepared<'a> {
                     let mut dwarf = s
                         .sections
                         .borrow(|section| gimli::EndianSlice::new(section, s.endian));
-                    dwarf.populate_abbreviations_cache(gimli::AbbreviationsCacheStrategy::All);
+                    dwarf.populate_abbreviations_cache(if lookups >= FEW_LOOKUPS {
+                        gimli::AbbreviationsCacheStrategy::All
+                    } else {
+                        gimli::AbbreviationsCacheStrategy::Duplicates
+                    });
                     Arc::new(dwarf)
                 });
                 let units = dwarf.as_deref().map(unit_ranges).unwrap_or_default();
@@ -106,7 +125,71 @@ impl<'a> Prepared<'a> {
             dwarf,
             units,
             name: file_name_of(&loc.origin),
+            code: &loc.file,
+            got: std::sync::OnceLock::new(),
+            exports: std::sync::OnceLock::new(),
         })
+    }
+
+    /// The object's bytes.
+    pub(super) fn code(&self) -> &'a [u8] {
+        self.code
+    }
+
+    /// Where the GOT slot at `slot` points once the loader relocated it: an indirect call or
+    /// jump through it (`call *slot(%rip)`) goes there.
+    pub(super) fn got_target(&self, slot: u64) -> Option<Target<'a>> {
+        self.got
+            .get_or_init(|| got_targets(self.code))
+            .get(&slot)
+            .copied()
+    }
+
+    /// The address of a function this object exports by `name`.
+    pub(super) fn export(&self, name: &str) -> Option<u64> {
+        self.exports
+            .get_or_init(|| exports_of(self.code))
+            .get(name)
+            .copied()
+    }
+
+    /// File offset → virtual address.
+    pub(super) fn vaddr(&self, offset: u64) -> Option<u64> {
+        vaddr_of(&self.segments, offset)
+    }
+
+    /// Virtual address → file offset.
+    pub(super) fn offset(&self, vaddr: u64) -> Option<u64> {
+        self.segments.iter().find_map(|&(start, size, address)| {
+            (address <= vaddr && vaddr - address < size).then(|| start + (vaddr - address))
+        })
+    }
+
+    /// The function holding `vaddr`, by the symbol table: its start, its end (the next symbol's
+    /// start when the table gives no size), and its name.
+    pub(super) fn function_at(&self, vaddr: u64) -> Option<(u64, u64, &'a str)> {
+        let symbol = self.symbols.containing(vaddr)?;
+        let start = symbol.address();
+        let end = if symbol.size() > 0 {
+            start.saturating_add(symbol.size())
+        } else {
+            let all = self.symbols.symbols();
+            let next = all.partition_point(|s| s.address() <= start);
+            all.get(next).map_or(u64::MAX, |s| s.address())
+        };
+        Some((start, end, symbol.name()))
+    }
+
+    /// The frames at one virtual address, as a caller-side lookup would give them.
+    pub(super) fn frames_at(
+        &self,
+        ctx: Option<&Context<'_>>,
+        vaddr: u64,
+        object: u32,
+        strings: &mut Strings,
+    ) -> Option<Arc<[Frame]>> {
+        let offset = self.offset(vaddr)?;
+        Some(self.lookup(ctx, offset, object, strings).0)
     }
 
     pub(super) fn context(&self) -> Option<Context<'a>> {
@@ -181,6 +264,7 @@ impl<'a> Prepared<'a> {
                     line,
                     object,
                     inlined: true,
+                    recovered: None,
                 });
             }
         }
@@ -201,10 +285,74 @@ impl<'a> Prepared<'a> {
                 line: 0,
                 object,
                 inlined: false,
+                recovered: None,
             });
         }
         (Arc::from(frames), with_line)
     }
+}
+
+/// Functions an object exports, by name (its dynamic symbols that it defines).
+fn exports_of(code: &[u8]) -> HashMap<&str, u64> {
+    use object::{ObjectSymbol, ObjectSymbolTable};
+    let mut out = HashMap::default();
+    let Ok(file) = object::File::parse(code) else {
+        return out;
+    };
+    if let Some(table) = file.dynamic_symbol_table() {
+        for symbol in table.symbols().filter(|s| s.is_definition()) {
+            if let Ok(name) = symbol.name() {
+                out.insert(name, symbol.address());
+            }
+        }
+    }
+    out
+}
+
+/// GOT slot → target, from the dynamic relocations the loader applies: relative ones (the
+/// target is the addend), symbol ones this object defines (that address), and imports (the
+/// symbol's name, defined by a library).
+fn got_targets(code: &[u8]) -> HashMap<u64, Target<'_>> {
+    use object::{ObjectSymbol, ObjectSymbolTable, RelocationFlags, RelocationTarget};
+    const R_X86_64_64: u32 = 1;
+    const R_X86_64_GLOB_DAT: u32 = 6;
+    const R_X86_64_JUMP_SLOT: u32 = 7;
+    const R_X86_64_RELATIVE: u32 = 8;
+    let mut out = HashMap::default();
+    let Ok(file) = object::File::parse(code) else {
+        return out;
+    };
+    let Some(relocations) = file.dynamic_relocations() else {
+        return out;
+    };
+    let symbols = file.dynamic_symbol_table();
+    for (slot, relocation) in relocations {
+        let RelocationFlags::Elf { r_type } = relocation.flags() else {
+            continue;
+        };
+        let target = match (r_type, relocation.target()) {
+            (R_X86_64_RELATIVE, _) => Some(Target::Here(relocation.addend() as u64)),
+            (R_X86_64_GLOB_DAT | R_X86_64_JUMP_SLOT | R_X86_64_64, RelocationTarget::Symbol(i)) => {
+                symbols
+                    .as_ref()
+                    .and_then(|t| t.symbol_by_index(i).ok())
+                    .and_then(|s| {
+                        if s.is_definition() {
+                            Some(Target::Here(
+                                s.address().wrapping_add(relocation.addend() as u64),
+                            ))
+                        } else {
+                            s.name().ok().map(Target::Import)
+                        }
+                    })
+            }
+            _ => None,
+        };
+        if let Some(target) = target {
+            out.insert(slot, target);
+        }
+    }
+    out
 }
 
 /// Address ranges of every compilation unit: .debug_aranges where it covers a unit, else the
@@ -268,6 +416,20 @@ fn dwarf_context_sections<'a>(
     file: &object::File<'a>,
 ) -> Option<gimli::DwarfSections<Cow<'a, [u8]>>> {
     let load = |id: gimli::SectionId| -> Result<Cow<'a, [u8]>, gimli::Error> {
+        // Location lists and macros: addr2line never reads them, and a distribution's
+        // compressed debug file would be inflated for nothing (libc's: 1.4 MiB).
+        if matches!(
+            id,
+            gimli::SectionId::DebugLoc
+                | gimli::SectionId::DebugLocLists
+                | gimli::SectionId::DebugMacinfo
+                | gimli::SectionId::DebugMacro
+                | gimli::SectionId::DebugFrame
+                | gimli::SectionId::EhFrame
+                | gimli::SectionId::EhFrameHdr
+        ) {
+            return Ok(Cow::Borrowed(&[]));
+        }
         Ok(file
             .section_by_name(id.name())
             .and_then(|s| s.uncompressed_data().ok())

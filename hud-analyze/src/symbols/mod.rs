@@ -11,6 +11,7 @@ pub mod objects;
 mod plan;
 mod schedule;
 mod session;
+mod tail_calls;
 
 use std::sync::{Arc, OnceLock};
 
@@ -33,6 +34,19 @@ pub struct Frame {
     pub object: u32,
     /// This frame was inlined into the next one.
     pub inlined: bool,
+    /// The walk did not see this frame; it was put back from the code (symbols/tail_calls.rs).
+    pub recovered: Option<Recovered>,
+}
+
+/// How a frame the stack walk missed was put back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Recovered {
+    /// The function left by a tail call (a jump): shown at its jump's line.
+    TailCall,
+    /// The function that called a leaf without a frame pointer, whose call left no frame
+    /// record: shown at its call's line.
+    LeafCaller,
 }
 
 /// Identity of an interned name or path: symbolization gives equal strings one allocation, so
@@ -56,8 +70,8 @@ pub struct ObjectInfo {
     /// Where its bytes were found, or why not.
     pub source: String,
     pub has_debug_info: bool,
-    /// Share of its functions that set up a frame pointer (x86-64), read from its code: near 0
-    /// for code built without frame pointers.
+    /// For the target's executable: the share of its functions that set up a frame pointer
+    /// (x86-64), read from its code; near 0 for code built without frame pointers.
     pub frame_pointers: Option<f64>,
     /// Lookups in this object.
     pub addresses: usize,
@@ -79,6 +93,8 @@ pub struct Symbols {
     /// Errors that make the result wrong, not just poorer (a build-id mismatch of the target).
     pub mismatches: Vec<BuildIdMismatch>,
     pub warnings: Vec<String>,
+    /// Frames put back where the walk missed them (tail calls, callers of leaves).
+    pub recovered: usize,
 }
 
 impl Symbols {
@@ -145,6 +161,7 @@ impl Symbols {
             leaf,
             mismatches: Vec::new(),
             warnings: Vec::new(),
+            recovered: 0,
         }
     }
 

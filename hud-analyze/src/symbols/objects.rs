@@ -316,15 +316,12 @@ pub(super) fn locate_one(
     let has_debug_info = loc
         .as_ref()
         .is_some_and(|l| l.debug.is_some() || has_dwarf(&l.file));
-    let frame_pointers = loc
-        .as_ref()
-        .and_then(|l| super::frame_pointers::share(&l.file, l.debug.as_ref().map(|(_, d)| &***d)));
     let info = ObjectInfo {
         path: path.to_owned(),
         build_id: hex(build_id),
         source,
         has_debug_info,
-        frame_pointers,
+        frame_pointers: None,
         addresses: 0,
         with_line: 0,
     };

@@ -63,6 +63,12 @@ impl ObjectTable {
         self.ranges.len() - before
     }
 
+    /// The object and file offset of an address.
+    pub(super) fn locate(&self, addr: u64) -> Option<(u32, u64)> {
+        self.find(addr)
+            .map(|r| (r.object, addr - r.start + r.file_offset))
+    }
+
     /// The mapping of an address; later mappings win (a range remapped by dlopen/dlclose).
     fn find(&self, addr: u64) -> Option<&MapRange> {
         self.ranges

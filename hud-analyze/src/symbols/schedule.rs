@@ -32,6 +32,10 @@ const LOOKUPS_PER_ITEM_WITHOUT_DWARF: usize = 2048;
 /// lookups a second core would take over.
 const MIN_LOOKUPS_PER_SPLIT: usize = 4096;
 
+/// Below this many lookups in an object, its items run on one thread with a kept context (and
+/// its abbreviation tables are parsed as units need them: dwarf.rs).
+pub(super) const FEW_LOOKUPS: usize = 1024;
+
 /// The unit of addresses no compilation unit covers.
 pub(super) const NO_UNIT: u32 = u32::MAX;
 
@@ -172,5 +176,6 @@ pub(super) fn placeholder(path: &str, offset: u64, object: u32) -> Arc<[Frame]> 
         line: 0,
         object,
         inlined: false,
+        recovered: None,
     }])
 }

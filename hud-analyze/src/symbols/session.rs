@@ -9,9 +9,11 @@ use rayon::prelude::*;
 use typed_arena::Arena;
 
 use super::dwarf::{Context, Prepared, Sections};
+use super::intern::Strings;
 use super::objects::{locate_one, Embedded, Located, SearchPaths};
 use super::plan::{self, ObjectTable};
-use super::schedule::{self, Interner};
+use super::schedule::{self, Interner, WorkItem};
+use super::tail_calls;
 use super::{Frame, Symbols};
 use crate::model::Model;
 use crate::observer::{Laps, Observer, Phase};
@@ -76,6 +78,7 @@ impl<'a> Symbolizer<'a> {
                 caller: vec![OnceLock::new()],
                 mismatches: Vec::new(),
                 warnings: Vec::new(),
+                recovered: 0,
             },
             unknown: Vec::new(),
             contexts: Vec::new(),
@@ -112,8 +115,14 @@ impl<'a> Symbolizer<'a> {
         let first_new = self.table.objects.len();
         let new_ranges = self.table.add_mappings(model);
         for (path, build_id) in &self.table.objects[first_new..] {
-            let (info, located, mismatch, passed_over) =
+            let (mut info, located, mismatch, passed_over) =
                 locate_one(path, build_id, &self.search, &self.embedded);
+            // Whether the target keeps frame pointers explains shallow stacks (diagnostics).
+            if *path == self.target_exe {
+                info.frame_pointers = located.as_ref().and_then(|l| {
+                    super::frame_pointers::share(&l.file, l.debug.as_ref().map(|(_, d)| &***d))
+                });
+            }
             self.symbols.warnings.extend(passed_over);
             if let Some(e) = mismatch {
                 if *path == self.target_exe {
@@ -157,6 +166,18 @@ impl<'a> Symbolizer<'a> {
             .iter()
             .map(|o| o.prepared.as_ref().and_then(Option::as_ref))
             .collect();
+        // Nodes looked up now: once resolved, the frames tail calls removed above them are put
+        // back.
+        let looked_up: Vec<(u32, bool, u32, u64)> = wanted
+            .per_object
+            .iter()
+            .enumerate()
+            .flat_map(|(object, lookups)| {
+                lookups
+                    .iter()
+                    .map(move |l| (l.node, l.as_caller, object as u32, l.offset))
+            })
+            .collect();
         let items = schedule::work_items(&prepared, wanted.per_object);
         laps.lap("units");
         observer.phase(Phase::Symbolizing, Some(lookups as u64));
@@ -170,20 +191,41 @@ impl<'a> Symbolizer<'a> {
                 &mut self.contexts,
             )
         } else {
-            schedule::resolve(
+            // An object with few lookups (a system library) is resolved on this thread with a
+            // kept context: making an addr2line context parses every unit's header, 1,200 of
+            // them for libc's debug file, and one per worker cost more than its lookups.
+            let mut per_object = vec![0usize; self.table.objects.len()];
+            for item in &items {
+                per_object[item.object as usize] += item.lookups.len();
+            }
+            let (few, many): (Vec<WorkItem>, Vec<WorkItem>) = items
+                .into_iter()
+                .partition(|item| per_object[item.object as usize] < schedule::FEW_LOOKUPS);
+            let serial = schedule::resolve_serial(
                 &prepared,
                 &self.table.objects,
-                &items,
+                &few,
+                &self.symbols,
+                &self.strings,
+                &mut self.contexts,
+            );
+            let parallel = schedule::resolve(
+                &prepared,
+                &self.table.objects,
+                &many,
                 &self.symbols,
                 &self.strings,
                 observer,
-            )
+            );
+            serial.iter().zip(parallel).map(|(a, b)| a + b).collect()
         };
         self.updates += 1;
         for (info, with_line) in self.symbols.objects.iter_mut().zip(with_line) {
             info.with_line += with_line;
         }
         laps.lap("resolve");
+        self.restore_tail_calls(model, &looked_up);
+        laps.lap("tail calls");
         let node_addresses = model.stacks.nodes();
         for &(id, as_caller) in &wanted.unknown {
             let address = node_addresses[id as usize - 1].1;
@@ -193,6 +235,7 @@ impl<'a> Symbolizer<'a> {
                 line: 0,
                 object: u32::MAX,
                 inlined: false,
+                recovered: None,
             }]);
             let _ = self.symbols.table(as_caller)[id as usize].set(frames);
         }
@@ -221,10 +264,95 @@ impl<'a> Symbolizer<'a> {
         let prepared: Vec<Option<Prepared<'a>>> = needed
             .par_iter()
             .zip(sections)
-            .map(|(&i, s)| Prepared::new(objects[i].located?, s.as_ref()))
+            .map(|(&i, s)| Prepared::new(objects[i].located?, s.as_ref(), per_object[i].len()))
             .collect();
         for (i, p) in needed.into_iter().zip(prepared) {
             self.objects[i].prepared = Some(p);
+        }
+    }
+}
+
+impl<'a> Symbolizer<'a> {
+    /// Puts back, above each node side in `looked_up` (node, as caller, object, file offset),
+    /// the functions the walk missed between it and its caller (symbols/tail_calls.rs): left by
+    /// tail calls, or the caller of a leaf without a frame pointer. They become frames of that
+    /// side. Only sides looked up in this update: others have theirs already.
+    fn restore_tail_calls(&mut self, model: &Model, looked_up: &[(u32, bool, u32, u64)]) {
+        let nodes = model.stacks.nodes();
+        let mut strings = Strings::new(&self.strings);
+        self.contexts.resize_with(self.objects.len(), || None);
+        // Many nodes share a call site and a callee function (every sample in one loop): one
+        // search each.
+        type Key = (u32, u64, u32, u64, bool);
+        let mut searched: rustc_hash::FxHashMap<Key, Vec<tail_calls::Hop>> = Default::default();
+        for &(node, as_caller, object, callee_offset) in looked_up {
+            let Some(&(parent, _)) = nodes.get(node as usize - 1) else {
+                continue;
+            };
+            if parent == 0 || parent >= node {
+                continue;
+            }
+            let return_address = nodes[parent as usize - 1].1;
+            // The call instruction ends at the return address: look it up one byte back.
+            let Some((caller_object, offset)) = self.table.locate(return_address.wrapping_sub(1))
+            else {
+                continue;
+            };
+            let prepared_of = |i: u32| {
+                self.objects
+                    .get(i as usize)
+                    .and_then(|o| o.prepared.as_ref())
+                    .and_then(Option::as_ref)
+            };
+            let (Some(callee), Some(caller)) = (prepared_of(object), prepared_of(caller_object))
+            else {
+                continue;
+            };
+            let Some((callee_start, _, _)) = callee
+                .vaddr(callee_offset)
+                .and_then(|vaddr| callee.function_at(vaddr))
+            else {
+                continue;
+            };
+            let goal = if caller_object == object {
+                tail_calls::Goal::Here(callee_start)
+            } else {
+                tail_calls::Goal::Elsewhere {
+                    start: callee_start,
+                    object: callee,
+                }
+            };
+            let key = (caller_object, offset, object, callee_start, !as_caller);
+            let hops = searched
+                .entry(key)
+                .or_insert_with(|| {
+                    tail_calls::left_between(caller, offset.wrapping_add(1), goal, !as_caller)
+                })
+                .clone();
+            if hops.is_empty() {
+                continue;
+            }
+            let (object, prepared) = (caller_object, caller);
+            let ctx = self.contexts[object as usize].get_or_insert_with(|| prepared.context());
+            // Innermost first: the last function of the chain went to the callee.
+            let mut restored: Vec<Frame> = Vec::new();
+            for hop in hops.iter().rev() {
+                let Some(frames) = prepared.frames_at(ctx.as_ref(), hop.at, object, &mut strings)
+                else {
+                    continue;
+                };
+                let mut frames = frames.to_vec();
+                if let Some(function) = frames.last_mut() {
+                    function.recovered = Some(hop.kind);
+                }
+                restored.extend(frames);
+            }
+            self.symbols.recovered += hops.len();
+            let slot = &mut self.symbols.table_mut(as_caller)[node as usize];
+            if let Some(own) = slot.take() {
+                let joined: Arc<[Frame]> = own.iter().chain(restored.iter()).cloned().collect();
+                let _ = slot.set(joined);
+            }
         }
     }
 }

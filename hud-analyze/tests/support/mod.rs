@@ -28,6 +28,7 @@ pub fn lib(function: &str) -> Frame {
         line: 1,
         object: 0,
         inlined: false,
+        recovered: None,
     }
 }
 
@@ -38,6 +39,7 @@ pub fn user(function: &str, line: u32) -> Frame {
         line,
         object: 0,
         inlined: false,
+        recovered: None,
     }
 }
 
@@ -180,6 +182,7 @@ pub fn in_object(function: &str, object: u32) -> Frame {
         line: 0,
         object,
         inlined: false,
+        recovered: None,
     }
 }
 

@@ -28,6 +28,11 @@ pub fn demo_binary() -> PathBuf {
     binary("HUD_DEMO_BIN", "target/demo/release/hud-demo")
 }
 
+/// The tail-call workload, built beside the demo (testdata/demo/src/bin/hud-tailcall.rs).
+pub fn tailcall_binary() -> PathBuf {
+    demo_binary().with_file_name("hud-tailcall")
+}
+
 /// The context-switch storm workload (`cargo xtask build`).
 pub fn stress_binary() -> PathBuf {
     binary("HUD_STRESS_BIN", "target/release/hud-stress")
@@ -77,12 +82,17 @@ pub struct Demo(pub Child);
 impl Demo {
     /// Starts the demo for `seconds` with `extra` arguments, and lets its runtime come up.
     pub fn start(seconds: f64, extra: &[&str]) -> Self {
-        let child = Command::new(demo_binary())
+        Self::start_binary(&demo_binary(), seconds, extra)
+    }
+
+    /// Starts another workload built with the demo (`hud-tailcall`), the same way.
+    pub fn start_binary(binary: &Path, seconds: f64, extra: &[&str]) -> Self {
+        let child = Command::new(binary)
             .args(["--seconds", &seconds.to_string(), "--quiet"])
             .args(extra)
             .stdout(Stdio::null())
             .spawn()
-            .expect("start hud-demo");
+            .unwrap_or_else(|e| panic!("start {}: {e}", binary.display()));
         std::thread::sleep(Duration::from_millis(300));
         Demo(child)
     }
@@ -101,7 +111,12 @@ impl Drop for Demo {
 
 /// Line of the `GROUND TRUTH: name` marker in the demo's source (testdata/demo/GROUND_TRUTH.md).
 pub fn truth_line(name: &str) -> u64 {
-    let src = std::fs::read_to_string(root().join("testdata/demo/src/main.rs"))
+    truth_line_in("src/main.rs", name)
+}
+
+/// Line of the `GROUND TRUTH: name` marker in a source file of the demo crate.
+pub fn truth_line_in(file: &str, name: &str) -> u64 {
+    let src = std::fs::read_to_string(root().join("testdata/demo").join(file))
         .expect("the demo's source");
     let marker = format!("GROUND TRUTH: {name}");
     src.lines()

@@ -16,6 +16,7 @@ use super::{ExportOptions, Written};
 use crate::analysis::profile::{stack_weights, Weight};
 use crate::analysis::Analysis;
 use crate::symbols::objects::hex;
+use crate::symbols::Frame;
 
 #[derive(Clone, PartialEq, Message)]
 pub struct Profile {
@@ -217,7 +218,7 @@ pub fn profile(a: &Analysis, options: &ExportOptions) -> (Profile, u64) {
     let mut function_ids: HashMap<(usize, usize), u64> = HashMap::new();
     let mut locations: Vec<Location> = Vec::new();
     // (node, as caller) → location id.
-    let mut location_ids: HashMap<(u32, bool), u64> = HashMap::new();
+    let mut location_ids: HashMap<(u32, bool), Vec<u64>> = HashMap::new();
     let nodes = m.stacks.nodes();
     let mut samples: Vec<Sample> = Vec::new();
     let weights = stack_weights(m, options.weight, options.threads.as_deref(), w.from, w.to);
@@ -232,42 +233,48 @@ pub fn profile(a: &Analysis, options: &ExportOptions) -> (Profile, u64) {
             let Some(&(parent, address)) = nodes.get(node as usize - 1) else {
                 break;
             };
-            let id = *location_ids.entry((node, as_caller)).or_insert_with(|| {
-                let lines = a
-                    .symbols
-                    .node(node, as_caller)
-                    .iter()
-                    .map(|f| {
-                        let key = (
-                            crate::symbols::interned_id(&f.function),
-                            f.file.as_ref().map_or(0, crate::symbols::interned_id),
-                        );
-                        let function_id = *function_ids.entry(key).or_insert_with(|| {
-                            let name = strings.id(&f.function);
-                            let filename = strings.id(f.file.as_deref().unwrap_or(""));
-                            functions.push(Function {
-                                id: functions.len() as u64 + 1,
-                                name,
-                                system_name: name,
-                                filename,
+            // One location per address: the node's own, then one per frame the walk missed and
+            // the code gave back (its own address is not known: 0).
+            let node_ids = location_ids.entry((node, as_caller)).or_insert_with(|| {
+                let frames = a.symbols.node(node, as_caller);
+                let mut ids = Vec::new();
+                for (i, group) in address_groups(frames).enumerate() {
+                    let lines = group
+                        .iter()
+                        .map(|f| {
+                            let key = (
+                                crate::symbols::interned_id(&f.function),
+                                f.file.as_ref().map_or(0, crate::symbols::interned_id),
+                            );
+                            let function_id = *function_ids.entry(key).or_insert_with(|| {
+                                let name = strings.id(&f.function);
+                                let filename = strings.id(f.file.as_deref().unwrap_or(""));
+                                functions.push(Function {
+                                    id: functions.len() as u64 + 1,
+                                    name,
+                                    system_name: name,
+                                    filename,
+                                });
+                                functions.len() as u64
                             });
-                            functions.len() as u64
-                        });
-                        Line {
-                            function_id,
-                            line: i64::from(f.line),
-                        }
-                    })
-                    .collect();
-                locations.push(Location {
-                    id: locations.len() as u64 + 1,
-                    mapping_id: mapping_of(address),
-                    address,
-                    line: lines,
-                });
-                locations.len() as u64
+                            Line {
+                                function_id,
+                                line: i64::from(f.line),
+                            }
+                        })
+                        .collect();
+                    let own = i == 0;
+                    locations.push(Location {
+                        id: locations.len() as u64 + 1,
+                        mapping_id: if own { mapping_of(address) } else { 0 },
+                        address: if own { address } else { 0 },
+                        line: lines,
+                    });
+                    ids.push(locations.len() as u64);
+                }
+                ids
             });
-            ids.push(id);
+            ids.extend_from_slice(node_ids);
             node = if parent < node { parent } else { 0 };
             as_caller = true;
         }
@@ -342,4 +349,31 @@ pub fn write(
     gz.write_all(&profile.encode_to_vec())?;
     gz.finish()?;
     Ok(Written { events })
+}
+
+/// A node's frames cut by address, innermost first: its own inline chain (up to its first frame
+/// that is not inlined), then each frame group the code gave back (symbols/tail_calls.rs), which
+/// ends at its recovered frame.
+fn address_groups(frames: &[Frame]) -> impl Iterator<Item = &[Frame]> {
+    let mut rest = frames;
+    let mut first = true;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let end = rest
+            .iter()
+            .position(|f| {
+                if first {
+                    !f.inlined
+                } else {
+                    f.recovered.is_some()
+                }
+            })
+            .map_or(rest.len(), |i| i + 1);
+        first = false;
+        let (group, tail) = rest.split_at(end);
+        rest = tail;
+        Some(group)
+    })
 }

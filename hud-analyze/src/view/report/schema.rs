@@ -10,7 +10,7 @@ use crate::analysis::frames::{self, Kind};
 use crate::analysis::hotspots::{Hot, Hotspots};
 use crate::analysis::{Analysis, Findings, Status, Window};
 use crate::model::Role;
-use crate::symbols::{Frame, ObjectInfo};
+use crate::symbols::{Frame, ObjectInfo, Recovered};
 use crate::view::short_path;
 
 /// Version of the JSON schema. Bumped on any incompatible change; additions keep it.
@@ -94,6 +94,8 @@ pub struct FrameOut {
     pub file: Option<String>,
     pub line: u32,
     pub inlined: bool,
+    /// Put back where the stack walk missed it: "tail_call" or "leaf_caller".
+    pub recovered: Option<Recovered>,
     pub user: bool,
 }
 
@@ -104,6 +106,7 @@ impl From<&Frame> for FrameOut {
             file: f.file.as_deref().map(str::to_owned),
             line: f.line,
             inlined: f.inlined,
+            recovered: f.recovered,
             user: frames::is_user(f),
         }
     }

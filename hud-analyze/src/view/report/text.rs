@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use super::schema::{BlockerOut, FrameOut, HotOut, Report, RoleFrom};
 use crate::analysis::hotspots::UBIQUITOUS_SHARE;
 use crate::model::Role;
+use crate::symbols::Recovered;
 use crate::view::file_line;
 
 /// Frames of a blocker's example stack shown before "… N more frames".
@@ -31,6 +32,16 @@ impl Style {
     }
     fn dim(&self, s: &str) -> String {
         self.paint("2", s)
+    }
+}
+
+/// What a frame is besides a call: inlined into its caller, or put back where the walk missed it.
+pub fn frame_marker(inlined: bool, recovered: Option<Recovered>) -> &'static str {
+    match (inlined, recovered) {
+        (_, Some(Recovered::TailCall)) => "(tail call) ",
+        (_, Some(Recovered::LeafCaller)) => "(caller of leaf) ",
+        (true, None) => "(inlined) ",
+        (false, None) => "",
     }
 }
 
@@ -165,7 +176,7 @@ fn blocker(out: &mut String, i: usize, b: &BlockerOut, st: &Style) {
     for f in b.stack.iter().take(STACK_FRAMES_SHOWN) {
         let line = format!(
             "         {}{} {}",
-            if f.inlined { "(inlined) " } else { "" },
+            frame_marker(f.inlined, f.recovered),
             f.function,
             frame_location(f)
         );

@@ -170,7 +170,10 @@ fn lines(s: &Snapshot, group: u32, theme: Theme) -> Vec<Line<'static>> {
             Style::new()
         };
         out.push(Line::from(vec![
-            Span::raw(if f.inlined { "  (inlined) " } else { "  " }),
+            Span::raw(format!(
+                "  {}",
+                crate::view::report::text::frame_marker(f.inlined, f.recovered)
+            )),
             Span::styled(f.function.to_string(), style),
             Span::styled(
                 format!("  {}", location(f.file.as_deref(), f.line)),
