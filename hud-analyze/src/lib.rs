@@ -14,6 +14,7 @@ pub mod observer;
 pub mod pipeline;
 pub mod source;
 pub mod symbols;
+pub mod unwind;
 pub mod view;
 
 pub use analysis::Analysis;

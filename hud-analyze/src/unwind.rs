@@ -1,0 +1,381 @@
+//! Unwinding a copied user stack offline, from the unwind tables (`.eh_frame`) of the objects
+//! the target mapped: the stacks a frame-pointer walk cannot follow (code built without frame
+//! pointers, a libc leaf that uses the frame-pointer register for other work).
+//!
+//! framehop does the unwinding; this module hands it the objects (their bytes as the symbolizer
+//! located them, never copied) and a reader over the copy. A copy is untrusted like the rest of a
+//! capture: whatever its registers and bytes say, unwinding reads only inside the copy, stops at
+//! [`MAX_FRAMES`], and says why it stopped.
+//!
+//! Not yet fed by the recorder (issue #12 adds the stack copies to captures); tested against
+//! this process's own stack.
+
+use std::ops::{Deref, Range};
+use std::sync::Arc;
+
+use framehop::x86_64::{CacheX86_64, UnwindRegsX86_64, UnwinderX86_64};
+use framehop::{ExplicitModuleSectionInfo, Module, Unwinder as _};
+use object::{Object, ObjectSection, ObjectSegment};
+
+use crate::symbols::objects::Bytes;
+
+/// Frames one unwind gives at most: a deeper stack is a loop in hostile bytes.
+pub const MAX_FRAMES: usize = 512;
+
+/// Registers and stack bytes copied when a sample or an off-CPU episode was taken.
+#[derive(Clone, Copy, Debug)]
+pub struct StackCopy<'a> {
+    pub ip: u64,
+    pub sp: u64,
+    pub bp: u64,
+    /// The stack from `sp` up.
+    pub bytes: &'a [u8],
+}
+
+/// Why an unwind stopped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum End {
+    /// The unwind tables said the stack ends here (the thread's first frame).
+    Complete,
+    /// The next frame's return address lies beyond the copied bytes.
+    OutOfCopy,
+    /// [`MAX_FRAMES`] frames.
+    TooDeep,
+    /// The tables or the bytes did not allow going on (framehop's reason).
+    Failed(String),
+}
+
+/// The frames of an unwound stack, innermost first: the instruction pointer, then return
+/// addresses (as a frame-pointer walk records them).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unwound {
+    pub frames: Vec<u64>,
+    pub end: End,
+}
+
+/// One section of an object file, shared with the symbolizer rather than copied.
+#[derive(Clone)]
+struct Section {
+    file: Arc<Bytes>,
+    range: Range<usize>,
+}
+
+impl Default for Section {
+    fn default() -> Self {
+        Self {
+            file: Arc::new(Bytes::Owned(Vec::new())),
+            range: 0..0,
+        }
+    }
+}
+
+impl Deref for Section {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.file[self.range.clone()]
+    }
+}
+
+/// The objects of one process, and a cache of unwind rules.
+pub struct Unwinder {
+    inner: UnwinderX86_64<Section>,
+    cache: CacheX86_64,
+}
+
+impl Default for Unwinder {
+    fn default() -> Self {
+        Self {
+            inner: UnwinderX86_64::new(),
+            cache: CacheX86_64::new(),
+        }
+    }
+}
+
+impl Unwinder {
+    /// Adds the object `file` mapped executable at `avma` from `file_offset` (a line of the
+    /// target's maps). Whether it could be used: an object that is not a 64-bit ELF, or whose
+    /// segments do not hold that offset, is left out.
+    pub fn add_object(
+        &mut self,
+        name: &str,
+        avma: Range<u64>,
+        file_offset: u64,
+        file: &Arc<Bytes>,
+    ) -> bool {
+        let Ok(elf) = object::File::parse(&***file) else {
+            return false;
+        };
+        // The executable segment this mapping holds, and so the bias between the object's own
+        // addresses and the process's. (The mapping starts at a page boundary, often before the
+        // segment: its first byte may belong to the segment before.)
+        let length = avma.end.saturating_sub(avma.start);
+        let Some(segment) = elf.segments().find(|s| {
+            let (offset, size) = s.file_range();
+            let executable = matches!(s.flags(), object::SegmentFlags::Elf { p_flags }
+                if p_flags & object::elf::PF_X != 0);
+            executable
+                && offset < file_offset.saturating_add(length)
+                && file_offset < offset.saturating_add(size)
+        }) else {
+            return false;
+        };
+        let bias = avma
+            .start
+            .wrapping_add(segment.file_range().0)
+            .wrapping_sub(file_offset)
+            .wrapping_sub(segment.address());
+        let section = |name: &str| {
+            let s = elf.section_by_name(name)?;
+            let (offset, size) = s.file_range()?;
+            let range =
+                usize::try_from(offset).ok()?..usize::try_from(offset.checked_add(size)?).ok()?;
+            file.get(range.clone())?;
+            let svma = s.address()..s.address().checked_add(s.size())?;
+            Some((
+                svma,
+                Section {
+                    file: Arc::clone(file),
+                    range,
+                },
+            ))
+        };
+        let (text_svma, text) = section(".text").unzip();
+        let (eh_frame_svma, eh_frame) = section(".eh_frame").unzip();
+        let (eh_frame_hdr_svma, eh_frame_hdr) = section(".eh_frame_hdr").unzip();
+        let got_svma = elf
+            .section_by_name(".got")
+            .and_then(|s| Some(s.address()..s.address().checked_add(s.size())?));
+        if eh_frame.is_none() {
+            return false;
+        }
+        let info = ExplicitModuleSectionInfo {
+            base_svma: 0,
+            text_svma,
+            text,
+            got_svma,
+            eh_frame_svma,
+            eh_frame,
+            eh_frame_hdr_svma,
+            eh_frame_hdr,
+            ..Default::default()
+        };
+        self.inner
+            .add_module(Module::new(name.to_owned(), avma, bias, info));
+        true
+    }
+
+    /// Unwinds one copied stack.
+    pub fn unwind(&mut self, copy: &StackCopy<'_>) -> Unwound {
+        let bytes = copy.bytes;
+        let mut out_of_copy = false;
+        let mut read_stack = |address: u64| -> Result<u64, ()> {
+            let word = address
+                .checked_sub(copy.sp)
+                .and_then(|offset| usize::try_from(offset).ok())
+                .and_then(|offset| bytes.get(offset..offset.checked_add(8)?));
+            match word {
+                Some(w) => Ok(u64::from_le_bytes(w.try_into().map_err(|_| ())?)),
+                None => {
+                    out_of_copy = true;
+                    Err(())
+                }
+            }
+        };
+        let regs = UnwindRegsX86_64::new(copy.ip, copy.sp, copy.bp);
+        let mut frames = Vec::new();
+        // The walk borrows the reader; it ends before `out_of_copy` is read.
+        let end = {
+            let mut iter = self
+                .inner
+                .iter_frames(copy.ip, regs, &mut self.cache, &mut read_stack);
+            loop {
+                if frames.len() >= MAX_FRAMES {
+                    break End::TooDeep;
+                }
+                match iter.next() {
+                    Ok(Some(frame)) => frames.push(frame.address()),
+                    Ok(None) => break End::Complete,
+                    Err(e) => break End::Failed(e.to_string()),
+                }
+            }
+        };
+        let end = match end {
+            End::Failed(_) if out_of_copy => End::OutOfCopy,
+            end => end,
+        };
+        Unwound { frames, end }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// This thread's registers and a copy of its stack from the capturing frame up to the
+    /// mapping's end (at most 64 KiB), as the recorder would copy them.
+    #[inline(never)]
+    fn capture() -> (u64, u64, u64, Vec<u8>) {
+        let (ip, sp, bp): (u64, u64, u64);
+        // SAFETY: reads three registers.
+        unsafe {
+            std::arch::asm!(
+                "lea {ip}, [rip]",
+                "mov {sp}, rsp",
+                "mov {bp}, rbp",
+                ip = out(reg) ip,
+                sp = out(reg) sp,
+                bp = out(reg) bp,
+            )
+        };
+        let end = stack_end(sp);
+        let len = (end - sp).min(64 << 10) as usize;
+        // SAFETY: [sp, sp + len) lies in this thread's stack mapping (read from /proc/self/maps).
+        let bytes = unsafe { std::slice::from_raw_parts(sp as *const u8, len) }.to_vec();
+        (ip, sp, bp, std::hint::black_box(bytes))
+    }
+
+    fn stack_end(sp: u64) -> u64 {
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        maps.lines()
+            .find_map(|l| {
+                let (range, _) = l.split_once(' ')?;
+                let (a, b) = range.split_once('-')?;
+                let (a, b) = (
+                    u64::from_str_radix(a, 16).ok()?,
+                    u64::from_str_radix(b, 16).ok()?,
+                );
+                (a <= sp && sp < b).then_some(b)
+            })
+            .unwrap()
+    }
+
+    #[inline(never)]
+    fn level_three() -> (u64, u64, u64, Vec<u8>) {
+        std::hint::black_box(capture())
+    }
+
+    #[inline(never)]
+    fn level_two() -> (u64, u64, u64, Vec<u8>) {
+        std::hint::black_box(level_three())
+    }
+
+    #[inline(never)]
+    fn level_one() -> (u64, u64, u64, Vec<u8>) {
+        std::hint::black_box(level_two())
+    }
+
+    /// Every executable file mapping of this process, as an unwinder.
+    fn own_unwinder() -> Unwinder {
+        let mut unwinder = Unwinder::default();
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        for line in maps.lines() {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.len() < 6 || !f[1].contains('x') || !f[5].starts_with('/') {
+                continue;
+            }
+            let (a, b) = f[0].split_once('-').unwrap();
+            let avma = u64::from_str_radix(a, 16).unwrap()..u64::from_str_radix(b, 16).unwrap();
+            let offset = u64::from_str_radix(f[2], 16).unwrap();
+            let file = Arc::new(Bytes::Owned(std::fs::read(f[5]).unwrap()));
+            unwinder.add_object(f[5], avma, offset, &file);
+        }
+        unwinder
+    }
+
+    /// The function of this executable at a run-time address, by its symbol table.
+    fn function_at(exe: &[u8], address: u64) -> Option<String> {
+        crate::symbols::symtab_lookup(exe, address.checked_sub(loader_base())?)
+    }
+
+    /// Where this executable is mapped (its first mapping: file offset 0).
+    fn loader_base() -> u64 {
+        let exe = std::fs::read_link("/proc/self/exe").unwrap();
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        maps.lines()
+            .find(|l| l.ends_with(exe.to_str().unwrap()))
+            .and_then(|l| u64::from_str_radix(l.split('-').next()?, 16).ok())
+            .unwrap()
+    }
+
+    #[test]
+    fn a_copied_stack_is_unwound_through_its_callers() {
+        let (ip, sp, bp, bytes) = level_one();
+        let copy = StackCopy {
+            ip,
+            sp,
+            bp,
+            bytes: &bytes,
+        };
+        let unwound = own_unwinder().unwind(&copy);
+        let exe = std::fs::read("/proc/self/exe").unwrap();
+        let names: Vec<String> = unwound
+            .frames
+            .iter()
+            .enumerate()
+            .filter_map(|(i, &a)| function_at(&exe, if i == 0 { a } else { a - 1 }))
+            .collect();
+        let position = |name: &str| names.iter().position(|n| n.ends_with(name));
+        let (Some(three), Some(two), Some(one)) = (
+            position("level_three"),
+            position("level_two"),
+            position("level_one"),
+        ) else {
+            panic!("{names:#?} ({:?})", unwound.end);
+        };
+        assert!(three < two && two < one, "{names:#?}");
+        assert!(
+            position("a_copied_stack_is_unwound_through_its_callers").is_some_and(|t| t > one),
+            "{names:#?}"
+        );
+    }
+
+    #[test]
+    fn a_copy_too_short_says_so() {
+        let (ip, sp, bp, bytes) = level_one();
+        let copy = StackCopy {
+            ip,
+            sp,
+            bp,
+            bytes: &bytes[..64],
+        };
+        let unwound = own_unwinder().unwind(&copy);
+        assert_eq!(unwound.end, End::OutOfCopy, "{unwound:?}");
+        assert!(!unwound.frames.is_empty());
+    }
+
+    /// Hostile copies: any registers, any bytes, a stack pointer anywhere. An answer, never a
+    /// panic or an endless walk.
+    #[test]
+    fn hostile_copies_end_without_harm() {
+        let mut unwinder = own_unwinder();
+        let (ip, sp, _, real) = level_one();
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for round in 0..2000 {
+            let mut bytes = real.clone();
+            let len = bytes.len();
+            for _ in 0..(round % 64) {
+                let at = (next() as usize) % len;
+                bytes[at] = next() as u8;
+            }
+            // Self-pointing frames: a loop the walk must leave.
+            if round % 7 == 0 && len >= 16 {
+                bytes[..8].copy_from_slice(&sp.to_le_bytes());
+                bytes[8..16].copy_from_slice(&ip.to_le_bytes());
+            }
+            let copy = StackCopy {
+                ip: if round % 3 == 0 { next() } else { ip },
+                sp: if round % 5 == 0 { next() } else { sp },
+                bp: if round % 2 == 0 { sp } else { next() },
+                bytes: &bytes[..(next() as usize) % (len + 1)],
+            };
+            let unwound = unwinder.unwind(&copy);
+            assert!(unwound.frames.len() <= MAX_FRAMES);
+        }
+    }
+}
