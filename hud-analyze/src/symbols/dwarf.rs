@@ -8,9 +8,9 @@ use object::{Object, ObjectSection, ObjectSegment};
 use rustc_hash::FxHashMap as HashMap;
 
 use super::intern::Strings;
+use super::missed_frames::Target;
 use super::objects::{self, Bytes, Located};
 use super::schedule::{fill, placeholder, WorkItem, FEW_LOOKUPS, NO_UNIT};
-use super::tail_calls::Target;
 use super::{Frame, Symbols};
 
 /// An object's loadable segments: (file offset, file size, virtual address).

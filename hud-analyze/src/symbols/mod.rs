@@ -7,11 +7,11 @@
 mod dwarf;
 pub mod frame_pointers;
 mod intern;
+mod missed_frames;
 pub mod objects;
 mod plan;
 mod schedule;
 mod session;
-mod tail_calls;
 
 use std::sync::{Arc, OnceLock};
 
@@ -34,7 +34,7 @@ pub struct Frame {
     pub object: u32,
     /// This frame was inlined into the next one.
     pub inlined: bool,
-    /// The walk did not see this frame; it was put back from the code (symbols/tail_calls.rs).
+    /// The walk did not see this frame; it was put back from the code (symbols/missed_frames.rs).
     pub recovered: Option<Recovered>,
 }
 

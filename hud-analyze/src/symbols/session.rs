@@ -10,10 +10,10 @@ use typed_arena::Arena;
 
 use super::dwarf::{Context, Prepared, Sections};
 use super::intern::Strings;
+use super::missed_frames;
 use super::objects::{locate_one, Embedded, Located, SearchPaths};
 use super::plan::{self, ObjectTable};
 use super::schedule::{self, Interner, WorkItem};
-use super::tail_calls;
 use super::{Frame, Symbols};
 use crate::model::Model;
 use crate::observer::{Laps, Observer, Phase};
@@ -224,8 +224,8 @@ impl<'a> Symbolizer<'a> {
             info.with_line += with_line;
         }
         laps.lap("resolve");
-        self.restore_tail_calls(model, &looked_up);
-        laps.lap("tail calls");
+        self.restore_missed_frames(model, &looked_up);
+        laps.lap("missed frames");
         let node_addresses = model.stacks.nodes();
         for &(id, as_caller) in &wanted.unknown {
             let address = node_addresses[id as usize - 1].1;
@@ -274,17 +274,17 @@ impl<'a> Symbolizer<'a> {
 
 impl<'a> Symbolizer<'a> {
     /// Puts back, above each node side in `looked_up` (node, as caller, object, file offset),
-    /// the functions the walk missed between it and its caller (symbols/tail_calls.rs): left by
+    /// the functions the walk missed between it and its caller (symbols/missed_frames.rs): left by
     /// tail calls, or the caller of a leaf without a frame pointer. They become frames of that
     /// side. Only sides looked up in this update: others have theirs already.
-    fn restore_tail_calls(&mut self, model: &Model, looked_up: &[(u32, bool, u32, u64)]) {
+    fn restore_missed_frames(&mut self, model: &Model, looked_up: &[(u32, bool, u32, u64)]) {
         let nodes = model.stacks.nodes();
         let mut strings = Strings::new(&self.strings);
         self.contexts.resize_with(self.objects.len(), || None);
         // Many nodes share a call site and a callee function (every sample in one loop): one
         // search each.
         type Key = (u32, u64, u32, u64, bool);
-        let mut searched: rustc_hash::FxHashMap<Key, Vec<tail_calls::Hop>> = Default::default();
+        let mut searched: rustc_hash::FxHashMap<Key, Vec<missed_frames::Hop>> = Default::default();
         for &(node, as_caller, object, callee_offset) in looked_up {
             let Some(&(parent, _)) = nodes.get(node as usize - 1) else {
                 continue;
@@ -315,9 +315,9 @@ impl<'a> Symbolizer<'a> {
                 continue;
             };
             let goal = if caller_object == object {
-                tail_calls::Goal::Here(callee_start)
+                missed_frames::Goal::Here(callee_start)
             } else {
-                tail_calls::Goal::Elsewhere {
+                missed_frames::Goal::Elsewhere {
                     start: callee_start,
                     object: callee,
                 }
@@ -326,7 +326,7 @@ impl<'a> Symbolizer<'a> {
             let hops = searched
                 .entry(key)
                 .or_insert_with(|| {
-                    tail_calls::left_between(caller, offset.wrapping_add(1), goal, !as_caller)
+                    missed_frames::left_between(caller, offset.wrapping_add(1), goal, !as_caller)
                 })
                 .clone();
             if hops.is_empty() {

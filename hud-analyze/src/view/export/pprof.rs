@@ -352,7 +352,7 @@ pub fn write(
 }
 
 /// A node's frames cut by address, innermost first: its own inline chain (up to its first frame
-/// that is not inlined), then each frame group the code gave back (symbols/tail_calls.rs), which
+/// that is not inlined), then each frame group the code gave back (symbols/missed_frames.rs), which
 /// ends at its recovered frame.
 fn address_groups(frames: &[Frame]) -> impl Iterator<Item = &[Frame]> {
     let mut rest = frames;

@@ -1,4 +1,5 @@
-//! Frames that tail calls removed, put back from the object's code alone.
+//! Frames a frame-pointer walk misses, put back from the objects' code alone: functions left by
+//! tail calls, and the caller of a leaf that sets up no frame.
 //!
 //! A function whose last act is a call often ends in a jump instead (`jmp callee`): its frame is
 //! gone before the callee runs, and a stack walked through frame pointers goes straight from its
@@ -9,8 +10,13 @@
 //! jump, or `jmp *slot(%rip)` through a GOT slot the object's own relocations fill), or to a
 //! function that does, up to [`MAX_CHAIN`] functions deep. Each function of the chain gets a
 //! frame at its jump (with that line), marked as a tail call. Calls are read the same ways
-//! (`call rel32`, `call *slot(%rip)`). A target that is not a function's entry (a PLT stub) or
-//! lies in another object, and jumps through registers, are left alone.
+//! (`call rel32`, `call *slot(%rip)`). A target that is not a function's entry (a PLT stub),
+//! and jumps through registers, are left alone.
+//!
+//! A leaf without a frame pointer (libc's system-call wrappers, the standard library's small
+//! functions) leaves its caller out of the chain: for the stack's leaf, the chain's last hop may
+//! be a call to it, also into a library, matched by the name the GOT imports to the library's
+//! exports. That caller is put back at its call.
 
 use super::dwarf::Prepared;
 
