@@ -158,44 +158,57 @@ pub fn looks_like_tokio(pid: u32) -> Option<bool> {
     )
 }
 
-/// Whether the regular file at `path` holds any of `needles`, read through a small buffer: a map
-/// would count the whole file (hundreds of MiB with debug info) in the recorder's RSS.
-/// `None` when it cannot be read.
+/// Whether the regular file at `path` holds any of `needles` in its `.rodata` (all of it when
+/// it is not an ELF file with one), read through a small buffer: a map would count what it reads
+/// in the recorder's RSS, and reading a whole binary with its debug info (hundreds of MiB, maybe
+/// not in the page cache) would delay the recording. `None` when it cannot be read.
 fn file_contains_any(path: &Path, needles: &[&[u8]]) -> Option<bool> {
-    use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::fs::{FileExt, OpenOptionsExt};
     // Non-blocking, and only regular files: a mapped device must not stall the recorder.
-    let Ok(mut file) = fs::OpenOptions::new()
+    let file = fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
         .open(path)
-    else {
-        return None;
-    };
-    if !file.metadata().is_ok_and(|m| m.is_file()) {
+        .ok()?;
+    let metadata = file.metadata().ok()?;
+    if !metadata.is_file() {
         return None;
     }
+    let (mut at, end) = match rodata_range(&file) {
+        Some((offset, size)) => (offset, offset.saturating_add(size)),
+        None => (0, metadata.len()),
+    };
+    let finders: Vec<memchr::memmem::Finder<'_>> =
+        needles.iter().map(memchr::memmem::Finder::new).collect();
     let longest = needles.iter().map(|n| n.len()).max().unwrap_or(0);
-    let mut buffer = vec![0u8; (64 << 10) + longest];
+    let mut buffer = vec![0u8; (256 << 10) + longest];
     // The last bytes of each read are kept, so a needle across two reads is found.
     let mut kept = 0;
-    loop {
-        let n = match file.read(&mut buffer[kept..]) {
-            Ok(0) => return Some(false),
+    while at < end {
+        let room = (buffer.len() - kept).min(usize::try_from(end - at).unwrap_or(usize::MAX));
+        let n = match file.read_at(&mut buffer[kept..kept + room], at) {
+            Ok(0) => break,
             Err(_) => return None,
             Ok(n) => n,
         };
+        at += n as u64;
         let seen = kept + n;
-        if needles
-            .iter()
-            .any(|needle| buffer[..seen].windows(needle.len()).any(|w| w == *needle))
-        {
+        if finders.iter().any(|f| f.find(&buffer[..seen]).is_some()) {
             return Some(true);
         }
         let keep = longest.saturating_sub(1).min(seen);
         buffer.copy_within(seen - keep..seen, 0);
         kept = keep;
     }
+    Some(false)
+}
+
+/// Where `.rodata` lies in an ELF file: its headers are read, nothing else.
+fn rodata_range(file: &fs::File) -> Option<(u64, u64)> {
+    use object::{Object, ObjectSection};
+    let cache = object::read::ReadCache::new(file);
+    let elf = object::File::parse(&cache).ok()?;
+    elf.section_by_name(".rodata")?.file_range()
 }
 
 /// The process a thread belongs to (`Tgid:` in /proc/TID/status).
@@ -250,11 +263,11 @@ mod tests {
         std::fs::write(&file, b"\0\0thread tokio-runtime-worker\0").unwrap();
         assert_eq!(file_contains_any(&file, &TOKIO_MARKERS), Some(true));
         // Across two reads of the buffer.
-        let mut big = vec![0u8; (64 << 10) - 5];
+        let mut big = vec![0u8; (256 << 10) - 5];
         big.extend_from_slice(b"/tokio-1.47.1/src/lib.rs");
         std::fs::write(&file, &big).unwrap();
         assert_eq!(file_contains_any(&file, &TOKIO_MARKERS), Some(true));
-        big.truncate((64 << 10) - 5);
+        big.truncate((256 << 10) - 5);
         std::fs::write(&file, &big).unwrap();
         assert_eq!(file_contains_any(&file, &TOKIO_MARKERS), Some(false));
     }

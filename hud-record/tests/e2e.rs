@@ -146,6 +146,12 @@ fn records_the_demo_in(mode: &[&str]) {
         "hud-record {mode:?} failed: {}",
         stderr(&out)
     );
+    // A Tokio program is recognised as one (from its executable's .rodata).
+    assert!(
+        !stderr(&out).contains("does not look like a Tokio program"),
+        "{}",
+        stderr(&out)
+    );
 
     let recorded = Recorded::open(&path);
     let capture = &recorded.capture;
