@@ -67,6 +67,11 @@ pub(super) struct Prepared<'a> {
     dwarf: Option<Arc<gimli::Dwarf<Reader<'a>>>>,
     /// (start, end, unit index), sorted by start; from .debug_aranges or the units' own ranges.
     units: Vec<(u64, u64, u32)>,
+    /// Where each unit starts in .debug_info, by unit index.
+    unit_offsets: Vec<gimli::DebugInfoOffset>,
+    /// Looked up without addr2line: names from the symbol table, lines from the one unit's line
+    /// program (a system library with a few lookups; see `new`).
+    light: bool,
     /// For placeholders: the file's name.
     name: String,
     /// The object's bytes (its code, for the tail-call check).
@@ -81,11 +86,14 @@ impl<'a> Prepared<'a> {
     /// `lookups`: how many addresses this update looks up in it. Few (a system library's
     /// handful) and only abbreviation tables shared by several units are parsed up front: libc's
     /// debug file has a table per unit, and parsing them all cost 60 MiB and 70 ms for 17
-    /// addresses.
+    /// addresses. `light`: no addr2line context at all (it parses every unit's header when made,
+    /// 1,200 for libc: most of the rest of that cost); names come from the symbol table and lines
+    /// from the looked-up unit's line program, without inline chains.
     pub(super) fn new(
         loc: &'a Located,
         sections: Option<&'a Sections<'a>>,
         lookups: usize,
+        light: bool,
     ) -> Option<Self> {
         let file = object::File::parse(&**loc.file).ok()?;
         // A stripped library keeps only its exported symbols; its separate debug file has the
@@ -95,7 +103,7 @@ impl<'a> Prepared<'a> {
             .as_ref()
             .and_then(|(_, bytes)| object::File::parse(&***bytes).ok());
         // The symbol table and the DWARF index are independent: build them side by side.
-        let (symbols, (dwarf, units)) = rayon::join(
+        let (symbols, (dwarf, (units, unit_offsets))) = rayon::join(
             || {
                 let own = file.symbol_map();
                 match debug_file.as_ref().map(|d| d.symbol_map()) {
@@ -124,6 +132,8 @@ impl<'a> Prepared<'a> {
             segments: segments_of(&file),
             dwarf,
             units,
+            unit_offsets,
+            light,
             name: file_name_of(&loc.origin),
             code: &loc.file,
             got: std::sync::OnceLock::new(),
@@ -193,7 +203,59 @@ impl<'a> Prepared<'a> {
     }
 
     pub(super) fn context(&self) -> Option<Context<'a>> {
+        if self.light {
+            return None;
+        }
         addr2line::Context::from_arc_dwarf(Arc::clone(self.dwarf.as_ref()?)).ok()
+    }
+
+    /// The file and line of `vaddr` from its unit's line program alone (the light lookup).
+    fn line_of(&self, vaddr: u64, strings: &mut Strings) -> Option<(Arc<str>, u32)> {
+        let dwarf = self.dwarf.as_deref()?;
+        let i = self.units.partition_point(|&(start, _, _)| start <= vaddr);
+        let (_, end, unit) = self.units[i.checked_sub(1)?];
+        if vaddr >= end {
+            return None;
+        }
+        let header = dwarf
+            .debug_info
+            .header_from_offset(*self.unit_offsets.get(unit as usize)?)
+            .ok()?;
+        let unit = dwarf.unit(header).ok()?;
+        let program = unit.line_program.clone()?;
+        let mut rows = program.rows();
+        // The last row at or before `vaddr` in a sequence that goes past it.
+        let mut previous: Option<gimli::LineRow> = None;
+        let mut found = None;
+        while let Ok(Some((_, row))) = rows.next_row() {
+            if let Some(p) = previous {
+                if p.address() <= vaddr && vaddr < row.address() {
+                    found = Some(p);
+                    break;
+                }
+            }
+            previous = (!row.end_sequence()).then_some(*row);
+        }
+        let row = found?;
+        let header = rows.header();
+        let file = row.file(header)?;
+        let text = |value| {
+            dwarf
+                .attr_string(&unit, value)
+                .ok()
+                .map(|s| s.to_string_lossy().into_owned())
+        };
+        let name = text(file.path_name())?;
+        let path = if name.starts_with('/') {
+            name
+        } else {
+            match file.directory(header).and_then(text) {
+                Some(dir) if !dir.is_empty() => format!("{dir}/{name}"),
+                _ => name,
+            }
+        };
+        let line = row.line().map_or(0, |l| l.get() as u32);
+        Some((strings.plain(&path), line))
     }
 
     /// The compilation unit whose ranges hold this file offset, or [`NO_UNIT`].
@@ -271,23 +333,27 @@ impl<'a> Prepared<'a> {
         if let Some(last) = frames.last_mut() {
             last.inlined = false;
         }
-        let with_line = frames.first().is_some_and(|f| f.file.is_some());
-        // No DWARF here: the symbol table names the function at least.
+        // No DWARF here (or a light lookup): the symbol table names the function at least.
         if frames.is_empty() || frames.iter().all(|f| &*f.function == "??") {
             frames.clear();
             let function = match self.symbols.containing(vaddr) {
                 Some(s) => strings.demangled(s.name()),
                 None => format!("[{}+{offset:#x}]", self.name).into(),
             };
+            let (file, line) = match self.light.then(|| self.line_of(vaddr, strings)).flatten() {
+                Some((file, line)) => (Some(file), line),
+                None => (None, 0),
+            };
             frames.push(Frame {
                 function,
-                file: None,
-                line: 0,
+                file,
+                line,
                 object,
                 inlined: false,
                 recovered: None,
             });
         }
+        let with_line = frames.first().is_some_and(|f| f.file.is_some());
         (Arc::from(frames), with_line)
     }
 }
@@ -357,7 +423,9 @@ fn got_targets(code: &[u8]) -> HashMap<u64, Target<'_>> {
 
 /// Address ranges of every compilation unit: .debug_aranges where it covers a unit, else the
 /// unit's own DW_AT_ranges / low_pc–high_pc (as addr2line does).
-fn unit_ranges(dwarf: &gimli::Dwarf<Reader<'_>>) -> Vec<(u64, u64, u32)> {
+fn unit_ranges(
+    dwarf: &gimli::Dwarf<Reader<'_>>,
+) -> (Vec<(u64, u64, u32)>, Vec<gimli::DebugInfoOffset>) {
     let mut aranges: HashMap<usize, Vec<(u64, u64)>> = HashMap::default();
     let mut headers = dwarf.debug_aranges.headers();
     while let Ok(Some(header)) = headers.next() {
@@ -371,9 +439,16 @@ fn unit_ranges(dwarf: &gimli::Dwarf<Reader<'_>>) -> Vec<(u64, u64, u32)> {
         }
     }
     let mut out = Vec::new();
+    let mut offsets = Vec::new();
     let mut units = dwarf.units();
     let mut index = 0u32;
     while let Ok(Some(header)) = units.next() {
+        offsets.push(
+            header
+                .offset()
+                .as_debug_info_offset()
+                .unwrap_or(gimli::DebugInfoOffset(0)),
+        );
         let covered = header
             .offset()
             .as_debug_info_offset()
@@ -396,7 +471,7 @@ fn unit_ranges(dwarf: &gimli::Dwarf<Reader<'_>>) -> Vec<(u64, u64, u32)> {
         index += 1;
     }
     out.sort_unstable_by_key(|r| r.0);
-    out
+    (out, offsets)
 }
 
 fn file_name_of(origin: &objects::Origin) -> String {

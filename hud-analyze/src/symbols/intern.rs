@@ -5,9 +5,11 @@ use std::sync::{Arc, Mutex};
 
 use rustc_hash::FxHashMap as HashMap;
 
-/// Demangles a Rust (or C) symbol without the trailing hash.
+/// Demangles a Rust (or C) symbol without the trailing hash, and without the symbol version a
+/// library's table may carry (`clock_nanosleep@@GLIBC_2.17`).
 pub fn demangle(raw: &str) -> String {
-    format!("{:#}", rustc_demangle::demangle(raw))
+    let unversioned = raw.split_once('@').map_or(raw, |(name, _)| name);
+    format!("{:#}", rustc_demangle::demangle(unversioned))
 }
 
 /// One worker's strings: each raw name demangled once, each name and path looked up in the shared
@@ -54,5 +56,21 @@ impl<'s> Strings<'s> {
         };
         self.plain.insert(text.to_owned(), Arc::clone(&s));
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn names_lose_hashes_and_versions() {
+        assert_eq!(
+            super::demangle("clock_nanosleep@@GLIBC_2.17"),
+            "clock_nanosleep"
+        );
+        assert_eq!(super::demangle("memcpy@GLIBC_2.2.5"), "memcpy");
+        assert_eq!(
+            super::demangle("_ZN8hud_demo4main17h6c924782e74c41a7E"),
+            "hud_demo::main"
+        );
     }
 }

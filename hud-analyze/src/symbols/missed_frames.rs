@@ -262,7 +262,8 @@ mod tests {
             passed_over: None,
         };
         let sections = Sections::load(&located);
-        let prepared = Prepared::new(&located, sections.as_ref(), 0).expect("this test's binary");
+        let prepared =
+            Prepared::new(&located, sections.as_ref(), 0, false).expect("this test's binary");
         let len = located.file.len() as u64;
         let mut x = 0x9e37_79b9_7f4a_7c15u64;
         for i in 0..20_000u64 {

@@ -261,10 +261,17 @@ impl<'a> Symbolizer<'a> {
             .map(|s| &*self.arenas.sections.alloc(s))
             .collect();
         let objects = &self.objects;
+        let (table, target_exe) = (&self.table.objects, &self.target_exe);
         let prepared: Vec<Option<Prepared<'a>>> = needed
             .par_iter()
             .zip(sections)
-            .map(|(&i, s)| Prepared::new(objects[i].located?, s.as_ref(), per_object[i].len()))
+            .map(|(&i, s)| {
+                let lookups = per_object[i].len();
+                // Not the target: its inline chains name the user's code. A library with a few
+                // lookups is looked up lightly (dwarf.rs).
+                let light = lookups < schedule::FEW_LOOKUPS && table[i].0 != *target_exe;
+                Prepared::new(objects[i].located?, s.as_ref(), lookups, light)
+            })
             .collect();
         for (i, p) in needed.into_iter().zip(prepared) {
             self.objects[i].prepared = Some(p);
