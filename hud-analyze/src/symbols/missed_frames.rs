@@ -74,20 +74,41 @@ impl Goal<'_, '_> {
 /// callee is the stack's leaf, the last function may have *called* it: a leaf without a frame
 /// pointer leaves its caller's frame unrecorded (libc's system-call wrappers, the standard
 /// library's small functions), so that caller is missing too.
-pub(super) fn left_between(
-    caller: &Prepared<'_>,
+/// `scanned` keeps each function's branches for the next searches of the same update.
+pub(super) fn left_between<'a>(
+    caller: &Prepared<'a>,
     return_offset: u64,
     goal: Goal<'_, '_>,
     callee_is_leaf: bool,
+    scanned: &mut Scanned<'a>,
 ) -> Vec<Hop> {
-    try_left_between(caller, return_offset, goal, callee_is_leaf).unwrap_or_default()
+    try_left_between(caller, return_offset, goal, callee_is_leaf, scanned).unwrap_or_default()
 }
 
-fn try_left_between(
-    caller: &Prepared<'_>,
+/// The branches of the functions searched so far, by (object, function start): the same
+/// functions come up again and again (one call site, a thousand leaves in different callees).
+#[derive(Default)]
+pub(super) struct Scanned<'a> {
+    by_function: rustc_hash::FxHashMap<(usize, u64), std::rc::Rc<[Branch<'a>]>>,
+}
+
+impl<'a> Scanned<'a> {
+    fn branches(&mut self, prepared: &Prepared<'a>, start: u64) -> std::rc::Rc<[Branch<'a>]> {
+        let key = (prepared as *const Prepared<'a> as usize, start);
+        std::rc::Rc::clone(
+            self.by_function
+                .entry(key)
+                .or_insert_with(|| branches(prepared, prepared.code(), start).into()),
+        )
+    }
+}
+
+fn try_left_between<'a>(
+    caller: &Prepared<'a>,
     return_offset: u64,
     goal: Goal<'_, '_>,
     callee_is_leaf: bool,
+    scanned: &mut Scanned<'a>,
 ) -> Option<Vec<Hop>> {
     let code = caller.code();
     let ret = caller.vaddr(return_offset)?;
@@ -121,24 +142,24 @@ fn try_left_between(
             return None;
         }
     }
-    chain(caller, code, start, &goal, callee_is_leaf)
+    chain(caller, start, &goal, callee_is_leaf, scanned)
 }
 
 /// Hops from `from` to the goal's entry, breadth first: jumps, and a call for the last hop when
 /// the goal is the leaf.
-fn chain(
-    prepared: &Prepared<'_>,
-    code: &[u8],
+fn chain<'a>(
+    prepared: &Prepared<'a>,
     from: u64,
     goal: &Goal<'_, '_>,
     goal_is_leaf: bool,
+    scanned: &mut Scanned<'a>,
 ) -> Option<Vec<Hop>> {
     let mut paths: Vec<(u64, Vec<Hop>)> = vec![(from, Vec::new())];
     let mut seen = vec![from];
     for _ in 0..MAX_CHAIN {
         let mut next = Vec::new();
         for (function, path) in paths {
-            let branches = branches(prepared, code, function);
+            let branches = scanned.branches(prepared, function);
             if goal_is_leaf {
                 let call = branches.iter().find(|b| b.is_call && goal.is(b.target));
                 if let Some(call) = call {
@@ -177,7 +198,7 @@ fn chain(
 }
 
 /// A jump leaving a function, or a call in it.
-struct Branch<'a> {
+pub(super) struct Branch<'a> {
     at: u64,
     target: Target<'a>,
     is_call: bool,
@@ -265,6 +286,7 @@ mod tests {
         let prepared =
             Prepared::new(&located, sections.as_ref(), 0, false).expect("this test's binary");
         let len = located.file.len() as u64;
+        let mut scanned = Scanned::default();
         let mut x = 0x9e37_79b9_7f4a_7c15u64;
         for i in 0..20_000u64 {
             x ^= x << 13;
@@ -276,13 +298,13 @@ mod tests {
                 (x, x.rotate_left(17))
             };
             for leaf in [false, true] {
-                let hops = left_between(&prepared, ret, Goal::Here(callee), leaf);
+                let hops = left_between(&prepared, ret, Goal::Here(callee), leaf, &mut scanned);
                 assert!(hops.len() <= MAX_CHAIN, "{hops:?}");
                 let elsewhere = Goal::Elsewhere {
                     start: callee,
                     object: &prepared,
                 };
-                let _ = left_between(&prepared, ret, elsewhere, leaf);
+                let _ = left_between(&prepared, ret, elsewhere, leaf, &mut scanned);
             }
         }
     }

@@ -292,6 +292,7 @@ impl<'a> Symbolizer<'a> {
         // search each.
         type Key = (u32, u64, u32, u64, bool);
         let mut searched: rustc_hash::FxHashMap<Key, Vec<missed_frames::Hop>> = Default::default();
+        let mut scanned = missed_frames::Scanned::default();
         for &(node, as_caller, object, callee_offset) in looked_up {
             let Some(&(parent, _)) = nodes.get(node as usize - 1) else {
                 continue;
@@ -333,7 +334,13 @@ impl<'a> Symbolizer<'a> {
             let hops = searched
                 .entry(key)
                 .or_insert_with(|| {
-                    missed_frames::left_between(caller, offset.wrapping_add(1), goal, !as_caller)
+                    missed_frames::left_between(
+                        caller,
+                        offset.wrapping_add(1),
+                        goal,
+                        !as_caller,
+                        &mut scanned,
+                    )
                 })
                 .clone();
             if hops.is_empty() {
