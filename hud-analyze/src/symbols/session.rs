@@ -194,13 +194,17 @@ impl<'a> Symbolizer<'a> {
             // An object with few lookups (a system library) is resolved on this thread with a
             // kept context: making an addr2line context parses every unit's header, 1,200 of
             // them for libc's debug file, and one per worker cost more than its lookups.
+            // (The target itself stays on every thread: its lookups parse its own units.)
             let mut per_object = vec![0usize; self.table.objects.len()];
             for item in &items {
                 per_object[item.object as usize] += item.lookups.len();
             }
-            let (few, many): (Vec<WorkItem>, Vec<WorkItem>) = items
-                .into_iter()
-                .partition(|item| per_object[item.object as usize] < schedule::FEW_LOOKUPS);
+            let target_exe = &self.target_exe;
+            let objects = &self.table.objects;
+            let (few, many): (Vec<WorkItem>, Vec<WorkItem>) = items.into_iter().partition(|item| {
+                let object = item.object as usize;
+                per_object[object] < schedule::FEW_LOOKUPS && objects[object].0 != *target_exe
+            });
             let serial = schedule::resolve_serial(
                 &prepared,
                 &self.table.objects,
