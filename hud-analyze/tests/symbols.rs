@@ -39,35 +39,13 @@ fn line_of(marker: &str) -> u32 {
 
 /// The mapping of /proc/self/maps that holds `ip`.
 fn own_mapping(ip: u64) -> (Mapping, String) {
+    let mapping = mapping_holding(ip);
     let exe = std::fs::read_link("/proc/self/exe")
         .unwrap()
         .to_string_lossy()
         .into_owned();
-    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
-    for line in maps.lines() {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        let (start, end) = f[0].split_once('-').unwrap();
-        let (start, end) = (
-            u64::from_str_radix(start, 16).unwrap(),
-            u64::from_str_radix(end, 16).unwrap(),
-        );
-        if start <= ip && ip < end {
-            let bytes = std::fs::read(&exe).unwrap();
-            let build_id = hud_analyze::symbols::objects::build_id_of(&bytes).unwrap_or_default();
-            let mapping = Mapping {
-                ts_ns: 1,
-                start,
-                end,
-                file_offset: u64::from_str_radix(f[2], 16).unwrap(),
-                perms: f[1].into(),
-                path: exe.clone(),
-                inode: f[4].parse().unwrap(),
-                build_id,
-            };
-            return (mapping, exe);
-        }
-    }
-    panic!("no mapping holds {ip:#x}");
+    assert_eq!(mapping.path, exe, "{ip:#x} is not in this executable");
+    (mapping, exe)
 }
 
 /// A capture writer whose target is `exe`, mapped as `mapping`.
