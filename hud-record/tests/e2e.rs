@@ -27,6 +27,16 @@ fn record(args: &[&str]) -> Output {
         .expect("run hud-record")
 }
 
+/// The recorder on `pid` into `path` until stopped, its standard error piped.
+fn spawn_recorder(pid: u32, path: &Path) -> std::process::Child {
+    Command::new(RECORD)
+        .args(["--pid", &pid.to_string(), "-o"])
+        .arg(path)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
@@ -261,16 +271,7 @@ fn kill_9_leaves_a_readable_capture() {
         let demo = Demo::start(10.0, &[]);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("killed.hudcap");
-        let mut recorder = Command::new(RECORD)
-            .args([
-                "--pid",
-                &demo.pid().to_string(),
-                "-o",
-                path.to_str().unwrap(),
-            ])
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut recorder = spawn_recorder(demo.pid(), &path);
         // "recording pid …" is said once the probes are attached.
         let mut lines = std::io::BufReader::new(recorder.stderr.take().unwrap()).lines();
         let mut said = Vec::new();
@@ -550,16 +551,7 @@ fn sigterm_and_sighup_close_the_capture_cleanly() {
     // SIGHUP: what a dropped ssh session sends; before, it killed the recorder unclosed.
     for signal in ["-TERM", "-HUP"] {
         let path = dir.path().join(format!("term{signal}.hudcap"));
-        let recorder = Command::new(RECORD)
-            .args([
-                "--pid",
-                &demo.pid().to_string(),
-                "-o",
-                path.to_str().unwrap(),
-            ])
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let recorder = spawn_recorder(demo.pid(), &path);
         std::thread::sleep(Duration::from_millis(1500));
         let status = Command::new("kill")
             .args([signal, &recorder.id().to_string()])
