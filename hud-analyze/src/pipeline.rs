@@ -48,7 +48,10 @@ pub fn analyze(
     observer: &dyn Observer,
 ) -> Result<Analysis, AnalyzeError> {
     let mut laps = Laps::new(observer, "");
-    let Loaded { model, embedded } = loaded;
+    let Loaded {
+        mut model,
+        embedded,
+    } = loaded;
     let embedded: Vec<Embedded> = embedded
         .into_iter()
         .map(|o| Embedded {
@@ -63,7 +66,7 @@ pub fn analyze(
         },
         None,
     );
-    let mut symbols = symbols::symbolize(&model, &options.search, &embedded, observer);
+    let mut symbols = symbols::symbolize(&mut model, &options.search, &embedded, observer);
     laps.lap("symbolize");
     if !symbols.mismatches.is_empty() {
         return Err(AnalyzeError::WrongBinary(symbols.mismatches.swap_remove(0)));

@@ -254,6 +254,27 @@ pub fn load_file(capture: &Capture) -> Result<Loaded, AnalyzeError> {
         current = next.transpose()?.unwrap_or_default();
     }
     scan_damage.for_each(|d| builder.note_damage(d));
+    // Stack copies (format 1.1) serve events of the chunks before them; they are unwound once
+    // every chunk is in, so their order does not matter.
+    let copies: Vec<FrameRef> = frames
+        .iter()
+        .filter(|f| f.header.kind == FrameKind::StackCopies)
+        .copied()
+        .collect();
+    for batch in copies.chunks(per_batch) {
+        let decoded: Vec<_> = batch
+            .par_iter()
+            .map(|f| (*f, capture.stack_copies(f)))
+            .collect();
+        for (frame, copies) in decoded {
+            match copies {
+                Ok(copies) => builder.push_stack_copies(copies.get()),
+                Err(e) if salvage => builder.note_damage(Damage::of_frame(&frame, e)),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        capture.release(batch);
+    }
     let embedded = if salvage {
         let (objects, damage) = capture.objects_salvaged();
         damage.into_iter().for_each(|d| builder.note_damage(d));
@@ -288,6 +309,7 @@ fn load_opened_stream(stream: Stream) -> Result<Loaded, AnalyzeError> {
         let at = raw.frame_ref();
         match decode_frame(raw) {
             Ok(Decoded::Chunk(chunk)) => builder.push_chunk(chunk.get(), at.offset),
+            Ok(Decoded::StackCopies(copies)) => builder.push_stack_copies(copies.get()),
             Ok(Decoded::Object(part)) => {
                 builder.note_embedded_part();
                 parts.push(part);
@@ -313,6 +335,8 @@ fn load_opened_stream(stream: Stream) -> Result<Loaded, AnalyzeError> {
 /// A frame of a stream, decoded by its kind.
 pub enum Decoded {
     Chunk(ChunkData),
+    /// Registers and stack bytes (format 1.1).
+    StackCopies(hud_format::reader::StackCopiesData),
     Object((u64, hud_format::types::ObjectPart)),
     /// The index (it only speeds up seeks in files) or a kind from a newer minor version,
     /// skipped as docs/FORMAT.md promises.
@@ -325,6 +349,7 @@ pub fn decode_frame(raw: hud_format::reader::RawFrame) -> Result<Decoded, hud_fo
     Ok(match frame.kind {
         FrameKind::Chunk => Decoded::Chunk(frame.into_chunk()?),
         FrameKind::Object => Decoded::Object(frame.into_object_part()?),
+        FrameKind::StackCopies => Decoded::StackCopies(frame.into_stack_copies()?),
         _ => Decoded::Other,
     })
 }

@@ -7,8 +7,9 @@
 //! capture: whatever its registers and bytes say, unwinding reads only inside the copy, stops at
 //! [`MAX_FRAMES`], and says why it stopped.
 //!
-//! Not yet fed by the recorder (issue #12 adds the stack copies to captures); tested against
-//! this process's own stack.
+//! Fed by the stack copies of format 1.1 (symbols/stack_copies.rs); tested here against this
+//! process's own stack. [`splice`] joins an unwound stack with the frame-pointer walk of the
+//! same event.
 
 use std::ops::{Deref, Range};
 use std::sync::Arc;
@@ -76,17 +77,25 @@ impl Deref for Section {
     }
 }
 
-/// The objects of one process, and a cache of unwind rules.
+/// The objects of one process. Shared by the threads that unwind; each brings its own
+/// [`Cache`].
 pub struct Unwinder {
     inner: UnwinderX86_64<Section>,
-    cache: CacheX86_64,
+}
+
+/// One thread's cache of unwind rules.
+pub struct Cache(CacheX86_64);
+
+impl Default for Cache {
+    fn default() -> Self {
+        Cache(CacheX86_64::new())
+    }
 }
 
 impl Default for Unwinder {
     fn default() -> Self {
         Self {
             inner: UnwinderX86_64::new(),
-            cache: CacheX86_64::new(),
         }
     }
 }
@@ -165,7 +174,7 @@ impl Unwinder {
     }
 
     /// Unwinds one copied stack.
-    pub fn unwind(&mut self, copy: &StackCopy<'_>) -> Unwound {
+    pub fn unwind(&self, cache: &mut Cache, copy: &StackCopy<'_>) -> Unwound {
         let bytes = copy.bytes;
         let mut out_of_copy = false;
         let mut read_stack = |address: u64| -> Result<u64, ()> {
@@ -187,7 +196,7 @@ impl Unwinder {
         let end = {
             let mut iter = self
                 .inner
-                .iter_frames(copy.ip, regs, &mut self.cache, &mut read_stack);
+                .iter_frames(copy.ip, regs, &mut cache.0, &mut read_stack);
             loop {
                 if frames.len() >= MAX_FRAMES {
                     break End::TooDeep;
@@ -205,6 +214,36 @@ impl Unwinder {
         };
         Unwound { frames, end }
     }
+}
+
+/// Joins an unwound stack with the frame-pointer walk of the same event (both innermost first,
+/// from the same instruction pointer). An unwind that reached the thread's first frame is the
+/// stack. Otherwise: the unwound frames up to the first return address the walk also has, then
+/// the walk from there; without a common frame, the unwound stack when it is deeper than the
+/// walk (whose frame pointers were not frame pointers), else the walk. `None` when that is the
+/// walk itself.
+pub fn splice(unwound: &Unwound, walked: &[u64]) -> Option<Vec<u64>> {
+    let frames = &unwound.frames[..];
+    if unwound.end == End::Complete && frames.len() > 1 {
+        return (frames != walked).then(|| frames.to_vec());
+    }
+    join(frames, walked)
+}
+
+fn join(unwound: &[u64], walked: &[u64]) -> Option<Vec<u64>> {
+    if unwound.len() < 2 {
+        return None;
+    }
+    let joined = unwound
+        .iter()
+        .enumerate()
+        .skip(1)
+        .find_map(|(i, address)| {
+            let at = walked.iter().skip(1).position(|w| w == address)? + 1;
+            Some(unwound[..i].iter().chain(&walked[at..]).copied().collect())
+        })
+        .or_else(|| (unwound.len() > walked.len()).then(|| unwound.to_vec()))?;
+    (joined != walked).then_some(joined)
 }
 
 #[cfg(test)]
@@ -306,7 +345,7 @@ mod tests {
             bp,
             bytes: &bytes,
         };
-        let unwound = own_unwinder().unwind(&copy);
+        let unwound = own_unwinder().unwind(&mut Cache::default(), &copy);
         let exe = std::fs::read("/proc/self/exe").unwrap();
         let names: Vec<String> = unwound
             .frames
@@ -338,7 +377,7 @@ mod tests {
             bp,
             bytes: &bytes[..64],
         };
-        let unwound = own_unwinder().unwind(&copy);
+        let unwound = own_unwinder().unwind(&mut Cache::default(), &copy);
         assert_eq!(unwound.end, End::OutOfCopy, "{unwound:?}");
         assert!(!unwound.frames.is_empty());
     }
@@ -347,7 +386,8 @@ mod tests {
     /// panic or an endless walk.
     #[test]
     fn hostile_copies_end_without_harm() {
-        let mut unwinder = own_unwinder();
+        let unwinder = own_unwinder();
+        let mut cache = Cache::default();
         let (ip, sp, _, real) = level_one();
         let mut x = 0x2545_f491_4f6c_dd1du64;
         let mut next = || {
@@ -374,8 +414,60 @@ mod tests {
                 bp: if round % 2 == 0 { sp } else { next() },
                 bytes: &bytes[..(next() as usize) % (len + 1)],
             };
-            let unwound = unwinder.unwind(&copy);
+            let unwound = unwinder.unwind(&mut cache, &copy);
             assert!(unwound.frames.len() <= MAX_FRAMES);
         }
+    }
+}
+
+#[cfg(test)]
+mod splice_tests {
+    use super::{End, Unwound};
+
+    /// An unwind that went out of its copy, joined with `walked`.
+    fn splice(unwound: &[u64], walked: &[u64]) -> Option<Vec<u64>> {
+        let unwound = Unwound {
+            frames: unwound.to_vec(),
+            end: End::OutOfCopy,
+        };
+        super::splice(&unwound, walked)
+    }
+
+    #[test]
+    fn a_complete_unwind_is_the_stack_whatever_the_walk_says() {
+        // The walk's garbage may hold a real return address: a complete unwind wins anyway.
+        let unwound = Unwound {
+            frames: vec![0xA, 0xB, 0xC, 0xD],
+            end: End::Complete,
+        };
+        assert_eq!(
+            super::splice(&unwound, &[0xA, 0xC, 0x0]),
+            Some(vec![0xA, 0xB, 0xC, 0xD])
+        );
+        assert_eq!(super::splice(&unwound, &[0xA, 0xB, 0xC, 0xD]), None);
+    }
+
+    #[test]
+    fn the_unwound_leaf_callers_join_the_walk_where_they_meet_it() {
+        // The walk skipped 0xB (the caller of a leaf without a frame pointer).
+        let walked = [0xA, 0xC, 0xD, 0xE];
+        let unwound = [0xA, 0xB, 0xC];
+        assert_eq!(
+            splice(&unwound, &walked),
+            Some(vec![0xA, 0xB, 0xC, 0xD, 0xE])
+        );
+        // Nothing new: the walk stays.
+        assert_eq!(splice(&[0xA, 0xC], &walked), None);
+        assert_eq!(splice(&[0xA], &walked), None);
+    }
+
+    #[test]
+    fn a_broken_walk_gives_way_to_a_deeper_unwind() {
+        // No frame pointers: the walk read garbage.
+        let walked = [0xA, 0x1234];
+        let unwound = [0xA, 0xB, 0xC, 0xD];
+        assert_eq!(splice(&unwound, &walked), Some(unwound.to_vec()));
+        // A short unwind that meets nothing leaves a deeper walk alone.
+        assert_eq!(splice(&[0xA, 0xF], &[0xA, 0xC, 0xD]), None);
     }
 }

@@ -24,12 +24,24 @@
 //! Per switch, the work is array lookups (the thread's slot, its state) and an entry in the
 //! CPU's switch batch; the ring buffer is touched once per batch.
 //! - `hud_cpu_sample` (perf_event cpu-clock, one per CPU): a sample with the user stack.
+//!
+//! Stack copies (`copy_stack`): with a sample, and at the return from a system call that sends
+//! due episodes, the thread's user registers and `STACK_COPY_BYTES` of its stack from `sp` up,
+//! for the analyzer to unwind offline (frames a frame-pointer walk cannot follow). Only events
+//! that are kept pay for one: a switch-out copies nothing, since a thread's registers and stack
+//! do not change while it is off CPU and its return from the system call has both. Each CPU may
+//! copy `STACK_BUDGET_PER_CPU` bytes a second; a copy over it is left out and counted (its event
+//! keeps its frame-pointer stack).
 
 use aya_ebpf::{
     bindings::BPF_F_USER_STACK,
     helpers::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_task,
         bpf_get_smp_processor_id, bpf_get_stack, bpf_ktime_get_ns, bpf_probe_read_kernel,
+        generated::{
+            bpf_get_current_task_btf, bpf_probe_read_kernel as probe_read_kernel_raw,
+            bpf_probe_read_user as probe_read_user_raw, bpf_task_pt_regs,
+        },
     },
     macros::{map, perf_event, raw_tracepoint, tracepoint},
     maps::{Array, HashMap, PerCpuArray, Queue, RingBuf},
@@ -37,10 +49,10 @@ use aya_ebpf::{
     EbpfContext, Global,
 };
 use hud_format::wire::{
-    kind, Counter, DueEpisode, RecordHeader, StackRecord, SwitchBatch, SwitchEntry, TaskCacheEntry,
-    ThreadRecord, ThreadState, ENTRY_SWITCH_IN, MAX_DUE, MAX_KERNEL_FRAMES, MAX_THREADS,
-    MAX_USER_FRAMES, STATE_PREEMPTED, SWITCH_BATCH_LEN, SWITCH_BATCH_MAX_AGE_NS,
-    TASK_CACHE_ENTRIES,
+    kind, Counter, DueEpisode, RecordHeader, StackCopy, StackCopyHeader, StackRecord, SwitchBatch,
+    SwitchEntry, TaskCacheEntry, ThreadRecord, ThreadState, ENTRY_SWITCH_IN, MAX_DUE,
+    MAX_KERNEL_FRAMES, MAX_STACK_COPY, MAX_THREADS, MAX_USER_FRAMES, STATE_PREEMPTED,
+    SWITCH_BATCH_LEN, SWITCH_BATCH_MAX_AGE_NS, TASK_CACHE_ENTRIES,
 };
 
 #[unsafe(no_mangle)]
@@ -66,6 +78,13 @@ static OFF_WAKEUP_PID: Global<u32> = Global::new(24);
 /// Offset of `pid` in `struct task_struct`, from the kernel's BTF (raw tracepoints only).
 #[unsafe(no_mangle)]
 static TASK_PID_OFFSET: Global<u32> = Global::new(0);
+
+/// User stack bytes copied with each kept event (0: none; see `copy_stack`).
+#[unsafe(no_mangle)]
+static STACK_COPY_BYTES: Global<u32> = Global::new(0);
+/// Stack bytes each CPU may copy per second.
+#[unsafe(no_mangle)]
+static STACK_BUDGET_PER_CPU: Global<u64> = Global::new(0);
 
 /// Ring-buffer flag: don't wake the reader per record; hud-record drains on a short timer, which
 /// costs far less than a wakeup per context switch.
@@ -125,6 +144,17 @@ fn pid_of(task: *const u8) -> u32 {
     unsafe { bpf_probe_read_kernel(task.add(TASK_PID_OFFSET.load() as usize) as *const u32) }
         .unwrap_or(0)
 }
+
+/// Two per CPU (index 2 × cpu, + 1 for samples): the stack copy being filled. A sample may
+/// interrupt the system-call exit program on its CPU, so they do not share one. Too big for a
+/// per-CPU array (32 KiB at most); hud-record sizes it to the possible CPUs.
+#[map]
+static STACK_SCRATCH: Array<StackCopy> = Array::with_max_entries(2, 0);
+
+/// Per CPU: `[0]` the second (of `bpf_ktime_get_ns`) being budgeted, `[1]` stack bytes copied
+/// in it.
+#[map]
+static STACK_BUDGET: PerCpuArray<[u64; 2]> = PerCpuArray::with_max_entries(1, 0);
 
 /// `[0]`: 1 once hud-record stops; the batches are then left alone for it to read.
 #[map]
@@ -542,11 +572,140 @@ pub fn hud_sys_exit(ctx: RawTracePointContext) -> i32 {
     };
     // SAFETY: map value of the current thread.
     unsafe {
-        if (*t).due_count != 0 {
+        let n = (*t).due_count as usize;
+        if n != 0 {
+            let first = (*t).due.first().map_or(0, |e| e.end_ns);
+            let last = (*t).due.get(n.min(MAX_DUE) - 1).map_or(first, |e| e.end_ns);
             send_all_due(&mut *t, tid, Some(&ctx));
+            // sys_exit's first argument: the registers the thread entered the call with.
+            let regs = ctx.arg::<u64>(0);
+            copy_stack(tid, kind::OFF_CPU, first, last, regs, 0);
         }
     }
     0
+}
+
+/// Offsets in x86-64's `struct pt_regs` (arch/x86/include/asm/ptrace.h).
+const PT_REGS_BP: usize = 32;
+const PT_REGS_IP: usize = 128;
+const PT_REGS_SP: usize = 152;
+const PT_REGS_LEN: usize = 168;
+
+/// Sends the user registers at `regs` (a `struct pt_regs`; 0: the current task's user
+/// registers) and `STACK_COPY_BYTES` of user stack from their `sp`, for the events of kind `of`
+/// stamped `first` to `last`. `slot` picks the CPU's scratch (0 system-call exit, 1 sample).
+#[inline(always)]
+fn copy_stack(tid: u32, of: u8, first: u64, last: u64, regs: u64, slot: u32) {
+    let wanted = STACK_COPY_BYTES.load();
+    if wanted == 0 || stopped() {
+        return;
+    }
+    let cpu = cpu();
+    let Some(scratch) = STACK_SCRATCH.get_ptr_mut(u32::from(cpu) * 2 + slot) else {
+        return;
+    };
+    let regs = if regs != 0 {
+        regs
+    } else {
+        // SAFETY: helpers on the current task; the result is a kernel pointer read below with
+        // a checked read.
+        unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) as u64 }
+    };
+    let mut saved = [0u64; PT_REGS_LEN / 8];
+    // SAFETY: a checked kernel read into a local of the same size.
+    let read = unsafe {
+        probe_read_kernel_raw(
+            saved.as_mut_ptr().cast(),
+            PT_REGS_LEN as u32,
+            regs as *const core::ffi::c_void,
+        )
+    };
+    if read != 0 {
+        count(Counter::StackCopyFailed);
+        return;
+    }
+    let (ip, sp, bp) = (
+        saved[PT_REGS_IP / 8],
+        saved[PT_REGS_SP / 8],
+        saved[PT_REGS_BP / 8],
+    );
+    let mut len = (wanted as usize).min(MAX_STACK_COPY - 8) & (MAX_STACK_COPY - 1);
+    if !within_budget(len as u64, first) {
+        count(Counter::StackCopyOverBudget);
+        return;
+    }
+    // SAFETY: `scratch` is this CPU's slot, a whole StackCopy; every read is bounded by its
+    // bytes (the masks keep the verifier's bounds too).
+    unsafe {
+        let bytes = (*scratch).bytes.as_mut_ptr();
+        // A stack may end (its mapping does) less than `len` bytes above `sp`: a failed read
+        // reads nothing, so try shorter ones.
+        let mut copied = false;
+        for _ in 0..4 {
+            len &= MAX_STACK_COPY - 1;
+            if len == 0 {
+                break;
+            }
+            if probe_read_user_raw(bytes.cast(), len as u32, sp as *const core::ffi::c_void) == 0 {
+                copied = true;
+                break;
+            }
+            len /= 2;
+        }
+        if !copied {
+            count(Counter::StackCopyFailed);
+            return;
+        }
+        (*scratch).head = StackCopyHeader {
+            header: RecordHeader {
+                kind: kind::STACK_COPY,
+                flags: of,
+                cpu,
+                tid,
+                ts_ns: first,
+            },
+            last_ns: last,
+            ip,
+            sp,
+            bp,
+            len: len as u32,
+            _pad: 0,
+        };
+        let total = (core::mem::size_of::<StackCopyHeader>() + len) & (2 * MAX_STACK_COPY - 1);
+        if total > core::mem::size_of::<StackCopy>() {
+            return;
+        }
+        let record = core::slice::from_raw_parts(scratch as *const u8, total);
+        if EVENTS.output::<[u8]>(record, NO_WAKEUP).is_err() {
+            count(Counter::StackCopyFailed);
+        }
+    }
+}
+
+/// Charges `len` bytes to this CPU's budget for the second of `ts`; false when over it.
+#[inline(always)]
+fn within_budget(len: u64, ts: u64) -> bool {
+    let budget = STACK_BUDGET_PER_CPU.load();
+    if budget == 0 {
+        return true;
+    }
+    let Some(b) = STACK_BUDGET.get_ptr_mut(0) else {
+        return false;
+    };
+    let second = ts / 1_000_000_000;
+    // SAFETY: this CPU's budget; the programs that charge it do not nest on a CPU in a way that
+    // matters (a lost charge only lets one more copy through).
+    unsafe {
+        if (*b)[0] != second {
+            (*b)[0] = second;
+            (*b)[1] = 0;
+        }
+        if (*b)[1] + len > budget {
+            return false;
+        }
+        (*b)[1] += len;
+    }
+    true
 }
 
 /// Kernel-stacks mode, at a switch-out the thread slept through: its stacks, parked until it
@@ -749,14 +908,15 @@ pub fn hud_cpu_sample(ctx: PerfEventContext) -> u32 {
         return 0;
     };
     let rec = entry.as_mut_ptr();
+    let (tid, ts) = (pid_tgid as u32, now());
     // SAFETY: `rec` is a reserved, exclusively owned ring-buffer slot of one StackRecord.
     unsafe {
         (*rec).header = RecordHeader {
             kind: kind::SAMPLE,
             flags: 0,
             cpu: cpu(),
-            tid: pid_tgid as u32,
-            ts_ns: now(),
+            tid,
+            ts_ns: ts,
         };
         (*rec).duration_ns = 0;
         (*rec).state = 0;
@@ -764,6 +924,7 @@ pub fn hud_cpu_sample(ctx: PerfEventContext) -> u32 {
     }
     fill_stacks(&ctx, rec);
     entry.submit(NO_WAKEUP);
+    copy_stack(tid, kind::SAMPLE, ts, ts, 0, 1);
     0
 }
 

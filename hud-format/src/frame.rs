@@ -18,7 +18,7 @@ pub const PREAMBLE_LEN: usize = 16;
 /// Format major version this crate writes and the newest it reads. Bumped on incompatible change.
 pub const FORMAT_MAJOR: u16 = 1;
 /// Format minor version this crate writes. Minor versions only add; older readers ignore additions.
-pub const FORMAT_MINOR: u16 = 0;
+pub const FORMAT_MINOR: u16 = 1;
 
 /// First four bytes of every frame.
 pub const FRAME_MAGIC: [u8; 4] = *b"HUDF";
@@ -39,6 +39,9 @@ pub enum FrameKind {
     Object,
     /// The index written at clean close ([`crate::types::Index`]). Always the last frame.
     Index,
+    /// Registers and stack bytes for unwinding offline ([`crate::types::StackCopies`]; format
+    /// 1.1).
+    StackCopies,
     /// A kind a newer minor version added: its checksummed header gives its length, and readers
     /// skip it (the versioning promise in docs/FORMAT.md).
     Unknown(u8),
@@ -53,6 +56,7 @@ impl FrameKind {
             2 => FrameKind::Chunk,
             3 => FrameKind::Object,
             4 => FrameKind::Index,
+            5 => FrameKind::StackCopies,
             other => FrameKind::Unknown(other),
         })
     }
@@ -63,6 +67,7 @@ impl FrameKind {
             FrameKind::Chunk => 2,
             FrameKind::Object => 3,
             FrameKind::Index => 4,
+            FrameKind::StackCopies => 5,
             FrameKind::Unknown(v) => v,
         }
     }

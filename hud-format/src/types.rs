@@ -235,6 +235,34 @@ pub struct CounterValue {
     pub value: u64,
 }
 
+/// Stack copies (frame kind 5, format 1.1): the user registers and the raw stack bytes
+/// (from `sp` up) taken with samples and off-CPU episodes, for the analyzer to unwind where
+/// frame pointers could not (libc leaves, code built without them). A frame follows the chunk
+/// whose events it serves; readers of 1.0 skip it and keep the frame-pointer stacks.
+///
+/// Row `i` serves the events of thread `tid[i]` of kind `of[i]` ([`COPY_OF_SAMPLE`],
+/// [`COPY_OF_OFF_CPU`]) stamped from `ts[i]` to `ts[i] + span_ns[i]` (off-CPU episodes that
+/// waited for one return from a system call share its stack); its bytes are the next `len[i]`
+/// bytes of `bytes`.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[rkyv(derive(Debug))]
+pub struct StackCopies {
+    pub ts: TimeColumn,
+    pub span_ns: Vec<u64>,
+    pub tid: Vec<u32>,
+    pub of: Vec<u8>,
+    pub ip: Vec<u64>,
+    pub sp: Vec<u64>,
+    pub bp: Vec<u64>,
+    pub len: Vec<u32>,
+    pub bytes: Vec<u8>,
+}
+
+/// [`StackCopies::of`]: the copy belongs to a sample.
+pub const COPY_OF_SAMPLE: u8 = 1;
+/// [`StackCopies::of`]: the copy belongs to off-CPU episodes.
+pub const COPY_OF_OFF_CPU: u8 = 2;
+
 /// A piece of an object file embedded in the capture (`--embed-binaries`). Large files are split in
 /// parts, each under the frame size limit; parts of one object share `object_id`.
 #[derive(Archive, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]

@@ -24,6 +24,9 @@ pub mod kind {
     pub const THREAD_RENAME: u8 = 6;
     /// A [`super::SwitchBatch`]: a CPU's switches, sent together.
     pub const SWITCH_BATCH: u8 = 7;
+    /// A [`super::StackCopyHeader`] and its stack bytes: the user registers and the stack of a
+    /// sample or of off-CPU episodes, for unwinding offline.
+    pub const STACK_COPY: u8 = 8;
 }
 
 /// `prev_state` the kernel reports for a preempted (still runnable) task: TASK_REPORT_MAX, "R+".
@@ -104,6 +107,42 @@ pub struct StackRecord {
     /// kernel keeps its wakeup time here.
     pub runnable_ns: u64,
     pub kernel: [u64; MAX_KERNEL_FRAMES],
+}
+
+/// Most stack bytes one copy holds (`hud-record --unwind dwarf=SIZE`); perf's limit is 65528.
+pub const MAX_STACK_COPY: usize = 65_536;
+/// Bytes of stack copied with every sample and kept off-CPU episode unless told otherwise: the
+/// leaf's frame and its caller's, enough to unwind a leaf without a frame pointer (a libc
+/// function) back to the code that called it.
+pub const LEAF_WINDOW: u32 = 512;
+
+/// The head of a [`kind::STACK_COPY`] record: the user registers of the thread when its stack
+/// was taken, and how many stack bytes (from `sp` up) follow.
+///
+/// `header.ts_ns` is the time of the event the copy belongs to (a sample's time, or the end of
+/// the first off-CPU episode it serves); `header.flags` is that event's kind ([`kind::SAMPLE`] or
+/// [`kind::OFF_CPU`]); `last_ns` is the end of the last episode served (off-CPU episodes that
+/// waited for one return from a system call share its stack).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StackCopyHeader {
+    pub header: RecordHeader,
+    pub last_ns: u64,
+    pub ip: u64,
+    pub sp: u64,
+    pub bp: u64,
+    /// Stack bytes that follow (at most [`MAX_STACK_COPY`]).
+    pub len: u32,
+    pub _pad: u32,
+}
+
+/// A [`StackCopyHeader`] with room for the largest copy: the per-CPU scratch value the programs
+/// fill before sending the header and `len` bytes.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StackCopy {
+    pub head: StackCopyHeader,
+    pub bytes: [u8; MAX_STACK_COPY],
 }
 
 /// Off-CPU episodes of one thread that can wait for its stack at once: a thread can sleep more
@@ -196,11 +235,17 @@ pub enum Counter {
     /// An off-CPU episode was sent without its stack: the thread exited, or slept more than
     /// [`MAX_DUE`] times, before returning from a system call.
     OffCpuStackMissed = 7,
+    /// Stack copies left out because the second's byte budget was spent (the event keeps its
+    /// frame-pointer stack).
+    StackCopyOverBudget = 8,
+    /// Stack copies that could not be read (not even the leaf window) or were lost because the
+    /// ring buffer was full.
+    StackCopyFailed = 9,
 }
 
 impl Counter {
     /// Number of counters; the size of the `COUNTERS` map.
-    pub const COUNT: u32 = 8;
+    pub const COUNT: u32 = 10;
     /// Every counter, in index order.
     pub const ALL: [Counter; Self::COUNT as usize] = [
         Counter::LostSwitch,
@@ -211,6 +256,8 @@ impl Counter {
         Counter::KernelStackError,
         Counter::ThreadMapFull,
         Counter::OffCpuStackMissed,
+        Counter::StackCopyOverBudget,
+        Counter::StackCopyFailed,
     ];
 
     /// Stable name used in captures and reports.
@@ -224,6 +271,8 @@ impl Counter {
             Counter::KernelStackError => "kernel_stack_error",
             Counter::ThreadMapFull => "thread_map_full",
             Counter::OffCpuStackMissed => "off_cpu_stack_missed",
+            Counter::StackCopyOverBudget => "stack_copy_over_budget",
+            Counter::StackCopyFailed => "stack_copy_failed",
         }
     }
 
@@ -249,6 +298,10 @@ pub mod globals {
     pub const KERNEL_STACKS: &str = "KERNEL_STACKS";
     /// `u32`: offset of `pid` in `struct task_struct` (from BTF; the raw tracepoints need it).
     pub const TASK_PID_OFFSET: &str = "TASK_PID_OFFSET";
+    /// `u32`: user stack bytes copied with each sample and kept off-CPU episode (0: none).
+    pub const STACK_COPY_BYTES: &str = "STACK_COPY_BYTES";
+    /// `u64`: stack bytes each CPU may copy per second (the `--stack-budget`, shared out).
+    pub const STACK_BUDGET_PER_CPU: &str = "STACK_BUDGET_PER_CPU";
 }
 
 /// Map and program names shared by hud-ebpf and hud-record.
@@ -278,6 +331,8 @@ pub mod names {
     pub const PROG_SYS_EXIT: &str = "hud_sys_exit";
     /// Kernel-stacks mode only: per thread, the stacks taken at switch-out, keyed by tid.
     pub const OFFCPU_PENDING: &str = "OFFCPU_PENDING";
+    /// Indexed by CPU: the [`super::StackCopy`] being filled (sized to the possible CPUs).
+    pub const STACK_SCRATCH: &str = "STACK_SCRATCH";
 }
 
 /// Field offsets of the tracepoint records the programs read. hud-record reads the real ones from
@@ -318,6 +373,8 @@ const _: () = {
     assert!(core::mem::size_of::<ThreadRecord>() == 40);
     assert!(core::mem::size_of::<DueEpisode>() == 32);
     assert!(core::mem::size_of::<TaskCacheEntry>() == 16);
+    assert!(core::mem::size_of::<StackCopyHeader>() == 56);
+    assert!(core::mem::size_of::<StackCopy>() == 56 + MAX_STACK_COPY);
     assert!(core::mem::size_of::<SwitchEntry>() == 16);
     assert!(core::mem::size_of::<SwitchBatch>() == 24 + 16 * SWITCH_BATCH_LEN);
     assert!(core::mem::size_of::<ThreadState>() == 24 + 32 * MAX_DUE);
@@ -335,6 +392,7 @@ mod sealed {
     impl Sealed for super::StackRecord {}
     impl Sealed for super::ThreadRecord {}
     impl Sealed for super::SwitchBatch {}
+    impl Sealed for super::StackCopyHeader {}
 }
 
 /// A plain-old-data record of this module: integers only, so every bit pattern is a valid value.
@@ -343,6 +401,7 @@ impl WireRecord for RecordHeader {}
 impl WireRecord for StackRecord {}
 impl WireRecord for ThreadRecord {}
 impl WireRecord for SwitchBatch {}
+impl WireRecord for StackCopyHeader {}
 
 /// Reads a record from the start of `bytes` (ring-buffer records need not be aligned for us).
 /// `None` when `bytes` is too short.

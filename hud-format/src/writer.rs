@@ -12,8 +12,8 @@ use crate::columns::push_delta;
 use crate::error::Error;
 use crate::frame::{encode_preamble, Codec, FrameHeader, FrameKind, MAX_FRAME_LEN};
 use crate::types::{
-    Chunk, CounterValue, Header, Index, IndexEntry, Mapping, ObjectPart, ThreadEvent, TimeColumn,
-    Totals, EMPTY_STACK,
+    Chunk, CounterValue, Header, Index, IndexEntry, Mapping, ObjectPart, StackCopies, ThreadEvent,
+    TimeColumn, Totals, EMPTY_STACK,
 };
 
 /// When the pending chunk becomes a frame, and how hard it is compressed.
@@ -40,12 +40,34 @@ impl Default for WriterOptions {
 /// Largest piece of an embedded object per frame (leaves room for the other fields).
 const OBJECT_PART_LEN: usize = 32 << 20;
 
+/// Stack bytes that make the pending chunk a frame early (a stack-copies frame stays far below
+/// the frame size limit).
+const MAX_PENDING_STACK_BYTES: usize = 16 << 20;
+
 /// Per-column "previous timestamp" for delta encoding.
 #[derive(Default)]
 struct ColumnClocks {
     switches: u64,
     samples: u64,
     off_cpu: u64,
+    copies: u64,
+}
+
+/// Registers and stack bytes of one copy ([`CaptureWriter::push_stack_copy`]).
+#[derive(Clone, Copy, Debug)]
+pub struct StackCopyRow<'a> {
+    /// The first event served (a sample's time, an off-CPU episode's end).
+    pub ts_ns: u64,
+    /// From `ts_ns` to the last event served.
+    pub span_ns: u64,
+    pub tid: u32,
+    /// [`crate::types::COPY_OF_SAMPLE`] or [`crate::types::COPY_OF_OFF_CPU`].
+    pub of: u8,
+    pub ip: u64,
+    pub sp: u64,
+    pub bp: u64,
+    /// The stack from `sp` up.
+    pub bytes: &'a [u8],
 }
 
 /// The capture writer. See the module docs.
@@ -55,6 +77,9 @@ pub struct CaptureWriter<W: Write> {
     options: WriterOptions,
     compressor: zstd::bulk::Compressor<'static>,
     chunk: Chunk,
+    /// Stack copies of the pending chunk's events, written right after it.
+    copies: StackCopies,
+    copies_written: u64,
     clocks: ColumnClocks,
     pending_events: usize,
     /// Prefix-tree nodes: (parent node, address) → node id.
@@ -83,6 +108,8 @@ impl<W: Write> CaptureWriter<W> {
             options,
             compressor,
             chunk: Chunk::default(),
+            copies: StackCopies::default(),
+            copies_written: 0,
             clocks: ColumnClocks::default(),
             pending_events: 0,
             stack_nodes: HashMap::new(),
@@ -227,6 +254,30 @@ impl<W: Write> CaptureWriter<W> {
         self.flush_if_full()
     }
 
+    /// Registers and stack bytes for events already pushed (written in a frame of their own
+    /// after the chunk that holds those events).
+    pub fn push_stack_copy(&mut self, row: &StackCopyRow<'_>) -> Result<(), Error> {
+        if self.copies.bytes.len() + row.bytes.len() > MAX_PENDING_STACK_BYTES {
+            self.flush_chunk()?;
+        }
+        let c = &mut self.copies;
+        push_time(&mut c.ts, &mut self.clocks.copies, row.ts_ns);
+        c.span_ns.push(row.span_ns);
+        c.tid.push(row.tid);
+        c.of.push(row.of);
+        c.ip.push(row.ip);
+        c.sp.push(row.sp);
+        c.bp.push(row.bp);
+        c.len.push(row.bytes.len() as u32);
+        c.bytes.extend_from_slice(row.bytes);
+        Ok(())
+    }
+
+    /// Stack copies written so far (pending ones included).
+    pub fn stack_copies(&self) -> u64 {
+        self.copies_written + self.copies.tid.len() as u64
+    }
+
     pub fn push_thread(&mut self, event: ThreadEvent) -> Result<(), Error> {
         self.note_time(event.ts_ns);
         self.chunk.threads.push(event);
@@ -282,6 +333,13 @@ impl<W: Write> CaptureWriter<W> {
         let bytes = rkyv::to_bytes::<rkyv::rancor::Error>(&chunk)
             .map_err(|e| Error::Encode(e.to_string()))?;
         self.write_frame(FrameKind::Chunk, &bytes, chunk.start_ns, chunk.end_ns)?;
+        if !self.copies.tid.is_empty() {
+            let bytes = rkyv::to_bytes::<rkyv::rancor::Error>(&self.copies)
+                .map_err(|e| Error::Encode(e.to_string()))?;
+            self.write_frame(FrameKind::StackCopies, &bytes, chunk.start_ns, chunk.end_ns)?;
+            self.copies_written += self.copies.tid.len() as u64;
+            clear_copies(&mut self.copies);
+        }
 
         self.next_seq += 1;
         self.last_end_ns = chunk.end_ns;
@@ -389,6 +447,28 @@ fn push_time(column: &mut TimeColumn, prev: &mut u64, ts_ns: u64) {
         *prev = ts_ns;
     }
     push_delta(&mut column.deltas, prev, ts_ns);
+}
+
+fn clear_copies(copies: &mut StackCopies) {
+    let StackCopies {
+        ts,
+        span_ns,
+        tid,
+        of,
+        ip,
+        sp,
+        bp,
+        len,
+        bytes,
+    } = copies;
+    ts.deltas.clear();
+    for column in [span_ns, ip, sp, bp] {
+        column.clear();
+    }
+    tid.clear();
+    of.clear();
+    len.clear();
+    bytes.clear();
 }
 
 fn clear_chunk(chunk: &mut Chunk) {

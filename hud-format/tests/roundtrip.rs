@@ -255,3 +255,108 @@ fn file_and_memory_read_the_same() {
     assert_eq!(from_file.switches.len(), 5000);
     assert_eq!(from_file, from_memory);
 }
+
+/// Stack copies (format 1.1) come in frames of their own after the chunk whose events they
+/// serve, and read back byte for byte; the chunks read the same with or without them.
+#[test]
+fn stack_copies_round_trip_in_frames_of_their_own() {
+    use hud_format::frame::FrameKind;
+    use hud_format::types::{COPY_OF_OFF_CPU, COPY_OF_SAMPLE};
+    use hud_format::writer::StackCopyRow;
+
+    let header = Header {
+        start_ns: 1_000,
+        ..Header::default()
+    };
+    let mut w = CaptureWriter::new(Vec::new(), &header, WriterOptions::default()).unwrap();
+    let stack_bytes: Vec<u8> = (0..=255u8).cycle().take(700).collect();
+    w.push_sample(2_000, 7, 0, &[0x10, 0x20], &[]).unwrap();
+    w.push_stack_copy(&StackCopyRow {
+        ts_ns: 2_000,
+        span_ns: 0,
+        tid: 7,
+        of: COPY_OF_SAMPLE,
+        ip: 0x10,
+        sp: 0x7fff_0000,
+        bp: 0x7fff_0040,
+        bytes: &stack_bytes,
+    })
+    .unwrap();
+    w.flush_chunk().unwrap();
+    w.push_off_cpu(3_000, 8, 1, 500, 0, 1, &[0x30], &[])
+        .unwrap();
+    w.push_stack_copy(&StackCopyRow {
+        ts_ns: 3_000,
+        span_ns: 40,
+        tid: 8,
+        of: COPY_OF_OFF_CPU,
+        ip: 0x30,
+        sp: 0x7ffe_0000,
+        bp: 1,
+        bytes: &stack_bytes[..8],
+    })
+    .unwrap();
+    assert_eq!(w.stack_copies(), 2);
+    let bytes = w.finish().unwrap();
+
+    let capture = Capture::from_bytes(bytes).unwrap();
+    assert_eq!(capture.version().to_string(), "1.1");
+    let kinds: Vec<FrameKind> = capture.frames().iter().map(|f| f.header.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            FrameKind::Header,
+            FrameKind::Chunk,
+            FrameKind::StackCopies,
+            FrameKind::Chunk,
+            FrameKind::StackCopies,
+            FrameKind::Index
+        ]
+    );
+    let copies: Vec<_> = capture
+        .frames()
+        .iter()
+        .filter(|f| f.header.kind == FrameKind::StackCopies)
+        .map(|f| capture.stack_copies(f).unwrap())
+        .collect();
+    let first = copies[0].get();
+    assert_eq!(first.ts.iter().collect::<Vec<_>>(), [2_000]);
+    assert_eq!(first.tid[0], 7);
+    assert_eq!(first.of[0], COPY_OF_SAMPLE);
+    let regs = (
+        first.ip[0].to_native(),
+        first.sp[0].to_native(),
+        first.bp[0].to_native(),
+    );
+    assert_eq!(regs, (0x10, 0x7fff_0000, 0x7fff_0040));
+    assert_eq!(&first.bytes[..], &stack_bytes[..]);
+    let second = copies[1].get();
+    assert_eq!(second.span_ns[0], 40);
+    assert_eq!(second.of[0], COPY_OF_OFF_CPU);
+    assert_eq!(&second.bytes[..], &stack_bytes[..8]);
+    assert_eq!(decode(&capture).samples.len(), 1);
+}
+
+/// Stacks a reader interns (unwound from copies) never take the ids of stacks a later chunk
+/// defines: a live capture goes on after its stacks were unwound.
+#[test]
+fn interned_stacks_do_not_shadow_later_chunks() {
+    let header = Header::default();
+    let mut w = CaptureWriter::new(Vec::new(), &header, WriterOptions::default()).unwrap();
+    w.push_sample(1, 1, 0, &[0xa, 0xb], &[]).unwrap();
+    w.flush_chunk().unwrap();
+    w.push_sample(2, 1, 0, &[0xc, 0xd], &[]).unwrap();
+    let capture = Capture::from_bytes(w.finish().unwrap()).unwrap();
+    let chunks = capture.chunks().unwrap();
+    let mut stacks = hud_format::reader::Stacks::default();
+    stacks.add(chunks[0].get()).unwrap();
+    let first = stacks.local(chunks[0].get().samples.user_stack[0].to_native());
+    assert_eq!(stacks.frames(first).collect::<Vec<_>>(), [0xa, 0xb]);
+    let own = stacks.intern(&[0x1, 0x2, 0xb]);
+    assert_eq!(stacks.intern(&[0x1, 0x2, 0xb]), own, "interned once");
+    assert_eq!(stacks.frames(own).collect::<Vec<_>>(), [0x1, 0x2, 0xb]);
+    stacks.add(chunks[1].get()).unwrap();
+    let second = stacks.local(chunks[1].get().samples.user_stack[0].to_native());
+    assert_eq!(stacks.frames(second).collect::<Vec<_>>(), [0xc, 0xd]);
+    assert_eq!(stacks.frames(own).collect::<Vec<_>>(), [0x1, 0x2, 0xb]);
+}

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use hud_format::units::parse_duration;
+use hud_format::units::{parse_duration, parse_size};
 
 /// Record what a running Tokio process does, on and off CPU, into a capture for hud-analyze.
 #[derive(Parser, Debug, Clone)]
@@ -15,6 +15,7 @@ use hud_format::units::parse_duration;
     hud-record my-service -o service.hudcap --duration 30
     hud-record --pid 4242 -o - | ssh laptop 'cat > prod.hudcap'
     hud-record --pid 4242 -F 199 --offcpu-threshold 500us --embed-binaries
+    hud-record my-service --unwind dwarf -o service.hudcap    (built without frame pointers)
     sudo hud-record my-service --live
 
 Needs root, or CAP_BPF + CAP_PERFMON + CAP_DAC_READ_SEARCH (to read tracefs), and CAP_SYS_PTRACE
@@ -56,6 +57,19 @@ pub struct Args {
     /// Shortest off-CPU episode recorded with its stack, e.g. 1ms, 500us (at most 1h).
     #[arg(long, value_name = "DURATION", default_value = "1ms", value_parser = parse_threshold)]
     pub offcpu_threshold: Duration,
+
+    /// How user stacks are taken. `leaf` (default): walked by frame pointers, plus 512 bytes of
+    /// stack with each sample and kept off-CPU episode, to unwind offline the caller a leaf
+    /// without a frame pointer (a libc function) hides. `dwarf[=SIZE]`: SIZE bytes of stack
+    /// (default 8KiB) unwound offline from the objects' .eh_frame, for code built without frame
+    /// pointers. `fp`: frame pointers only.
+    #[arg(long, value_name = "MODE", default_value = "leaf", value_parser = parse_unwind)]
+    pub unwind: Unwind,
+
+    /// Most stack bytes copied per second, all CPUs together (--unwind): a copy over it is left
+    /// out and counted, and its event keeps its frame-pointer stack.
+    #[arg(long, value_name = "SIZE", default_value = "4MiB", value_parser = parse_budget)]
+    pub stack_budget: u64,
 
     /// Also record kernel stacks with samples and off-CPU episodes.
     #[arg(long)]
@@ -144,6 +158,68 @@ fn parse_threshold(text: &str) -> Result<Duration, String> {
     Ok(value)
 }
 
+/// How user stacks are taken (`--unwind`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unwind {
+    /// Frame pointers only: no stack bytes.
+    FramePointers,
+    /// Frame pointers and a small window of stack bytes.
+    Leaf,
+    /// This many stack bytes, for unwinding offline.
+    Dwarf(u32),
+}
+
+impl Unwind {
+    /// perf's default for `--call-graph dwarf`.
+    pub const DEFAULT_DWARF_BYTES: u32 = 8192;
+
+    /// Stack bytes copied with each kept event.
+    pub fn copy_bytes(self) -> u32 {
+        match self {
+            Unwind::FramePointers => 0,
+            Unwind::Leaf => hud_format::wire::LEAF_WINDOW,
+            Unwind::Dwarf(bytes) => bytes,
+        }
+    }
+}
+
+fn parse_unwind(text: &str) -> Result<Unwind, String> {
+    let text = text.trim();
+    let (mode, size) = match text.split_once('=') {
+        Some((mode, size)) => (mode, Some(size)),
+        None => (text, None),
+    };
+    match (mode, size) {
+        ("fp", None) => Ok(Unwind::FramePointers),
+        ("leaf", None) => Ok(Unwind::Leaf),
+        ("dwarf", None) => Ok(Unwind::Dwarf(Unwind::DEFAULT_DWARF_BYTES)),
+        ("dwarf", Some(size)) => {
+            let bytes = parse_size(size)?;
+            let most = hud_format::wire::MAX_STACK_COPY as u64 - 8;
+            if !(64..=most).contains(&bytes) {
+                return Err(format!(
+                    "{bytes} bytes of stack: give from 64 bytes to {most} (64KiB - 8)"
+                ));
+            }
+            // Whole words: the unwinder reads 8 bytes at a time.
+            Ok(Unwind::Dwarf((bytes / 8 * 8) as u32))
+        }
+        _ => Err(format!(
+            "`{text}` is not an unwinding mode: use leaf, dwarf, dwarf=SIZE (e.g. dwarf=16K) or fp"
+        )),
+    }
+}
+
+fn parse_budget(text: &str) -> Result<u64, String> {
+    let bytes = parse_size(text.trim_end_matches("/s"))?;
+    if bytes < 64 << 10 {
+        return Err(format!(
+            "`{text}`: a stack budget under 64KiB a second would leave out most copies"
+        ));
+    }
+    Ok(bytes)
+}
+
 fn parse_buffer_mib(text: &str) -> Result<u32, String> {
     let mib: u32 = text
         .trim()
@@ -189,6 +265,14 @@ mod tests {
         assert!(parse_buffer_mib("4096").is_err());
         assert!(parse_buffer_mib("3").is_err());
         assert_eq!(parse_buffer_mib("64").unwrap(), 64);
+        assert_eq!(parse_unwind("dwarf").unwrap(), Unwind::Dwarf(8192));
+        assert_eq!(parse_unwind("dwarf=16K").unwrap(), Unwind::Dwarf(16384));
+        assert_eq!(parse_unwind("fp").unwrap().copy_bytes(), 0);
+        assert!(parse_unwind("dwarf=1M").is_err());
+        assert!(parse_unwind("dwarf=").is_err());
+        assert!(parse_unwind("lbr").is_err());
+        assert_eq!(parse_budget("8MiB/s").unwrap(), 8 << 20);
+        assert!(parse_budget("1K").is_err());
     }
 
     #[test]

@@ -21,6 +21,10 @@ pub struct ProbeConfig {
     pub kernel_stacks: bool,
     pub sample_hz: u32,
     pub ring_bytes: u32,
+    /// User stack bytes copied with each kept event (0: none).
+    pub stack_copy_bytes: u32,
+    /// Stack bytes all CPUs may copy per second.
+    pub stack_budget: u64,
     pub offsets: Vec<(&'static str, u32)>,
     /// The kernel's task layout (from BTF): the scheduler programs attach as raw tracepoints
     /// when known, as classic ones otherwise.
@@ -169,6 +173,11 @@ fn release_freed_memory() {
 impl Probes {
     pub fn load(config: &ProbeConfig) -> Result<Self> {
         let kernel_stacks = u32::from(config.kernel_stacks);
+        let possible_cpus = aya::util::nr_cpus()
+            .map_err(|(what, e)| RecordError::Other(format!("reading {what}: {e}")))?
+            as u32;
+        // Shared out so that a CPU never waits for another's budget.
+        let budget_per_cpu = (config.stack_budget / u64::from(possible_cpus.max(1))).max(1);
         let mut loader = loader_without_kernel_btf();
         // The programs use no CO-RE relocations: no kernel BTF for aya.
         loader
@@ -180,7 +189,18 @@ impl Probes {
                 true,
             )
             .override_global(globals::KERNEL_STACKS, &kernel_stacks, true)
+            .override_global(globals::STACK_COPY_BYTES, &config.stack_copy_bytes, true)
+            .override_global(globals::STACK_BUDGET_PER_CPU, &budget_per_cpu, true)
             .map_max_entries(names::EVENTS, config.ring_bytes)
+            // Two scratch copies per CPU (64 KiB each) only when copies are taken.
+            .map_max_entries(
+                names::STACK_SCRATCH,
+                if config.stack_copy_bytes > 0 {
+                    2 * possible_cpus
+                } else {
+                    1
+                },
+            )
             .map_max_entries(names::SLOTS, pid_max())
             // Only the kernel-stacks mode parks stacks at switch-out (a map preallocates).
             .map_max_entries(

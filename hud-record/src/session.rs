@@ -7,9 +7,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hud_format::types::{Header, RecorderOptions, Target, ThreadEvent, ThreadEventKind};
-use hud_format::wire::{self, kind, RecordHeader, StackRecord, SwitchBatch, ThreadRecord};
-use hud_format::writer::{CaptureWriter, WriterOptions};
+use hud_format::types::{
+    Header, RecorderOptions, Target, ThreadEvent, ThreadEventKind, COPY_OF_OFF_CPU, COPY_OF_SAMPLE,
+};
+use hud_format::wire::{
+    self, kind, RecordHeader, StackCopyHeader, StackRecord, SwitchBatch, ThreadRecord,
+};
+use hud_format::writer::{CaptureWriter, StackCopyRow, WriterOptions};
 
 use crate::cli::Args;
 use crate::error::{RecordError, Result};
@@ -144,6 +148,8 @@ pub fn record(
         kernel_stacks: args.kernel_stacks,
         sample_hz: args.frequency,
         ring_bytes: ring_bytes(args.buffer_mib),
+        stack_copy_bytes: args.unwind.copy_bytes(),
+        stack_budget: args.stack_budget,
         offsets,
         task_layout: match crate::btf::task_layout() {
             Ok(_) if args.classic_tracepoints => None,
@@ -485,6 +491,35 @@ impl Drain {
                     };
                     drop(item);
                     self.push_stack_record(&r)?;
+                }
+                Some(kind::STACK_COPY) => {
+                    let Some(head) = wire::read_record::<StackCopyHeader>(bytes) else {
+                        self.unknown_records += 1;
+                        continue;
+                    };
+                    let start = std::mem::size_of::<StackCopyHeader>();
+                    let Some(stack) = bytes.get(start..start + head.len as usize) else {
+                        self.unknown_records += 1;
+                        continue;
+                    };
+                    let h = head.header;
+                    let of = if h.flags == kind::SAMPLE {
+                        COPY_OF_SAMPLE
+                    } else {
+                        COPY_OF_OFF_CPU
+                    };
+                    self.writer
+                        .push_stack_copy(&StackCopyRow {
+                            ts_ns: h.ts_ns,
+                            span_ns: head.last_ns.saturating_sub(h.ts_ns),
+                            tid: h.tid,
+                            of,
+                            ip: head.ip,
+                            sp: head.sp,
+                            bp: head.bp,
+                            bytes: stack,
+                        })
+                        .map_err(write_error)?;
                 }
                 Some(kind::THREAD_NEW) | Some(kind::THREAD_EXIT) | Some(kind::THREAD_RENAME) => {
                     let Some(r) = wire::read_record::<ThreadRecord>(bytes) else {

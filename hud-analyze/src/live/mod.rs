@@ -145,6 +145,9 @@ impl<'a> Live<'a> {
                 self.builder.push_chunk(chunk.get(), at.offset);
                 self.chunks += 1;
             }
+            Ok(source::Decoded::StackCopies(copies)) => {
+                self.builder.push_stack_copies(copies.get());
+            }
             Ok(source::Decoded::Object(part)) => {
                 self.builder.note_embedded_part();
                 self.parts.push(part);
@@ -218,6 +221,8 @@ impl<'a> Live<'a> {
     }
 
     fn analyze_model(&mut self, observer: &dyn Observer) -> Result<Arc<Analysis>, AnalyzeError> {
+        // Stack copies are unwound into the builder's model (and dropped) before it is cloned.
+        self.symbolizer.unwind_copies(self.builder.model_mut());
         let mut model = self.builder.model().clone();
         if let Some(notice) = self.ending.as_ref().and_then(Ending::notice) {
             model.notices.insert(0, notice);

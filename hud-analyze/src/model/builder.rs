@@ -9,10 +9,13 @@ use std::collections::BTreeMap;
 
 use hud_format::frame::FrameKind;
 use hud_format::reader::{kind_name, Damage, Ending, Stacks};
-use hud_format::types::{ArchivedChunk, ArchivedThreadEventKind, Header, PROBES_ATTACHED_COUNTER};
+use hud_format::types::{
+    ArchivedChunk, ArchivedStackCopies, ArchivedThreadEventKind, Header, COPY_OF_OFF_CPU,
+    COPY_OF_SAMPLE, PROBES_ATTACHED_COUNTER,
+};
 use rayon::slice::ParallelSliceMut;
 
-use super::{Missing, Model, OffCpu, Sample, State, Thread};
+use super::{CopyOf, Missing, Model, OffCpu, Sample, StackCopy, State, Thread};
 
 /// A model under construction.
 pub struct ModelBuilder {
@@ -80,6 +83,7 @@ impl ModelBuilder {
                 stacks: Stacks::default(),
                 mappings: Vec::new(),
                 counters: BTreeMap::new(),
+                pending_copies: Default::default(),
             },
             expected_seq: 0,
             last_end: None,
@@ -215,6 +219,49 @@ impl ModelBuilder {
             m.counters
                 .insert(counter.name.to_string(), counter.value.to_native());
         }
+    }
+
+    /// Appends a stack-copies frame (format 1.1): registers and stack bytes for events of the
+    /// chunks before it, unwound by the symbolizer. Copies of an unknown kind, or stamped
+    /// outside the recording, are left out.
+    pub fn push_stack_copies(&mut self, c: &ArchivedStackCopies) {
+        let pending = &mut self.model.pending_copies;
+        let mut at = 0usize;
+        for (i, ts) in c.ts.iter().enumerate() {
+            let len = c.len[i].to_native() as usize;
+            let range = at..at + len;
+            at += len;
+            let of = match c.of[i] {
+                COPY_OF_SAMPLE => CopyOf::Sample,
+                COPY_OF_OFF_CPU => CopyOf::OffCpu,
+                _ => continue,
+            };
+            let Some(bytes) = c.bytes.get(range) else {
+                continue;
+            };
+            if !self.plausible.contains(&ts) {
+                self.implausible += 1;
+                continue;
+            }
+            let start = pending.bytes.len();
+            pending.bytes.extend_from_slice(bytes);
+            pending.copies.push(StackCopy {
+                tid: c.tid[i].to_native(),
+                of,
+                first: ts,
+                last: ts.saturating_add(c.span_ns[i].to_native()),
+                ip: c.ip[i].to_native(),
+                sp: c.sp[i].to_native(),
+                bp: c.bp[i].to_native(),
+                bytes: start..pending.bytes.len(),
+            });
+        }
+    }
+
+    /// The model so far, sealed, for a step that changes it in place (unwinding stack copies).
+    pub fn model_mut(&mut self) -> &mut Model {
+        self.seal();
+        &mut self.model
     }
 
     /// The first chunk may say when the probes were attached ([`PROBES_ATTACHED_COUNTER`]):

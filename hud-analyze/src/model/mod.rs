@@ -55,6 +55,44 @@ impl OffCpu {
     }
 }
 
+/// Which events a stack copy serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CopyOf {
+    Sample,
+    OffCpu,
+}
+
+/// The user registers and stack bytes taken with a sample or with off-CPU episodes (format
+/// 1.1), waiting for the symbolizer to unwind them (symbols/stack_copies.rs).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StackCopy {
+    pub tid: u32,
+    pub of: CopyOf,
+    /// The events served: those of `tid` and kind `of` stamped from `first` to `last`.
+    pub first: u64,
+    pub last: u64,
+    pub ip: u64,
+    pub sp: u64,
+    pub bp: u64,
+    /// Where its bytes are in [`PendingCopies::bytes`].
+    pub bytes: std::ops::Range<usize>,
+}
+
+/// Stack copies read but not yet unwound. Once unwound they are dropped: their events then
+/// refer to the unwound stacks.
+#[derive(Clone, Debug, Default)]
+pub struct PendingCopies {
+    pub copies: Vec<StackCopy>,
+    pub bytes: Vec<u8>,
+}
+
+impl PendingCopies {
+    /// The bytes of `copy`.
+    pub fn bytes_of(&self, copy: &StackCopy) -> &[u8] {
+        self.bytes.get(copy.bytes.clone()).unwrap_or_default()
+    }
+}
+
 /// What a thread is for, told from its stacks (see `classify`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -149,6 +187,8 @@ pub struct Model {
     pub mappings: Vec<Mapping>,
     /// Last value of each counter.
     pub counters: BTreeMap<String, u64>,
+    /// Stack copies not yet unwound.
+    pub pending_copies: PendingCopies,
 }
 
 /// Shallow stacks, as [`Model::shallow_stacks`] counts them.

@@ -12,6 +12,7 @@ pub mod objects;
 mod plan;
 mod schedule;
 mod session;
+mod stack_copies;
 
 use std::sync::{Arc, OnceLock};
 
@@ -22,6 +23,7 @@ use objects::{BuildIdMismatch, Embedded, SearchPaths};
 pub use dwarf::symtab_lookup;
 pub use intern::demangle;
 pub use session::{Arenas, Symbolizer};
+pub use stack_copies::Unwinding;
 
 /// One frame of a symbolized stack (inlined functions are frames of their own).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -95,6 +97,8 @@ pub struct Symbols {
     pub warnings: Vec<String>,
     /// Frames put back where the walk missed them (tail calls, callers of leaves).
     pub recovered: usize,
+    /// What unwinding the capture's stack copies did.
+    pub unwinding: Unwinding,
 }
 
 impl Symbols {
@@ -162,6 +166,7 @@ impl Symbols {
             mismatches: Vec::new(),
             warnings: Vec::new(),
             recovered: 0,
+            unwinding: Unwinding::default(),
         }
     }
 
@@ -179,9 +184,10 @@ impl Symbols {
     }
 }
 
-/// Symbolizes every stack node the model's events use: one update of a fresh [`Symbolizer`].
+/// Unwinds the model's stack copies and symbolizes every stack node its events use: one update
+/// of a fresh [`Symbolizer`].
 pub fn symbolize(
-    model: &Model,
+    model: &mut Model,
     search: &SearchPaths,
     embedded: &[Embedded],
     observer: &dyn Observer,
@@ -193,6 +199,7 @@ pub fn symbolize(
         embedded.to_vec(),
         model.header.target.exe_path.clone(),
     );
+    symbolizer.unwind_copies(model);
     symbolizer.update(model, observer);
     symbolizer.into_symbols()
 }

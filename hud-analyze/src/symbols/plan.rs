@@ -63,6 +63,23 @@ impl ObjectTable {
         self.ranges.len() - before
     }
 
+    /// The executable ranges from the `first`th on: (start, end, file offset, object).
+    pub(super) fn ranges_from(
+        &self,
+        first: usize,
+    ) -> impl Iterator<Item = (u64, u64, u64, u32)> + '_ {
+        self.ranges
+            .get(first..)
+            .unwrap_or_default()
+            .iter()
+            .map(|r| (r.start, r.end, r.file_offset, r.object))
+    }
+
+    /// How many executable ranges are known.
+    pub(super) fn range_count(&self) -> usize {
+        self.ranges.len()
+    }
+
     /// The object and file offset of an address.
     pub(super) fn locate(&self, addr: u64) -> Option<(u32, u64)> {
         self.find(addr)

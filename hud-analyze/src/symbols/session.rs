@@ -14,6 +14,7 @@ use super::missed_frames;
 use super::objects::{locate_one, Embedded, Located, SearchPaths};
 use super::plan::{self, ObjectTable};
 use super::schedule::{self, Interner, WorkItem};
+use super::stack_copies;
 use super::{Frame, Symbols};
 use crate::model::Model;
 use crate::observer::{Laps, Observer, Phase};
@@ -50,6 +51,11 @@ pub struct Symbolizer<'a> {
     updates: usize,
     /// The last update looked up again nodes that had placeholders: stacks changed frames.
     replaced: bool,
+    /// Executable ranges located since the last update (placeholders give way to them).
+    new_ranges: usize,
+    /// The located objects' unwind tables, for stack copies; and how many ranges it has.
+    unwinder: crate::unwind::Unwinder,
+    unwinder_ranges: usize,
 }
 
 /// An update after the first with fewer lookups than this runs on the calling thread with kept
@@ -79,11 +85,15 @@ impl<'a> Symbolizer<'a> {
                 mismatches: Vec::new(),
                 warnings: Vec::new(),
                 recovered: 0,
+                unwinding: Default::default(),
             },
             unknown: Vec::new(),
             contexts: Vec::new(),
             updates: 0,
             replaced: false,
+            new_ranges: 0,
+            unwinder: Default::default(),
+            unwinder_ranges: 0,
         }
     }
 
@@ -108,12 +118,29 @@ impl<'a> Symbolizer<'a> {
         self.symbols
     }
 
-    /// Looks up every stack node the model's events use that no earlier update looked up.
-    /// Returns how many lookups it made.
-    pub fn update(&mut self, model: &Model, observer: &dyn Observer) -> usize {
-        let mut laps = Laps::new(observer, "symbolize.");
+    /// Unwinds the stack copies the model holds (format 1.1) and gives their events the
+    /// unwound stacks, before an [`Symbolizer::update`] looks them up. The copies are dropped.
+    pub fn unwind_copies(&mut self, model: &mut Model) {
+        if model.pending_copies.copies.is_empty() {
+            return;
+        }
+        self.locate_new(model);
+        for (start, end, file_offset, object) in self.table.ranges_from(self.unwinder_ranges) {
+            let Some(located) = self.objects.get(object as usize).and_then(|o| o.located) else {
+                continue;
+            };
+            let name = &self.table.objects[object as usize].0;
+            self.unwinder
+                .add_object(name, start..end, file_offset, &located.file);
+        }
+        self.unwinder_ranges = self.table.range_count();
+        stack_copies::apply(model, &self.unwinder, &mut self.symbols.unwinding);
+    }
+
+    /// Locates the objects of the mappings the model gained since the last call.
+    fn locate_new(&mut self, model: &Model) {
         let first_new = self.table.objects.len();
-        let new_ranges = self.table.add_mappings(model);
+        self.new_ranges += self.table.add_mappings(model);
         for (path, build_id) in &self.table.objects[first_new..] {
             let (mut info, located, mismatch, passed_over) =
                 locate_one(path, build_id, &self.search, &self.embedded);
@@ -137,6 +164,14 @@ impl<'a> Symbolizer<'a> {
                 prepared: None,
             });
         }
+    }
+
+    /// Looks up every stack node the model's events use that no earlier update looked up.
+    /// Returns how many lookups it made.
+    pub fn update(&mut self, model: &Model, observer: &dyn Observer) -> usize {
+        let mut laps = Laps::new(observer, "symbolize.");
+        self.locate_new(model);
+        let new_ranges = std::mem::take(&mut self.new_ranges);
         // Placeholders of addresses outside every mapping give way when mappings arrive (a new
         // object, or a known one mapped at another address).
         self.replaced = new_ranges > 0 && !self.unknown.is_empty();

@@ -29,7 +29,8 @@ use crate::frame::{
     PREAMBLE_LEN,
 };
 use crate::types::{
-    ArchivedChunk, ArchivedIndex, ArchivedObjectPart, Chunk, Header, Index, ObjectPart,
+    ArchivedChunk, ArchivedIndex, ArchivedObjectPart, ArchivedStackCopies, Chunk, Header, Index,
+    ObjectPart,
 };
 
 /// Decompressed payloads are aligned for rkyv's archived types.
@@ -367,6 +368,11 @@ impl Capture {
             .collect()
     }
 
+    /// Decompresses and validates one stack-copies frame (format 1.1).
+    pub fn stack_copies(&self, frame: &FrameRef) -> Result<StackCopiesData, Error> {
+        StackCopiesData::decode(&self.source, frame)
+    }
+
     /// Decompresses and validates one chunk frame (one of [`Capture::frames`]).
     pub fn chunk(&self, frame: &FrameRef) -> Result<ChunkData, Error> {
         ChunkData::decode(&self.source, frame)
@@ -591,6 +597,63 @@ impl ChunkData {
     }
 
     /// Offset of the frame this chunk came from.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+}
+
+/// A decompressed, validated stack-copies frame (format 1.1). [`StackCopiesData::get`]
+/// accesses it in place.
+pub struct StackCopiesData {
+    offset: u64,
+    payload: Payload,
+}
+
+impl StackCopiesData {
+    /// Validates a decompressed stack-copies payload: the archive, its column lengths, and that
+    /// the copies' lengths add up to the bytes it holds.
+    pub fn from_payload(offset: u64, payload: Payload) -> Result<Self, Error> {
+        let copies = rkyv::access::<ArchivedStackCopies, rancor::BoxedError>(&payload)
+            .map_err(|e| invalid(offset, FrameKind::StackCopies, e))?;
+        let n = copies.tid.len();
+        let lengths = [
+            copies.span_ns.len(),
+            copies.of.len(),
+            copies.ip.len(),
+            copies.sp.len(),
+            copies.bp.len(),
+            copies.len.len(),
+            delta_count(&copies.ts.deltas),
+        ];
+        let total: u64 = copies.len.iter().map(|l| u64::from(l.to_native())).sum();
+        let reason = if lengths.iter().any(|&l| l != n) {
+            Some("columns have different lengths")
+        } else if total != copies.bytes.len() as u64 {
+            Some("the copies' lengths do not add up to its bytes")
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            return Err(Error::CorruptFrame {
+                offset,
+                reason: format!("stack copies frame: {reason}"),
+            });
+        }
+        Ok(Self { offset, payload })
+    }
+
+    fn decode(source: &[u8], frame: &FrameRef) -> Result<Self, Error> {
+        let payload = decode_payload(source, frame)?;
+        Self::from_payload(frame.offset, payload)
+    }
+
+    /// The copies, archived, read in place.
+    pub fn get(&self) -> &ArchivedStackCopies {
+        // SAFETY: validated by `rkyv::access` in `from_payload`; the payload is immutable.
+        unsafe { rkyv::access_unchecked::<ArchivedStackCopies>(&self.payload) }
+    }
+
+    /// Offset of the frame the copies came from.
     pub fn offset(&self) -> u64 {
         self.offset
     }

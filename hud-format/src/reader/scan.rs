@@ -57,6 +57,7 @@ pub fn kind_name(kind: FrameKind) -> String {
         FrameKind::Chunk => "chunk".into(),
         FrameKind::Object => "embedded object".into(),
         FrameKind::Index => "index".into(),
+        FrameKind::StackCopies => "stack copies".into(),
         FrameKind::Unknown(k) => format!("kind-{k}"),
     }
 }

@@ -13,14 +13,19 @@ use crate::types::ArchivedChunk;
 /// Nodes are numbered densely from 1 ("local" ids, what [`Stacks::nodes`] and
 /// [`Stacks::frames`] use); [`Stacks::local`] maps a capture's id to its local id. Without a gap
 /// the two are the same.
+///
+/// A reader may add stacks of its own ([`Stacks::intern`]: stacks unwound from stack copies);
+/// they take local ids after the nodes read so far and no capture id maps to them.
 #[derive(Clone, Debug, Default)]
 pub struct Stacks {
     /// Index = local id − 1: (local parent id, address).
     nodes: Vec<(u32, u64)>,
-    /// Runs of consecutive capture ids: (first capture id, its local id), in order.
-    segments: Vec<(u32, u32)>,
+    /// Runs of consecutive capture ids: (first capture id, its local id, node count), in order.
+    segments: Vec<(u32, u32, u32)>,
     /// The capture id the next chunk's table should start at.
     next_id: u32,
+    /// Nodes added by [`Stacks::intern`]: (local parent, address) → local id.
+    interned: std::collections::HashMap<(u32, u64), u32>,
 }
 
 impl Stacks {
@@ -47,8 +52,16 @@ impl Stacks {
             .and_then(|n| first.checked_add(n))
             .ok_or("its stack ids run past the largest id")?;
         let local_first = self.local_count() + 1;
-        if first != next || self.segments.is_empty() {
-            self.segments.push((first, local_first));
+        // The last run goes on when this chunk continues its ids and no interned node came
+        // after it.
+        match self.segments.last_mut() {
+            Some((run_first, run_local, run_len))
+                if first == next && *run_local + *run_len == local_first =>
+            {
+                debug_assert!(run_first.checked_add(*run_len) == Some(first));
+                *run_len += count as u32;
+            }
+            _ => self.segments.push((first, local_first, count as u32)),
         }
         self.nodes.reserve(count);
         for (parent, address) in table.parent.iter().zip(table.address.iter()) {
@@ -70,21 +83,31 @@ impl Stacks {
         if id == 0 {
             return 0;
         }
-        let i = self.segments.partition_point(|&(first, _)| first <= id);
-        let Some(&(first, local_first)) = i.checked_sub(1).and_then(|i| self.segments.get(i))
+        let i = self.segments.partition_point(|&(first, _, _)| first <= id);
+        let Some(&(first, local_first, len)) = i.checked_sub(1).and_then(|i| self.segments.get(i))
         else {
             return 0;
         };
-        let segment_end = self
-            .segments
-            .get(i)
-            .map_or(self.local_count() + 1, |&(_, next_local)| next_local);
-        let local = u64::from(local_first) + u64::from(id - first);
-        if local < u64::from(segment_end) {
-            local as u32
+        if id - first < len {
+            local_first + (id - first)
         } else {
             0
         }
+    }
+
+    /// The local id of a stack of this reader's own (`frames` innermost first, as a stack
+    /// walk gives them), adding the nodes it needs. Interned stacks share nodes with each
+    /// other, not with the capture's.
+    pub fn intern(&mut self, frames: &[u64]) -> u32 {
+        let mut parent = 0u32;
+        for &address in frames.iter().rev() {
+            let next = self.local_count() + 1;
+            parent = *self.interned.entry((parent, address)).or_insert_with(|| {
+                self.nodes.push((parent, address));
+                next
+            });
+        }
+        parent
     }
 
     /// Every node, index = local id − 1: (local parent id, address).

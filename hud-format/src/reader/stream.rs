@@ -51,6 +51,11 @@ impl StreamFrame {
         Ok((self.offset, part))
     }
 
+    /// The stack copies, validated, when this is a stack-copies frame.
+    pub fn into_stack_copies(self) -> Result<super::StackCopiesData, Error> {
+        super::StackCopiesData::from_payload(self.offset, self.payload)
+    }
+
     /// The chunk, validated, when this is a chunk frame.
     pub fn into_chunk(self) -> Result<ChunkData, Error> {
         ChunkData::from_payload(self.offset, self.payload)

@@ -1,0 +1,137 @@
+//! Stack copies (format 1.1) unwound into stacks: each copy's registers and bytes are unwound
+//! with the `.eh_frame` of the objects the symbolizer located (unwind.rs), joined with the
+//! frame-pointer walk of the events it serves ([`crate::unwind::splice`]), and those events then
+//! refer to the joined stack. The copies are dropped once used.
+//!
+//! This runs before the lookups of an update, so the new stacks' addresses are looked up like
+//! any others; copies are unwound in parallel, each thread with its own cache of unwind rules.
+
+use rayon::prelude::*;
+
+use crate::model::{CopyOf, Model, PendingCopies, StackCopy};
+use crate::unwind::{self, Cache, End, Unwinder, Unwound};
+
+/// What unwinding the stack copies did, summed over a capture.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Unwinding {
+    /// Stack copies read.
+    pub copies: u64,
+    /// Copies unwound to the thread's first frame.
+    pub complete: u64,
+    /// Copies whose unwind went past their bytes (the rest of the stack was not copied).
+    pub out_of_copy: u64,
+    /// Copies the unwind tables or bytes did not take past the first frames.
+    pub stopped: u64,
+    /// Copies whose events are not in the capture (lost, or in a missing chunk).
+    pub unmatched: u64,
+    /// Events that had a copy.
+    pub events: u64,
+    /// Of those, events whose stack the copy changed (frames the walk had missed).
+    pub deepened: u64,
+}
+
+impl Unwinding {
+    fn add(&mut self, other: &Unwinding) {
+        self.copies += other.copies;
+        self.complete += other.complete;
+        self.out_of_copy += other.out_of_copy;
+        self.stopped += other.stopped;
+        self.unmatched += other.unmatched;
+        self.events += other.events;
+        self.deepened += other.deepened;
+    }
+}
+
+/// Unwinds every pending copy of `model` with `unwinder`, gives their events the joined stacks,
+/// and drops the copies. Adds what it did to `totals`.
+pub(super) fn apply(model: &mut Model, unwinder: &Unwinder, totals: &mut Unwinding) {
+    let pending = std::mem::take(&mut model.pending_copies);
+    if pending.copies.is_empty() {
+        return;
+    }
+    let unwound: Vec<Unwound> = pending
+        .copies
+        .par_iter()
+        .map_init(Cache::default, |cache, copy| {
+            unwinder.unwind(cache, &as_copy(&pending, copy))
+        })
+        .collect();
+    let mut done = Unwinding {
+        copies: pending.copies.len() as u64,
+        ..Unwinding::default()
+    };
+    for (copy, unwound) in pending.copies.iter().zip(&unwound) {
+        match unwound.end {
+            End::Complete => done.complete += 1,
+            End::OutOfCopy => done.out_of_copy += 1,
+            End::TooDeep | End::Failed(_) => done.stopped += 1,
+        }
+        let (served, deepened) = give_stacks(model, copy, unwound);
+        if served == 0 {
+            done.unmatched += 1;
+        }
+        done.events += served;
+        done.deepened += deepened;
+    }
+    totals.add(&done);
+}
+
+fn as_copy<'a>(pending: &'a PendingCopies, copy: &StackCopy) -> unwind::StackCopy<'a> {
+    unwind::StackCopy {
+        ip: copy.ip,
+        sp: copy.sp,
+        bp: copy.bp,
+        bytes: pending.bytes_of(copy),
+    }
+}
+
+/// Gives the events `copy` serves the stack joined from `frames` and their own walk. Returns
+/// (events served, events whose stack changed).
+fn give_stacks(model: &mut Model, copy: &StackCopy, unwound: &Unwound) -> (u64, u64) {
+    let Model {
+        samples,
+        off_cpu,
+        stacks,
+        ..
+    } = model;
+    // Events of one copy share their walked stack, mostly: join once per walked stack.
+    let mut joined: Vec<(u32, u32)> = Vec::new();
+    let mut restack = |stack: &mut u32| -> bool {
+        let new = match joined.iter().find(|(walked, _)| walked == stack) {
+            Some(&(_, new)) => new,
+            None => {
+                let walked: Vec<u64> = stacks.frames(*stack).collect();
+                let new = unwind::splice(unwound, &walked).map_or(*stack, |f| stacks.intern(&f));
+                joined.push((*stack, new));
+                new
+            }
+        };
+        let changed = new != *stack;
+        *stack = new;
+        changed
+    };
+    let (mut served, mut changed) = (0u64, 0u64);
+    match copy.of {
+        CopyOf::Sample => {
+            let from = samples.partition_point(|s| (s.tid, s.ts) < (copy.tid, copy.first));
+            for s in samples[from..]
+                .iter_mut()
+                .take_while(|s| s.tid == copy.tid && s.ts <= copy.last)
+            {
+                served += 1;
+                changed += u64::from(restack(&mut s.stack));
+            }
+        }
+        CopyOf::OffCpu => {
+            let from = off_cpu.partition_point(|o| (o.tid, o.end) < (copy.tid, copy.first));
+            for o in off_cpu[from..]
+                .iter_mut()
+                .take_while(|o| o.tid == copy.tid && o.end <= copy.last)
+            {
+                served += 1;
+                changed += u64::from(restack(&mut o.stack));
+            }
+        }
+    }
+    (served, changed)
+}
