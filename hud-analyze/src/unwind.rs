@@ -15,7 +15,7 @@ use std::ops::{Deref, Range};
 use std::sync::Arc;
 
 use framehop::x86_64::{CacheX86_64, UnwindRegsX86_64, UnwinderX86_64};
-use framehop::{ExplicitModuleSectionInfo, Module, Unwinder as _};
+use framehop::{ExplicitModuleSectionInfo, FrameAddress, Module, Unwinder as _};
 use object::{Object, ObjectSection, ObjectSegment};
 
 use crate::symbols::objects::Bytes;
@@ -52,6 +52,9 @@ pub enum End {
 pub struct Unwound {
     pub frames: Vec<u64>,
     pub end: End,
+    /// The frame pointer (rbp) of the last frame, whose caller was not found: where a
+    /// frame-pointer walk from that frame would go on ([`splice`]).
+    pub last_bp: u64,
 }
 
 /// One section of an object file, shared with the symbolizer rather than copied.
@@ -190,44 +193,68 @@ impl Unwinder {
                 }
             }
         };
-        let regs = UnwindRegsX86_64::new(copy.ip, copy.sp, copy.bp);
-        let mut frames = Vec::new();
-        // The walk borrows the reader; it ends before `out_of_copy` is read.
-        let end = {
-            let mut iter = self
+        let mut regs = UnwindRegsX86_64::new(copy.ip, copy.sp, copy.bp);
+        let mut frames = vec![copy.ip];
+        let mut address = FrameAddress::from_instruction_pointer(copy.ip);
+        // Frame by frame (not framehop's iterator) to know the registers where it stops.
+        let end = loop {
+            if frames.len() >= MAX_FRAMES {
+                break End::TooDeep;
+            }
+            let (bp, sp) = (regs.bp(), regs.sp());
+            match self
                 .inner
-                .iter_frames(copy.ip, regs, &mut cache.0, &mut read_stack);
-            loop {
-                if frames.len() >= MAX_FRAMES {
-                    break End::TooDeep;
+                .unwind_frame(address, &mut regs, &mut cache.0, &mut read_stack)
+            {
+                Ok(Some(return_address)) => {
+                    let Some(next) = FrameAddress::from_return_address(return_address) else {
+                        regs.set_bp(bp);
+                        break End::Failed("the return address is 0".into());
+                    };
+                    if regs.sp() <= sp {
+                        regs.set_bp(bp);
+                        break End::Failed("the stack pointer did not move up".into());
+                    }
+                    frames.push(return_address);
+                    address = next;
                 }
-                match iter.next() {
-                    Ok(Some(frame)) => frames.push(frame.address()),
-                    Ok(None) => break End::Complete,
-                    Err(e) => break End::Failed(e.to_string()),
+                Ok(None) => break End::Complete,
+                Err(e) => {
+                    regs.set_bp(bp);
+                    break if out_of_copy {
+                        End::OutOfCopy
+                    } else {
+                        End::Failed(e.to_string())
+                    };
                 }
             }
         };
-        let end = match end {
-            End::Failed(_) if out_of_copy => End::OutOfCopy,
-            end => end,
-        };
-        Unwound { frames, end }
+        Unwound {
+            frames,
+            end,
+            last_bp: regs.bp(),
+        }
     }
 }
 
 /// Joins an unwound stack with the frame-pointer walk of the same event (both innermost first,
-/// from the same instruction pointer). An unwind that reached the thread's first frame is the
-/// stack. Otherwise: the unwound frames up to the first return address the walk also has, then
-/// the walk from there; without a common frame, the unwound stack when it is deeper than the
-/// walk (whose frame pointers were not frame pointers), else the walk. `None` when that is the
-/// walk itself.
-pub fn splice(unwound: &Unwound, walked: &[u64]) -> Option<Vec<u64>> {
+/// from the same instruction pointer; `walk_bp` the frame pointer the walk started from). An
+/// unwind that reached the thread's first frame is the stack. One that ran out of its copy in
+/// the frame the walk started from (its frame pointer is `walk_bp`: the leaf set up no frame)
+/// goes on with the walk's callers of that frame. Otherwise: the unwound frames up to the first
+/// return address the walk also has, then the walk from there; without a common frame, the
+/// unwound stack when it is deeper than the walk (whose frame pointers were not frame
+/// pointers), else the walk. `None` when that is the walk itself.
+pub fn splice(unwound: &Unwound, walked: &[u64], walk_bp: u64) -> Option<Vec<u64>> {
     let frames = &unwound.frames[..];
-    if unwound.end == End::Complete && frames.len() > 1 {
-        return (frames != walked).then(|| frames.to_vec());
-    }
-    join(frames, walked)
+    let joined = match unwound.end {
+        End::Complete if frames.len() > 1 => frames.to_vec(),
+        End::OutOfCopy if unwound.last_bp == walk_bp && walked.len() > 1 && frames.len() > 1 => {
+            frames.iter().chain(&walked[1..]).copied().collect()
+        }
+        _ => return join(frames, walked),
+    };
+    (joined != walked).then_some(joined)
 }
 
 fn join(unwound: &[u64], walked: &[u64]) -> Option<Vec<u64>> {
@@ -424,13 +451,32 @@ mod tests {
 mod splice_tests {
     use super::{End, Unwound};
 
-    /// An unwind that went out of its copy, joined with `walked`.
+    /// An unwind that went out of its copy in a frame the walk did not start from, joined with
+    /// `walked`.
     fn splice(unwound: &[u64], walked: &[u64]) -> Option<Vec<u64>> {
         let unwound = Unwound {
             frames: unwound.to_vec(),
             end: End::OutOfCopy,
+            last_bp: 0x7000,
         };
-        super::splice(&unwound, walked)
+        super::splice(&unwound, walked, 0x6000)
+    }
+
+    #[test]
+    fn a_leaf_window_goes_on_with_the_walk_from_the_frame_it_stopped_in() {
+        // The leaf (0xA) set up no frame: the walk, from the caller's frame pointer, skipped
+        // the caller (0xB); the window held the leaf's return address, not the caller's.
+        let unwound = Unwound {
+            frames: vec![0xA, 0xB],
+            end: End::OutOfCopy,
+            last_bp: 0x6000,
+        };
+        assert_eq!(
+            super::splice(&unwound, &[0xA, 0xC, 0xD], 0x6000),
+            Some(vec![0xA, 0xB, 0xC, 0xD])
+        );
+        // Stopped in another frame: nothing to go on with.
+        assert_eq!(super::splice(&unwound, &[0xA, 0xC, 0xD], 0x5000), None);
     }
 
     #[test]
@@ -439,12 +485,13 @@ mod splice_tests {
         let unwound = Unwound {
             frames: vec![0xA, 0xB, 0xC, 0xD],
             end: End::Complete,
+            last_bp: 0,
         };
         assert_eq!(
-            super::splice(&unwound, &[0xA, 0xC, 0x0]),
+            super::splice(&unwound, &[0xA, 0xC, 0x0], 0x6000),
             Some(vec![0xA, 0xB, 0xC, 0xD])
         );
-        assert_eq!(super::splice(&unwound, &[0xA, 0xB, 0xC, 0xD]), None);
+        assert_eq!(super::splice(&unwound, &[0xA, 0xB, 0xC, 0xD], 0x6000), None);
     }
 
     #[test]

@@ -82,6 +82,10 @@ static TASK_PID_OFFSET: Global<u32> = Global::new(0);
 /// User stack bytes copied with each kept event (0: none; see `copy_stack`).
 #[unsafe(no_mangle)]
 static STACK_COPY_BYTES: Global<u32> = Global::new(0);
+/// 1: copy with samples that interrupted user code too (`--unwind dwarf`); 0: only with
+/// samples taken in a system call, whose leaf is a libc wrapper (the leaf window).
+#[unsafe(no_mangle)]
+static COPY_USER_SAMPLES: Global<u32> = Global::new(0);
 /// Stack bytes each CPU may copy per second.
 #[unsafe(no_mangle)]
 static STACK_BUDGET_PER_CPU: Global<u64> = Global::new(0);
@@ -924,8 +928,21 @@ pub fn hud_cpu_sample(ctx: PerfEventContext) -> u32 {
     }
     fill_stacks(&ctx, rec);
     entry.submit(NO_WAKEUP);
-    copy_stack(tid, kind::SAMPLE, ts, ts, 0, 1);
+    if COPY_USER_SAMPLES.load() != 0 || !interrupted_user_code(&ctx) {
+        copy_stack(tid, kind::SAMPLE, ts, ts, 0, 1);
+    }
     0
+}
+
+/// Whether the sample interrupted the thread in user mode (the privilege level of its code
+/// segment, `regs.cs`, is 3) rather than in the kernel (a system call, a page fault).
+#[inline(always)]
+fn interrupted_user_code(ctx: &PerfEventContext) -> bool {
+    const PT_REGS_CS: usize = 136;
+    // SAFETY: the context is a `bpf_perf_event_data`, whose first member is the interrupted
+    // `pt_regs`; the verifier allows reading its fields.
+    let cs = unsafe { *(ctx.as_ptr() as *const u64).add(PT_REGS_CS / 8) };
+    cs & 3 == 3
 }
 
 #[cfg(not(test))]

@@ -243,10 +243,15 @@ pub struct CounterValue {
 /// Row `i` serves the events of thread `tid[i]` of kind `of[i]` ([`COPY_OF_SAMPLE`],
 /// [`COPY_OF_OFF_CPU`]) stamped from `ts[i]` to `ts[i] + span_ns[i]` (off-CPU episodes that
 /// waited for one return from a system call share its stack); its bytes are the next `len[i]`
-/// bytes of `bytes`.
+/// bytes of `bytes`. Copies with bytes are numbered: this frame's are `first_id`, `first_id + 1`,
+/// … in row order. A row whose `same_as[i]` is not 0 has no bytes and no registers (0): it
+/// repeats the copy numbered `same_as[i]`, in this frame or an earlier one (a thread that parks
+/// again and again in one place has the same registers and stack each time: sent once). A
+/// repeat of a copy that is not there (a lost frame) is left out, never taken for another.
 #[derive(Archive, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 #[rkyv(derive(Debug))]
 pub struct StackCopies {
+    pub first_id: u32,
     pub ts: TimeColumn,
     pub span_ns: Vec<u64>,
     pub tid: Vec<u32>,
@@ -255,6 +260,7 @@ pub struct StackCopies {
     pub sp: Vec<u64>,
     pub bp: Vec<u64>,
     pub len: Vec<u32>,
+    pub same_as: Vec<u32>,
     pub bytes: Vec<u8>,
 }
 

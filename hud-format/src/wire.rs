@@ -111,10 +111,10 @@ pub struct StackRecord {
 
 /// Most stack bytes one copy holds (`hud-record --unwind dwarf=SIZE`); perf's limit is 65528.
 pub const MAX_STACK_COPY: usize = 65_536;
-/// Bytes of stack copied with every sample and kept off-CPU episode unless told otherwise: the
-/// leaf's frame and its caller's, enough to unwind a leaf without a frame pointer (a libc
-/// function) back to the code that called it.
-pub const LEAF_WINDOW: u32 = 512;
+/// Bytes of stack copied by default with each kept off-CPU episode and each sample taken in a
+/// system call: the leaf's frame up to its return address, enough to unwind a libc wrapper
+/// without a frame pointer back to the code that called it.
+pub const LEAF_WINDOW: u32 = 256;
 
 /// The head of a [`kind::STACK_COPY`] record: the user registers of the thread when its stack
 /// was taken, and how many stack bytes (from `sp` up) follow.
@@ -300,6 +300,8 @@ pub mod globals {
     pub const TASK_PID_OFFSET: &str = "TASK_PID_OFFSET";
     /// `u32`: user stack bytes copied with each sample and kept off-CPU episode (0: none).
     pub const STACK_COPY_BYTES: &str = "STACK_COPY_BYTES";
+    /// `u32`: 1 to copy stacks with samples of user code too (`--unwind dwarf`).
+    pub const COPY_USER_SAMPLES: &str = "COPY_USER_SAMPLES";
     /// `u64`: stack bytes each CPU may copy per second (the `--stack-budget`, shared out).
     pub const STACK_BUDGET_PER_CPU: &str = "STACK_BUDGET_PER_CPU";
 }

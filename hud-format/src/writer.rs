@@ -13,7 +13,7 @@ use crate::error::Error;
 use crate::frame::{encode_preamble, Codec, FrameHeader, FrameKind, MAX_FRAME_LEN};
 use crate::types::{
     Chunk, CounterValue, Header, Index, IndexEntry, Mapping, ObjectPart, StackCopies, ThreadEvent,
-    TimeColumn, Totals, EMPTY_STACK,
+    TimeColumn, Totals, COPY_OF_OFF_CPU, COPY_OF_SAMPLE, EMPTY_STACK,
 };
 
 /// When the pending chunk becomes a frame, and how hard it is compressed.
@@ -44,6 +44,19 @@ const OBJECT_PART_LEN: usize = 32 << 20;
 /// the frame size limit).
 const MAX_PENDING_STACK_BYTES: usize = 16 << 20;
 
+/// Copies remembered for repeats; past this many the memory starts again (a copy is then
+/// written whole once more). So a repeat names one of the last this many copies numbered: a
+/// reader need not remember older ones.
+pub const MAX_REMEMBERED_COPIES: usize = 1 << 16;
+
+/// A hash of a stack copy's registers and bytes, to find repeats.
+fn copy_hash(row: &StackCopyRow<'_>) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    (row.ip, row.sp, row.bp, row.bytes).hash(&mut h);
+    h.finish()
+}
+
 /// Per-column "previous timestamp" for delta encoding.
 #[derive(Default)]
 struct ColumnClocks {
@@ -52,6 +65,17 @@ struct ColumnClocks {
     off_cpu: u64,
     copies: u64,
 }
+
+/// A pending stack-copies row that later copies of its thread may widen.
+#[derive(Clone, Copy)]
+struct CopyRun {
+    row: usize,
+    id: u32,
+    ts_ns: u64,
+}
+
+/// Pending stack copies are written at the first chunk flush this long after the first of them.
+const COPIES_FRAME_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Registers and stack bytes of one copy ([`CaptureWriter::push_stack_copy`]).
 #[derive(Clone, Copy, Debug)]
@@ -80,6 +104,19 @@ pub struct CaptureWriter<W: Write> {
     /// Stack copies of the pending chunk's events, written right after it.
     copies: StackCopies,
     copies_written: u64,
+    /// Copies whose bytes were written, by a hash of registers and bytes: (id, ip, sp, bp). An
+    /// equal copy is written as a repeat of that id.
+    copies_seen: HashMap<u64, (u32, u64, u64, u64)>,
+    next_copy_id: u32,
+    /// Per (thread, event kind): the pending row its latest copy went into, and that copy's
+    /// number: a thread's next copy with the same number widens that row's span instead of
+    /// adding one (a parked worker's copies are one row per frame).
+    copy_runs: HashMap<(u32, u8), CopyRun>,
+    /// Per (thread, event kind): the time of the first event pushed since its latest copy.
+    uncopied: HashMap<(u32, u8), u64>,
+    /// When the pending copies' first row was pushed: they are written at the first chunk flush
+    /// a second after it (fewer, larger frames).
+    copies_since: Option<Instant>,
     clocks: ColumnClocks,
     pending_events: usize,
     /// Prefix-tree nodes: (parent node, address) → node id.
@@ -110,6 +147,11 @@ impl<W: Write> CaptureWriter<W> {
             chunk: Chunk::default(),
             copies: StackCopies::default(),
             copies_written: 0,
+            copies_seen: HashMap::new(),
+            next_copy_id: 1,
+            copy_runs: HashMap::new(),
+            uncopied: HashMap::new(),
+            copies_since: None,
             clocks: ColumnClocks::default(),
             pending_events: 0,
             stack_nodes: HashMap::new(),
@@ -216,6 +258,7 @@ impl<W: Write> CaptureWriter<W> {
     ) -> Result<(), Error> {
         let user = self.intern_stack(user);
         let kernel = self.intern_stack(kernel);
+        self.uncopied.entry((tid, COPY_OF_SAMPLE)).or_insert(ts_ns);
         let s = &mut self.chunk.samples;
         push_time(&mut s.ts, &mut self.clocks.samples, ts_ns);
         s.tid.push(tid);
@@ -241,6 +284,7 @@ impl<W: Write> CaptureWriter<W> {
     ) -> Result<(), Error> {
         let user = self.intern_stack(user);
         let kernel = self.intern_stack(kernel);
+        self.uncopied.entry((tid, COPY_OF_OFF_CPU)).or_insert(ts_ns);
         let o = &mut self.chunk.off_cpu;
         push_time(&mut o.ts, &mut self.clocks.off_cpu, ts_ns);
         o.tid.push(tid);
@@ -255,25 +299,83 @@ impl<W: Write> CaptureWriter<W> {
     }
 
     /// Registers and stack bytes for events already pushed (written in a frame of their own
-    /// after the chunk that holds those events).
+    /// after the chunk that holds those events). A copy equal to one written before (same
+    /// registers, same bytes) is written as a reference to it.
     pub fn push_stack_copy(&mut self, row: &StackCopyRow<'_>) -> Result<(), Error> {
-        if self.copies.bytes.len() + row.bytes.len() > MAX_PENDING_STACK_BYTES {
-            self.flush_chunk()?;
+        if row.bytes.is_empty() {
+            // Registers alone unwind nothing.
+            return Ok(());
         }
+        if self.copies.bytes.len() + row.bytes.len() > MAX_PENDING_STACK_BYTES {
+            // Their events are in chunks already written or in the pending one.
+            self.flush_chunk()?;
+            let end = self.last_end_ns;
+            self.write_copies(end)?;
+        }
+        if self.copies_seen.len() >= MAX_REMEMBERED_COPIES {
+            self.copies_seen.clear();
+        }
+        let regs = (row.ip, row.sp, row.bp);
+        let hash = copy_hash(row);
+        let repeat = self
+            .copies_seen
+            .get(&hash)
+            .filter(|(_, ip, sp, bp)| (*ip, *sp, *bp) == regs)
+            .map(|(id, ..)| *id);
+        let run_key = (row.tid, row.of);
+        let first_uncopied = self.uncopied.remove(&run_key);
         let c = &mut self.copies;
+        let last_ns = row.ts_ns.saturating_add(row.span_ns);
+        if let (Some(id), Some(run)) = (repeat, self.copy_runs.get(&run_key)) {
+            // Every event of the thread since the run's row has this copy: widen the row.
+            if run.id == id && first_uncopied.is_none_or(|t| t >= row.ts_ns) {
+                c.span_ns[run.row] = last_ns.saturating_sub(run.ts_ns).max(c.span_ns[run.row]);
+                return Ok(());
+            }
+        }
+        let same_as = match repeat {
+            Some(id) => id,
+            None => {
+                let id = self.next_copy_id;
+                self.next_copy_id = id.checked_add(1).unwrap_or(1);
+                self.copies_seen.insert(hash, (id, row.ip, row.sp, row.bp));
+                // This frame's copies with bytes are numbered from its first one.
+                if c.bytes.is_empty() {
+                    c.first_id = id;
+                }
+                0
+            }
+        };
         push_time(&mut c.ts, &mut self.clocks.copies, row.ts_ns);
         c.span_ns.push(row.span_ns);
         c.tid.push(row.tid);
         c.of.push(row.of);
-        c.ip.push(row.ip);
-        c.sp.push(row.sp);
-        c.bp.push(row.bp);
-        c.len.push(row.bytes.len() as u32);
-        c.bytes.extend_from_slice(row.bytes);
+        let (ip, sp, bp, bytes) = if same_as == 0 {
+            (row.ip, row.sp, row.bp, row.bytes)
+        } else {
+            (0, 0, 0, &[][..])
+        };
+        c.ip.push(ip);
+        c.sp.push(sp);
+        c.bp.push(bp);
+        c.len.push(bytes.len() as u32);
+        c.same_as.push(same_as);
+        c.bytes.extend_from_slice(bytes);
+        let run = CopyRun {
+            row: c.tid.len() - 1,
+            id: if same_as == 0 {
+                self.next_copy_id.wrapping_sub(1).max(1)
+            } else {
+                same_as
+            },
+            ts_ns: row.ts_ns,
+        };
+        self.copy_runs.insert(run_key, run);
+        self.copies_since.get_or_insert_with(Instant::now);
         Ok(())
     }
 
-    /// Stack copies written so far (pending ones included).
+    /// Stack-copy rows written so far (pending ones included; a widened row counts once).
     pub fn stack_copies(&self) -> u64 {
         self.copies_written + self.copies.tid.len() as u64
     }
@@ -333,12 +435,12 @@ impl<W: Write> CaptureWriter<W> {
         let bytes = rkyv::to_bytes::<rkyv::rancor::Error>(&chunk)
             .map_err(|e| Error::Encode(e.to_string()))?;
         self.write_frame(FrameKind::Chunk, &bytes, chunk.start_ns, chunk.end_ns)?;
-        if !self.copies.tid.is_empty() {
-            let bytes = rkyv::to_bytes::<rkyv::rancor::Error>(&self.copies)
-                .map_err(|e| Error::Encode(e.to_string()))?;
-            self.write_frame(FrameKind::StackCopies, &bytes, chunk.start_ns, chunk.end_ns)?;
-            self.copies_written += self.copies.tid.len() as u64;
-            clear_copies(&mut self.copies);
+        let copies_due = self
+            .copies_since
+            .is_some_and(|t| t.elapsed() >= COPIES_FRAME_INTERVAL)
+            || self.copies.bytes.len() >= MAX_PENDING_STACK_BYTES / 2;
+        if copies_due {
+            self.write_copies(chunk.end_ns)?;
         }
 
         self.next_seq += 1;
@@ -386,9 +488,27 @@ impl<W: Write> CaptureWriter<W> {
         }
     }
 
+    /// Writes the pending stack copies (after the chunk that holds their events).
+    fn write_copies(&mut self, end_ns: u64) -> Result<(), Error> {
+        self.copies_since = None;
+        self.copy_runs.clear();
+        if self.copies.tid.is_empty() {
+            return Ok(());
+        }
+        let bytes = rkyv::to_bytes::<rkyv::rancor::Error>(&self.copies)
+            .map_err(|e| Error::Encode(e.to_string()))?;
+        let start_ns = self.copies.ts.iter().next().unwrap_or(end_ns);
+        self.write_frame(FrameKind::StackCopies, &bytes, start_ns, end_ns)?;
+        self.copies_written += self.copies.tid.len() as u64;
+        clear_copies(&mut self.copies);
+        Ok(())
+    }
+
     /// Writes the last chunk and the index, flushes, and hands back the underlying writer.
     pub fn finish(mut self) -> Result<W, Error> {
         self.flush_chunk()?;
+        let end = self.last_end_ns;
+        self.write_copies(end)?;
         let index = Index {
             end_ns: self.last_end_ns,
             entries: std::mem::take(&mut self.index),
@@ -459,8 +579,11 @@ fn clear_copies(copies: &mut StackCopies) {
         sp,
         bp,
         len,
+        same_as,
         bytes,
+        first_id,
     } = copies;
+    *first_id = 0;
     ts.deltas.clear();
     for column in [span_ns, ip, sp, bp] {
         column.clear();
@@ -468,6 +591,7 @@ fn clear_copies(copies: &mut StackCopies) {
     tid.clear();
     of.clear();
     len.clear();
+    same_as.clear();
     bytes.clear();
 }
 

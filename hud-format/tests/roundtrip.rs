@@ -256,8 +256,10 @@ fn file_and_memory_read_the_same() {
     assert_eq!(from_file, from_memory);
 }
 
-/// Stack copies (format 1.1) come in frames of their own after the chunk whose events they
-/// serve, and read back byte for byte; the chunks read the same with or without them.
+/// Stack copies (format 1.1) come in frames of their own after the chunks whose events they
+/// serve, and read back byte for byte; the chunks read the same with or without them. A copy
+/// equal to an earlier one is written as a repeat of its number, and a thread's repeats in a
+/// row widen one row.
 #[test]
 fn stack_copies_round_trip_in_frames_of_their_own() {
     use hud_format::frame::FrameKind;
@@ -296,7 +298,40 @@ fn stack_copies_round_trip_in_frames_of_their_own() {
         bytes: &stack_bytes[..8],
     })
     .unwrap();
-    assert_eq!(w.stack_copies(), 2);
+    // The sample's copy again, for two more samples: one row, widened, repeating copy 1.
+    for ts in [4_000, 5_000] {
+        w.push_sample(ts, 7, 0, &[0x10, 0x20], &[]).unwrap();
+        w.push_stack_copy(&StackCopyRow {
+            ts_ns: ts,
+            span_ns: 0,
+            tid: 7,
+            of: COPY_OF_SAMPLE,
+            ip: 0x10,
+            sp: 0x7fff_0000,
+            bp: 0x7fff_0040,
+            bytes: &stack_bytes,
+        })
+        .unwrap();
+    }
+    // A sample without a copy breaks the run: the next repeat is a row of its own.
+    w.push_sample(6_000, 7, 0, &[0x10, 0x20], &[]).unwrap();
+    w.push_sample(7_000, 7, 0, &[0x10, 0x20], &[]).unwrap();
+    w.push_stack_copy(&StackCopyRow {
+        ts_ns: 7_000,
+        span_ns: 0,
+        tid: 7,
+        of: COPY_OF_SAMPLE,
+        ip: 0x10,
+        sp: 0x7fff_0000,
+        bp: 0x7fff_0040,
+        bytes: &stack_bytes,
+    })
+    .unwrap();
+    assert_eq!(
+        w.stack_copies(),
+        3,
+        "rows: the repeats at 4 and 5 µs widened the first"
+    );
     let bytes = w.finish().unwrap();
 
     let capture = Capture::from_bytes(bytes).unwrap();

@@ -58,9 +58,9 @@ pub struct Args {
     #[arg(long, value_name = "DURATION", default_value = "1ms", value_parser = parse_threshold)]
     pub offcpu_threshold: Duration,
 
-    /// How user stacks are taken. `leaf` (default): walked by frame pointers, plus 512 bytes of
-    /// stack with each sample and kept off-CPU episode, to unwind offline the caller a leaf
-    /// without a frame pointer (a libc function) hides. `dwarf[=SIZE]`: SIZE bytes of stack
+    /// How user stacks are taken. `leaf` (default): walked by frame pointers, plus 256 bytes of
+    /// stack with each kept off-CPU episode and each sample taken in a system call, to unwind
+    /// offline the caller a leaf without a frame pointer (a libc wrapper) hides. `dwarf[=SIZE]`: SIZE bytes of stack
     /// (default 8KiB) unwound offline from the objects' .eh_frame, for code built without frame
     /// pointers. `fp`: frame pointers only.
     #[arg(long, value_name = "MODE", default_value = "leaf", value_parser = parse_unwind)]

@@ -7,6 +7,7 @@ mod output;
 mod privileges;
 mod probes;
 mod procfs;
+mod scrub;
 mod session;
 mod target;
 mod tracefs;

@@ -23,6 +23,8 @@ pub struct ProbeConfig {
     pub ring_bytes: u32,
     /// User stack bytes copied with each kept event (0: none).
     pub stack_copy_bytes: u32,
+    /// Copy with samples of user code too, not only with those taken in system calls.
+    pub copy_user_samples: bool,
     /// Stack bytes all CPUs may copy per second.
     pub stack_budget: u64,
     pub offsets: Vec<(&'static str, u32)>,
@@ -173,6 +175,7 @@ fn release_freed_memory() {
 impl Probes {
     pub fn load(config: &ProbeConfig) -> Result<Self> {
         let kernel_stacks = u32::from(config.kernel_stacks);
+        let copy_user_samples = u32::from(config.copy_user_samples);
         let possible_cpus = aya::util::nr_cpus()
             .map_err(|(what, e)| RecordError::Other(format!("reading {what}: {e}")))?
             as u32;
@@ -191,6 +194,7 @@ impl Probes {
             .override_global(globals::KERNEL_STACKS, &kernel_stacks, true)
             .override_global(globals::STACK_COPY_BYTES, &config.stack_copy_bytes, true)
             .override_global(globals::STACK_BUDGET_PER_CPU, &budget_per_cpu, true)
+            .override_global(globals::COPY_USER_SAMPLES, &copy_user_samples, true)
             .map_max_entries(names::EVENTS, config.ring_bytes)
             // Two scratch copies per CPU (64 KiB each) only when copies are taken.
             .map_max_entries(

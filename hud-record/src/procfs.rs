@@ -156,6 +156,17 @@ impl MappingTracker {
         Ok(fresh)
     }
 
+    /// The executable mappings we know, for scrubbing stack copies.
+    pub fn code_ranges(&self) -> crate::scrub::CodeRanges {
+        crate::scrub::CodeRanges::new(
+            self.known
+                .iter()
+                .filter(|m| m.perms.contains('x'))
+                .map(|m| (m.start, m.end))
+                .collect(),
+        )
+    }
+
     /// Whether `addr` falls in an executable mapping we know.
     pub fn covers(&self, addr: u64) -> bool {
         self.known

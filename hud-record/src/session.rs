@@ -149,6 +149,7 @@ pub fn record(
         sample_hz: args.frequency,
         ring_bytes: ring_bytes(args.buffer_mib),
         stack_copy_bytes: args.unwind.copy_bytes(),
+        copy_user_samples: matches!(args.unwind, crate::cli::Unwind::Dwarf(_)),
         stack_budget: args.stack_budget,
         offsets,
         task_layout: match crate::btf::task_layout() {
@@ -206,7 +207,12 @@ pub fn record(
         last_rescan: Instant::now(),
         unknown_records: 0,
         lost: 0,
+        code: Default::default(),
+        scratch: Vec::new(),
+        leaf_only: args.unwind == crate::cli::Unwind::Leaf,
+        walked_caller: Default::default(),
     };
+    drain.code = drain.maps.code_ranges();
     // The first chunk carries the threads and mappings: the viewer starts with something.
     drain.writer.flush_chunk().map_err(write_error)?;
     let mut viewer = match (viewer, dest) {
@@ -469,6 +475,14 @@ struct Drain {
     unknown_records: u64,
     /// Records lost so far (kernel counters plus unreadable records), updated each tick.
     lost: u64,
+    /// The target's code, for scrubbing stack copies (kept up with the rescans).
+    code: crate::scrub::CodeRanges,
+    /// A stack copy being scrubbed.
+    scratch: Vec<u8>,
+    /// `--unwind leaf`: a copy is kept only when it can add a frame to the walk (below).
+    leaf_only: bool,
+    /// Per thread, the first return address of its latest walked user stack.
+    walked_caller: std::collections::HashMap<u32, u64>,
 }
 
 impl Drain {
@@ -502,7 +516,20 @@ impl Drain {
                         self.unknown_records += 1;
                         continue;
                     };
+                    // Only code and stack addresses are kept (scrub.rs).
+                    self.scratch.clear();
+                    self.scratch.extend_from_slice(stack);
+                    drop(item);
+                    crate::scrub::scrub(&mut self.scratch, head.sp, &self.code);
                     let h = head.header;
+                    // A leaf window whose first return address is the walk's first one adds
+                    // nothing: the leaf set up its frame and the walk missed no caller.
+                    if self.leaf_only
+                        && crate::scrub::first_code_address(&self.scratch, &self.code)
+                            == self.walked_caller.get(&h.tid).copied()
+                    {
+                        continue;
+                    }
                     let of = if h.flags == kind::SAMPLE {
                         COPY_OF_SAMPLE
                     } else {
@@ -517,7 +544,7 @@ impl Drain {
                             ip: head.ip,
                             sp: head.sp,
                             bp: head.bp,
-                            bytes: stack,
+                            bytes: &self.scratch,
                         })
                         .map_err(write_error)?;
                 }
@@ -557,6 +584,11 @@ impl Drain {
             self.rescan_maps()?;
         }
         let h: RecordHeader = r.header;
+        if let Some(&caller) = user.get(1) {
+            self.walked_caller.insert(h.tid, caller);
+        } else {
+            self.walked_caller.remove(&h.tid);
+        }
         if h.kind == kind::SAMPLE {
             self.writer.push_sample(h.ts_ns, h.tid, h.cpu, user, kernel)
         } else {
@@ -600,6 +632,7 @@ impl Drain {
                 self.writer.push_mapping(mapping).map_err(write_error)?;
             }
             self.maps.vdso = None;
+            self.code = self.maps.code_ranges();
         }
         Ok(())
     }

@@ -227,10 +227,19 @@ impl ModelBuilder {
     pub fn push_stack_copies(&mut self, c: &ArchivedStackCopies) {
         let pending = &mut self.model.pending_copies;
         let mut at = 0usize;
+        let mut next_id = c.first_id.to_native();
         for (i, ts) in c.ts.iter().enumerate() {
             let len = c.len[i].to_native() as usize;
             let range = at..at + len;
             at += len;
+            let same_as = c.same_as[i].to_native();
+            let id = if same_as != 0 {
+                same_as
+            } else {
+                let id = next_id;
+                next_id = next_id.wrapping_add(1);
+                id
+            };
             let of = match c.of[i] {
                 COPY_OF_SAMPLE => CopyOf::Sample,
                 COPY_OF_OFF_CPU => CopyOf::OffCpu,
@@ -254,6 +263,8 @@ impl ModelBuilder {
                 sp: c.sp[i].to_native(),
                 bp: c.bp[i].to_native(),
                 bytes: start..pending.bytes.len(),
+                id,
+                repeat: same_as != 0,
             });
         }
     }

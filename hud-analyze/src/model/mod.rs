@@ -74,8 +74,12 @@ pub struct StackCopy {
     pub ip: u64,
     pub sp: u64,
     pub bp: u64,
-    /// Where its bytes are in [`PendingCopies::bytes`].
+    /// Where its bytes are in [`PendingCopies::bytes`]; empty for a repeat.
     pub bytes: std::ops::Range<usize>,
+    /// The capture's number for this copy, or (a repeat) for the copy it repeats.
+    pub id: u32,
+    /// This copy repeats copy `id` (same registers and bytes) instead of carrying bytes.
+    pub repeat: bool,
 }
 
 /// Stack copies read but not yet unwound. Once unwound they are dropped: their events then

@@ -56,6 +56,7 @@ pub struct Symbolizer<'a> {
     /// The located objects' unwind tables, for stack copies; and how many ranges it has.
     unwinder: crate::unwind::Unwinder,
     unwinder_ranges: usize,
+    unwound_by_id: stack_copies::ById,
 }
 
 /// An update after the first with fewer lookups than this runs on the calling thread with kept
@@ -94,6 +95,7 @@ impl<'a> Symbolizer<'a> {
             new_ranges: 0,
             unwinder: Default::default(),
             unwinder_ranges: 0,
+            unwound_by_id: Default::default(),
         }
     }
 
@@ -134,7 +136,12 @@ impl<'a> Symbolizer<'a> {
                 .add_object(name, start..end, file_offset, &located.file);
         }
         self.unwinder_ranges = self.table.range_count();
-        stack_copies::apply(model, &self.unwinder, &mut self.symbols.unwinding);
+        stack_copies::apply(
+            model,
+            &self.unwinder,
+            &mut self.unwound_by_id,
+            &mut self.symbols.unwinding,
+        );
     }
 
     /// Locates the objects of the mappings the model gained since the last call.

@@ -6,6 +6,8 @@
 //! This runs before the lookups of an update, so the new stacks' addresses are looked up like
 //! any others; copies are unwound in parallel, each thread with its own cache of unwind rules.
 
+use std::sync::Arc;
+
 use rayon::prelude::*;
 
 use crate::model::{CopyOf, Model, PendingCopies, StackCopy};
@@ -42,25 +44,52 @@ impl Unwinding {
     }
 }
 
+/// Unwound copies by their number, for the copies that repeat them (the recorder sends equal
+/// copies once). Kept between the updates of a live capture.
+pub(super) type ById = rustc_hash::FxHashMap<u32, Arc<Unwound>>;
+
 /// Unwinds every pending copy of `model` with `unwinder`, gives their events the joined stacks,
 /// and drops the copies. Adds what it did to `totals`.
-pub(super) fn apply(model: &mut Model, unwinder: &Unwinder, totals: &mut Unwinding) {
+pub(super) fn apply(
+    model: &mut Model,
+    unwinder: &Unwinder,
+    by_id: &mut ById,
+    totals: &mut Unwinding,
+) {
     let pending = std::mem::take(&mut model.pending_copies);
     if pending.copies.is_empty() {
         return;
     }
-    let unwound: Vec<Unwound> = pending
+    // Copies with bytes, in parallel; then the repeats take their original's unwind.
+    let unwound: Vec<Option<Arc<Unwound>>> = pending
         .copies
         .par_iter()
         .map_init(Cache::default, |cache, copy| {
-            unwinder.unwind(cache, &as_copy(&pending, copy))
+            (!copy.repeat).then(|| Arc::new(unwinder.unwind(cache, &as_copy(&pending, copy))))
         })
         .collect();
+    for (copy, unwound) in pending.copies.iter().zip(&unwound) {
+        if let Some(unwound) = unwound {
+            by_id.insert(copy.id, Arc::clone(unwound));
+        }
+    }
+    // A repeat names one of the last copies the writer numbered: older ones can go.
+    const REMEMBERED: usize = hud_format::writer::MAX_REMEMBERED_COPIES;
+    if by_id.len() > 2 * REMEMBERED {
+        let newest = by_id.keys().copied().max().unwrap_or(0);
+        by_id.retain(|&id, _| newest - id <= REMEMBERED as u32);
+    }
     let mut done = Unwinding {
         copies: pending.copies.len() as u64,
         ..Unwinding::default()
     };
-    for (copy, unwound) in pending.copies.iter().zip(&unwound) {
+    for (copy, unwound) in pending.copies.iter().zip(unwound) {
+        let Some(unwound) = unwound.or_else(|| by_id.get(&copy.id).cloned()) else {
+            // A repeat of a copy that is not here (lost with a damaged chunk).
+            done.unmatched += 1;
+            continue;
+        };
+        let unwound = &*unwound;
         match unwound.end {
             End::Complete => done.complete += 1,
             End::OutOfCopy => done.out_of_copy += 1,
@@ -101,7 +130,8 @@ fn give_stacks(model: &mut Model, copy: &StackCopy, unwound: &Unwound) -> (u64, 
             Some(&(_, new)) => new,
             None => {
                 let walked: Vec<u64> = stacks.frames(*stack).collect();
-                let new = unwind::splice(unwound, &walked).map_or(*stack, |f| stacks.intern(&f));
+                let new =
+                    unwind::splice(unwound, &walked, copy.bp).map_or(*stack, |f| stacks.intern(&f));
                 joined.push((*stack, new));
                 new
             }

@@ -623,11 +623,19 @@ impl StackCopiesData {
             copies.sp.len(),
             copies.bp.len(),
             copies.len.len(),
+            copies.same_as.len(),
             delta_count(&copies.ts.deltas),
         ];
         let total: u64 = copies.len.iter().map(|l| u64::from(l.to_native())).sum();
+        let repeats_with_bytes = copies
+            .same_as
+            .iter()
+            .zip(copies.len.iter())
+            .any(|(same_as, len)| same_as.to_native() != 0 && len.to_native() != 0);
         let reason = if lengths.iter().any(|&l| l != n) {
             Some("columns have different lengths")
+        } else if repeats_with_bytes {
+            Some("a repeated copy has bytes of its own")
         } else if total != copies.bytes.len() as u64 {
             Some("the copies' lengths do not add up to its bytes")
         } else {
