@@ -63,7 +63,6 @@ struct ColumnClocks {
     switches: u64,
     samples: u64,
     off_cpu: u64,
-    copies: u64,
 }
 
 /// A pending stack-copies row that later copies of its thread may widen.
@@ -117,6 +116,8 @@ pub struct CaptureWriter<W: Write> {
     /// When the pending copies' first row was pushed: they are written at the first chunk flush
     /// a second after it (fewer, larger frames).
     copies_since: Option<Instant>,
+    /// The pending copies' "previous timestamp" (they outlive chunks: not in `clocks`).
+    copies_clock: u64,
     clocks: ColumnClocks,
     pending_events: usize,
     /// Prefix-tree nodes: (parent node, address) → node id.
@@ -152,6 +153,7 @@ impl<W: Write> CaptureWriter<W> {
             copy_runs: HashMap::new(),
             uncopied: HashMap::new(),
             copies_since: None,
+            copies_clock: 0,
             clocks: ColumnClocks::default(),
             pending_events: 0,
             stack_nodes: HashMap::new(),
@@ -346,7 +348,7 @@ impl<W: Write> CaptureWriter<W> {
                 0
             }
         };
-        push_time(&mut c.ts, &mut self.clocks.copies, row.ts_ns);
+        push_time(&mut c.ts, &mut self.copies_clock, row.ts_ns);
         c.span_ns.push(row.span_ns);
         c.tid.push(row.tid);
         c.of.push(row.of);

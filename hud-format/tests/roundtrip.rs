@@ -342,34 +342,48 @@ fn stack_copies_round_trip_in_frames_of_their_own() {
         [
             FrameKind::Header,
             FrameKind::Chunk,
-            FrameKind::StackCopies,
             FrameKind::Chunk,
             FrameKind::StackCopies,
             FrameKind::Index
         ]
     );
-    let copies: Vec<_> = capture
+    let frame = capture
         .frames()
         .iter()
-        .filter(|f| f.header.kind == FrameKind::StackCopies)
-        .map(|f| capture.stack_copies(f).unwrap())
-        .collect();
-    let first = copies[0].get();
-    assert_eq!(first.ts.iter().collect::<Vec<_>>(), [2_000]);
-    assert_eq!(first.tid[0], 7);
-    assert_eq!(first.of[0], COPY_OF_SAMPLE);
+        .find(|f| f.header.kind == FrameKind::StackCopies)
+        .unwrap();
+    let copies = capture.stack_copies(frame).unwrap();
+    let c = copies.get();
+    assert_eq!(c.ts.iter().collect::<Vec<_>>(), [2_000, 3_000, 7_000]);
+    assert_eq!(c.first_id, 1);
+    assert_eq!(c.tid[0], 7);
+    assert_eq!(c.of[0], COPY_OF_SAMPLE);
     let regs = (
-        first.ip[0].to_native(),
-        first.sp[0].to_native(),
-        first.bp[0].to_native(),
+        c.ip[0].to_native(),
+        c.sp[0].to_native(),
+        c.bp[0].to_native(),
     );
     assert_eq!(regs, (0x10, 0x7fff_0000, 0x7fff_0040));
-    assert_eq!(&first.bytes[..], &stack_bytes[..]);
-    let second = copies[1].get();
-    assert_eq!(second.span_ns[0], 40);
-    assert_eq!(second.of[0], COPY_OF_OFF_CPU);
-    assert_eq!(&second.bytes[..], &stack_bytes[..8]);
-    assert_eq!(decode(&capture).samples.len(), 1);
+    // Copy 1 served the samples at 2, 4 and 5 µs.
+    assert_eq!(
+        (c.same_as[0].to_native(), c.span_ns[0].to_native()),
+        (0, 3_000)
+    );
+    assert_eq!(
+        (c.same_as[1].to_native(), c.span_ns[1].to_native(), c.of[1]),
+        (0, 40, COPY_OF_OFF_CPU)
+    );
+    assert_eq!(
+        (
+            c.same_as[2].to_native(),
+            c.len[2].to_native(),
+            c.ip[2].to_native()
+        ),
+        (1, 0, 0)
+    );
+    assert_eq!(&c.bytes[..700], &stack_bytes[..]);
+    assert_eq!(&c.bytes[700..], &stack_bytes[..8]);
+    assert_eq!(decode(&capture).samples.len(), 5);
 }
 
 /// Stacks a reader interns (unwound from copies) never take the ids of stacks a later chunk
