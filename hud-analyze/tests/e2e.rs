@@ -2,12 +2,12 @@
 //! check the report against testdata/demo/GROUND_TRUTH.md, and CPU shares against perf.
 //! Needs root; skips without it unless HUD_REQUIRE_EBPF=1 (CI), where it fails.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use hud_test_harness::{
-    demo_binary, ebpf_ready, record_binary, serial, tailcall_binary, truth_line, truth_line_in,
-    Demo, Tmux,
+    demo_binary, ebpf_ready, nofp_demo_binary, record_binary, serial, tailcall_binary, truth_line,
+    truth_line_in, Demo, Tmux,
 };
 use serde_json::Value;
 
@@ -15,6 +15,75 @@ const ANALYZE: &str = env!("CARGO_BIN_EXE_hud-analyze");
 
 fn ready() -> bool {
     ebpf_ready(&[demo_binary(), record_binary()])
+}
+
+/// The demo built without frame pointers (`cargo xtask build`).
+fn nofp_ready() -> bool {
+    ebpf_ready(&[nofp_demo_binary(), record_binary()])
+}
+
+/// The demo without frame pointers, recorded for `seconds` with `extra` recorder options.
+fn recorded_nofp_demo(seconds: u32, extra: &[&str]) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nofp.hudcap");
+    let demo = Demo::start_binary(&nofp_demo_binary(), f64::from(seconds) + 4.0, &[]);
+    let mut args = vec!["--duration".to_string(), seconds.to_string()];
+    args.extend(extra.iter().map(|a| a.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    record(&demo, &path, &args);
+    (dir, path)
+}
+
+/// Built without frame pointers and recorded with `--unwind dwarf`, the demo's stacks are
+/// unwound offline from copied stack bytes: the four documented blockers, their lines, and the
+/// long poll's duration, as with frame pointers.
+#[test]
+fn a_binary_without_frame_pointers_is_unwound_from_stack_copies() {
+    let _serial = serial();
+    if !nofp_ready() {
+        return;
+    }
+    let (_dir, path) = recorded_nofp_demo(5, &["--unwind", "dwarf"]);
+    let report = report_json(&path);
+    assert_documented_blockers(&report);
+    let cpu = find(&report, "cpu_heavy_checksum::").unwrap();
+    let p50 = cpu["p50_ms"].as_f64().unwrap();
+    assert!(
+        (p50 - 20.0).abs() <= 4.0,
+        "long poll p50 {p50} ms, the demo computes 20 ms"
+    );
+    let copies = &report["capture"]["stack_copies"];
+    assert!(copies["deepened"].as_u64().unwrap() > 100, "{copies:#}");
+    assert!(
+        copies["largest_bytes"].as_u64().unwrap() > 4096,
+        "{copies:#}"
+    );
+    assert!(
+        !report["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w.as_str().unwrap().contains("frame pointers")),
+        "{:#}",
+        report["warnings"]
+    );
+}
+
+/// Without `--unwind dwarf`, a short recording of the binary without frame pointers says so,
+/// and says how to record it.
+#[test]
+fn a_binary_without_frame_pointers_is_named_without_dwarf_unwinding() {
+    let _serial = serial();
+    if !nofp_ready() {
+        return;
+    }
+    let (_dir, path) = recorded_nofp_demo(1, &["--unwind", "fp"]);
+    let report = report_json(&path);
+    let warnings = report["warnings"].to_string();
+    assert!(
+        warnings.contains("built without frame pointers") && warnings.contains("--unwind dwarf"),
+        "{warnings}"
+    );
 }
 
 fn record(demo: &Demo, path: &Path, extra: &[&str]) {
@@ -62,15 +131,9 @@ fn find<'a>(report: &'a Value, function: &str) -> Option<&'a Value> {
         .find(|b| b["function"].as_str().unwrap().contains(function))
 }
 
-#[test]
-fn the_report_names_every_documented_blocker() {
-    let _serial = serial();
-    if !ready() {
-        return;
-    }
-    let (_dir, path) = recorded_demo(4, &[]);
-    let report = report_json(&path);
-    assert_eq!(report["schema"], "hud.report/1");
+/// The report names the demo's four documented blockers (GROUND_TRUTH.md) with their
+/// functions, kinds and lines, and not its spawn_blocking work.
+fn assert_documented_blockers(report: &Value) {
     let text = serde_json::to_string_pretty(&report["blocking"]).unwrap();
 
     for (name, kind) in [
@@ -124,6 +187,18 @@ fn the_report_names_every_documented_blocker() {
         !text.contains("offloaded_compression"),
         "spawn_blocking await reported as blocking"
     );
+}
+
+#[test]
+fn the_report_names_every_documented_blocker() {
+    let _serial = serial();
+    if !ready() {
+        return;
+    }
+    let (_dir, path) = recorded_demo(4, &[]);
+    let report = report_json(&path);
+    assert_eq!(report["schema"], "hud.report/1");
+    assert_documented_blockers(&report);
 
     let roles: Vec<(&str, &str)> = report["workers"]
         .as_array()
@@ -247,7 +322,11 @@ fn frames_lost_to_tail_calls_and_leaves_are_put_back() {
         "{report:#}"
     );
 
-    let (_dir, demo) = recorded_demo(4, &[]);
+    // The walk alone (`--unwind fp`) misses the caller of libc's read; the code puts it back.
+    let dir = tempfile::tempdir().unwrap();
+    let demo = dir.path().join("fp.hudcap");
+    let workload = Demo::start(8.0, &[]);
+    record(&workload, &demo, &["--duration", "4", "--unwind", "fp"]);
     let report = report_json(&demo);
     let read = find(&report, "read_data_file").expect("the sync read");
     let callers: Vec<&Value> = read["stack"]
@@ -262,6 +341,32 @@ fn frames_lost_to_tail_calls_and_leaves_are_put_back() {
             .any(|f| f["function"].as_str().unwrap().contains("read_to_end")),
         "{:#}",
         read["stack"]
+    );
+
+    // By default (`--unwind leaf`) the stack bytes the recorder copies above libc's read give
+    // its caller: an unwound frame, not a guess.
+    let (_dir, leaf) = recorded_demo(4, &[]);
+    let report = report_json(&leaf);
+    let read = find(&report, "read_data_file").expect("the sync read");
+    let caller = read["stack"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| {
+            f["function"]
+                .as_str()
+                .unwrap()
+                .contains("default_read_to_end")
+        })
+        .unwrap_or_else(|| panic!("{:#}", read["stack"]));
+    assert!(caller["recovered"].is_null(), "{caller:#}");
+    assert!(
+        report["capture"]["stack_copies"]["deepened"]
+            .as_u64()
+            .unwrap()
+            > 0,
+        "{:#}",
+        report["capture"]["stack_copies"]
     );
 }
 

@@ -264,6 +264,10 @@ pub struct StackCopies {
     pub bytes: Vec<u8>,
 }
 
+/// A repeat names one of the last this many copies numbered (the writer remembers no more): a
+/// reader need not remember older ones.
+pub const MAX_REMEMBERED_COPIES: usize = 1 << 16;
+
 /// [`StackCopies::of`]: the copy belongs to a sample.
 pub const COPY_OF_SAMPLE: u8 = 1;
 /// [`StackCopies::of`]: the copy belongs to off-CPU episodes.

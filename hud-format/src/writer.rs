@@ -44,10 +44,7 @@ const OBJECT_PART_LEN: usize = 32 << 20;
 /// the frame size limit).
 const MAX_PENDING_STACK_BYTES: usize = 16 << 20;
 
-/// Copies remembered for repeats; past this many the memory starts again (a copy is then
-/// written whole once more). So a repeat names one of the last this many copies numbered: a
-/// reader need not remember older ones.
-pub const MAX_REMEMBERED_COPIES: usize = 1 << 16;
+use crate::types::MAX_REMEMBERED_COPIES;
 
 /// A hash of a stack copy's registers and bytes, to find repeats.
 fn copy_hash(row: &StackCopyRow<'_>) -> u64 {

@@ -66,9 +66,10 @@ pub struct Args {
     #[arg(long, value_name = "MODE", default_value = "leaf", value_parser = parse_unwind)]
     pub unwind: Unwind,
 
-    /// Most stack bytes copied per second, all CPUs together (--unwind): a copy over it is left
-    /// out and counted, and its event keeps its frame-pointer stack.
-    #[arg(long, value_name = "SIZE", default_value = "4MiB", value_parser = parse_budget)]
+    /// Most stack bytes the kernel copies per second, all CPUs together (--unwind): a copy over
+    /// it is left out and counted, and its event keeps its frame-pointer stack. (The capture
+    /// grows far less: equal copies, like a worker parking again and again, are written once.)
+    #[arg(long, value_name = "SIZE", default_value = "16MiB", value_parser = parse_budget)]
     pub stack_budget: u64,
 
     /// Also record kernel stacks with samples and off-CPU episodes.

@@ -25,6 +25,19 @@ pub fn demo() -> Result<()> {
         .env("CARGO_PROFILE_RELEASE_DEBUG", "true"))
 }
 
+/// The demo as most services are built: no frame pointers (for `--unwind dwarf`), debug info.
+pub fn demo_without_frame_pointers() -> Result<()> {
+    sh(cargo()
+        .args(["build", "--release", "-p", "hud-demo"])
+        .env("CARGO_TARGET_DIR", root().join("target/demo-nofp"))
+        .env("RUSTFLAGS", "-Cforce-frame-pointers=no")
+        .env("CARGO_PROFILE_RELEASE_DEBUG", "true"))
+}
+
+pub fn nofp_demo_binary() -> PathBuf {
+    root().join("target/demo-nofp/release/hud-demo")
+}
+
 pub fn all() -> Result<()> {
     sh(cargo().args([
         "build",
@@ -36,7 +49,8 @@ pub fn all() -> Result<()> {
         "-p",
         "hud-stress",
     ]))?;
-    demo()
+    demo()?;
+    demo_without_frame_pointers()
 }
 
 /// BPF-target flags aya-build uses, so clippy sees the programs as they are built.
@@ -82,6 +96,7 @@ pub fn test() -> Result<()> {
         .args(["test", "--workspace", "--all-features"])
         .env("HUD_DIST_DIR", dist)
         .env("HUD_DEMO_BIN", demo_binary())
+        .env("HUD_DEMO_NOFP_BIN", nofp_demo_binary())
         .env("HUD_RECORD_BIN", release_binary("hud-record"))
         .env("HUD_STRESS_BIN", release_binary("hud-stress"))
         .env("HUD_PYTHON", crate::setup::schema_python()))

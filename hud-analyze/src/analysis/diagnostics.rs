@@ -102,12 +102,14 @@ impl std::fmt::Display for Diagnostic {
                     Some(Stopper::TargetWithout { share }) => write!(
                         f,
                         ": the target is built without frame pointers (only {} of its functions \
-                         set one up); rebuild it with RUSTFLAGS=-Cforce-frame-pointers=yes",
+                         set one up); record it with `hud-record --unwind dwarf` (no rebuild), \
+                         or rebuild it with RUSTFLAGS=-Cforce-frame-pointers=yes",
                         percent(*share)
                     ),
                     None => write!(
                         f,
-                        ": the target looks built without frame pointers; rebuild it with \
+                        ": the target looks built without frame pointers; record it with \
+                         `hud-record --unwind dwarf` (no rebuild), or rebuild it with \
                          RUSTFLAGS=-Cforce-frame-pointers=yes"
                     ),
                 }

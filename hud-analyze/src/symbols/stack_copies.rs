@@ -30,6 +30,8 @@ pub struct Unwinding {
     pub events: u64,
     /// Of those, events whose stack the copy changed (frames the walk had missed).
     pub deepened: u64,
+    /// Bytes of the largest copy: up to 256 for leaf windows, the `--unwind dwarf` size else.
+    pub largest_copy: u64,
 }
 
 impl Unwinding {
@@ -41,6 +43,7 @@ impl Unwinding {
         self.unmatched += other.unmatched;
         self.events += other.events;
         self.deepened += other.deepened;
+        self.largest_copy = self.largest_copy.max(other.largest_copy);
     }
 }
 
@@ -74,13 +77,19 @@ pub(super) fn apply(
         }
     }
     // A repeat names one of the last copies the writer numbered: older ones can go.
-    const REMEMBERED: usize = hud_format::writer::MAX_REMEMBERED_COPIES;
+    const REMEMBERED: usize = hud_format::types::MAX_REMEMBERED_COPIES;
     if by_id.len() > 2 * REMEMBERED {
         let newest = by_id.keys().copied().max().unwrap_or(0);
         by_id.retain(|&id, _| newest - id <= REMEMBERED as u32);
     }
     let mut done = Unwinding {
         copies: pending.copies.len() as u64,
+        largest_copy: pending
+            .copies
+            .iter()
+            .map(|c| c.bytes.len() as u64)
+            .max()
+            .unwrap_or(0),
         ..Unwinding::default()
     };
     for (copy, unwound) in pending.copies.iter().zip(unwound) {

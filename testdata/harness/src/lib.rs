@@ -28,6 +28,12 @@ pub fn demo_binary() -> PathBuf {
     binary("HUD_DEMO_BIN", "target/demo/release/hud-demo")
 }
 
+/// The demo built without frame pointers (the way most services are built), with debug info
+/// (`cargo xtask build`).
+pub fn nofp_demo_binary() -> PathBuf {
+    binary("HUD_DEMO_NOFP_BIN", "target/demo-nofp/release/hud-demo")
+}
+
 /// The tail-call workload, built beside the demo (testdata/demo/src/bin/hud-tailcall.rs).
 pub fn tailcall_binary() -> PathBuf {
     demo_binary().with_file_name("hud-tailcall")

@@ -12,6 +12,7 @@ use crate::analysis::{Analysis, Findings, Status, Window};
 use crate::model::Role;
 use crate::symbols::{Frame, ObjectInfo, Recovered};
 use crate::view::short_path;
+use hud_format::wire::Counter;
 
 /// Version of the JSON schema. Bumped on any incompatible change; additions keep it.
 pub const SCHEMA: &str = "hud.report/1";
@@ -45,6 +46,31 @@ pub struct CaptureInfo {
     pub missing: Vec<MissingOut>,
     /// The part of the recording reported on, in seconds from its start.
     pub window: WindowOut,
+    /// Stack bytes copied with events and unwound offline (`hud-record --unwind`).
+    pub stack_copies: StackCopiesOut,
+}
+
+/// What the stack copies gave (`hud-record --unwind leaf|dwarf`).
+#[derive(Serialize)]
+pub struct StackCopiesOut {
+    /// Copies read (a repeat of an earlier copy counts again).
+    pub copies: u64,
+    /// Bytes of the largest: 256 or less for leaf windows, the `dwarf` size else.
+    pub largest_bytes: u64,
+    /// Copies unwound to the thread's first frame.
+    pub complete: u64,
+    /// Copies whose stack went on past their bytes.
+    pub out_of_copy: u64,
+    /// Copies the unwind tables or bytes did not take further.
+    pub stopped: u64,
+    /// Copies whose events are not in the capture.
+    pub unmatched: u64,
+    /// Events with a copy, and of those, events that gained frames the walk had missed.
+    pub events: u64,
+    pub deepened: u64,
+    /// Copies the recorder left out over its `--stack-budget`, and copies it could not read.
+    pub over_budget: u64,
+    pub failed: u64,
 }
 
 #[derive(Serialize)]
@@ -337,6 +363,22 @@ impl Report {
                 window: WindowOut {
                     from_s: seconds(from),
                     to_s: seconds(to),
+                },
+                stack_copies: {
+                    let u = &a.symbols.unwinding;
+                    let counter = |name: &str| m.counters.get(name).copied().unwrap_or(0);
+                    StackCopiesOut {
+                        copies: u.copies,
+                        largest_bytes: u.largest_copy,
+                        complete: u.complete,
+                        out_of_copy: u.out_of_copy,
+                        stopped: u.stopped,
+                        unmatched: u.unmatched,
+                        events: u.events,
+                        deepened: u.deepened,
+                        over_budget: counter(Counter::StackCopyOverBudget.name()),
+                        failed: counter(Counter::StackCopyFailed.name()),
+                    }
                 },
             },
             summary: SummaryInfo {

@@ -114,6 +114,25 @@ fn header(out: &mut String, r: &Report, st: &Style) {
         s.runnable_wait_share * 100.0,
         s.lost_records,
     );
+    let sc = &c.stack_copies;
+    if sc.copies > 0 || sc.over_budget > 0 {
+        let kind = if sc.largest_bytes > u64::from(hud_format::wire::LEAF_WINDOW) {
+            format!("{} B of stack", sc.largest_bytes)
+        } else {
+            "leaf windows".to_string()
+        };
+        let mut line = format!(
+            "stacks: {} events unwound from copied {kind}, {} of them gained frames the walk missed",
+            sc.events, sc.deepened
+        );
+        if sc.over_budget > 0 {
+            line += &format!(
+                " · {} copies over the --stack-budget (their events keep the walk)",
+                sc.over_budget
+            );
+        }
+        let _ = writeln!(out, "{line}");
+    }
     let status = match s.status {
         crate::analysis::Status::Normal => st.bold("NORMAL"),
         crate::analysis::Status::Caution => st.red("CAUTION"),
