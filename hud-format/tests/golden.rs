@@ -238,3 +238,110 @@ fn todays_writer_still_writes_what_the_golden_holds() {
     assert_eq!(today.header(), golden.header());
     assert_eq!(decode(&today), decode(&golden));
 }
+
+/// `testdata/golden/v1.1.hudcap`, written by format 1.1 (stack copies), created like v1.0 (the
+/// events) plus a sample's copy, an off-CPU episode's copy, and a repeat of the first.
+fn golden_v1_1_path() -> PathBuf {
+    golden_path().with_file_name("v1.1.hudcap")
+}
+
+/// 64 bytes of stack: a saved frame pointer and a return address, the rest zero (scrubbed).
+fn copy_bytes() -> Vec<u8> {
+    let mut bytes = vec![0u8; 64];
+    bytes[16..24].copy_from_slice(&0x7ffd_0000_0100u64.to_le_bytes());
+    bytes[24..32].copy_from_slice(&0x5555_0000_2000u64.to_le_bytes());
+    bytes
+}
+
+fn write_golden_v1_1() -> Vec<u8> {
+    use hud_format::types::{COPY_OF_OFF_CPU, COPY_OF_SAMPLE};
+    use hud_format::writer::StackCopyRow;
+    let mut w =
+        CaptureWriter::new(Vec::new(), &expected_header(), WriterOptions::default()).unwrap();
+    w.push_mapping(mapping()).unwrap();
+    w.push_sample(1_001_000_000, 4242, 1, &USER, &KERNEL)
+        .unwrap();
+    let bytes = copy_bytes();
+    let sample_copy = StackCopyRow {
+        ts_ns: 1_001_000_000,
+        span_ns: 0,
+        tid: 4242,
+        of: COPY_OF_SAMPLE,
+        ip: USER[0],
+        sp: 0x7ffd_0000_0000,
+        bp: 0x7ffd_0000_0100,
+        bytes: &bytes,
+    };
+    w.push_stack_copy(&sample_copy).unwrap();
+    w.push_off_cpu(1_013_000_000, 4243, 1, 10_000_000, 250_000, 1, &USER, &[])
+        .unwrap();
+    w.push_stack_copy(&StackCopyRow {
+        ts_ns: 1_013_000_000,
+        tid: 4243,
+        of: COPY_OF_OFF_CPU,
+        bytes: &bytes[..32],
+        ..sample_copy
+    })
+    .unwrap();
+    // A sample without a copy (over the budget), then one whose copy repeats the first.
+    w.push_sample(1_014_000_000, 4242, 0, &USER, &KERNEL)
+        .unwrap();
+    w.push_sample(1_015_000_000, 4242, 0, &USER, &KERNEL)
+        .unwrap();
+    w.push_stack_copy(&StackCopyRow {
+        ts_ns: 1_015_000_000,
+        ..sample_copy
+    })
+    .unwrap();
+    w.set_now(1_020_000_000);
+    w.finish().unwrap()
+}
+
+#[test]
+fn golden_v1_1_reads_back_exactly() {
+    use hud_format::frame::FrameKind;
+    if std::env::var_os("HUD_BLESS_GOLDEN").is_some() && !golden_v1_1_path().exists() {
+        std::fs::write(golden_v1_1_path(), write_golden_v1_1()).unwrap();
+    }
+    let capture = Capture::open(&golden_v1_1_path()).expect("the golden capture is committed");
+    assert_eq!(capture.version().to_string(), "1.1");
+    assert_eq!(capture.ending(), &Ending::Clean);
+    assert_eq!(capture.header(), &expected_header());
+    let d = decode(&capture);
+    assert_eq!((d.samples.len(), d.off_cpu.len()), (3, 1));
+    let frames: Vec<_> = capture
+        .frames()
+        .iter()
+        .filter(|f| f.header.kind == FrameKind::StackCopies)
+        .collect();
+    assert_eq!(frames.len(), 1);
+    let copies = capture.stack_copies(frames[0]).unwrap();
+    let c = copies.get();
+    let ts: Vec<u64> = c.ts.iter().collect();
+    assert_eq!(ts, [1_001_000_000, 1_013_000_000, 1_015_000_000]);
+    assert!(c.span_ns.iter().all(|s| s.to_native() == 0));
+    assert_eq!(c.first_id, 1);
+    let rows: Vec<(u32, u8, u32, u32)> = (0..3)
+        .map(|i| {
+            (
+                c.tid[i].to_native(),
+                c.of[i],
+                c.len[i].to_native(),
+                c.same_as[i].to_native(),
+            )
+        })
+        .collect();
+    // The third repeats the first (copy 1): no bytes of its own.
+    assert_eq!(rows, [(4242, 1, 64, 0), (4243, 2, 32, 0), (4242, 1, 0, 1)]);
+    assert_eq!(
+        (
+            c.ip[0].to_native(),
+            c.sp[0].to_native(),
+            c.bp[0].to_native()
+        ),
+        (USER[0], 0x7ffd_0000_0000, 0x7ffd_0000_0100)
+    );
+    let bytes = copy_bytes();
+    assert_eq!(&c.bytes[..64], &bytes[..]);
+    assert_eq!(&c.bytes[64..], &bytes[..32]);
+}
