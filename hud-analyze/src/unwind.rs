@@ -30,7 +30,42 @@ pub struct StackCopy<'a> {
     pub sp: u64,
     pub bp: u64,
     /// The stack from `sp` up.
-    pub bytes: &'a [u8],
+    pub stack: Stack<'a>,
+}
+
+/// The copied stack: its bytes, or (as captures store it) its non-zero words.
+#[derive(Clone, Copy, Debug)]
+pub enum Stack<'a> {
+    Bytes(&'a [u8]),
+    /// `len` bytes, all zero but the words at `index` (in words from `sp`, increasing).
+    Sparse {
+        len: usize,
+        index: &'a [u16],
+        value: &'a [u64],
+    },
+}
+
+impl Stack<'_> {
+    /// The 8 bytes at `offset` from `sp`, when the copy holds them.
+    fn word(&self, offset: usize) -> Option<u64> {
+        match *self {
+            Stack::Bytes(bytes) => bytes
+                .get(offset..offset.checked_add(8)?)
+                .and_then(|w| Some(u64::from_le_bytes(w.try_into().ok()?))),
+            Stack::Sparse { len, index, value } => {
+                if offset.checked_add(8)? > len {
+                    return None;
+                }
+                // Saved registers and return addresses are at whole words from `sp`.
+                if offset % 8 != 0 {
+                    return Some(0);
+                }
+                let at = u16::try_from(offset / 8).ok()?;
+                let found = index.binary_search(&at).ok();
+                Some(found.and_then(|i| value.get(i).copied()).unwrap_or(0))
+            }
+        }
+    }
 }
 
 /// Why an unwind stopped.
@@ -178,15 +213,15 @@ impl Unwinder {
 
     /// Unwinds one copied stack.
     pub fn unwind(&self, cache: &mut Cache, copy: &StackCopy<'_>) -> Unwound {
-        let bytes = copy.bytes;
+        let stack = copy.stack;
         let mut out_of_copy = false;
         let mut read_stack = |address: u64| -> Result<u64, ()> {
             let word = address
                 .checked_sub(copy.sp)
                 .and_then(|offset| usize::try_from(offset).ok())
-                .and_then(|offset| bytes.get(offset..offset.checked_add(8)?));
+                .and_then(|offset| stack.word(offset));
             match word {
-                Some(w) => Ok(u64::from_le_bytes(w.try_into().map_err(|_| ())?)),
+                Some(w) => Ok(w),
                 None => {
                     out_of_copy = true;
                     Err(())
@@ -370,7 +405,7 @@ mod tests {
             ip,
             sp,
             bp,
-            bytes: &bytes,
+            stack: Stack::Bytes(&bytes),
         };
         let unwound = own_unwinder().unwind(&mut Cache::default(), &copy);
         let exe = std::fs::read("/proc/self/exe").unwrap();
@@ -395,6 +430,39 @@ mod tests {
         );
     }
 
+    /// A copy stored as its non-zero words unwinds as its bytes do.
+    #[test]
+    fn sparse_and_dense_copies_unwind_alike() {
+        let (ip, sp, bp, bytes) = level_one();
+        let (mut index, mut value) = (Vec::new(), Vec::new());
+        for (i, w) in bytes.chunks_exact(8).enumerate() {
+            let w = u64::from_le_bytes(w.try_into().unwrap());
+            if w != 0 && i < usize::from(u16::MAX) {
+                index.push(i as u16);
+                value.push(w);
+            }
+        }
+        let unwinder = own_unwinder();
+        let dense = StackCopy {
+            ip,
+            sp,
+            bp,
+            stack: Stack::Bytes(&bytes),
+        };
+        let sparse = StackCopy {
+            stack: Stack::Sparse {
+                len: bytes.len(),
+                index: &index,
+                value: &value,
+            },
+            ..dense
+        };
+        let a = unwinder.unwind(&mut Cache::default(), &dense);
+        let b = unwinder.unwind(&mut Cache::default(), &sparse);
+        assert_eq!(a, b);
+        assert!(a.frames.len() > 3, "{a:?}");
+    }
+
     #[test]
     fn a_copy_too_short_says_so() {
         let (ip, sp, bp, bytes) = level_one();
@@ -402,7 +470,7 @@ mod tests {
             ip,
             sp,
             bp,
-            bytes: &bytes[..64],
+            stack: Stack::Bytes(&bytes[..64]),
         };
         let unwound = own_unwinder().unwind(&mut Cache::default(), &copy);
         assert_eq!(unwound.end, End::OutOfCopy, "{unwound:?}");
@@ -435,11 +503,41 @@ mod tests {
                 bytes[..8].copy_from_slice(&sp.to_le_bytes());
                 bytes[8..16].copy_from_slice(&ip.to_le_bytes());
             }
+            let cut = (next() as usize) % (len + 1);
+            // Half the rounds as captures store copies: non-zero words, some indices crafted.
+            let (mut index, mut value) = (Vec::new(), Vec::new());
+            for (i, w) in bytes[..cut].chunks_exact(8).enumerate() {
+                let w = u64::from_le_bytes(w.try_into().unwrap());
+                if w != 0 {
+                    index.push(if round % 11 == 0 {
+                        next() as u16
+                    } else {
+                        i as u16
+                    });
+                    value.push(w);
+                }
+            }
+            if round % 13 == 0 {
+                value.pop();
+            }
+            let stack = if round % 2 == 0 {
+                Stack::Bytes(&bytes[..cut])
+            } else {
+                Stack::Sparse {
+                    len: if round % 17 == 0 {
+                        next() as usize
+                    } else {
+                        cut
+                    },
+                    index: &index,
+                    value: &value,
+                }
+            };
             let copy = StackCopy {
                 ip: if round % 3 == 0 { next() } else { ip },
                 sp: if round % 5 == 0 { next() } else { sp },
                 bp: if round % 2 == 0 { sp } else { next() },
-                bytes: &bytes[..(next() as usize) % (len + 1)],
+                stack,
             };
             let unwound = unwinder.unwind(&mut cache, &copy);
             assert!(unwound.frames.len() <= MAX_FRAMES);

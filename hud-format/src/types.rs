@@ -242,9 +242,13 @@ pub struct CounterValue {
 ///
 /// Row `i` serves the events of thread `tid[i]` of kind `of[i]` ([`COPY_OF_SAMPLE`],
 /// [`COPY_OF_OFF_CPU`]) stamped from `ts[i]` to `ts[i] + span_ns[i]` (off-CPU episodes that
-/// waited for one return from a system call share its stack); its bytes are the next `len[i]`
-/// bytes of `bytes`. Copies with bytes are numbered: this frame's are `first_id`, `first_id + 1`,
-/// … in row order. A row whose `same_as[i]` is not 0 has no bytes and no registers (0): it
+/// waited for one return from a system call share its stack). Its copy covers `len[i]` bytes
+/// of stack from `sp[i]` up, stored sparsely: its `words[i]` non-zero 8-byte words are the next
+/// entries of `word_index` (the word's index from `sp`, increasing within a row) and
+/// `word_value`; every other word of the copy is 0. (The recorder keeps only the words
+/// unwinding reads, so a copy is mostly zeros.) Copies with bytes are numbered: this frame's are
+/// `first_id`, `first_id + 1`, … in row order. A row whose `same_as[i]` is not 0 has no bytes
+/// and no registers (0): it
 /// repeats the copy numbered `same_as[i]`, in this frame or an earlier one (a thread that parks
 /// again and again in one place has the same registers and stack each time: sent once). A
 /// repeat of a copy that is not there (a lost frame) is left out, never taken for another.
@@ -261,7 +265,9 @@ pub struct StackCopies {
     pub bp: Vec<u64>,
     pub len: Vec<u32>,
     pub same_as: Vec<u32>,
-    pub bytes: Vec<u8>,
+    pub words: Vec<u32>,
+    pub word_index: Vec<u16>,
+    pub word_value: Vec<u64>,
 }
 
 /// A repeat names one of the last this many copies numbered (the writer remembers no more): a

@@ -305,7 +305,7 @@ impl<W: Write> CaptureWriter<W> {
             // Registers alone unwind nothing.
             return Ok(());
         }
-        if self.copies.bytes.len() + row.bytes.len() > MAX_PENDING_STACK_BYTES {
+        if self.copies.word_value.len() * 10 + row.bytes.len() > MAX_PENDING_STACK_BYTES {
             // Their events are in chunks already written or in the pending one.
             self.flush_chunk()?;
             let end = self.last_end_ns;
@@ -339,7 +339,7 @@ impl<W: Write> CaptureWriter<W> {
                 self.next_copy_id = id.checked_add(1).unwrap_or(1);
                 self.copies_seen.insert(hash, (id, row.ip, row.sp, row.bp));
                 // This frame's copies with bytes are numbered from its first one.
-                if c.bytes.is_empty() {
+                if c.first_id == 0 {
                     c.first_id = id;
                 }
                 0
@@ -359,7 +359,15 @@ impl<W: Write> CaptureWriter<W> {
         c.bp.push(bp);
         c.len.push(bytes.len() as u32);
         c.same_as.push(same_as);
-        c.bytes.extend_from_slice(bytes);
+        let before = c.word_value.len();
+        for (i, word) in bytes.chunks_exact(8).enumerate() {
+            let value = u64::from_le_bytes(word.try_into().expect("8 bytes"));
+            if value != 0 {
+                c.word_index.push(i as u16);
+                c.word_value.push(value);
+            }
+        }
+        c.words.push((c.word_value.len() - before) as u32);
         let run = CopyRun {
             row: c.tid.len() - 1,
             id: if same_as == 0 {
@@ -437,7 +445,7 @@ impl<W: Write> CaptureWriter<W> {
         let copies_due = self
             .copies_since
             .is_some_and(|t| t.elapsed() >= COPIES_FRAME_INTERVAL)
-            || self.copies.bytes.len() >= MAX_PENDING_STACK_BYTES / 2;
+            || self.copies.word_value.len() * 10 >= MAX_PENDING_STACK_BYTES / 2;
         if copies_due {
             self.write_copies(chunk.end_ns)?;
         }
@@ -579,19 +587,22 @@ fn clear_copies(copies: &mut StackCopies) {
         bp,
         len,
         same_as,
-        bytes,
+        words,
+        word_index,
+        word_value,
         first_id,
     } = copies;
     *first_id = 0;
     ts.deltas.clear();
-    for column in [span_ns, ip, sp, bp] {
+    for column in [span_ns, ip, sp, bp, word_value] {
         column.clear();
     }
+    words.clear();
+    word_index.clear();
     tid.clear();
     of.clear();
     len.clear();
     same_as.clear();
-    bytes.clear();
 }
 
 fn clear_chunk(chunk: &mut Chunk) {

@@ -381,8 +381,9 @@ fn stack_copies_round_trip_in_frames_of_their_own() {
         ),
         (1, 0, 0)
     );
-    assert_eq!(&c.bytes[..700], &stack_bytes[..]);
-    assert_eq!(&c.bytes[700..], &stack_bytes[..8]);
+    // 700 bytes: 87 whole words; the tail shorter than a word is not kept.
+    assert_eq!(common::copy_bytes(c, 0)[..696], stack_bytes[..696]);
+    assert_eq!(common::copy_bytes(c, 1), &stack_bytes[..8]);
     assert_eq!(decode(&capture).samples.len(), 5);
 }
 

@@ -34,8 +34,9 @@ pub fn run(which: &str, seconds: u32, rounds: u32) -> Result<()> {
         "export" => export(seconds),
         "live" => crate::bench_live::live(seconds),
         "switch" => crate::bench_switch::run(seconds, rounds),
+        "unwind" => crate::bench_unwind::run(seconds, rounds),
         other => bail!(
-            "unknown benchmark `{other}` (format, record, analyze, tui, export, live, switch)"
+            "unknown benchmark `{other}` (format, record, analyze, tui, export, live, switch, unwind)"
         ),
     }
 }
@@ -192,7 +193,7 @@ pub(crate) fn start_demo(seconds: u32) -> Result<Child> {
         .context("starting hud-demo")
 }
 
-fn per_second(out: &str) -> f64 {
+pub(crate) fn per_second(out: &str) -> f64 {
     out.lines()
         .find_map(|l| l.strip_prefix("per_second: "))
         .and_then(|v| v.trim().parse().ok())
@@ -200,7 +201,7 @@ fn per_second(out: &str) -> f64 {
 }
 
 /// The child's resident set (KiB) halfway through a recording of `seconds - 1` s.
-fn rss_halfway(child: &Child, seconds: u32) -> u64 {
+pub(crate) fn rss_halfway(child: &Child, seconds: u32) -> u64 {
     std::thread::sleep(Duration::from_secs_f64(
         f64::from((seconds - 1).max(1)) / 2.0,
     ));
@@ -216,7 +217,7 @@ fn rss_halfway(child: &Child, seconds: u32) -> u64 {
 }
 
 /// Waits for `child`, returning (user+system CPU seconds, peak RSS KiB).
-fn wait_rusage(child: &mut Child) -> Result<(f64, u64)> {
+pub(crate) fn wait_rusage(child: &mut Child) -> Result<(f64, u64)> {
     let mut status = 0;
     // SAFETY: zeroed rusage is valid; wait4 on our own child.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
@@ -663,16 +664,16 @@ fn record_busy_demo(seconds: u32, output: &Path) -> Result<()> {
 }
 
 /// Repeated runs of one command: wall times and the phase timings it printed.
-struct Runs {
+pub(crate) struct Runs {
     walls: Vec<f64>,
-    stdouts: Vec<String>,
+    pub(crate) stdouts: Vec<String>,
     stderrs: Vec<String>,
     /// Peak RSS of each run, KiB.
     peaks: Vec<u64>,
 }
 
 impl Runs {
-    fn of(n: usize, command: impl Fn() -> Command) -> Result<Self> {
+    pub(crate) fn of(n: usize, command: impl Fn() -> Command) -> Result<Self> {
         let mut runs = Runs {
             walls: Vec::new(),
             stdouts: Vec::new(),
@@ -713,12 +714,12 @@ impl Runs {
         Ok(runs)
     }
 
-    fn wall(&self) -> f64 {
+    pub(crate) fn wall(&self) -> f64 {
         median(self.walls.clone())
     }
 
     /// Median of a "tui NAME x" line printed on stdout (NaN when absent).
-    fn stdout_value(&self, name: &str) -> f64 {
+    pub(crate) fn stdout_value(&self, name: &str) -> f64 {
         let prefix = format!("tui {name} ");
         median(
             self.stdouts
@@ -737,7 +738,7 @@ impl Runs {
     }
 
     /// Median of a phase's "timing NAME x s" lines (NaN when absent).
-    fn phase(&self, name: &str) -> f64 {
+    pub(crate) fn phase(&self, name: &str) -> f64 {
         let prefix = format!("timing {name} ");
         median(
             self.stderrs
@@ -752,7 +753,7 @@ impl Runs {
     }
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
+pub(crate) fn median(mut values: Vec<f64>) -> f64 {
     if values.is_empty() {
         return f64::NAN;
     }
@@ -769,7 +770,7 @@ fn stack_nodes(path: &Path) -> Result<usize> {
         .sum())
 }
 
-fn perf_sample_count(data: &Path) -> Result<usize> {
+pub(crate) fn perf_sample_count(data: &Path) -> Result<usize> {
     let out = Command::new("perf")
         .args(["script", "-F", "tid", "-i"])
         .arg(data)

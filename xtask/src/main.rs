@@ -12,6 +12,7 @@
 mod bench;
 mod bench_live;
 mod bench_switch;
+mod bench_unwind;
 mod build;
 mod demo;
 mod dist;
@@ -49,7 +50,8 @@ enum Task {
     /// `analyze` (report speed and memory vs perf report), `tui` (the cockpit, headless),
     /// `export` (each format, time and size), `live` (the live cockpit: latency, CPU, memory on a
     /// storm for --seconds, flush-interval cost), `switch` (per-switch cost: ns per run of each
-    /// eBPF program, storm throughput alone / hud / perf).
+    /// eBPF program, storm throughput alone / hud / perf), `unwind` (stack copies: leaf windows'
+    /// size, `--unwind dwarf` against `perf record --call-graph dwarf`, offline unwinding speed).
     Bench {
         #[arg(default_value = "format")]
         which: String,

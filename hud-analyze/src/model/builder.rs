@@ -229,9 +229,9 @@ impl ModelBuilder {
         let mut at = 0usize;
         let mut next_id = c.first_id.to_native();
         for (i, ts) in c.ts.iter().enumerate() {
-            let len = c.len[i].to_native() as usize;
-            let range = at..at + len;
-            at += len;
+            let count = c.words[i].to_native() as usize;
+            let words = at..at + count;
+            at += count;
             let same_as = c.same_as[i].to_native();
             let id = if same_as != 0 {
                 same_as
@@ -245,15 +245,18 @@ impl ModelBuilder {
                 COPY_OF_OFF_CPU => CopyOf::OffCpu,
                 _ => continue,
             };
-            let Some(bytes) = c.bytes.get(range) else {
+            let (Some(index), Some(value)) =
+                (c.word_index.get(words.clone()), c.word_value.get(words))
+            else {
                 continue;
             };
             if !self.plausible.contains(&ts) {
                 self.implausible += 1;
                 continue;
             }
-            let start = pending.bytes.len();
-            pending.bytes.extend_from_slice(bytes);
+            let start = pending.value.len();
+            pending.index.extend(index.iter().map(|i| i.to_native()));
+            pending.value.extend(value.iter().map(|v| v.to_native()));
             pending.copies.push(StackCopy {
                 tid: c.tid[i].to_native(),
                 of,
@@ -262,7 +265,8 @@ impl ModelBuilder {
                 ip: c.ip[i].to_native(),
                 sp: c.sp[i].to_native(),
                 bp: c.bp[i].to_native(),
-                bytes: start..pending.bytes.len(),
+                len: c.len[i].to_native() as usize,
+                words: start..pending.value.len(),
                 id,
                 repeat: same_as != 0,
             });

@@ -74,8 +74,10 @@ pub struct StackCopy {
     pub ip: u64,
     pub sp: u64,
     pub bp: u64,
-    /// Where its bytes are in [`PendingCopies::bytes`]; empty for a repeat.
-    pub bytes: std::ops::Range<usize>,
+    /// Bytes of stack the copy covers, from `sp` up (0 for a repeat).
+    pub len: usize,
+    /// Its non-zero words: a range of [`PendingCopies::index`] and [`PendingCopies::value`].
+    pub words: std::ops::Range<usize>,
     /// The capture's number for this copy, or (a repeat) for the copy it repeats.
     pub id: u32,
     /// This copy repeats copy `id` (same registers and bytes) instead of carrying bytes.
@@ -87,13 +89,18 @@ pub struct StackCopy {
 #[derive(Clone, Debug, Default)]
 pub struct PendingCopies {
     pub copies: Vec<StackCopy>,
-    pub bytes: Vec<u8>,
+    /// The copies' non-zero words: index from `sp` (in words) and value.
+    pub index: Vec<u16>,
+    pub value: Vec<u64>,
 }
 
 impl PendingCopies {
-    /// The bytes of `copy`.
-    pub fn bytes_of(&self, copy: &StackCopy) -> &[u8] {
-        self.bytes.get(copy.bytes.clone()).unwrap_or_default()
+    /// The non-zero words of `copy`: (indices, values).
+    pub fn words_of(&self, copy: &StackCopy) -> (&[u16], &[u64]) {
+        (
+            self.index.get(copy.words.clone()).unwrap_or_default(),
+            self.value.get(copy.words.clone()).unwrap_or_default(),
+        )
     }
 }
 

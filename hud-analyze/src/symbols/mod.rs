@@ -199,7 +199,9 @@ pub fn symbolize(
         embedded.to_vec(),
         model.header.target.exe_path.clone(),
     );
+    let mut laps = crate::observer::Laps::new(observer, "");
     symbolizer.unwind_copies(model);
+    laps.lap("unwind");
     symbolizer.update(model, observer);
     symbolizer.into_symbols()
 }

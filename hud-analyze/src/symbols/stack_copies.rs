@@ -87,7 +87,7 @@ pub(super) fn apply(
         largest_copy: pending
             .copies
             .iter()
-            .map(|c| c.bytes.len() as u64)
+            .map(|c| c.len as u64)
             .max()
             .unwrap_or(0),
         ..Unwinding::default()
@@ -115,11 +115,16 @@ pub(super) fn apply(
 }
 
 fn as_copy<'a>(pending: &'a PendingCopies, copy: &StackCopy) -> unwind::StackCopy<'a> {
+    let (index, value) = pending.words_of(copy);
     unwind::StackCopy {
         ip: copy.ip,
         sp: copy.sp,
         bp: copy.bp,
-        bytes: pending.bytes_of(copy),
+        stack: unwind::Stack::Sparse {
+            len: copy.len,
+            index,
+            value,
+        },
     }
 }
 
@@ -173,4 +178,81 @@ fn give_stacks(model: &mut Model, copy: &StackCopy, unwound: &Unwound) -> (u64, 
         }
     }
     (served, changed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::builder::ModelBuilder;
+    use crate::model::{OffCpu, Sample};
+
+    fn model() -> Model {
+        let header = hud_format::types::Header::default();
+        let mut model = ModelBuilder::new(header, "1.1".into()).model().clone();
+        let walked = model.stacks.intern(&[0x10, 0x20]);
+        model.samples = [(1, 100), (1, 200), (1, 300), (2, 200)]
+            .map(|(tid, ts)| Sample {
+                ts,
+                tid,
+                stack: walked,
+            })
+            .to_vec();
+        model.off_cpu = vec![OffCpu {
+            end: 500,
+            tid: 1,
+            duration: 10,
+            runnable: 0,
+            state: 1,
+            stack: walked,
+        }];
+        model
+    }
+
+    fn copy(tid: u32, of: CopyOf, first: u64, last: u64, id: u32, repeat: bool) -> StackCopy {
+        StackCopy {
+            tid,
+            of,
+            first,
+            last,
+            ip: 0x10,
+            sp: 0x1000,
+            bp: 0x2000,
+            len: if repeat { 0 } else { 16 },
+            words: 0..0,
+            id,
+            repeat,
+        }
+    }
+
+    /// Copies serve the events of their thread and kind in their time span, a repeat takes its
+    /// original's unwind, and a repeat of a copy that is not there serves nothing.
+    #[test]
+    fn copies_serve_their_events_and_repeats_theirs() {
+        let mut model = model();
+        model.pending_copies = PendingCopies {
+            copies: vec![
+                copy(1, CopyOf::Sample, 100, 200, 7, false),
+                copy(1, CopyOf::Sample, 300, 300, 7, true),
+                copy(1, CopyOf::OffCpu, 500, 500, 9, true),
+                copy(3, CopyOf::Sample, 100, 100, 8, false),
+            ],
+            index: Vec::new(),
+            value: Vec::new(),
+        };
+        let mut by_id = ById::default();
+        let mut totals = Unwinding::default();
+        // No objects: every unwind stops at its first frame and the walks stay.
+        apply(&mut model, &Unwinder::default(), &mut by_id, &mut totals);
+        assert_eq!(totals.copies, 4);
+        // Samples at 100 and 200 (copy 7), at 300 (its repeat); thread 3 has no sample.
+        assert_eq!(totals.events, 3);
+        assert_eq!(
+            totals.unmatched, 2,
+            "copy 9 is not there; thread 3 has no event"
+        );
+        assert_eq!(totals.deepened, 0);
+        assert_eq!(totals.largest_copy, 16);
+        assert!(model.pending_copies.copies.is_empty());
+        assert!(by_id.contains_key(&7));
+    }
 }

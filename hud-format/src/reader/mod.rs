@@ -615,32 +615,7 @@ impl StackCopiesData {
     pub fn from_payload(offset: u64, payload: Payload) -> Result<Self, Error> {
         let copies = rkyv::access::<ArchivedStackCopies, rancor::BoxedError>(&payload)
             .map_err(|e| invalid(offset, FrameKind::StackCopies, e))?;
-        let n = copies.tid.len();
-        let lengths = [
-            copies.span_ns.len(),
-            copies.of.len(),
-            copies.ip.len(),
-            copies.sp.len(),
-            copies.bp.len(),
-            copies.len.len(),
-            copies.same_as.len(),
-            delta_count(&copies.ts.deltas),
-        ];
-        let total: u64 = copies.len.iter().map(|l| u64::from(l.to_native())).sum();
-        let repeats_with_bytes = copies
-            .same_as
-            .iter()
-            .zip(copies.len.iter())
-            .any(|(same_as, len)| same_as.to_native() != 0 && len.to_native() != 0);
-        let reason = if lengths.iter().any(|&l| l != n) {
-            Some("columns have different lengths")
-        } else if repeats_with_bytes {
-            Some("a repeated copy has bytes of its own")
-        } else if total != copies.bytes.len() as u64 {
-            Some("the copies' lengths do not add up to its bytes")
-        } else {
-            None
-        };
+        let reason = check_copies(copies);
         if let Some(reason) = reason {
             return Err(Error::CorruptFrame {
                 offset,
@@ -665,6 +640,51 @@ impl StackCopiesData {
     pub fn offset(&self) -> u64 {
         self.offset
     }
+}
+
+/// Checks a stack-copies frame's columns: one length per table, each row's words within its
+/// copy and in order, repeats without words.
+fn check_copies(c: &ArchivedStackCopies) -> Option<&'static str> {
+    let n = c.tid.len();
+    let lengths = [
+        c.span_ns.len(),
+        c.of.len(),
+        c.ip.len(),
+        c.sp.len(),
+        c.bp.len(),
+        c.len.len(),
+        c.same_as.len(),
+        c.words.len(),
+        delta_count(&c.ts.deltas),
+    ];
+    if lengths.iter().any(|&l| l != n) || c.word_index.len() != c.word_value.len() {
+        return Some("columns have different lengths");
+    }
+    let total: u64 = c.words.iter().map(|w| u64::from(w.to_native())).sum();
+    if total != c.word_index.len() as u64 {
+        return Some("the rows' word counts do not add up to its words");
+    }
+    let mut at = 0usize;
+    for i in 0..n {
+        let count = c.words[i].to_native() as usize;
+        let index = &c.word_index[at..at + count];
+        at += count;
+        if c.same_as[i].to_native() != 0 && (count != 0 || c.len[i].to_native() != 0) {
+            return Some("a repeated copy has bytes of its own");
+        }
+        let words_in_copy = c.len[i].to_native() / 8;
+        let ordered = index
+            .windows(2)
+            .all(|w| w[0].to_native() < w[1].to_native());
+        if !ordered
+            || index
+                .last()
+                .is_some_and(|w| u32::from(w.to_native()) >= words_in_copy)
+        {
+            return Some("a copy's words are out of order or outside it");
+        }
+    }
+    None
 }
 
 /// Checks what bytecheck cannot: that columns of one table have one length.

@@ -117,3 +117,16 @@ pub fn small_capture() -> Vec<u8> {
     };
     hud_format::synth::write_mix(Vec::new(), &mix, options).unwrap()
 }
+
+/// Row `i`'s copied stack as bytes (frames store its non-zero words).
+#[allow(dead_code)]
+pub fn copy_bytes(c: &hud_format::types::ArchivedStackCopies, i: usize) -> Vec<u8> {
+    let start: usize = c.words[..i].iter().map(|w| w.to_native() as usize).sum();
+    let count = c.words[i].to_native() as usize;
+    let mut bytes = vec![0u8; c.len[i].to_native() as usize];
+    for k in start..start + count {
+        let at = usize::from(c.word_index[k].to_native()) * 8;
+        bytes[at..at + 8].copy_from_slice(&c.word_value[k].to_native().to_le_bytes());
+    }
+    bytes
+}
