@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use hud_test_harness::{
-    demo_binary, ebpf_ready, nofp_demo_binary, record_binary, serial, tailcall_binary, truth_line,
-    truth_line_in, Demo, Tmux,
+    demo_binary, ebpf_ready, echo_binary, nofp_demo_binary, record_binary, serial, tailcall_binary,
+    truth_line, truth_line_in, Demo, Tmux,
 };
 use serde_json::Value;
 
@@ -867,4 +867,45 @@ fn exports_are_read_by_their_own_tools() {
         "{}",
         String::from_utf8_lossy(&unwritable.stderr)
     );
+}
+
+/// Share of the samples whose stack (inclusive rows) passes through a function named `name`.
+fn inclusive_share(report: &Value, name: &str) -> f64 {
+    report["hotspots"]["overall"]["by_function_inclusive"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["function"].as_str().unwrap_or("").contains(name))
+        .map(|h| h["inclusive_pct"].as_f64().unwrap())
+        .fold(0.0, f64::max)
+}
+
+/// glibc's `__send` and `__recv` use the frame-pointer register for other work, so a walk stops
+/// at them. With the default leaf windows the samples that end there get their Rust callers:
+/// the echo's own async fns carry most of its CPU, and the report does not ask to rebuild a
+/// binary that has frame pointers.
+#[test]
+fn samples_in_send_and_recv_get_their_rust_callers() {
+    let _serial = serial();
+    if !ebpf_ready(&[echo_binary(), record_binary()]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let shares = |unwind: &str| {
+        let path = dir.path().join(format!("echo-{unwind}.hudcap"));
+        let echo = Demo::start_binary(&echo_binary(), 8.0, &[]);
+        record(&echo, &path, &["--duration", "4", "--unwind", unwind]);
+        let report = report_json(&path);
+        let user = inclusive_share(&report, "echo_connection") + inclusive_share(&report, "pump");
+        (user, report)
+    };
+    let (walked, _) = shares("fp");
+    let (unwound, report) = shares("leaf");
+    assert!(
+        unwound >= 60.0 && unwound > walked + 20.0,
+        "echo_connection + pump: {unwound:.0} % of samples with leaf windows, {walked:.0} % walked: {:#}",
+        report["hotspots"]["overall"]["by_function_inclusive"]
+    );
+    let warnings = report["warnings"].to_string();
+    assert!(!warnings.contains("rebuild"), "{warnings}");
 }

@@ -51,8 +51,8 @@ use aya_ebpf::{
 use hud_format::wire::{
     kind, Counter, DueEpisode, RecordHeader, StackCopy, StackCopyHeader, StackRecord, SwitchBatch,
     SwitchEntry, TaskCacheEntry, ThreadRecord, ThreadState, ENTRY_SWITCH_IN, MAX_DUE,
-    MAX_KERNEL_FRAMES, MAX_STACK_COPY, MAX_THREADS, MAX_USER_FRAMES, STATE_PREEMPTED,
-    SWITCH_BATCH_LEN, SWITCH_BATCH_MAX_AGE_NS, TASK_CACHE_ENTRIES,
+    MAX_KERNEL_FRAMES, MAX_STACK_COPY, MAX_THREADS, MAX_USER_FRAMES, REPAIR_WINDOW, SHALLOW_WALK,
+    STATE_PREEMPTED, SWITCH_BATCH_LEN, SWITCH_BATCH_MAX_AGE_NS, TASK_CACHE_ENTRIES,
 };
 
 #[unsafe(no_mangle)]
@@ -295,9 +295,10 @@ fn now() -> u64 {
     unsafe { bpf_ktime_get_ns() }
 }
 
-/// Fills the user (and optionally kernel) stack of the current task into `rec`.
+/// Fills the user (and optionally kernel) stack of the current task into `rec`; returns the
+/// user frames the walk found.
 #[inline(always)]
-fn fill_stacks<C: EbpfContext>(ctx: &C, rec: *mut StackRecord) {
+fn fill_stacks<C: EbpfContext>(ctx: &C, rec: *mut StackRecord) -> u16 {
     // SAFETY: `rec` points to map or ring-buffer memory of a whole StackRecord.
     unsafe {
         let n = bpf_get_stack(
@@ -326,6 +327,7 @@ fn fill_stacks<C: EbpfContext>(ctx: &C, rec: *mut StackRecord) {
                 (*rec).kernel_len = (n as u64 / 8) as u16;
             }
         }
+        (*rec).user_len
     }
 }
 
@@ -511,16 +513,19 @@ fn switched_in(t: &mut ThreadState, tid: u32, ts: u64) {
         }
         // More sleeps than slots before a return from a system call: this one goes without
         // its stack.
-        None => send_due(&episode, tid, None),
+        None => {
+            send_due(&episode, tid, None);
+        }
     }
 }
 
-/// Sends a due episode, with the current task's user stack when `ctx` is given.
+/// Sends a due episode, with the current task's user stack when `ctx` is given; returns the
+/// user frames the walk found.
 #[inline(always)]
-fn send_due(episode: &DueEpisode, tid: u32, ctx: Option<&RawTracePointContext>) {
+fn send_due(episode: &DueEpisode, tid: u32, ctx: Option<&RawTracePointContext>) -> u16 {
     let Some(mut entry) = EVENTS.reserve::<StackRecord>(0) else {
         count(Counter::LostOffCpu);
-        return;
+        return 0;
     };
     let rec = entry.as_mut_ptr();
     // SAFETY: `rec` is a reserved, exclusively owned ring-buffer slot of one StackRecord.
@@ -536,30 +541,35 @@ fn send_due(episode: &DueEpisode, tid: u32, ctx: Option<&RawTracePointContext>) 
         (*rec).runnable_ns = episode.runnable_ns;
         (*rec).state = episode.state;
         (*rec).kernel_len = 0;
-        match ctx {
+        let walked = match ctx {
             Some(ctx) => fill_stacks(ctx, rec),
             None => {
                 (*rec).user_len = 0;
                 count(Counter::OffCpuStackMissed);
+                0
             }
-        }
+        };
+        entry.submit(NO_WAKEUP);
+        walked
     }
-    entry.submit(NO_WAKEUP);
 }
 
-/// Sends every due episode of a thread (with the current user stack when `ctx` is given).
+/// Sends every due episode of a thread (with the current user stack when `ctx` is given);
+/// returns the user frames the walk found (they share one stack).
 #[inline(always)]
-fn send_all_due(t: &mut ThreadState, tid: u32, ctx: Option<&RawTracePointContext>) {
+fn send_all_due(t: &mut ThreadState, tid: u32, ctx: Option<&RawTracePointContext>) -> u16 {
     let n = t.due_count as usize;
     t.due_count = 0;
+    let mut walked = 0;
     for i in 0..MAX_DUE {
         if i >= n {
             break;
         }
         if let Some(episode) = t.due.get(i) {
-            send_due(episode, tid, ctx);
+            walked = send_due(episode, tid, ctx);
         }
     }
+    walked
 }
 
 /// A target thread returns from a system call: the off-CPU episodes that wait for its stack get
@@ -580,10 +590,10 @@ pub fn hud_sys_exit(ctx: RawTracePointContext) -> i32 {
         if n != 0 {
             let first = (*t).due.first().map_or(0, |e| e.end_ns);
             let last = (*t).due.get(n.min(MAX_DUE) - 1).map_or(first, |e| e.end_ns);
-            send_all_due(&mut *t, tid, Some(&ctx));
+            let walked = send_all_due(&mut *t, tid, Some(&ctx));
             // sys_exit's first argument: the registers the thread entered the call with.
             let regs = ctx.arg::<u64>(0);
-            copy_stack(tid, kind::OFF_CPU, first, last, regs, 0);
+            copy_stack(tid, kind::OFF_CPU, first, last, regs, 0, walked);
         }
     }
     0
@@ -597,12 +607,18 @@ const PT_REGS_LEN: usize = 168;
 
 /// Sends the user registers at `regs` (a `struct pt_regs`; 0: the current task's user
 /// registers) and `STACK_COPY_BYTES` of user stack from their `sp`, for the events of kind `of`
-/// stamped `first` to `last`. `slot` picks the CPU's scratch (0 system-call exit, 1 sample).
+/// stamped `first` to `last`, whose frame-pointer walk found `walked` frames (a walk that
+/// stopped at once gets a repair window: a leaf that uses the frame-pointer register for other
+/// work, or code without frame pointers). `slot` picks the CPU's scratch (0 system-call exit,
+/// 1 sample).
 #[inline(always)]
-fn copy_stack(tid: u32, of: u8, first: u64, last: u64, regs: u64, slot: u32) {
-    let wanted = STACK_COPY_BYTES.load();
+fn copy_stack(tid: u32, of: u8, first: u64, last: u64, regs: u64, slot: u32, walked: u16) {
+    let mut wanted = STACK_COPY_BYTES.load();
     if wanted == 0 || stopped() {
         return;
+    }
+    if walked <= SHALLOW_WALK && wanted < REPAIR_WINDOW {
+        wanted = REPAIR_WINDOW;
     }
     let cpu = cpu();
     let Some(scratch) = STACK_SCRATCH.get_ptr_mut(u32::from(cpu) * 2 + slot) else {
@@ -926,10 +942,10 @@ pub fn hud_cpu_sample(ctx: PerfEventContext) -> u32 {
         (*rec).state = 0;
         (*rec).runnable_ns = 0;
     }
-    fill_stacks(&ctx, rec);
+    let walked = fill_stacks(&ctx, rec);
     entry.submit(NO_WAKEUP);
-    if COPY_USER_SAMPLES.load() != 0 || !interrupted_user_code(&ctx) {
-        copy_stack(tid, kind::SAMPLE, ts, ts, 0, 1);
+    if COPY_USER_SAMPLES.load() != 0 || walked <= SHALLOW_WALK || !interrupted_user_code(&ctx) {
+        copy_stack(tid, kind::SAMPLE, ts, ts, 0, 1, walked);
     }
     0
 }

@@ -116,6 +116,13 @@ pub const MAX_STACK_COPY: usize = 65_536;
 /// without a frame pointer back to the code that called it.
 pub const LEAF_WINDOW: u32 = 256;
 
+/// A frame-pointer walk of this many frames or fewer stopped at once: the leaf used the
+/// frame-pointer register for other work (glibc's `__send`), or the code has no frame pointers.
+pub const SHALLOW_WALK: u16 = 3;
+/// Bytes of stack copied, whatever `--unwind` asked, for an event whose walk stopped at once
+/// (with `--unwind leaf`; within the byte budget): enough to unwind to the task's poll.
+pub const REPAIR_WINDOW: u32 = 8192;
+
 /// The head of a [`kind::STACK_COPY`] record: the user registers of the thread when its stack
 /// was taken, and how many stack bytes (from `sp` up) follow.
 ///

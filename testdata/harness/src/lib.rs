@@ -39,6 +39,12 @@ pub fn tailcall_binary() -> PathBuf {
     demo_binary().with_file_name("hud-tailcall")
 }
 
+/// The TCP echo workload whose samples end in glibc's `__send`/`__recv`, built beside the demo
+/// (testdata/demo/src/bin/hud-echo.rs).
+pub fn echo_binary() -> PathBuf {
+    demo_binary().with_file_name("hud-echo")
+}
+
 /// The context-switch storm workload (`cargo xtask build`).
 pub fn stress_binary() -> PathBuf {
     binary("HUD_STRESS_BIN", "target/release/hud-stress")

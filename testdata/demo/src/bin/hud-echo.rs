@@ -3,9 +3,9 @@
 //! `__send` and `__recv` (std sends with `send(MSG_NOSIGNAL)`), which use the frame-pointer
 //! register for other work, so a frame-pointer walk stops at them. The ground truth: the samples
 //! ending in them are called from `echo_connection` (the server side, `GROUND TRUTH:
-//! echo_connection`) and `pump` (the client side); nothing blocks.
+//! echo_connection`) and `pump` (the client side), which between them hold nearly all the CPU.
 //!
-//! Usage: hud-echo [--seconds N]. Built with the demo (frame pointers, debug info).
+//! Usage: hud-echo [--seconds N] [--quiet]. Built with the demo (frame pointers, debug info).
 
 use std::time::Duration;
 
@@ -26,6 +26,7 @@ fn main() {
                     .and_then(|v| v.parse().ok())
                     .expect("--seconds N")
             }
+            "--quiet" => {}
             other => {
                 eprintln!("hud-echo: unknown argument {other}");
                 std::process::exit(2);
