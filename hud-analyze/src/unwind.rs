@@ -57,7 +57,7 @@ impl Stack<'_> {
                     return None;
                 }
                 // Saved registers and return addresses are at whole words from `sp`.
-                if offset % 8 != 0 {
+                if !offset.is_multiple_of(8) {
                     return Some(0);
                 }
                 let at = u16::try_from(offset / 8).ok()?;

@@ -141,7 +141,7 @@ fn assert_documented_blockers(report: &Value) {
         ("locked_cache_update", "lock"),
         ("read_data_file", "io"),
     ] {
-        let b = find(&report, &format!("{name}::"))
+        let b = find(report, &format!("{name}::"))
             .unwrap_or_else(|| panic!("{name} not reported:\n{text}"));
         assert_eq!(b["kind"], kind, "{name}");
         assert_eq!(b["detection"], "off_cpu");
@@ -160,14 +160,14 @@ fn assert_documented_blockers(report: &Value) {
         );
         assert!(b["count"].as_u64().unwrap() >= 3, "{name} count");
     }
-    let sleep = find(&report, "sleepy_handler::").unwrap();
+    let sleep = find(report, "sleepy_handler::").unwrap();
     let p50 = sleep["p50_ms"].as_f64().unwrap();
     assert!(
         (p50 - 15.0).abs() < 3.0,
         "sleep p50 {p50} ms, the demo sleeps 15 ms"
     );
 
-    let cpu = find(&report, "cpu_heavy_checksum::")
+    let cpu = find(report, "cpu_heavy_checksum::")
         .unwrap_or_else(|| panic!("long poll not reported:\n{text}"));
     assert_eq!(cpu["kind"], "cpu");
     assert_eq!(cpu["detection"], "long_poll");

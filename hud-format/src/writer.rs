@@ -70,6 +70,9 @@ struct CopyRun {
     ts_ns: u64,
 }
 
+/// zstd level of stack-copies frames.
+const COPIES_ZSTD_LEVEL: i32 = 15;
+
 /// Pending stack copies are written at the first chunk flush this long after the first of them.
 const COPIES_FRAME_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -541,10 +544,13 @@ impl<W: Write> CaptureWriter<W> {
                 raw.len()
             )));
         }
-        let stored = self
-            .compressor
-            .compress(raw)
-            .map_err(|e| Error::io("compressing a frame", e))?;
+        let stored = if kind == FrameKind::StackCopies {
+            // About one a second, small, and mostly repeated words: worth zstd's harder levels.
+            zstd::bulk::compress(raw, COPIES_ZSTD_LEVEL)
+        } else {
+            self.compressor.compress(raw)
+        }
+        .map_err(|e| Error::io("compressing a frame", e))?;
         let header = FrameHeader::for_payload(kind, Codec::Zstd, &stored, raw.len());
         self.index.push(IndexEntry {
             offset: self.offset,
