@@ -64,7 +64,7 @@ mod tests {
         let code = CodeRanges::new(vec![(0x5000, 0x6000), (0x1000, 0x2000)]);
         let sp = 0x7fff_0000u64;
         let words = [
-            0x1234u64, // data
+            0x9999u64, // data
             0x1008,    // return address
             sp + 0x40, // saved frame pointer
             sp - 8,    // below the stack pointer: not a caller's frame
