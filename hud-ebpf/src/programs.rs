@@ -34,7 +34,7 @@
 //! keeps its frame-pointer stack).
 
 use aya_ebpf::{
-    bindings::BPF_F_USER_STACK,
+    bindings::{BPF_F_USER_STACK, BPF_RB_AVAIL_DATA, BPF_RB_RING_SIZE},
     helpers::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_task,
         bpf_get_smp_processor_id, bpf_get_stack, bpf_ktime_get_ns, bpf_probe_read_kernel,
@@ -650,7 +650,7 @@ fn copy_stack(tid: u32, of: u8, first: u64, last: u64, regs: u64, slot: u32, wal
         saved[PT_REGS_BP / 8],
     );
     let mut len = (wanted as usize).min(MAX_STACK_COPY - 8) & (MAX_STACK_COPY - 1);
-    if !within_budget(len as u64, first) {
+    if !ring_has_room(len as u64) || !within_budget(len as u64, first) {
         count(Counter::StackCopyOverBudget);
         return;
     }
@@ -700,6 +700,16 @@ fn copy_stack(tid: u32, of: u8, first: u64, last: u64, regs: u64, slot: u32, wal
             count(Counter::StackCopyFailed);
         }
     }
+}
+
+/// Whether a copy of `len` bytes leaves the ring buffer at most a quarter full: copies only use
+/// its slack, so they never crowd out switch records (a storm of short-lived threads, each
+/// getting a repair window, lost switches before this check).
+#[inline(always)]
+fn ring_has_room(len: u64) -> bool {
+    let size = EVENTS.query(BPF_RB_RING_SIZE as u64);
+    let queued = EVENTS.query(BPF_RB_AVAIL_DATA as u64);
+    queued + len <= size / 4
 }
 
 /// Charges `len` bytes to this CPU's budget for the second of `ts`; false when over it.

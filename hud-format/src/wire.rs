@@ -242,8 +242,8 @@ pub enum Counter {
     /// An off-CPU episode was sent without its stack: the thread exited, or slept more than
     /// [`MAX_DUE`] times, before returning from a system call.
     OffCpuStackMissed = 7,
-    /// Stack copies left out because the second's byte budget was spent (the event keeps its
-    /// frame-pointer stack).
+    /// Stack copies left out because the second's byte budget was spent, or the ring buffer was
+    /// over a quarter full (switch records come first); the event keeps its frame-pointer stack.
     StackCopyOverBudget = 8,
     /// Stack copies that could not be read (not even the leaf window) or were lost because the
     /// ring buffer was full.
