@@ -70,8 +70,9 @@ struct CopyRun {
     ts_ns: u64,
 }
 
-/// zstd level of stack-copies frames.
+/// zstd level of stack-copies frames up to [`STRONG_COPIES_LEN`] bytes.
 const COPIES_ZSTD_LEVEL: i32 = 15;
+const STRONG_COPIES_LEN: usize = 32 << 10;
 
 /// Pending stack copies are written at the first chunk flush this long after the first of them.
 const COPIES_FRAME_INTERVAL: Duration = Duration::from_secs(1);
@@ -544,8 +545,9 @@ impl<W: Write> CaptureWriter<W> {
                 raw.len()
             )));
         }
-        let stored = if kind == FrameKind::StackCopies {
-            // About one a second, small, and mostly repeated words: worth zstd's harder levels.
+        let stored = if kind == FrameKind::StackCopies && raw.len() <= STRONG_COPIES_LEN {
+            // About one a second, and small with leaf windows: worth zstd's harder levels. (The
+            // large frames of `--unwind dwarf` would double the recorder's CPU at that level.)
             zstd::bulk::compress(raw, COPIES_ZSTD_LEVEL)
         } else {
             self.compressor.compress(raw)
