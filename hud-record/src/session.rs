@@ -516,37 +516,10 @@ impl Drain {
                         self.unknown_records += 1;
                         continue;
                     };
-                    // Only code and stack addresses are kept (scrub.rs).
                     self.scratch.clear();
                     self.scratch.extend_from_slice(stack);
                     drop(item);
-                    crate::scrub::scrub(&mut self.scratch, head.sp, &self.code);
-                    let h = head.header;
-                    // A leaf window whose first return address is the walk's first one adds
-                    // nothing: the leaf set up its frame and the walk missed no caller.
-                    if self.leaf_only
-                        && crate::scrub::first_code_address(&self.scratch, &self.code)
-                            == self.walked_caller.get(&h.tid).copied()
-                    {
-                        continue;
-                    }
-                    let of = if h.flags == kind::SAMPLE {
-                        COPY_OF_SAMPLE
-                    } else {
-                        COPY_OF_OFF_CPU
-                    };
-                    self.writer
-                        .push_stack_copy(&StackCopyRow {
-                            ts_ns: h.ts_ns,
-                            span_ns: head.last_ns.saturating_sub(h.ts_ns),
-                            tid: h.tid,
-                            of,
-                            ip: head.ip,
-                            sp: head.sp,
-                            bp: head.bp,
-                            bytes: &self.scratch,
-                        })
-                        .map_err(write_error)?;
+                    self.push_stack_copy(&head)?;
                 }
                 Some(kind::THREAD_NEW) | Some(kind::THREAD_EXIT) | Some(kind::THREAD_RENAME) => {
                     let Some(r) = wire::read_record::<ThreadRecord>(bytes) else {
@@ -572,6 +545,38 @@ impl Drain {
                 .map_err(write_error)?;
         }
         Ok(())
+    }
+
+    /// A stack copy (its bytes in `scratch`): scrubbed to the words unwinding reads
+    /// (scrub.rs), and written unless it is a leaf window that adds nothing.
+    fn push_stack_copy(&mut self, head: &StackCopyHeader) -> Result<()> {
+        crate::scrub::scrub(&mut self.scratch, head.sp, &self.code);
+        let h = head.header;
+        // A leaf window whose first return address is the walk's first one adds nothing: the
+        // leaf set up its frame and the walk missed no caller.
+        if self.leaf_only
+            && crate::scrub::first_code_address(&self.scratch, &self.code)
+                == self.walked_caller.get(&h.tid).copied()
+        {
+            return Ok(());
+        }
+        let of = if h.flags == kind::SAMPLE {
+            COPY_OF_SAMPLE
+        } else {
+            COPY_OF_OFF_CPU
+        };
+        self.writer
+            .push_stack_copy(&StackCopyRow {
+                ts_ns: h.ts_ns,
+                span_ns: head.last_ns.saturating_sub(h.ts_ns),
+                tid: h.tid,
+                of,
+                ip: head.ip,
+                sp: head.sp,
+                bp: head.bp,
+                bytes: &self.scratch,
+            })
+            .map_err(write_error)
     }
 
     fn push_stack_record(&mut self, r: &StackRecord) -> Result<()> {
