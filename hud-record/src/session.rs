@@ -589,10 +589,13 @@ impl Drain {
             self.rescan_maps()?;
         }
         let h: RecordHeader = r.header;
-        if let Some(&caller) = user.get(1) {
-            self.walked_caller.insert(h.tid, caller);
-        } else {
-            self.walked_caller.remove(&h.tid);
+        // Only leaf windows are compared with the walk (push_stack_copy).
+        if self.leaf_only {
+            if let Some(&caller) = user.get(1) {
+                self.walked_caller.insert(h.tid, caller);
+            } else {
+                self.walked_caller.remove(&h.tid);
+            }
         }
         if h.kind == kind::SAMPLE {
             self.writer.push_sample(h.ts_ns, h.tid, h.cpu, user, kernel)
