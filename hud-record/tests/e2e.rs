@@ -9,7 +9,8 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use hud_format::reader::{Capture, Ending};
-use hud_test_harness::{demo_binary, serial, Demo};
+use hud_format::wire::STATE_PREEMPTED;
+use hud_test_harness::{demo_binary, serial, timings, Demo};
 
 const RECORD: &str = env!("CARGO_BIN_EXE_hud-record");
 /// How long the demo's `sleepy_handler` sleeps (testdata/demo/src/main.rs SLEEP_MS).
@@ -51,6 +52,46 @@ fn offset_to_vaddr(elf: &[u8], offset: u64) -> Option<u64> {
     })
 }
 
+/// An off-CPU episode: it ended (the thread came back on a CPU) at `end_ns`, after
+/// `duration_ns` off CPU, the last `runnable_ns` of them woken but waiting for a CPU.
+#[derive(Debug)]
+struct Episode {
+    tid: u32,
+    state: u16,
+    end_ns: u64,
+    duration_ns: u64,
+    runnable_ns: u64,
+    /// The demo's functions in its stack, innermost first.
+    functions: Vec<String>,
+}
+
+impl Episode {
+    fn start_ns(&self) -> u64 {
+        self.end_ns - self.duration_ns
+    }
+
+    /// When it was woken (the end, if the wakeup was not seen).
+    fn woken_ns(&self) -> u64 {
+        self.end_ns - self.runnable_ns
+    }
+
+    fn blocked_ms(&self) -> f64 {
+        (self.duration_ns - self.runnable_ns) as f64 / 1e6
+    }
+
+    fn in_function(&self, name: &str) -> bool {
+        self.functions.iter().any(|f| f.contains(name))
+    }
+}
+
+/// A switch of a target thread onto (`on_cpu`) or off a CPU, off in `state`.
+struct Switch {
+    ts_ns: u64,
+    tid: u32,
+    on_cpu: bool,
+    state: u16,
+}
+
 /// The decoded events of a capture, with stacks resolved to demo-binary function names.
 struct Recorded {
     capture: Capture,
@@ -63,8 +104,24 @@ impl Recorded {
         }
     }
 
-    /// Off-CPU episodes (tid, blocked ms, state, innermost-first function names in the demo).
-    fn off_cpu_with_functions(&self) -> Vec<(u32, f64, u16, Vec<String>)> {
+    fn switches(&self) -> Vec<Switch> {
+        let mut out = Vec::new();
+        for data in &self.capture.chunks().unwrap() {
+            let s = &data.get().switches;
+            for (i, ts_ns) in s.ts.iter().enumerate() {
+                out.push(Switch {
+                    ts_ns,
+                    tid: s.tid[i].to_native(),
+                    on_cpu: s.on_cpu[i] == 1,
+                    state: s.prev_state[i].to_native(),
+                });
+            }
+        }
+        out
+    }
+
+    /// Off-CPU episodes with the demo's function names in their stacks.
+    fn off_cpu_with_functions(&self) -> Vec<Episode> {
         let demo = std::fs::read(demo_binary()).unwrap();
         let loader = addr2line::Loader::new(demo_binary()).unwrap();
         let chunks = self.capture.chunks().unwrap();
@@ -86,7 +143,7 @@ impl Recorded {
                 .add(c)
                 .expect("stack ids continue from chunk to chunk");
             let o = &c.off_cpu;
-            for i in 0..o.tid.len() {
+            for (i, end_ns) in o.ts.iter().enumerate() {
                 let id = o.user_stack[i].to_native();
                 let frames: Vec<u64> = stacks.frames(stacks.local(id)).collect();
                 let mut names = Vec::new();
@@ -109,14 +166,14 @@ impl Recorded {
                         }
                     }
                 }
-                // Blocked time: off CPU minus waiting for a CPU after the wakeup.
-                let blocked = o.duration_ns[i].to_native() - o.runnable_ns[i].to_native();
-                out.push((
-                    o.tid[i].to_native(),
-                    blocked as f64 / 1e6,
-                    o.state[i].to_native(),
-                    names,
-                ));
+                out.push(Episode {
+                    tid: o.tid[i].to_native(),
+                    state: o.state[i].to_native(),
+                    end_ns,
+                    duration_ns: o.duration_ns[i].to_native(),
+                    runnable_ns: o.runnable_ns[i].to_native(),
+                    functions: names,
+                });
             }
         }
         out
@@ -137,8 +194,9 @@ fn records_the_demo_with_its_ground_truth() {
 }
 
 fn records_the_demo_in(mode: &[&str]) {
-    let demo = Demo::start(5.0, &[]);
     let dir = tempfile::tempdir().unwrap();
+    let timings_path = dir.path().join("timings");
+    let demo = Demo::start(5.0, &["--timings", timings_path.to_str().unwrap()]);
     let path = dir.path().join("demo.hudcap");
     let pid = demo.pid().to_string();
     let mut args = vec![
@@ -229,29 +287,116 @@ fn records_the_demo_in(mode: &[&str]) {
     assert_eq!(mapping_build_id, Some(file_id.clone()));
     assert_eq!(capture.header().target.build_id, file_id);
 
-    // The sleeping task: off-CPU episodes whose stack is in sleepy_handler, each ~15 ms.
+    // The sleeping task: each of its off-CPU episodes lies inside one `std::thread::sleep` call
+    // as the demo timed it (an episode that merged two sleeps, or began before the call, would
+    // not), was blocked at least the sleep asked for, and every call in the recording has one.
     let episodes = recorded.off_cpu_with_functions();
-    let sleeps: Vec<f64> = episodes
+    let calls = timings(&timings_path, "sleep");
+    let sleeps: Vec<&Episode> = episodes
         .iter()
-        .filter(|(_, _, _, names)| names.iter().any(|n| n.contains("sleepy_handler")))
-        .map(|(_, ms, _, _)| *ms)
+        .filter(|e| e.in_function("sleepy_handler"))
         .collect();
     assert!(
         sleeps.len() >= 20,
         "{mode:?}: only {} sleepy_handler episodes in 3 s (10/s expected)",
         sleeps.len()
     );
-    for ms in &sleeps {
+    // The two clocks are one (CLOCK_MONOTONIC), read through the vDSO and by the kernel.
+    const CLOCK_SLACK_NS: u64 = 50_000;
+    let mut matched = std::collections::HashSet::new();
+    for e in &sleeps {
+        let call = calls
+            .iter()
+            .position(|c| {
+                c.start_ns <= e.start_ns() + CLOCK_SLACK_NS
+                    && e.end_ns <= c.end_ns + CLOCK_SLACK_NS
+            })
+            .unwrap_or_else(|| {
+                panic!(
+                    "{mode:?}: a sleepy_handler episode [{}, {}] ({} ms off CPU) inside no sleep \
+                     call the demo timed: {calls:?}",
+                    e.start_ns(),
+                    e.end_ns,
+                    e.duration_ns as f64 / 1e6
+                )
+            });
         assert!(
-            (ms - SLEEP_MS).abs() <= SLEEP_MS * 0.2,
-            "{mode:?}: sleep episode of {ms} ms, expected {SLEEP_MS} ms ± 20 %"
+            matched.insert(call),
+            "{mode:?}: two episodes in one sleep call {:?}",
+            calls[call]
+        );
+        // nanosleep wakes no earlier than asked; the switch-out comes microseconds after the call.
+        assert!(
+            e.blocked_ms() >= SLEEP_MS - 0.5 && e.woken_ns() <= calls[call].end_ns + CLOCK_SLACK_NS,
+            "{mode:?}: blocked {} ms in a sleep of {SLEEP_MS} ms the demo timed at {} ms",
+            e.blocked_ms(),
+            calls[call].ms()
         );
     }
+    // Every time a sleeping thread slept past the threshold in a sleep call, that episode is
+    // there: found by its thread and its end (the switch-in, stamped once for both records). A
+    // call can hold less sleep than it asked for: under load the thread may wait preempted
+    // after arming its timer, then sleep the rest (or none of it).
+    let threshold = capture.header().offcpu_threshold_ns;
+    let switches = recorded.switches();
+    let ended: std::collections::HashSet<(u32, u64)> =
+        episodes.iter().map(|e| (e.tid, e.end_ns)).collect();
+    let mut slept = 0;
+    let mut unseen = Vec::new();
+    for call in &calls {
+        let mut of_thread: Vec<&Switch> = switches.iter().filter(|s| s.tid == call.tid).collect();
+        of_thread.sort_by_key(|s| s.ts_ns);
+        for pair in of_thread.windows(2) {
+            let (out, back) = (pair[0], pair[1]);
+            let asleep = !out.on_cpu
+                && out.state != 0
+                && u32::from(out.state) & STATE_PREEMPTED == 0
+                && back.on_cpu;
+            if asleep
+                && (call.start_ns..call.end_ns).contains(&out.ts_ns)
+                && back.ts_ns - out.ts_ns >= threshold
+            {
+                slept += 1;
+                if !ended.contains(&(call.tid, back.ts_ns)) {
+                    unseen.push((call, out.ts_ns, back.ts_ns));
+                }
+            }
+        }
+    }
+    let near: Vec<&Episode> = unseen
+        .iter()
+        .flat_map(|(call, _, _)| {
+            episodes.iter().filter(|e| {
+                e.tid == call.tid && e.end_ns + 50_000_000 > call.start_ns && e.end_ns < call.end_ns + 50_000_000
+            })
+        })
+        .collect();
+    let around: Vec<String> = unseen
+        .iter()
+        .flat_map(|(call, _, _)| {
+            switches
+                .iter()
+                .filter(|s| {
+                    s.tid == call.tid
+                        && s.ts_ns + 5_000_000 > call.start_ns
+                        && s.ts_ns < call.end_ns + 5_000_000
+                })
+                .map(|s| format!("{} {} {}", s.ts_ns, if s.on_cpu { "in" } else { "out" }, s.state))
+        })
+        .collect();
+    assert!(
+        unseen.is_empty(),
+        "{mode:?}: {} of {slept} sleeps past the threshold in sleep calls without their episode \
+         (call, switched out, switched in): {unseen:?}; the thread's episodes within 50 ms: \
+         {near:#?}; its switches: {around:#?}",
+        unseen.len()
+    );
+    assert!(slept >= sleeps.len(), "{mode:?}: {slept} sleeps");
     // Lock waits are there too, with the std Mutex in their stack.
     assert!(
         episodes
             .iter()
-            .any(|(_, _, _, n)| n.iter().any(|f| f.contains("locked_cache_update"))),
+            .any(|e| e.in_function("locked_cache_update")),
         "{mode:?}: no off-CPU episode in locked_cache_update"
     );
 }
@@ -881,7 +1026,7 @@ fn the_release_recorder_records_from_a_bare_chroot() {
     assert!(
         episodes
             .iter()
-            .any(|(_, _, _, names)| names.iter().any(|n| n.contains("sleepy_handler"))),
+            .any(|e| e.in_function("sleepy_handler")),
         "no sleepy_handler episode in the chroot's capture"
     );
 

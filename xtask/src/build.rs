@@ -63,7 +63,9 @@ fn bpf_rustflags() -> String {
     .join("\x1f")
 }
 
-pub fn test() -> Result<()> {
+/// fmt, clippy, then every test once; or, with `repeat`, every test `repeat` times with a table
+/// of the tests that failed in any run (fmt and clippy once, before).
+pub fn test(repeat: Option<u32>) -> Result<()> {
     sh(cargo().args(["fmt", "--all", "--check"]))?;
     sh(cargo().args([
         "clippy",
@@ -92,14 +94,21 @@ pub fn test() -> Result<()> {
     // static recorder in a bare chroot.
     all()?;
     let dist = crate::dist::unpack_checked(&crate::dist::run()?)?;
-    sh(cargo()
-        .args(["test", "--workspace", "--all-features"])
-        .env("HUD_DIST_DIR", dist)
-        .env("HUD_DEMO_BIN", demo_binary())
-        .env("HUD_DEMO_NOFP_BIN", nofp_demo_binary())
-        .env("HUD_RECORD_BIN", release_binary("hud-record"))
-        .env("HUD_STRESS_BIN", release_binary("hud-stress"))
-        .env("HUD_PYTHON", crate::setup::schema_python()))
+    let every_test = || {
+        let mut cmd = cargo();
+        cmd.args(["test", "--workspace", "--all-features"])
+            .env("HUD_DIST_DIR", &dist)
+            .env("HUD_DEMO_BIN", demo_binary())
+            .env("HUD_DEMO_NOFP_BIN", nofp_demo_binary())
+            .env("HUD_RECORD_BIN", release_binary("hud-record"))
+            .env("HUD_STRESS_BIN", release_binary("hud-stress"))
+            .env("HUD_PYTHON", crate::setup::schema_python());
+        cmd
+    };
+    match repeat {
+        None => sh(&mut every_test()),
+        Some(runs) => crate::repeat::run(every_test, runs),
+    }
 }
 
 pub fn fuzz(target: &str, seconds: u32, jobs: u32) -> Result<()> {

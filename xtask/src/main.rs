@@ -4,7 +4,8 @@
 //!   musl target, tracefs), idempotently.
 //! - `build`: hud-record, hud-analyze, and the demo workload (frame pointers, full debug info).
 //! - `demo`: setup + build, run the demo, record it, print what hud found.
-//! - `test`: setup + fmt + clippy (host and BPF target) + every test, eBPF end-to-end included.
+//! - `test`: setup + fmt + clippy (host and BPF target) + every test, eBPF end-to-end included;
+//!   `--repeat N` runs the tests N times and lists those that failed in any run.
 //! - `dist`: the release archive: static hud-record and hud-analyze, man pages, completions.
 //! - `bench`: benchmarks (format, record) with ratios against peers measured in the same run.
 //! - `fuzz`: the analyzer's pipeline (or the reader alone) under cargo-fuzz (not in CI).
@@ -16,6 +17,7 @@ mod bench_unwind;
 mod build;
 mod demo;
 mod dist;
+mod repeat;
 mod setup;
 mod util;
 
@@ -42,7 +44,12 @@ enum Task {
         seconds: u32,
     },
     /// fmt, clippy and every test (eBPF end-to-end included, the release archive's too).
-    Test,
+    Test {
+        /// Run every test N times in a row and list the ones that failed in any run (their
+        /// logs in target/repeat).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+        repeat: Option<u32>,
+    },
     /// The release archive: static hud-record (eBPF inside) and hud-analyze, man pages and
     /// shell completions, with a SHA-256, in target/dist.
     Dist,
@@ -91,9 +98,9 @@ fn main() -> Result<()> {
             setup::run()?;
             dist::run().map(drop)
         }
-        Task::Test => {
+        Task::Test { repeat } => {
             setup::run()?;
-            build::test()
+            build::test(repeat)
         }
         Task::Bench {
             which,

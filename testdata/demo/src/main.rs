@@ -4,6 +4,8 @@
 //! a real service: the blocking call sits directly in the task's code. Build with frame pointers and debug info (`cargo xtask demo` does).
 //!
 //! Usage: hud-demo [--seconds N] [--workers N] [--thread-name NAME] [--busy] [--quiet]
+//! [--timings PATH]. `--timings` logs each sleep and checksum as the demo measured them
+//! (`sleep|cpu START_NS END_NS TID`, CLOCK_MONOTONIC, see `hud_demo::timings`).
 //! Prints `iterations: N` (healthy request loop iterations) and `per_second: X` at exit, so the
 //! overhead of a profiler can be measured as the drop in throughput.
 
@@ -11,6 +13,8 @@ use std::io::Read;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use hud_demo::timings;
 
 /// Shared state the mutex blocker contends on.
 static CACHE: Mutex<u64> = Mutex::new(0);
@@ -30,6 +34,7 @@ struct Options {
     /// Healthy tasks yield instead of sleeping, keeping the workers busy: throughput then drops
     /// with any CPU a profiler takes, which is what the overhead benchmark wants to see.
     busy: bool,
+    timings: Option<std::path::PathBuf>,
 }
 
 fn parse_options() -> Options {
@@ -39,6 +44,7 @@ fn parse_options() -> Options {
         thread_name: None,
         quiet: false,
         busy: false,
+        timings: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -58,6 +64,7 @@ fn parse_options() -> Options {
             "--thread-name" => options.thread_name = args.next(),
             "--quiet" => options.quiet = true,
             "--busy" => options.busy = true,
+            "--timings" => options.timings = Some(args.next().expect("--timings PATH").into()),
             other => {
                 eprintln!("hud-demo: unknown argument {other}");
                 std::process::exit(2);
@@ -69,6 +76,9 @@ fn parse_options() -> Options {
 
 fn main() {
     let options = parse_options();
+    if let Some(path) = &options.timings {
+        timings::open(path);
+    }
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     builder.worker_threads(options.workers).enable_all();
     if let Some(name) = &options.thread_name {
@@ -161,6 +171,7 @@ async fn healthy_requests(deadline: tokio::time::Instant, busy: bool) {
 
 /// BLOCKER (on-CPU): about `millis` ms of hashing inside an async fn.
 async fn cpu_heavy_checksum(millis: u64) {
+    let start = timings::now_ns();
     let until = Instant::now() + Duration::from_millis(millis);
     let mut hash = 0xcbf29ce484222325u64;
     while Instant::now() < until {
@@ -169,11 +180,14 @@ async fn cpu_heavy_checksum(millis: u64) {
         }
     }
     std::hint::black_box(hash);
+    timings::log("cpu", start);
 }
 
 /// BLOCKER (off-CPU, sleep): a synchronous sleep inside an async fn.
 async fn sleepy_handler() {
+    let start = timings::now_ns();
     std::thread::sleep(Duration::from_millis(SLEEP_MS)); // GROUND TRUTH: sleepy_handler
+    timings::log("sleep", start);
 }
 
 /// BLOCKER (off-CPU, lock): a std::sync::Mutex that a background thread holds for 30 ms.

@@ -121,6 +121,53 @@ impl Drop for Demo {
     }
 }
 
+/// A blocking call as the workload measured it (`--timings PATH`, testdata/demo/src/timings.rs):
+/// CLOCK_MONOTONIC nanoseconds, the recorder's clock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timed {
+    pub start_ns: u64,
+    pub end_ns: u64,
+    /// The thread that made the call.
+    pub tid: u32,
+}
+
+impl Timed {
+    pub fn ms(&self) -> f64 {
+        (self.end_ns - self.start_ns) as f64 / 1e6
+    }
+}
+
+/// The calls of `kind` in a workload's `--timings` log, in the order they ended.
+pub fn timings(path: &Path, kind: &str) -> Vec<Timed> {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("the workload's timings {}: {e}", path.display()));
+    text.lines()
+        .filter_map(|line| {
+            let mut parts = line.split(' ');
+            (parts.next()? == kind).then_some(())?;
+            let start_ns = parts.next()?.parse().ok()?;
+            let end_ns = parts.next()?.parse().ok()?;
+            let tid = parts.next()?.parse().ok()?;
+            Some(Timed {
+                start_ns,
+                end_ns,
+                tid,
+            })
+        })
+        .collect()
+}
+
+/// The median of `values` (NaN when empty).
+pub fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    match sorted.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+    }
+}
+
 /// Line of the `GROUND TRUTH: name` marker in the demo's source (testdata/demo/GROUND_TRUTH.md).
 pub fn truth_line(name: &str) -> u64 {
     truth_line_in("src/main.rs", name)

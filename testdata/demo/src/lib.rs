@@ -1,0 +1,8 @@
+//! What the demo's workloads share: `--timings PATH`, each workload's own measure of its
+//! blocking calls, for end-to-end tests to compare what hud recorded against.
+//!
+//! Timings are what the workload measured on this machine, under this load: a test that
+//! compares against them holds on a faster machine and on a busy one, where a test that compares
+//! against a constant ("15 ms ± 20 %") does not.
+
+pub mod timings;
