@@ -34,7 +34,11 @@ pub fn run(test: impl Fn() -> Command, runs: u32) -> Result<()> {
         let log_path = logs.join(format!("run-{k}.log"));
         let mut cmd = test();
         cmd.arg("--no-fail-fast");
-        eprintln!("xtask: run {k}/{runs}: $ {} > {}", show(&cmd), log_path.display());
+        eprintln!(
+            "xtask: run {k}/{runs}: $ {} > {}",
+            show(&cmd),
+            log_path.display()
+        );
         let output = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -70,8 +74,10 @@ pub fn run(test: impl Fn() -> Command, runs: u32) -> Result<()> {
             );
         }
     }
-    let flaky: Vec<(&String, &Record)> =
-        records.iter().filter(|(_, r)| !r.failed.is_empty()).collect();
+    let flaky: Vec<(&String, &Record)> = records
+        .iter()
+        .filter(|(_, r)| !r.failed.is_empty())
+        .collect();
     if flaky.is_empty() {
         eprintln!(
             "xtask: {} tests passed in each of {runs} runs",
@@ -86,10 +92,16 @@ pub fn run(test: impl Fn() -> Command, runs: u32) -> Result<()> {
             record.failed.len(),
             record.failed.len() as u32 + record.passed,
             record.failed,
-            record.first_failure.as_deref().unwrap_or("(no panic message)")
+            record
+                .first_failure
+                .as_deref()
+                .unwrap_or("(no panic message)")
         );
     }
-    bail!("{} tests failed in at least one of {runs} runs", flaky.len())
+    bail!(
+        "{} tests failed in at least one of {runs} runs",
+        flaky.len()
+    )
 }
 
 /// What one `cargo test` run printed.

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hud_demo::timings;
+use hud_demo::timings::{self, Call};
 
 /// Shared state the mutex blocker contends on.
 static CACHE: Mutex<u64> = Mutex::new(0);
@@ -180,14 +180,14 @@ async fn cpu_heavy_checksum(millis: u64) {
         }
     }
     std::hint::black_box(hash);
-    timings::log("cpu", start);
+    timings::log(Call::Cpu, start);
 }
 
 /// BLOCKER (off-CPU, sleep): a synchronous sleep inside an async fn.
 async fn sleepy_handler() {
     let start = timings::now_ns();
     std::thread::sleep(Duration::from_millis(SLEEP_MS)); // GROUND TRUTH: sleepy_handler
-    timings::log("sleep", start);
+    timings::log(Call::Sleep, start);
 }
 
 /// BLOCKER (off-CPU, lock): a std::sync::Mutex that a background thread holds for 30 ms.
