@@ -1,6 +1,6 @@
 //! Why an analysis could not run. Each keeps its cause; only `main` turns them into exit codes.
 
-use crate::symbols::objects::BuildIdMismatch;
+use crate::objects::BuildIdMismatch;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AnalyzeError {

@@ -10,6 +10,7 @@ pub mod analysis;
 pub mod error;
 pub mod live;
 pub mod model;
+pub mod objects;
 pub mod observer;
 pub mod pipeline;
 pub mod source;

@@ -9,8 +9,8 @@ use clap::{CommandFactory, Parser, Subcommand};
 use hud_analyze::analysis::detect::Thresholds;
 use hud_analyze::analysis::hotspots::Ranking;
 use hud_analyze::analysis::{Options, Window};
+use hud_analyze::objects::SearchPaths;
 use hud_analyze::observer::{Observer, Phase};
-use hud_analyze::symbols::objects::SearchPaths;
 use hud_analyze::view::info::Summary;
 use hud_analyze::view::report::{text, Report};
 use hud_analyze::{pipeline, AnalyzeError};
@@ -466,7 +466,8 @@ fn tui(args: TuiArgs) -> ExitCode {
     // part written so far would show a recording that stops at an arbitrary point.
     let being_written = path.as_os_str() != "-"
         && hud_format::reader::open_nonblocking(path).is_ok_and(|f| {
-            f.metadata().is_ok_and(|m| m.is_file()) && hud_analyze::live::follow::writer_present(&f)
+            f.metadata().is_ok_and(|m| m.is_file())
+                && hud_analyze::source::follow::writer_present(&f)
         });
     let opened = if (args.follow || being_written) && path.as_os_str() != "-" {
         hud_analyze::live::open_follow(path, &options.read)

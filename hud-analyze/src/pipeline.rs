@@ -6,10 +6,10 @@ use std::sync::Arc;
 use crate::analysis::{Analysis, Options};
 use crate::error::AnalyzeError;
 use crate::model::Model;
+use crate::objects::{Bytes, Embedded};
 use crate::observer::{Laps, Observer, Phase};
 use crate::source::{self, Loaded, Opened};
 use crate::symbols;
-use crate::symbols::objects::{Bytes, Embedded};
 
 /// Reads the capture at `path` (`-`: standard input, frame by frame) and analyzes it.
 pub fn analyze_path(

@@ -18,7 +18,7 @@ use framehop::x86_64::{CacheX86_64, UnwindRegsX86_64, UnwinderX86_64};
 use framehop::{ExplicitModuleSectionInfo, FrameAddress, Module, Unwinder as _};
 use object::{Object, ObjectSection, ObjectSegment};
 
-use crate::symbols::objects::Bytes;
+use crate::objects::Bytes;
 
 /// Frames one unwind gives at most: a deeper stack is a loop in hostile bytes.
 pub const MAX_FRAMES: usize = 512;

@@ -3,8 +3,8 @@
 #![cfg(target_arch = "x86_64")]
 
 use hud_analyze::analysis::{Analysis, Options};
+use hud_analyze::objects::SearchPaths;
 use hud_analyze::observer::Silent;
-use hud_analyze::symbols::objects::SearchPaths;
 use hud_analyze::{pipeline, source, AnalyzeError};
 use hud_format::reader::Capture;
 use hud_format::types::{Header, Mapping, Target};
@@ -138,7 +138,7 @@ fn a_wrong_binary_is_an_error_naming_both_build_ids() {
         eprintln!("test binary has no build-id; nothing to mismatch");
         return;
     }
-    let real = hud_analyze::symbols::objects::hex(&mapping.build_id);
+    let real = hud_analyze::objects::hex(&mapping.build_id);
     mapping.build_id = vec![0xab; 20];
     let capture = capture(&mapping, &exe, &[ip], None);
     let err = match analyze(&capture, &Options::default()) {
@@ -427,7 +427,7 @@ fn mapping_holding(ip: u64) -> Mapping {
                 perms: f[1].into(),
                 path,
                 inode: f[4].parse().unwrap(),
-                build_id: hud_analyze::symbols::objects::build_id_of(&bytes).unwrap_or_default(),
+                build_id: hud_format::elf::build_id_of(&bytes).unwrap_or_default(),
             };
         }
     }

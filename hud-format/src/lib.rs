@@ -4,8 +4,12 @@
 //! - `capture` feature: the capture container ([`frame`], [`types`]), documented in docs/FORMAT.md.
 //! - `writer` feature: [`writer::CaptureWriter`], frame by frame to any `Write`.
 //! - `reader` feature: [`reader::Capture`] (mmap, zero-copy, parallel) and [`reader::FrameStream`].
+//! - `elf` feature: [`elf`], the build-id note both the recorder and the analyzer read.
 //! - `cli-docs` feature: [`cli_docs`], man pages and completions from a binary's clap definitions.
-#![cfg_attr(not(any(feature = "capture", feature = "cli-docs")), no_std)]
+#![cfg_attr(
+    not(any(feature = "capture", feature = "cli-docs", feature = "elf")),
+    no_std
+)]
 
 pub mod wire;
 
@@ -30,6 +34,9 @@ pub mod reader;
 
 #[cfg(feature = "cli-docs")]
 pub mod cli_docs;
+
+#[cfg(feature = "elf")]
+pub mod elf;
 
 #[cfg(feature = "capture")]
 pub use error::Error;

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::fs;
 use std::path::Path;
 
+use hud_format::elf::build_id_of;
 use hud_format::types::{ClockOffsets, Mapping};
 
 /// Path /proc/PID/maps gives the kernel's virtual DSO.
@@ -68,17 +69,6 @@ pub fn read_build_id(path: &Path) -> Option<Vec<u8>> {
     // never memory unsafety beyond what object's bounds checks catch.
     let map = unsafe { memmap2::Mmap::map(&file) }.ok()?;
     build_id_of(&map)
-}
-
-/// The GNU build-id of an ELF image in memory.
-pub fn build_id_of(bytes: &[u8]) -> Option<Vec<u8>> {
-    use object::Object;
-    object::File::parse(bytes)
-        .ok()?
-        .build_id()
-        .ok()
-        .flatten()
-        .map(|id| id.to_vec())
 }
 
 /// Whether an ELF file carries DWARF line info (worth embedding).

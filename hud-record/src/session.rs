@@ -133,7 +133,7 @@ pub fn record(
     }
     // The vDSO exists only in memory: always embed it (a few KiB) so its frames get names.
     if let Some(image) = maps.vdso.take() {
-        let id = procfs::build_id_of(&image).unwrap_or_default();
+        let id = hud_format::elf::build_id_of(&image).unwrap_or_default();
         writer
             .embed_object(procfs::VDSO, &id, &image)
             .map_err(start_error)?;

@@ -12,7 +12,7 @@ pub mod profile;
 pub mod stats;
 
 use crate::model::Model;
-use crate::symbols::objects::SearchPaths;
+use crate::objects::SearchPaths;
 use crate::symbols::Symbols;
 use detect::{Blocker, Detection, Thresholds};
 use diagnostics::Diagnostic;

@@ -1,5 +1,5 @@
 //! The pipeline driven from a growing capture: a pipe (`hud-record -o - | hud-analyze tui -`) or a
-//! file a recorder is still writing ([`follow`]).
+//! file a recorder is still writing ([`crate::source::follow`]).
 //!
 //! A reader thread drains the source into a channel as fast as frames come, so a slow consumer
 //! never slows the recorder down. [`Live`] takes the frames into the same [`ModelBuilder`] a
@@ -8,8 +8,6 @@
 //! are computed again over the window of detail. Memory is bounded by that window: events older
 //! than it are forgotten after their findings are folded into the session's totals
 //! ([`Earlier`]), which the "since the start" view merges back.
-
-pub mod follow;
 
 use std::io::Read;
 use std::path::Path;
@@ -25,9 +23,9 @@ use crate::analysis::frames::Classifier;
 use crate::analysis::{Analysis, Options, Window};
 use crate::error::AnalyzeError;
 use crate::model::builder::ModelBuilder;
+use crate::objects::{Bytes, Embedded};
 use crate::observer::Observer;
 use crate::source::{self, Opened, Stream};
-use crate::symbols::objects::{Bytes, Embedded};
 use crate::symbols::{Arenas, Symbolizer};
 
 /// Events are kept in detail for this long by default: a few minutes of a context-switch storm
@@ -51,7 +49,7 @@ pub fn open_follow(
     path: &Path,
     read: &hud_format::reader::ReadOptions,
 ) -> Result<Opened, AnalyzeError> {
-    let follow = follow::Follow::open(path).map_err(|e| {
+    let follow = crate::source::follow::Follow::open(path).map_err(|e| {
         AnalyzeError::Capture(hud_format::Error::io(
             format!("opening {} to follow it", path.display()),
             e,

@@ -8,10 +8,15 @@ use object::{Object, ObjectSection, ObjectSegment};
 use rustc_hash::FxHashMap as HashMap;
 
 use super::intern::Strings;
-use super::missed_frames::Target;
-use super::objects::{self, Bytes, Located};
-use super::schedule::{fill, placeholder, WorkItem, FEW_LOOKUPS, NO_UNIT};
-use super::{Frame, Symbols};
+use super::Frame;
+use crate::objects::{self, Bytes, Located};
+
+/// Below this many lookups in an object, its items run on one thread with a kept context (and
+/// its abbreviation tables are parsed as units need them, below).
+pub(super) const FEW_LOOKUPS: usize = 1024;
+
+/// The unit of addresses no compilation unit covers.
+pub(super) const NO_UNIT: u32 = u32::MAX;
 
 /// An object's loadable segments: (file offset, file size, virtual address).
 fn segments_of(file: &object::File<'_>) -> Vec<(u64, u64, u64)> {
@@ -270,36 +275,8 @@ impl<'a> Prepared<'a> {
         }
     }
 
-    /// Resolves one item into its slots; returns how many lookups have a file and line.
-    pub(super) fn resolve(
-        &self,
-        ctx: Option<&Context<'_>>,
-        item: &WorkItem,
-        strings: &mut Strings,
-        slots: &Symbols,
-    ) -> usize {
-        let mut with_line = 0;
-        // Lookups are sorted by offset: equal offsets are neighbours and share one answer.
-        let mut previous: Option<(u64, Arc<[Frame]>, bool)> = None;
-        for lookup in &item.lookups {
-            let (frames, line) = match &previous {
-                Some((offset, frames, line)) if *offset == lookup.offset => {
-                    (Arc::clone(frames), *line)
-                }
-                _ => {
-                    let (frames, line) = self.lookup(ctx, lookup.offset, item.object, strings);
-                    previous = Some((lookup.offset, Arc::clone(&frames), line));
-                    (frames, line)
-                }
-            };
-            with_line += usize::from(line);
-            fill(slots, lookup, frames);
-        }
-        with_line
-    }
-
     /// The frames at one file offset, innermost first, and whether it resolved to a line.
-    fn lookup(
+    pub(super) fn lookup(
         &self,
         ctx: Option<&Context<'_>>,
         offset: u64,
@@ -519,4 +496,28 @@ pub fn symtab_lookup(bytes: &[u8], vaddr: u64) -> Option<String> {
     let map = file.symbol_map();
     map.containing(vaddr)
         .map(|s| super::intern::demangle(s.name()))
+}
+
+/// The frame of an address no object could name: `[file name+offset]`.
+pub(super) fn placeholder(path: &str, offset: u64, object: u32) -> Arc<[Frame]> {
+    let name = std::path::Path::new(path)
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    Arc::new([Frame {
+        function: format!("[{name}+{offset:#x}]").into(),
+        file: None,
+        line: 0,
+        object,
+        inlined: false,
+        recovered: None,
+    }])
+}
+
+/// Where a branch goes: a function of this object, or one it imports by name (through a GOT
+/// slot the loader fills).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Target<'a> {
+    Here(u64),
+    Import(&'a str),
 }

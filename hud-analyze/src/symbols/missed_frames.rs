@@ -18,7 +18,7 @@
 //! be a call to it, also into a library, matched by the name the GOT imports to the library's
 //! exports. That caller is put back at its call.
 
-use super::dwarf::Prepared;
+use super::dwarf::{Prepared, Target};
 
 /// Functions one chain of tail calls may hold (F and those it jumps through).
 pub(super) const MAX_CHAIN: usize = 3;
@@ -36,14 +36,6 @@ pub(super) struct Hop {
     /// The address of its jump (a tail call) or call (to a leaf).
     pub(super) at: u64,
     pub(super) kind: super::Recovered,
-}
-
-/// Where a branch goes: a function of this object, or one it imports by name (through a GOT
-/// slot the loader fills).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Target<'a> {
-    Here(u64),
-    Import(&'a str),
 }
 
 /// The function the walk reached below the missing ones.
@@ -268,8 +260,8 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
+    use crate::objects::{Bytes, Located, Origin};
     use crate::symbols::dwarf::Sections;
-    use crate::symbols::objects::{Bytes, Located, Origin};
 
     /// Any pair of offsets, in range or not, in a real object: an answer or nothing, never a
     /// panic (a capture's stack addresses are whatever it says).

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use rayon::prelude::*;
 use rustc_hash::FxHashMap as HashMap;
 
-use super::dwarf::{Context, Prepared};
+use super::dwarf::{placeholder, Context, Prepared, NO_UNIT};
 use super::intern::Strings;
 use super::plan::Lookup;
 use super::{Frame, Symbols};
@@ -31,13 +31,6 @@ const LOOKUPS_PER_ITEM_WITHOUT_DWARF: usize = 2048;
 /// A unit is cut in parts only past this many lookups: below, parsing it twice costs more than the
 /// lookups a second core would take over.
 const MIN_LOOKUPS_PER_SPLIT: usize = 4096;
-
-/// Below this many lookups in an object, its items run on one thread with a kept context (and
-/// its abbreviation tables are parsed as units need them: dwarf.rs).
-pub(super) const FEW_LOOKUPS: usize = 1024;
-
-/// The unit of addresses no compilation unit covers.
-pub(super) const NO_UNIT: u32 = u32::MAX;
 
 /// Cuts each object's lookups into work items, one per compilation unit, biggest first. A unit
 /// holding more than its share of the work is cut further: each part then parses the unit again,
@@ -106,7 +99,7 @@ pub(super) fn resolve(
             with_line[item.object as usize] += match &prepared[item.object as usize] {
                 Some(p) => {
                     let ctx = contexts.entry(item.object).or_insert_with(|| p.context());
-                    p.resolve(ctx.as_ref(), item, &mut strings, slots)
+                    resolve_item(p, ctx.as_ref(), item, &mut strings, slots)
                 }
                 None => unresolved(&objects[item.object as usize].0, item, slots),
             };
@@ -139,7 +132,7 @@ pub(super) fn resolve_serial<'a>(
         with_line[object] += match prepared[object] {
             Some(p) => {
                 let ctx = contexts[object].get_or_insert_with(|| p.context());
-                p.resolve(ctx.as_ref(), item, &mut strings, slots)
+                resolve_item(p, ctx.as_ref(), item, &mut strings, slots)
             }
             None => unresolved(&objects[object].0, item, slots),
         };
@@ -147,8 +140,34 @@ pub(super) fn resolve_serial<'a>(
     with_line
 }
 
+/// Resolves one item into its slots; returns how many lookups have a file and line.
+fn resolve_item(
+    prepared: &Prepared<'_>,
+    ctx: Option<&Context<'_>>,
+    item: &WorkItem,
+    strings: &mut Strings,
+    slots: &Symbols,
+) -> usize {
+    let mut with_line = 0;
+    // Lookups are sorted by offset: equal offsets are neighbours and share one answer.
+    let mut previous: Option<(u64, Arc<[Frame]>, bool)> = None;
+    for lookup in &item.lookups {
+        let (frames, line) = match &previous {
+            Some((offset, frames, line)) if *offset == lookup.offset => (Arc::clone(frames), *line),
+            _ => {
+                let (frames, line) = prepared.lookup(ctx, lookup.offset, item.object, strings);
+                previous = Some((lookup.offset, Arc::clone(&frames), line));
+                (frames, line)
+            }
+        };
+        with_line += usize::from(line);
+        fill(slots, lookup, frames);
+    }
+    with_line
+}
+
 /// Fills the slot of a lookup (each node and side is looked up once).
-pub(super) fn fill(slots: &Symbols, lookup: &Lookup, frames: Arc<[Frame]>) {
+fn fill(slots: &Symbols, lookup: &Lookup, frames: Arc<[Frame]>) {
     let table = if lookup.as_caller {
         &slots.caller
     } else {
@@ -163,19 +182,4 @@ fn unresolved(path: &str, item: &WorkItem, slots: &Symbols) -> usize {
         fill(slots, l, placeholder(path, l.offset, item.object));
     }
     0
-}
-
-pub(super) fn placeholder(path: &str, offset: u64, object: u32) -> Arc<[Frame]> {
-    let name = std::path::Path::new(path)
-        .file_name()
-        .map(|n| n.to_string_lossy())
-        .unwrap_or_default();
-    Arc::new([Frame {
-        function: format!("[{name}+{offset:#x}]").into(),
-        file: None,
-        line: 0,
-        object,
-        inlined: false,
-        recovered: None,
-    }])
 }

@@ -8,15 +8,15 @@ use std::sync::{Arc, OnceLock};
 use rayon::prelude::*;
 use typed_arena::Arena;
 
-use super::dwarf::{Context, Prepared, Sections};
+use super::dwarf::{Context, Prepared, Sections, FEW_LOOKUPS};
 use super::intern::Strings;
 use super::missed_frames;
-use super::objects::{locate_one, Embedded, Located, SearchPaths};
 use super::plan::{self, ObjectTable};
 use super::schedule::{self, Interner, WorkItem};
 use super::stack_copies;
-use super::{Frame, Symbols};
+use super::{Frame, ObjectInfo, Symbols};
 use crate::model::Model;
+use crate::objects::{has_dwarf, hex, locate, BuildIdMismatch, Embedded, Located, SearchPaths};
 use crate::observer::{Laps, Observer, Phase};
 
 /// Where located objects and their DWARF sections live while the symbolizer uses them: parsed
@@ -245,7 +245,7 @@ impl<'a> Symbolizer<'a> {
             let objects = &self.table.objects;
             let (few, many): (Vec<WorkItem>, Vec<WorkItem>) = items.into_iter().partition(|item| {
                 let object = item.object as usize;
-                per_object[object] < schedule::FEW_LOOKUPS && objects[object].0 != *target_exe
+                per_object[object] < FEW_LOOKUPS && objects[object].0 != *target_exe
             });
             let serial = schedule::resolve_serial(
                 &prepared,
@@ -315,7 +315,7 @@ impl<'a> Symbolizer<'a> {
                 let lookups = per_object[i].len();
                 // Not the target: its inline chains name the user's code. A library with a few
                 // lookups is looked up lightly (dwarf.rs).
-                let light = lookups < schedule::FEW_LOOKUPS && table[i].0 != *target_exe;
+                let light = lookups < FEW_LOOKUPS && table[i].0 != *target_exe;
                 Prepared::new(objects[i].located?, s.as_ref(), lookups, light)
             })
             .collect();
@@ -433,4 +433,52 @@ impl Symbols {
             &mut self.leaf
         }
     }
+}
+
+/// What became of one object: its description for the report, the file found (if any), a
+/// build-id mismatch (an error for the target's executable, a warning for any other object), and
+/// a warning when a `--binary` was passed over for the right build found elsewhere.
+fn locate_one(
+    path: &str,
+    build_id: &[u8],
+    search: &SearchPaths,
+    embedded: &[Embedded],
+) -> (
+    ObjectInfo,
+    Option<Located>,
+    Option<BuildIdMismatch>,
+    Option<String>,
+) {
+    let found = locate(path, build_id, search, embedded);
+    let passed_over = match &found {
+        Ok(Some(l)) => l.passed_over.as_ref().map(|m| {
+            format!(
+                "--binary {} is another build ({}) than the capture's {} ({}): using {} instead",
+                m.found_path, m.found, m.recorded, m.expected, l.origin
+            )
+        }),
+        _ => None,
+    };
+    let source = match &found {
+        Ok(Some(l)) => l.origin.to_string(),
+        Ok(None) => "not found".into(),
+        Err(e) => e.to_string(),
+    };
+    let (loc, mismatch) = match found {
+        Ok(l) => (l, None),
+        Err(e) => (None, Some(e)),
+    };
+    let has_debug_info = loc
+        .as_ref()
+        .is_some_and(|l| l.debug.is_some() || has_dwarf(&l.file));
+    let info = ObjectInfo {
+        path: path.to_owned(),
+        build_id: hex(build_id),
+        source,
+        has_debug_info,
+        frame_pointers: None,
+        addresses: 0,
+        with_line: 0,
+    };
+    (info, loc, mismatch, passed_over)
 }

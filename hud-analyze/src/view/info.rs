@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use hud_format::types::Header;
 
 use crate::model::Model;
-use crate::symbols::objects::hex;
+use crate::objects::hex;
 
 /// One thread as the capture saw it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -34,7 +34,7 @@ use super::{ExportOptions, Written};
 use crate::analysis::frames::Kind;
 use crate::analysis::Analysis;
 use crate::model::State;
-use crate::symbols::objects::hex;
+use crate::objects::hex;
 
 #[derive(Clone, PartialEq, Message)]
 pub struct TracePacket {

@@ -15,7 +15,7 @@ use prost::Message;
 use super::{ExportOptions, Written};
 use crate::analysis::profile::{stack_weights, Weight};
 use crate::analysis::Analysis;
-use crate::symbols::objects::hex;
+use crate::objects::hex;
 use crate::symbols::Frame;
 
 #[derive(Clone, PartialEq, Message)]

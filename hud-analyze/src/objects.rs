@@ -1,4 +1,5 @@
-//! Finding the object file (and its debug info) for a mapping recorded on another machine.
+//! Finding the object file (and its debug info) for a mapping recorded on another machine: the
+//! floor both symbol lookup (`symbols`) and offline unwinding (`unwind`) stand on.
 //!
 //! Order: `--binary` overrides, copies embedded in the capture, the recorded path when its
 //! build-id matches, then debug directories (`.build-id/ab/cdef….debug`) and `.gnu_debuglink`.
@@ -6,9 +7,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use hud_format::elf::build_id_of;
 use object::{Object, ObjectSection};
-
-use super::ObjectInfo;
 
 /// Bytes of an object file: mapped from disk or embedded in the capture.
 pub enum Bytes {
@@ -107,15 +107,6 @@ fn map_file(path: &Path) -> Option<Bytes> {
     let file = hud_format::reader::open_regular(path).ok()?;
     // SAFETY: read-only map; we only parse it.
     unsafe { memmap2::Mmap::map(&file) }.ok().map(Bytes::Mapped)
-}
-
-pub fn build_id_of(bytes: &[u8]) -> Option<Vec<u8>> {
-    object::File::parse(bytes)
-        .ok()?
-        .build_id()
-        .ok()
-        .flatten()
-        .map(<[u8]>::to_vec)
 }
 
 /// Whether the object carries DWARF line tables.
@@ -278,54 +269,6 @@ fn debug_file_by_build_id(build_id: &[u8], search: &SearchPaths) -> Option<(Path
             let bytes = map_file(&p)?;
             has_dwarf(&bytes).then(|| (p, Arc::new(bytes)))
         })
-}
-
-/// What became of one object: its description for the report, the file found (if any), a
-/// build-id mismatch (an error for the target's executable, a warning for any other object), and
-/// a warning when a `--binary` was passed over for the right build found elsewhere.
-pub(super) fn locate_one(
-    path: &str,
-    build_id: &[u8],
-    search: &SearchPaths,
-    embedded: &[Embedded],
-) -> (
-    ObjectInfo,
-    Option<Located>,
-    Option<BuildIdMismatch>,
-    Option<String>,
-) {
-    let found = locate(path, build_id, search, embedded);
-    let passed_over = match &found {
-        Ok(Some(l)) => l.passed_over.as_ref().map(|m| {
-            format!(
-                "--binary {} is another build ({}) than the capture's {} ({}): using {} instead",
-                m.found_path, m.found, m.recorded, m.expected, l.origin
-            )
-        }),
-        _ => None,
-    };
-    let source = match &found {
-        Ok(Some(l)) => l.origin.to_string(),
-        Ok(None) => "not found".into(),
-        Err(e) => e.to_string(),
-    };
-    let (loc, mismatch) = match found {
-        Ok(l) => (l, None),
-        Err(e) => (None, Some(e)),
-    };
-    let has_debug_info = loc
-        .as_ref()
-        .is_some_and(|l| l.debug.is_some() || has_dwarf(&l.file));
-    let info = ObjectInfo {
-        path: path.to_owned(),
-        build_id: hex(build_id),
-        source,
-        has_debug_info,
-        frame_pointers: None,
-        addresses: 0,
-        with_line: 0,
-    };
-    (info, loc, mismatch, passed_over)
 }
 
 /// Lower-case hex of a byte string (build-ids).

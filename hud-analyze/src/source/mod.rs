@@ -1,7 +1,10 @@
 //! Where a capture comes from: a file (mapped; chunks decoded in parallel batches, pages released
 //! behind the reader) or a stream (a pipe, a FIFO, a device: read frame by frame as it arrives).
-//! Both feed the same [`ModelBuilder`]. Salvaging ([`ReadOptions::salvage`]), a frame that cannot
+//! Both feed the same [`ModelBuilder`]. A file a recorder is still writing is read by
+//! [`follow`], which knows the recorder's lock convention. Salvaging ([`ReadOptions::salvage`]), a frame that cannot
 //! be read is skipped and handed to the builder, which says what time it cost.
+
+pub mod follow;
 
 use std::io::Read;
 use std::os::unix::fs::FileTypeExt;
@@ -59,7 +62,7 @@ pub fn open(path: &Path, read: &ReadOptions) -> Result<Opened, AnalyzeError> {
     let file = open_nonblocking(path).map_err(|e| io("opening", e))?;
     let kind = file.metadata().map_err(|e| io("reading", e))?.file_type();
     if kind.is_file() {
-        let still_written = crate::live::follow::writer_present(&file);
+        let still_written = follow::writer_present(&file);
         let capture = Capture::from_file(&file, &shown, read)?;
         return Ok(Opened::File(capture, still_written));
     }
