@@ -9,6 +9,9 @@
 //! than it are forgotten after their findings are folded into the session's totals
 //! ([`Earlier`]), which the "since the start" view merges back.
 
+pub mod session;
+pub mod snapshot;
+
 use std::io::Read;
 use std::path::Path;
 use std::sync::mpsc::Sender;

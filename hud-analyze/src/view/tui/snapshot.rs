@@ -1,49 +1,17 @@
-//! What the cockpit draws: an immutable analysis and the findings of one window, published by the
-//! analysis worker. The UI thread only reads the newest snapshot; the lists it shows are chosen
-//! here, once, for drawing and for key handling alike.
+//! What the cockpit draws: the newest [`Snapshot`] (an analysis and the findings of one window,
+//! from [`crate::live`]). The lists it shows are chosen here, once, for drawing and for key
+//! handling alike.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
-use hud_format::reader::Ending;
+use std::sync::Mutex;
 
 use super::state::{Rows, State};
 use crate::analysis::detect::Blocker;
 use crate::analysis::hotspots::{Hot, Hotspots};
-use crate::analysis::{Analysis, Findings};
 use crate::model::Role;
+
+pub use crate::live::snapshot::{LiveInfo, Snapshot};
 use crate::observer::{Observer, Phase};
-
-/// An analysis and the findings of the window the user selected.
-pub struct Snapshot {
-    pub analysis: Arc<Analysis>,
-    pub findings: Findings,
-    /// How long the findings took (shown when slow).
-    pub computed_in: Duration,
-    /// Set when the capture is read as it grows (a pipe, or a file followed).
-    pub live: Option<LiveInfo>,
-}
-
-/// The state of a live capture when the snapshot was made.
-#[derive(Clone, Debug)]
-pub struct LiveInfo {
-    /// `None` while the capture grows; how it ended, once it did (the view is then a replay).
-    pub ended: Option<Ending>,
-    /// The findings are the whole session's (forgotten totals merged), not the window's.
-    pub accumulated: bool,
-    /// When the newest frame arrived (for the age, when the capture comes from another machine).
-    pub received_at: Instant,
-    /// Nanoseconds of the session no longer held in detail (older than the live window).
-    pub earlier: u64,
-}
-
-impl LiveInfo {
-    /// Still growing.
-    pub fn following(&self) -> bool {
-        self.ended.is_none()
-    }
-}
 
 impl Snapshot {
     /// The blockers shown: the window's, through the filter.
