@@ -12,6 +12,7 @@ use crate::analysis::{Analysis, Findings, Status, Window};
 use crate::model::Role;
 use crate::symbols::{Frame, ObjectInfo, Recovered};
 use crate::view::short_path;
+use crate::view::wording::verdict_sentence;
 use hud_format::wire::Counter;
 
 /// Version of the JSON schema. Bumped on any incompatible change; additions keep it.
@@ -443,54 +444,5 @@ fn blocker_out(a: &Analysis, b: &Blocker) -> BlockerOut {
         threads: b.threads(),
         user_path: b.user_path.iter().map(FrameOut::from).collect(),
         stack: example.iter().map(FrameOut::from).collect(),
-    }
-}
-
-/// The verdict in one sentence.
-pub fn verdict_sentence(a: &Analysis, findings: &Findings) -> String {
-    let v = findings.verdict();
-    let mut parts = Vec::new();
-    match v.worst.map(|i| &findings.blockers[i]) {
-        Some(worst) => {
-            let n = findings.blockers.len();
-            parts.push(format!(
-                "{n} blocker{} of the runtime; worst: {:.1} ms {} in {}{}",
-                if n == 1 { "" } else { "s" },
-                ms(worst.max()),
-                kind_phrase(worst.kind),
-                worst.blame.function,
-                worst
-                    .blame
-                    .file
-                    .as_deref()
-                    .and_then(|f| crate::view::file_line(Some(f), worst.blame.line))
-                    .map(|l| format!(" ({l})"))
-                    .unwrap_or_default()
-            ));
-        }
-        None if a.model.threads.values().any(|t| t.role.runs_tasks()) => {
-            parts.push("nothing blocked a runtime thread past the thresholds".into())
-        }
-        None => parts.push("no Tokio runtime thread found, so nothing to judge".into()),
-    }
-    if let Some(share) = v.pressure {
-        parts.push(format!(
-            "runtime threads waited for a CPU {:.0} % of the time (CPU starved: too many \
-             busy threads for the cores, or a CPU quota)",
-            share * 100.0
-        ));
-    }
-    parts.join("; ")
-}
-
-/// How a kind reads in a sentence.
-pub fn kind_phrase(kind: Kind) -> &'static str {
-    match kind {
-        Kind::Cpu => "long poll",
-        Kind::Sleep => "sleep",
-        Kind::Lock => "lock wait",
-        Kind::Io => "blocking I/O",
-        Kind::Dns => "DNS lookup",
-        Kind::Other => "off-CPU wait",
     }
 }

@@ -5,8 +5,8 @@ use std::fmt::Write as _;
 use super::schema::{BlockerOut, FrameOut, HotOut, Report, RoleFrom};
 use crate::analysis::hotspots::UBIQUITOUS_SHARE;
 use crate::model::Role;
-use crate::symbols::Recovered;
 use crate::view::file_line;
+use crate::view::wording::frame_marker;
 
 /// Frames of a blocker's example stack shown before "… N more frames".
 const STACK_FRAMES_SHOWN: usize = 8;
@@ -32,16 +32,6 @@ impl Style {
     }
     fn dim(&self, s: &str) -> String {
         self.paint("2", s)
-    }
-}
-
-/// What a frame is besides a call: inlined into its caller, or put back where the walk missed it.
-pub fn frame_marker(inlined: bool, recovered: Option<Recovered>) -> &'static str {
-    match (inlined, recovered) {
-        (_, Some(Recovered::TailCall)) => "(tail call) ",
-        (_, Some(Recovered::LeafCaller)) => "(caller of leaf) ",
-        (true, None) => "(inlined) ",
-        (false, None) => "",
     }
 }
 

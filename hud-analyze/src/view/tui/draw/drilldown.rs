@@ -172,7 +172,7 @@ fn lines(s: &Snapshot, group: u32, theme: Theme) -> Vec<Line<'static>> {
         out.push(Line::from(vec![
             Span::raw(format!(
                 "  {}",
-                crate::view::report::text::frame_marker(f.inlined, f.recovered)
+                crate::view::wording::frame_marker(f.inlined, f.recovered)
             )),
             Span::styled(f.function.to_string(), style),
             Span::styled(

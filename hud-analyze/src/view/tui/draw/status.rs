@@ -9,8 +9,8 @@ use ratatui::Frame;
 use super::{seconds, View};
 use crate::analysis::diagnostics::{percent, Diagnostic, Stopper};
 use crate::analysis::Status;
-use crate::view::report::schema::verdict_sentence;
 use crate::view::tui::state::State;
+use crate::view::wording::verdict_sentence;
 
 pub(super) fn draw(frame: &mut Frame, area: Rect, state: &State, view: &View) {
     let theme = view.theme;
