@@ -1,0 +1,220 @@
+//! The drain loop's work: records from the ring buffer into the capture (switch batches, stacks,
+//! stack copies scrubbed, threads), maps rescanned when a stack points outside them, counters.
+
+use std::time::{Duration, Instant};
+
+use hud_format::types::{ThreadEvent, ThreadEventKind, COPY_OF_OFF_CPU, COPY_OF_SAMPLE};
+use hud_format::wire::{
+    self, kind, RecordHeader, StackCopyHeader, StackRecord, SwitchBatch, ThreadRecord,
+};
+use hud_format::writer::StackCopyRow;
+
+use super::{write_error, Writer};
+use crate::error::Result;
+use crate::probes::Probes;
+use crate::procfs::{self, MappingTracker};
+
+/// How often /proc/PID/maps is rescanned even when no stack points outside known mappings.
+const MAPS_RESCAN_INTERVAL: Duration = Duration::from_secs(5);
+/// Shortest gap between two rescans triggered by unknown addresses.
+const MAPS_RESCAN_MIN_GAP: Duration = Duration::from_millis(200);
+
+/// Moves records from the ring buffer into the capture.
+pub(super) struct Drain {
+    pub(super) writer: Writer,
+    pub(super) maps: MappingTracker,
+    pub(super) pid: u32,
+    pub(super) last_rescan: Instant,
+    pub(super) unknown_records: u64,
+    /// Records lost so far (kernel counters plus unreadable records), updated each tick.
+    pub(super) lost: u64,
+    /// The target's code, for scrubbing stack copies (kept up with the rescans).
+    pub(super) code: crate::scrub::CodeRanges,
+    /// A stack copy being scrubbed.
+    pub(super) scratch: Vec<u8>,
+    /// `--unwind leaf`: a copy is kept only when it can add a frame to the walk (below).
+    pub(super) leaf_only: bool,
+    /// Per thread, the first return address of its latest walked user stack.
+    pub(super) walked_caller: std::collections::HashMap<u32, u64>,
+}
+
+impl Drain {
+    pub(super) fn drain(&mut self, probes: &mut Probes) -> Result<()> {
+        while let Some(item) = probes.ring.next() {
+            let bytes: &[u8] = &item;
+            match wire::record_kind(bytes) {
+                Some(kind::SWITCH_BATCH) => {
+                    let Some(batch) = wire::read_record::<SwitchBatch>(bytes) else {
+                        self.unknown_records += 1;
+                        continue;
+                    };
+                    drop(item);
+                    self.push_batch(&batch)?;
+                }
+                Some(kind::SAMPLE) | Some(kind::OFF_CPU) => {
+                    let Some(r) = wire::read_record::<StackRecord>(bytes) else {
+                        self.unknown_records += 1;
+                        continue;
+                    };
+                    drop(item);
+                    self.push_stack_record(&r)?;
+                }
+                Some(kind::STACK_COPY) => {
+                    let Some(head) = wire::read_record::<StackCopyHeader>(bytes) else {
+                        self.unknown_records += 1;
+                        continue;
+                    };
+                    let start = std::mem::size_of::<StackCopyHeader>();
+                    let Some(stack) = bytes.get(start..start + head.len as usize) else {
+                        self.unknown_records += 1;
+                        continue;
+                    };
+                    self.scratch.clear();
+                    self.scratch.extend_from_slice(stack);
+                    drop(item);
+                    self.push_stack_copy(&head)?;
+                }
+                Some(kind::THREAD_NEW) | Some(kind::THREAD_EXIT) | Some(kind::THREAD_RENAME) => {
+                    let Some(r) = wire::read_record::<ThreadRecord>(bytes) else {
+                        self.unknown_records += 1;
+                        continue;
+                    };
+                    self.push_thread(&r)?;
+                }
+                _ => self.unknown_records += 1,
+            }
+        }
+        Ok(())
+    }
+
+    /// A CPU's switches.
+    pub(super) fn push_batch(&mut self, batch: &SwitchBatch) -> Result<()> {
+        let cpu = batch.header.cpu;
+        for e in batch.valid() {
+            let on_cpu = e.state & wire::ENTRY_SWITCH_IN != 0;
+            let state = if on_cpu { 0 } else { e.state };
+            self.writer
+                .push_switch(e.ts_ns, e.tid, cpu, on_cpu, state)
+                .map_err(write_error)?;
+        }
+        Ok(())
+    }
+
+    /// A stack copy (its bytes in `scratch`): scrubbed to the words unwinding reads
+    /// (scrub.rs), and written unless it is a leaf window that adds nothing.
+    fn push_stack_copy(&mut self, head: &StackCopyHeader) -> Result<()> {
+        crate::scrub::scrub(&mut self.scratch, head.sp, &self.code);
+        let h = head.header;
+        // A leaf window whose first return address is the walk's first one adds nothing: the
+        // leaf set up its frame and the walk missed no caller.
+        if self.leaf_only
+            && crate::scrub::first_code_address(&self.scratch, &self.code)
+                == self.walked_caller.get(&h.tid).copied()
+        {
+            return Ok(());
+        }
+        let of = if h.flags == kind::SAMPLE {
+            COPY_OF_SAMPLE
+        } else {
+            COPY_OF_OFF_CPU
+        };
+        self.writer
+            .push_stack_copy(&StackCopyRow {
+                ts_ns: h.ts_ns,
+                span_ns: head.last_ns.saturating_sub(h.ts_ns),
+                tid: h.tid,
+                of,
+                ip: head.ip,
+                sp: head.sp,
+                bp: head.bp,
+                bytes: &self.scratch,
+            })
+            .map_err(write_error)
+    }
+
+    fn push_stack_record(&mut self, r: &StackRecord) -> Result<()> {
+        let user = &r.user[..usize::from(r.user_len).min(wire::MAX_USER_FRAMES)];
+        let kernel = &r.kernel[..usize::from(r.kernel_len).min(wire::MAX_KERNEL_FRAMES)];
+        // A stack into code we have no mapping for: the target loaded something (dlopen).
+        if user.iter().any(|a| !self.maps.covers(*a))
+            && self.last_rescan.elapsed() >= MAPS_RESCAN_MIN_GAP
+        {
+            self.rescan_maps()?;
+        }
+        let h: RecordHeader = r.header;
+        // Only leaf windows are compared with the walk (push_stack_copy).
+        if self.leaf_only {
+            if let Some(&caller) = user.get(1) {
+                self.walked_caller.insert(h.tid, caller);
+            } else {
+                self.walked_caller.remove(&h.tid);
+            }
+        }
+        if h.kind == kind::SAMPLE {
+            self.writer.push_sample(h.ts_ns, h.tid, h.cpu, user, kernel)
+        } else {
+            self.writer.push_off_cpu(
+                h.ts_ns,
+                h.tid,
+                h.cpu,
+                r.duration_ns,
+                r.runnable_ns,
+                r.state,
+                user,
+                kernel,
+            )
+        }
+        .map_err(write_error)
+    }
+
+    fn push_thread(&mut self, r: &ThreadRecord) -> Result<()> {
+        let len = r.comm.iter().position(|b| *b == 0).unwrap_or(r.comm.len());
+        let name = String::from_utf8_lossy(&r.comm[..len]).into_owned();
+        let kind = match r.header.kind {
+            kind::THREAD_NEW => ThreadEventKind::New,
+            kind::THREAD_EXIT => ThreadEventKind::Exited,
+            _ => ThreadEventKind::Renamed,
+        };
+        self.writer
+            .push_thread(ThreadEvent {
+                ts_ns: r.header.ts_ns,
+                tid: r.header.tid,
+                kind,
+                name,
+            })
+            .map_err(write_error)
+    }
+
+    fn rescan_maps(&mut self) -> Result<()> {
+        self.last_rescan = Instant::now();
+        // The target may be exiting: a failed rescan is not an error, the exit is noticed next.
+        if let Ok(fresh) = self.maps.rescan(self.pid, procfs::monotonic_ns()) {
+            for mapping in fresh {
+                self.writer.push_mapping(mapping).map_err(write_error)?;
+            }
+            self.maps.vdso = None;
+            self.code = self.maps.code_ranges();
+        }
+        Ok(())
+    }
+
+    /// Periodic work: counters, rescans, time-based flush.
+    pub(super) fn tick(&mut self, probes: &Probes) -> Result<()> {
+        if self.last_rescan.elapsed() >= MAPS_RESCAN_INTERVAL {
+            self.rescan_maps()?;
+        }
+        let mut lost = self.unknown_records;
+        for (counter, value) in probes.counters() {
+            self.writer.set_counter(counter.name(), value);
+            if counter.is_lost_record() {
+                lost += value;
+            }
+        }
+        self.lost = lost;
+        self.writer
+            .set_counter("unknown_record", self.unknown_records);
+        self.writer.set_now(procfs::monotonic_ns());
+        self.writer.maybe_flush().map_err(write_error)?;
+        Ok(())
+    }
+}

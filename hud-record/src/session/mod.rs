@@ -1,0 +1,333 @@
+//! One recording: header, embedded objects, probes, the drain loop, and a clean close.
+//! `record` reads as its steps; each job has its file: `start` (header, embedded objects, the
+//! target's pidfd), `drain` (ring buffer → capture), `status` (the terminal line), `shutdown`
+//! (detaching without waiting for the kernel).
+
+mod drain;
+mod shutdown;
+mod start;
+mod status;
+
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hud_format::types::{ThreadEvent, ThreadEventKind};
+use hud_format::writer::{CaptureWriter, WriterOptions};
+
+use crate::cli::Args;
+use crate::error::{RecordError, Result};
+use crate::output::{self, Destination};
+use crate::probes::{ProbeConfig, Probes};
+use crate::procfs::{self, MappingTracker};
+use crate::target::ProcessInfo;
+use crate::tracefs;
+use drain::Drain;
+use shutdown::{detach, file_size, wait_for};
+use start::{build_header, embed_binaries, open_pidfd, wait_readable};
+use status::Status;
+
+/// How often the ring buffer is drained. Records wait at most this long in the kernel.
+const DRAIN_INTERVAL: Duration = Duration::from_millis(20);
+/// Why recording stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    Signal,
+    Duration,
+    TargetExited,
+    /// `--live`: the user closed the cockpit.
+    ViewerClosed,
+    /// Writing to standard output: its reader closed the pipe (the cockpit was closed).
+    ReaderGone,
+}
+
+/// What a finished recording reports.
+pub struct Summary {
+    pub reason: StopReason,
+    pub bytes: u64,
+    pub switches: u64,
+    pub samples: u64,
+    pub off_cpu: u64,
+    pub lost: u64,
+    pub elapsed: Duration,
+    /// `--live`: how the viewer ended, when it failed.
+    pub viewer_failure: Option<String>,
+}
+
+pub(super) type Writer = CaptureWriter<Box<dyn Write + Send>>;
+
+pub(super) fn write_error(e: hud_format::Error) -> RecordError {
+    if let hud_format::Error::Io { source, .. } = &e {
+        if source.kind() == std::io::ErrorKind::BrokenPipe {
+            return RecordError::ReaderGone;
+        }
+    }
+    RecordError::Output(format!(
+        "{e}; the capture keeps everything up to its last complete frame"
+    ))
+}
+
+/// A write that failed before recording started: the capture was never given its name, so
+/// nothing is left behind (see `output`).
+pub(super) fn start_error(e: hud_format::Error) -> RecordError {
+    match write_error(e) {
+        RecordError::Output(message) => RecordError::Output(message.replace(
+            "the capture keeps everything up to its last complete frame",
+            "nothing was recorded yet, and no file is left",
+        )),
+        other => other,
+    }
+}
+
+/// Records `target` into `dest`; with `viewer` (the hud-analyze binary, `--live`), the cockpit
+/// follows the capture in this terminal.
+pub fn record(
+    args: &Args,
+    target: &ProcessInfo,
+    dest: &Destination,
+    viewer: Option<&Path>,
+) -> Result<Summary> {
+    crate::privileges::check()?;
+    let tracefs = tracefs::locate()?;
+    let offsets = tracefs::offsets(&tracefs);
+    tracefs::check_switch_layout(&offsets)?;
+    let cpus = aya::util::online_cpus()
+        .map_err(|(what, e)| RecordError::Other(format!("reading {what}: {e}")))?;
+
+    let stop = stop_on_signals()?;
+    // Watch the target through a pidfd: it becomes readable when the process exits, and it can
+    // not be confused with a new process reusing the pid.
+    let pidfd = open_pidfd(target.pid)?;
+
+    let start_ns = procfs::monotonic_ns();
+    let mut maps = MappingTracker::default();
+    let initial_maps = maps.rescan(target.pid, start_ns).map_err(|e| {
+        let what = format!("cannot read /proc/{}/maps: {e}", target.pid);
+        if e.kind() == std::io::ErrorKind::PermissionDenied {
+            // It exists: reading another user's maps needs root or CAP_SYS_PTRACE.
+            RecordError::NotPermitted(what)
+        } else {
+            RecordError::NoSuchProcess(what)
+        }
+    })?;
+    let header = build_header(args, target, &cpus, start_ns, &initial_maps);
+
+    let (out, mut publication) = output::open(dest, args.force)?;
+    let options = WriterOptions {
+        flush_interval: args.flush_interval,
+        ..WriterOptions::default()
+    };
+    let mut writer = CaptureWriter::new(out, &header, options).map_err(start_error)?;
+    for mapping in initial_maps {
+        writer.push_mapping(mapping).map_err(start_error)?;
+    }
+    // The vDSO exists only in memory: always embed it (a few KiB) so its frames get names.
+    if let Some(image) = maps.vdso.take() {
+        let id = hud_format::elf::build_id_of(&image).unwrap_or_default();
+        writer
+            .embed_object(procfs::VDSO, &id, &image)
+            .map_err(start_error)?;
+    }
+    if args.embed_binaries {
+        embed_binaries(&mut writer, target, &maps)?;
+    }
+
+    let mut probes = Probes::load(&ProbeConfig {
+        tgid: target.pid,
+        offcpu_threshold_ns: nanos(args.offcpu_threshold),
+        kernel_stacks: args.kernel_stacks,
+        sample_hz: args.frequency,
+        ring_bytes: ring_bytes(args.buffer_mib),
+        stack_copy_bytes: args.unwind.copy_bytes(),
+        copy_user_samples: matches!(args.unwind, crate::cli::Unwind::Dwarf(_)),
+        stack_budget: args.stack_budget,
+        offsets,
+        task_layout: match crate::btf::task_layout() {
+            Ok(_) if args.classic_tracepoints => None,
+            Ok(layout) => Some(layout),
+            Err(why) => {
+                if !args.quiet {
+                    eprintln!(
+                        "hud-record: note: using the classic scheduler tracepoints, which cost \
+                         more per context switch ({why})"
+                    );
+                }
+                None
+            }
+        },
+    })?;
+    // Threads that existed before the fork tracepoint was attached; later ones arrive by themselves.
+    let threads = procfs::threads(target.pid);
+    probes.add_threads(threads.iter().map(|(tid, _)| *tid))?;
+    // Recording: the capture takes its name (until now a failure left nothing behind).
+    publication.publish()?;
+    eprintln!(
+        "hud-record: recording pid {} ({}) into {}{}",
+        target.pid,
+        target.comm,
+        dest.describe(),
+        if args.duration.is_none() {
+            "; Ctrl-C to stop"
+        } else {
+            ""
+        }
+    );
+    // The header was stamped before the probes were loaded and attached, which under load takes
+    // seconds: the first chunk says when recording really began (docs/FORMAT.md, counters).
+    writer.set_counter(
+        hud_format::types::PROBES_ATTACHED_COUNTER,
+        procfs::monotonic_ns(),
+    );
+    let now = procfs::monotonic_ns();
+    for (tid, name) in threads {
+        writer
+            .push_thread(ThreadEvent {
+                ts_ns: now,
+                tid,
+                kind: ThreadEventKind::New,
+                name,
+            })
+            .map_err(write_error)?;
+    }
+
+    let mut drain = Drain {
+        writer,
+        maps,
+        pid: target.pid,
+        last_rescan: Instant::now(),
+        unknown_records: 0,
+        lost: 0,
+        code: Default::default(),
+        scratch: Vec::new(),
+        leaf_only: args.unwind == crate::cli::Unwind::Leaf,
+        walked_caller: Default::default(),
+    };
+    drain.code = drain.maps.code_ranges();
+    // The first chunk carries the threads and mappings: the viewer starts with something.
+    drain.writer.flush_chunk().map_err(write_error)?;
+    let mut viewer = match (viewer, dest) {
+        (Some(binary), Destination::File(path)) => {
+            Some(crate::viewer::Viewer::spawn(binary, path)?)
+        }
+        _ => None,
+    };
+    // Attached, named, and the viewer started (as the invoking user): from here on the recorder
+    // needs only to read the target's maps and files (docs/RECORD.md, least privilege).
+    crate::privileges::keep_only(&crate::privileges::KEPT_AFTER_ATTACH)?;
+    let mut viewer_failure = None;
+    let mut status = Status::new(!args.quiet && std::io::stderr().is_terminal());
+    // The viewer owns the terminal while it runs.
+    status.enabled &= viewer.is_none();
+    let started = Instant::now();
+    // Bounded to a year by the parser: no overflow.
+    let deadline = args.duration.map(|d| started + d);
+    let reason = loop {
+        let exited = wait_readable(&pidfd, DRAIN_INTERVAL);
+        match drain.drain(&mut probes).and_then(|()| drain.tick(&probes)) {
+            Ok(()) => {}
+            Err(RecordError::ReaderGone) => break StopReason::ReaderGone,
+            Err(e) => {
+                // Closing the file lets the cockpit show what it has; the error waits for it.
+                drop(drain);
+                wait_for(viewer);
+                return Err(e);
+            }
+        }
+        status.show(started, &drain.writer, drain.lost);
+        if let Some(code) = viewer.as_mut().and_then(|v| v.exited()) {
+            viewer = None;
+            if !code.success() {
+                viewer_failure = Some(format!("the cockpit ended with {code}"));
+            }
+            if !args.keep_recording {
+                break StopReason::ViewerClosed;
+            }
+            // The terminal is ours again.
+            status.enabled = !args.quiet && std::io::stderr().is_terminal();
+        }
+        if exited {
+            break StopReason::TargetExited;
+        }
+        if stop.load(Ordering::Relaxed) {
+            break StopReason::Signal;
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            break StopReason::Duration;
+        }
+    };
+    status.clear();
+    // Events already in the ring buffer, and the switches the CPUs still hold, belong to the
+    // capture.
+    let drained = if reason == StopReason::ReaderGone {
+        Ok(())
+    } else {
+        probes.stop().and_then(|batches| {
+            drain.drain(&mut probes)?;
+            for batch in &batches {
+                drain.push_batch(batch)?;
+            }
+            drain.tick(&probes)
+        })
+    };
+    let lost = drain.lost;
+    let totals = drain.writer.totals();
+    // The capture is closed before the probes are detached: under a context-switch storm a
+    // detach waits seconds in the kernel (synchronize_rcu_tasks_trace), and a recorder killed
+    // while it waits must not lose what it recorded. The programs are already stopped (the
+    // control flag), so nothing is recorded meanwhile.
+    let closed = drained.and_then(|()| {
+        if reason == StopReason::ReaderGone {
+            return Ok(());
+        }
+        // Dropping `out` closes the file and lets go of its lock: a follower then knows the
+        // capture is complete.
+        let mut out = drain.writer.finish().map_err(write_error)?;
+        out.flush()
+            .map_err(|e| RecordError::Output(format!("finishing the capture: {e}")))
+    });
+    let elapsed = started.elapsed();
+    detach(probes);
+    // The cockpit shows the finished capture until the user closes it.
+    if let Some(failure) = wait_for(viewer) {
+        viewer_failure = Some(failure);
+    }
+    closed?;
+    Ok(Summary {
+        reason,
+        bytes: file_size(dest),
+        switches: totals.switches,
+        samples: totals.samples,
+        off_cpu: totals.off_cpu,
+        lost,
+        elapsed,
+        viewer_failure,
+    })
+}
+
+/// A flag the signals that mean "stop" set: SIGINT, SIGTERM, and SIGHUP too (an ssh session
+/// dropping must close the capture, not kill the recorder).
+fn stop_on_signals() -> Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ] {
+        signal_hook::flag::register(signal, Arc::clone(&stop))
+            .map_err(|e| RecordError::Other(format!("cannot handle signals: {e}")))?;
+    }
+    Ok(stop)
+}
+
+/// Ring buffer size in bytes: a power of two number of pages, as the kernel requires.
+/// The ring's size: `--buffer-mib` is checked by the parser (a power of two, 1 to 1024).
+fn ring_bytes(mib: u32) -> u32 {
+    mib << 20
+}
+
+/// Nanoseconds of a duration the parser bounded (an hour at most).
+pub(super) fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
