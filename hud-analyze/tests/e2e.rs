@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use hud_test_harness::{
-    demo_binary, ebpf_ready, echo_binary, median, nofp_demo_binary, record_binary, serial,
-    tailcall_binary, timings, truth_line, truth_line_in, Demo, Timed, Tmux,
+    demo_binary, ebpf_ready, echo_binary, median, nofp_demo_binary, record, record_binary,
+    recorded, serial, tailcall_binary, timings, truth_line, truth_line_in, Demo, Recorded, Timed,
+    Tmux,
 };
 use serde_json::Value;
 
@@ -22,22 +23,9 @@ fn nofp_ready() -> bool {
     ebpf_ready(&[nofp_demo_binary(), record_binary()])
 }
 
-/// The demo without frame pointers, recorded for `seconds` with `extra` recorder options; its
-/// own timings are in the directory's `timings`.
-fn recorded_nofp_demo(seconds: u32, extra: &[&str]) -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("nofp.hudcap");
-    let timings = dir.path().join("timings");
-    let demo = Demo::start_binary(
-        &nofp_demo_binary(),
-        f64::from(seconds) + 4.0,
-        &["--timings", timings.to_str().unwrap()],
-    );
-    let mut args = vec!["--duration".to_string(), seconds.to_string()];
-    args.extend(extra.iter().map(|a| a.to_string()));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    record(&demo, &path, &args);
-    (dir, path)
+/// The demo without frame pointers, recorded for `seconds` with `extra` recorder options, timed.
+fn recorded_nofp_demo(seconds: u32, extra: &[&str]) -> Recorded {
+    recorded(&nofp_demo_binary(), &[], seconds, extra, true)
 }
 
 /// Built without frame pointers and recorded with `--unwind dwarf`, the demo's stacks are
@@ -49,13 +37,13 @@ fn a_binary_without_frame_pointers_is_unwound_from_stack_copies() {
     if !nofp_ready() {
         return;
     }
-    let (dir, path) = recorded_nofp_demo(5, &["--unwind", "dwarf"]);
-    let report = report_json(&path);
+    let nofp = recorded_nofp_demo(5, &["--unwind", "dwarf"]);
+    let report = report_json(&nofp.capture);
     assert_documented_blockers(&report);
     assert_long_poll_measured(
         &report,
         "cpu_heavy_checksum::",
-        &timings(&dir.path().join("timings"), "cpu"),
+        &timings(&nofp.timings, "cpu"),
     );
     let copies = &report["capture"]["stack_copies"];
     assert!(copies["deepened"].as_u64().unwrap() > 100, "{copies:#}");
@@ -82,8 +70,8 @@ fn a_binary_without_frame_pointers_is_named_without_dwarf_unwinding() {
     if !nofp_ready() {
         return;
     }
-    let (_dir, path) = recorded_nofp_demo(1, &["--unwind", "fp"]);
-    let report = report_json(&path);
+    let nofp = recorded_nofp_demo(1, &["--unwind", "fp"]);
+    let report = report_json(&nofp.capture);
     let warnings = report["warnings"].to_string();
     assert!(
         warnings.contains("built without frame pointers") && warnings.contains("--unwind dwarf"),
@@ -91,27 +79,10 @@ fn a_binary_without_frame_pointers_is_named_without_dwarf_unwinding() {
     );
 }
 
-fn record(demo: &Demo, path: &Path, extra: &[&str]) {
-    let out = Command::new(record_binary())
-        .args(["--pid", &demo.pid().to_string(), "-q", "--force", "-o"])
-        .arg(path)
-        .args(extra)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "hud-record: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// The demo (started with `extra`) recorded for `seconds` into a temporary directory.
-fn recorded_demo(seconds: u32, extra: &[&str]) -> (tempfile::TempDir, std::path::PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("demo.hudcap");
-    let demo = Demo::start(f64::from(seconds) + 4.0, extra);
-    record(&demo, &path, &["--duration", &seconds.to_string()]);
-    (dir, path)
+fn recorded_demo(seconds: u32, extra: &[&str]) -> (tempfile::TempDir, PathBuf) {
+    let r = recorded(&demo_binary(), extra, seconds, &[], false);
+    (r.dir, r.capture)
 }
 
 fn analyze(args: &[&str]) -> Output {
@@ -312,17 +283,8 @@ fn frames_lost_to_tail_calls_and_leaves_are_put_back() {
     if !ready() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("tailcall.hudcap");
-    let timings_path = dir.path().join("timings");
-    {
-        let workload = Demo::start_binary(
-            &tailcall_binary(),
-            8.0,
-            &["--timings", timings_path.to_str().unwrap()],
-        );
-        record(&workload, &path, &["--duration", "3"]);
-    }
+    let tailcall = recorded(&tailcall_binary(), &[], 3, &[], true);
+    let path = tailcall.capture.clone();
     let report = report_json(&path);
     let blocker = find(&report, "normalize")
         .unwrap_or_else(|| panic!("no blocker names normalize: {:#}", report["blocking"]));
@@ -348,7 +310,7 @@ fn frames_lost_to_tail_calls_and_leaves_are_put_back() {
         1,
         "{report:#}"
     );
-    assert_long_poll_measured(&report, "normalize", &timings(&timings_path, "normalize"));
+    assert_long_poll_measured(&report, "normalize", &timings(&tailcall.timings, "normalize"));
 
     // The walk alone (`--unwind fp`) misses the caller of libc's read; the code puts it back.
     let dir = tempfile::tempdir().unwrap();

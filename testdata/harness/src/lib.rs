@@ -168,6 +168,63 @@ pub fn median(values: &[f64]) -> f64 {
     }
 }
 
+/// Records a running workload with the release recorder into `capture` (`--force`, quiet), with
+/// `args` (`--duration`, `--unwind`, …); panics with the recorder's message when it fails.
+pub fn record(workload: &Demo, capture: &Path, args: &[&str]) {
+    let out = Command::new(record_binary())
+        .args(["--pid", &workload.pid().to_string(), "-q", "--force", "-o"])
+        .arg(capture)
+        .args(args)
+        .output()
+        .expect("run hud-record");
+    assert!(
+        out.status.success(),
+        "hud-record: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A workload's recording: the capture, and the workload's own timings when it kept them, in a
+/// temporary directory that lives as long as this.
+pub struct Recorded {
+    pub dir: tempfile::TempDir,
+    pub capture: PathBuf,
+    /// `--timings` (see [`timings`]); the file exists when the workload was started `timed`.
+    pub timings: PathBuf,
+}
+
+/// Starts `binary` (a workload built with the demo) with `workload_args` (and `--timings` when
+/// `timed`), records it for `seconds` with `recorder_args`, and stops it: every end-to-end test's
+/// opening, once. The workload runs 4 s past the recording, so it never exits mid-record.
+pub fn recorded(
+    binary: &Path,
+    workload_args: &[&str],
+    seconds: u32,
+    recorder_args: &[&str],
+    timed: bool,
+) -> Recorded {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let capture = dir.path().join("capture.hudcap");
+    let timings = dir.path().join("timings");
+    let mut args: Vec<&str> = workload_args.to_vec();
+    if timed {
+        args.extend([
+            "--timings",
+            timings.to_str().expect("a UTF-8 temporary path"),
+        ]);
+    }
+    let workload = Demo::start_binary(binary, f64::from(seconds) + 4.0, &args);
+    let duration = seconds.to_string();
+    let mut recorder: Vec<&str> = vec!["--duration", &duration];
+    recorder.extend(recorder_args);
+    record(&workload, &capture, &recorder);
+    Recorded {
+        dir,
+        capture,
+        timings,
+    }
+}
+
 /// Line of the `GROUND TRUTH: name` marker in the demo's source (testdata/demo/GROUND_TRUTH.md).
 pub fn truth_line(name: &str) -> u64 {
     truth_line_in("src/main.rs", name)
