@@ -310,7 +310,11 @@ fn frames_lost_to_tail_calls_and_leaves_are_put_back() {
         1,
         "{report:#}"
     );
-    assert_long_poll_measured(&report, "normalize", &timings(&tailcall.timings, "normalize"));
+    assert_long_poll_measured(
+        &report,
+        "normalize",
+        &timings(&tailcall.timings, "normalize"),
+    );
 
     // The walk alone (`--unwind fp`) misses the caller of libc's read; the code puts it back.
     let dir = tempfile::tempdir().unwrap();
