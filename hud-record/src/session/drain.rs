@@ -22,23 +22,41 @@ const MAPS_RESCAN_MIN_GAP: Duration = Duration::from_millis(200);
 /// Moves records from the ring buffer into the capture.
 pub(super) struct Drain {
     pub(super) writer: Writer,
-    pub(super) maps: MappingTracker,
-    pub(super) pid: u32,
-    pub(super) last_rescan: Instant,
-    pub(super) unknown_records: u64,
+    maps: MappingTracker,
+    pid: u32,
+    last_rescan: Instant,
+    unknown_records: u64,
     /// Records lost so far (kernel counters plus unreadable records), updated each tick.
     pub(super) lost: u64,
     /// The target's code, for scrubbing stack copies (kept up with the rescans).
-    pub(super) code: crate::scrub::CodeRanges,
+    code: crate::scrub::CodeRanges,
     /// A stack copy being scrubbed.
-    pub(super) scratch: Vec<u8>,
+    scratch: Vec<u8>,
     /// `--unwind leaf`: a copy is kept only when it can add a frame to the walk (below).
-    pub(super) leaf_only: bool,
+    leaf_only: bool,
     /// Per thread, the first return address of its latest walked user stack.
-    pub(super) walked_caller: std::collections::HashMap<u32, u64>,
+    walked_caller: std::collections::HashMap<u32, u64>,
 }
 
 impl Drain {
+    /// A drain for `pid` writing into `writer`; `leaf_only` (`--unwind leaf`) keeps a stack copy
+    /// only where it can add a frame to the walk.
+    pub(super) fn new(writer: Writer, maps: MappingTracker, pid: u32, leaf_only: bool) -> Self {
+        let code = maps.code_ranges();
+        Drain {
+            writer,
+            maps,
+            pid,
+            last_rescan: Instant::now(),
+            unknown_records: 0,
+            lost: 0,
+            code,
+            scratch: Vec::new(),
+            leaf_only,
+            walked_caller: Default::default(),
+        }
+    }
+
     pub(super) fn drain(&mut self, probes: &mut Probes) -> Result<()> {
         while let Some(item) = probes.ring.next() {
             let bytes: &[u8] = &item;

@@ -95,12 +95,74 @@ pub fn record(
     tracefs::check_switch_layout(&offsets)?;
     let cpus = aya::util::online_cpus()
         .map_err(|(what, e)| RecordError::Other(format!("reading {what}: {e}")))?;
-
     let stop = stop_on_signals()?;
     // Watch the target through a pidfd: it becomes readable when the process exits, and it can
     // not be confused with a new process reusing the pid.
     let pidfd = open_pidfd(target.pid)?;
+    let (writer, maps, publication) = open_capture(args, target, dest, &cpus)?;
+    let mut probes = Probes::load(&probe_config(args, target, offsets))?;
+    let mut drain = begin(args, target, dest, &mut probes, writer, maps, publication)?;
+    let mut viewer = match (viewer, dest) {
+        (Some(binary), Destination::File(path)) => {
+            Some(crate::viewer::Viewer::spawn(binary, path)?)
+        }
+        _ => None,
+    };
+    // Attached, named, and the viewer started (as the invoking user): from here on the recorder
+    // needs only to read the target's maps and files (docs/RECORD.md, least privilege).
+    crate::privileges::keep_only(&crate::privileges::KEPT_AFTER_ATTACH)?;
+    let started = Instant::now();
+    let mut viewer_failure = None;
+    let reason = match run(
+        args,
+        &mut drain,
+        &mut probes,
+        &Watch {
+            pidfd,
+            stop,
+            // Bounded to a year by the parser: no overflow.
+            deadline: args.duration.map(|d| started + d),
+            started,
+        },
+        &mut viewer,
+        &mut viewer_failure,
+    ) {
+        Ok(reason) => reason,
+        Err(e) => {
+            // Closing the file lets the cockpit show what it has; the error waits for it.
+            drop(drain);
+            wait_for(viewer);
+            return Err(e);
+        }
+    };
+    let (closed, lost, totals) = finish(reason, drain, &mut probes);
+    let elapsed = started.elapsed();
+    detach(probes);
+    // The cockpit shows the finished capture until the user closes it.
+    if let Some(failure) = wait_for(viewer) {
+        viewer_failure = Some(failure);
+    }
+    closed?;
+    Ok(Summary {
+        reason,
+        bytes: file_size(dest),
+        switches: totals.switches,
+        samples: totals.samples,
+        off_cpu: totals.off_cpu,
+        lost,
+        elapsed,
+        viewer_failure,
+    })
+}
 
+/// The capture, opened under its temporary name: the header (from the target's first maps),
+/// the mappings, the vDSO and, with `--embed-binaries`, the objects.
+fn open_capture(
+    args: &Args,
+    target: &ProcessInfo,
+    dest: &Destination,
+    cpus: &[u32],
+) -> Result<(Writer, MappingTracker, output::Publication)> {
     let start_ns = procfs::monotonic_ns();
     let mut maps = MappingTracker::default();
     let initial_maps = maps.rescan(target.pid, start_ns).map_err(|e| {
@@ -112,9 +174,8 @@ pub fn record(
             RecordError::NoSuchProcess(what)
         }
     })?;
-    let header = build_header(args, target, &cpus, start_ns, &initial_maps);
-
-    let (out, mut publication) = output::open(dest, args.force)?;
+    let header = build_header(args, target, cpus, start_ns, &initial_maps);
+    let (out, publication) = output::open(dest, args.force)?;
     let options = WriterOptions {
         flush_interval: args.flush_interval,
         ..WriterOptions::default()
@@ -133,8 +194,16 @@ pub fn record(
     if args.embed_binaries {
         embed_binaries(&mut writer, target, &maps)?;
     }
+    Ok((writer, maps, publication))
+}
 
-    let mut probes = Probes::load(&ProbeConfig {
+/// What the programs are loaded with, from the options and the kernel.
+fn probe_config(
+    args: &Args,
+    target: &ProcessInfo,
+    offsets: Vec<(&'static str, u32)>,
+) -> ProbeConfig {
+    ProbeConfig {
         tgid: target.pid,
         offcpu_threshold_ns: nanos(args.offcpu_threshold),
         kernel_stacks: args.kernel_stacks,
@@ -157,7 +226,21 @@ pub fn record(
                 None
             }
         },
-    })?;
+    }
+}
+
+/// Recording begins, the probes attached: the threads that existed before get their slots, the
+/// capture takes its name, and its first chunk carries the threads and mappings (a viewer
+/// starts with something).
+fn begin(
+    args: &Args,
+    target: &ProcessInfo,
+    dest: &Destination,
+    probes: &mut Probes,
+    mut writer: Writer,
+    maps: MappingTracker,
+    mut publication: output::Publication,
+) -> Result<Drain> {
     // Threads that existed before the fork tracepoint was attached; later ones arrive by themselves.
     let threads = procfs::threads(target.pid);
     probes.add_threads(threads.iter().map(|(tid, _)| *tid))?;
@@ -191,84 +274,88 @@ pub fn record(
             })
             .map_err(write_error)?;
     }
-
-    let mut drain = Drain {
+    let mut drain = Drain::new(
         writer,
         maps,
-        pid: target.pid,
-        last_rescan: Instant::now(),
-        unknown_records: 0,
-        lost: 0,
-        code: Default::default(),
-        scratch: Vec::new(),
-        leaf_only: args.unwind == crate::cli::Unwind::Leaf,
-        walked_caller: Default::default(),
-    };
-    drain.code = drain.maps.code_ranges();
-    // The first chunk carries the threads and mappings: the viewer starts with something.
+        target.pid,
+        args.unwind == crate::cli::Unwind::Leaf,
+    );
     drain.writer.flush_chunk().map_err(write_error)?;
-    let mut viewer = match (viewer, dest) {
-        (Some(binary), Destination::File(path)) => {
-            Some(crate::viewer::Viewer::spawn(binary, path)?)
-        }
-        _ => None,
-    };
-    // Attached, named, and the viewer started (as the invoking user): from here on the recorder
-    // needs only to read the target's maps and files (docs/RECORD.md, least privilege).
-    crate::privileges::keep_only(&crate::privileges::KEPT_AFTER_ATTACH)?;
-    let mut viewer_failure = None;
-    let mut status = Status::new(!args.quiet && std::io::stderr().is_terminal());
+    Ok(drain)
+}
+
+/// What ends the drain loop besides an error: the target's exit, a signal, the deadline.
+struct Watch {
+    pidfd: std::os::fd::OwnedFd,
+    stop: Arc<AtomicBool>,
+    deadline: Option<Instant>,
+    started: Instant,
+}
+
+/// The drain loop: every [`DRAIN_INTERVAL`], or sooner when the target exits, records move into
+/// the capture, until something says stop. A viewer that exits ends it too, unless
+/// `--keep-recording`; how it failed goes into `viewer_failure`.
+fn run(
+    args: &Args,
+    drain: &mut Drain,
+    probes: &mut Probes,
+    watch: &Watch,
+    viewer: &mut Option<crate::viewer::Viewer>,
+    viewer_failure: &mut Option<String>,
+) -> Result<StopReason> {
+    let on_terminal = || !args.quiet && std::io::stderr().is_terminal();
+    let mut status = Status::new(on_terminal());
     // The viewer owns the terminal while it runs.
     status.enabled &= viewer.is_none();
-    let started = Instant::now();
-    // Bounded to a year by the parser: no overflow.
-    let deadline = args.duration.map(|d| started + d);
     let reason = loop {
-        let exited = wait_readable(&pidfd, DRAIN_INTERVAL);
-        match drain.drain(&mut probes).and_then(|()| drain.tick(&probes)) {
+        let exited = wait_readable(&watch.pidfd, DRAIN_INTERVAL);
+        match drain.drain(probes).and_then(|()| drain.tick(probes)) {
             Ok(()) => {}
             Err(RecordError::ReaderGone) => break StopReason::ReaderGone,
-            Err(e) => {
-                // Closing the file lets the cockpit show what it has; the error waits for it.
-                drop(drain);
-                wait_for(viewer);
-                return Err(e);
-            }
+            Err(e) => return Err(e),
         }
-        status.show(started, &drain.writer, drain.lost);
+        status.show(watch.started, &drain.writer, drain.lost);
         if let Some(code) = viewer.as_mut().and_then(|v| v.exited()) {
-            viewer = None;
+            *viewer = None;
             if !code.success() {
-                viewer_failure = Some(format!("the cockpit ended with {code}"));
+                *viewer_failure = Some(format!("the cockpit ended with {code}"));
             }
             if !args.keep_recording {
                 break StopReason::ViewerClosed;
             }
             // The terminal is ours again.
-            status.enabled = !args.quiet && std::io::stderr().is_terminal();
+            status.enabled = on_terminal();
         }
         if exited {
             break StopReason::TargetExited;
         }
-        if stop.load(Ordering::Relaxed) {
+        if watch.stop.load(Ordering::Relaxed) {
             break StopReason::Signal;
         }
-        if deadline.is_some_and(|d| Instant::now() >= d) {
+        if watch.deadline.is_some_and(|d| Instant::now() >= d) {
             break StopReason::Duration;
         }
     };
     status.clear();
-    // Events already in the ring buffer, and the switches the CPUs still hold, belong to the
-    // capture.
+    Ok(reason)
+}
+
+/// Closes the capture: events already in the ring buffer, and the switches the CPUs still hold,
+/// belong to it. Returns whether it closed, and the records lost and written.
+fn finish(
+    reason: StopReason,
+    mut drain: Drain,
+    probes: &mut Probes,
+) -> (Result<()>, u64, hud_format::types::Totals) {
     let drained = if reason == StopReason::ReaderGone {
         Ok(())
     } else {
         probes.stop().and_then(|batches| {
-            drain.drain(&mut probes)?;
+            drain.drain(probes)?;
             for batch in &batches {
                 drain.push_batch(batch)?;
             }
-            drain.tick(&probes)
+            drain.tick(probes)
         })
     };
     let lost = drain.lost;
@@ -287,23 +374,7 @@ pub fn record(
         out.flush()
             .map_err(|e| RecordError::Output(format!("finishing the capture: {e}")))
     });
-    let elapsed = started.elapsed();
-    detach(probes);
-    // The cockpit shows the finished capture until the user closes it.
-    if let Some(failure) = wait_for(viewer) {
-        viewer_failure = Some(failure);
-    }
-    closed?;
-    Ok(Summary {
-        reason,
-        bytes: file_size(dest),
-        switches: totals.switches,
-        samples: totals.samples,
-        off_cpu: totals.off_cpu,
-        lost,
-        elapsed,
-        viewer_failure,
-    })
+    (closed, lost, totals)
 }
 
 /// A flag the signals that mean "stop" set: SIGINT, SIGTERM, and SIGHUP too (an ssh session
