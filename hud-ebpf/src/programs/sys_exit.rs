@@ -1,0 +1,96 @@
+//! sys_exit: a thread with due off-CPU episodes sends them with the user stack it returns from
+//! its system call with (the stack it blocked with), and a copy of its stack.
+
+use aya_ebpf::{
+    helpers::bpf_get_current_pid_tgid, macros::raw_tracepoint, programs::RawTracePointContext,
+};
+use hud_format::wire::{
+    kind, Counter, DueEpisode, RecordHeader, StackRecord, ThreadState, MAX_DUE,
+};
+
+use super::shared::{count, fill_stacks, state_of, EVENTS, NO_WAKEUP, TARGET_TGID};
+use super::stack_copy::copy_stack;
+
+/// Sends a due episode, with the current task's user stack when `ctx` is given; returns the
+/// user frames the walk found.
+#[inline(always)]
+pub(super) fn send_due(episode: &DueEpisode, tid: u32, ctx: Option<&RawTracePointContext>) -> u16 {
+    let Some(mut entry) = EVENTS.reserve::<StackRecord>(0) else {
+        count(Counter::LostOffCpu);
+        return 0;
+    };
+    let rec = entry.as_mut_ptr();
+    // SAFETY: `rec` is a reserved, exclusively owned ring-buffer slot of one StackRecord.
+    unsafe {
+        (*rec).header = RecordHeader {
+            kind: kind::OFF_CPU,
+            flags: 0,
+            cpu: episode.cpu as u16,
+            tid,
+            ts_ns: episode.end_ns,
+        };
+        (*rec).duration_ns = episode.duration_ns;
+        (*rec).runnable_ns = episode.runnable_ns;
+        (*rec).state = episode.state;
+        (*rec).kernel_len = 0;
+        let walked = match ctx {
+            Some(ctx) => fill_stacks(ctx, rec),
+            None => {
+                (*rec).user_len = 0;
+                count(Counter::OffCpuStackMissed);
+                0
+            }
+        };
+        entry.submit(NO_WAKEUP);
+        walked
+    }
+}
+
+/// Sends every due episode of a thread (with the current user stack when `ctx` is given);
+/// returns the user frames the walk found (they share one stack).
+#[inline(always)]
+pub(super) fn send_all_due(
+    t: &mut ThreadState,
+    tid: u32,
+    ctx: Option<&RawTracePointContext>,
+) -> u16 {
+    let n = t.due_count as usize;
+    t.due_count = 0;
+    let mut walked = 0;
+    for i in 0..MAX_DUE {
+        if i >= n {
+            break;
+        }
+        if let Some(episode) = t.due.get(i) {
+            walked = send_due(episode, tid, ctx);
+        }
+    }
+    walked
+}
+
+/// A target thread returns from a system call: the off-CPU episodes that wait for its stack get
+/// this one (the user registers are those it entered the call with).
+#[raw_tracepoint(tracepoint = "sys_exit")]
+pub fn hud_sys_exit(ctx: RawTracePointContext) -> i32 {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    if (pid_tgid >> 32) as u32 != TARGET_TGID.load() {
+        return 0;
+    }
+    let tid = pid_tgid as u32;
+    let Some(t) = state_of(tid) else {
+        return 0;
+    };
+    // SAFETY: map value of the current thread.
+    unsafe {
+        let n = (*t).due_count as usize;
+        if n != 0 {
+            let first = (*t).due.first().map_or(0, |e| e.end_ns);
+            let last = (*t).due.get(n.min(MAX_DUE) - 1).map_or(first, |e| e.end_ns);
+            let walked = send_all_due(&mut *t, tid, Some(&ctx));
+            // sys_exit's first argument: the registers the thread entered the call with.
+            let regs = ctx.arg::<u64>(0);
+            copy_stack(tid, kind::OFF_CPU, first, last, regs, 0, walked);
+        }
+    }
+    0
+}
