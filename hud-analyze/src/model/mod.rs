@@ -63,7 +63,7 @@ pub enum CopyOf {
 }
 
 /// The user registers and stack bytes taken with a sample or with off-CPU episodes (format
-/// 1.1), waiting for the symbolizer to unwind them (symbols/stack_copies.rs).
+/// 1.1), waiting for the symbolizer to unwind them (unwind/copies.rs).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StackCopy {
     pub tid: u32,

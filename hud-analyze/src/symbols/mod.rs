@@ -11,17 +11,16 @@ mod missed_frames;
 mod plan;
 mod schedule;
 mod session;
-mod stack_copies;
 mod table;
 
 use crate::model::Model;
 use crate::objects::{Embedded, SearchPaths};
 use crate::observer::Observer;
 
+pub use crate::unwind::copies::Unwinding;
 pub use dwarf::symtab_lookup;
 pub use intern::demangle;
 pub use session::{Arenas, Symbolizer};
-pub use stack_copies::Unwinding;
 pub(crate) use table::NodeFrames;
 pub use table::{interned_id, Frame, ObjectInfo, Recovered, Symbols};
 

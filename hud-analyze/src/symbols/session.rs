@@ -13,7 +13,6 @@ use super::intern::Strings;
 use super::missed_frames;
 use super::plan::{self, ObjectTable};
 use super::schedule::{self, Interner, WorkItem};
-use super::stack_copies;
 use super::{Frame, ObjectInfo, Symbols};
 use crate::model::Model;
 use crate::objects::{has_dwarf, hex, locate, BuildIdMismatch, Embedded, Located, SearchPaths};
@@ -56,7 +55,7 @@ pub struct Symbolizer<'a> {
     /// The located objects' unwind tables, for stack copies; and how many ranges it has.
     unwinder: crate::unwind::Unwinder,
     unwinder_ranges: usize,
-    unwound_by_id: stack_copies::ById,
+    unwound_by_id: crate::unwind::copies::ById,
 }
 
 /// An update after the first with fewer lookups than this runs on the calling thread with kept
@@ -136,7 +135,7 @@ impl<'a> Symbolizer<'a> {
                 .add_object(name, start..end, file_offset, &located.file);
         }
         self.unwinder_ranges = self.table.range_count();
-        stack_copies::apply(
+        crate::unwind::copies::apply(
             model,
             &self.unwinder,
             &mut self.unwound_by_id,

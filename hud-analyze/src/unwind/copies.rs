@@ -1,7 +1,7 @@
 //! Stack copies (format 1.1) unwound into stacks: each copy's registers and bytes are unwound
-//! with the `.eh_frame` of the objects the symbolizer located (unwind.rs), joined with the
-//! frame-pointer walk of the events it serves ([`crate::unwind::splice`]), and those events then
-//! refer to the joined stack. The copies are dropped once used.
+//! with the `.eh_frame` of the located objects (the [`Unwinder`]), joined with the frame-pointer
+//! walk of the events it serves ([`super::splice`]), and those events then refer to the joined
+//! stack. The copies are dropped once used: symbols only ever see finished address stacks.
 //!
 //! This runs before the lookups of an update, so the new stacks' addresses are looked up like
 //! any others; copies are unwound in parallel, each thread with its own cache of unwind rules.
@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
+use super::{Cache, End, Unwinder, Unwound};
 use crate::model::{CopyOf, Model, PendingCopies, StackCopy};
-use crate::unwind::{self, Cache, End, Unwinder, Unwound};
 
 /// What unwinding the stack copies did, summed over a capture.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -49,16 +49,11 @@ impl Unwinding {
 
 /// Unwound copies by their number, for the copies that repeat them (the recorder sends equal
 /// copies once). Kept between the updates of a live capture.
-pub(super) type ById = rustc_hash::FxHashMap<u32, Arc<Unwound>>;
+pub type ById = rustc_hash::FxHashMap<u32, Arc<Unwound>>;
 
 /// Unwinds every pending copy of `model` with `unwinder`, gives their events the joined stacks,
 /// and drops the copies. Adds what it did to `totals`.
-pub(super) fn apply(
-    model: &mut Model,
-    unwinder: &Unwinder,
-    by_id: &mut ById,
-    totals: &mut Unwinding,
-) {
+pub fn apply(model: &mut Model, unwinder: &Unwinder, by_id: &mut ById, totals: &mut Unwinding) {
     let pending = std::mem::take(&mut model.pending_copies);
     if pending.copies.is_empty() {
         return;
@@ -114,13 +109,13 @@ pub(super) fn apply(
     totals.add(&done);
 }
 
-fn as_copy<'a>(pending: &'a PendingCopies, copy: &StackCopy) -> unwind::StackCopy<'a> {
+fn as_copy<'a>(pending: &'a PendingCopies, copy: &StackCopy) -> super::StackCopy<'a> {
     let (index, value) = pending.words_of(copy);
-    unwind::StackCopy {
+    super::StackCopy {
         ip: copy.ip,
         sp: copy.sp,
         bp: copy.bp,
-        stack: unwind::Stack::Sparse {
+        stack: super::Stack::Sparse {
             len: copy.len,
             index,
             value,
@@ -145,7 +140,7 @@ fn give_stacks(model: &mut Model, copy: &StackCopy, unwound: &Unwound) -> (u64, 
             None => {
                 let walked: Vec<u64> = stacks.frames(*stack).collect();
                 let new =
-                    unwind::splice(unwound, &walked, copy.bp).map_or(*stack, |f| stacks.intern(&f));
+                    super::splice(unwound, &walked, copy.bp).map_or(*stack, |f| stacks.intern(&f));
                 joined.push((*stack, new));
                 new
             }

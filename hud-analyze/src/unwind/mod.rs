@@ -7,9 +7,13 @@
 //! capture: whatever its registers and bytes say, unwinding reads only inside the copy, stops at
 //! [`MAX_FRAMES`], and says why it stopped.
 //!
-//! Fed by the stack copies of format 1.1 (symbols/stack_copies.rs); tested here against this
-//! process's own stack. [`splice`] joins an unwound stack with the frame-pointer walk of the
-//! same event.
+//! The stage between the model and symbols: [`copies::apply`] unwinds the model's stack copies
+//! (format 1.1) and gives their events finished address stacks, which symbols then look up like
+//! any others; the symbolizer calls it because it locates the objects both need. Tested here
+//! against this process's own stack. [`splice`] joins an unwound stack with the frame-pointer
+//! walk of the same event.
+
+pub mod copies;
 
 use std::ops::{Deref, Range};
 use std::sync::Arc;
