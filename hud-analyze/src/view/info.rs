@@ -7,6 +7,7 @@ use hud_format::types::Header;
 
 use crate::model::Model;
 use crate::objects::hex;
+use crate::view::units::{ms, secs};
 
 /// One thread as the capture saw it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -90,7 +91,7 @@ impl Summary {
     }
 
     pub fn duration_secs(&self) -> f64 {
-        self.end_ns.saturating_sub(self.start_ns) as f64 / 1e9
+        secs(self.end_ns.saturating_sub(self.start_ns))
     }
 
     /// The human-readable form.
@@ -126,7 +127,7 @@ impl Summary {
             "recorded  {:.2} s · sampling {} Hz · off-CPU threshold {:.2} ms{}",
             self.duration_secs(),
             h.sample_hz,
-            h.offcpu_threshold_ns as f64 / 1e6,
+            ms(h.offcpu_threshold_ns),
             if h.options.kernel_stacks {
                 " · kernel stacks"
             } else {
@@ -171,7 +172,7 @@ impl Summary {
                 t.switches,
                 t.samples,
                 t.off_cpu,
-                t.off_cpu_ns as f64 / 1e6,
+                ms(t.off_cpu_ns),
                 if t.exited { "  (exited)" } else { "" }
             );
         }

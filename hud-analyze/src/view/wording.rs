@@ -5,6 +5,7 @@
 use crate::analysis::frames::Kind;
 use crate::analysis::{Analysis, Findings};
 use crate::symbols::Recovered;
+use crate::view::units::{ms, pct};
 
 /// The verdict in one sentence.
 pub fn verdict_sentence(a: &Analysis, findings: &Findings) -> String {
@@ -16,7 +17,7 @@ pub fn verdict_sentence(a: &Analysis, findings: &Findings) -> String {
             parts.push(format!(
                 "{n} blocker{} of the runtime; worst: {:.1} ms {} in {}{}",
                 if n == 1 { "" } else { "s" },
-                worst.max() as f64 / 1e6,
+                ms(worst.max()),
                 kind_phrase(worst.kind),
                 worst.blame.function,
                 worst
@@ -37,7 +38,7 @@ pub fn verdict_sentence(a: &Analysis, findings: &Findings) -> String {
         parts.push(format!(
             "runtime threads waited for a CPU {:.0} % of the time (CPU starved: too many \
              busy threads for the cores, or a CPU quota)",
-            share * 100.0
+            pct(share)
         ));
     }
     parts.join("; ")

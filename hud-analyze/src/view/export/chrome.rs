@@ -12,6 +12,7 @@ use rayon::prelude::*;
 use super::slices::{thread_slices, Details, Slice, What};
 use super::{ExportOptions, Written};
 use crate::analysis::Analysis;
+use crate::view::units::{ms, secs};
 
 /// Slices formatted by one parallel job, and how many jobs' output is held before it is written:
 /// a job amortizes its scheduling, a batch bounds memory (a storm's trace is hundreds of MB).
@@ -61,7 +62,7 @@ fn push_slices(
             What::Details(i) => {
                 let d = &details[i];
                 let args = json!({"kind": d.kind, "location": d.location,
-                                  "duration_ms": d.duration as f64 / 1e6,
+                                  "duration_ms": ms(d.duration),
                                   "samples": d.samples, "stack": d.stack});
                 buf.extend_from_slice(b",\"cat\":\"blocking\",\"name\":");
                 serde_json::to_writer(&mut *buf, &d.name)?;
@@ -132,9 +133,9 @@ pub fn write(
         "\n],\"metadata\":{}}}\n",
         json!({"hud_version": h.hud_version, "host": h.host_name, "pid": pid,
                "executable": h.target.exe_path, "start_unix_ns": start_unix_ns,
-               "duration_s": m.duration() as f64 / 1e9, "window_s": [
-                   (from.saturating_sub(m.start)) as f64 / 1e9,
-                   (to.saturating_sub(m.start)) as f64 / 1e9]})
+               "duration_s": secs(m.duration()), "window_s": [
+                   secs(from.saturating_sub(m.start)),
+                   secs(to.saturating_sub(m.start))]})
     )?;
     out.flush()?;
     Ok(Written { events })

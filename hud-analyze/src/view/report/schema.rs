@@ -12,6 +12,7 @@ use crate::analysis::{Analysis, Findings, Status, Window};
 use crate::model::Role;
 use crate::symbols::{Frame, ObjectInfo, Recovered};
 use crate::view::short_path;
+use crate::view::units::{ms, secs};
 use crate::view::wording::verdict_sentence;
 use hud_format::wire::Counter;
 
@@ -273,10 +274,6 @@ pub struct WorkerOut {
     pub exited: bool,
 }
 
-fn ms(ns: u64) -> f64 {
-    ns as f64 / 1e6
-}
-
 impl Report {
     /// The report of `findings`, with at most `top` rows per list.
     pub fn build(a: &Analysis, findings: &Findings, top: usize) -> Self {
@@ -331,8 +328,7 @@ impl Report {
             .collect();
         let (notices, warnings): (Vec<_>, Vec<_>) =
             a.diagnostics.iter().partition(|d| d.is_capture_notice());
-        let seconds =
-            |t: u64| t.clamp(m.start, m.end.max(m.start)).saturating_sub(m.start) as f64 / 1e9;
+        let seconds = |t: u64| secs(t.clamp(m.start, m.end.max(m.start)).saturating_sub(m.start));
         let Window { from, to } = findings.window;
         let thresholds = a.options.thresholds;
         Report {
@@ -347,7 +343,7 @@ impl Report {
                     .realtime_ns
                     .saturating_add(h.start_ns)
                     .saturating_sub(h.clock.monotonic_ns),
-                duration_s: m.duration() as f64 / 1e9,
+                duration_s: secs(m.duration()),
                 sample_hz: h.sample_hz,
                 off_cpu_record_threshold_ms: ms(h.offcpu_threshold_ns),
                 notices: notices.iter().map(|d| d.to_string()).collect(),
@@ -355,8 +351,8 @@ impl Report {
                     .missing
                     .iter()
                     .map(|gap| MissingOut {
-                        from_s: gap.from.saturating_sub(m.start) as f64 / 1e9,
-                        to_s: gap.to.saturating_sub(m.start) as f64 / 1e9,
+                        from_s: secs(gap.from.saturating_sub(m.start)),
+                        to_s: secs(gap.to.saturating_sub(m.start)),
                         chunks: gap.chunks.map(|(a, b)| [a, b]),
                         causes: gap.causes.iter().map(|d| d.to_string()).collect(),
                     })
@@ -440,7 +436,7 @@ fn blocker_out(a: &Analysis, b: &Blocker) -> BlockerOut {
         p50_ms: ms(b.quantile(0.5)),
         p99_ms: ms(b.quantile(0.99)),
         max_ms: ms(b.max()),
-        first_s: b.first().saturating_sub(a.model.start) as f64 / 1e9,
+        first_s: secs(b.first().saturating_sub(a.model.start)),
         threads: b.threads(),
         user_path: b.user_path.iter().map(FrameOut::from).collect(),
         stack: example.iter().map(FrameOut::from).collect(),

@@ -6,6 +6,7 @@ use super::schema::{BlockerOut, FrameOut, HotOut, Report, RoleFrom};
 use crate::analysis::hotspots::UBIQUITOUS_SHARE;
 use crate::model::Role;
 use crate::view::file_line;
+use crate::view::units::pct;
 use crate::view::wording::frame_marker;
 
 /// Frames of a blocker's example stack shown before "… N more frames".
@@ -94,14 +95,14 @@ fn header(out: &mut String, r: &Report, st: &Style) {
     let coverage = if s.stack_nodes == 0 {
         "n/a (no stacks)".to_string()
     } else {
-        format!("{:.0} %", s.symbol_line_coverage * 100.0)
+        format!("{:.0} %", pct(s.symbol_line_coverage))
     };
     let _ = writeln!(
         out,
         "threads: {} · worker utilisation {:.0} % · waiting for a CPU {:.0} % · lost records {} · symbols with file:line {coverage}",
         if roles.is_empty() { "none".into() } else { roles.join(", ") },
-        s.worker_utilisation * 100.0,
-        s.runnable_wait_share * 100.0,
+        pct(s.worker_utilisation),
+        pct(s.runnable_wait_share),
         s.lost_records,
     );
     let sc = &c.stack_copies;
@@ -226,7 +227,7 @@ fn hotspots(out: &mut String, r: &Report, top: usize, st: &Style) {
                 "    ({} library frames in ≥ {:.0} % of their threads' samples hidden: thread start, runtime \
                  loop; --all-frames shows them)",
                 h.hidden_frames,
-                UBIQUITOUS_SHARE * 100.0
+                pct(UBIQUITOUS_SHARE)
             ))
         );
     }
@@ -270,7 +271,7 @@ fn threads(out: &mut String, r: &Report, st: &Style) {
             w.tid,
             w.name,
             format!("{}{}", w.role.label(), if unknown { "?" } else { "" }),
-            w.utilisation * 100.0,
+            pct(w.utilisation),
             w.samples,
             w.blocking_ms,
             w.runnable_wait_ms,

@@ -18,6 +18,7 @@ use super::snapshot::Snapshot;
 use super::state::{Overlay, Panel, State};
 use super::theme::Theme;
 use crate::observer::Phase;
+use crate::view::units::secs;
 
 /// The smallest terminal the cockpit draws in.
 pub const MIN_SIZE: (u16, u16) = (80, 24);
@@ -219,12 +220,7 @@ fn hints_line(frame: &mut Frame, area: Rect, state: &State, theme: Theme) {
 
 /// Milliseconds, short.
 fn ms(ns: u64) -> String {
-    let ms = ns as f64 / 1e6;
-    if ms >= 100.0 {
-        format!("{ms:.0}")
-    } else {
-        format!("{ms:.1}")
-    }
+    crate::view::units::ms_short(ns)
 }
 
 /// A file:line, shortened (empty without a file).
@@ -236,7 +232,7 @@ fn location(file: Option<&str>, line: u32) -> String {
 /// Seconds since the recording started (a live model forgets its oldest detail, so its own
 /// start moves; times stay relative to the recording's).
 fn seconds(snapshot: &Snapshot, t: u64) -> f64 {
-    t.saturating_sub(snapshot.analysis.model.header.start_ns) as f64 / 1e9
+    secs(t.saturating_sub(snapshot.analysis.model.header.start_ns))
 }
 
 /// `Clear` then render: an overlay hides what is under it.

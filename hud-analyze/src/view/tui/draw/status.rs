@@ -10,6 +10,7 @@ use super::{seconds, View};
 use crate::analysis::diagnostics::{percent, Diagnostic, Stopper};
 use crate::analysis::Status;
 use crate::view::tui::state::State;
+use crate::view::units::secs;
 use crate::view::wording::verdict_sentence;
 
 pub(super) fn draw(frame: &mut Frame, area: Rect, state: &State, view: &View) {
@@ -50,18 +51,15 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, state: &State, view: &View) {
     let recorded = match &s.live {
         Some(live) if live.earlier > 0 => format!(
             "{:.1} s recorded, the last {:.0} s in detail · {}",
-            m.end.saturating_sub(h.start_ns) as f64 / 1e9,
-            m.duration() as f64 / 1e9,
+            secs(m.end.saturating_sub(h.start_ns)),
+            secs(m.duration()),
             if live.accumulated && state.window_range().is_none() {
                 "panels: since the start (a)"
             } else {
                 "panels: the detail (a: since the start)"
             }
         ),
-        _ => format!(
-            "{:.2} s recorded",
-            m.end.saturating_sub(h.start_ns) as f64 / 1e9
-        ),
+        _ => format!("{:.2} s recorded", secs(m.end.saturating_sub(h.start_ns))),
     };
     let mut second = format!(
         "pid {} {} · {} · Linux {} · {} Hz · {recorded}",

@@ -10,6 +10,7 @@ use super::{focused, panel};
 use crate::view::tui::snapshot::Snapshot;
 use crate::view::tui::state::{Panel, State};
 use crate::view::tui::theme::Theme;
+use crate::view::units::pct;
 
 pub(super) fn draw(frame: &mut Frame, area: Rect, state: &State, s: &Snapshot, theme: Theme) {
     let f = &s.findings;
@@ -53,9 +54,9 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, state: &State, s: &Snapshot, t
             Span::styled("░".repeat(idle), theme.dim()),
             Span::raw(format!(
                 " {:>3.0}%{:>4.0}%{:>4.0}%",
-                running * 100.0,
-                blocked * 100.0,
-                waiting * 100.0
+                pct(running),
+                pct(blocked),
+                pct(waiting)
             )),
         ])));
     }
