@@ -72,11 +72,16 @@ fn one_command_records_and_shows_the_live_cockpit() {
         demo.pid(),
         capture.display()
     ));
-    tmux.wait_for("CAUTION and sleepy_handler, live", live_with_blockers);
+    let screen = tmux.wait_for("CAUTION and sleepy_handler, live", live_with_blockers);
     let shown_after = started.elapsed();
+    // A sanity bound, not a measurement: the latency itself is `cargo xtask bench live`'s job
+    // (about 0.5 s here). From the typed command it spans the shell, the attach, the viewer's
+    // start and its first symbolization; a CI machine once took 4.7 s where this one never
+    // passed 1.7 s, even on one CPU shared with two busy loops. What fails here is a cockpit
+    // that waits for the end of the recording (the demo runs 60 s).
     assert!(
-        shown_after < Duration::from_secs(3),
-        "the first blockers took {shown_after:?}"
+        shown_after < Duration::from_secs(10),
+        "the first blockers took {shown_after:?}:\n{screen}"
     );
     assert_counts_grow(&tmux);
     tmux.keys(&["q"]);

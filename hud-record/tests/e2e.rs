@@ -732,7 +732,8 @@ fn sigterm_and_sighup_close_the_capture_cleanly() {
 
 /// Under a context-switch storm (over half a million switches a second) the recorder stops when
 /// asked: the capture is closed at the deadline and the probes detached after it (a detach then
-/// waits seconds in the kernel; before, the recorder ran 29 s for `--duration 3`).
+/// waits seconds in the kernel; before, the recorder ran 29 s for `--duration 3`). It takes 3.2 s
+/// here; the bound leaves a slower machine room for the attach under the storm.
 #[test]
 fn the_duration_is_kept_under_a_context_switch_storm() {
     let _serial = serial();
@@ -763,7 +764,7 @@ fn the_duration_is_kept_under_a_context_switch_storm() {
         let _ = child.wait();
         assert!(out.status.success(), "{}", stderr(&out));
         assert!(
-            wall < Duration::from_secs(4),
+            wall < Duration::from_secs(5),
             "--duration 3 with {pairs} pairs took {wall:?}"
         );
         let capture = Capture::open(&path).unwrap();
