@@ -311,6 +311,12 @@ pub mod globals {
     pub const COPY_USER_SAMPLES: &str = "COPY_USER_SAMPLES";
     /// `u64`: stack bytes each CPU may copy per second (the `--stack-budget`, shared out).
     pub const STACK_BUDGET_PER_CPU: &str = "STACK_BUDGET_PER_CPU";
+    /// `u32`: offset of `thread.fsbase` in `struct task_struct` (from BTF; 0: unknown): the top
+    /// of a thread's stack, where stack copies end.
+    pub const TASK_FSBASE_OFFSET: &str = "TASK_FSBASE_OFFSET";
+    /// `u64`: the end of the target's `[stack]` mapping (0: unknown), where the main thread's
+    /// stack copies end.
+    pub const MAIN_STACK_TOP: &str = "MAIN_STACK_TOP";
 }
 
 /// Map and program names shared by hud-ebpf and hud-record.

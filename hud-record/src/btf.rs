@@ -1,6 +1,7 @@
-//! The two facts the raw-tracepoint programs need from the kernel's BTF
-//! (`/sys/kernel/btf/vmlinux`): where `pid` is in `struct task_struct` (raw tracepoints hand over
-//! task pointers, not pids), and whether `sched_switch` passes `prev_state` (Linux 5.18 on).
+//! What the programs need from the kernel's BTF (`/sys/kernel/btf/vmlinux`): where `pid` is in
+//! `struct task_struct` (raw tracepoints hand over task pointers, not pids), whether
+//! `sched_switch` passes `prev_state` (Linux 5.18 on), and where a task keeps its user FS base
+//! (`thread.fsbase`: above a thread's stack, so the top a stack copy reaches).
 //!
 //! Raw tracepoints skip the classic tracepoints' record formatting, which on a context-switch storm
 //! cost more than hud's own programs. The file (5 MB) is streamed twice through a small buffer,
@@ -14,6 +15,8 @@ use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 pub struct TaskLayout {
     /// Byte offset of `pid` in `struct task_struct`.
     pub pid_offset: u32,
+    /// Byte offset of `thread.fsbase` in `struct task_struct` (x86-64), when BTF has both.
+    pub fsbase_offset: Option<u32>,
 }
 
 pub const VMLINUX: &str = "/sys/kernel/btf/vmlinux";
@@ -48,8 +51,15 @@ pub fn parse(mut file: impl Read + Seek) -> Result<TaskLayout, String> {
     let (str_off, str_len) = (u32_at(&header, 16), u32_at(&header, 20));
 
     // The names looked for, by their offset in the string section.
-    const NAMES: [&[u8]; 3] = [b"task_struct", b"pid", b"btf_trace_sched_switch"];
-    let mut found: [Option<u32>; 3] = [None; 3];
+    const NAMES: [&[u8]; 6] = [
+        b"task_struct",
+        b"pid",
+        b"btf_trace_sched_switch",
+        b"thread",
+        b"thread_struct",
+        b"fsbase",
+    ];
+    let mut found: [Option<u32>; 6] = [None; 6];
     file.seek(SeekFrom::Start(base + u64::from(str_off)))
         .map_err(io)?;
     let mut strings = BufReader::with_capacity(1 << 16, (&mut file).take(u64::from(str_len)));
@@ -70,7 +80,8 @@ pub fn parse(mut file: impl Read + Seek) -> Result<TaskLayout, String> {
         at += n as u32;
     }
     drop(strings);
-    let [Some(task_struct), Some(pid), Some(trace_switch)] = found else {
+    let [Some(task_struct), Some(pid), Some(trace_switch), thread, thread_struct, fsbase] = found
+    else {
         return Err("no task_struct, pid or btf_trace_sched_switch in its names".into());
     };
 
@@ -85,6 +96,8 @@ pub fn parse(mut file: impl Read + Seek) -> Result<TaskLayout, String> {
     // Per type id (from 1): its kind, vlen and referenced type, to follow the typedef.
     let mut kinds: Vec<(u8, u16, u32)> = vec![(0, 0, 0)];
     let mut pid_offset = None;
+    // `thread` in task_struct, `fsbase` in thread_struct.
+    let (mut thread_offset, mut fsbase_in_thread) = (None, None);
     let mut switch_typedef = None;
     let mut remaining = type_len as usize;
     while remaining >= 12 {
@@ -103,17 +116,23 @@ pub fn parse(mut file: impl Read + Seek) -> Result<TaskLayout, String> {
             6 | 13 => 2 * vlen as usize,          // ENUM, FUNC_PROTO
             _ => 0,
         };
-        if kind == KIND_STRUCT && name_off == task_struct && pid_offset.is_none() && vlen > 0 {
+        let is_task = name_off == task_struct && pid_offset.is_none();
+        let is_thread = Some(name_off) == thread_struct && fsbase_in_thread.is_none();
+        if kind == KIND_STRUCT && (is_task || is_thread) && vlen > 0 {
             for _ in 0..vlen {
                 let (member, _type, offset) = (word()?, word()?, word()?);
-                if member == pid {
-                    // With kind_flag, the low 24 bits are the bit offset (the top, a bitfield size).
-                    let bits = if kind_flag {
-                        offset & 0xff_ffff
-                    } else {
-                        offset
-                    };
-                    pid_offset = Some(bits / 8);
+                // With kind_flag, the low 24 bits are the bit offset (the top, a bitfield size).
+                let bytes = if kind_flag {
+                    offset & 0xff_ffff
+                } else {
+                    offset
+                } / 8;
+                if is_task && member == pid {
+                    pid_offset = Some(bytes);
+                } else if is_task && Some(member) == thread {
+                    thread_offset = Some(bytes);
+                } else if is_thread && Some(member) == fsbase {
+                    fsbase_in_thread = Some(bytes);
                 }
             }
         } else {
@@ -128,6 +147,7 @@ pub fn parse(mut file: impl Read + Seek) -> Result<TaskLayout, String> {
         kinds.push((kind, vlen, size_or_type));
     }
     let pid_offset = pid_offset.ok_or("struct task_struct has no pid member")?;
+    let fsbase_offset = thread_offset.zip(fsbase_in_thread).map(|(t, f)| t + f);
     // btf_trace_sched_switch: a typedef of a pointer to the probe's prototype.
     let proto = switch_typedef
         .and_then(|t| kinds.get(t as usize))
@@ -135,7 +155,10 @@ pub fn parse(mut file: impl Read + Seek) -> Result<TaskLayout, String> {
         .and_then(|(_, _, t)| kinds.get(*t as usize))
         .filter(|(kind, _, _)| *kind == KIND_FUNC_PROTO);
     match proto {
-        Some((_, args, _)) if *args == SWITCH_ARGS => Ok(TaskLayout { pid_offset }),
+        Some((_, args, _)) if *args == SWITCH_ARGS => Ok(TaskLayout {
+            pid_offset,
+            fsbase_offset,
+        }),
         Some((_, args, _)) => Err(format!(
             "sched_switch passes {args} arguments, not the {SWITCH_ARGS} of Linux 5.18 and later"
         )),
@@ -176,33 +199,48 @@ mod tests {
         kind << 24 | vlen
     }
 
-    /// Offsets in the string section of `blob(["task_struct", "pid", "btf_trace_sched_switch",
-    /// "comm"], …)`.
+    /// Offsets in the string section of `blob(NAMES, …)`.
+    const NAMES: [&str; 7] = [
+        "task_struct",
+        "pid",
+        "btf_trace_sched_switch",
+        "comm",
+        "thread",
+        "thread_struct",
+        "fsbase",
+    ];
     const TASK_STRUCT: u32 = 1;
     const PID: u32 = 13;
     const TRACE_SWITCH: u32 = 17;
     const COMM: u32 = 40;
+    const THREAD: u32 = 45;
+    const THREAD_STRUCT: u32 = 52;
+    const FSBASE: u32 = 66;
 
-    fn kernel(switch_args: u32) -> Vec<u8> {
-        let names = ["task_struct", "pid", "btf_trace_sched_switch", "comm"];
+    /// A kernel whose sched_switch prototype has `switch_args` arguments; with `fsbase`,
+    /// `thread.fsbase` is at byte 5040 of task_struct.
+    fn kernel(switch_args: u32, fsbase: bool) -> Vec<u8> {
         blob(
-            &names,
+            &NAMES,
             &[
                 // 1: INT
                 0,
                 info(1, 0),
                 4,
                 0,
-                // 2: STRUCT task_struct { comm at byte 8, pid at byte 2456 }
+                // 2: STRUCT task_struct { comm at byte 8, pid at byte 2456, thread at 5000 }
                 TASK_STRUCT,
-                info(4, 2),
-                4096,
+                info(4, 3),
+                8192,
                 COMM,
                 1,
                 64,
                 PID,
                 1,
                 2456 * 8,
+                THREAD,
+                6,
+                5000 * 8,
                 // 3: FUNC_PROTO with `switch_args` params
                 0,
                 info(13, switch_args),
@@ -218,6 +256,13 @@ mod tests {
                 TRACE_SWITCH,
                 info(8, 0),
                 4,
+                // 6: STRUCT thread_struct { fsbase (or another member) at byte 40 }
+                THREAD_STRUCT,
+                info(4, 1),
+                128,
+                if fsbase { FSBASE } else { COMM },
+                1,
+                40 * 8,
             ])
             .collect::<Vec<_>>(),
         )
@@ -225,20 +270,28 @@ mod tests {
 
     #[test]
     fn finds_the_pid_and_the_switch_arguments() {
-        let layout = parse(std::io::Cursor::new(kernel(5))).unwrap();
-        assert_eq!(layout, TaskLayout { pid_offset: 2456 });
+        let layout = parse(std::io::Cursor::new(kernel(5, true))).unwrap();
+        assert_eq!(
+            layout,
+            TaskLayout {
+                pid_offset: 2456,
+                fsbase_offset: Some(5040)
+            }
+        );
+        let layout = parse(std::io::Cursor::new(kernel(5, false))).unwrap();
+        assert_eq!(layout.fsbase_offset, None, "no fsbase: copies use their window");
     }
 
     #[test]
     fn an_old_switch_prototype_is_refused() {
-        let err = parse(std::io::Cursor::new(kernel(4))).unwrap_err();
+        let err = parse(std::io::Cursor::new(kernel(4, true))).unwrap_err();
         assert!(err.contains("4 arguments"), "{err}");
     }
 
     #[test]
     fn garbage_is_an_error_not_a_panic() {
         assert!(parse(std::io::Cursor::new(vec![0u8; 10])).is_err());
-        let mut cut = kernel(5);
+        let mut cut = kernel(5, true);
         cut.truncate(60);
         assert!(parse(std::io::Cursor::new(cut)).is_err());
         assert!(parse(std::io::Cursor::new(b"\x9f\xeb\x01\x00".repeat(8))).is_err());
@@ -248,7 +301,11 @@ mod tests {
     fn reads_this_kernel() {
         // Every kernel hud records on has BTF (see DESIGN); where it has none, say so.
         match task_layout() {
-            Ok(layout) => assert!(layout.pid_offset > 0 && layout.pid_offset < 16384),
+            Ok(layout) => {
+                assert!(layout.pid_offset > 0 && layout.pid_offset < 16384);
+                let fsbase = layout.fsbase_offset.expect("x86-64 has thread.fsbase");
+                assert!(fsbase > layout.pid_offset && fsbase < 16384, "{fsbase}");
+            }
             Err(e) => eprintln!("skipping: {e}"),
         }
     }

@@ -60,9 +60,11 @@ pub struct Args {
 
     /// How user stacks are taken. `leaf` (default): walked by frame pointers, plus 256 bytes of
     /// stack with each kept off-CPU episode and each sample taken in a system call, to unwind
-    /// offline the caller a leaf without a frame pointer (a libc wrapper) hides. `dwarf[=SIZE]`: SIZE bytes of stack
-    /// (default 8KiB) unwound offline from the objects' .eh_frame, for code built without frame
-    /// pointers. `fp`: frame pointers only.
+    /// offline the caller a leaf without a frame pointer (a libc wrapper) hides; where the walk
+    /// stops at once (code built without frame pointers, the way most services are), the
+    /// thread's whole stack (up to 64KiB - 8), unwound offline from the objects' .eh_frame.
+    /// `dwarf[=SIZE]`: the whole stack (or SIZE bytes of it) with every sample and kept episode.
+    /// `fp`: frame pointers only.
     #[arg(long, value_name = "MODE", default_value = "leaf", value_parser = parse_unwind)]
     pub unwind: Unwind,
 
@@ -171,8 +173,10 @@ pub enum Unwind {
 }
 
 impl Unwind {
-    /// perf's default for `--call-graph dwarf`.
-    pub const DEFAULT_DWARF_BYTES: u32 = 8192;
+    /// The most one copy holds: the kernel copies no further than the top of the thread's
+    /// stack, so `dwarf` copies whole stacks (perf's fixed 8 KiB stops short of the task's poll
+    /// in real async services).
+    pub const DEFAULT_DWARF_BYTES: u32 = hud_format::wire::MAX_STACK_COPY as u32 - 8;
 
     /// Stack bytes copied with each kept event.
     pub fn copy_bytes(self) -> u32 {
@@ -266,7 +270,7 @@ mod tests {
         assert!(parse_buffer_mib("4096").is_err());
         assert!(parse_buffer_mib("3").is_err());
         assert_eq!(parse_buffer_mib("64").unwrap(), 64);
-        assert_eq!(parse_unwind("dwarf").unwrap(), Unwind::Dwarf(8192));
+        assert_eq!(parse_unwind("dwarf").unwrap(), Unwind::Dwarf(65528));
         assert_eq!(parse_unwind("dwarf=16K").unwrap(), Unwind::Dwarf(16384));
         assert_eq!(parse_unwind("fp").unwrap().copy_bytes(), 0);
         assert!(parse_unwind("dwarf=1M").is_err());

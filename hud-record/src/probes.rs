@@ -31,6 +31,11 @@ pub struct ProbeConfig {
     /// The kernel's task layout (from BTF): the scheduler programs attach as raw tracepoints
     /// when known, as classic ones otherwise.
     pub task_layout: Option<crate::btf::TaskLayout>,
+    /// Offset of `thread.fsbase` in `struct task_struct`, when BTF gives it: where the target's
+    /// threads' stacks end.
+    pub fsbase_offset: Option<u32>,
+    /// The end of the target's main-thread stack (0: unknown).
+    pub main_stack_top: u64,
 }
 
 /// Loaded and attached programs. Dropping it detaches everything.
@@ -216,6 +221,10 @@ impl Probes {
         }
         let pid_offset = config.task_layout.map_or(0, |l| l.pid_offset);
         loader.override_global(globals::TASK_PID_OFFSET, &pid_offset, true);
+        let fsbase_offset = config.fsbase_offset.unwrap_or(0);
+        loader
+            .override_global(globals::TASK_FSBASE_OFFSET, &fsbase_offset, true)
+            .override_global(globals::MAIN_STACK_TOP, &config.main_stack_top, true);
         let mut ebpf = loader
             .load(OBJECT)
             .map_err(|e| bpf_error("loading the eBPF object", e))?;

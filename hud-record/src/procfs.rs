@@ -50,6 +50,18 @@ pub fn parse_maps(text: &str) -> Vec<MapsLine> {
         .collect()
 }
 
+/// The end of the main thread's stack (`[stack]`, which grows down from it) in /proc/PID/maps
+/// text: the top its stack copies reach.
+pub fn main_stack_top(maps: &str) -> Option<u64> {
+    let line = maps.lines().find(|l| l.trim_end().ends_with(" [stack]"))?;
+    let (_, end) = line.split_whitespace().next()?.split_once('-')?;
+    u64::from_str_radix(end, 16).ok()
+}
+
+pub fn read_main_stack_top(pid: u32) -> Option<u64> {
+    main_stack_top(&fs::read_to_string(format!("/proc/{pid}/maps")).ok()?)
+}
+
 pub fn read_maps(pid: u32) -> std::io::Result<Vec<MapsLine>> {
     Ok(parse_maps(&fs::read_to_string(format!(
         "/proc/{pid}/maps"
@@ -280,6 +292,8 @@ mod tests {
 ";
         let maps = parse_maps(text);
         assert_eq!(maps.len(), 4, "[stack] is dropped, [vdso] kept");
+        assert_eq!(main_stack_top(text), Some(0x7ffd2000));
+        assert_eq!(main_stack_top("7ffd1000-7ffd2000 rw-p 0 00:00 0 /x[stack]"), None);
         assert_eq!(maps[2].path, "[vdso]");
         assert_eq!(maps[1].start, 0x55d0c0a20000);
         assert_eq!(maps[1].offset, 0x20000);

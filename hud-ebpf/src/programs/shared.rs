@@ -56,6 +56,17 @@ pub(super) static STACK_COPY_BYTES: Global<u32> = Global::new(0);
 #[unsafe(no_mangle)]
 pub(super) static COPY_USER_SAMPLES: Global<u32> = Global::new(0);
 
+/// Offset of `thread.fsbase` in `struct task_struct`, from the kernel's BTF (0: unknown). A
+/// thread's FS base points at its thread control block, which glibc and musl put right above the
+/// thread's stack: a copy from `sp` up to it holds the whole stack and nothing past it.
+#[unsafe(no_mangle)]
+pub(super) static TASK_FSBASE_OFFSET: Global<u32> = Global::new(0);
+
+/// The end of the target's main-thread stack mapping (`[stack]` in its maps; 0: unknown): the
+/// main thread's TCB lives elsewhere, so its copies reach up to this.
+#[unsafe(no_mangle)]
+pub(super) static MAIN_STACK_TOP: Global<u64> = Global::new(0);
+
 /// Stack bytes each CPU may copy per second.
 #[unsafe(no_mangle)]
 pub(super) static STACK_BUDGET_PER_CPU: Global<u64> = Global::new(0);

@@ -4,7 +4,7 @@
 use aya_ebpf::{
     bindings::{BPF_RB_AVAIL_DATA, BPF_RB_RING_SIZE},
     helpers::generated::{
-        bpf_get_current_task_btf, bpf_probe_read_kernel as probe_read_kernel_raw,
+        bpf_get_current_task, bpf_get_current_task_btf, bpf_probe_read_kernel as probe_read_kernel_raw,
         bpf_probe_read_user as probe_read_user_raw, bpf_task_pt_regs,
     },
 };
@@ -14,8 +14,8 @@ use hud_format::wire::{
 };
 
 use super::shared::{
-    count, cpu, stopped, EVENTS, NO_WAKEUP, STACK_BUDGET, STACK_BUDGET_PER_CPU, STACK_COPY_BYTES,
-    STACK_SCRATCH,
+    count, cpu, stopped, EVENTS, MAIN_STACK_TOP, NO_WAKEUP, STACK_BUDGET, STACK_BUDGET_PER_CPU,
+    STACK_COPY_BYTES, STACK_SCRATCH, TARGET_TGID, TASK_FSBASE_OFFSET,
 };
 
 /// Offsets in x86-64's `struct pt_regs` (arch/x86/include/asm/ptrace.h).
@@ -28,11 +28,13 @@ pub(super) const PT_REGS_SP: usize = 152;
 pub(super) const PT_REGS_LEN: usize = 168;
 
 /// Sends the user registers at `regs` (a `struct pt_regs`; 0: the current task's user
-/// registers) and `STACK_COPY_BYTES` of user stack from their `sp`, for the events of kind `of`
-/// stamped `first` to `last`, whose frame-pointer walk found `walked` frames (a walk that
-/// stopped at once gets a repair window: a leaf that uses the frame-pointer register for other
-/// work, or code without frame pointers). `slot` picks the CPU's scratch (0 system-call exit,
-/// 1 sample).
+/// registers) and `STACK_COPY_BYTES` of user stack from their `sp` (no further than the top of
+/// the thread's stack), for the events of kind `of` stamped `first` to `last`, whose
+/// frame-pointer walk found `walked` frames. A walk that stopped at once (a leaf that uses the
+/// frame-pointer register for other work, or code without frame pointers) gets the whole stack:
+/// async stacks are deep (14 KiB to the task's poll in mini-redis, 27 KiB in actix-web), and
+/// only the outer frames tell a worker's poll from other code. `slot` picks the CPU's scratch
+/// (0 system-call exit, 1 sample). The current task is the thread itself.
 #[inline(always)]
 pub(super) fn copy_stack(
     tid: u32,
@@ -47,9 +49,7 @@ pub(super) fn copy_stack(
     if wanted == 0 || stopped() {
         return;
     }
-    if walked <= SHALLOW_WALK && wanted < REPAIR_WINDOW {
-        wanted = REPAIR_WINDOW;
-    }
+    let repair = walked <= SHALLOW_WALK;
     let cpu = cpu();
     let Some(scratch) = STACK_SCRATCH.get_ptr_mut(u32::from(cpu) * 2 + slot) else {
         return;
@@ -79,6 +79,21 @@ pub(super) fn copy_stack(
         saved[PT_REGS_SP / 8],
         saved[PT_REGS_BP / 8],
     );
+    let most = (MAX_STACK_COPY - 8) as u64;
+    let top = stack_top(tid);
+    if top > sp && top - sp <= most {
+        // The whole stack fits: a repair takes all of it, any other copy no more than it.
+        if repair || u64::from(wanted) > top - sp {
+            wanted = (top - sp) as u32;
+        }
+    } else if repair {
+        // Deeper than one copy holds: the innermost 64 KiB; top unknown: the repair window.
+        wanted = if top > sp {
+            most as u32
+        } else {
+            wanted.max(REPAIR_WINDOW)
+        };
+    }
     let mut len = (wanted as usize).min(MAX_STACK_COPY - 8) & (MAX_STACK_COPY - 1);
     if !ring_has_room(len as u64) || !within_budget(len as u64, first) {
         count(Counter::StackCopyOverBudget);
@@ -128,6 +143,34 @@ pub(super) fn copy_stack(
         let record = core::slice::from_raw_parts(scratch as *const u8, total);
         if EVENTS.output::<[u8]>(record, NO_WAKEUP).is_err() {
             count(Counter::StackCopyFailed);
+        }
+    }
+}
+
+/// The top of the current thread's stack (0: unknown): its thread control block (the FS base)
+/// for threads the target made, the end of `[stack]` for its main thread.
+#[inline(always)]
+fn stack_top(tid: u32) -> u64 {
+    if tid == TARGET_TGID.load() {
+        return MAIN_STACK_TOP.load();
+    }
+    let offset = TASK_FSBASE_OFFSET.load();
+    if offset == 0 {
+        return 0;
+    }
+    // SAFETY: a checked kernel read of one word of the current task.
+    unsafe {
+        let task = bpf_get_current_task();
+        let mut fsbase = 0u64;
+        let read = probe_read_kernel_raw(
+            (&mut fsbase as *mut u64).cast(),
+            8,
+            (task + u64::from(offset)) as *const core::ffi::c_void,
+        );
+        if read == 0 {
+            fsbase
+        } else {
+            0
         }
     }
 }

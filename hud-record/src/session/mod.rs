@@ -203,6 +203,7 @@ fn probe_config(
     target: &ProcessInfo,
     offsets: Vec<(&'static str, u32)>,
 ) -> ProbeConfig {
+    let layout = crate::btf::task_layout();
     ProbeConfig {
         tgid: target.pid,
         offcpu_threshold_ns: nanos(args.offcpu_threshold),
@@ -213,7 +214,9 @@ fn probe_config(
         copy_user_samples: matches!(args.unwind, crate::cli::Unwind::Dwarf(_)),
         stack_budget: args.stack_budget,
         offsets,
-        task_layout: match crate::btf::task_layout() {
+        fsbase_offset: layout.as_ref().ok().and_then(|l| l.fsbase_offset),
+        main_stack_top: crate::procfs::read_main_stack_top(target.pid).unwrap_or(0),
+        task_layout: match layout {
             Ok(_) if args.classic_tracepoints => None,
             Ok(layout) => Some(layout),
             Err(why) => {
