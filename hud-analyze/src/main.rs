@@ -224,7 +224,9 @@ struct ReportArgs {
     /// Print JSON (schema hud.report/1, docs/REPORT.md) instead of text.
     #[arg(long)]
     json: bool,
-    /// Exit 10 when any blocker's total or worst episode exceeds this (a CI gate).
+    /// Exit 10 when any blocker's total or worst episode exceeds this (a CI gate); exit 11 when
+    /// none does but the blocking could not be judged (status UNKNOWN: no runtime thread found,
+    /// or stacks cut short), so a gate never passes on no data.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     fail_on_blocking: Option<Duration>,
 }
@@ -587,6 +589,13 @@ fn report(args: ReportArgs) -> ExitCode {
                 );
             }
             return ExitCode::from(10);
+        }
+        if report.summary.status == hud_analyze::analysis::Status::Unknown {
+            eprintln!(
+                "hud-analyze: the blocking could not be judged: {}",
+                report.summary.verdict
+            );
+            return ExitCode::from(11);
         }
     }
     ExitCode::SUCCESS

@@ -279,7 +279,10 @@ mod tests {
             }
         );
         let layout = parse(std::io::Cursor::new(kernel(5, false))).unwrap();
-        assert_eq!(layout.fsbase_offset, None, "no fsbase: copies use their window");
+        assert_eq!(
+            layout.fsbase_offset, None,
+            "no fsbase: copies use their window"
+        );
     }
 
     #[test]

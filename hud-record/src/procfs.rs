@@ -293,7 +293,10 @@ mod tests {
         let maps = parse_maps(text);
         assert_eq!(maps.len(), 4, "[stack] is dropped, [vdso] kept");
         assert_eq!(main_stack_top(text), Some(0x7ffd2000));
-        assert_eq!(main_stack_top("7ffd1000-7ffd2000 rw-p 0 00:00 0 /x[stack]"), None);
+        assert_eq!(
+            main_stack_top("7ffd1000-7ffd2000 rw-p 0 00:00 0 /x[stack]"),
+            None
+        );
         assert_eq!(maps[2].path, "[vdso]");
         assert_eq!(maps[1].start, 0x55d0c0a20000);
         assert_eq!(maps[1].offset, 0x20000);

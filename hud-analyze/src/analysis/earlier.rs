@@ -24,6 +24,7 @@ pub struct Earlier {
     per_stack: BTreeMap<u32, u64>,
     threads: BTreeMap<u32, ThreadStats>,
     off_cpu_episodes: usize,
+    coverage: super::coverage::Coverage,
 }
 
 impl Earlier {
@@ -65,6 +66,7 @@ impl Earlier {
             add_thread(e, t);
         }
         self.off_cpu_episodes += f.off_cpu_episodes;
+        self.coverage = self.coverage.merged(&f.coverage);
     }
 
     /// The whole session: these totals and `detail`, the findings of the window of detail
@@ -134,6 +136,7 @@ impl Earlier {
             utilisation,
             runnable_wait_share,
             off_cpu_episodes: self.off_cpu_episodes + detail.off_cpu_episodes,
+            coverage: self.coverage.merged(&detail.coverage),
         }
     }
 }

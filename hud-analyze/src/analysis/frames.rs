@@ -29,6 +29,18 @@ pub const WORKER: &str = "tokio::runtime::scheduler::multi_thread::worker::";
 pub const CURRENT_THREAD: &str = "tokio::runtime::scheduler::current_thread::";
 pub const BLOCKING_POOL: &str = "tokio::runtime::blocking::pool::";
 
+/// Where a thread's stack begins: libc's thread start (`clone3`, `start_thread`) or the
+/// program's entry (`_start`, `__libc_start_main`). A stack that reaches one was read whole.
+pub fn is_thread_root(frame: &Frame) -> bool {
+    let f = frame.function.trim_start_matches("__GI_");
+    f.ends_with("clone3")
+        || f == "__clone"
+        || f == "clone"
+        || f == "start_thread"
+        || f == "_start"
+        || f.starts_with("__libc_start_")
+}
+
 /// The user's own code: Rust sources outside the standard library, dependencies from a registry
 /// or git, and the toolchain. C and assembly (libc, named from its debug file) never are: blame
 /// goes to the Rust code that called them.
@@ -163,6 +175,9 @@ pub mod flags {
     pub const WORKER: u8 = 16;
     pub const CURRENT_THREAD: u8 = 32;
     pub const BLOCKING_POOL: u8 = 64;
+    pub const ROOT: u8 = 128;
+    /// Frames that show the runtime: a stack with one says what its thread was doing for Tokio.
+    pub const RUNTIME: u8 = POLL | PARK | WORKER | CURRENT_THREAD | BLOCKING_POOL;
 }
 
 /// Facts of frames, cached by interned name and file. A live view keeps one for the session
@@ -173,6 +188,8 @@ pub struct Classifier {
     cache: std::cell::RefCell<rustc_hash::FxHashMap<(usize, usize, bool), u8>>,
     /// Per stack id: not seen yet (None), or the role index its frames vote for.
     pub(crate) stack_votes: std::cell::RefCell<Vec<Option<Option<usize>>>>,
+    /// Per stack id: not seen yet (None), or whether it can be judged (see [`Self::readable`]).
+    stack_readable: std::cell::RefCell<Vec<Option<bool>>>,
 }
 
 impl Classifier {
@@ -208,8 +225,39 @@ impl Classifier {
         if name.contains(BLOCKING_POOL) {
             v |= flags::BLOCKING_POOL;
         }
+        if is_thread_root(f) {
+            v |= flags::ROOT;
+        }
         self.cache.borrow_mut().insert(key, v);
         v
+    }
+
+    /// Whether stack `stack` says what its thread was doing for the runtime: it shows a runtime
+    /// frame (a task's poll, the park path, a scheduler), or it was read down to the thread's
+    /// first frame without meeting one (the thread was not in the runtime). A stack cut short
+    /// before either (no frame pointers and no copy, a copy over the budget or too short) can
+    /// hide a blocked poll: the verdict counts it as not judged.
+    pub fn readable(
+        &self,
+        model: &crate::model::Model,
+        symbols: &crate::symbols::Symbols,
+        stack: u32,
+    ) -> bool {
+        let mut cache = self.stack_readable.borrow_mut();
+        if cache.len() <= stack as usize {
+            cache.resize(model.stacks.len().max(stack as usize) + 1, None);
+        }
+        *cache[stack as usize].get_or_insert_with(|| {
+            let mut outermost = 0;
+            for f in symbols.frames(model, stack) {
+                let v = self.flags(f);
+                if v & flags::RUNTIME != 0 {
+                    return true;
+                }
+                outermost = v;
+            }
+            outermost & flags::ROOT != 0
+        })
     }
 
     /// Index of the first task-poll frame: frames before it run inside the task.

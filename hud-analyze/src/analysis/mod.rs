@@ -3,6 +3,7 @@
 //! time window from the same data, without symbolizing again.
 
 pub mod classify;
+pub mod coverage;
 pub mod detect;
 pub mod diagnostics;
 pub mod earlier;
@@ -14,6 +15,7 @@ pub mod stats;
 use crate::model::Model;
 use crate::objects::SearchPaths;
 use crate::symbols::Symbols;
+use coverage::Coverage;
 use detect::{Blocker, Detection, Thresholds};
 use diagnostics::Diagnostic;
 use hotspots::{Hotspots, Ranking};
@@ -70,6 +72,8 @@ pub struct Analysis {
     pub symbols: Symbols,
     pub detection: Detection,
     pub diagnostics: Vec<Diagnostic>,
+    /// Per stack id: whether the stack says what its thread did for the runtime.
+    pub readable: Vec<bool>,
 }
 
 /// What happened in one window: what every panel of a view shows.
@@ -90,6 +94,8 @@ pub struct Findings {
     pub runnable_wait_share: f64,
     /// Off-CPU episodes the recorder kept that ended in the window.
     pub off_cpu_episodes: usize,
+    /// What the verdict could judge.
+    pub coverage: Coverage,
 }
 
 /// Runtime threads runnable but waiting for a CPU at least this share of the time: worth saying
@@ -104,6 +110,10 @@ pub enum Status {
     Normal,
     /// Something did, or the runtime threads waited for a CPU past [`PRESSURE_SHARE`].
     Caution,
+    /// Nothing was found, but that means little: no runtime thread was found, or more than
+    /// [`coverage::UNJUDGED_SHARE`] of the runtime threads' events had stacks cut short before
+    /// they showed what the thread was doing. Never green.
+    Unknown,
 }
 
 /// The verdict of a window.
@@ -114,6 +124,9 @@ pub struct Verdict {
     pub worst: Option<usize>,
     /// The runtime threads' mean share of time waiting for a CPU, when past [`PRESSURE_SHARE`].
     pub pressure: Option<f64>,
+    /// The share of the counted threads' events that could not be judged, when past
+    /// [`coverage::UNJUDGED_SHARE`] (with any status: a CAUTION can be partial too).
+    pub unjudged: Option<f64>,
 }
 
 impl Findings {
@@ -126,8 +139,12 @@ impl Findings {
             .map(|(i, _)| i);
         let pressure =
             (self.runnable_wait_share >= PRESSURE_SHARE).then_some(self.runnable_wait_share);
+        let c = &self.coverage;
+        let unjudged = c.too_little_judged().then(|| c.unjudged_share());
         let status = if worst.is_some() || pressure.is_some() {
             Status::Caution
+        } else if unjudged.is_some() || c.runtime_threads() == 0 {
+            Status::Unknown
         } else {
             Status::Normal
         };
@@ -135,6 +152,7 @@ impl Findings {
             status,
             worst,
             pressure,
+            unjudged,
         }
     }
 }
@@ -157,12 +175,14 @@ impl Analysis {
         classify::classify(&mut model, &symbols, cls);
         let detection = detect::detect(&model, &symbols, options.thresholds, cls);
         let diagnostics = diagnostics::diagnose(&model, &symbols);
+        let readable = coverage::readable_stacks(&model, &symbols, cls);
         Analysis {
             options,
             model,
             symbols,
             detection,
             diagnostics,
+            readable,
         }
     }
 
@@ -200,6 +220,7 @@ impl Analysis {
             .iter()
             .filter(|o| o.end >= from && o.end < to)
             .count();
+        let coverage = coverage::in_window(m, &self.readable, from, to);
         Findings {
             window,
             blockers,
@@ -210,6 +231,7 @@ impl Analysis {
             utilisation,
             runnable_wait_share,
             off_cpu_episodes,
+            coverage,
         }
     }
 }

@@ -2,6 +2,7 @@
 //! blocking is called, how a frame is marked, how a source location is shortened. The report,
 //! the cockpit and the exports word a finding the same way because they call these.
 
+use crate::analysis::coverage::{Coverage, ThreadCoverage};
 use crate::analysis::frames::Kind;
 use crate::analysis::{Analysis, Findings};
 use crate::symbols::Recovered;
@@ -29,11 +30,22 @@ pub fn verdict_sentence(a: &Analysis, findings: &Findings) -> String {
                     .unwrap_or_default()
             ));
         }
-        None if a.model.threads.values().any(|t| t.role.runs_tasks()) => {
+        None if findings.coverage.runtime_threads() > 0 && v.unjudged.is_none() => {
             parts.push("nothing blocked a runtime thread past the thresholds".into())
         }
-        None => parts.push("no Tokio runtime thread found, so nothing to judge".into()),
+        None if findings.coverage.runtime_threads() > 0 => {
+            parts.push("nothing found, but that means little".into())
+        }
+        None if findings.coverage.threads.is_empty() => {
+            parts.push("no Tokio runtime thread found in the stacks, so nothing was judged".into())
+        }
+        None => parts.push(
+            "no Tokio runtime thread found: the stacks were cut short before the runtime's \
+             frames, so nothing was judged"
+                .into(),
+        ),
     }
+
     if let Some(share) = v.pressure {
         parts.push(format!(
             "runtime threads waited for a CPU {:.0} % of the time (CPU starved: too many \
@@ -41,7 +53,101 @@ pub fn verdict_sentence(a: &Analysis, findings: &Findings) -> String {
             pct(share)
         ));
     }
+    if v.unjudged.is_some()
+        || (v.worst.is_none()
+            && !findings.coverage.threads.is_empty()
+            && findings.coverage.runtime_threads() == 0)
+    {
+        parts.push(unjudged_phrase(a, &findings.coverage));
+        parts.push(format!("fix: {}", unjudged_fix(a)));
+    }
     parts.join("; ")
+}
+
+/// "could not judge 40 % of the runtime threads' events (thread 12 tokio-runtime-w: 90 %, …)".
+pub fn unjudged_phrase(a: &Analysis, c: &Coverage) -> String {
+    let mut worst: Vec<&ThreadCoverage> = c.threads.iter().filter(|t| t.unreadable > 0).collect();
+    worst.sort_by(|x, y| {
+        y.unreadable_share()
+            .total_cmp(&x.unreadable_share())
+            .then(x.tid.cmp(&y.tid))
+    });
+    let named: Vec<String> = worst
+        .iter()
+        .take(3)
+        .map(|t| {
+            let name = a.model.threads.get(&t.tid).map(|x| x.name()).unwrap_or("");
+            format!(
+                "thread {} {name}: {:.0} %",
+                t.tid,
+                pct(t.unreadable_share())
+            )
+        })
+        .collect();
+    let more = worst.len().saturating_sub(named.len());
+    let whose = if c.runtime_threads() == 0 {
+        "the threads' events"
+    } else {
+        "the runtime threads' events"
+    };
+    let judged = c.threads.iter().filter(|t| !t.unjudged()).count();
+    format!(
+        "could not judge {:.0} % of {whose} ({}{}); {judged} of {} threads judged",
+        pct(c.unjudged_share()),
+        named.join(", "),
+        if more > 0 {
+            format!(", {more} more")
+        } else {
+            String::new()
+        },
+        c.threads.len()
+    )
+}
+
+/// What would let the next recording judge what this one could not, from what the capture says
+/// about how its stacks were taken.
+pub fn unjudged_fix(a: &Analysis) -> String {
+    let m = &a.model;
+    let u = &a.symbols.unwinding;
+    let counter = |c: hud_format::wire::Counter| m.counters.get(c.name()).copied().unwrap_or(0);
+    let over_budget = counter(hud_format::wire::Counter::StackCopyOverBudget);
+    let line = &m.header.options.command_line;
+    let fp_only = line.windows(2).any(|w| w[0] == "--unwind" && w[1] == "fp")
+        || line.iter().any(|w| w == "--unwind=fp");
+    let not_found = a.diagnostics.iter().any(|d| {
+        matches!(
+            d,
+            crate::analysis::diagnostics::Diagnostic::ObjectNotFound { .. }
+        )
+    });
+    if over_budget > 0 {
+        format!(
+            "{over_budget} stack copies were over the copy budget: record with a larger \
+             --stack-budget (e.g. 64MiB)"
+        )
+    } else if fp_only {
+        "it was recorded with --unwind fp, and the code has no frame pointers: record without \
+         it (by default the kernel copies the stacks a frame-pointer walk cannot read)"
+            .into()
+    } else if not_found {
+        "objects were not found, so their unwind tables could not be read: pass --binary PATH \
+         (or record with --embed-binaries)"
+            .into()
+    } else if u.copies == 0 {
+        "no stack was copied: record with a hud-record that copies stacks (--unwind leaf, the \
+         default, or dwarf)"
+            .into()
+    } else if u.out_of_copy > 0 && u.largest_copy <= u64::from(hud_format::wire::REPAIR_WINDOW) {
+        format!(
+            "the stack copies (at most {} B) ended before the runtime's frames: record again \
+             with this hud-record, which copies whole stacks",
+            u.largest_copy
+        )
+    } else {
+        "none known: the stacks were cut short past what a copy holds (deeper than 64 KiB) or \
+         in code without unwind tables"
+            .into()
+    }
 }
 
 /// How a kind reads in a sentence.

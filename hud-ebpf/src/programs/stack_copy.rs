@@ -4,8 +4,9 @@
 use aya_ebpf::{
     bindings::{BPF_RB_AVAIL_DATA, BPF_RB_RING_SIZE},
     helpers::generated::{
-        bpf_get_current_task, bpf_get_current_task_btf, bpf_probe_read_kernel as probe_read_kernel_raw,
-        bpf_probe_read_user as probe_read_user_raw, bpf_task_pt_regs,
+        bpf_get_current_task, bpf_get_current_task_btf,
+        bpf_probe_read_kernel as probe_read_kernel_raw, bpf_probe_read_user as probe_read_user_raw,
+        bpf_task_pt_regs,
     },
 };
 use hud_format::wire::{

@@ -93,8 +93,17 @@ pub struct WindowOut {
 
 #[derive(Serialize)]
 pub struct SummaryInfo {
-    /// "normal", or "caution" when something blocked or the CPU was starved.
+    /// "caution" when something blocked or the CPU was starved; else "normal" when the runtime
+    /// threads' blocking could be judged, "unknown" when it could not (no runtime thread found,
+    /// or more than 5 % of their events had stacks cut short before the runtime's frames).
     pub status: Status,
+    /// Share of the counted threads' events (runtime threads, and threads whose stacks were
+    /// mostly unreadable) that could not be judged; `judgement` has them per thread.
+    pub unjudged_share: f64,
+    /// Per counted thread: `{tid, runs_tasks, events, unreadable}`.
+    pub judgement: Vec<crate::analysis::coverage::ThreadCoverage>,
+    /// What would let a recording judge what this one could not (null when all was judged).
+    pub unjudged_fix: Option<String>,
     /// One sentence: what most needs attention.
     pub verdict: String,
     pub threads_by_role: BTreeMap<String, usize>,
@@ -381,6 +390,11 @@ impl Report {
             summary: SummaryInfo {
                 status: findings.verdict().status,
                 verdict: verdict_sentence(a, findings),
+                unjudged_share: findings.coverage.unjudged_share(),
+                judgement: findings.coverage.threads.clone(),
+                unjudged_fix: (findings.verdict().status == Status::Unknown
+                    || findings.verdict().unjudged.is_some())
+                .then(|| crate::view::wording::unjudged_fix(a)),
                 threads_by_role: roles,
                 worker_utilisation: findings.utilisation,
                 runnable_wait_share: findings.runnable_wait_share,

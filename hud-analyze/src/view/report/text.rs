@@ -127,6 +127,7 @@ fn header(out: &mut String, r: &Report, st: &Style) {
     let status = match s.status {
         crate::analysis::Status::Normal => st.bold("NORMAL"),
         crate::analysis::Status::Caution => st.red("CAUTION"),
+        crate::analysis::Status::Unknown => st.bold("UNKNOWN"),
     };
     let _ = writeln!(out, "{status}: {}", s.verdict);
     for w in &r.warnings {

@@ -44,6 +44,17 @@ impl Theme {
         )
     }
 
+    /// UNKNOWN: not green (nothing found means little), not the caution yellow either.
+    pub fn unknown_status(&self) -> Style {
+        self.pick(
+            Style::new()
+                .fg(Color::Black)
+                .bg(Color::Gray)
+                .add_modifier(Modifier::BOLD),
+            Style::new().add_modifier(Modifier::BOLD | Modifier::REVERSED),
+        )
+    }
+
     /// The "● LIVE" badge.
     pub fn live(&self) -> Style {
         self.pick(

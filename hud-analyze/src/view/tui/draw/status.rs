@@ -1,4 +1,4 @@
-//! The master status: NORMAL or CAUTION as detection decides (never CPU %), the reason, what was
+//! The master status: NORMAL, CAUTION or UNKNOWN as detection decides (never CPU %), the reason, what was
 //! recorded, and notes on what limits the analysis.
 
 use ratatui::layout::Rect;
@@ -31,6 +31,7 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, state: &State, view: &View) {
     let badge = match verdict.status {
         Status::Normal => Span::styled(" ● NORMAL ", theme.normal_status()),
         Status::Caution => Span::styled(" ▲ CAUTION ", theme.caution_status()),
+        Status::Unknown => Span::styled(" ? UNKNOWN ", theme.unknown_status()),
     };
     let mut first = vec![badge, Span::raw(" ")];
     if let Some(live) = &s.live {
