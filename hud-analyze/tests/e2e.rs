@@ -28,22 +28,32 @@ fn recorded_nofp_demo(seconds: u32, extra: &[&str]) -> Recorded {
     recorded(&nofp_demo_binary(), &[], seconds, extra, true)
 }
 
-/// Built without frame pointers and recorded with `--unwind dwarf`, the demo's stacks are
-/// unwound offline from copied stack bytes: the four documented blockers, their lines, and the
-/// long poll's duration, as with frame pointers.
+/// Built without frame pointers (as most services are) and recorded with the default options,
+/// the demo's stacks are unwound offline from copies of whole stacks: the four documented
+/// blockers, their lines, the long poll's duration and the roles, as with frame pointers.
 #[test]
 fn a_binary_without_frame_pointers_is_unwound_from_stack_copies() {
     let _serial = serial();
     if !nofp_ready() {
         return;
     }
-    let nofp = recorded_nofp_demo(5, &["--unwind", "dwarf"]);
+    let nofp = recorded_nofp_demo(5, &[]);
     let report = report_json(&nofp.capture);
     assert_documented_blockers(&report);
     assert_long_poll_measured(
         &report,
         "cpu_heavy_checksum::",
         &timings(&nofp.timings, "cpu"),
+    );
+    assert_eq!(report["summary"]["status"], "caution");
+    assert_eq!(
+        report["summary"]["threads_by_role"]["worker"], 2,
+        "{report:#}"
+    );
+    assert!(
+        report["summary"]["unjudged_share"].as_f64().unwrap() < 0.05,
+        "{:#}",
+        report["summary"]
     );
     let copies = &report["capture"]["stack_copies"];
     assert!(copies["deepened"].as_u64().unwrap() > 100, "{copies:#}");
@@ -62,20 +72,38 @@ fn a_binary_without_frame_pointers_is_unwound_from_stack_copies() {
     );
 }
 
-/// Without `--unwind dwarf`, a short recording of the binary without frame pointers says so,
-/// and says how to record it.
+/// Recorded with `--unwind fp` (no copies), the binary without frame pointers gives stacks cut
+/// short: the verdict is UNKNOWN (never a green "nothing blocked"), says which option to drop,
+/// and the CI gate exits 11 instead of passing.
 #[test]
-fn a_binary_without_frame_pointers_is_named_without_dwarf_unwinding() {
+fn stacks_nobody_could_read_are_unknown_and_fail_the_gate() {
     let _serial = serial();
     if !nofp_ready() {
         return;
     }
-    let nofp = recorded_nofp_demo(1, &["--unwind", "fp"]);
+    let nofp = recorded_nofp_demo(2, &["--unwind", "fp"]);
     let report = report_json(&nofp.capture);
+    let summary = &report["summary"];
+    assert_eq!(summary["status"], "unknown", "{summary:#}");
+    assert!(
+        summary["unjudged_share"].as_f64().unwrap() > 0.9,
+        "{summary:#}"
+    );
+    let fix = summary["unjudged_fix"].as_str().unwrap();
+    assert!(fix.contains("--unwind fp"), "{fix}");
+    let verdict = summary["verdict"].as_str().unwrap();
+    assert!(verdict.contains("could not judge"), "{verdict}");
     let warnings = report["warnings"].to_string();
     assert!(
-        warnings.contains("built without frame pointers") && warnings.contains("--unwind dwarf"),
+        warnings.contains("built without frame pointers"),
         "{warnings}"
+    );
+    let p = nofp.capture.to_str().unwrap();
+    let gate = analyze(&["report", p, "--fail-on-blocking", "5ms"]);
+    assert_eq!(gate.status.code(), Some(11), "{gate:?}");
+    assert!(
+        String::from_utf8_lossy(&gate.stderr).contains("could not be judged"),
+        "{gate:?}"
     );
 }
 

@@ -578,3 +578,117 @@ fn the_recording_starts_when_the_probes_were_attached() {
         on_cpu * 100.0
     );
 }
+
+/// A stack cut short after two frames, as a frame-pointer walk leaves code without frame
+/// pointers when nothing was copied: no runtime frame, no thread start.
+fn cut_short() -> Vec<hud_analyze::symbols::Frame> {
+    vec![lib("epoll_wait"), lib("[unknown 0x55d0c0a21234]")]
+}
+
+fn verdict_of(a: &hud_analyze::Analysis) -> (hud_analyze::analysis::Status, String) {
+    let f = whole(a);
+    (
+        f.verdict().status,
+        hud_analyze::view::wording::verdict_sentence(a, &f),
+    )
+}
+
+/// Threads whose stacks never show the runtime: not "nothing blocked" in green, but UNKNOWN, with
+/// the share not judged, the threads, and a fix.
+#[test]
+fn stacks_cut_short_make_the_verdict_unknown_not_normal() {
+    use hud_analyze::analysis::Status;
+    let mut s = Synth::new();
+    for tid in [10, 11] {
+        s.thread(tid, "tokio-runtime-worker");
+        for i in 0..20 {
+            s.sample(START + i * 10 * MS, tid, &cut_short());
+            s.off_cpu(
+                START + i * 10 * MS + 5 * MS,
+                tid,
+                4 * MS,
+                0,
+                1,
+                &cut_short(),
+            );
+        }
+    }
+    let a = s.analyze();
+    let (status, sentence) = verdict_of(&a);
+    assert_eq!(status, Status::Unknown, "{sentence}");
+    assert!(sentence.contains("nothing was judged"), "{sentence}");
+    assert!(sentence.contains("could not judge 100 %"), "{sentence}");
+    assert!(sentence.contains("thread 10 tokio-runtime-w"), "{sentence}");
+    assert!(sentence.contains("fix: "), "{sentence}");
+    let report = report_of(&a);
+    assert!(report.summary.unjudged_fix.is_some());
+    assert_eq!(report.summary.judgement.len(), 2);
+    assert!((report.summary.unjudged_share - 1.0).abs() < 1e-9);
+}
+
+/// One worker read whole, another cut short: what was found stands (CAUTION), and the verdict
+/// says it judged one of two; with both read, the same capture is NORMAL.
+#[test]
+fn a_partial_judgement_is_said_and_a_whole_one_is_normal() {
+    use hud_analyze::analysis::Status;
+    let build = |second_cut: bool, blocking: bool| {
+        let mut s = Synth::new();
+        s.thread(10, "w1");
+        s.thread(11, "w2");
+        for i in 0..20 {
+            let t = START + i * 10 * MS;
+            s.off_cpu(t + 5 * MS, 10, 4 * MS, 0, 1, &parked());
+            let second = if second_cut { cut_short() } else { parked() };
+            s.sample(t, 11, &in_task(vec![user("app::serve", 9)]));
+            s.off_cpu(t + 5 * MS, 11, 4 * MS, 0, 1, &second);
+        }
+        if blocking {
+            let sleep = in_task(vec![lib("clock_nanosleep"), user("app::handler", 21)]);
+            s.off_cpu(START + 300 * MS, 10, 30 * MS, 0, 1, &sleep);
+        }
+        s.analyze()
+    };
+    let (status, sentence) = verdict_of(&build(true, true));
+    assert_eq!(status, Status::Caution, "{sentence}");
+    assert!(sentence.contains("app::handler"), "{sentence}");
+    assert!(sentence.contains("could not judge"), "{sentence}");
+    assert!(sentence.contains("thread 11 w2: 50 %"), "{sentence}");
+
+    let (status, sentence) = verdict_of(&build(true, false));
+    assert_eq!(status, Status::Unknown, "{sentence}");
+    assert!(
+        sentence.contains("nothing found, but that means little"),
+        "{sentence}"
+    );
+
+    let (status, sentence) = verdict_of(&build(false, false));
+    assert_eq!(status, Status::Normal, "{sentence}");
+    assert!(!sentence.contains("could not judge"), "{sentence}");
+}
+
+/// A thread outside the runtime whose stacks are read whole (down to libc's thread start) is
+/// judged: it runs no tasks, so it takes nothing from a NORMAL verdict.
+#[test]
+fn a_helper_thread_read_whole_is_judged() {
+    use hud_analyze::analysis::Status;
+    let mut s = Synth::new();
+    s.thread(10, "w");
+    s.thread(12, "metrics");
+    let helper = [
+        lib("clock_nanosleep"),
+        user("app::metrics_loop", 4),
+        lib("std::sys::thread::unix::Thread::new::thread_start"),
+        lib("start_thread"),
+        lib("__GI___clone3"),
+    ];
+    for i in 0..20 {
+        let t = START + i * 10 * MS;
+        s.off_cpu(t + 5 * MS, 10, 4 * MS, 0, 1, &parked());
+        s.off_cpu(t + 5 * MS, 12, 4 * MS, 0, 1, &helper);
+        s.sample(t, 12, &helper[1..]);
+    }
+    let a = s.analyze();
+    let (status, sentence) = verdict_of(&a);
+    assert_eq!(status, Status::Normal, "{sentence}");
+    assert_eq!(a.model.threads[&12].role, Role::Other);
+}

@@ -102,15 +102,16 @@ impl std::fmt::Display for Diagnostic {
                     Some(Stopper::TargetWithout { share }) => write!(
                         f,
                         ": the target is built without frame pointers (only {} of its functions \
-                         set one up); record it with `hud-record --unwind dwarf` (no rebuild), \
-                         or rebuild it with RUSTFLAGS=-Cforce-frame-pointers=yes",
+                         set one up), and no stack copy reached its callers (the verdict says \
+                         why and what to record with); rebuilding it with \
+                         RUSTFLAGS=-Cforce-frame-pointers=yes helps too",
                         percent(*share)
                     ),
                     None => write!(
                         f,
-                        ": the target looks built without frame pointers; record it with \
-                         `hud-record --unwind dwarf` (no rebuild), or rebuild it with \
-                         RUSTFLAGS=-Cforce-frame-pointers=yes"
+                        ": the target looks built without frame pointers, and no stack copy \
+                         reached its callers (the verdict says why and what to record with); \
+                         rebuilding it with RUSTFLAGS=-Cforce-frame-pointers=yes helps too"
                     ),
                 }
             }
@@ -125,7 +126,8 @@ impl std::fmt::Display for Diagnostic {
             } => write!(
                 f,
                 "no Tokio runtime thread found in the stacks (no worker, no current_thread \
-                 runtime): is this a Tokio program, and were its stacks readable?"
+                 runtime): is this a Tokio program? (The verdict says how much of its stacks could be \
+                 read.)"
             ),
             Diagnostic::NoRuntimeThreads { named_like_workers } => write!(
                 f,

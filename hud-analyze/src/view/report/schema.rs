@@ -264,7 +264,8 @@ pub struct WorkerHotspots {
 pub enum RoleFrom {
     /// Told from the thread's stacks.
     Stacks,
-    /// The thread left no stack: the role is a default.
+    /// No stack of the thread showed its role (none in the capture, or all cut short before
+    /// the runtime's frames): the role is a default.
     Unknown,
 }
 

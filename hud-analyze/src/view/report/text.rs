@@ -297,7 +297,8 @@ fn threads(out: &mut String, r: &Report, st: &Style) {
             out,
             "{}",
             st.dim(
-                "    ?               the thread left no stack in the capture: its role is a guess"
+                "    ?               no stack of the thread showed its role (none in the capture, or all cut \
+                 short before the runtime's frames): the role is a guess"
             )
         );
     }
