@@ -72,6 +72,63 @@ fn a_binary_without_frame_pointers_is_unwound_from_stack_copies() {
     );
 }
 
+/// An actix-style service without frame pointers (current_thread runtimes on threads of its
+/// own, calling `spawn_blocking`) whose blocking call is made 26 KiB of stack below the task's
+/// poll: default options find it with its line, every arbiter's role is current_thread (not
+/// blocking pool, although they call into the pool), and the pool's threads, named like Tokio's
+/// workers, are blocking pool.
+#[test]
+fn deep_stacks_without_frame_pointers_keep_their_blocker_and_roles() {
+    let _serial = serial();
+    let deep = nofp_demo_binary().with_file_name("hud-deep");
+    if !ebpf_ready(&[deep.clone(), record_binary()]) {
+        return;
+    }
+    let recorded = recorded(&deep, &[], 3, &[], false);
+    let report = report_json(&recorded.capture);
+    let blocker = find(&report, "deep_wait")
+        .unwrap_or_else(|| panic!("no blocker names deep_wait: {:#}", report["blocking"]));
+    assert_eq!(blocker["kind"], "sleep", "{blocker:#}");
+    assert_eq!(
+        blocker["line"].as_u64(),
+        Some(truth_line_in("src/bin/hud-deep.rs", "deep_wait")),
+        "{blocker:#}"
+    );
+    assert!(blocker["count"].as_u64().unwrap() >= 100, "{blocker:#}");
+    assert_eq!(
+        report["blocking"].as_array().unwrap().len(),
+        1,
+        "{:#}",
+        report["blocking"]
+    );
+    for w in report["workers"].as_array().unwrap() {
+        let (name, role) = (w["name"].as_str().unwrap(), w["role"].as_str().unwrap());
+        if name.starts_with("arbiter-") {
+            assert_eq!(role, "current_thread", "{w:#}");
+        } else if name.starts_with("tokio-") {
+            assert_eq!(role, "blocking_pool", "{w:#}");
+        }
+    }
+    assert_eq!(
+        report["summary"]["threads_by_role"]["current_thread"], 2,
+        "{:#}",
+        report["summary"]
+    );
+    assert!(
+        report["summary"]["unjudged_share"].as_f64().unwrap() < 0.05,
+        "{:#}",
+        report["summary"]
+    );
+    assert!(
+        report["capture"]["stack_copies"]["largest_bytes"]
+            .as_u64()
+            .unwrap()
+            > 20 << 10,
+        "{:#}",
+        report["capture"]["stack_copies"]
+    );
+}
+
 /// Recorded with `--unwind fp` (no copies), the binary without frame pointers gives stacks cut
 /// short: the verdict is UNKNOWN (never a green "nothing blocked"), says which option to drop,
 /// and the CI gate exits 11 instead of passing.

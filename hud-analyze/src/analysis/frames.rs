@@ -27,7 +27,13 @@ const PARK: &[&str] = &[
 /// Markers of a thread's role.
 pub const WORKER: &str = "tokio::runtime::scheduler::multi_thread::worker::";
 pub const CURRENT_THREAD: &str = "tokio::runtime::scheduler::current_thread::";
-pub const BLOCKING_POOL: &str = "tokio::runtime::blocking::pool::";
+/// A blocking-pool thread's own entry: the loop the pool runs on its threads. Not any frame of
+/// `blocking::pool`: a runtime thread that calls `spawn_blocking` has `Spawner` frames above its
+/// own (actix-web's current_thread workers do), and a truncated stack would show only those.
+pub const BLOCKING_POOL: &[&str] = &[
+    "tokio::runtime::blocking::pool::Inner::run",
+    "tokio::runtime::blocking::pool::Spawner::spawn_thread",
+];
 
 /// Where a thread's stack begins: libc's thread start (`clone3`, `start_thread`) or the
 /// program's entry (`_start`, `__libc_start_main`). A stack that reaches one was read whole.
@@ -222,7 +228,7 @@ impl Classifier {
         if name.contains(CURRENT_THREAD) {
             v |= flags::CURRENT_THREAD;
         }
-        if name.contains(BLOCKING_POOL) {
+        if BLOCKING_POOL.iter().any(|p| name.contains(p)) {
             v |= flags::BLOCKING_POOL;
         }
         if is_thread_root(f) {
