@@ -90,6 +90,12 @@ pub enum End {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Unwound {
     pub frames: Vec<u64>,
+    /// Per frame, the stack address its return address was read from (0 for the leaf's ip).
+    pub slots: Vec<u64>,
+    /// The frame-pointer chain as the copy holds it, from the event's rbp: (return address, the
+    /// stack address it was read from), as a frame-pointer walk reads them. A walked frame
+    /// proven to be an unwound one has the same return address read from the same place.
+    pub fp_chain: Vec<(u64, u64)>,
     pub end: End,
     /// The frame pointer (rbp) of the last frame, whose caller was not found: where a
     /// frame-pointer walk from that frame would go on ([`splice`]).
@@ -232,8 +238,10 @@ impl Unwinder {
                 }
             }
         };
+        let fp_chain = fp_chain(copy);
         let mut regs = UnwindRegsX86_64::new(copy.ip, copy.sp, copy.bp);
         let mut frames = vec![copy.ip];
+        let mut slots = vec![0];
         let mut address = FrameAddress::from_instruction_pointer(copy.ip);
         // Frame by frame (not framehop's iterator) to know the registers where it stops.
         let end = loop {
@@ -255,6 +263,8 @@ impl Unwinder {
                         break End::Failed("the stack pointer did not move up".into());
                     }
                     frames.push(return_address);
+                    // x86-64: the caller's sp is the frame's CFA; the return address is below it.
+                    slots.push(regs.sp().wrapping_sub(8));
                     address = next;
                 }
                 Ok(None) => break End::Complete,
@@ -270,10 +280,33 @@ impl Unwinder {
         };
         Unwound {
             frames,
+            slots,
+            fp_chain,
             end,
             last_bp: regs.bp(),
         }
     }
+}
+
+/// The frame-pointer chain from the copy's rbp, as far as the copy holds it.
+fn fp_chain(copy: &StackCopy<'_>) -> Vec<(u64, u64)> {
+    let word = |address: u64| {
+        let offset = usize::try_from(address.checked_sub(copy.sp)?).ok()?;
+        copy.stack.word(offset)
+    };
+    let mut chain = Vec::new();
+    let mut bp = copy.bp;
+    while chain.len() < MAX_FRAMES {
+        let (Some(next), Some(ra)) = (word(bp), bp.checked_add(8).and_then(word)) else {
+            break;
+        };
+        chain.push((ra, bp + 8));
+        if next <= bp {
+            break;
+        }
+        bp = next;
+    }
+    chain
 }
 
 /// Joins an unwound stack with the frame-pointer walk of the same event (both innermost first,
@@ -281,9 +314,12 @@ impl Unwinder {
 /// unwind that reached the thread's first frame is the stack. One that ran out of its copy in
 /// the frame the walk started from (its frame pointer is `walk_bp`: the leaf set up no frame)
 /// goes on with the walk's callers of that frame. Otherwise: the unwound frames up to the first
-/// return address the walk also has, then the walk from there; without a common frame, the
-/// unwound stack when it is deeper than the walk (whose frame pointers were not frame
-/// pointers), else the walk. `None` when that is the walk itself.
+/// frame the walk is proven to share (the same return address, read from the same stack
+/// address: the walk's chain as the copy holds it), then the walk from there. A return address
+/// alone proves nothing: without frame pointers the walk follows whatever rbp held, and stale
+/// return addresses left deeper in the stack matched, repeating the user's frames below the
+/// runtime's poll. Without a proven common frame, the unwound stack when it is deeper than the
+/// walk, else the walk. `None` when that is the walk itself.
 pub fn splice(unwound: &Unwound, walked: &[u64], walk_bp: u64) -> Option<Vec<u64>> {
     let frames = &unwound.frames[..];
     let joined = match unwound.end {
@@ -291,24 +327,34 @@ pub fn splice(unwound: &Unwound, walked: &[u64], walk_bp: u64) -> Option<Vec<u64
         End::OutOfCopy if unwound.last_bp == walk_bp && walked.len() > 1 && frames.len() > 1 => {
             frames.iter().chain(&walked[1..]).copied().collect()
         }
-        _ => return join(frames, walked),
+        _ => return join(unwound, walked),
     };
     (joined != walked).then_some(joined)
 }
 
-fn join(unwound: &[u64], walked: &[u64]) -> Option<Vec<u64>> {
-    if unwound.len() < 2 {
+fn join(unwound: &Unwound, walked: &[u64]) -> Option<Vec<u64>> {
+    let frames = &unwound.frames;
+    if frames.len() < 2 {
         return None;
     }
-    let joined = unwound
+    // The walk's k-th frame (k ≥ 1) is the chain's (k-1)-th entry, while the two agree.
+    let walk_slots: Vec<u64> = walked
         .iter()
-        .enumerate()
         .skip(1)
-        .find_map(|(i, address)| {
-            let at = walked.iter().skip(1).position(|w| w == address)? + 1;
-            Some(unwound[..i].iter().chain(&walked[at..]).copied().collect())
+        .zip(&unwound.fp_chain)
+        .take_while(|(w, (ra, _))| *w == ra)
+        .map(|(_, (_, slot))| *slot)
+        .collect();
+    let joined = (1..frames.len())
+        .find_map(|i| {
+            let k = walk_slots
+                .iter()
+                .position(|&slot| slot == unwound.slots[i])?
+                + 1;
+            (walked[k] == frames[i])
+                .then(|| frames[..i].iter().chain(&walked[k..]).copied().collect())
         })
-        .or_else(|| (unwound.len() > walked.len()).then(|| unwound.to_vec()))?;
+        .or_else(|| (frames.len() > walked.len()).then(|| frames.clone()))?;
     (joined != walked).then_some(joined)
 }
 
@@ -553,26 +599,63 @@ mod tests {
 mod splice_tests {
     use super::{End, Unwound};
 
-    /// An unwind that went out of its copy in a frame the walk did not start from, joined with
-    /// `walked`.
-    fn splice(unwound: &[u64], walked: &[u64]) -> Option<Vec<u64>> {
+    /// A copy's frame-pointer chain that agrees with `walked` (each return address read from
+    /// 0x100 bytes above the last).
+    fn chain_of(walked: &[u64]) -> Vec<(u64, u64)> {
+        walked
+            .iter()
+            .skip(1)
+            .enumerate()
+            .map(|(k, &ra)| (ra, 0x9000 + 0x100 * k as u64))
+            .collect()
+    }
+
+    /// An unwind that went out of its copy in a frame the walk did not start from, its frames'
+    /// return addresses read from `slots`, joined with `walked` (whose chain the copy holds).
+    fn splice_at(unwound: &[u64], slots: &[u64], walked: &[u64]) -> Option<Vec<u64>> {
         let unwound = Unwound {
             frames: unwound.to_vec(),
+            slots: slots.to_vec(),
+            fp_chain: chain_of(walked),
             end: End::OutOfCopy,
             last_bp: 0x7000,
         };
         super::splice(&unwound, walked, 0x6000)
     }
 
+    /// The same where every unwound return address was read from where the walk read it.
+    fn splice(unwound: &[u64], walked: &[u64]) -> Option<Vec<u64>> {
+        let chain = chain_of(walked);
+        let slots: Vec<u64> = unwound
+            .iter()
+            .enumerate()
+            .map(|(i, ra)| {
+                let read = chain.iter().find(|(r, _)| r == ra).map(|(_, s)| *s);
+                if i == 0 {
+                    0
+                } else {
+                    read.unwrap_or(0x8000 + i as u64 * 8)
+                }
+            })
+            .collect();
+        splice_at(unwound, &slots, walked)
+    }
+
+    fn unwound(frames: &[u64], end: End, last_bp: u64) -> Unwound {
+        Unwound {
+            frames: frames.to_vec(),
+            slots: vec![0; frames.len()],
+            fp_chain: Vec::new(),
+            end,
+            last_bp,
+        }
+    }
+
     #[test]
     fn a_leaf_window_goes_on_with_the_walk_from_the_frame_it_stopped_in() {
         // The leaf (0xA) set up no frame: the walk, from the caller's frame pointer, skipped
         // the caller (0xB); the window held the leaf's return address, not the caller's.
-        let unwound = Unwound {
-            frames: vec![0xA, 0xB],
-            end: End::OutOfCopy,
-            last_bp: 0x6000,
-        };
+        let unwound = unwound(&[0xA, 0xB], End::OutOfCopy, 0x6000);
         assert_eq!(
             super::splice(&unwound, &[0xA, 0xC, 0xD], 0x6000),
             Some(vec![0xA, 0xB, 0xC, 0xD])
@@ -584,11 +667,7 @@ mod splice_tests {
     #[test]
     fn a_complete_unwind_is_the_stack_whatever_the_walk_says() {
         // The walk's garbage may hold a real return address: a complete unwind wins anyway.
-        let unwound = Unwound {
-            frames: vec![0xA, 0xB, 0xC, 0xD],
-            end: End::Complete,
-            last_bp: 0,
-        };
+        let unwound = unwound(&[0xA, 0xB, 0xC, 0xD], End::Complete, 0);
         assert_eq!(
             super::splice(&unwound, &[0xA, 0xC, 0x0], 0x6000),
             Some(vec![0xA, 0xB, 0xC, 0xD])
@@ -608,6 +687,30 @@ mod splice_tests {
         // Nothing new: the walk stays.
         assert_eq!(splice(&[0xA, 0xC], &walked), None);
         assert_eq!(splice(&[0xA], &walked), None);
+    }
+
+    /// mini-redis without frame pointers: the walk followed rbp into a stale part of the stack
+    /// holding the user's return addresses from an earlier call. Matching them by address alone
+    /// repeated the user's frames below the runtime's poll; read from other places, they are not
+    /// the same frames, and the unwind is not joined there.
+    #[test]
+    fn a_return_address_read_elsewhere_is_not_a_common_frame() {
+        let (apply, run, poll, stale) = (0xA1, 0xB2, 0xC3, 0xEE);
+        let walked = [0x10, stale, apply, run];
+        let unwound = [0x10, apply, run, poll, 0xD4];
+        // The unwind read `apply` and `run` 0x40 bytes away from where the walk did.
+        let slots = [0, 0x9140, 0x9240, 0x9300, 0x9400];
+        assert_eq!(
+            splice_at(&unwound, &slots, &walked),
+            Some(unwound.to_vec()),
+            "the deeper unwind, not a join"
+        );
+        // Read from the same place, `apply` is the walk's frame: joined there.
+        let slots = [0, 0x9100, 0x9200, 0x9300, 0x9400];
+        assert_eq!(
+            splice_at(&unwound[..2], &slots[..2], &walked),
+            Some(vec![0x10, apply, run])
+        );
     }
 
     #[test]
