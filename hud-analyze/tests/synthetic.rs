@@ -692,3 +692,32 @@ fn a_helper_thread_read_whole_is_judged() {
     assert_eq!(status, Status::Normal, "{sentence}");
     assert_eq!(a.model.threads[&12].role, Role::Other);
 }
+
+/// Time a worker spends preempted inside a poll is the CPU's shortage, not the poll's length: a
+/// short poll sampled at both ends of a preemption is no long poll; a CPU-bound one preempted
+/// half the time is, with its time on CPU.
+#[test]
+fn preempted_time_does_not_make_a_poll_long() {
+    let build = |on_cpu_ms: u64| {
+        let mut s = Synth::new();
+        s.thread(10, "w");
+        let read = in_task(vec![user("app::read_data::{{closure}}", 5)]);
+        s.switch(START, 10, true, 0);
+        s.sample(START + 10 * MS, 10, &read);
+        // Preempted right after the sample, back on CPU just before the next tick.
+        s.switch(START + 10 * MS + on_cpu_ms * MS / 2, 10, false, 0x100);
+        s.switch(START + 30 * MS - on_cpu_ms * MS / 2, 10, true, 0);
+        s.sample(START + 30 * MS, 10, &read);
+        s.sample(START + 60 * MS, 10, &parked());
+        s.analyze()
+    };
+    let short = build(1);
+    assert!(blockers(&short).is_empty(), "{:?}", names(&blockers(&short)));
+    let busy = build(16);
+    let d = blockers(&busy);
+    assert_eq!(d.len(), 1, "{:?}", names(&d));
+    let duration = d[0].episodes[0].duration;
+    let period = busy.model.sample_period();
+    // 16 ms on CPU of the 20 between the samples, and 80 % of a period beyond them.
+    assert_eq!(duration, 16 * MS + period * 16 / 20);
+}

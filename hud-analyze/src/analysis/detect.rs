@@ -487,7 +487,18 @@ pub fn detect(
                 if run.len() >= 2 {
                     let first = samples[run[0]];
                     let last = samples[*run.last().expect("non-empty")];
-                    let duration = last.ts - first.ts + period;
+                    // k samples of one poll on CPU the whole time estimate k periods: the time
+                    // between the first and the last, and half a period beyond each (where the
+                    // poll ran unseen). Time the thread spent preempted is the CPU's shortage
+                    // (said as scheduling pressure), not the poll's: only the time on CPU
+                    // counts, and the unseen ends at the share of time it was on CPU. (A poll of
+                    // 1 ms preempted for 20 ms under load, sampled at both ends, was a 31 ms
+                    // "long poll" in read_data_file.)
+                    let span = last.ts - first.ts;
+                    let preempted = thread.timeline.totals(first.ts, last.ts).runnable;
+                    let on_cpu = span.saturating_sub(preempted);
+                    let duration =
+                        on_cpu + (period as u128 * on_cpu as u128 / span.max(1) as u128) as u64;
                     if duration >= thresholds.long_poll_ns {
                         episodes.push(long_poll(
                             run,
