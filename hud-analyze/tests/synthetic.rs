@@ -712,7 +712,11 @@ fn preempted_time_does_not_make_a_poll_long() {
         s.analyze()
     };
     let short = build(1);
-    assert!(blockers(&short).is_empty(), "{:?}", names(&blockers(&short)));
+    assert!(
+        blockers(&short).is_empty(),
+        "{:?}",
+        names(&blockers(&short))
+    );
     let busy = build(16);
     let d = blockers(&busy);
     assert_eq!(d.len(), 1, "{:?}", names(&d));
@@ -720,4 +724,33 @@ fn preempted_time_does_not_make_a_poll_long() {
     let period = busy.model.sample_period();
     // 16 ms on CPU of the 20 between the samples, and 80 % of a period beyond them.
     assert_eq!(duration, 16 * MS + period * 16 / 20);
+}
+
+/// Role markers are the runtime's own loops: a thread that wakes a runtime's task (actix-web's
+/// acceptor) or a runtime thread whose cut-short stack shows only `spawn_blocking`'s frames is
+/// neither a runtime thread nor the blocking pool.
+#[test]
+fn calling_into_a_runtime_is_not_running_it() {
+    let mut s = Synth::new();
+    s.thread(20, "acceptor");
+    s.thread(21, "arbiter");
+    let wake = [
+        lib("tokio::runtime::driver::IoHandle::unpark"),
+        lib("<tokio::runtime::scheduler::current_thread::Handle as tokio::util::wake::Wake>::wake"),
+        lib("tokio::runtime::scheduler::multi_thread::worker::<impl tokio::runtime::scheduler::multi_thread::handle::Handle>::schedule_task"),
+        user("server::accept::send_connection", 30),
+        lib("start_thread"),
+        lib("__GI___clone3"),
+    ];
+    let spawn = [
+        lib("tokio::runtime::blocking::pool::Spawner::spawn_blocking"),
+        user("server::handler::{{closure}}", 12),
+    ];
+    for i in 0..10 {
+        s.sample(START + i * 10 * MS, 20, &wake);
+        s.sample(START + i * 10 * MS, 21, &spawn);
+    }
+    let a = s.analyze();
+    assert_eq!(a.model.threads[&20].role, Role::Other);
+    assert_eq!(a.model.threads[&21].role, Role::Other, "not the pool");
 }

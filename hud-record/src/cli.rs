@@ -60,9 +60,11 @@ pub struct Args {
 
     /// How user stacks are taken. `leaf` (default): walked by frame pointers, plus 256 bytes of
     /// stack with each kept off-CPU episode and each sample taken in a system call, to unwind
-    /// offline the caller a leaf without a frame pointer (a libc wrapper) hides; where the walk
-    /// stops at once (code built without frame pointers, the way most services are), the
-    /// thread's whole stack (up to 64KiB - 8), unwound offline from the objects' .eh_frame.
+    /// offline the caller a leaf without a frame pointer (a libc wrapper) hides, and the
+    /// thread's whole stack (up to 64KiB - 8) where the walk stops at once. A target whose code
+    /// sets up no frame pointers (read from its prologues at attach; the way most services are
+    /// built) gets whole stacks with every kept event, unwound offline from the objects'
+    /// .eh_frame.
     /// `dwarf[=SIZE]`: the whole stack (or SIZE bytes of it) with every sample and kept episode.
     /// `fp`: frame pointers only.
     #[arg(long, value_name = "MODE", default_value = "leaf", value_parser = parse_unwind)]

@@ -83,6 +83,15 @@ pub fn read_build_id(path: &Path) -> Option<Vec<u8>> {
     build_id_of(&map)
 }
 
+/// The share of an ELF file's functions that set up a frame pointer (`None`: not x86-64 ELF, or
+/// no symbol table to find its functions), mapping it rather than reading it whole.
+pub fn frame_pointer_share(path: &Path) -> Option<f64> {
+    let file = fs::File::open(path).ok()?;
+    // SAFETY: as in `read_build_id`.
+    let map = unsafe { memmap2::Mmap::map(&file) }.ok()?;
+    hud_format::elf::frame_pointers::share(&map, None)
+}
+
 /// Whether an ELF file carries DWARF line info (worth embedding).
 pub fn has_debug_info(path: &Path) -> bool {
     use object::{Object, ObjectSection};

@@ -224,9 +224,7 @@ pub fn diagnose(model: &Model, symbols: &Symbols) -> Vec<Diagnostic> {
 /// The name Tokio gives its worker threads unless told otherwise.
 const TOKIO_WORKER_NAME: &str = "tokio-runtime-w";
 
-/// Below this share of functions with a frame-pointer prologue, code is taken as built without
-/// them (symbols/frame_pointers.rs: the demo measures 0.90 with them, 0.11 without).
-const WITH_FRAME_POINTERS: f64 = 0.3;
+use hud_format::elf::frame_pointers::WITH_FRAME_POINTERS;
 
 /// Why most stacks are shallow: the target's own code (when its bytes say it has no frame
 /// pointers), or else the library function where most shallow stacks stop (their innermost

@@ -24,9 +24,18 @@ const PARK: &[&str] = &[
     "tokio::runtime::time::",
 ];
 
-/// Markers of a thread's role.
-pub const WORKER: &str = "tokio::runtime::scheduler::multi_thread::worker::";
-pub const CURRENT_THREAD: &str = "tokio::runtime::scheduler::current_thread::";
+/// Markers of a thread's role: the scheduler's own loop, which only its threads run. Not any
+/// frame of the scheduler's module: a thread that wakes a task of a runtime (actix-web's
+/// acceptor sending a connection through a channel) calls the scheduler's `Handle` too.
+pub const WORKER: &[&str] = &[
+    "tokio::runtime::scheduler::multi_thread::worker::run",
+    "tokio::runtime::scheduler::multi_thread::worker::Context::",
+];
+pub const CURRENT_THREAD: &[&str] = &[
+    "tokio::runtime::scheduler::current_thread::CoreGuard::",
+    "tokio::runtime::scheduler::current_thread::Context::",
+    "tokio::runtime::scheduler::current_thread::CurrentThread::block_on",
+];
 /// A blocking-pool thread's own entry: the loop the pool runs on its threads. Not any frame of
 /// `blocking::pool`: a runtime thread that calls `spawn_blocking` has `Spawner` frames above its
 /// own (actix-web's current_thread workers do), and a truncated stack would show only those.
@@ -222,10 +231,10 @@ impl Classifier {
         if is_async_body(f) {
             v |= flags::ASYNC;
         }
-        if name.contains(WORKER) {
+        if WORKER.iter().any(|p| name.contains(p)) {
             v |= flags::WORKER;
         }
-        if name.contains(CURRENT_THREAD) {
+        if CURRENT_THREAD.iter().any(|p| name.contains(p)) {
             v |= flags::CURRENT_THREAD;
         }
         if BLOCKING_POOL.iter().any(|p| name.contains(p)) {

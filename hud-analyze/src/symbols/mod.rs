@@ -5,7 +5,6 @@
 //! symbol table (.symtab, or .dynsym for stripped libraries like libc).
 
 mod dwarf;
-pub mod frame_pointers;
 mod intern;
 mod missed_frames;
 mod plan;

@@ -153,7 +153,10 @@ impl<'a> Symbolizer<'a> {
             // Whether the target keeps frame pointers explains shallow stacks (diagnostics).
             if *path == self.target_exe {
                 info.frame_pointers = located.as_ref().and_then(|l| {
-                    super::frame_pointers::share(&l.file, l.debug.as_ref().map(|(_, d)| &***d))
+                    hud_format::elf::frame_pointers::share(
+                        &l.file,
+                        l.debug.as_ref().map(|(_, d)| &***d),
+                    )
                 });
             }
             self.symbols.warnings.extend(passed_over);

@@ -1,6 +1,9 @@
-//! The one ELF layout hud reads on both sides: the GNU build-id note, which names a binary in
-//! every mapping of a capture. The recorder stamps it, the analyzer checks binaries against it,
-//! and both must read it the same way.
+//! What hud reads of ELF files on both sides, the same way: the GNU build-id note, which names a
+//! binary in every mapping of a capture (the recorder stamps it, the analyzer checks binaries
+//! against it), and whether a binary's code keeps frame pointers (the recorder copies whole
+//! stacks of a target without them; the analyzer says why stacks are shallow).
+
+pub mod frame_pointers;
 
 /// The GNU build-id of an ELF image in memory (`None`: not ELF, or no build-id note).
 pub fn build_id_of(bytes: &[u8]) -> Option<Vec<u8>> {
