@@ -97,15 +97,30 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, state: &State, s: &Snapshot, t
             .threads
             .values()
             .any(|t| t.role.runs_tasks());
-        let text = if !runtime {
-            "no Tokio runtime thread found: nothing to judge"
+        let verdict = s.findings.verdict();
+        let text = if verdict.status == crate::analysis::Status::Unknown {
+            // The status line is cut at the screen's width: what could not be judged, and the
+            // fix (first: the panel may be short), go here.
+            format!(
+                "{}. Fix: {}. ({})",
+                if runtime {
+                    "Nothing found, but that means little"
+                } else {
+                    "No Tokio runtime thread found, so nothing was judged"
+                },
+                crate::view::wording::unjudged_fix(&s.analysis),
+                crate::view::wording::unjudged_phrase(&s.analysis, &s.findings.coverage)
+            )
+        } else if !runtime {
+            "no Tokio runtime thread found: nothing to judge".into()
         } else if state.filter.is_empty() {
-            "nothing blocked a runtime thread in this window"
+            "nothing blocked a runtime thread in this window".into()
         } else {
-            "no blocker matches the filter"
+            "no blocker matches the filter".into()
         };
         frame.render_widget(
-            ratatui::widgets::Paragraph::new(Span::styled(text, theme.dim())),
+            ratatui::widgets::Paragraph::new(Span::styled(text, theme.dim()))
+                .wrap(ratatui::widgets::Wrap { trim: true }),
             inner,
         );
     }
