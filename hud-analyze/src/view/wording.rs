@@ -53,11 +53,7 @@ pub fn verdict_sentence(a: &Analysis, findings: &Findings) -> String {
             pct(share)
         ));
     }
-    if v.unjudged.is_some()
-        || (v.worst.is_none()
-            && !findings.coverage.threads.is_empty()
-            && findings.coverage.runtime_threads() == 0)
-    {
+    if v.unjudged.is_some() {
         parts.push(unjudged_phrase(a, &findings.coverage));
         parts.push(format!("fix: {}", unjudged_fix(a)));
     }

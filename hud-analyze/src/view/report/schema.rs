@@ -393,9 +393,10 @@ impl Report {
                 verdict: verdict_sentence(a, findings),
                 unjudged_share: findings.coverage.unjudged_share(),
                 judgement: findings.coverage.threads.clone(),
-                unjudged_fix: (findings.verdict().status == Status::Unknown
-                    || findings.verdict().unjudged.is_some())
-                .then(|| crate::view::wording::unjudged_fix(a)),
+                unjudged_fix: findings
+                    .verdict()
+                    .unjudged
+                    .map(|_| crate::view::wording::unjudged_fix(a)),
                 threads_by_role: roles,
                 worker_utilisation: findings.utilisation,
                 runnable_wait_share: findings.runnable_wait_share,

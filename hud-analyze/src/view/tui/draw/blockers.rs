@@ -98,7 +98,7 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, state: &State, s: &Snapshot, t
             .values()
             .any(|t| t.role.runs_tasks());
         let verdict = s.findings.verdict();
-        let text = if verdict.status == crate::analysis::Status::Unknown {
+        let text = if verdict.unjudged.is_some() {
             // The status line is cut at the screen's width: what could not be judged, and the
             // fix (first: the panel may be short), go here.
             format!(
