@@ -13,6 +13,8 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use crate::error::{RecordError, Result};
 
@@ -30,9 +32,55 @@ impl Destination {
     }
 }
 
-/// The rename an opened destination still needs ([`Publication::publish`]).
+/// What an opened destination still needs when recording starts ([`Publication::publish`]): a
+/// file's rename, or standard output's release.
 pub struct Publication {
     pending: Option<Pending>,
+    /// Standard output holds the capture's first bytes until recording starts: a cockpit at the
+    /// other end of a pipe (`-o - | hud-analyze tui -`) takes over the terminal when they arrive,
+    /// and the recorder's "recording …" line, printed to the same terminal after it, drew over
+    /// the cockpit (the attach takes longer on a loaded machine, and a CI run lost that race).
+    release: Option<Arc<AtomicBool>>,
+}
+
+/// A writer that keeps what it is given, flushes included, until released; then writes it all
+/// out and passes everything through.
+struct Held<W: Write> {
+    inner: W,
+    released: Arc<AtomicBool>,
+    kept: Vec<u8>,
+}
+
+impl<W: Write> Held<W> {
+    fn catch_up(&mut self) -> io::Result<bool> {
+        if !self.released.load(Ordering::Acquire) {
+            return Ok(false);
+        }
+        if !self.kept.is_empty() {
+            self.inner.write_all(&self.kept)?;
+            self.kept = Vec::new();
+        }
+        Ok(true)
+    }
+}
+
+impl<W: Write> Write for Held<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.catch_up()? {
+            self.inner.write(buf)
+        } else {
+            self.kept.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if self.catch_up()? {
+            self.inner.flush()
+        } else {
+            Ok(())
+        }
+    }
 }
 
 /// A temporary file waiting to be renamed to its final name. Dropped unpublished (the recorder
@@ -111,8 +159,19 @@ pub fn open(dest: &Destination, force: bool) -> Result<(Writer, Publication)> {
     let path = match dest {
         Destination::Stdout => {
             hud_format::pipe::enlarge(1, PIPE_BYTES);
-            let writer = BufWriter::with_capacity(1 << 20, io::stdout());
-            return Ok((Box::new(writer), Publication { pending: None }));
+            let released = Arc::new(AtomicBool::new(false));
+            let writer = Held {
+                inner: BufWriter::with_capacity(1 << 20, io::stdout()),
+                released: Arc::clone(&released),
+                kept: Vec::new(),
+            };
+            return Ok((
+                Box::new(writer),
+                Publication {
+                    pending: None,
+                    release: Some(released),
+                },
+            ));
         }
         Destination::File(path) => path,
     };
@@ -124,7 +183,13 @@ pub fn open(dest: &Destination, force: bool) -> Result<(Writer, Publication)> {
             .open(path)
             .map_err(|e| output_error(format!("cannot open {}: {e}", path.display())))?;
         let writer = BufWriter::with_capacity(1 << 20, file);
-        return Ok((Box::new(writer), Publication { pending: None }));
+        return Ok((
+            Box::new(writer),
+            Publication {
+                pending: None,
+                release: None,
+            },
+        ));
     }
     let temporary = temporary_beside(path)?;
     let file = OpenOptions::new()
@@ -149,6 +214,7 @@ pub fn open(dest: &Destination, force: bool) -> Result<(Writer, Publication)> {
         Box::new(writer),
         Publication {
             pending: Some(pending),
+            release: None,
         },
     ))
 }
@@ -175,6 +241,11 @@ impl Publication {
     /// file is never replaced, even one created since the start; with it, a capture another
     /// recorder still writes is not replaced either.
     pub fn publish(&mut self) -> Result<()> {
+        if let Some(release) = self.release.take() {
+            // Standard output: what was kept goes out with the next write or flush (after the
+            // recorder's "recording …" line).
+            release.store(true, Ordering::Release);
+        }
         let Some(pending) = self.pending.take() else {
             return Ok(());
         };
@@ -247,6 +318,27 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     use super::*;
+
+    #[test]
+    fn standard_output_keeps_the_capture_until_recording_starts() {
+        let released = Arc::new(AtomicBool::new(false));
+        let mut held = Held {
+            inner: Vec::new(),
+            released: Arc::clone(&released),
+            kept: Vec::new(),
+        };
+        held.write_all(b"header").unwrap();
+        held.flush().unwrap();
+        assert!(held.inner.is_empty(), "nothing before recording starts");
+        let mut publication = Publication {
+            pending: None,
+            release: Some(released),
+        };
+        publication.publish().unwrap();
+        held.write_all(b", chunk").unwrap();
+        held.flush().unwrap();
+        assert_eq!(held.inner, b"header, chunk");
+    }
 
     fn mode(path: &Path) -> u32 {
         fs::metadata(path).unwrap().permissions().mode() & 0o777

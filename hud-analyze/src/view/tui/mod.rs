@@ -97,6 +97,12 @@ where
         }
         if !state.paused || snapshot.is_none() {
             if let Some(s) = pending.take() {
+                if snapshot.is_none() {
+                    // Redraw every cell once: another process sharing the terminal (a recorder
+                    // at the other end of a pipe) may have printed over the loading screen, and
+                    // only changed cells are drawn again.
+                    terminal.clear()?;
+                }
                 adopt(&mut state, snapshot.as_deref(), &s);
                 snapshot = Some(s);
                 dirty = true;
