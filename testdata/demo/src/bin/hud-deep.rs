@@ -27,8 +27,8 @@ fn main() {
     let mut arbiters = 2usize;
     while let Some(arg) = args.next() {
         match arg.as_str() {
-            "--seconds" => seconds = number(&mut args, "--seconds"),
-            "--arbiters" => arbiters = number(&mut args, "--arbiters") as usize,
+            "--seconds" => seconds = hud_demo::number(&mut args, "--seconds"),
+            "--arbiters" => arbiters = hud_demo::number(&mut args, "--arbiters") as usize,
             "--quiet" => {}
             other => {
                 eprintln!("hud-deep: unknown argument {other}");
@@ -48,12 +48,6 @@ fn main() {
     for t in threads {
         t.join().expect("arbiter");
     }
-}
-
-fn number(args: &mut dyn Iterator<Item = String>, name: &str) -> f64 {
-    args.next()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("{name} N"))
 }
 
 /// One arbiter: a current_thread runtime and a local task set, as actix-rt builds them.

@@ -24,15 +24,10 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let mut seconds = 3600.0f64;
     let mut poll_ms = 40.0f64;
-    let value = |name: &str, args: &mut dyn Iterator<Item = String>| -> f64 {
-        args.next()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("{name} N"))
-    };
     while let Some(arg) = args.next() {
         match arg.as_str() {
-            "--seconds" => seconds = value("--seconds", &mut args),
-            "--poll-ms" => poll_ms = value("--poll-ms", &mut args),
+            "--seconds" => seconds = hud_demo::number(&mut args, "--seconds"),
+            "--poll-ms" => poll_ms = hud_demo::number(&mut args, "--poll-ms"),
             "--timings" => timings::open(args.next().expect("--timings PATH").as_ref()),
             "--quiet" => {}
             other => {

@@ -23,16 +23,11 @@ fn main() {
     let mut seconds = 3600.0f64;
     let mut tasks = 8usize;
     let mut planted_ms = 0.0f64;
-    let value = |name: &str, args: &mut dyn Iterator<Item = String>| -> f64 {
-        args.next()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("{name} N"))
-    };
     while let Some(arg) = args.next() {
         match arg.as_str() {
-            "--seconds" => seconds = value("--seconds", &mut args),
-            "--tasks" => tasks = value("--tasks", &mut args) as usize,
-            "--planted-ms" => planted_ms = value("--planted-ms", &mut args),
+            "--seconds" => seconds = hud_demo::number(&mut args, "--seconds"),
+            "--tasks" => tasks = hud_demo::number(&mut args, "--tasks") as usize,
+            "--planted-ms" => planted_ms = hud_demo::number(&mut args, "--planted-ms"),
             "--timings" => timings::open(args.next().expect("--timings PATH").as_ref()),
             "--quiet" => {}
             other => {
