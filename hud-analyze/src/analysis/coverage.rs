@@ -84,11 +84,6 @@ impl Coverage {
         threads.sort_by_key(|t| t.tid);
         Coverage { threads }
     }
-
-    /// Counted threads most of whose events could not be judged.
-    pub fn unjudged_threads(&self) -> impl Iterator<Item = &ThreadCoverage> {
-        self.threads.iter().filter(|t| t.unjudged())
-    }
 }
 
 /// The coverage of `[from, to)`: samples taken and off-CPU episodes ended in it.
@@ -152,7 +147,13 @@ mod tests {
         };
         assert!((c.unjudged_share() - 0.10).abs() < 1e-9);
         assert!(c.too_little_judged());
-        assert_eq!(c.unjudged_threads().map(|t| t.tid).collect::<Vec<_>>(), [2]);
+        let unjudged: Vec<u32> = c
+            .threads
+            .iter()
+            .filter(|t| t.unjudged())
+            .map(|t| t.tid)
+            .collect();
+        assert_eq!(unjudged, [2]);
         let all_read = Coverage {
             threads: vec![thread(1, true, 100, 2)],
         };

@@ -33,19 +33,11 @@ pub fn verdict_sentence(a: &Analysis, findings: &Findings) -> String {
         None if findings.coverage.runtime_threads() > 0 && v.unjudged.is_none() => {
             parts.push("nothing blocked a runtime thread past the thresholds".into())
         }
-        None if findings.coverage.runtime_threads() > 0 => {
-            parts.push("nothing found, but that means little".into())
-        }
         None if findings.coverage.threads.is_empty() => {
             parts.push("no Tokio runtime thread found in the stacks, so nothing was judged".into())
         }
-        None => parts.push(
-            "no Tokio runtime thread found: the stacks were cut short before the runtime's \
-             frames, so nothing was judged"
-                .into(),
-        ),
+        None => parts.push(unjudged_headline(&findings.coverage).into()),
     }
-
     if let Some(share) = v.pressure {
         parts.push(format!(
             "runtime threads waited for a CPU {:.0} % of the time (CPU starved: too many \
@@ -58,6 +50,16 @@ pub fn verdict_sentence(a: &Analysis, findings: &Findings) -> String {
         parts.push(format!("fix: {}", unjudged_fix(a)));
     }
     parts.join("; ")
+}
+
+/// What a verdict that found nothing says when too much could not be judged.
+pub fn unjudged_headline(c: &Coverage) -> &'static str {
+    if c.runtime_threads() > 0 {
+        "nothing found, but that means little"
+    } else {
+        "no Tokio runtime thread found: the stacks were cut short before the runtime's frames, \
+         so nothing was judged"
+    }
 }
 
 /// "could not judge 40 % of the runtime threads' events (thread 12 tokio-runtime-w: 90 %, …)".

@@ -103,11 +103,7 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, state: &State, s: &Snapshot, t
             // fix (first: the panel may be short), go here.
             format!(
                 "{}. Fix: {}. ({})",
-                if runtime {
-                    "Nothing found, but that means little"
-                } else {
-                    "No Tokio runtime thread found, so nothing was judged"
-                },
+                crate::view::wording::unjudged_headline(&s.findings.coverage),
                 crate::view::wording::unjudged_fix(&s.analysis),
                 crate::view::wording::unjudged_phrase(&s.analysis, &s.findings.coverage)
             )
