@@ -754,3 +754,126 @@ fn calling_into_a_runtime_is_not_running_it() {
     assert_eq!(a.model.threads[&20].role, Role::Other);
     assert_eq!(a.model.threads[&21].role, Role::Other, "not the pool");
 }
+
+/// Two tasks taking turns on a worker that never parks, each poll short: samples 10 ms apart in
+/// the same code are one long poll only where task ids say one poll ran between them.
+#[test]
+fn tasks_taking_turns_are_never_one_long_poll() {
+    use hud_format::wire::NO_TICK;
+    let echo = in_task(vec![user("app::echo::{{closure}}", 12)]);
+    let build = |rows: &[(u64, u64, u64)]| {
+        let mut s = Synth::new();
+        s.thread(10, "w");
+        s.writer.set_task_source("test");
+        for (i, &(task, changes, tick)) in rows.iter().enumerate() {
+            s.sample_in_task(
+                START + (10 + 10 * i as u64) * MS,
+                10,
+                &echo,
+                task,
+                changes,
+                tick,
+            );
+        }
+        s.sample(START + 200 * MS, 10, &parked());
+        s.analyze()
+    };
+    // Alternating tasks: no long poll.
+    let turns = build(&[
+        (1, 0, NO_TICK),
+        (2, 0, NO_TICK),
+        (1, 0, NO_TICK),
+        (2, 0, NO_TICK),
+    ]);
+    assert!(
+        blockers(&turns).is_empty(),
+        "{:?}",
+        names(&blockers(&turns))
+    );
+    // One task polled again after the scheduler's tick moved (it yielded): no long poll.
+    let yields = build(&[(1, 0, 5), (1, 0, 9), (1, 0, 14)]);
+    assert!(
+        blockers(&yields).is_empty(),
+        "{:?}",
+        names(&blockers(&yields))
+    );
+    // One task, but a system call of another task (or the scheduler's) between: no long poll.
+    let syscalls = build(&[(1, 4, NO_TICK), (1, 6, NO_TICK)]);
+    assert!(blockers(&syscalls).is_empty());
+    // One task, same tick, no other task's call: one poll of 3 samples.
+    let long = build(&[(3, 2, 7), (3, 2, 7), (3, 2, 7)]);
+    let d = blockers(&long);
+    assert_eq!(d.len(), 1, "{:?}", names(&d));
+    assert_eq!(d[0].episodes[0].samples, 3);
+    assert_eq!(d[0].tasks(), vec![(3, 1, d[0].episodes[0].duration)]);
+    let w = whole(&long);
+    let task = w.tasks.iter().find(|t| t.id == 3).expect("task 3 listed");
+    assert_eq!((task.samples, task.long_polls), (3, 1));
+    assert_eq!(
+        task.kind.as_ref().map(|k| &*k.function),
+        Some("app::echo::{{closure}}")
+    );
+}
+
+/// A blocker names the tasks it happened in; the report's JSON lists them and the source.
+#[test]
+fn a_blocker_lists_the_tasks_it_happened_in() {
+    let mut s = Synth::new();
+    s.thread(10, "w");
+    s.writer.set_task_source("tokio CONTEXT.current_task_id");
+    let sleepy = in_task(vec![
+        lib("std::thread::sleep"),
+        user("app::handler::{{closure}}", 40),
+    ]);
+    for (i, task) in [5u64, 5, 6].into_iter().enumerate() {
+        let end = START + (20 + 20 * i as u64) * MS;
+        s.off_cpu(end, 10, 5 * MS, 0, 1, &sleepy);
+        s.writer.push_event_task(
+            hud_format::types::COPY_OF_OFF_CPU,
+            end,
+            10,
+            task,
+            0,
+            hud_format::wire::NO_TICK,
+        );
+    }
+    s.sample(START + 200 * MS, 10, &parked());
+    let a = s.analyze();
+    let d = blockers(&a);
+    assert_eq!(d.len(), 1, "{:?}", names(&d));
+    assert_eq!(d[0].tasks(), vec![(5, 2, 10 * MS), (6, 1, 5 * MS)]);
+    let report = report_of(&a);
+    let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
+    assert_eq!(json["blocking"][0]["tasks"][0]["id"], 5);
+    assert_eq!(json["blocking"][0]["tasks"][0]["count"], 2);
+    assert_eq!(json["tasks"]["available"], true);
+    assert_eq!(json["tasks"]["source"], "tokio CONTEXT.current_task_id");
+    assert_eq!(json["tasks"]["count"], 2);
+    let text = hud_analyze::view::report::text::render(&report, 5, false);
+    assert!(
+        text.contains("in 2 tasks: ids 5 (2×, 10.0 ms), 6 (1×, 5.0 ms)"),
+        "{text}"
+    );
+}
+
+/// Without task ids, the report says why, once.
+#[test]
+fn a_capture_without_task_ids_says_why() {
+    let mut s = Synth::new();
+    s.thread(10, "w");
+    s.writer
+        .set_task_source("none: the binary has no DWARF debug info");
+    s.sample(START + 10 * MS, 10, &parked());
+    let a = s.analyze();
+    let json: serde_json::Value = serde_json::from_str(&report_of(&a).to_json()).unwrap();
+    assert_eq!(json["tasks"]["available"], false);
+    assert_eq!(
+        json["tasks"]["source"],
+        "the binary has no DWARF debug info"
+    );
+    let text = hud_analyze::view::report::text::render(&report_of(&a), 5, false);
+    assert!(
+        text.contains("Tasks (no task ids: the binary has no DWARF debug info)"),
+        "{text}"
+    );
+}

@@ -18,7 +18,7 @@ pub const PREAMBLE_LEN: usize = 16;
 /// Format major version this crate writes and the newest it reads. Bumped on incompatible change.
 pub const FORMAT_MAJOR: u16 = 1;
 /// Format minor version this crate writes. Minor versions only add; older readers ignore additions.
-pub const FORMAT_MINOR: u16 = 1;
+pub const FORMAT_MINOR: u16 = 2;
 
 /// First four bytes of every frame.
 pub const FRAME_MAGIC: [u8; 4] = *b"HUDF";
@@ -42,6 +42,8 @@ pub enum FrameKind {
     /// Registers and stack bytes for unwinding offline ([`crate::types::StackCopies`]; format
     /// 1.1).
     StackCopies,
+    /// The Tokio task of each event ([`crate::types::EventTasks`]; format 1.2).
+    Tasks,
     /// A kind a newer minor version added: its checksummed header gives its length, and readers
     /// skip it (the versioning promise in docs/FORMAT.md).
     Unknown(u8),
@@ -57,6 +59,7 @@ impl FrameKind {
             3 => FrameKind::Object,
             4 => FrameKind::Index,
             5 => FrameKind::StackCopies,
+            6 => FrameKind::Tasks,
             other => FrameKind::Unknown(other),
         })
     }
@@ -68,6 +71,7 @@ impl FrameKind {
             FrameKind::Object => 3,
             FrameKind::Index => 4,
             FrameKind::StackCopies => 5,
+            FrameKind::Tasks => 6,
             FrameKind::Unknown(v) => v,
         }
     }

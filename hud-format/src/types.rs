@@ -279,6 +279,37 @@ pub const COPY_OF_SAMPLE: u8 = 1;
 /// [`StackCopies::of`]: the copy belongs to off-CPU episodes.
 pub const COPY_OF_OFF_CPU: u8 = 2;
 
+/// The Tokio task each event ran in (format 1.2; frame kind 6): read by the recorder from the
+/// target's thread-local `CONTEXT.current_task_id` with each sample, and when a thread blocked.
+/// A frame follows the chunk whose events it serves; readers of 1.0 and 1.1 skip it.
+///
+/// Row `i` is the event of thread `tid[i]` and kind `of[i]` ([`COPY_OF_SAMPLE`],
+/// [`COPY_OF_OFF_CPU`]) stamped `ts[i]` (a sample's time, an off-CPU episode's end): it ran in
+/// task `task[i]` (0: the thread polled no task, as in the scheduler or outside a runtime).
+/// `task_changes[i]` (samples) counts the thread's system calls made in another task than its
+/// previous call, up to the sample: two samples of one task with the same count saw no other task
+/// and no scheduler call between them. `tick[i]` (samples) is the tick of the scheduler the
+/// thread ran (it moves at each task the scheduler polls; [`crate::wire::NO_TICK`]: not read):
+/// two samples of one task with the same tick were one poll. Events without a row have no known
+/// task.
+///
+/// `source` says how ids were read, in the capture's first such frame (empty in later ones), or,
+/// starting with `none: `, why the recorder could not read them (then no frame has rows).
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[rkyv(derive(Debug))]
+pub struct EventTasks {
+    pub source: String,
+    pub ts: TimeColumn,
+    pub tid: Vec<u32>,
+    pub of: Vec<u8>,
+    pub task: Vec<u64>,
+    pub task_changes: Vec<u64>,
+    pub tick: Vec<u64>,
+}
+
+/// [`EventTasks::source`] of a recorder that could not read task ids starts with this.
+pub const NO_TASK_IDS: &str = "none: ";
+
 /// A piece of an object file embedded in the capture (`--embed-binaries`). Large files are split in
 /// parts, each under the frame size limit; parts of one object share `object_id`.
 #[derive(Archive, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]

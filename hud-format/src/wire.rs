@@ -29,6 +29,9 @@ pub mod kind {
     pub const STACK_COPY: u8 = 8;
 }
 
+/// [`StackRecord::tick`] when no scheduler tick was read.
+pub const NO_TICK: u64 = u64::MAX;
+
 /// `prev_state` the kernel reports for a preempted (still runnable) task: TASK_REPORT_MAX, "R+".
 pub const STATE_PREEMPTED: u32 = 0x100;
 
@@ -106,6 +109,13 @@ pub struct StackRecord {
     /// switch-in; all of it when preempted). The rest was blocked. While the thread is off CPU the
     /// kernel keeps its wakeup time here.
     pub runnable_ns: u64,
+    /// The Tokio task the thread was polling (0: none, or ids not read): at the sample, or (off
+    /// CPU) when it blocked.
+    pub task_id: u64,
+    /// Samples: the thread's [`ThreadState::task_changes`] at the sample.
+    pub task_changes: u64,
+    /// Samples: the tick of the scheduler the thread runs ([`NO_TICK`]: not read).
+    pub tick: u64,
     pub kernel: [u64; MAX_KERNEL_FRAMES],
 }
 
@@ -193,6 +203,12 @@ pub struct ThreadState {
     pub state: u32,
     /// How many of `due` wait for the thread's stack.
     pub due_count: u32,
+    /// The Tokio task the thread's last system call was made in (0: none; task ids only).
+    pub syscall_task: u64,
+    /// System calls made in another task than the thread's previous one (the scheduler's own
+    /// calls between polls count: their task is none). Two samples of one task between which
+    /// this did not move were one poll, as far as system calls can tell.
+    pub task_changes: u64,
     pub due: [DueEpisode; MAX_DUE],
 }
 
@@ -317,6 +333,41 @@ pub mod globals {
     /// `u64`: the end of the target's `[stack]` mapping (0: unknown), where the main thread's
     /// stack copies end.
     pub const MAIN_STACK_TOP: &str = "MAIN_STACK_TOP";
+    /// `u32`: 1 when the target's task ids are read (the four below are set).
+    pub const TASK_IDS: &str = "TASK_IDS";
+    /// `u64`: the task id's offset from the thread pointer (an `i64`'s two's complement).
+    pub const TASK_ID_VALUE_AT: &str = "TASK_ID_VALUE_AT";
+    /// `u64`: the offset of the `Option`'s tag from the thread pointer.
+    pub const TASK_ID_TAG_AT: &str = "TASK_ID_TAG_AT";
+    /// `u64`: the tag's bytes in the 8 read.
+    pub const TASK_ID_TAG_MASK: &str = "TASK_ID_TAG_MASK";
+    /// `u64`: the tag's value for no task.
+    pub const TASK_ID_NONE: &str = "TASK_ID_NONE";
+    /// `u32`: 1 when the scheduler's tick is read with samples (the `TICK_*` below are set).
+    pub const TICKS: &str = "TICKS";
+    /// `u64`: the pointer to `scheduler::Context`, from the thread pointer.
+    pub const TICK_SCHED_AT: &str = "TICK_SCHED_AT";
+    /// `u64`: the scheduler enum's tag offset and mask.
+    pub const TICK_TAG_AT: &str = "TICK_TAG_AT";
+    pub const TICK_TAG_MASK: &str = "TICK_TAG_MASK";
+    /// Per scheduler kind `N` (0, 1): `u64` tag, `u32` 1 for the variant without a tag value,
+    /// `u64` offset of the `Box<Core>` pointer, `u64` tick offset in `Core`, `u64` tick mask.
+    pub const TICK_VARIANTS: [[&str; 5]; 2] = [
+        [
+            "TICK_V0_TAG",
+            "TICK_V0_ANY",
+            "TICK_V0_CORE_AT",
+            "TICK_V0_TICK_AT",
+            "TICK_V0_TICK_MASK",
+        ],
+        [
+            "TICK_V1_TAG",
+            "TICK_V1_ANY",
+            "TICK_V1_CORE_AT",
+            "TICK_V1_TICK_AT",
+            "TICK_V1_TICK_MASK",
+        ],
+    ];
 }
 
 /// Map and program names shared by hud-ebpf and hud-record.
@@ -392,10 +443,10 @@ const _: () = {
     assert!(core::mem::size_of::<StackCopy>() == 56 + MAX_STACK_COPY);
     assert!(core::mem::size_of::<SwitchEntry>() == 16);
     assert!(core::mem::size_of::<SwitchBatch>() == 24 + 16 * SWITCH_BATCH_LEN);
-    assert!(core::mem::size_of::<ThreadState>() == 24 + 32 * MAX_DUE);
+    assert!(core::mem::size_of::<ThreadState>() == 40 + 32 * MAX_DUE);
     assert!(
         core::mem::size_of::<StackRecord>()
-            == 16 + 8 + 8 + 8 * MAX_USER_FRAMES + 8 + 8 * MAX_KERNEL_FRAMES
+            == 16 + 8 + 8 + 8 * MAX_USER_FRAMES + 8 + 24 + 8 * MAX_KERNEL_FRAMES
     );
     assert!(core::mem::align_of::<StackRecord>() == 8);
     assert!(core::mem::size_of::<StackRecord>().is_multiple_of(8));

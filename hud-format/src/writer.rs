@@ -12,8 +12,8 @@ use crate::columns::push_delta;
 use crate::error::Error;
 use crate::frame::{encode_preamble, Codec, FrameHeader, FrameKind, MAX_FRAME_LEN};
 use crate::types::{
-    Chunk, CounterValue, Header, Index, IndexEntry, Mapping, ObjectPart, StackCopies, ThreadEvent,
-    TimeColumn, Totals, COPY_OF_OFF_CPU, COPY_OF_SAMPLE, EMPTY_STACK,
+    Chunk, CounterValue, EventTasks, Header, Index, IndexEntry, Mapping, ObjectPart, StackCopies,
+    ThreadEvent, TimeColumn, Totals, COPY_OF_OFF_CPU, COPY_OF_SAMPLE, EMPTY_STACK,
 };
 
 /// When the pending chunk becomes a frame, and how hard it is compressed.
@@ -120,6 +120,11 @@ pub struct CaptureWriter<W: Write> {
     /// The pending copies' "previous timestamp" (they outlive chunks: not in `clocks`).
     copies_clock: u64,
     clocks: ColumnClocks,
+    /// The Tokio tasks of the pending chunk's events, written right after it (format 1.2).
+    tasks: EventTasks,
+    tasks_clock: u64,
+    /// Whether the first tasks frame (the one that carries the source) is written.
+    tasks_source_written: bool,
     pending_events: usize,
     /// Prefix-tree nodes: (parent node, address) → node id.
     stack_nodes: HashMap<(u32, u64), u32>,
@@ -156,6 +161,9 @@ impl<W: Write> CaptureWriter<W> {
             copies_since: None,
             copies_clock: 0,
             clocks: ColumnClocks::default(),
+            tasks: EventTasks::default(),
+            tasks_clock: 0,
+            tasks_source_written: false,
             pending_events: 0,
             stack_nodes: HashMap::new(),
             whole_stacks: HashMap::new(),
@@ -299,6 +307,35 @@ impl<W: Write> CaptureWriter<W> {
         o.kernel_stack.push(kernel);
         self.note_time(ts_ns);
         self.flush_if_full()
+    }
+
+    /// How the recorder read task ids, or (starting with [`crate::types::NO_TASK_IDS`]) why it
+    /// could not: written with the first tasks frame. Call before the first flush.
+    pub fn set_task_source(&mut self, source: &str) {
+        if !self.tasks_source_written {
+            self.tasks.source = source.to_owned();
+        }
+    }
+
+    /// The Tokio task an event already pushed (or pushed next, in the same chunk) ran in: `of`
+    /// is [`COPY_OF_SAMPLE`] or [`COPY_OF_OFF_CPU`], `ts_ns` and `tid` the event's.
+    /// `task_changes` and `tick` are a sample's (see [`EventTasks`]).
+    pub fn push_event_task(
+        &mut self,
+        of: u8,
+        ts_ns: u64,
+        tid: u32,
+        task: u64,
+        task_changes: u64,
+        tick: u64,
+    ) {
+        let t = &mut self.tasks;
+        push_time(&mut t.ts, &mut self.tasks_clock, ts_ns);
+        t.tid.push(tid);
+        t.of.push(of);
+        t.task.push(task);
+        t.task_changes.push(task_changes);
+        t.tick.push(tick);
     }
 
     /// Registers and stack bytes for events already pushed (written in a frame of their own
@@ -446,6 +483,7 @@ impl<W: Write> CaptureWriter<W> {
         let bytes = rkyv::to_bytes::<rkyv::rancor::Error>(&chunk)
             .map_err(|e| Error::Encode(e.to_string()))?;
         self.write_frame(FrameKind::Chunk, &bytes, chunk.start_ns, chunk.end_ns)?;
+        self.write_tasks(chunk.start_ns, chunk.end_ns)?;
         let copies_due = self
             .copies_since
             .is_some_and(|t| t.elapsed() >= COPIES_FRAME_INTERVAL)
@@ -497,6 +535,27 @@ impl<W: Write> CaptureWriter<W> {
                 return Ok(());
             }
         }
+    }
+
+    /// Writes the pending chunk's tasks (after it), and the source once.
+    fn write_tasks(&mut self, start_ns: u64, end_ns: u64) -> Result<(), Error> {
+        if self.tasks.tid.is_empty() && (self.tasks_source_written || self.tasks.source.is_empty())
+        {
+            return Ok(());
+        }
+        let bytes = rkyv::to_bytes::<rkyv::rancor::Error>(&self.tasks)
+            .map_err(|e| Error::Encode(e.to_string()))?;
+        self.write_frame(FrameKind::Tasks, &bytes, start_ns, end_ns)?;
+        self.tasks_source_written = true;
+        let t = &mut self.tasks;
+        t.source.clear();
+        t.ts.deltas.clear();
+        t.tid.clear();
+        t.of.clear();
+        t.task.clear();
+        t.task_changes.clear();
+        t.tick.clear();
+        Ok(())
     }
 
     /// Writes the pending stack copies (after the chunk that holds their events).

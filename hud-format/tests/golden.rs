@@ -347,3 +347,76 @@ fn golden_v1_1_reads_back_exactly() {
     // Stored as their non-zero words: a frame pointer and a return address each.
     assert_eq!(c.word_value.len(), 4);
 }
+
+/// `testdata/golden/v1.2.hudcap`, written by format 1.2 (Tokio task ids), created like v1.1 plus
+/// the source of the ids and a row per event that ran in a task.
+fn golden_v1_2_path() -> PathBuf {
+    golden_path().with_file_name("v1.2.hudcap")
+}
+
+const TASK_SOURCE: &str = "tokio::runtime::context::CONTEXT at TLS offset 0x0";
+
+fn write_golden_v1_2() -> Vec<u8> {
+    use hud_format::types::{COPY_OF_OFF_CPU, COPY_OF_SAMPLE};
+    use hud_format::wire::NO_TICK;
+    let mut w =
+        CaptureWriter::new(Vec::new(), &expected_header(), WriterOptions::default()).unwrap();
+    w.set_task_source(TASK_SOURCE);
+    w.push_mapping(mapping()).unwrap();
+    w.push_sample(1_001_000_000, 4242, 1, &USER, &KERNEL)
+        .unwrap();
+    w.push_event_task(COPY_OF_SAMPLE, 1_001_000_000, 4242, 17, 3, 40);
+    w.push_sample(1_011_000_000, 4242, 1, &USER, &KERNEL)
+        .unwrap();
+    w.push_event_task(COPY_OF_SAMPLE, 1_011_000_000, 4242, 17, 3, NO_TICK);
+    w.push_off_cpu(1_013_000_000, 4243, 1, 10_000_000, 250_000, 1, &USER, &[])
+        .unwrap();
+    w.push_event_task(COPY_OF_OFF_CPU, 1_013_000_000, 4243, 18, 0, NO_TICK);
+    w.set_now(1_020_000_000);
+    w.finish().unwrap()
+}
+
+#[test]
+fn golden_v1_2_reads_back_exactly() {
+    use hud_format::frame::FrameKind;
+    use hud_format::wire::NO_TICK;
+    if std::env::var_os("HUD_BLESS_GOLDEN").is_some() && !golden_v1_2_path().exists() {
+        std::fs::write(golden_v1_2_path(), write_golden_v1_2()).unwrap();
+    }
+    let capture = Capture::open(&golden_v1_2_path()).expect("the golden capture is committed");
+    assert_eq!(capture.version().to_string(), "1.2");
+    assert_eq!(capture.header(), &expected_header());
+    let d = decode(&capture);
+    assert_eq!((d.samples.len(), d.off_cpu.len()), (2, 1));
+    let frames: Vec<_> = capture
+        .frames()
+        .iter()
+        .filter(|f| f.header.kind == FrameKind::Tasks)
+        .collect();
+    assert_eq!(frames.len(), 1);
+    let t = capture.tasks(frames[0]).unwrap();
+    assert_eq!(t.source, TASK_SOURCE);
+    let ts: Vec<u64> = t.ts.iter().collect();
+    assert_eq!(ts, [1_001_000_000, 1_011_000_000, 1_013_000_000]);
+    assert_eq!(t.tid, [4242, 4242, 4243]);
+    assert_eq!(t.of, [1, 1, 2]);
+    assert_eq!(t.task, [17, 17, 18]);
+    assert_eq!(t.task_changes, [3, 3, 0]);
+    assert_eq!(t.tick, [40, NO_TICK, NO_TICK]);
+}
+
+#[test]
+fn todays_writer_still_writes_what_the_v1_2_golden_holds() {
+    use hud_format::frame::FrameKind;
+    let today = Capture::from_bytes(write_golden_v1_2()).unwrap();
+    let golden = Capture::open(&golden_v1_2_path()).unwrap();
+    assert_eq!(decode(&today), decode(&golden));
+    let tasks = |c: &Capture| -> Vec<_> {
+        c.frames()
+            .iter()
+            .filter(|f| f.header.kind == FrameKind::Tasks)
+            .map(|f| c.tasks(f).unwrap())
+            .collect()
+    };
+    assert_eq!(tasks(&today), tasks(&golden));
+}

@@ -10,6 +10,7 @@ mod procfs;
 mod scrub;
 mod session;
 mod target;
+mod tasks;
 mod tracefs;
 mod viewer;
 

@@ -36,6 +36,8 @@ pub struct ProbeConfig {
     pub fsbase_offset: Option<u32>,
     /// The end of the target's main-thread stack (0: unknown).
     pub main_stack_top: u64,
+    /// Where the target's threads keep their Tokio task id (read with `fsbase_offset`).
+    pub task_ids: Option<hud_format::elf::task_id::TaskIdLayout>,
 }
 
 /// Loaded and attached programs. Dropping it detaches everything.
@@ -225,6 +227,66 @@ impl Probes {
         loader
             .override_global(globals::TASK_FSBASE_OFFSET, &fsbase_offset, true)
             .override_global(globals::MAIN_STACK_TOP, &config.main_stack_top, true);
+        // The globals are borrowed until the object is loaded.
+        let task_ids = config
+            .task_ids
+            .as_ref()
+            .filter(|_| config.fsbase_offset.is_some());
+        let (task_ids_on, value_at, tag_at, mask, none) = match task_ids {
+            Some(ids) => (
+                1u32,
+                ids.value_at as u64,
+                ids.tag_at as u64,
+                ids.tag_mask(),
+                ids.none,
+            ),
+            None => (0, 0, 0, u64::MAX, 0),
+        };
+        if task_ids_on != 0 {
+            loader
+                .override_global(globals::TASK_IDS, &task_ids_on, true)
+                .override_global(globals::TASK_ID_VALUE_AT, &value_at, true)
+                .override_global(globals::TASK_ID_TAG_AT, &tag_at, true)
+                .override_global(globals::TASK_ID_TAG_MASK, &mask, true)
+                .override_global(globals::TASK_ID_NONE, &none, true);
+        }
+        let tick = task_ids.and_then(|ids| ids.tick.as_ref());
+        let tick_on = u32::from(tick.is_some());
+        let tick_sched_at = tick.map_or(0, |t| t.scheduler_at as u64);
+        let tick_tag_at = tick.map_or(0, |t| t.tag_at);
+        let tick_tag_mask = tick.map_or(u64::MAX, |t| t.tag_mask());
+        // Per variant: tag, "no tag value", core pointer offset, tick offset, tick mask.
+        let variants: Vec<(u64, u32, u64, u64, u64)> = (0..2)
+            .map(|i| match tick.and_then(|t| t.variants.get(i)) {
+                Some(v) => (
+                    v.tag.unwrap_or(0),
+                    u32::from(v.tag.is_none()),
+                    v.core_at,
+                    v.tick_at,
+                    if v.tick_size >= 8 {
+                        u64::MAX
+                    } else {
+                        (1u64 << (8 * u32::from(v.tick_size))) - 1
+                    },
+                ),
+                None => (0, 0, 0, 0, 0),
+            })
+            .collect();
+        if tick_on != 0 {
+            loader
+                .override_global(globals::TICKS, &tick_on, true)
+                .override_global(globals::TICK_SCHED_AT, &tick_sched_at, true)
+                .override_global(globals::TICK_TAG_AT, &tick_tag_at, true)
+                .override_global(globals::TICK_TAG_MASK, &tick_tag_mask, true);
+            for (names, v) in globals::TICK_VARIANTS.iter().zip(&variants) {
+                loader
+                    .override_global(names[0], &v.0, true)
+                    .override_global(names[1], &v.1, true)
+                    .override_global(names[2], &v.2, true)
+                    .override_global(names[3], &v.3, true)
+                    .override_global(names[4], &v.4, true);
+            }
+        }
         let mut ebpf = loader
             .load(OBJECT)
             .map_err(|e| bpf_error("loading the eBPF object", e))?;

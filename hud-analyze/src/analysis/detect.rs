@@ -42,6 +42,8 @@ pub struct Episode {
     /// Line of the blamed frame in this episode (for a long poll: the line most of its samples
     /// were on).
     pub line: u32,
+    /// The Tokio task it happened in (0: not known).
+    pub task: u64,
 }
 
 impl Episode {
@@ -243,6 +245,23 @@ impl Blocker {
                 (upper, n)
             })
             .collect()
+    }
+
+    /// The Tokio tasks its listed episodes happened in (known ids only), most time first:
+    /// (task id, episodes, total time).
+    pub fn tasks(&self) -> Vec<(u64, usize, u64)> {
+        let mut by_task: HashMap<u64, (usize, u64)> = HashMap::default();
+        for e in self.episodes.iter().filter(|e| e.task != 0) {
+            let t = by_task.entry(e.task).or_default();
+            t.0 += 1;
+            t.1 += e.duration;
+        }
+        let mut tasks: Vec<(u64, usize, u64)> = by_task
+            .into_iter()
+            .map(|(id, (n, total))| (id, n, total))
+            .collect();
+        tasks.sort_by_key(|&(id, n, total)| (std::cmp::Reverse(total), std::cmp::Reverse(n), id));
+        tasks
     }
 
     /// Threads it happened on, sorted.
@@ -473,6 +492,7 @@ pub fn detect(
             samples: 0,
             group,
             line: path.first().map_or(0, |u| u.2),
+            task: off.task,
         });
     }
 
@@ -518,9 +538,10 @@ pub fn detect(
                 let continues = key.is_some()
                     && key == run_key
                     && run.last().is_some_and(|&prev| {
-                        !thread
-                            .timeline
-                            .voluntary_switch_out_between(samples[prev].ts, s.ts)
+                        one_poll_by_task(&samples[prev], s)
+                            && !thread
+                                .timeline
+                                .voluntary_switch_out_between(samples[prev].ts, s.ts)
                     });
                 if !continues {
                     flush(&mut run, &mut facts);
@@ -539,6 +560,20 @@ pub fn detect(
         groups: groups.list,
         idle_episodes,
     }
+}
+
+/// Whether two samples of one thread, in the same code, can be one poll as far as task ids tell
+/// (format 1.2): they ran in the same task, the scheduler's tick did not move between them (it
+/// moves at each task it polls), and no system call between them was made in another task or by
+/// the scheduler (tokio's `epoll_wait` when it parks or yields). Without ids (older captures,
+/// targets without debug info) nothing is ruled out.
+fn one_poll_by_task(a: &crate::model::Sample, b: &crate::model::Sample) -> bool {
+    use hud_format::wire::NO_TICK;
+    if a.task == 0 || b.task == 0 {
+        return true;
+    }
+    let same_tick = a.tick == NO_TICK || b.tick == NO_TICK || a.tick == b.tick;
+    a.task == b.task && a.task_changes == b.task_changes && same_tick
 }
 
 /// Groups by key, in the order first seen.
@@ -650,6 +685,7 @@ fn long_poll(
         samples: run.len() as u32,
         group,
         line,
+        task: samples[run[0]].task,
     }
 }
 
@@ -680,6 +716,7 @@ mod tests {
             samples: 0,
             group: 0,
             line: 0,
+            task: 0,
         };
         let b = Blocker {
             group: 0,

@@ -1,13 +1,15 @@
 //! What a live view has forgotten, in totals. A live view keeps events in detail for a window
 //! (a few minutes) and folds the findings of the time leaving that window in here; merged back
 //! into the window's findings they give the whole session's ("since the start") view. Memory is
-//! one row per blocker, hotspot row and thread, however long the session runs.
+//! one row per blocker, hotspot row and thread, however long the session runs, and the
+//! [`MAX_TASKS`] tasks that used the most CPU.
 
 use std::collections::BTreeMap;
 
 use super::detect::Blocker;
 use super::hotspots::{Hotspots, Ranking};
 use super::stats::{self, ThreadStats};
+use super::tasks::{self, TaskStats};
 use super::{Findings, Window};
 
 /// The session's forgotten findings, folded together.
@@ -25,7 +27,11 @@ pub struct Earlier {
     threads: BTreeMap<u32, ThreadStats>,
     off_cpu_episodes: usize,
     coverage: super::coverage::Coverage,
+    tasks: Vec<TaskStats>,
 }
+
+/// Tasks kept in the session's totals: a server makes a task per connection, without end.
+pub const MAX_TASKS: usize = 4096;
 
 impl Earlier {
     /// Whether anything was forgotten yet.
@@ -67,6 +73,8 @@ impl Earlier {
         }
         self.off_cpu_episodes += f.off_cpu_episodes;
         self.coverage = self.coverage.merged(&f.coverage);
+        tasks::merge(&mut self.tasks, &f.tasks);
+        self.tasks.truncate(MAX_TASKS);
     }
 
     /// The whole session: these totals and `detail`, the findings of the window of detail
@@ -126,7 +134,10 @@ impl Earlier {
         let utilisation = stats::mean_over_runtime_threads(&threads, |t| t.utilisation);
         let runnable_wait_share =
             stats::mean_over_runtime_threads(&threads, |t| t.runnable_wait_ns() as f64 / length);
+        let mut all_tasks = self.tasks.clone();
+        tasks::merge(&mut all_tasks, &detail.tasks);
         Findings {
+            tasks: all_tasks,
             window: Window::ALL,
             blockers,
             hotspots: self.hotspots.merged(&detail.hotspots, ranking),

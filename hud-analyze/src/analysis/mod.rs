@@ -11,6 +11,7 @@ pub mod frames;
 pub mod hotspots;
 pub mod profile;
 pub mod stats;
+pub mod tasks;
 
 use crate::model::Model;
 use crate::objects::SearchPaths;
@@ -74,6 +75,8 @@ pub struct Analysis {
     pub diagnostics: Vec<Diagnostic>,
     /// Per stack id: whether the stack says what its thread did for the runtime.
     pub readable: Vec<bool>,
+    /// The future each Tokio task was spawned with (format 1.2 captures with task ids).
+    pub task_kinds: tasks::TaskKinds,
 }
 
 /// What happened in one window: what every panel of a view shows.
@@ -96,6 +99,8 @@ pub struct Findings {
     pub off_cpu_episodes: usize,
     /// What the verdict could judge.
     pub coverage: Coverage,
+    /// The Tokio tasks seen (captures with task ids), most CPU first.
+    pub tasks: Vec<tasks::TaskStats>,
 }
 
 /// Runtime threads runnable but waiting for a CPU at least this share of the time: worth saying
@@ -176,7 +181,9 @@ impl Analysis {
         let detection = detect::detect(&model, &symbols, options.thresholds, cls);
         let diagnostics = diagnostics::diagnose(&model, &symbols);
         let readable = coverage::readable_stacks(&model, &symbols, cls);
+        let task_kinds = tasks::TaskKinds::find(&model, &symbols, cls);
         Analysis {
+            task_kinds,
             options,
             model,
             symbols,
@@ -221,7 +228,9 @@ impl Analysis {
             .filter(|o| o.end >= from && o.end < to)
             .count();
         let coverage = coverage::in_window(m, &self.readable, from, to);
+        let tasks = tasks::in_window(m, &self.task_kinds, &blockers, from, to);
         Findings {
+            tasks,
             window,
             blockers,
             per_worker: workers.into_iter().zip(hot.per_thread).collect(),

@@ -149,6 +149,7 @@ impl<'a> Live<'a> {
             Ok(source::Decoded::StackCopies(copies)) => {
                 self.builder.push_stack_copies(copies.get());
             }
+            Ok(source::Decoded::Tasks(tasks)) => self.builder.push_tasks(&tasks),
             Ok(source::Decoded::Object(part)) => {
                 self.builder.note_embedded_part();
                 self.parts.push(part);

@@ -10,9 +10,10 @@ use std::collections::BTreeMap;
 use hud_format::frame::FrameKind;
 use hud_format::reader::{kind_name, Damage, Ending, Stacks};
 use hud_format::types::{
-    ArchivedChunk, ArchivedStackCopies, ArchivedThreadEventKind, Header, COPY_OF_OFF_CPU,
-    COPY_OF_SAMPLE, PROBES_ATTACHED_COUNTER,
+    ArchivedChunk, ArchivedStackCopies, ArchivedThreadEventKind, EventTasks, Header,
+    COPY_OF_OFF_CPU, COPY_OF_SAMPLE, NO_TASK_IDS, PROBES_ATTACHED_COUNTER,
 };
+use hud_format::wire::NO_TICK;
 use rayon::slice::ParallelSliceMut;
 
 use super::{CopyOf, Missing, Model, OffCpu, Sample, StackCopy, State, Thread};
@@ -29,6 +30,8 @@ pub struct ModelBuilder {
     plausible: std::ops::RangeInclusive<u64>,
     /// Events left out for times outside `plausible`.
     implausible: u64,
+    /// Task rows (format 1.2) not yet given to their events.
+    pending_tasks: Vec<TaskRow>,
     /// Samples and off-CPU episodes sorted at the last seal (rows after them are new).
     sorted_samples: usize,
     sorted_off_cpu: usize,
@@ -57,6 +60,13 @@ fn sort_new_rows<T: Send, K: Ord>(
 /// A recording's events happen from shortly before its start (CPUs' clocks are read a little
 /// apart) to, at the most, a year after it. A time outside is damage or craft, and would make
 /// durations and sums overflow: such events are left out, and counted.
+/// How long a task row waits for its event (the recorder writes rows and events within one
+/// chunk flush of each other).
+/// A task row of a tasks frame: (tid, ts, of, task, task changes, tick).
+type TaskRow = (u32, u64, u8, u64, u64, u64);
+
+const TASK_ROW_PATIENCE_NS: u64 = 5_000_000_000;
+
 fn plausible_times(start: u64) -> std::ops::RangeInclusive<u64> {
     const MINUTE: u64 = 60_000_000_000;
     const YEAR: u64 = 366 * 24 * 60 * MINUTE;
@@ -84,12 +94,14 @@ impl ModelBuilder {
                 mappings: Vec::new(),
                 counters: BTreeMap::new(),
                 pending_copies: Default::default(),
+                task_source: None,
             },
             expected_seq: 0,
             last_end: None,
             pending_damage: Vec::new(),
             plausible: plausible_times(start),
             implausible: 0,
+            pending_tasks: Vec::new(),
             sorted_samples: 0,
             sorted_off_cpu: 0,
         }
@@ -183,6 +195,9 @@ impl ModelBuilder {
                 ts,
                 tid: s.tid[i].to_native(),
                 stack: m.stacks.local(s.user_stack[i].to_native()),
+                task: 0,
+                task_changes: 0,
+                tick: NO_TICK,
             };
             m.threads
                 .entry(sample.tid)
@@ -206,6 +221,7 @@ impl ModelBuilder {
                 runnable: o.runnable_ns[i].to_native().min(duration),
                 state: o.state[i].to_native(),
                 stack: m.stacks.local(o.user_stack[i].to_native()),
+                task: 0,
             };
             m.threads
                 .entry(off.tid)
@@ -332,10 +348,73 @@ impl ModelBuilder {
         let m = &mut self.model;
         sort_new_rows(&mut m.samples, &mut self.sorted_samples, |s| (s.tid, s.ts));
         sort_new_rows(&mut m.off_cpu, &mut self.sorted_off_cpu, |o| (o.tid, o.end));
+        self.give_tasks();
+        let m = &mut self.model;
         let end = m.end;
         for thread in m.threads.values_mut() {
             thread.timeline.seal(end);
         }
+    }
+
+    /// Appends a tasks frame (format 1.2): the Tokio task of events of the chunks around it,
+    /// given to them at the next seal (a row may come before its event's chunk is in).
+    pub fn push_tasks(&mut self, t: &EventTasks) {
+        if !t.source.is_empty() {
+            self.model.task_source = Some(match t.source.strip_prefix(NO_TASK_IDS) {
+                Some(why) => Err(why.to_owned()),
+                None => Ok(t.source.clone()),
+            });
+        }
+        let plausible = &self.plausible;
+        self.pending_tasks.extend(
+            t.ts.iter()
+                .zip(&t.tid)
+                .zip(&t.of)
+                .zip(t.task.iter().zip(&t.task_changes).zip(&t.tick))
+                .filter(|(((ts, _), _), _)| plausible.contains(ts))
+                .map(|(((ts, tid), of), ((task, changes), tick))| {
+                    (*tid, ts, *of, *task, *changes, *tick)
+                }),
+        );
+    }
+
+    /// Gives each pending task row to its event (same thread, kind and time); rows whose event
+    /// is not in yet wait for a later seal, at most a few seconds' worth.
+    fn give_tasks(&mut self) {
+        if self.pending_tasks.is_empty() {
+            return;
+        }
+        let m = &mut self.model;
+        let mut waiting = Vec::new();
+        for row in self.pending_tasks.drain(..) {
+            let (tid, ts, of, task, changes, tick) = row;
+            let found = if of == COPY_OF_SAMPLE {
+                let at = m.samples.partition_point(|s| (s.tid, s.ts) < (tid, ts));
+                m.samples
+                    .get_mut(at)
+                    .filter(|s| s.tid == tid && s.ts == ts)
+                    .map(|s| {
+                        s.task = task;
+                        s.task_changes = changes;
+                        s.tick = tick;
+                    })
+                    .is_some()
+            } else if of == COPY_OF_OFF_CPU {
+                let at = m.off_cpu.partition_point(|o| (o.tid, o.end) < (tid, ts));
+                m.off_cpu
+                    .get_mut(at)
+                    .filter(|o| o.tid == tid && o.end == ts)
+                    .map(|o| o.task = task)
+                    .is_some()
+            } else {
+                true
+            };
+            // An event still to come is at most a chunk flush behind its row.
+            if !found && ts + TASK_ROW_PATIENCE_NS >= m.end {
+                waiting.push(row);
+            }
+        }
+        self.pending_tasks = waiting;
     }
 
     /// Forgets the events before `t` (see [`Model::forget_before`]).

@@ -21,6 +21,15 @@ pub struct Sample {
     pub ts: u64,
     pub tid: u32,
     pub stack: u32,
+    /// The Tokio task it ran in (0: none known; format 1.2).
+    pub task: u64,
+    /// The thread's system calls made in another task than its previous one, up to here (see
+    /// `hud_format::types::EventTasks`): equal in two samples of one task, they saw no other
+    /// task and no scheduler call between them.
+    pub task_changes: u64,
+    /// The tick of the scheduler it ran on (`hud_format::wire::NO_TICK`: not known): two
+    /// samples of one task with the same tick were one poll.
+    pub tick: u64,
 }
 
 /// An off-CPU episode past the recorder's threshold, stamped at switch-in.
@@ -36,6 +45,8 @@ pub struct OffCpu {
     /// State at switch-out (1 S, 2 D, 0x100 preempted).
     pub state: u16,
     pub stack: u32,
+    /// The Tokio task it blocked in (0: none known; format 1.2).
+    pub task: u64,
 }
 
 impl OffCpu {
@@ -200,6 +211,9 @@ pub struct Model {
     pub counters: BTreeMap<String, u64>,
     /// Stack copies not yet unwound.
     pub pending_copies: PendingCopies,
+    /// How the recorder read task ids, or (`Err`) why it could not; `None` for captures older
+    /// than format 1.2.
+    pub task_source: Option<Result<String, String>>,
 }
 
 /// Shallow stacks, as [`Model::shallow_stacks`] counts them.

@@ -278,6 +278,14 @@ pub fn load_file(capture: &Capture) -> Result<Loaded, AnalyzeError> {
         }
         capture.release(batch);
     }
+    // Tasks (format 1.2) name the events of the chunks around them, matched by thread and time.
+    for frame in frames.iter().filter(|f| f.header.kind == FrameKind::Tasks) {
+        match capture.tasks(frame) {
+            Ok(tasks) => builder.push_tasks(&tasks),
+            Err(e) if salvage => builder.note_damage(Damage::of_frame(frame, e)),
+            Err(e) => return Err(e.into()),
+        }
+    }
     let embedded = if salvage {
         let (objects, damage) = capture.objects_salvaged();
         damage.into_iter().for_each(|d| builder.note_damage(d));
@@ -313,6 +321,7 @@ fn load_opened_stream(stream: Stream) -> Result<Loaded, AnalyzeError> {
         match decode_frame(raw) {
             Ok(Decoded::Chunk(chunk)) => builder.push_chunk(chunk.get(), at.offset),
             Ok(Decoded::StackCopies(copies)) => builder.push_stack_copies(copies.get()),
+            Ok(Decoded::Tasks(tasks)) => builder.push_tasks(&tasks),
             Ok(Decoded::Object(part)) => {
                 builder.note_embedded_part();
                 parts.push(part);
@@ -340,6 +349,8 @@ pub enum Decoded {
     Chunk(ChunkData),
     /// Registers and stack bytes (format 1.1).
     StackCopies(hud_format::reader::StackCopiesData),
+    /// The Tokio task of events (format 1.2).
+    Tasks(hud_format::types::EventTasks),
     Object((u64, hud_format::types::ObjectPart)),
     /// The index (it only speeds up seeks in files) or a kind from a newer minor version,
     /// skipped as docs/FORMAT.md promises.
@@ -353,6 +364,7 @@ pub fn decode_frame(raw: hud_format::reader::RawFrame) -> Result<Decoded, hud_fo
         FrameKind::Chunk => Decoded::Chunk(frame.into_chunk()?),
         FrameKind::Object => Decoded::Object(frame.into_object_part()?),
         FrameKind::StackCopies => Decoded::StackCopies(frame.into_stack_copies()?),
+        FrameKind::Tasks => Decoded::Tasks(frame.into_tasks()?),
         _ => Decoded::Other,
     })
 }

@@ -190,6 +190,9 @@ mod tests {
                 ts,
                 tid,
                 stack: walked,
+                task: 0,
+                task_changes: 0,
+                tick: hud_format::wire::NO_TICK,
             })
             .to_vec();
         model.off_cpu = vec![OffCpu {
@@ -199,6 +202,7 @@ mod tests {
             runnable: 0,
             state: 1,
             stack: walked,
+            task: 0,
         }];
         model
     }

@@ -84,7 +84,7 @@ pub fn hud_sched_exit(_ctx: TracePointContext) -> u32 {
             let slot = *entry;
             if slot != 0 {
                 if let Some(t) = STATES.get_ptr_mut(u32::from(slot)) {
-                    send_all_due(&mut *t, tid, None);
+                    send_all_due(&mut *t, tid, 0, None);
                 }
                 *entry = 0;
                 let _ = FREE_SLOTS.push(slot, 0);

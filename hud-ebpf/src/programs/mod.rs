@@ -35,7 +35,8 @@
 //!
 //! A file per program, beside what they share: `switch.rs`, `sys_exit.rs`, `wakeup.rs`,
 //! `lifecycle.rs` (fork, exit, rename), `sample.rs`; `stack_copy.rs` (copies and their budget)
-//! and `shared.rs` (settings, maps, helpers).
+//! and `shared.rs` (settings, maps, helpers); `task_id.rs` (the Tokio task a thread polls, read
+//! from its TLS with samples and at returns from system calls).
 
 mod lifecycle;
 mod sample;
@@ -43,6 +44,7 @@ mod shared;
 mod stack_copy;
 mod switch;
 mod sys_exit;
+mod task_id;
 mod wakeup;
 
 #[cfg(not(test))]

@@ -7,10 +7,11 @@ use aya_ebpf::{
 use hud_format::wire::{kind, Counter, RecordHeader, StackRecord, SHALLOW_WALK};
 
 use super::shared::{
-    count, cpu, fill_stacks, now, COPY_USER_SAMPLES, EVENTS, NO_WAKEUP, TARGET_TGID,
+    count, cpu, fill_stacks, now, state_of, COPY_USER_SAMPLES, EVENTS, NO_WAKEUP, TARGET_TGID,
 };
 use super::stack_copy::copy_stack;
 use super::switch::send_stale_batch;
+use super::task_id::task_and_tick;
 
 #[perf_event]
 pub fn hud_cpu_sample(ctx: PerfEventContext) -> u32 {
@@ -38,6 +39,13 @@ pub fn hud_cpu_sample(ctx: PerfEventContext) -> u32 {
         (*rec).duration_ns = 0;
         (*rec).state = 0;
         (*rec).runnable_ns = 0;
+        let (task, tick) = task_and_tick();
+        (*rec).task_id = task;
+        (*rec).tick = tick;
+        (*rec).task_changes = match state_of(tid) {
+            Some(t) => (*t).task_changes,
+            None => 0,
+        };
     }
     let walked = fill_stacks(&ctx, rec);
     entry.submit(NO_WAKEUP);

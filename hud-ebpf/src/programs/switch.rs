@@ -21,6 +21,7 @@ use super::shared::{
     TARGET_TGID, TASKS, ZERO,
 };
 use super::sys_exit::send_due;
+use super::task_id::current_task_id;
 
 /// Adds a switch's entries (the target thread leaving, the target thread arriving, or both) to
 /// this CPU's batch, sending the batch when full or old. (After hud-record stops, nothing is
@@ -269,7 +270,7 @@ pub(super) fn switched_in(t: &mut ThreadState, tid: u32, ts: u64) {
         // More sleeps than slots before a return from a system call: this one goes without
         // its stack.
         None => {
-            send_due(&episode, tid, None);
+            send_due(&episode, tid, 0, None);
         }
     }
 }
@@ -293,6 +294,12 @@ pub(super) fn park_stacks<C: EbpfContext>(ctx: &C, tid: u32) {
     }
     let Some(rec) = slot else { return };
     fill_stacks(ctx, rec);
+    // SAFETY: as above; the switch-out runs in the thread's own context, so its TLS is current.
+    unsafe {
+        (*rec).task_id = current_task_id();
+        (*rec).task_changes = 0;
+        (*rec).tick = hud_format::wire::NO_TICK;
+    }
 }
 
 /// Kernel-stacks mode, at switch-in of a kept episode: send it with the parked stacks.

@@ -1,20 +1,27 @@
 //! sys_exit: a thread with due off-CPU episodes sends them with the user stack it returns from
-//! its system call with (the stack it blocked with), and a copy of its stack.
+//! its system call with (the stack it blocked with), and a copy of its stack; with task ids, the
+//! task each call was made in (see `task_id.rs`).
 
 use aya_ebpf::{
     helpers::bpf_get_current_pid_tgid, macros::raw_tracepoint, programs::RawTracePointContext,
 };
 use hud_format::wire::{
-    kind, Counter, DueEpisode, RecordHeader, StackRecord, ThreadState, MAX_DUE,
+    kind, Counter, DueEpisode, RecordHeader, StackRecord, ThreadState, MAX_DUE, NO_TICK,
 };
 
 use super::shared::{count, fill_stacks, state_of, EVENTS, NO_WAKEUP, TARGET_TGID};
 use super::stack_copy::copy_stack;
+use super::task_id::note_syscall_task;
 
 /// Sends a due episode, with the current task's user stack when `ctx` is given; returns the
 /// user frames the walk found.
 #[inline(always)]
-pub(super) fn send_due(episode: &DueEpisode, tid: u32, ctx: Option<&RawTracePointContext>) -> u16 {
+pub(super) fn send_due(
+    episode: &DueEpisode,
+    tid: u32,
+    task_id: u64,
+    ctx: Option<&RawTracePointContext>,
+) -> u16 {
     let Some(mut entry) = EVENTS.reserve::<StackRecord>(0) else {
         count(Counter::LostOffCpu);
         return 0;
@@ -32,6 +39,9 @@ pub(super) fn send_due(episode: &DueEpisode, tid: u32, ctx: Option<&RawTracePoin
         (*rec).duration_ns = episode.duration_ns;
         (*rec).runnable_ns = episode.runnable_ns;
         (*rec).state = episode.state;
+        (*rec).task_id = task_id;
+        (*rec).task_changes = 0;
+        (*rec).tick = NO_TICK;
         (*rec).kernel_len = 0;
         let walked = match ctx {
             Some(ctx) => fill_stacks(ctx, rec),
@@ -52,6 +62,7 @@ pub(super) fn send_due(episode: &DueEpisode, tid: u32, ctx: Option<&RawTracePoin
 pub(super) fn send_all_due(
     t: &mut ThreadState,
     tid: u32,
+    task_id: u64,
     ctx: Option<&RawTracePointContext>,
 ) -> u16 {
     let n = t.due_count as usize;
@@ -62,7 +73,7 @@ pub(super) fn send_all_due(
             break;
         }
         if let Some(episode) = t.due.get(i) {
-            walked = send_due(episode, tid, ctx);
+            walked = send_due(episode, tid, task_id, ctx);
         }
     }
     walked
@@ -82,11 +93,13 @@ pub fn hud_sys_exit(ctx: RawTracePointContext) -> i32 {
     };
     // SAFETY: map value of the current thread.
     unsafe {
+        // The task the call was made in: the one its due episodes blocked in.
+        let task_id = note_syscall_task(&mut *t);
         let n = (*t).due_count as usize;
         if n != 0 {
             let first = (*t).due.first().map_or(0, |e| e.end_ns);
             let last = (*t).due.get(n.min(MAX_DUE) - 1).map_or(first, |e| e.end_ns);
-            let walked = send_all_due(&mut *t, tid, Some(&ctx));
+            let walked = send_all_due(&mut *t, tid, task_id, Some(&ctx));
             // sys_exit's first argument: the registers the thread entered the call with.
             let regs = ctx.arg::<u64>(0);
             copy_stack(tid, kind::OFF_CPU, first, last, regs, 0, walked);

@@ -4,6 +4,8 @@
 //! stacks of a target without them; the analyzer says why stacks are shallow).
 
 pub mod frame_pointers;
+#[cfg(feature = "tasks")]
+pub mod task_id;
 
 /// The GNU build-id of an ELF image in memory (`None`: not ELF, or no build-id note).
 pub fn build_id_of(bytes: &[u8]) -> Option<Vec<u8>> {

@@ -373,6 +373,12 @@ impl Capture {
         StackCopiesData::decode(&self.source, frame)
     }
 
+    /// A tasks frame (format 1.2), validated and read.
+    pub fn tasks(&self, frame: &FrameRef) -> Result<crate::types::EventTasks, Error> {
+        let payload = decode_payload(&self.source, frame)?;
+        tasks_from_payload(frame.offset, &payload)
+    }
+
     /// Decompresses and validates one chunk frame (one of [`Capture::frames`]).
     pub fn chunk(&self, frame: &FrameRef) -> Result<ChunkData, Error> {
         ChunkData::decode(&self.source, frame)
@@ -640,6 +646,29 @@ impl StackCopiesData {
     pub fn offset(&self) -> u64 {
         self.offset
     }
+}
+
+/// Validates a decompressed tasks frame (format 1.2) and reads it: its columns are one row per
+/// event, so they must all be as long.
+pub fn tasks_from_payload(offset: u64, payload: &[u8]) -> Result<crate::types::EventTasks, Error> {
+    let archived = rkyv::access::<crate::types::ArchivedEventTasks, rancor::BoxedError>(payload)
+        .map_err(|e| invalid(offset, FrameKind::Tasks, e))?;
+    let n = archived.tid.len();
+    let lengths = [
+        archived.of.len(),
+        archived.task.len(),
+        archived.task_changes.len(),
+        archived.tick.len(),
+        delta_count(&archived.ts.deltas),
+    ];
+    if lengths.iter().any(|&l| l != n) {
+        return Err(Error::CorruptFrame {
+            offset,
+            reason: "tasks frame: columns of different lengths".into(),
+        });
+    }
+    rkyv::deserialize::<crate::types::EventTasks, rancor::BoxedError>(archived)
+        .map_err(|e| invalid(offset, FrameKind::Tasks, e))
 }
 
 /// Checks a stack-copies frame's columns: one length per table, each row's words within its

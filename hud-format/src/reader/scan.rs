@@ -58,6 +58,7 @@ pub fn kind_name(kind: FrameKind) -> String {
         FrameKind::Object => "embedded object".into(),
         FrameKind::Index => "index".into(),
         FrameKind::StackCopies => "stack copies".into(),
+        FrameKind::Tasks => "tasks".into(),
         FrameKind::Unknown(k) => format!("kind-{k}"),
     }
 }

@@ -56,6 +56,11 @@ impl StreamFrame {
         super::StackCopiesData::from_payload(self.offset, self.payload)
     }
 
+    /// The tasks, validated, when this is a tasks frame (format 1.2).
+    pub fn into_tasks(self) -> Result<crate::types::EventTasks, Error> {
+        super::tasks_from_payload(self.offset, &self.payload)
+    }
+
     /// The chunk, validated, when this is a chunk frame.
     pub fn into_chunk(self) -> Result<ChunkData, Error> {
         ChunkData::from_payload(self.offset, self.payload)

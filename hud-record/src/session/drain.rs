@@ -168,6 +168,15 @@ impl Drain {
                 self.walked_caller.remove(&h.tid);
             }
         }
+        if r.task_id != 0 {
+            let of = if h.kind == kind::SAMPLE {
+                COPY_OF_SAMPLE
+            } else {
+                COPY_OF_OFF_CPU
+            };
+            self.writer
+                .push_event_task(of, h.ts_ns, h.tid, r.task_id, r.task_changes, r.tick);
+        }
         if h.kind == kind::SAMPLE {
             self.writer.push_sample(h.ts_ns, h.tid, h.cpu, user, kernel)
         } else {

@@ -99,8 +99,14 @@ pub fn record(
     // Watch the target through a pidfd: it becomes readable when the process exits, and it can
     // not be confused with a new process reusing the pid.
     let pidfd = open_pidfd(target.pid)?;
-    let (writer, maps, publication) = open_capture(args, target, dest, &cpus)?;
-    let mut probes = Probes::load(&probe_config(args, target, offsets))?;
+    let task_ids =
+        crate::tasks::resolve(Path::new(&procfs::file_in_target(target.pid, &target.exe)));
+    if let (Err(why), false) = (&task_ids, args.quiet) {
+        eprintln!("hud-record: note: recording without Tokio task ids: {why}");
+    }
+    let (mut writer, maps, publication) = open_capture(args, target, dest, &cpus)?;
+    writer.set_task_source(&crate::tasks::source(&task_ids));
+    let mut probes = Probes::load(&probe_config(args, target, offsets, task_ids.ok()))?;
     let mut drain = begin(args, target, dest, &mut probes, writer, maps, publication)?;
     let mut viewer = match (viewer, dest) {
         (Some(binary), Destination::File(path)) => {
@@ -235,6 +241,7 @@ fn probe_config(
     args: &Args,
     target: &ProcessInfo,
     offsets: Vec<(&'static str, u32)>,
+    task_ids: Option<hud_format::elf::task_id::TaskIdLayout>,
 ) -> ProbeConfig {
     let layout = crate::btf::task_layout();
     let (stack_copy_bytes, copy_user_samples) = copy_mode(args, target);
@@ -250,6 +257,7 @@ fn probe_config(
         offsets,
         fsbase_offset: layout.as_ref().ok().and_then(|l| l.fsbase_offset),
         main_stack_top: crate::procfs::read_main_stack_top(target.pid).unwrap_or(0),
+        task_ids,
         task_layout: match layout {
             Ok(_) if args.classic_tracepoints => None,
             Ok(layout) => Some(layout),

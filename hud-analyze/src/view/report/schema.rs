@@ -25,6 +25,8 @@ pub struct Report {
     pub capture: CaptureInfo,
     pub summary: SummaryInfo,
     pub blocking: Vec<BlockerOut>,
+    /// Tokio tasks (captures with task ids, format 1.2).
+    pub tasks: TasksOut,
     pub hotspots: HotspotsOut,
     pub workers: Vec<WorkerOut>,
     pub objects: Vec<ObjectInfo>,
@@ -184,6 +186,55 @@ pub struct BlockerOut {
     pub user_path: Vec<FrameOut>,
     /// The longest episode's whole stack, innermost first.
     pub stack: Vec<FrameOut>,
+    /// The Tokio tasks its episodes happened in, most time first (empty without task ids).
+    pub tasks: Vec<BlockerTaskOut>,
+}
+
+#[derive(Serialize)]
+pub struct BlockerTaskOut {
+    /// tokio's task id (`tokio::task::Id`).
+    pub id: u64,
+    pub count: usize,
+    pub total_ms: f64,
+}
+
+#[derive(Serialize)]
+pub struct TasksOut {
+    /// Whether the recorder read task ids.
+    pub available: bool,
+    /// How it read them (the TLS variable and field), or why it could not.
+    pub source: Option<String>,
+    /// Tasks seen in the window.
+    pub count: usize,
+    /// Tasks per kind, most first.
+    pub kinds: Vec<TaskKindOut>,
+    /// The tasks that used the most CPU (or blocked the most), `--top` of them.
+    pub top: Vec<TaskOut>,
+}
+
+#[derive(Serialize)]
+pub struct TaskKindOut {
+    /// The future it was spawned with (the outermost frame of the user's code in its polls).
+    pub kind: Option<FrameOut>,
+    pub tasks: usize,
+}
+
+#[derive(Serialize)]
+pub struct TaskOut {
+    pub id: u64,
+    pub kind: Option<FrameOut>,
+    /// On CPU, estimated from samples (samples × period).
+    pub on_cpu_ms: f64,
+    pub samples: u64,
+    /// Off CPU inside its polls, blocking its thread past the threshold.
+    pub blocked_ms: f64,
+    pub blocking_episodes: usize,
+    pub long_polls: usize,
+    pub longest_poll_ms: f64,
+    /// Seconds from the start of the recording.
+    pub first_seen_s: f64,
+    pub last_seen_s: f64,
+    pub threads: Vec<u32>,
 }
 
 #[derive(Serialize)]
@@ -410,6 +461,7 @@ impl Report {
                 long_poll_resolution_ms: ms(m.sample_period()),
             },
             blocking,
+            tasks: tasks_out(a, findings, top),
             hotspots: HotspotsOut {
                 overall: (&findings.hotspots).into(),
                 per_worker,
@@ -430,6 +482,45 @@ impl Report {
             .iter()
             .filter(|b| b.total_ms > limit_ms || b.max_ms > limit_ms)
             .collect()
+    }
+}
+
+fn tasks_out(a: &Analysis, findings: &Findings, top: usize) -> TasksOut {
+    let m = &a.model;
+    let seconds = |t: u64| secs(t.clamp(m.start, m.end.max(m.start)).saturating_sub(m.start));
+    let period = m.sample_period();
+    TasksOut {
+        available: matches!(m.task_source, Some(Ok(_))),
+        source: m.task_source.as_ref().map(|s| match s {
+            Ok(how) => how.clone(),
+            Err(why) => why.clone(),
+        }),
+        count: findings.tasks.len(),
+        kinds: crate::analysis::tasks::per_kind(&findings.tasks)
+            .into_iter()
+            .map(|(kind, tasks)| TaskKindOut {
+                kind: kind.as_deref().map(FrameOut::from),
+                tasks,
+            })
+            .collect(),
+        top: findings
+            .tasks
+            .iter()
+            .take(top)
+            .map(|t| TaskOut {
+                id: t.id,
+                kind: t.kind.as_deref().map(FrameOut::from),
+                on_cpu_ms: ms(t.on_cpu_ns(period)),
+                samples: t.samples,
+                blocked_ms: ms(t.blocked_ns),
+                blocking_episodes: t.blocking_episodes,
+                long_polls: t.long_polls,
+                longest_poll_ms: ms(t.longest_poll_ns),
+                first_seen_s: seconds(t.first_seen),
+                last_seen_s: seconds(t.last_seen),
+                threads: t.threads.clone(),
+            })
+            .collect(),
     }
 }
 
@@ -456,5 +547,14 @@ fn blocker_out(a: &Analysis, b: &Blocker) -> BlockerOut {
         threads: b.threads(),
         user_path: b.user_path.iter().map(FrameOut::from).collect(),
         stack: example.iter().map(FrameOut::from).collect(),
+        tasks: b
+            .tasks()
+            .into_iter()
+            .map(|(id, count, total)| BlockerTaskOut {
+                id,
+                count,
+                total_ms: ms(total),
+            })
+            .collect(),
     }
 }

@@ -56,6 +56,7 @@ pub fn render(report: &Report, top: usize, color: bool) -> String {
     let mut out = String::new();
     header(&mut out, report, &st);
     blocking(&mut out, report, &st);
+    tasks(&mut out, report, top, &st);
     hotspots(&mut out, report, top, &st);
     threads(&mut out, report, &st);
     out
@@ -184,6 +185,9 @@ fn blocker(out: &mut String, i: usize, b: &BlockerOut, st: &Style) {
         "       {}× · total {:.1} ms · p50 {:.1} · p99 {:.1} · max {:.1} ms · first at {:.2} s · threads {:?}",
         b.count, b.total_ms, b.p50_ms, b.p99_ms, b.max_ms, b.first_s, b.threads
     );
+    if let Some(line) = blocker_tasks(b) {
+        let _ = writeln!(out, "       {line}");
+    }
     for f in b.stack.iter().take(STACK_FRAMES_SHOWN) {
         let line = format!(
             "         {}{} {}",
@@ -201,6 +205,79 @@ fn blocker(out: &mut String, i: usize, b: &BlockerOut, st: &Style) {
                 "         … {} more frames",
                 b.stack.len() - STACK_FRAMES_SHOWN
             ))
+        );
+    }
+}
+
+/// Tasks listed per blocker: the few that took most of its time.
+const BLOCKER_TASKS_SHOWN: usize = 4;
+
+/// "in task 17 (12×, 60.2 ms)" or "in 6 tasks: 17 (…), …".
+fn blocker_tasks(b: &BlockerOut) -> Option<String> {
+    let shown: Vec<String> = b
+        .tasks
+        .iter()
+        .take(BLOCKER_TASKS_SHOWN)
+        .map(|t| format!("{} ({}×, {:.1} ms)", t.id, t.count, t.total_ms))
+        .collect();
+    match b.tasks.len() {
+        0 => None,
+        1 => Some(format!("in task id {}", shown[0])),
+        n => Some(format!(
+            "in {n} tasks: ids {}{}",
+            shown.join(", "),
+            if n > BLOCKER_TASKS_SHOWN { ", …" } else { "" }
+        )),
+    }
+}
+
+fn tasks(out: &mut String, r: &Report, top: usize, st: &Style) {
+    let t = &r.tasks;
+    if !t.available {
+        if let Some(why) = &t.source {
+            let _ = writeln!(
+                out,
+                "\n{} {}",
+                st.bold("Tasks"),
+                st.dim(&format!("(no task ids: {why})"))
+            );
+        }
+        return;
+    }
+    let _ = writeln!(out, "\n{} ({} seen)", st.bold("Tasks"), t.count);
+    if t.count == 0 {
+        let _ = writeln!(out, "  no sample or blocker ran in a task");
+        return;
+    }
+    let kinds: Vec<String> = t
+        .kinds
+        .iter()
+        .take(top)
+        .map(|k| {
+            let name = k.kind.as_ref().map_or("(unknown)", |f| f.function.as_str());
+            format!("{} × {name}", k.tasks)
+        })
+        .collect();
+    let _ = writeln!(out, "  kinds: {}", kinds.join(" · "));
+    let _ = writeln!(
+        out,
+        "  {:>8}  {:>9}  {:>10}  {:>10}  {:<17} kind",
+        "id", "on CPU", "blocked", "long polls", "seen"
+    );
+    for task in t.top.iter().take(top) {
+        let kind = task
+            .kind
+            .as_ref()
+            .map_or("(unknown)", |f| f.function.as_str());
+        let _ = writeln!(
+            out,
+            "  {:>8}  {:>6.1} ms  {:>7.1} ms  {:>10}  {:>6.2}–{:<6.2} s  {kind}",
+            task.id,
+            task.on_cpu_ms,
+            task.blocked_ms,
+            task.long_polls,
+            task.first_seen_s,
+            task.last_seen_s,
         );
     }
 }
