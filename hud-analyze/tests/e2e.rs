@@ -134,8 +134,9 @@ fn deep_stacks_without_frame_pointers_keep_their_blocker_and_roles() {
 /// on the thread that made them, and their p50 is within a sampling period of their 40 ms. (At
 /// 20 ms: 47 of 48 found over three 8 s runs on an idle machine; with two busy loops sharing the
 /// 2 CPUs, about 6 of 12: a poll preempted half the time meets the 99 Hz ticks about twice,
-/// P(at least 2 samples) = 11/16. At 40 ms that is 247/256, so the test holds under load.) (The short polls around them still chain into false
-/// long polls: telling back-to-back polls of same-code tasks apart needs the task id.)
+/// P(at least 2 samples) = 11/16. At 40 ms that is 247/256, so the test holds under load.) The
+/// 1 ms polls of the other tasks, back to back on workers that never park, are no long poll:
+/// the task id and the scheduler's tick read with each sample tell their polls apart.
 #[test]
 fn a_planted_long_poll_among_busy_short_polls_is_found() {
     let _serial = serial();
@@ -152,17 +153,22 @@ fn a_planted_long_poll_among_busy_short_polls_is_found() {
     .unwrap();
     let m = &analysis.model;
     let d = &analysis.detection;
-    let planted: Vec<_> = d
+    let (planted, others): (Vec<&hud_analyze::analysis::detect::Episode>, Vec<_>) = d
         .episodes
         .iter()
-        .filter(|e| {
-            e.kind == hud_analyze::analysis::frames::Kind::Cpu
-                && d.groups[e.group as usize]
-                    .user_path
-                    .iter()
-                    .any(|f| f.function.contains("planted"))
-        })
-        .collect();
+        .filter(|e| e.kind == hud_analyze::analysis::frames::Kind::Cpu)
+        .partition(|e| {
+            d.groups[e.group as usize]
+                .user_path
+                .iter()
+                .any(|f| f.function.contains("planted"))
+        });
+    assert!(
+        others.is_empty(),
+        "{} false long polls among the 1 ms polls, e.g. {:?}",
+        others.len(),
+        others.first()
+    );
     // Calls wholly inside the recording (a sampling period away from its ends).
     let margin = 20_000_000;
     let calls: Vec<Timed> = timings(&recorded.timings, "cpu")
@@ -216,6 +222,92 @@ fn a_planted_long_poll_among_busy_short_polls_is_found() {
         (p50 - 40.0).abs() <= period_ms,
         "planted long poll p50 {p50} ms for polls of 40 ms of CPU"
     );
+}
+
+/// Six tasks of one future type, of which one blocks: the blocker names that task's id (the one
+/// the workload printed with `tokio::task::id()`) and no other, on a multi-thread runtime and on
+/// a current_thread runtime on a thread of its own, built without frame pointers.
+#[test]
+fn the_blocker_names_the_one_task_that_blocked() {
+    let _serial = serial();
+    let binary = nofp_demo_binary().with_file_name("hud-tasks");
+    if !ebpf_ready(&[binary.clone(), record_binary()]) {
+        return;
+    }
+    for (runtime, blocker) in [(None, 3usize), (Some("--current-thread"), 5)] {
+        let dir = tempfile::tempdir().unwrap();
+        let ids_path = dir.path().join("ids");
+        let blocker_arg = blocker.to_string();
+        let mut args = vec![
+            "--blocker",
+            &blocker_arg,
+            "--ids",
+            ids_path.to_str().unwrap(),
+        ];
+        args.extend(runtime);
+        let recorded = recorded(&binary, &args, 3, &[], false);
+        // `session INDEX TASK_ID`, one line per session.
+        let ids: Vec<(usize, u64)> = std::fs::read_to_string(&ids_path)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                (f[1].parse().unwrap(), f[2].parse().unwrap())
+            })
+            .collect();
+        assert_eq!(ids.len(), 6, "{ids:?}");
+        let blocking_id = ids.iter().find(|(i, _)| *i == blocker).unwrap().1;
+        let report = report_json(&recorded.capture);
+        let tasks = &report["tasks"];
+        assert_eq!(tasks["available"], true, "{tasks:#}");
+        let b = find(&report, "blocking_pause")
+            .unwrap_or_else(|| panic!("{runtime:?}: no blocker: {:#}", report["blocking"]));
+        assert_eq!(b["kind"], "sleep");
+        let blamed: Vec<u64> = b["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["id"].as_u64().unwrap())
+            .collect();
+        assert_eq!(blamed, vec![blocking_id], "{runtime:?}: ids {ids:?}");
+        assert_eq!(
+            b["tasks"][0]["count"], b["count"],
+            "every episode has its task"
+        );
+        // Every session is a task of one kind; the table lists them by the ids they printed.
+        let kinds = tasks["kinds"].as_array().unwrap();
+        let session = kinds
+            .iter()
+            .find(|k| {
+                k["kind"]["function"]
+                    .as_str()
+                    .is_some_and(|f| f.contains("session"))
+            })
+            .unwrap_or_else(|| panic!("{kinds:#?}"));
+        assert_eq!(session["tasks"], 6, "{kinds:#?}");
+        let listed: Vec<u64> = tasks["top"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["id"].as_u64().unwrap())
+            .collect();
+        for (_, id) in &ids {
+            assert!(listed.contains(id), "task {id} not in {listed:?}");
+        }
+        let blocking_row = tasks["top"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["id"].as_u64() == Some(blocking_id))
+            .unwrap();
+        assert!(blocking_row["blocked_ms"].as_f64().unwrap() > 0.0);
+        assert!(tasks["top"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["id"].as_u64() != Some(blocking_id))
+            .all(|t| t["blocked_ms"].as_f64() == Some(0.0)));
+    }
 }
 
 /// Recorded with `--unwind fp` (no copies), the binary without frame pointers gives stacks cut

@@ -22,32 +22,59 @@ pub struct TaskKinds {
 }
 
 impl TaskKinds {
-    /// Names each task seen in the model by the outermost user frame of a stack it ran with.
+    /// Names each task seen in the model by the outermost user frame of a stack it ran with,
+    /// preferring a stack that reaches the task's poll (a stack cut short names a callee).
     pub fn find(model: &Model, symbols: &Symbols, cls: &Classifier) -> Self {
         let mut kinds = TaskKinds::default();
-        let mut by_stack: HashMap<u32, Option<u32>> = HashMap::default();
+        // Per stack: its kind and whether the task's poll frame anchored it.
+        let mut by_stack: HashMap<u32, Option<(u32, bool)>> = HashMap::default();
         let mut by_name: HashMap<(Arc<str>, Option<Arc<str>>), u32> = HashMap::default();
+        // Tasks whose kind came from a stack without the poll frame: a better one may follow.
+        let mut unanchored: rustc_hash::FxHashSet<u64> = Default::default();
         let events = model
             .samples
             .iter()
             .map(|s| (s.task, s.stack))
             .chain(model.off_cpu.iter().map(|o| (o.task, o.stack)));
         for (task, stack) in events {
-            if task == 0 || kinds.of_task.contains_key(&task) {
+            if task == 0 || (kinds.of_task.contains_key(&task) && !unanchored.contains(&task)) {
                 continue;
             }
             let kind = *by_stack.entry(stack).or_insert_with(|| {
-                let frame = root_future(&symbols.stack(model, stack), cls)?;
+                let (frame, anchored) = root_future(&symbols.stack(model, stack), cls)?;
                 let key = (frame.function.clone(), frame.file.clone());
                 let next = kinds.kinds.len() as u32;
                 let id = *by_name.entry(key).or_insert(next);
                 if id == next {
                     kinds.kinds.push(Arc::new(frame));
                 }
-                Some(id)
+                Some((id, anchored))
             });
-            if let Some(kind) = kind {
-                kinds.of_task.insert(task, kind);
+            match kind {
+                Some((kind, true)) => {
+                    kinds.of_task.insert(task, kind);
+                    unanchored.remove(&task);
+                }
+                Some((kind, false)) if !kinds.of_task.contains_key(&task) => {
+                    kinds.of_task.insert(task, kind);
+                    unanchored.insert(task);
+                }
+                _ => {}
+            }
+        }
+        // Kinds only cut-short stacks named, and no task kept: dropped from the list.
+        let used: rustc_hash::FxHashSet<u32> = kinds.of_task.values().copied().collect();
+        if used.len() < kinds.kinds.len() {
+            let mut renumber: HashMap<u32, u32> = HashMap::default();
+            let old = std::mem::take(&mut kinds.kinds);
+            for (i, k) in old.into_iter().enumerate() {
+                if used.contains(&(i as u32)) {
+                    renumber.insert(i as u32, kinds.kinds.len() as u32);
+                    kinds.kinds.push(k);
+                }
+            }
+            for k in kinds.of_task.values_mut() {
+                *k = renumber[k];
             }
         }
         kinds
@@ -62,14 +89,16 @@ impl TaskKinds {
 }
 
 /// The future a stack's task runs: the outermost frame of the user's code inside the task's
-/// poll (or in the whole stack, where no poll frame shows, as in `spawn_blocking` closures).
-fn root_future(frames: &[Frame], cls: &Classifier) -> Option<Frame> {
-    let poll = cls.task_poll_index(frames).unwrap_or(frames.len());
-    frames[..poll]
+/// poll (or in the whole stack, where no poll frame shows, as in `spawn_blocking` closures or a
+/// stack cut short), and whether the poll frame showed.
+fn root_future(frames: &[Frame], cls: &Classifier) -> Option<(Frame, bool)> {
+    let poll = cls.task_poll_index(frames);
+    frames[..poll.unwrap_or(frames.len())]
         .iter()
         .rev()
         .find(|f| cls.flags(f) & flags::USER != 0)
         .cloned()
+        .map(|f| (f, poll.is_some()))
 }
 
 /// What one task did in a window.
