@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use hud_test_harness::{
-    demo_binary, ebpf_ready, echo_binary, median, nofp_demo_binary, record, record_binary,
-    recorded, serial, tailcall_binary, timings, truth_line, truth_line_in, Demo, Recorded, Timed,
-    Tmux,
+    demo_binary, ebpf_ready, echo_binary, median, nofp_demo_binary, old_tokio_binary, record,
+    record_binary, recorded, serial, tailcall_binary, timings, truth_line, truth_line_in, Demo,
+    Recorded, Timed, Tmux,
 };
 use serde_json::Value;
 
@@ -308,6 +308,44 @@ fn the_blocker_names_the_one_task_that_blocked() {
             .filter(|t| t["id"].as_u64() != Some(blocking_id))
             .all(|t| t["blocked_ms"].as_f64() == Some(0.0)));
     }
+}
+
+/// The same sessions on tokio 1.38, whose `Option<task::Id>` has a tag instead of a niche and
+/// whose `Context` is laid out otherwise: read from its debug info, one task id and no other is
+/// named for the blocker, and six tasks of the kind `session` are seen. (tokio 1.38 cannot print
+/// its ids: they are checked for consistency.)
+#[test]
+fn task_ids_are_read_from_an_older_tokio() {
+    let _serial = serial();
+    let binary = old_tokio_binary();
+    if !ebpf_ready(&[binary.clone(), record_binary()]) {
+        return;
+    }
+    let recorded = recorded(&binary, &[], 3, &[], false);
+    let report = report_json(&recorded.capture);
+    let tasks = &report["tasks"];
+    assert_eq!(tasks["available"], true, "{tasks:#}");
+    assert!(
+        tasks["source"].as_str().unwrap().contains("tagged"),
+        "{tasks:#}"
+    );
+    let b = find(&report, "blocking_pause")
+        .unwrap_or_else(|| panic!("no blocker: {:#}", report["blocking"]));
+    let blamed = b["tasks"].as_array().unwrap();
+    assert_eq!(blamed.len(), 1, "{b:#}");
+    assert_eq!(blamed[0]["count"], b["count"]);
+    let sessions: Vec<&Value> = tasks["top"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| {
+            t["kind"]["function"]
+                .as_str()
+                .is_some_and(|f| f.contains("session"))
+        })
+        .collect();
+    assert_eq!(sessions.len(), 6, "{tasks:#}");
+    assert!(sessions.iter().any(|t| t["id"] == blamed[0]["id"]));
 }
 
 /// Recorded with `--unwind fp` (no copies), the binary without frame pointers gives stacks cut

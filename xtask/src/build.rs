@@ -50,7 +50,17 @@ pub fn all() -> Result<()> {
         "hud-stress",
     ]))?;
     demo()?;
-    demo_without_frame_pointers()
+    demo_without_frame_pointers()?;
+    old_tokio()
+}
+
+/// A workload on tokio 1.38 (testdata/old-tokio, a workspace of its own with its own lock file):
+/// task ids read from an older tokio's layout. Default flags: no frame pointers.
+pub fn old_tokio() -> Result<()> {
+    sh(cargo()
+        .args(["build", "--release", "--locked", "--manifest-path"])
+        .arg(root().join("testdata/old-tokio/Cargo.toml"))
+        .env("CARGO_TARGET_DIR", root().join("target/old-tokio")))
 }
 
 /// BPF-target flags aya-build uses, so clippy sees the programs as they are built.

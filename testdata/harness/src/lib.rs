@@ -34,6 +34,14 @@ pub fn nofp_demo_binary() -> PathBuf {
     binary("HUD_DEMO_NOFP_BIN", "target/demo-nofp/release/hud-demo")
 }
 
+/// The tokio 1.38 workload (testdata/old-tokio), built by `cargo xtask build`.
+pub fn old_tokio_binary() -> PathBuf {
+    binary(
+        "HUD_OLD_TOKIO_BIN",
+        "target/old-tokio/release/hud-old-tokio",
+    )
+}
+
 /// The tail-call workload, built beside the demo (testdata/demo/src/bin/hud-tailcall.rs).
 pub fn tailcall_binary() -> PathBuf {
     demo_binary().with_file_name("hud-tailcall")
