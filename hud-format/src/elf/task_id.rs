@@ -408,7 +408,7 @@ fn members_and_variants(
     let mut out = members(unit, dwarf, ty)?;
     for part in variant_parts(unit, dwarf, ty)? {
         for variant in part.variants {
-            out.extend(variant.members.into_iter());
+            out.extend(variant.members);
         }
     }
     Ok(out)
