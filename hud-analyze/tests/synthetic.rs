@@ -761,47 +761,32 @@ fn calling_into_a_runtime_is_not_running_it() {
 fn tasks_taking_turns_are_never_one_long_poll() {
     use hud_format::wire::NO_TICK;
     let echo = in_task(vec![user("app::echo::{{closure}}", 12)]);
-    let build = |rows: &[(u64, u64, u64)]| {
+    let build = |rows: &[(u64, u64)]| {
         let mut s = Synth::new();
         s.thread(10, "w");
         s.writer.set_task_source("test");
-        for (i, &(task, changes, tick)) in rows.iter().enumerate() {
-            s.sample_in_task(
-                START + (10 + 10 * i as u64) * MS,
-                10,
-                &echo,
-                task,
-                changes,
-                tick,
-            );
+        for (i, &(task, tick)) in rows.iter().enumerate() {
+            s.sample_in_task(START + (10 + 10 * i as u64) * MS, 10, &echo, task, tick);
         }
         s.sample(START + 200 * MS, 10, &parked());
         s.analyze()
     };
     // Alternating tasks: no long poll.
-    let turns = build(&[
-        (1, 0, NO_TICK),
-        (2, 0, NO_TICK),
-        (1, 0, NO_TICK),
-        (2, 0, NO_TICK),
-    ]);
+    let turns = build(&[(1, NO_TICK), (2, NO_TICK), (1, NO_TICK), (2, NO_TICK)]);
     assert!(
         blockers(&turns).is_empty(),
         "{:?}",
         names(&blockers(&turns))
     );
     // One task polled again after the scheduler's tick moved (it yielded): no long poll.
-    let yields = build(&[(1, 0, 5), (1, 0, 9), (1, 0, 14)]);
+    let yields = build(&[(1, 5), (1, 9), (1, 14)]);
     assert!(
         blockers(&yields).is_empty(),
         "{:?}",
         names(&blockers(&yields))
     );
-    // One task, but a system call of another task (or the scheduler's) between: no long poll.
-    let syscalls = build(&[(1, 4, NO_TICK), (1, 6, NO_TICK)]);
-    assert!(blockers(&syscalls).is_empty());
-    // One task, same tick, no other task's call: one poll of 3 samples.
-    let long = build(&[(3, 2, 7), (3, 2, 7), (3, 2, 7)]);
+    // One task, same tick: one poll of 3 samples.
+    let long = build(&[(3, 7), (3, 7), (3, 7)]);
     let d = blockers(&long);
     assert_eq!(d.len(), 1, "{:?}", names(&d));
     assert_eq!(d[0].episodes[0].samples, 3);
@@ -833,7 +818,6 @@ fn a_blocker_lists_the_tasks_it_happened_in() {
             end,
             10,
             task,
-            0,
             hud_format::wire::NO_TICK,
         );
     }

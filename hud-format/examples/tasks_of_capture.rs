@@ -19,8 +19,8 @@ fn main() {
         if std::env::var_os("ROWS").is_some() {
             for i in 0..t.tid.len().min(40) {
                 println!(
-                    "  {} {} task {} changes {} tick {}",
-                    t.tid[i], t.of[i], t.task[i], t.task_changes[i], t.tick[i] as i64
+                    "  {} {} task {} tick {}",
+                    t.tid[i], t.of[i], t.task[i], t.tick[i] as i64
                 );
             }
         }

@@ -286,9 +286,7 @@ pub const COPY_OF_OFF_CPU: u8 = 2;
 /// Row `i` is the event of thread `tid[i]` and kind `of[i]` ([`COPY_OF_SAMPLE`],
 /// [`COPY_OF_OFF_CPU`]) stamped `ts[i]` (a sample's time, an off-CPU episode's end): it ran in
 /// task `task[i]` (0: the thread polled no task, as in the scheduler or outside a runtime).
-/// `task_changes[i]` (samples) counts the thread's system calls made in another task than its
-/// previous call, up to the sample: two samples of one task with the same count saw no other task
-/// and no scheduler call between them. `tick[i]` (samples) is the tick of the scheduler the
+/// `tick[i]` (samples) is the tick of the scheduler the
 /// thread ran (it moves at each task the scheduler polls; [`crate::wire::NO_TICK`]: not read):
 /// two samples of one task with the same tick were one poll. Events without a row have no known
 /// task.
@@ -303,7 +301,6 @@ pub struct EventTasks {
     pub tid: Vec<u32>,
     pub of: Vec<u8>,
     pub task: Vec<u64>,
-    pub task_changes: Vec<u64>,
     pub tick: Vec<u64>,
 }
 

@@ -112,8 +112,6 @@ pub struct StackRecord {
     /// The Tokio task the thread was polling (0: none, or ids not read): at the sample, or (off
     /// CPU) when it blocked.
     pub task_id: u64,
-    /// Samples: the thread's [`ThreadState::task_changes`] at the sample.
-    pub task_changes: u64,
     /// Samples: the tick of the scheduler the thread runs ([`NO_TICK`]: not read).
     pub tick: u64,
     pub kernel: [u64; MAX_KERNEL_FRAMES],
@@ -203,12 +201,6 @@ pub struct ThreadState {
     pub state: u32,
     /// How many of `due` wait for the thread's stack.
     pub due_count: u32,
-    /// The Tokio task the thread's last system call was made in (0: none; task ids only).
-    pub syscall_task: u64,
-    /// System calls made in another task than the thread's previous one (the scheduler's own
-    /// calls between polls count: their task is none). Two samples of one task between which
-    /// this did not move were one poll, as far as system calls can tell.
-    pub task_changes: u64,
     pub due: [DueEpisode; MAX_DUE],
 }
 
@@ -443,10 +435,10 @@ const _: () = {
     assert!(core::mem::size_of::<StackCopy>() == 56 + MAX_STACK_COPY);
     assert!(core::mem::size_of::<SwitchEntry>() == 16);
     assert!(core::mem::size_of::<SwitchBatch>() == 24 + 16 * SWITCH_BATCH_LEN);
-    assert!(core::mem::size_of::<ThreadState>() == 40 + 32 * MAX_DUE);
+    assert!(core::mem::size_of::<ThreadState>() == 24 + 32 * MAX_DUE);
     assert!(
         core::mem::size_of::<StackRecord>()
-            == 16 + 8 + 8 + 8 * MAX_USER_FRAMES + 8 + 24 + 8 * MAX_KERNEL_FRAMES
+            == 16 + 8 + 8 + 8 * MAX_USER_FRAMES + 8 + 16 + 8 * MAX_KERNEL_FRAMES
     );
     assert!(core::mem::align_of::<StackRecord>() == 8);
     assert!(core::mem::size_of::<StackRecord>().is_multiple_of(8));

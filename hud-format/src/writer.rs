@@ -319,22 +319,13 @@ impl<W: Write> CaptureWriter<W> {
 
     /// The Tokio task an event already pushed (or pushed next, in the same chunk) ran in: `of`
     /// is [`COPY_OF_SAMPLE`] or [`COPY_OF_OFF_CPU`], `ts_ns` and `tid` the event's.
-    /// `task_changes` and `tick` are a sample's (see [`EventTasks`]).
-    pub fn push_event_task(
-        &mut self,
-        of: u8,
-        ts_ns: u64,
-        tid: u32,
-        task: u64,
-        task_changes: u64,
-        tick: u64,
-    ) {
+    /// `tick` is a sample's scheduler tick (see [`EventTasks`]).
+    pub fn push_event_task(&mut self, of: u8, ts_ns: u64, tid: u32, task: u64, tick: u64) {
         let t = &mut self.tasks;
         push_time(&mut t.ts, &mut self.tasks_clock, ts_ns);
         t.tid.push(tid);
         t.of.push(of);
         t.task.push(task);
-        t.task_changes.push(task_changes);
         t.tick.push(tick);
     }
 
@@ -553,7 +544,6 @@ impl<W: Write> CaptureWriter<W> {
         t.tid.clear();
         t.of.clear();
         t.task.clear();
-        t.task_changes.clear();
         t.tick.clear();
         Ok(())
     }

@@ -365,13 +365,13 @@ fn write_golden_v1_2() -> Vec<u8> {
     w.push_mapping(mapping()).unwrap();
     w.push_sample(1_001_000_000, 4242, 1, &USER, &KERNEL)
         .unwrap();
-    w.push_event_task(COPY_OF_SAMPLE, 1_001_000_000, 4242, 17, 3, 40);
+    w.push_event_task(COPY_OF_SAMPLE, 1_001_000_000, 4242, 17, 40);
     w.push_sample(1_011_000_000, 4242, 1, &USER, &KERNEL)
         .unwrap();
-    w.push_event_task(COPY_OF_SAMPLE, 1_011_000_000, 4242, 17, 3, NO_TICK);
+    w.push_event_task(COPY_OF_SAMPLE, 1_011_000_000, 4242, 17, NO_TICK);
     w.push_off_cpu(1_013_000_000, 4243, 1, 10_000_000, 250_000, 1, &USER, &[])
         .unwrap();
-    w.push_event_task(COPY_OF_OFF_CPU, 1_013_000_000, 4243, 18, 0, NO_TICK);
+    w.push_event_task(COPY_OF_OFF_CPU, 1_013_000_000, 4243, 18, NO_TICK);
     w.set_now(1_020_000_000);
     w.finish().unwrap()
 }
@@ -401,7 +401,6 @@ fn golden_v1_2_reads_back_exactly() {
     assert_eq!(t.tid, [4242, 4242, 4243]);
     assert_eq!(t.of, [1, 1, 2]);
     assert_eq!(t.task, [17, 17, 18]);
-    assert_eq!(t.task_changes, [3, 3, 0]);
     assert_eq!(t.tick, [40, NO_TICK, NO_TICK]);
 }
 

@@ -563,17 +563,17 @@ pub fn detect(
 }
 
 /// Whether two samples of one thread, in the same code, can be one poll as far as task ids tell
-/// (format 1.2): they ran in the same task, the scheduler's tick did not move between them (it
-/// moves at each task it polls), and no system call between them was made in another task or by
-/// the scheduler (tokio's `epoll_wait` when it parks or yields). Without ids (older captures,
-/// targets without debug info) nothing is ruled out.
+/// (format 1.2): they ran in the same task, and the scheduler's tick did not move between them
+/// (it moves at each task the scheduler polls, so a task that yielded and was polled again is
+/// two polls). Without ids (older captures, targets without debug info) nothing is ruled out;
+/// without the tick, a task's polls back to back are one (an upper bound).
 fn one_poll_by_task(a: &crate::model::Sample, b: &crate::model::Sample) -> bool {
     use hud_format::wire::NO_TICK;
     if a.task == 0 || b.task == 0 {
         return true;
     }
     let same_tick = a.tick == NO_TICK || b.tick == NO_TICK || a.tick == b.tick;
-    a.task == b.task && a.task_changes == b.task_changes && same_tick
+    a.task == b.task && same_tick
 }
 
 /// Groups by key, in the order first seen.

@@ -259,7 +259,6 @@ mod tests {
             tid,
             stack: 0,
             task,
-            task_changes: 0,
             tick: hud_format::wire::NO_TICK,
         };
         model.samples = vec![

@@ -62,8 +62,8 @@ fn sort_new_rows<T: Send, K: Ord>(
 /// durations and sums overflow: such events are left out, and counted.
 /// How long a task row waits for its event (the recorder writes rows and events within one
 /// chunk flush of each other).
-/// A task row of a tasks frame: (tid, ts, of, task, task changes, tick).
-type TaskRow = (u32, u64, u8, u64, u64, u64);
+/// A task row of a tasks frame: (tid, ts, of, task, tick).
+type TaskRow = (u32, u64, u8, u64, u64);
 
 const TASK_ROW_PATIENCE_NS: u64 = 5_000_000_000;
 
@@ -196,7 +196,6 @@ impl ModelBuilder {
                 tid: s.tid[i].to_native(),
                 stack: m.stacks.local(s.user_stack[i].to_native()),
                 task: 0,
-                task_changes: 0,
                 tick: NO_TICK,
             };
             m.threads
@@ -370,11 +369,9 @@ impl ModelBuilder {
             t.ts.iter()
                 .zip(&t.tid)
                 .zip(&t.of)
-                .zip(t.task.iter().zip(&t.task_changes).zip(&t.tick))
+                .zip(t.task.iter().zip(&t.tick))
                 .filter(|(((ts, _), _), _)| plausible.contains(ts))
-                .map(|(((ts, tid), of), ((task, changes), tick))| {
-                    (*tid, ts, *of, *task, *changes, *tick)
-                }),
+                .map(|(((ts, tid), of), (task, tick))| (*tid, ts, *of, *task, *tick)),
         );
     }
 
@@ -387,7 +384,7 @@ impl ModelBuilder {
         let m = &mut self.model;
         let mut waiting = Vec::new();
         for row in self.pending_tasks.drain(..) {
-            let (tid, ts, of, task, changes, tick) = row;
+            let (tid, ts, of, task, tick) = row;
             let found = if of == COPY_OF_SAMPLE {
                 let at = m.samples.partition_point(|s| (s.tid, s.ts) < (tid, ts));
                 m.samples
@@ -395,7 +392,6 @@ impl ModelBuilder {
                     .filter(|s| s.tid == tid && s.ts == ts)
                     .map(|s| {
                         s.task = task;
-                        s.task_changes = changes;
                         s.tick = tick;
                     })
                     .is_some()

@@ -23,10 +23,6 @@ pub struct Sample {
     pub stack: u32,
     /// The Tokio task it ran in (0: none known; format 1.2).
     pub task: u64,
-    /// The thread's system calls made in another task than its previous one, up to here (see
-    /// `hud_format::types::EventTasks`): equal in two samples of one task, they saw no other
-    /// task and no scheduler call between them.
-    pub task_changes: u64,
     /// The tick of the scheduler it ran on (`hud_format::wire::NO_TICK`: not known): two
     /// samples of one task with the same tick were one poll.
     pub tick: u64,

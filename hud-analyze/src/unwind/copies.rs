@@ -191,7 +191,6 @@ mod tests {
                 tid,
                 stack: walked,
                 task: 0,
-                task_changes: 0,
                 tick: hud_format::wire::NO_TICK,
             })
             .to_vec();

@@ -126,26 +126,12 @@ impl Synth {
         self.writer.push_sample(ts, tid, 0, &a, &[]).unwrap();
     }
 
-    /// A sample that ran in Tokio task `task` (format 1.2), with the thread's task changes and
-    /// its scheduler's tick (`hud_format::wire::NO_TICK`: not read).
-    pub fn sample_in_task(
-        &mut self,
-        ts: u64,
-        tid: u32,
-        frames: &[Frame],
-        task: u64,
-        changes: u64,
-        tick: u64,
-    ) {
+    /// A sample that ran in Tokio task `task` (format 1.2), with its scheduler's tick
+    /// (`hud_format::wire::NO_TICK`: not read).
+    pub fn sample_in_task(&mut self, ts: u64, tid: u32, frames: &[Frame], task: u64, tick: u64) {
         self.sample(ts, tid, frames);
-        self.writer.push_event_task(
-            hud_format::types::COPY_OF_SAMPLE,
-            ts,
-            tid,
-            task,
-            changes,
-            tick,
-        );
+        self.writer
+            .push_event_task(hud_format::types::COPY_OF_SAMPLE, ts, tid, task, tick);
     }
 
     pub fn off_cpu(

@@ -7,7 +7,7 @@ use aya_ebpf::{
 use hud_format::wire::{kind, Counter, RecordHeader, StackRecord, SHALLOW_WALK};
 
 use super::shared::{
-    count, cpu, fill_stacks, now, state_of, COPY_USER_SAMPLES, EVENTS, NO_WAKEUP, TARGET_TGID,
+    count, cpu, fill_stacks, now, COPY_USER_SAMPLES, EVENTS, NO_WAKEUP, TARGET_TGID,
 };
 use super::stack_copy::copy_stack;
 use super::switch::send_stale_batch;
@@ -42,10 +42,6 @@ pub fn hud_cpu_sample(ctx: PerfEventContext) -> u32 {
         let (task, tick) = task_and_tick();
         (*rec).task_id = task;
         (*rec).tick = tick;
-        (*rec).task_changes = match state_of(tid) {
-            Some(t) => (*t).task_changes,
-            None => 0,
-        };
     }
     let walked = fill_stacks(&ctx, rec);
     entry.submit(NO_WAKEUP);

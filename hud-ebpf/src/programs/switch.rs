@@ -297,7 +297,6 @@ pub(super) fn park_stacks<C: EbpfContext>(ctx: &C, tid: u32) {
     // SAFETY: as above; the switch-out runs in the thread's own context, so its TLS is current.
     unsafe {
         (*rec).task_id = current_task_id();
-        (*rec).task_changes = 0;
         (*rec).tick = hud_format::wire::NO_TICK;
     }
 }

@@ -1,6 +1,6 @@
 //! sys_exit: a thread with due off-CPU episodes sends them with the user stack it returns from
 //! its system call with (the stack it blocked with), and a copy of its stack; with task ids, the
-//! task each call was made in (see `task_id.rs`).
+//! task the thread blocked in (see `task_id.rs`).
 
 use aya_ebpf::{
     helpers::bpf_get_current_pid_tgid, macros::raw_tracepoint, programs::RawTracePointContext,
@@ -11,7 +11,7 @@ use hud_format::wire::{
 
 use super::shared::{count, fill_stacks, state_of, EVENTS, NO_WAKEUP, TARGET_TGID};
 use super::stack_copy::copy_stack;
-use super::task_id::note_syscall_task;
+use super::task_id::current_task_id;
 
 /// Sends a due episode, with the current task's user stack when `ctx` is given; returns the
 /// user frames the walk found.
@@ -40,7 +40,6 @@ pub(super) fn send_due(
         (*rec).runnable_ns = episode.runnable_ns;
         (*rec).state = episode.state;
         (*rec).task_id = task_id;
-        (*rec).task_changes = 0;
         (*rec).tick = NO_TICK;
         (*rec).kernel_len = 0;
         let walked = match ctx {
@@ -93,10 +92,10 @@ pub fn hud_sys_exit(ctx: RawTracePointContext) -> i32 {
     };
     // SAFETY: map value of the current thread.
     unsafe {
-        // The task the call was made in: the one its due episodes blocked in.
-        let task_id = note_syscall_task(&mut *t);
         let n = (*t).due_count as usize;
         if n != 0 {
+            // The task the call was made in: the one its due episodes blocked in.
+            let task_id = current_task_id();
             let first = (*t).due.first().map_or(0, |e| e.end_ns);
             let last = (*t).due.get(n.min(MAX_DUE) - 1).map_or(first, |e| e.end_ns);
             let walked = send_all_due(&mut *t, tid, task_id, Some(&ctx));

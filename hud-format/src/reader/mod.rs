@@ -657,7 +657,6 @@ pub fn tasks_from_payload(offset: u64, payload: &[u8]) -> Result<crate::types::E
     let lengths = [
         archived.of.len(),
         archived.task.len(),
-        archived.task_changes.len(),
         archived.tick.len(),
         delta_count(&archived.ts.deltas),
     ];

@@ -175,7 +175,7 @@ impl Drain {
                 COPY_OF_OFF_CPU
             };
             self.writer
-                .push_event_task(of, h.ts_ns, h.tid, r.task_id, r.task_changes, r.tick);
+                .push_event_task(of, h.ts_ns, h.tid, r.task_id, r.tick);
         }
         if h.kind == kind::SAMPLE {
             self.writer.push_sample(h.ts_ns, h.tid, h.cpu, user, kernel)
