@@ -274,33 +274,49 @@ fn the_blocker_names_the_one_task_that_blocked() {
             b["tasks"][0]["count"], b["count"],
             "every episode has its task"
         );
-        // Every session is a task of one kind; the table lists them by the ids they printed.
-        let kinds = tasks["kinds"].as_array().unwrap();
-        let session = kinds
-            .iter()
-            .find(|k| {
-                k["kind"]["function"]
-                    .as_str()
-                    .is_some_and(|f| f.contains("session"))
-            })
-            .unwrap_or_else(|| panic!("{kinds:#?}"));
-        assert_eq!(session["tasks"], 6, "{kinds:#?}");
-        let listed: Vec<u64> = tasks["top"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|t| t["id"].as_u64().unwrap())
-            .collect();
+        // The table lists every session by the id it printed, as a `session` (or, where all of
+        // a task's few stacks were cut short, with no kind: never a wrong one). Other tasks are
+        // the workers' own (the runtime starts them as blocking tasks).
+        let top = tasks["top"].as_array().unwrap();
         for (_, id) in &ids {
-            assert!(listed.contains(id), "task {id} not in {listed:?}");
+            let row = top
+                .iter()
+                .find(|t| t["id"].as_u64() == Some(*id))
+                .unwrap_or_else(|| panic!("task {id} not in {top:#?}"));
+            assert!(
+                row["kind"].is_null()
+                    || row["kind"]["function"]
+                        .as_str()
+                        .unwrap()
+                        .contains("session::"),
+                "{row:#}"
+            );
         }
-        let blocking_row = tasks["top"]
-            .as_array()
-            .unwrap()
+        for t in top
+            .iter()
+            .filter(|t| !ids.iter().any(|(_, id)| t["id"].as_u64() == Some(*id)))
+        {
+            assert!(
+                t["kind"].is_null()
+                    || t["kind"]["function"]
+                        .as_str()
+                        .unwrap()
+                        .contains("tokio::runtime"),
+                "{t:#}"
+            );
+        }
+        let blocking_row = top
             .iter()
             .find(|t| t["id"].as_u64() == Some(blocking_id))
             .unwrap();
         assert!(blocking_row["blocked_ms"].as_f64().unwrap() > 0.0);
+        // Its blocking stacks are whole: its kind is known.
+        assert!(
+            blocking_row["kind"]["function"]
+                .as_str()
+                .is_some_and(|f| f.contains("session::")),
+            "{blocking_row:#}"
+        );
         assert!(tasks["top"]
             .as_array()
             .unwrap()
@@ -334,9 +350,10 @@ fn task_ids_are_read_from_an_older_tokio() {
     let blamed = b["tasks"].as_array().unwrap();
     assert_eq!(blamed.len(), 1, "{b:#}");
     assert_eq!(blamed[0]["count"], b["count"]);
-    let sessions: Vec<&Value> = tasks["top"]
-        .as_array()
-        .unwrap()
+    // Six sessions, and the runtime's two workers (blocking tasks of their own): at least the
+    // sessions whose stacks reached their poll are named `session`, the blocking one among them.
+    let top = tasks["top"].as_array().unwrap();
+    let sessions: Vec<&Value> = top
         .iter()
         .filter(|t| {
             t["kind"]["function"]
@@ -344,7 +361,10 @@ fn task_ids_are_read_from_an_older_tokio() {
                 .is_some_and(|f| f.contains("session"))
         })
         .collect();
-    assert_eq!(sessions.len(), 6, "{tasks:#}");
+    assert!(
+        (1..=6).contains(&sessions.len()) && top.len() <= 8,
+        "{tasks:#}"
+    );
     assert!(sessions.iter().any(|t| t["id"] == blamed[0]["id"]));
 }
 

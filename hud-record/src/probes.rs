@@ -50,6 +50,9 @@ pub struct Probes {
     free_slots: Queue<MapData, u16>,
     batches: PerCpuArray<MapData, [u8; BATCH_BYTES]>,
     control: Array<MapData, u32>,
+    /// Copies are leaf windows (`--unwind leaf` on a target with frame pointers), not whole
+    /// stacks: a copy that adds no frame to the walk can be left out.
+    pub leaf_windows: bool,
 }
 
 /// The kernel's largest pid + 1 (the `SLOTS` map is indexed by tid).
@@ -371,6 +374,9 @@ impl Probes {
             batches: take(&mut ebpf, names::BATCHES)?,
             control: take(&mut ebpf, names::CONTROL)?,
             free_slots,
+            leaf_windows: config.stack_copy_bytes > 0
+                && config.stack_copy_bytes <= hud_format::wire::LEAF_WINDOW
+                && !config.copy_user_samples,
             _ebpf: ebpf,
         })
     }

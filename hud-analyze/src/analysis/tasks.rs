@@ -8,7 +8,7 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap as HashMap;
 
 use super::detect::Blocker;
-use super::frames::{flags, Classifier, Kind};
+use super::frames::{self, flags, Classifier, Kind};
 use crate::model::Model;
 use crate::symbols::{Frame, Symbols};
 
@@ -89,14 +89,21 @@ impl TaskKinds {
 }
 
 /// The future a stack's task runs: the outermost frame of the user's code inside the task's
-/// poll (or in the whole stack, where no poll frame shows, as in `spawn_blocking` closures or a
-/// stack cut short), and whether the poll frame showed.
+/// poll, or, where no poll frame shows (`spawn_blocking` closures), in a stack that reaches its
+/// thread's first frame; and whether the poll frame showed. A stack cut short names no kind: its
+/// outermost user frame is a callee (`work`, not the `session` task that called it). A worker
+/// thread of a multi-thread runtime runs inside a blocking task of its own (the runtime starts
+/// workers with `spawn_blocking`), whose id its scheduler code carries: that task's kind is the
+/// worker's loop.
 fn root_future(frames: &[Frame], cls: &Classifier) -> Option<(Frame, bool)> {
     let poll = cls.task_poll_index(frames);
-    frames[..poll.unwrap_or(frames.len())]
-        .iter()
-        .rev()
-        .find(|f| cls.flags(f) & flags::USER != 0)
+    if poll.is_none() && !frames.last().is_some_and(frames::is_thread_root) {
+        return None;
+    }
+    let inside = &frames[..poll.unwrap_or(frames.len())];
+    let outermost = |mask: u8| inside.iter().rev().find(|f| cls.flags(f) & mask != 0);
+    outermost(flags::USER)
+        .or_else(|| outermost(flags::WORKER))
         .cloned()
         .map(|f| (f, poll.is_some()))
 }

@@ -32,15 +32,16 @@ pub(super) struct Drain {
     code: crate::scrub::CodeRanges,
     /// A stack copy being scrubbed.
     scratch: Vec<u8>,
-    /// `--unwind leaf`: a copy is kept only when it can add a frame to the walk (below).
+    /// Leaf windows (`--unwind leaf`, frame pointers): a copy is kept only when it can add a
+    /// frame to the walk (below).
     leaf_only: bool,
     /// Per thread, the first return address of its latest walked user stack.
     walked_caller: std::collections::HashMap<u32, u64>,
 }
 
 impl Drain {
-    /// A drain for `pid` writing into `writer`; `leaf_only` (`--unwind leaf`) keeps a stack copy
-    /// only where it can add a frame to the walk.
+    /// A drain for `pid` writing into `writer`; `leaf_only` (copies are leaf windows) keeps a
+    /// stack copy only where it can add a frame to the walk.
     pub(super) fn new(writer: Writer, maps: MappingTracker, pid: u32, leaf_only: bool) -> Self {
         let code = maps.code_ranges();
         Drain {

@@ -319,12 +319,8 @@ fn begin(
             })
             .map_err(write_error)?;
     }
-    let mut drain = Drain::new(
-        writer,
-        maps,
-        target.pid,
-        args.unwind == crate::cli::Unwind::Leaf,
-    );
+    // (A target without frame pointers gets whole stacks in leaf mode: never left out.)
+    let mut drain = Drain::new(writer, maps, target.pid, probes.leaf_windows);
     drain.writer.flush_chunk().map_err(write_error)?;
     Ok(drain)
 }
