@@ -80,6 +80,11 @@ pub struct Args {
     #[arg(long)]
     pub kernel_stacks: bool,
 
+    /// Do not read the Tokio task id and scheduler tick with samples and blocking episodes (read
+    /// by default where the target's debug info says where they are; see docs/RECORD.md).
+    #[arg(long)]
+    pub no_task_ids: bool,
+
     /// Attach the scheduler programs to the classic tracepoints even where the kernel's BTF
     /// allows raw ones (which cost less per context switch): for comparison and diagnosis.
     #[arg(long, hide = true)]

@@ -15,18 +15,20 @@ pub enum Weight {
     Blocked,
 }
 
-/// One stack of one thread, and its weight (samples, or nanoseconds blocked).
+/// One stack of one thread in one Tokio task, and its weight (samples, or nanoseconds blocked).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StackWeight {
     pub stack: u32,
     pub tid: u32,
+    /// The task it ran in (0: none known).
+    pub task: u64,
     pub weight: u64,
     /// When it was first seen in the window (for time-ordered flame charts).
     pub first: u64,
 }
 
-/// Aggregated weights per (stack, thread) in `[from, to)` for `threads` (all when `None`),
-/// sorted by thread then stack.
+/// Aggregated weights per (stack, thread, task) in `[from, to)` for `threads` (all when
+/// `None`), sorted by thread, stack, then task.
 pub fn stack_weights(
     model: &Model,
     weight: Weight,
@@ -34,7 +36,7 @@ pub fn stack_weights(
     from: u64,
     to: u64,
 ) -> Vec<StackWeight> {
-    let mut by_key: HashMap<(u32, u32), (u64, u64)> = HashMap::default();
+    let mut by_key: HashMap<(u32, u32, u64), (u64, u64)> = HashMap::default();
     for &tid in model.threads.keys() {
         if threads.is_some_and(|t| !t.contains(&tid)) {
             continue;
@@ -42,14 +44,16 @@ pub fn stack_weights(
         match weight {
             Weight::Cpu => {
                 for s in model.samples_in(tid, from, to) {
-                    let e = by_key.entry((tid, s.stack)).or_insert((0, s.ts));
+                    let e = by_key.entry((tid, s.stack, s.task)).or_insert((0, s.ts));
                     e.0 += 1;
                 }
             }
             Weight::Blocked => {
                 for o in model.off_cpu_of(tid) {
                     if o.start() < to && o.end > from && o.blocked() > 0 {
-                        let e = by_key.entry((tid, o.stack)).or_insert((0, o.start()));
+                        let e = by_key
+                            .entry((tid, o.stack, o.task))
+                            .or_insert((0, o.start()));
                         e.0 = e.0.saturating_add(o.blocked());
                     }
                 }
@@ -58,14 +62,15 @@ pub fn stack_weights(
     }
     let mut out: Vec<StackWeight> = by_key
         .into_iter()
-        .map(|((tid, stack), (weight, first))| StackWeight {
+        .map(|((tid, stack, task), (weight, first))| StackWeight {
             stack,
             tid,
+            task,
             weight,
             first,
         })
         .collect();
-    out.sort_unstable_by_key(|w| (w.tid, w.stack));
+    out.sort_unstable_by_key(|w| (w.tid, w.stack, w.task));
     out
 }
 

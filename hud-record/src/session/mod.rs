@@ -99,9 +99,12 @@ pub fn record(
     // Watch the target through a pidfd: it becomes readable when the process exits, and it can
     // not be confused with a new process reusing the pid.
     let pidfd = open_pidfd(target.pid)?;
-    let task_ids =
-        crate::tasks::resolve(Path::new(&procfs::file_in_target(target.pid, &target.exe)));
-    if let (Err(why), false) = (&task_ids, args.quiet) {
+    let task_ids = if args.no_task_ids {
+        Err("recorded with --no-task-ids".to_owned())
+    } else {
+        crate::tasks::resolve(Path::new(&procfs::file_in_target(target.pid, &target.exe)))
+    };
+    if let (Err(why), false) = (&task_ids, args.quiet || args.no_task_ids) {
         eprintln!("hud-record: note: recording without Tokio task ids: {why}");
     }
     let (mut writer, maps, publication) = open_capture(args, target, dest, &cpus)?;

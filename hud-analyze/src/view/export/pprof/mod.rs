@@ -117,6 +117,7 @@ pub fn profile(a: &Analysis, options: &ExportOptions) -> (Profile, u64) {
     let events = weights.len() as u64;
     let (tid_key, name_key, role_key) =
         (strings.id("tid"), strings.id("thread"), strings.id("role"));
+    let (task_key, kind_key) = (strings.id("task_id"), strings.id("task_kind"));
     for sw in &weights {
         let mut ids = Vec::new();
         let mut node = sw.stack;
@@ -175,26 +176,43 @@ pub fn profile(a: &Analysis, options: &ExportOptions) -> (Profile, u64) {
             Weight::Cpu => vec![sw.weight as i64, sw.weight as i64 * period],
             Weight::Blocked => vec![sw.weight as i64],
         };
+        let mut label = vec![
+            Label {
+                key: tid_key,
+                str: 0,
+                num: i64::from(sw.tid),
+            },
+            Label {
+                key: name_key,
+                str: strings.id(thread.map_or("?", |t| t.name())),
+                num: 0,
+            },
+            Label {
+                key: role_key,
+                str: strings.id(thread.map_or("other", |t| t.role.label())),
+                num: 0,
+            },
+        ];
+        // The Tokio task (captures with task ids): `-tagfocus task_id=17` or
+        // `-tagfocus task_kind=…` slices a profile per task or per kind.
+        if sw.task != 0 {
+            label.push(Label {
+                key: task_key,
+                str: 0,
+                num: sw.task as i64,
+            });
+            if let Some(kind) = a.task_kinds.of(sw.task) {
+                label.push(Label {
+                    key: kind_key,
+                    str: strings.id(&kind.function),
+                    num: 0,
+                });
+            }
+        }
         samples.push(Sample {
             location_id: ids,
             value,
-            label: vec![
-                Label {
-                    key: tid_key,
-                    str: 0,
-                    num: i64::from(sw.tid),
-                },
-                Label {
-                    key: name_key,
-                    str: strings.id(thread.map_or("?", |t| t.name())),
-                    num: 0,
-                },
-                Label {
-                    key: role_key,
-                    str: strings.id(thread.map_or("other", |t| t.role.label())),
-                    num: 0,
-                },
-            ],
+            label,
         });
     }
     let h = &m.header;

@@ -43,6 +43,9 @@ pub(super) fn draw(
 }
 
 /// The drilldown as plain text (what `y` writes).
+
+/// Tasks a blocker's drilldown lists (most time first).
+const DRILLDOWN_TASKS: usize = 8;
 pub fn text(s: &Snapshot, group: u32) -> String {
     let mut out = String::new();
     for line in lines(s, group, Theme { color: false }) {
@@ -107,6 +110,26 @@ fn lines(s: &Snapshot, group: u32, theme: Theme) -> Vec<Line<'static>> {
             ),
             theme.dim(),
         )));
+    }
+    let tasks = b.tasks();
+    if !tasks.is_empty() {
+        out.push(Line::raw(""));
+        out.push(Line::from(Span::styled(
+            format!("Tasks ({})", tasks.len()),
+            theme.title(),
+        )));
+        for (id, n, total) in tasks.iter().take(DRILLDOWN_TASKS) {
+            out.push(Line::raw(format!(
+                "  task id {id:<8} {n}× · {} ms",
+                ms(*total)
+            )));
+        }
+        if tasks.len() > DRILLDOWN_TASKS {
+            out.push(Line::from(Span::styled(
+                format!("  … {} more tasks", tasks.len() - DRILLDOWN_TASKS),
+                theme.dim(),
+            )));
+        }
     }
     out.push(Line::raw(""));
     out.push(Line::from(Span::styled("User call path", theme.title())));
