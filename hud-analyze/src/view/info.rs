@@ -42,6 +42,10 @@ pub struct Summary {
     pub threads: BTreeMap<u32, ThreadSummary>,
     /// Last value of each counter.
     pub counters: BTreeMap<String, u64>,
+    /// Task ids (format 1.2): how they were read, or why not; `None` before 1.2.
+    pub task_source: Option<Result<String, String>>,
+    /// Samples and off-CPU episodes that ran in a known task.
+    pub events_in_tasks: u64,
 }
 
 impl Summary {
@@ -82,6 +86,9 @@ impl Summary {
             embedded: model.embedded_parts,
             threads,
             counters: model.counters.clone(),
+            task_source: model.task_source.clone(),
+            events_in_tasks: model.samples.iter().filter(|s| s.task != 0).count() as u64
+                + model.off_cpu.iter().filter(|o| o.task != 0).count() as u64,
         }
     }
 
@@ -157,6 +164,19 @@ impl Summary {
             "objects   {} mappings · {} embedded object parts",
             self.mappings, self.embedded
         );
+        match &self.task_source {
+            Some(Ok(how)) => {
+                let _ = writeln!(
+                    out,
+                    "tasks     {} events in a known Tokio task · read from {how}",
+                    self.events_in_tasks
+                );
+            }
+            Some(Err(why)) => {
+                let _ = writeln!(out, "tasks     no task ids: {why}");
+            }
+            None => {}
+        }
         let _ = writeln!(out, "\nthreads ({}):", self.threads.len());
         let _ = writeln!(
             out,
