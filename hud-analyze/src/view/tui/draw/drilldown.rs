@@ -42,10 +42,10 @@ pub(super) fn draw(
     );
 }
 
-/// The drilldown as plain text (what `y` writes).
-
 /// Tasks a blocker's drilldown lists (most time first).
 const DRILLDOWN_TASKS: usize = 8;
+
+/// The drilldown as plain text (what `y` writes).
 pub fn text(s: &Snapshot, group: u32) -> String {
     let mut out = String::new();
     for line in lines(s, group, Theme { color: false }) {
