@@ -22,22 +22,23 @@ pub struct TaskKinds {
 }
 
 impl TaskKinds {
-    /// Names each task seen in the model by the outermost user frame of a stack it ran with,
-    /// preferring a stack that reaches the task's poll (a stack cut short names a callee).
+    /// Names each task seen in the model by the outermost user frame of the stacks it ran with:
+    /// the one most of its stacks that reach the task's poll name (a stack cut short names a
+    /// callee; a sample in library code called by the runtime names that library).
     pub fn find(model: &Model, symbols: &Symbols, cls: &Classifier) -> Self {
         let mut kinds = TaskKinds::default();
         // Per stack: its kind and whether the task's poll frame anchored it.
         let mut by_stack: HashMap<u32, Option<(u32, bool)>> = HashMap::default();
         let mut by_name: HashMap<(Arc<str>, Option<Arc<str>>), u32> = HashMap::default();
-        // Tasks whose kind came from a stack without the poll frame: a better one may follow.
-        let mut unanchored: rustc_hash::FxHashSet<u64> = Default::default();
+        // Per task, per kind: (stacks that reached the poll, stacks that did not).
+        let mut votes: HashMap<u64, Vec<(u32, u32, u32)>> = HashMap::default();
         let events = model
             .samples
             .iter()
             .map(|s| (s.task, s.stack))
             .chain(model.off_cpu.iter().map(|o| (o.task, o.stack)));
         for (task, stack) in events {
-            if task == 0 || (kinds.of_task.contains_key(&task) && !unanchored.contains(&task)) {
+            if task == 0 {
                 continue;
             }
             let kind = *by_stack.entry(stack).or_insert_with(|| {
@@ -50,19 +51,32 @@ impl TaskKinds {
                 }
                 Some((id, anchored))
             });
-            match kind {
-                Some((kind, true)) => {
-                    kinds.of_task.insert(task, kind);
-                    unanchored.remove(&task);
+            let Some((kind, anchored)) = kind else {
+                continue;
+            };
+            let task_votes = votes.entry(task).or_default();
+            let at = match task_votes.iter().position(|v| v.0 == kind) {
+                Some(at) => at,
+                None => {
+                    task_votes.push((kind, 0, 0));
+                    task_votes.len() - 1
                 }
-                Some((kind, false)) if !kinds.of_task.contains_key(&task) => {
-                    kinds.of_task.insert(task, kind);
-                    unanchored.insert(task);
-                }
-                _ => {}
+            };
+            if anchored {
+                task_votes[at].1 += 1;
+            } else {
+                task_votes[at].2 += 1;
             }
         }
-        // Kinds only cut-short stacks named, and no task kept: dropped from the list.
+        for (task, task_votes) in votes {
+            if let Some(best) = task_votes
+                .iter()
+                .max_by_key(|v| (v.1, v.2, std::cmp::Reverse(v.0)))
+            {
+                kinds.of_task.insert(task, best.0);
+            }
+        }
+        // Kinds no task kept: dropped from the list.
         let used: rustc_hash::FxHashSet<u32> = kinds.of_task.values().copied().collect();
         if used.len() < kinds.kinds.len() {
             let mut renumber: HashMap<u32, u32> = HashMap::default();
