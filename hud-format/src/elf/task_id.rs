@@ -448,14 +448,7 @@ fn variant_parts(
         while let Some(child) = inner.next()? {
             let e = child.entry();
             if e.tag() == gimli::DW_TAG_member && Some(e.offset()) == discr_ref {
-                let offset = e
-                    .attr_value(gimli::DW_AT_data_member_location)?
-                    .and_then(|v| v.udata_value())
-                    .unwrap_or(0);
-                let t = match e.attr_value(gimli::DW_AT_type)? {
-                    Some(AttributeValue::UnitRef(t)) => Some(t),
-                    _ => None,
-                };
+                let (_, offset, t) = member_of(unit, dwarf, e)?;
                 discr = Some((offset, t));
             } else if e.tag() == gimli::DW_TAG_variant {
                 let discr_value = e
