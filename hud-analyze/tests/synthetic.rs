@@ -193,6 +193,8 @@ fn long_polls_are_split_by_a_park() {
     durations.sort_unstable();
     let period = a.model.sample_period();
     assert_eq!(durations, vec![20 * MS + period, 40 * MS + period]);
+    // No task ids: nothing showed each run to be one poll.
+    assert_eq!(b.unproven(), 2);
 }
 
 #[test]
@@ -790,6 +792,7 @@ fn tasks_taking_turns_are_never_one_long_poll() {
     let d = blockers(&long);
     assert_eq!(d.len(), 1, "{:?}", names(&d));
     assert_eq!(d[0].episodes[0].samples, 3);
+    assert_eq!(d[0].unproven(), 0, "task and tick show one poll");
     assert_eq!(d[0].tasks(), vec![(3, 1, d[0].episodes[0].duration)]);
     let w = whole(&long);
     let task = w.tasks.iter().find(|t| t.id == 3).expect("task 3 listed");

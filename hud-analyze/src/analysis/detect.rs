@@ -44,6 +44,10 @@ pub struct Episode {
     pub line: u32,
     /// The Tokio task it happened in (0: not known).
     pub task: u64,
+    /// A long poll whose samples all carried a task id and a scheduler tick, so the runtime
+    /// showed them to be one poll; without, back-to-back polls of the same code may have been
+    /// merged and its duration is an upper bound. Off-CPU episodes: always.
+    pub proven: bool,
 }
 
 impl Episode {
@@ -262,6 +266,12 @@ impl Blocker {
             .collect();
         tasks.sort_by_key(|&(id, n, total)| (std::cmp::Reverse(total), std::cmp::Reverse(n), id));
         tasks
+    }
+
+    /// Listed long polls whose samples the runtime did not show to be one poll (no task ids):
+    /// their durations are upper bounds.
+    pub fn unproven(&self) -> usize {
+        self.episodes.iter().filter(|e| !e.proven).count()
     }
 
     /// Threads it happened on, sorted.
@@ -493,6 +503,7 @@ pub fn detect(
             group,
             line: path.first().map_or(0, |u| u.2),
             task: off.task,
+            proven: true,
         });
     }
 
@@ -686,6 +697,9 @@ fn long_poll(
         group,
         line,
         task: samples[run[0]].task,
+        proven: run
+            .iter()
+            .all(|&i| samples[i].task != 0 && samples[i].tick != hud_format::wire::NO_TICK),
     }
 }
 
@@ -717,6 +731,7 @@ mod tests {
             group: 0,
             line: 0,
             task: 0,
+            proven: true,
         };
         let b = Blocker {
             group: 0,

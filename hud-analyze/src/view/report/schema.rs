@@ -188,6 +188,10 @@ pub struct BlockerOut {
     pub stack: Vec<FrameOut>,
     /// The Tokio tasks its episodes happened in, most time first (empty without task ids).
     pub tasks: Vec<BlockerTaskOut>,
+    /// Long polls whose samples carried no task id and scheduler tick: the runtime did not show
+    /// them to be one poll, so back-to-back polls of this code may be merged and their
+    /// durations are upper bounds (0 for off-CPU blockers).
+    pub unproven: usize,
 }
 
 #[derive(Serialize)]
@@ -556,5 +560,6 @@ fn blocker_out(a: &Analysis, b: &Blocker) -> BlockerOut {
                 total_ms: ms(total),
             })
             .collect(),
+        unproven: b.unproven(),
     }
 }

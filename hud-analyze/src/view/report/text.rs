@@ -188,6 +188,17 @@ fn blocker(out: &mut String, i: usize, b: &BlockerOut, st: &Style) {
     if let Some(line) = blocker_tasks(b) {
         let _ = writeln!(out, "       {line}");
     }
+    if b.unproven > 0 {
+        let _ = writeln!(
+            out,
+            "       {}",
+            st.dim(&format!(
+                "{} of {} long polls are upper bounds: without task ids, back-to-back polls of \
+                 this code read as one (docs/RECORD.md, \"Tokio task ids\")",
+                b.unproven, b.count
+            ))
+        );
+    }
     for f in b.stack.iter().take(STACK_FRAMES_SHOWN) {
         let line = format!(
             "         {}{} {}",
