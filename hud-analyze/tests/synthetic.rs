@@ -864,3 +864,23 @@ fn a_capture_without_task_ids_says_why() {
         "{text}"
     );
 }
+
+/// The scheduler tick read with a sample says the thread held a runtime's core, and which kind:
+/// a thread whose stacks were all cut short is still a worker (or a current_thread runtime).
+#[test]
+fn a_tick_names_the_runtime_thread_a_cut_short_stack_cannot() {
+    use hud_format::wire::{TICK_KIND_SHIFT, TICK_OF_CURRENT_THREAD, TICK_OF_MULTI_THREAD};
+    let mut s = Synth::new();
+    s.thread(10, "svc-a");
+    s.thread(11, "svc-b");
+    s.writer.set_task_source("test");
+    for i in 0..4u64 {
+        let ts = START + (10 + 10 * i) * MS;
+        let tick = |kind: u64| (kind << TICK_KIND_SHIFT) | (100 + i);
+        s.sample_in_task(ts, 10, &cut_short(), 7, tick(TICK_OF_MULTI_THREAD));
+        s.sample_in_task(ts, 11, &cut_short(), 8, tick(TICK_OF_CURRENT_THREAD));
+    }
+    let a = s.analyze();
+    assert_eq!(a.model.threads[&10].role, Role::Worker);
+    assert_eq!(a.model.threads[&11].role, Role::CurrentThread);
+}

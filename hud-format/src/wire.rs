@@ -31,6 +31,11 @@ pub mod kind {
 
 /// [`StackRecord::tick`] when no scheduler tick was read.
 pub const NO_TICK: u64 = u64::MAX;
+/// A read tick's top byte says which scheduler held the thread's core: [`TICK_OF_CURRENT_THREAD`]
+/// or [`TICK_OF_MULTI_THREAD`] (0: unknown); the tick itself is in the low 32 bits.
+pub const TICK_KIND_SHIFT: u32 = 56;
+pub const TICK_OF_CURRENT_THREAD: u64 = 1;
+pub const TICK_OF_MULTI_THREAD: u64 = 2;
 
 /// `prev_state` the kernel reports for a preempted (still runnable) task: TASK_REPORT_MAX, "R+".
 pub const STATE_PREEMPTED: u32 = 0x100;
@@ -343,14 +348,16 @@ pub mod globals {
     pub const TICK_TAG_AT: &str = "TICK_TAG_AT";
     pub const TICK_TAG_MASK: &str = "TICK_TAG_MASK";
     /// Per scheduler kind `N` (0, 1): `u64` tag, `u32` 1 for the variant without a tag value,
-    /// `u64` offset of the `Box<Core>` pointer, `u64` tick offset in `Core`, `u64` tick mask.
-    pub const TICK_VARIANTS: [[&str; 5]; 2] = [
+    /// `u64` offset of the `Box<Core>` pointer, `u64` tick offset in `Core`, `u64` tick mask,
+    /// `u64` the scheduler's kind in a tick's top byte (see `TICK_KIND_SHIFT`).
+    pub const TICK_VARIANTS: [[&str; 6]; 2] = [
         [
             "TICK_V0_TAG",
             "TICK_V0_ANY",
             "TICK_V0_CORE_AT",
             "TICK_V0_TICK_AT",
             "TICK_V0_TICK_MASK",
+            "TICK_V0_KIND",
         ],
         [
             "TICK_V1_TAG",
@@ -358,6 +365,7 @@ pub mod globals {
             "TICK_V1_CORE_AT",
             "TICK_V1_TICK_AT",
             "TICK_V1_TICK_MASK",
+            "TICK_V1_KIND",
         ],
     ];
 }

@@ -258,8 +258,8 @@ impl Probes {
         let tick_sched_at = tick.map_or(0, |t| t.scheduler_at as u64);
         let tick_tag_at = tick.map_or(0, |t| t.tag_at);
         let tick_tag_mask = tick.map_or(u64::MAX, |t| t.tag_mask());
-        // Per variant: tag, "no tag value", core pointer offset, tick offset, tick mask.
-        let variants: Vec<(u64, u32, u64, u64, u64)> = (0..2)
+        // Per variant: tag, "no tag value", core pointer offset, tick offset, tick mask, kind.
+        let variants: Vec<(u64, u32, u64, u64, u64, u64)> = (0..2)
             .map(|i| match tick.and_then(|t| t.variants.get(i)) {
                 Some(v) => (
                     v.tag.unwrap_or(0),
@@ -271,8 +271,13 @@ impl Probes {
                     } else {
                         (1u64 << (8 * u32::from(v.tick_size))) - 1
                     },
+                    match v.name.as_str() {
+                        "CurrentThread" => wire::TICK_OF_CURRENT_THREAD,
+                        "MultiThread" => wire::TICK_OF_MULTI_THREAD,
+                        _ => 0,
+                    } << wire::TICK_KIND_SHIFT,
                 ),
-                None => (0, 0, 0, 0, 0),
+                None => (0, 0, 0, 0, 0, 0),
             })
             .collect();
         if tick_on != 0 {
@@ -287,7 +292,8 @@ impl Probes {
                     .override_global(names[1], &v.1, true)
                     .override_global(names[2], &v.2, true)
                     .override_global(names[3], &v.3, true)
-                    .override_global(names[4], &v.4, true);
+                    .override_global(names[4], &v.4, true)
+                    .override_global(names[5], &v.5, true);
             }
         }
         let mut ebpf = loader

@@ -2,11 +2,14 @@
 
 use rustc_hash::FxHashMap as HashMap;
 
+use hud_format::wire::{NO_TICK, TICK_KIND_SHIFT, TICK_OF_CURRENT_THREAD, TICK_OF_MULTI_THREAD};
+
 use crate::analysis::frames::{flags, Classifier};
 use crate::model::{Model, Role};
 use crate::symbols::Symbols;
 
-/// Sets every thread's role by majority over its samples' and off-CPU episodes' stacks.
+/// Sets every thread's role by majority over its samples' and off-CPU episodes' stacks, and the
+/// schedulers its samples' ticks were read from.
 pub fn classify(model: &mut Model, symbols: &Symbols, cls: &Classifier) {
     let mut votes: HashMap<u32, [u32; 3]> = HashMap::default();
     // Per stack id: not seen yet (None), or the role its frames vote for.
@@ -34,6 +37,19 @@ pub fn classify(model: &mut Model, symbols: &Symbols, cls: &Classifier) {
         if let Some(i) = vote {
             votes.entry(tid).or_default()[i] += 1;
         }
+    }
+    // A sample whose scheduler tick was read (format 1.2) ran while its thread held a runtime's
+    // core, and the tick says which scheduler: a vote that a stack cut short cannot lose.
+    for s in &model.samples {
+        if s.tick == NO_TICK {
+            continue;
+        }
+        let vote = match s.tick >> TICK_KIND_SHIFT {
+            TICK_OF_MULTI_THREAD => 0,
+            TICK_OF_CURRENT_THREAD => 1,
+            _ => continue,
+        };
+        votes.entry(s.tid).or_default()[vote] += 1;
     }
     for thread in model.threads.values_mut() {
         if let Some(v) = votes.get(&thread.tid) {

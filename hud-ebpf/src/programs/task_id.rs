@@ -75,6 +75,11 @@ pub(super) static TICK_V1_CORE_AT: Global<u64> = Global::new(0);
 pub(super) static TICK_V1_TICK_AT: Global<u64> = Global::new(0);
 #[unsafe(no_mangle)]
 pub(super) static TICK_V1_TICK_MASK: Global<u64> = Global::new(0);
+/// Per scheduler kind: its kind code, already shifted into a tick's top byte.
+#[unsafe(no_mangle)]
+pub(super) static TICK_V0_KIND: Global<u64> = Global::new(0);
+#[unsafe(no_mangle)]
+pub(super) static TICK_V1_KIND: Global<u64> = Global::new(0);
 
 /// A word of user memory; `None` when it cannot be read.
 #[inline(always)]
@@ -179,30 +184,30 @@ fn tick_at(tp: u64) -> u64 {
         return NO_TICK;
     };
     let tag = tag & TICK_TAG_MASK.load();
-    let (core_at, tick_at, mask) = if TICK_V0_ANY.load() == 0 && tag == TICK_V0_TAG.load() {
+    let v0 = || {
         (
             TICK_V0_CORE_AT.load(),
             TICK_V0_TICK_AT.load(),
             TICK_V0_TICK_MASK.load(),
+            TICK_V0_KIND.load(),
         )
+    };
+    let v1 = || {
+        (
+            TICK_V1_CORE_AT.load(),
+            TICK_V1_TICK_AT.load(),
+            TICK_V1_TICK_MASK.load(),
+            TICK_V1_KIND.load(),
+        )
+    };
+    let (core_at, tick_at, mask, kind) = if TICK_V0_ANY.load() == 0 && tag == TICK_V0_TAG.load() {
+        v0()
     } else if TICK_V1_ANY.load() == 0 && tag == TICK_V1_TAG.load() {
-        (
-            TICK_V1_CORE_AT.load(),
-            TICK_V1_TICK_AT.load(),
-            TICK_V1_TICK_MASK.load(),
-        )
+        v1()
     } else if TICK_V0_ANY.load() != 0 {
-        (
-            TICK_V0_CORE_AT.load(),
-            TICK_V0_TICK_AT.load(),
-            TICK_V0_TICK_MASK.load(),
-        )
+        v0()
     } else if TICK_V1_ANY.load() != 0 {
-        (
-            TICK_V1_CORE_AT.load(),
-            TICK_V1_TICK_AT.load(),
-            TICK_V1_TICK_MASK.load(),
-        )
+        v1()
     } else {
         return NO_TICK;
     };
@@ -216,7 +221,7 @@ fn tick_at(tp: u64) -> u64 {
         return NO_TICK;
     }
     match read_user(core.wrapping_add(tick_at)) {
-        Some(tick) => tick & mask,
+        Some(tick) => (tick & mask & 0xffff_ffff) | kind,
         None => NO_TICK,
     }
 }
