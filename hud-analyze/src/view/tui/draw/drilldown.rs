@@ -100,6 +100,16 @@ fn lines(s: &Snapshot, group: u32, theme: Theme) -> Vec<Line<'static>> {
         ms(b.max()),
         b.threads()
     )));
+    let unproven = b.unproven();
+    if unproven > 0 {
+        out.push(Line::from(Span::styled(
+            format!(
+                "{unproven} of these long polls are upper bounds: without task ids, back-to-back \
+                 polls of this code read as one"
+            ),
+            theme.dim(),
+        )));
+    }
     if b.forgotten.count > 0 {
         out.push(Line::from(Span::styled(
             format!(
