@@ -732,8 +732,11 @@ fn sigterm_and_sighup_close_the_capture_cleanly() {
 
 /// Under a context-switch storm (over half a million switches a second) the recorder stops when
 /// asked: the capture is closed at the deadline and the probes detached after it (a detach then
-/// waits seconds in the kernel; before, the recorder ran 29 s for `--duration 3`). It takes 3.2 s
-/// here; the bound leaves a slower machine room for the attach under the storm.
+/// waits seconds in the kernel; before, the recorder ran 29 s for `--duration 3`). It takes 3.1 s
+/// here. A clean-clone CI run once took 10.2 s (not reproduced: 3.1 s twice right after, same
+/// machine): the bound is a sanity bound under the regression's 29 s, and a failure prints the
+/// recorder's own account (its "done after" line says whether the recording or the attach and
+/// detach took the time).
 #[test]
 fn the_duration_is_kept_under_a_context_switch_storm() {
     let _serial = serial();
@@ -764,8 +767,9 @@ fn the_duration_is_kept_under_a_context_switch_storm() {
         let _ = child.wait();
         assert!(out.status.success(), "{}", stderr(&out));
         assert!(
-            wall < Duration::from_secs(5),
-            "--duration 3 with {pairs} pairs took {wall:?}"
+            wall < Duration::from_secs(15),
+            "--duration 3 with {pairs} pairs took {wall:?}: {}",
+            stderr(&out)
         );
         let capture = Capture::open(&path).unwrap();
         assert_eq!(capture.ending(), &Ending::Clean);
