@@ -266,7 +266,11 @@ impl Probes {
                     u32::from(v.tag.is_none()),
                     v.core_at,
                     v.tick_at,
-                    v.tick_mask(),
+                    if v.tick_size >= 8 {
+                        u64::MAX
+                    } else {
+                        (1u64 << (8 * u32::from(v.tick_size))) - 1
+                    },
                     match v.name.as_str() {
                         "CurrentThread" => wire::TICK_OF_CURRENT_THREAD,
                         "MultiThread" => wire::TICK_OF_MULTI_THREAD,

@@ -74,13 +74,6 @@ impl TickLayout {
     }
 }
 
-impl TickVariant {
-    /// The tick's mask in the 8 bytes read at `tick_at`.
-    pub fn tick_mask(&self) -> u64 {
-        mask_of(self.tick_size)
-    }
-}
-
 fn mask_of(size: u8) -> u64 {
     match size {
         8 => u64::MAX,
