@@ -822,22 +822,35 @@ fn cpu_shares_agree_with_perf() {
     let dir = tempfile::tempdir().unwrap();
     let capture = dir.path().join("busy.hudcap");
     let perf_data = dir.path().join("perf.data");
-    let demo = Demo::start(9.0, &["--busy"]);
-    let pid = demo.0.id().to_string();
-    // Both profilers sample the same process at the same time, at 999 Hz: two independent
-    // samplings of ~1,200 samples (199 Hz) differ by more than 3 points on a 45 % share about one
-    // run in ten; with ~6,000 each that is a 4-sigma event.
-    let mut perf = Command::new("perf")
-        .args(["record", "-q", "-g", "-F", "999", "-p", &pid, "-o"])
-        .arg(&perf_data)
-        .args(["--", "sleep", "6"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    record(&demo, &capture, &["--duration", "6", "-F", "999"]);
-    assert!(perf.wait().unwrap().success());
-    drop(demo);
+    // perf itself once exited non-zero here (one CI run in many, not reproduced): its own account
+    // is printed and the side-by-side recording made once more, since the peer failing says
+    // nothing about hud.
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let demo = Demo::start(9.0, &["--busy"]);
+        let pid = demo.0.id().to_string();
+        // Both profilers sample the same process at the same time, at 999 Hz: two independent
+        // samplings of ~1,200 samples (199 Hz) differ by more than 3 points on a 45 % share about
+        // one run in ten; with ~6,000 each that is a 4-sigma event.
+        let perf = Command::new("perf")
+            .args(["record", "-q", "-g", "-F", "999", "-p", &pid, "-o"])
+            .arg(&perf_data)
+            .args(["--", "sleep", "6"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        record(&demo, &capture, &["--duration", "6", "-F", "999"]);
+        let perf = perf.wait_with_output().unwrap();
+        drop(demo);
+        if perf.status.success() {
+            break;
+        }
+        let stderr = String::from_utf8_lossy(&perf.stderr);
+        assert!(attempts < 2, "perf record failed twice ({}): {stderr}", perf.status);
+        eprintln!("perf record failed ({}), once more: {stderr}", perf.status);
+    }
     let report = report_json(&capture);
     let hud: Vec<(String, f64)> = report["hotspots"]["overall"]["by_function"]
         .as_array()

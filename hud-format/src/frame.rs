@@ -18,7 +18,7 @@ pub const PREAMBLE_LEN: usize = 16;
 /// Format major version this crate writes and the newest it reads. Bumped on incompatible change.
 pub const FORMAT_MAJOR: u16 = 1;
 /// Format minor version this crate writes. Minor versions only add; older readers ignore additions.
-pub const FORMAT_MINOR: u16 = 2;
+pub const FORMAT_MINOR: u16 = 3;
 
 /// First four bytes of every frame.
 pub const FRAME_MAGIC: [u8; 4] = *b"HUDF";
@@ -44,6 +44,8 @@ pub enum FrameKind {
     StackCopies,
     /// The Tokio task of each event ([`crate::types::EventTasks`]; format 1.2).
     Tasks,
+    /// Exact poll durations, `--poll-probes` ([`crate::types::Polls`]; format 1.3).
+    Polls,
     /// A kind a newer minor version added: its checksummed header gives its length, and readers
     /// skip it (the versioning promise in docs/FORMAT.md).
     Unknown(u8),
@@ -60,6 +62,7 @@ impl FrameKind {
             4 => FrameKind::Index,
             5 => FrameKind::StackCopies,
             6 => FrameKind::Tasks,
+            7 => FrameKind::Polls,
             other => FrameKind::Unknown(other),
         })
     }
@@ -72,6 +75,7 @@ impl FrameKind {
             FrameKind::Index => 4,
             FrameKind::StackCopies => 5,
             FrameKind::Tasks => 6,
+            FrameKind::Polls => 7,
             FrameKind::Unknown(v) => v,
         }
     }

@@ -307,6 +307,62 @@ pub struct EventTasks {
 /// [`EventTasks::source`] of a recorder that could not read task ids starts with this.
 pub const NO_TASK_IDS: &str = "none: ";
 
+/// `--poll-probes` (format 1.3): exact poll durations of the probed task poll functions. The
+/// recorder writes one about once a second and one at close; each holds the probes added since
+/// the previous one, every probe's histogram so far (cumulative: the last frame has the whole
+/// recording), and the polls past `event_ns` that ended since the previous one.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[rkyv(derive(Debug))]
+pub struct Polls {
+    /// When the histograms were read.
+    pub ts_ns: u64,
+    /// The shortest poll sent as an event.
+    pub event_ns: u64,
+    pub probes: Vec<PollProbe>,
+    pub histograms: Vec<PollHistogram>,
+    pub long: PollEvents,
+    /// Why probing stopped before recording did (over its budget), empty while it goes on.
+    pub stopped: String,
+    /// When it stopped (0: it did not).
+    pub stopped_ns: u64,
+}
+
+/// One probed `tokio::runtime::task::raw::poll::<T, S>` instance.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[rkyv(derive(Debug))]
+pub struct PollProbe {
+    /// The index events and histograms name it by.
+    pub probe: u32,
+    /// Its address in the target's executable (an ELF virtual address) and that file's path.
+    pub address: u64,
+    pub path: String,
+    /// The future type `T` and the scheduler `S`, as the executable's DWARF names them.
+    pub future: String,
+    pub scheduler: String,
+}
+
+/// One probe's poll durations so far: `counts[i]` polls in `hud_format::wire` bucket
+/// `buckets[i]` (sparse, ascending).
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[rkyv(derive(Debug))]
+pub struct PollHistogram {
+    pub probe: u32,
+    pub sum_ns: u64,
+    pub max_ns: u64,
+    pub buckets: Vec<u16>,
+    pub counts: Vec<u64>,
+}
+
+/// Polls past the event threshold, one row each.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[rkyv(derive(Debug))]
+pub struct PollEvents {
+    pub tid: Vec<u32>,
+    pub start_ns: Vec<u64>,
+    pub end_ns: Vec<u64>,
+    pub probe: Vec<u32>,
+}
+
 /// A piece of an object file embedded in the capture (`--embed-binaries`). Large files are split in
 /// parts, each under the frame size limit; parts of one object share `object_id`.
 #[derive(Archive, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]

@@ -27,6 +27,9 @@ pub mod kind {
     /// A [`super::StackCopyHeader`] and its stack bytes: the user registers and the stack of a
     /// sample or of off-CPU episodes, for unwinding offline.
     pub const STACK_COPY: u8 = 8;
+    /// A [`super::PollRecord`]: a probed task poll (`--poll-probes`) that lasted at least
+    /// `POLL_EVENT_NS`.
+    pub const POLL: u8 = 9;
 }
 
 /// [`StackRecord::tick`] when no scheduler tick was read.
@@ -154,6 +157,10 @@ pub struct StackCopyHeader {
     /// Stack bytes that follow (at most [`MAX_STACK_COPY`]).
     pub len: u32,
     pub _pad: u32,
+    /// `--poll-probes`: the real return addresses of the probed polls the thread was in,
+    /// innermost first (0: none). Their uretprobes put the kernel's trampoline address in the
+    /// copied stack in their place; the recorder puts these back, in the same order.
+    pub poll_returns: [u64; 2],
 }
 
 /// A [`StackCopyHeader`] with room for the largest copy: the per-CPU scratch value the programs
@@ -261,11 +268,17 @@ pub enum Counter {
     /// Stack copies that could not be read (not even the leaf window) or were lost because the
     /// ring buffer was full.
     StackCopyFailed = 9,
+    /// Probed polls not timed: a return without its entry (probes attached mid-poll), polls
+    /// nested deeper than [`POLL_NESTING`], or a thread without a slot.
+    PollUntimed = 10,
+    /// Probed polls past `POLL_EVENT_NS` whose record was dropped (ring buffer full); they are
+    /// still in the histograms.
+    LostPoll = 11,
 }
 
 impl Counter {
     /// Number of counters; the size of the `COUNTERS` map.
-    pub const COUNT: u32 = 10;
+    pub const COUNT: u32 = 12;
     /// Every counter, in index order.
     pub const ALL: [Counter; Self::COUNT as usize] = [
         Counter::LostSwitch,
@@ -278,6 +291,8 @@ impl Counter {
         Counter::OffCpuStackMissed,
         Counter::StackCopyOverBudget,
         Counter::StackCopyFailed,
+        Counter::PollUntimed,
+        Counter::LostPoll,
     ];
 
     /// Stable name used in captures and reports.
@@ -293,6 +308,8 @@ impl Counter {
             Counter::OffCpuStackMissed => "off_cpu_stack_missed",
             Counter::StackCopyOverBudget => "stack_copy_over_budget",
             Counter::StackCopyFailed => "stack_copy_failed",
+            Counter::PollUntimed => "poll_untimed",
+            Counter::LostPoll => "lost_poll",
         }
     }
 
@@ -307,6 +324,74 @@ impl Counter {
 
 /// Thread slots: `STATES` has this many entries, slot 0 meaning "none".
 pub const MAX_THREADS: u32 = 16384;
+
+/// Buckets of a poll-duration histogram (`--poll-probes`): 8 per power of two (each ≤ 12.5 %
+/// wide), from 0 ns up to about 9 minutes; longer polls count in the last.
+pub const POLL_BUCKETS: u32 = 304;
+/// Polls of one thread that can be open at once (a poll inside a poll: `block_in_place`, a
+/// nested runtime); deeper ones are counted, not timed.
+pub const POLL_NESTING: usize = 4;
+
+/// The histogram bucket of a poll of `ns` nanoseconds: `ns` itself below 8, then 8 buckets per
+/// power of two (the top three bits after the leading one).
+#[inline(always)]
+pub const fn poll_bucket(ns: u64) -> u32 {
+    if ns < 8 {
+        return ns as u32;
+    }
+    let msb = 63 - ns.leading_zeros();
+    let bucket = (msb - 2) * 8 + ((ns >> (msb - 3)) & 7) as u32;
+    if bucket < POLL_BUCKETS {
+        bucket
+    } else {
+        POLL_BUCKETS - 1
+    }
+}
+
+/// The durations bucket `b` counts: `[low, high)` nanoseconds.
+pub const fn poll_bucket_range(b: u32) -> (u64, u64) {
+    if b < 8 {
+        return (b as u64, b as u64 + 1);
+    }
+    let msb = b / 8 + 2;
+    let step = 1u64 << (msb - 3);
+    let low = (8 + (b % 8) as u64) * step;
+    (low, low + step)
+}
+
+/// A probed poll that lasted at least `POLL_EVENT_NS` (kind [`kind::POLL`]). `header.ts_ns` is
+/// when it returned, `header.tid` the thread that polled.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PollRecord {
+    pub header: RecordHeader,
+    pub start_ns: u64,
+    /// Which probed poll function (the attach cookie: an index into the recorder's list).
+    pub probe: u32,
+    pub _pad: u32,
+}
+
+/// Per thread slot: the polls it is in (entry seen, return not yet).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OpenPolls {
+    /// The thread these belong to (a slot is reused after its thread exits).
+    pub tid: u32,
+    /// Polls entered and not returned from (may exceed [`POLL_NESTING`]).
+    pub depth: u32,
+    pub start_ns: [u64; POLL_NESTING],
+    /// Where each poll returns to (read at its entry, before the uretprobe replaced it).
+    pub ret: [u64; POLL_NESTING],
+    pub probe: [u32; POLL_NESTING],
+}
+
+/// Per probed function, per CPU: the sum and the longest of its polls, in nanoseconds.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PollTotals {
+    pub sum_ns: u64,
+    pub max_ns: u64,
+}
 
 /// Names of the read-only globals hud-record sets before loading the eBPF object.
 pub mod globals {
@@ -350,6 +435,8 @@ pub mod globals {
     /// Per scheduler kind `N` (0, 1): `u64` tag, `u32` 1 for the variant without a tag value,
     /// `u64` offset of the `Box<Core>` pointer, `u64` tick offset in `Core`, `u64` tick mask,
     /// `u64` the scheduler's kind in a tick's top byte (see `TICK_KIND_SHIFT`).
+    /// `u64`: the shortest probed poll sent as a [`super::PollRecord`].
+    pub const POLL_EVENT_NS: &str = "POLL_EVENT_NS";
     pub const TICK_VARIANTS: [[&str; 6]; 2] = [
         [
             "TICK_V0_TAG",
@@ -399,6 +486,16 @@ pub mod names {
     pub const OFFCPU_PENDING: &str = "OFFCPU_PENDING";
     /// Indexed by CPU: the [`super::StackCopy`] being filled (sized to the possible CPUs).
     pub const STACK_SCRATCH: &str = "STACK_SCRATCH";
+    /// `--poll-probes`: the uprobe at each probed `raw::poll` entry, and its uretprobe.
+    pub const PROG_POLL_ENTER: &str = "hud_poll_enter";
+    pub const PROG_POLL_RETURN: &str = "hud_poll_return";
+    /// Per CPU, indexed by `probe × POLL_BUCKETS + bucket`: polls counted (`u64`); sized by
+    /// hud-record to the probes it attaches.
+    pub const POLL_HISTOGRAMS: &str = "POLL_HISTOGRAMS";
+    /// Per CPU, indexed by probe: [`super::PollTotals`].
+    pub const POLL_TOTALS: &str = "POLL_TOTALS";
+    /// Indexed by thread slot: [`super::OpenPolls`].
+    pub const OPEN_POLLS: &str = "OPEN_POLLS";
 }
 
 /// Field offsets of the tracepoint records the programs read. hud-record reads the real ones from
@@ -439,8 +536,11 @@ const _: () = {
     assert!(core::mem::size_of::<ThreadRecord>() == 40);
     assert!(core::mem::size_of::<DueEpisode>() == 32);
     assert!(core::mem::size_of::<TaskCacheEntry>() == 16);
-    assert!(core::mem::size_of::<StackCopyHeader>() == 56);
-    assert!(core::mem::size_of::<StackCopy>() == 56 + MAX_STACK_COPY);
+    assert!(core::mem::size_of::<PollRecord>() == 32);
+    assert!(core::mem::size_of::<OpenPolls>() == 8 + 20 * POLL_NESTING);
+    assert!(core::mem::size_of::<PollTotals>() == 16);
+    assert!(core::mem::size_of::<StackCopyHeader>() == 72);
+    assert!(core::mem::size_of::<StackCopy>() == 72 + MAX_STACK_COPY);
     assert!(core::mem::size_of::<SwitchEntry>() == 16);
     assert!(core::mem::size_of::<SwitchBatch>() == 24 + 16 * SWITCH_BATCH_LEN);
     assert!(core::mem::size_of::<ThreadState>() == 24 + 32 * MAX_DUE);
@@ -459,6 +559,8 @@ mod sealed {
     impl Sealed for super::ThreadRecord {}
     impl Sealed for super::SwitchBatch {}
     impl Sealed for super::StackCopyHeader {}
+    impl Sealed for super::PollRecord {}
+    impl Sealed for super::PollTotals {}
 }
 
 /// A plain-old-data record of this module: integers only, so every bit pattern is a valid value.
@@ -468,6 +570,8 @@ impl WireRecord for StackRecord {}
 impl WireRecord for ThreadRecord {}
 impl WireRecord for SwitchBatch {}
 impl WireRecord for StackCopyHeader {}
+impl WireRecord for PollRecord {}
+impl WireRecord for PollTotals {}
 
 /// Reads a record from the start of `bytes` (ring-buffer records need not be aligned for us).
 /// `None` when `bytes` is too short.
@@ -485,5 +589,28 @@ pub fn record_kind(bytes: &[u8]) -> Option<u8> {
         None
     } else {
         Some(bytes[0])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn poll_buckets_are_contiguous_and_hold_their_durations() {
+        let mut expected_low = 0;
+        for b in 0..POLL_BUCKETS {
+            let (low, high) = poll_bucket_range(b);
+            assert_eq!(low, expected_low, "bucket {b}");
+            assert!(high > low);
+            assert_eq!(poll_bucket(low), b);
+            assert_eq!(poll_bucket(high - 1), b);
+            // 8 buckets per power of two: none wider than 1/8 of its low end.
+            assert!(b < 8 || (high - low) * 8 <= low, "bucket {b}: {low}..{high}");
+            expected_low = high;
+        }
+        assert_eq!(poll_bucket(u64::MAX), POLL_BUCKETS - 1);
+        assert_eq!(poll_bucket(1_000_000), poll_bucket(1_040_000));
+        assert_ne!(poll_bucket(1_000_000), poll_bucket(1_200_000));
     }
 }

@@ -545,6 +545,15 @@ impl<W: Write> CaptureWriter<W> {
         }
     }
 
+    /// Writes exact poll durations (`--poll-probes`) at once: the recorder calls it about once a
+    /// second and at close, after the chunks of the same time.
+    pub fn write_polls(&mut self, polls: &crate::types::Polls) -> Result<(), Error> {
+        let bytes = rkyv::to_bytes::<rkyv::rancor::Error>(polls)
+            .map_err(|e| Error::Encode(e.to_string()))?;
+        let start = polls.long.start_ns.iter().copied().min().unwrap_or(polls.ts_ns);
+        self.write_frame(FrameKind::Polls, &bytes, start.min(polls.ts_ns), polls.ts_ns)
+    }
+
     /// Writes the pending task rows (after the chunks of their events), and the source once.
     fn write_tasks(&mut self, start_ns: u64, end_ns: u64) -> Result<(), Error> {
         self.tasks_since = None;
@@ -614,7 +623,10 @@ impl<W: Write> CaptureWriter<W> {
                 raw.len()
             )));
         }
-        let small_side_frame = matches!(kind, FrameKind::StackCopies | FrameKind::Tasks);
+        let small_side_frame = matches!(
+            kind,
+            FrameKind::StackCopies | FrameKind::Tasks | FrameKind::Polls
+        );
         let stored = if small_side_frame && raw.len() <= STRONG_COPIES_LEN {
             // About one a second, and small with leaf windows: worth zstd's harder levels. (The
             // large frames of `--unwind dwarf` would double the recorder's CPU at that level.)

@@ -419,3 +419,94 @@ fn todays_writer_still_writes_what_the_v1_2_golden_holds() {
     };
     assert_eq!(tasks(&today), tasks(&golden));
 }
+
+/// `testdata/golden/v1.3.hudcap`, written by format 1.3 (`--poll-probes`): v1.2's events and a
+/// polls frame (two probes, a histogram each, one long poll, probing stopped over its budget).
+fn golden_v1_3_path() -> PathBuf {
+    golden_path().with_file_name("v1.3.hudcap")
+}
+
+fn golden_polls() -> hud_format::types::Polls {
+    use hud_format::types::{PollEvents, PollHistogram, PollProbe, Polls};
+    use hud_format::wire::poll_bucket;
+    let probe = |probe: u32, future: &str| PollProbe {
+        probe,
+        address: 0x55a0 + u64::from(probe) * 16,
+        path: "/usr/bin/app".into(),
+        future: future.into(),
+        scheduler: "alloc::sync::Arc<tokio::runtime::scheduler::multi_thread::handle::Handle, alloc::alloc::Global>".into(),
+    };
+    Polls {
+        ts_ns: 1_020_000_000,
+        event_ns: 1_000_000,
+        probes: vec![
+            probe(0, "app::serve::{async_fn_env#0}"),
+            probe(1, "app::tick::{async_fn_env#0}"),
+        ],
+        histograms: vec![
+            PollHistogram {
+                probe: 0,
+                sum_ns: 3 * 20_000 + 5_000_000,
+                max_ns: 5_000_000,
+                buckets: vec![poll_bucket(20_000) as u16, poll_bucket(5_000_000) as u16],
+                counts: vec![3, 1],
+            },
+            PollHistogram {
+                probe: 1,
+                sum_ns: 900,
+                max_ns: 900,
+                buckets: vec![poll_bucket(900) as u16],
+                counts: vec![1],
+            },
+        ],
+        long: PollEvents {
+            tid: vec![4242],
+            start_ns: vec![1_005_000_000],
+            end_ns: vec![1_010_000_000],
+            probe: vec![0],
+        },
+        stopped: "over budget".into(),
+        stopped_ns: 1_019_000_000,
+    }
+}
+
+fn write_golden_v1_3() -> Vec<u8> {
+    let mut w =
+        CaptureWriter::new(Vec::new(), &expected_header(), WriterOptions::default()).unwrap();
+    w.set_task_source(TASK_SOURCE);
+    w.push_mapping(mapping()).unwrap();
+    w.push_sample(1_001_000_000, 4242, 1, &USER, &KERNEL)
+        .unwrap();
+    w.set_now(1_020_000_000);
+    w.flush_chunk().unwrap();
+    w.write_polls(&golden_polls()).unwrap();
+    w.finish().unwrap()
+}
+
+#[test]
+fn golden_v1_3_reads_back_exactly() {
+    use hud_format::frame::FrameKind;
+    if std::env::var_os("HUD_BLESS_GOLDEN").is_some() && !golden_v1_3_path().exists() {
+        std::fs::write(golden_v1_3_path(), write_golden_v1_3()).unwrap();
+    }
+    let capture = Capture::open(&golden_v1_3_path()).expect("the golden capture is committed");
+    assert_eq!(capture.version().to_string(), "1.3");
+    assert_eq!(capture.header(), &expected_header());
+    let frames: Vec<_> = capture
+        .frames()
+        .iter()
+        .filter(|f| f.header.kind == FrameKind::Polls)
+        .collect();
+    assert_eq!(frames.len(), 1);
+    assert_eq!(capture.polls(frames[0]).unwrap(), golden_polls());
+    // Today's writer still writes what it holds.
+    let today = Capture::from_bytes(write_golden_v1_3()).unwrap();
+    assert_eq!(decode(&today), decode(&capture));
+    let polls: Vec<_> = today
+        .frames()
+        .iter()
+        .filter(|f| f.header.kind == FrameKind::Polls)
+        .map(|f| today.polls(f).unwrap())
+        .collect();
+    assert_eq!(polls, [golden_polls()]);
+}

@@ -85,6 +85,21 @@ pub struct Args {
     #[arg(long)]
     pub no_task_ids: bool,
 
+    /// Exact poll durations: a uprobe at the entry and the return of each task poll function
+    /// (`tokio::runtime::task::raw::poll::<T, S>`, one per spawned future type) whose future
+    /// matches FILTER: `own` (default: the futures of the program's own crates), `all` (every
+    /// future but spawn_blocking closures), or comma-separated parts of future type names.
+    /// Counted per future type in the kernel; polls past --threshold are kept one by one. Needs
+    /// the target's symbols and debug info. Stopped, and said, when it would cost the target more
+    /// than --poll-budget (see docs/RECORD.md).
+    #[arg(long, value_name = "FILTER", num_args = 0..=1, require_equals = true, default_missing_value = "own")]
+    pub poll_probes: Option<String>,
+
+    /// With --poll-probes: the most the probes may cost, as a percentage of the CPU time the
+    /// target itself uses (about 3 µs per probed poll, measured in docs/RECORD.md).
+    #[arg(long, value_name = "PERCENT", default_value_t = 5.0, value_parser = parse_percent, requires = "poll_probes")]
+    pub poll_budget: f64,
+
     /// Attach the scheduler programs to the classic tracepoints even where the kernel's BTF
     /// allows raw ones (which cost less per context switch): for comparison and diagnosis.
     #[arg(long, hide = true)]
@@ -124,6 +139,14 @@ pub struct Args {
     /// capture (the live cockpit) lags behind at most.
     #[arg(long, value_name = "DURATION", default_value = "250ms", value_parser = parse_duration)]
     pub flush_interval: Duration,
+}
+
+/// A percentage above 0 and at most 100.
+fn parse_percent(text: &str) -> Result<f64, String> {
+    match text.trim().trim_end_matches('%').parse::<f64>() {
+        Ok(p) if p > 0.0 && p <= 100.0 => Ok(p),
+        _ => Err(format!("`{text}` is not a percentage above 0 and at most 100")),
+    }
 }
 
 /// A process id: a positive number (clap's advice for `-5`, "use -- -5", would mislead).

@@ -10,6 +10,7 @@ mod procfs;
 mod scrub;
 mod session;
 mod target;
+mod polls;
 mod tasks;
 mod tracefs;
 mod viewer;

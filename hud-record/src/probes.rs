@@ -2,7 +2,8 @@
 
 use aya::maps::{Array, MapData, PerCpuArray, Queue, RingBuf};
 use aya::programs::perf_event::{PerfEventConfig, PerfEventScope, SamplePolicy, SoftwareEvent};
-use aya::programs::{PerfEvent, RawTracePoint, TracePoint};
+use aya::programs::uprobe::{UProbeAttachLocation, UProbeAttachPoint, UProbeScope};
+use aya::programs::{PerfEvent, RawTracePoint, TracePoint, UProbe};
 use aya::{Ebpf, EbpfLoader};
 use hud_format::wire::{self, globals, names, Counter, SwitchBatch, MAX_THREADS};
 
@@ -38,12 +39,25 @@ pub struct ProbeConfig {
     pub main_stack_top: u64,
     /// Where the target's threads keep their Tokio task id (read with `fsbase_offset`).
     pub task_ids: Option<hud_format::elf::task_id::TaskIdLayout>,
+    /// `--poll-probes`: the executable (as the recorder reaches it) and the file offsets of the
+    /// poll functions to probe, in probe order.
+    pub poll_probes: Option<(std::path::PathBuf, Vec<u64>)>,
+    /// The shortest probed poll sent as a record.
+    pub poll_event_ns: u64,
+}
+
+/// The maps of `--poll-probes`.
+struct PollMaps {
+    histograms: PerCpuArray<MapData, u64>,
+    totals: PerCpuArray<MapData, [u64; 2]>,
+    probes: u32,
 }
 
 /// Loaded and attached programs. Dropping it detaches everything.
 pub struct Probes {
     /// Held for its programs: dropping it detaches them.
-    _ebpf: Ebpf,
+    ebpf: Ebpf,
+    polls: Option<PollMaps>,
     pub ring: RingBuf<MapData>,
     counters: PerCpuArray<MapData, u64>,
     slots: Array<MapData, u16>,
@@ -216,6 +230,22 @@ impl Probes {
                 },
             )
             .map_max_entries(names::SLOTS, pid_max())
+            .override_global(globals::POLL_EVENT_NS, &config.poll_event_ns, true)
+            // Histograms for the probes attached (one entry when none are).
+            .map_max_entries(
+                names::POLL_HISTOGRAMS,
+                config
+                    .poll_probes
+                    .as_ref()
+                    .map_or(1, |(_, p)| p.len().max(1) as u32 * wire::POLL_BUCKETS),
+            )
+            .map_max_entries(
+                names::POLL_TOTALS,
+                config
+                    .poll_probes
+                    .as_ref()
+                    .map_or(1, |(_, p)| p.len().max(1) as u32),
+            )
             // Only the kernel-stacks mode parks stacks at switch-out (a map preallocates).
             .map_max_entries(
                 names::OFFCPU_PENDING,
@@ -373,7 +403,13 @@ impl Probes {
             }
         }
 
+        let polls = match &config.poll_probes {
+            Some((exe, offsets)) => Some(attach_poll_probes(&mut ebpf, exe, offsets, config.tgid)?),
+            None => None,
+        };
+
         Ok(Self {
+            polls,
             ring: take(&mut ebpf, names::EVENTS)?,
             counters: take(&mut ebpf, names::COUNTERS)?,
             slots: take(&mut ebpf, names::SLOTS)?,
@@ -383,8 +419,52 @@ impl Probes {
             leaf_windows: config.stack_copy_bytes > 0
                 && config.stack_copy_bytes <= hud_format::wire::LEAF_WINDOW
                 && !config.copy_user_samples,
-            _ebpf: ebpf,
+            ebpf,
         })
+    }
+
+    /// `--poll-probes`: each probe's histogram so far (sparse), summed over the CPUs.
+    pub fn poll_histograms(&self) -> Vec<hud_format::types::PollHistogram> {
+        let Some(polls) = &self.polls else {
+            return Vec::new();
+        };
+        (0..polls.probes)
+            .map(|probe| {
+                let mut h = hud_format::types::PollHistogram {
+                    probe,
+                    ..Default::default()
+                };
+                if let Ok(per_cpu) = polls.totals.get(&probe, 0) {
+                    h.sum_ns = per_cpu.iter().map(|t| t[0]).sum();
+                    h.max_ns = per_cpu.iter().map(|t| t[1]).max().unwrap_or(0);
+                }
+                for bucket in 0..wire::POLL_BUCKETS {
+                    let index = probe * wire::POLL_BUCKETS + bucket;
+                    let count: u64 = polls
+                        .histograms
+                        .get(&index, 0)
+                        .map(|per_cpu| per_cpu.iter().sum())
+                        .unwrap_or(0);
+                    if count > 0 {
+                        h.buckets.push(bucket as u16);
+                        h.counts.push(count);
+                    }
+                }
+                h
+            })
+            .collect()
+    }
+
+    /// Detaches the poll probes (over budget); the histograms stay readable.
+    pub fn stop_poll_probes(&mut self) {
+        for name in [names::PROG_POLL_ENTER, names::PROG_POLL_RETURN] {
+            if let Some(program) = self.ebpf.program_mut(name) {
+                if let Ok(uprobe) = <&mut UProbe>::try_from(program) {
+                    // Unloading drops every link the program has: the uprobes go.
+                    let _ = uprobe.unload();
+                }
+            }
+        }
     }
 
     /// Stops the programs adding to the switch batches, and returns what the batches hold (the
@@ -440,6 +520,46 @@ impl Probes {
             })
             .collect()
     }
+}
+
+/// Loads the poll programs and attaches them at each poll function of `exe` (by file offset),
+/// for the target process only; the cookie is the probe's index.
+fn attach_poll_probes(
+    ebpf: &mut Ebpf,
+    exe: &std::path::Path,
+    offsets: &[u64],
+    tgid: u32,
+) -> Result<PollMaps> {
+    let pid = std::num::NonZeroU32::new(tgid)
+        .ok_or_else(|| RecordError::Other("no target pid for the poll probes".into()))?;
+    for name in [names::PROG_POLL_ENTER, names::PROG_POLL_RETURN] {
+        let program: &mut UProbe = program(ebpf, name)?;
+        program
+            .load()
+            .map_err(|e| bpf_error(&format!("loading {name}"), e))?;
+        for (probe, offset) in offsets.iter().enumerate() {
+            let point = UProbeAttachPoint {
+                location: UProbeAttachLocation::AbsoluteOffset(*offset),
+                cookie: Some(probe as u64),
+            };
+            program
+                .attach(point, exe, UProbeScope::OneProcess(pid))
+                .map_err(|e| {
+                    bpf_error(
+                        &format!(
+                            "attaching a uprobe at {offset:#x} of {} (--poll-probes)",
+                            exe.display()
+                        ),
+                        e,
+                    )
+                })?;
+        }
+    }
+    Ok(PollMaps {
+        histograms: take(ebpf, names::POLL_HISTOGRAMS)?,
+        totals: take(ebpf, names::POLL_TOTALS)?,
+        probes: offsets.len() as u32,
+    })
 }
 
 #[cfg(test)]

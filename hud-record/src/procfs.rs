@@ -9,6 +9,9 @@ use hud_format::types::{ClockOffsets, Mapping};
 
 /// Path /proc/PID/maps gives the kernel's virtual DSO.
 pub const VDSO: &str = "[vdso]";
+/// The kernel's page of uprobe trampolines: a uretprobe's return lands there. Tracked to put
+/// real return addresses back in stack copies, never written to the capture.
+pub const UPROBES: &str = "[uprobes]";
 
 /// One file-backed (or vDSO) line of /proc/PID/maps.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -21,7 +24,8 @@ pub struct MapsLine {
     pub path: String,
 }
 
-/// Parses /proc/PID/maps, keeping lines that map a file (inode != 0).
+/// Parses /proc/PID/maps, keeping lines that map a file (inode != 0), the vDSO and the uprobes
+/// page.
 pub fn parse_maps(text: &str) -> Vec<MapsLine> {
     text.lines()
         .filter_map(|line| {
@@ -35,7 +39,7 @@ pub fn parse_maps(text: &str) -> Vec<MapsLine> {
             let (start, end) = range.split_once('-')?;
             let inode: u64 = inode.parse().ok()?;
             // File-backed lines, and the vDSO (clock_gettime and friends run there).
-            if (inode == 0 || path.is_empty()) && path != VDSO {
+            if (inode == 0 || path.is_empty()) && path != VDSO && path != UPROBES {
                 return None;
             }
             Some(MapsLine {
@@ -137,6 +141,10 @@ impl MappingTracker {
             if self.known.contains(&line) {
                 continue;
             }
+            if line.path == UPROBES {
+                self.known.push(line);
+                continue;
+            }
             let build_id = if line.path == VDSO {
                 let image = read_memory(pid, line.start, (line.end - line.start) as usize);
                 let id = image.as_deref().and_then(build_id_of).unwrap_or_default();
@@ -172,10 +180,19 @@ impl MappingTracker {
         crate::scrub::CodeRanges::new(
             self.known
                 .iter()
-                .filter(|m| m.perms.contains('x'))
+                .filter(|m| m.perms.contains('x') && m.path != UPROBES)
                 .map(|m| (m.start, m.end))
                 .collect(),
         )
+    }
+
+    /// The range of a mapping we know by its path (`[uprobes]`, the kernel's page of uprobe
+    /// trampolines, appears at the first probe hit).
+    pub fn range_of(&self, path: &str) -> Option<(u64, u64)> {
+        self.known
+            .iter()
+            .find(|m| m.path == path)
+            .map(|m| (m.start, m.end))
     }
 
     /// Whether `addr` falls in an executable mapping we know.

@@ -46,6 +46,25 @@ pub fn scrub(bytes: &mut [u8], sp: u64, code: &CodeRanges) -> usize {
     kept
 }
 
+/// Puts back the return addresses uretprobes replaced (`--poll-probes`): each word of `bytes`
+/// in the kernel's trampoline page `uprobes`, from the stack pointer up, takes the next of
+/// `returns` (innermost first, as the polls nest). Returns how many it put back.
+pub fn restore_returns(bytes: &mut [u8], uprobes: (u64, u64), returns: &[u64]) -> usize {
+    let mut next = returns.iter().copied().filter(|r| *r != 0);
+    let mut restored = 0;
+    for word in bytes.chunks_exact_mut(8) {
+        let value = u64::from_le_bytes(word.try_into().expect("8 bytes"));
+        if value >= uprobes.0 && value < uprobes.1 {
+            let Some(real) = next.next() else {
+                break;
+            };
+            word.copy_from_slice(&real.to_le_bytes());
+            restored += 1;
+        }
+    }
+    restored
+}
+
 /// The first word of a scrubbed copy that is a code address: the leaf's return address, unless
 /// the leaf saved a code pointer in its frame.
 pub fn first_code_address(bytes: &[u8], code: &CodeRanges) -> Option<u64> {
@@ -58,6 +77,20 @@ pub fn first_code_address(bytes: &[u8], code: &CodeRanges) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trampoline_returns_are_put_back_innermost_first() {
+        let uprobes = (0x7fff_f000u64, 0x7fff_f000 + 4096);
+        let words = [0x1008u64, uprobes.0, 0x2000, uprobes.0, uprobes.0];
+        let mut bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+        assert_eq!(restore_returns(&mut bytes, uprobes, &[0xaaa, 0xbbb]), 2);
+        let got: Vec<u64> = bytes
+            .chunks_exact(8)
+            .map(|w| u64::from_le_bytes(w.try_into().unwrap()))
+            .collect();
+        // A third trampoline word has no known return: left for the scrub to clear.
+        assert_eq!(got, [0x1008, 0xaaa, 0x2000, 0xbbb, uprobes.0]);
+    }
 
     #[test]
     fn only_code_and_stack_addresses_are_kept() {

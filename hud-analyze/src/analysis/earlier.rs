@@ -138,6 +138,9 @@ impl Earlier {
         tasks::merge(&mut all_tasks, &detail.tasks);
         Findings {
             tasks: all_tasks,
+            // The recorder's histograms are cumulative and the model keeps every read of them:
+            // the detail's window already answers from its own edges.
+            polls: detail.polls.clone(),
             window: Window::ALL,
             blockers,
             hotspots: self.hotspots.merged(&detail.hotspots, ranking),

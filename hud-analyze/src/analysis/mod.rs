@@ -9,6 +9,7 @@ pub mod diagnostics;
 pub mod earlier;
 pub mod frames;
 pub mod hotspots;
+pub mod polls;
 pub mod profile;
 pub mod stats;
 pub mod tasks;
@@ -101,6 +102,8 @@ pub struct Findings {
     pub coverage: Coverage,
     /// The Tokio tasks seen (captures with task ids), most CPU first.
     pub tasks: Vec<tasks::TaskStats>,
+    /// Exact poll durations per future type (`--poll-probes`).
+    pub polls: Option<polls::PollFindings>,
 }
 
 /// Runtime threads runnable but waiting for a CPU at least this share of the time: worth saying
@@ -231,6 +234,7 @@ impl Analysis {
         let tasks = tasks::in_window(m, &self.task_kinds, &blockers, from, to);
         Findings {
             tasks,
+            polls: polls::in_window(m, from, to),
             window,
             blockers,
             per_worker: workers.into_iter().zip(hot.per_thread).collect(),

@@ -150,6 +150,7 @@ impl<'a> Live<'a> {
                 self.builder.push_stack_copies(copies.get());
             }
             Ok(source::Decoded::Tasks(tasks)) => self.builder.push_tasks(&tasks),
+            Ok(source::Decoded::Polls(polls)) => self.builder.push_polls(&polls),
             Ok(source::Decoded::Object(part)) => {
                 self.builder.note_embedded_part();
                 self.parts.push(part);

@@ -95,6 +95,7 @@ impl ModelBuilder {
                 counters: BTreeMap::new(),
                 pending_copies: Default::default(),
                 task_source: None,
+                polls: None,
             },
             expected_seq: 0,
             last_end: None,
@@ -352,6 +353,42 @@ impl ModelBuilder {
         let end = m.end;
         for thread in m.threads.values_mut() {
             thread.timeline.seal(end);
+        }
+    }
+
+    /// Appends a polls frame (format 1.3, `--poll-probes`).
+    pub fn push_polls(&mut self, p: &hud_format::types::Polls) {
+        let polls = self.model.polls.get_or_insert_with(Default::default);
+        polls.event_ns = p.event_ns;
+        for probe in &p.probes {
+            let at = probe.probe as usize;
+            // Indexes are small and dense; a hostile one is ignored, not allocated for.
+            if at < 1 << 16 {
+                if polls.probes.len() <= at {
+                    polls.probes.resize(at + 1, Default::default());
+                }
+                polls.probes[at] = probe.clone();
+            }
+        }
+        if polls.snapshots.last().is_none_or(|(ts, _)| *ts <= p.ts_ns) {
+            polls.snapshots.push((p.ts_ns, p.histograms.clone()));
+        }
+        let l = &p.long;
+        polls.long.extend(
+            l.tid
+                .iter()
+                .zip(&l.start_ns)
+                .zip(l.end_ns.iter().zip(&l.probe))
+                .filter(|((_, start), (end, _))| start <= end)
+                .map(|((tid, start), (end, probe))| crate::model::LongPoll {
+                    tid: *tid,
+                    start: *start,
+                    end: *end,
+                    probe: *probe,
+                }),
+        );
+        if !p.stopped.is_empty() && polls.stopped.is_none() {
+            polls.stopped = Some((p.stopped_ns, p.stopped.clone()));
         }
     }
 

@@ -210,6 +210,32 @@ pub struct Model {
     /// How the recorder read task ids, or (`Err`) why it could not; `None` for captures older
     /// than format 1.2.
     pub task_source: Option<Result<String, String>>,
+    /// `--poll-probes` (format 1.3): exact poll durations; `None` when not recorded.
+    pub polls: Option<PollModel>,
+}
+
+/// Exact poll durations from the recorder's poll probes (format 1.3).
+#[derive(Clone, Debug, Default)]
+pub struct PollModel {
+    /// The probed poll functions, by probe index.
+    pub probes: Vec<hud_format::types::PollProbe>,
+    /// Each polls frame's histograms, cumulative, in time order: `(read at, histograms)`. A
+    /// window's polls are the difference of two of them.
+    pub snapshots: Vec<(u64, Vec<hud_format::types::PollHistogram>)>,
+    /// Polls past `event_ns`, one by one.
+    pub long: Vec<LongPoll>,
+    pub event_ns: u64,
+    /// When and why probing stopped before recording did.
+    pub stopped: Option<(u64, String)>,
+}
+
+/// One probed poll past the recorder's event threshold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LongPoll {
+    pub tid: u32,
+    pub start: u64,
+    pub end: u64,
+    pub probe: u32,
 }
 
 /// Shallow stacks, as [`Model::shallow_stacks`] counts them.

@@ -278,6 +278,13 @@ pub fn load_file(capture: &Capture) -> Result<Loaded, AnalyzeError> {
         }
         capture.release(batch);
     }
+    for frame in frames.iter().filter(|f| f.header.kind == FrameKind::Polls) {
+        match capture.polls(frame) {
+            Ok(polls) => builder.push_polls(&polls),
+            Err(e) if salvage => builder.note_damage(Damage::of_frame(frame, e)),
+            Err(e) => return Err(e.into()),
+        }
+    }
     // Tasks (format 1.2) name the events of the chunks around them, matched by thread and time.
     for frame in frames.iter().filter(|f| f.header.kind == FrameKind::Tasks) {
         match capture.tasks(frame) {
@@ -322,6 +329,7 @@ fn load_opened_stream(stream: Stream) -> Result<Loaded, AnalyzeError> {
             Ok(Decoded::Chunk(chunk)) => builder.push_chunk(chunk.get(), at.offset),
             Ok(Decoded::StackCopies(copies)) => builder.push_stack_copies(copies.get()),
             Ok(Decoded::Tasks(tasks)) => builder.push_tasks(&tasks),
+            Ok(Decoded::Polls(polls)) => builder.push_polls(&polls),
             Ok(Decoded::Object(part)) => {
                 builder.note_embedded_part();
                 parts.push(part);
@@ -351,6 +359,8 @@ pub enum Decoded {
     StackCopies(hud_format::reader::StackCopiesData),
     /// The Tokio task of events (format 1.2).
     Tasks(hud_format::types::EventTasks),
+    /// Exact poll durations (format 1.3).
+    Polls(hud_format::types::Polls),
     Object((u64, hud_format::types::ObjectPart)),
     /// The index (it only speeds up seeks in files) or a kind from a newer minor version,
     /// skipped as docs/FORMAT.md promises.
@@ -365,6 +375,7 @@ pub fn decode_frame(raw: hud_format::reader::RawFrame) -> Result<Decoded, hud_fo
         FrameKind::Object => Decoded::Object(frame.into_object_part()?),
         FrameKind::StackCopies => Decoded::StackCopies(frame.into_stack_copies()?),
         FrameKind::Tasks => Decoded::Tasks(frame.into_tasks()?),
+        FrameKind::Polls => Decoded::Polls(frame.into_polls()?),
         _ => Decoded::Other,
     })
 }

@@ -36,9 +36,11 @@
 //! A file per program, beside what they share: `switch.rs`, `sys_exit.rs`, `wakeup.rs`,
 //! `lifecycle.rs` (fork, exit, rename), `sample.rs`; `stack_copy.rs` (copies and their budget)
 //! and `shared.rs` (settings, maps, helpers); `task_id.rs` (the Tokio task a thread polls, read
-//! from its TLS with samples and at returns from system calls).
+//! from its TLS with samples and at returns from system calls); `polls.rs` (`--poll-probes`: a
+//! uprobe and a uretprobe per probed task poll function, durations counted in histograms).
 
 mod lifecycle;
+mod polls;
 mod sample;
 mod shared;
 mod stack_copy;

@@ -136,6 +136,7 @@ pub(super) fn copy_stack(
             bp,
             len: len as u32,
             _pad: 0,
+            poll_returns: super::polls::open_poll_returns(tid),
         };
         let total = (core::mem::size_of::<StackCopyHeader>() + len) & (2 * MAX_STACK_COPY - 1);
         if total > core::mem::size_of::<StackCopy>() {

@@ -379,6 +379,12 @@ impl Capture {
         tasks_from_payload(frame.offset, &payload)
     }
 
+    /// A polls frame (format 1.3), validated and read.
+    pub fn polls(&self, frame: &FrameRef) -> Result<crate::types::Polls, Error> {
+        let payload = decode_payload(&self.source, frame)?;
+        polls_from_payload(frame.offset, &payload)
+    }
+
     /// Decompresses and validates one chunk frame (one of [`Capture::frames`]).
     pub fn chunk(&self, frame: &FrameRef) -> Result<ChunkData, Error> {
         ChunkData::decode(&self.source, frame)
@@ -668,6 +674,33 @@ pub fn tasks_from_payload(offset: u64, payload: &[u8]) -> Result<crate::types::E
     }
     rkyv::deserialize::<crate::types::EventTasks, rancor::BoxedError>(archived)
         .map_err(|e| invalid(offset, FrameKind::Tasks, e))
+}
+
+/// Validates a decompressed polls frame (format 1.3) and reads it: one length per table, and
+/// histogram buckets that exist.
+pub fn polls_from_payload(offset: u64, payload: &[u8]) -> Result<crate::types::Polls, Error> {
+    let archived = rkyv::access::<crate::types::ArchivedPolls, rancor::BoxedError>(payload)
+        .map_err(|e| invalid(offset, FrameKind::Polls, e))?;
+    let long = &archived.long;
+    let n = long.tid.len();
+    let bad_events = [long.start_ns.len(), long.end_ns.len(), long.probe.len()]
+        .iter()
+        .any(|&l| l != n);
+    let bad_histogram = archived.histograms.iter().any(|h| {
+        h.buckets.len() != h.counts.len()
+            || h
+                .buckets
+                .iter()
+                .any(|b| u32::from(b.to_native()) >= crate::wire::POLL_BUCKETS)
+    });
+    if bad_events || bad_histogram {
+        return Err(Error::CorruptFrame {
+            offset,
+            reason: "polls frame: columns of different lengths, or a bucket out of range".into(),
+        });
+    }
+    rkyv::deserialize::<crate::types::Polls, rancor::BoxedError>(archived)
+        .map_err(|e| invalid(offset, FrameKind::Polls, e))
 }
 
 /// Checks a stack-copies frame's columns: one length per table, each row's words within its

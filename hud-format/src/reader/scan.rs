@@ -59,6 +59,7 @@ pub fn kind_name(kind: FrameKind) -> String {
         FrameKind::Index => "index".into(),
         FrameKind::StackCopies => "stack copies".into(),
         FrameKind::Tasks => "tasks".into(),
+        FrameKind::Polls => "polls".into(),
         FrameKind::Unknown(k) => format!("kind-{k}"),
     }
 }

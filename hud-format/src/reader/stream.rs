@@ -61,6 +61,11 @@ impl StreamFrame {
         super::tasks_from_payload(self.offset, &self.payload)
     }
 
+    /// The poll durations, validated, when this is a polls frame (format 1.3).
+    pub fn into_polls(self) -> Result<crate::types::Polls, Error> {
+        super::polls_from_payload(self.offset, &self.payload)
+    }
+
     /// The chunk, validated, when this is a chunk frame.
     pub fn into_chunk(self) -> Result<ChunkData, Error> {
         ChunkData::from_payload(self.offset, self.payload)

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use hud_format::types::{ThreadEvent, ThreadEventKind, COPY_OF_OFF_CPU, COPY_OF_SAMPLE};
 use hud_format::wire::{
-    self, kind, RecordHeader, StackCopyHeader, StackRecord, SwitchBatch, ThreadRecord,
+    self, kind, PollRecord, RecordHeader, StackCopyHeader, StackRecord, SwitchBatch, ThreadRecord,
 };
 use hud_format::writer::StackCopyRow;
 
@@ -37,6 +37,8 @@ pub(super) struct Drain {
     leaf_only: bool,
     /// Per thread, the first return address of its latest walked user stack.
     walked_caller: std::collections::HashMap<u32, u64>,
+    /// `--poll-probes`: the probes' histograms, long polls and budget.
+    pub(super) polls: Option<crate::polls::PollAccount>,
 }
 
 impl Drain {
@@ -55,6 +57,7 @@ impl Drain {
             scratch: Vec::new(),
             leaf_only,
             walked_caller: Default::default(),
+            polls: None,
         }
     }
 
@@ -100,6 +103,10 @@ impl Drain {
                     };
                     self.push_thread(&r)?;
                 }
+                Some(kind::POLL) => match (wire::read_record::<PollRecord>(bytes), &mut self.polls) {
+                    (Some(r), Some(polls)) => polls.push(&r),
+                    _ => self.unknown_records += 1,
+                },
                 _ => self.unknown_records += 1,
             }
         }
@@ -122,6 +129,17 @@ impl Drain {
     /// A stack copy (its bytes in `scratch`): scrubbed to the words unwinding reads
     /// (scrub.rs), and written unless it is a leaf window that adds nothing.
     fn push_stack_copy(&mut self, head: &StackCopyHeader) -> Result<()> {
+        if head.poll_returns[0] != 0 {
+            // The trampoline page appears at the first probe hit, after the first scan.
+            if self.maps.range_of(procfs::UPROBES).is_none()
+                && self.last_rescan.elapsed() >= MAPS_RESCAN_MIN_GAP
+            {
+                self.rescan_maps()?;
+            }
+            if let Some(uprobes) = self.maps.range_of(procfs::UPROBES) {
+                crate::scrub::restore_returns(&mut self.scratch, uprobes, &head.poll_returns);
+            }
+        }
         crate::scrub::scrub(&mut self.scratch, head.sp, &self.code);
         let h = head.header;
         // A leaf window whose first return address is the walk's first one adds nothing: the
@@ -227,9 +245,12 @@ impl Drain {
     }
 
     /// Periodic work: counters, rescans, time-based flush.
-    pub(super) fn tick(&mut self, probes: &Probes) -> Result<()> {
+    pub(super) fn tick(&mut self, probes: &mut Probes) -> Result<()> {
         if self.last_rescan.elapsed() >= MAPS_RESCAN_INTERVAL {
             self.rescan_maps()?;
+        }
+        if self.polls.as_ref().is_some_and(|p| p.due()) {
+            self.write_polls(probes)?;
         }
         let mut lost = self.unknown_records;
         for (counter, value) in probes.counters() {
@@ -244,5 +265,21 @@ impl Drain {
         self.writer.set_now(procfs::monotonic_ns());
         self.writer.maybe_flush().map_err(write_error)?;
         Ok(())
+    }
+
+    /// `--poll-probes`: the histograms so far and the long polls since the last frame, in a
+    /// polls frame; the probes stop here when they cost more than their budget.
+    pub(super) fn write_polls(&mut self, probes: &mut Probes) -> Result<()> {
+        let Some(polls) = &mut self.polls else {
+            return Ok(());
+        };
+        let (frame, stop) = polls.frame(procfs::monotonic_ns(), probes.poll_histograms());
+        if let Some(why) = stop {
+            probes.stop_poll_probes();
+            eprintln!("hud-record: note: --poll-probes: {why}");
+        }
+        // The events of the same time are in the capture first.
+        self.writer.flush_chunk().map_err(write_error)?;
+        self.writer.write_polls(&frame).map_err(write_error)
     }
 }

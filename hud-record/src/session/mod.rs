@@ -107,10 +107,40 @@ pub fn record(
     if let (Err(why), false) = (&task_ids, args.quiet || args.no_task_ids) {
         eprintln!("hud-record: note: recording without Tokio task ids: {why}");
     }
+    let exe_in_target = procfs::file_in_target(target.pid, &target.exe);
+    let poll_fns = match &args.poll_probes {
+        Some(filter) => Some(crate::polls::select(
+            Path::new(&exe_in_target),
+            &target.exe,
+            filter,
+        )?),
+        None => None,
+    };
     let (mut writer, maps, publication) = open_capture(args, target, dest, &cpus)?;
     writer.set_task_source(&crate::tasks::source(&task_ids));
-    let mut probes = Probes::load(&probe_config(args, target, offsets, task_ids.ok()))?;
+    let mut config = probe_config(args, target, offsets, task_ids.ok());
+    config.poll_probes = poll_fns.as_ref().map(|fns| {
+        let offsets = fns.iter().map(|f| f.file_offset).collect();
+        (std::path::PathBuf::from(&exe_in_target), offsets)
+    });
+    let mut probes = Probes::load(&config)?;
     let mut drain = begin(args, target, dest, &mut probes, writer, maps, publication)?;
+    if let Some(fns) = &poll_fns {
+        if !args.quiet {
+            eprintln!(
+                "hud-record: --poll-probes: timing the polls of {} task future type{}",
+                fns.len(),
+                if fns.len() == 1 { "" } else { "s" }
+            );
+        }
+        drain.polls = Some(crate::polls::PollAccount::new(
+            fns,
+            &target.exe,
+            config.poll_event_ns,
+            args.poll_budget,
+            target.pid,
+        ));
+    }
     let mut viewer = match (viewer, dest) {
         (Some(binary), Destination::File(path)) => {
             Some(crate::viewer::Viewer::spawn(binary, path)?)
@@ -261,6 +291,8 @@ fn probe_config(
         fsbase_offset: layout.as_ref().ok().and_then(|l| l.fsbase_offset),
         main_stack_top: crate::procfs::read_main_stack_top(target.pid).unwrap_or(0),
         task_ids,
+        poll_probes: None,
+        poll_event_ns: nanos(args.offcpu_threshold),
         task_layout: match layout {
             Ok(_) if args.classic_tracepoints => None,
             Ok(layout) => Some(layout),
@@ -399,7 +431,8 @@ fn finish(
             for batch in &batches {
                 drain.push_batch(batch)?;
             }
-            drain.tick(probes)
+            drain.tick(probes)?;
+            drain.write_polls(probes)
         })
     };
     let lost = drain.lost;

@@ -27,6 +27,9 @@ pub struct Report {
     pub blocking: Vec<BlockerOut>,
     /// Tokio tasks (captures with task ids, format 1.2).
     pub tasks: TasksOut,
+    /// Exact poll durations per future type (`hud-record --poll-probes`, format 1.3); `null`
+    /// when they were not recorded.
+    pub polls: Option<PollsOut>,
     pub hotspots: HotspotsOut,
     pub workers: Vec<WorkerOut>,
     pub objects: Vec<ObjectInfo>,
@@ -214,6 +217,50 @@ pub struct TasksOut {
     pub kinds: Vec<TaskKindOut>,
     /// The tasks that used the most CPU (or blocked the most), `--top` of them.
     pub top: Vec<TaskOut>,
+}
+
+#[derive(Serialize)]
+pub struct PollsOut {
+    /// Polls at least this long were recorded one by one (`longest`).
+    pub event_threshold_ms: f64,
+    /// Seconds of the window the histograms cover (read about once a second).
+    pub measured_s: f64,
+    /// Why the recorder stopped probing before the end (over its budget), and when (seconds
+    /// from the start).
+    pub stopped: Option<String>,
+    pub stopped_at_s: Option<f64>,
+    /// Per future type, most total poll time first.
+    pub futures: Vec<PollKindOut>,
+}
+
+#[derive(Serialize)]
+pub struct PollKindOut {
+    /// The future type as the binary's DWARF names it, and shortened.
+    pub future: String,
+    pub name: String,
+    /// `multi_thread`, `current_thread`.
+    pub schedulers: Vec<&'static str>,
+    pub polls: u64,
+    pub polls_per_s: f64,
+    pub total_ms: f64,
+    pub mean_ms: f64,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    /// Polls past `event_threshold_ms`, and the longest of them.
+    pub long_polls: usize,
+    pub longest: Vec<LongPollOut>,
+}
+
+#[derive(Serialize)]
+pub struct LongPollOut {
+    pub tid: u32,
+    /// Seconds from the start of the recording.
+    pub start_s: f64,
+    pub duration_ms: f64,
+    /// The Tokio task it polled (`null`: no sample inside it carried an id).
+    pub task: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -466,6 +513,7 @@ impl Report {
             },
             blocking,
             tasks: tasks_out(a, findings, top),
+            polls: polls_out(a, findings),
             hotspots: HotspotsOut {
                 overall: (&findings.hotspots).into(),
                 per_worker,
@@ -487,6 +535,47 @@ impl Report {
             .filter(|b| b.total_ms > limit_ms || b.max_ms > limit_ms)
             .collect()
     }
+}
+
+fn polls_out(a: &Analysis, findings: &Findings) -> Option<PollsOut> {
+    let m = &a.model;
+    let p = findings.polls.as_ref()?;
+    let seconds = |t: u64| secs(t.clamp(m.start, m.end.max(m.start)).saturating_sub(m.start));
+    let measured = (p.measured_ns as f64 / 1e9).max(1e-9);
+    Some(PollsOut {
+        event_threshold_ms: ms(p.event_ns),
+        measured_s: secs(p.measured_ns),
+        stopped: p.stopped.as_ref().map(|(_, why)| why.clone()),
+        stopped_at_s: p.stopped.as_ref().map(|(at, _)| seconds(*at)),
+        futures: p
+            .kinds
+            .iter()
+            .map(|k| PollKindOut {
+                future: k.future.clone(),
+                name: k.short.clone(),
+                schedulers: k.schedulers.clone(),
+                polls: k.polls,
+                polls_per_s: k.polls as f64 / measured,
+                total_ms: ms(k.total_ns),
+                mean_ms: ms(k.total_ns) / k.polls.max(1) as f64,
+                p50_ms: ms(k.p50_ns),
+                p90_ms: ms(k.p90_ns),
+                p99_ms: ms(k.p99_ns),
+                max_ms: ms(k.max_ns),
+                long_polls: k.long_polls,
+                longest: k
+                    .longest
+                    .iter()
+                    .map(|l| LongPollOut {
+                        tid: l.tid,
+                        start_s: seconds(l.start),
+                        duration_ms: ms(l.end - l.start),
+                        task: (l.task != 0).then_some(l.task),
+                    })
+                    .collect(),
+            })
+            .collect(),
+    })
 }
 
 fn tasks_out(a: &Analysis, findings: &Findings, top: usize) -> TasksOut {

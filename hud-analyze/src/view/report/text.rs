@@ -57,6 +57,7 @@ pub fn render(report: &Report, top: usize, color: bool) -> String {
     header(&mut out, report, &st);
     blocking(&mut out, report, &st);
     tasks(&mut out, report, top, &st);
+    polls(&mut out, report, top, &st);
     hotspots(&mut out, report, top, &st);
     threads(&mut out, report, &st);
     out
@@ -290,6 +291,65 @@ fn tasks(out: &mut String, r: &Report, top: usize, st: &Style) {
             task.first_seen_s,
             task.last_seen_s,
         );
+    }
+}
+
+/// Exact poll durations (`--poll-probes`), one row per future type.
+fn polls(out: &mut String, r: &Report, top: usize, st: &Style) {
+    let Some(p) = &r.polls else {
+        return;
+    };
+    let total: u64 = p.futures.iter().map(|f| f.polls).sum();
+    let _ = writeln!(
+        out,
+        "\n{} ({total} polls of {} future types, measured by --poll-probes)",
+        st.bold("Poll durations"),
+        p.futures.len()
+    );
+    if let Some(why) = &p.stopped {
+        let at = p.stopped_at_s.unwrap_or(0.0);
+        let _ = writeln!(out, "  {}", st.red(&format!("at {at:.1} s: {why}")));
+    }
+    let _ = writeln!(
+        out,
+        "  {:>9}  {:>8}  {:>9}  {:>9}  {:>9}  {:>9}  {:>5}  future",
+        "polls", "per s", "p50", "p90", "p99", "max", "long"
+    );
+    let time = |ms: f64| {
+        if ms >= 1.0 {
+            format!("{ms:.1} ms")
+        } else {
+            format!("{:.0} µs", ms * 1000.0)
+        }
+    };
+    for f in p.futures.iter().take(top) {
+        let _ = writeln!(
+            out,
+            "  {:>9}  {:>8.0}  {:>9}  {:>9}  {:>9}  {:>9}  {:>5}  {}{}",
+            f.polls,
+            f.polls_per_s,
+            time(f.p50_ms),
+            time(f.p90_ms),
+            time(f.p99_ms),
+            time(f.max_ms),
+            f.long_polls,
+            f.name,
+            st.dim(&format!(" ({})", f.schedulers.join(", ")))
+        );
+        if let Some(l) = f.longest.first() {
+            let task = l.task.map_or(String::new(), |t| format!(" in task {t}"));
+            let _ = writeln!(
+                out,
+                "  {}",
+                st.dim(&format!(
+                    "{:>9}  longest: {} at {:.2} s on thread {}{task}",
+                    "",
+                    time(l.duration_ms),
+                    l.start_s,
+                    l.tid
+                ))
+            );
+        }
     }
 }
 

@@ -1,0 +1,248 @@
+//! `--poll-probes`: which task poll functions to probe (from the target's symbols and DWARF), and
+//! while recording, the probes' account: histograms read about once a second, long polls
+//! gathered from the ring buffer, a polls frame written, and the budget kept.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use hud_format::elf::task_polls::{self, NoPollFns, PollFilter, PollFn};
+use hud_format::types::{PollEvents, PollHistogram, PollProbe, Polls};
+use hud_format::wire::PollRecord;
+
+use crate::error::{RecordError, Result};
+
+/// What one probed poll costs the target: the uprobe's trap at entry, the uretprobe's at return
+/// and both programs. Measured on the busy demo (docs/RECORD.md, "Exact poll durations").
+pub const COST_PER_POLL_NS: u64 = 3_000;
+
+/// How often the histograms are read and a polls frame written.
+const FRAME_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Probing stops only once the probes cost at least this much a second (0.1 % of a CPU): an
+/// idle target's few polls are never worth stopping for.
+const NEGLIGIBLE_COST_NS_PER_S: f64 = 1_000_000.0;
+
+/// The poll functions `filter` selects in the target's executable, or a clear error.
+pub fn select(exe_in_target: &Path, exe: &str, filter: &str) -> Result<Vec<PollFn>> {
+    let fail = |why: String| RecordError::Other(format!("--poll-probes: {exe}: {why}"));
+    let file = std::fs::File::open(exe_in_target).map_err(|e| fail(format!("cannot open: {e}")))?;
+    // SAFETY: a read-only map of a file only parsed (bounds-checked by object and gimli).
+    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| fail(format!("cannot map: {e}")))?;
+    let found = task_polls::find(&map).map_err(|e| {
+        fail(match e {
+            NoPollFns::NoDebugInfo | NoPollFns::NoSymbols => format!(
+                "{e}; build it with `debug = true` (or 1) and without `strip` in the release profile"
+            ),
+            other => other.to_string(),
+        })
+    })?;
+    let filter = PollFilter::parse(filter);
+    let selected: Vec<PollFn> = found.selected(&filter).cloned().collect();
+    if selected.is_empty() {
+        let mut kinds: Vec<String> = found
+            .fns
+            .iter()
+            .filter(|f| !f.is_blocking_task())
+            .map(PollFn::short_future)
+            .collect();
+        kinds.sort();
+        kinds.dedup();
+        kinds.truncate(12);
+        return Err(fail(format!(
+            "no task future matches {filter:?} (own crates: {}); futures it spawns: {}; try \
+             --poll-probes=all or --poll-probes=PART",
+            found.own_crates.join(", "),
+            kinds.join("; ")
+        )));
+    }
+    Ok(selected)
+}
+
+/// The probes' account while recording.
+pub struct PollAccount {
+    probes: Vec<PollProbe>,
+    probes_written: bool,
+    event_ns: u64,
+    long: PollEvents,
+    budget_percent: f64,
+    pid: u32,
+    last_frame: Instant,
+    /// Polls counted and the target's CPU time at the last budget check.
+    last_polls: u64,
+    last_cpu_ns: Option<u64>,
+    stopped: Option<(u64, String)>,
+}
+
+impl PollAccount {
+    pub fn new(fns: &[PollFn], path: &str, event_ns: u64, budget_percent: f64, pid: u32) -> Self {
+        PollAccount {
+            probes: fns
+                .iter()
+                .enumerate()
+                .map(|(i, f)| PollProbe {
+                    probe: i as u32,
+                    address: f.address,
+                    path: path.to_owned(),
+                    future: f.future.clone(),
+                    scheduler: f.scheduler.clone(),
+                })
+                .collect(),
+            probes_written: false,
+            event_ns,
+            long: PollEvents::default(),
+            budget_percent,
+            pid,
+            last_frame: Instant::now(),
+            last_polls: 0,
+            last_cpu_ns: target_cpu_ns(pid),
+            stopped: None,
+        }
+    }
+
+    /// A long poll from the ring buffer.
+    pub fn push(&mut self, r: &PollRecord) {
+        if (r.probe as usize) < self.probes.len() {
+            self.long.tid.push(r.header.tid);
+            self.long.start_ns.push(r.start_ns);
+            self.long.end_ns.push(r.header.ts_ns);
+            self.long.probe.push(r.probe);
+        }
+    }
+
+    /// Whether a polls frame is due (about once a second).
+    pub fn due(&self) -> bool {
+        self.last_frame.elapsed() >= FRAME_INTERVAL
+    }
+
+    /// The frame to write now, from the histograms read at `now_ns`; checks the budget on the
+    /// way and returns, when probing must stop, why (the caller detaches the probes).
+    pub fn frame(&mut self, now_ns: u64, histograms: Vec<PollHistogram>) -> (Polls, Option<String>) {
+        let elapsed = self.last_frame.elapsed().as_secs_f64().max(1e-3);
+        self.last_frame = Instant::now();
+        let polls: u64 = histograms.iter().map(|h| h.counts.iter().sum::<u64>()).sum();
+        let cpu = target_cpu_ns(self.pid);
+        let mut stop = None;
+        if let (Some(cpu), Some(last_cpu), None) = (cpu, self.last_cpu_ns, &self.stopped) {
+            let cost = polls.saturating_sub(self.last_polls) as f64 * COST_PER_POLL_NS as f64;
+            let target = cpu.saturating_sub(last_cpu) as f64;
+            if cost / elapsed > NEGLIGIBLE_COST_NS_PER_S
+                && cost > target * self.budget_percent / 100.0
+            {
+                let why = format!(
+                    "probing stopped: {:.0} polls/s would cost the target about {:.1} % of its \
+                     CPU time (budget {} %, --poll-budget); the histograms hold the polls before",
+                    (polls - self.last_polls) as f64 / elapsed,
+                    100.0 * cost / target.max(1.0),
+                    self.budget_percent
+                );
+                self.stopped = Some((now_ns, why.clone()));
+                stop = Some(why);
+            }
+        }
+        self.last_polls = polls;
+        self.last_cpu_ns = cpu;
+        let probes = if self.probes_written {
+            Vec::new()
+        } else {
+            self.probes_written = true;
+            self.probes.clone()
+        };
+        let (stopped_ns, stopped) = self.stopped.clone().unwrap_or_default();
+        let frame = Polls {
+            ts_ns: now_ns,
+            event_ns: self.event_ns,
+            probes,
+            histograms,
+            long: std::mem::take(&mut self.long),
+            stopped,
+            stopped_ns,
+        };
+        (frame, stop)
+    }
+}
+
+/// The CPU time the target has used, user and system, from /proc/PID/stat.
+fn target_cpu_ns(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command (which may hold spaces and parentheses): utime is the 14th field
+    // of the line, the 12th after ") ".
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    // SAFETY: sysconf is a plain query.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Some((utime + stime) * (1_000_000_000 / hz))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_targets_cpu_time_is_read_from_its_stat_line() {
+        let me = target_cpu_ns(std::process::id()).expect("our own stat");
+        // Burn a little CPU: the count moves (by the clock tick's resolution).
+        let started = Instant::now();
+        let mut x = 0u64;
+        while started.elapsed() < Duration::from_millis(60) {
+            x = x.wrapping_mul(31).wrapping_add(7);
+        }
+        std::hint::black_box(x);
+        assert!(target_cpu_ns(std::process::id()).unwrap() > me);
+    }
+
+    fn histogram(count: u64) -> Vec<PollHistogram> {
+        vec![PollHistogram {
+            probe: 0,
+            sum_ns: count * 1000,
+            max_ns: 1000,
+            buckets: vec![hud_format::wire::poll_bucket(1000) as u16],
+            counts: vec![count],
+        }]
+    }
+
+    #[test]
+    fn probes_are_written_once_and_long_polls_move_into_the_frame() {
+        let f = PollFn {
+            address: 0x10,
+            file_offset: 0x10,
+            future: "app::serve::{async_fn_env#0}".into(),
+            scheduler: "S".into(),
+        };
+        let mut account = PollAccount::new(&[f], "/app", 1_000_000, 5.0, std::process::id());
+        let mut r = PollRecord::default();
+        r.header.tid = 7;
+        r.header.ts_ns = 30;
+        r.start_ns = 10;
+        account.push(&r);
+        r.probe = 3; // no such probe: ignored
+        account.push(&r);
+        let (first, stop) = account.frame(100, histogram(1));
+        assert!(stop.is_none());
+        assert_eq!(first.probes.len(), 1);
+        assert_eq!(first.long.tid, [7]);
+        assert_eq!((first.long.start_ns[0], first.long.end_ns[0]), (10, 30));
+        let (second, _) = account.frame(200, histogram(2));
+        assert!(second.probes.is_empty() && second.long.tid.is_empty());
+    }
+
+    #[test]
+    fn probing_stops_when_the_polls_cost_more_than_the_budget() {
+        let f = PollFn {
+            address: 0x10,
+            file_offset: 0x10,
+            future: "app::serve::{async_fn_env#0}".into(),
+            scheduler: "S".into(),
+        };
+        let mut account = PollAccount::new(&[f], "/app", 1_000_000, 5.0, std::process::id());
+        // This test process barely runs: ten million polls would cost it 30 s of CPU.
+        let (frame, stop) = account.frame(100, histogram(10_000_000));
+        let why = stop.expect("over budget");
+        assert!(why.contains("budget 5 %"), "{why}");
+        assert_eq!(frame.stopped, why);
+        assert_eq!(frame.stopped_ns, 100);
+        // Said once.
+        assert!(account.frame(200, histogram(20_000_000)).1.is_none());
+    }
+}
