@@ -848,7 +848,11 @@ fn cpu_shares_agree_with_perf() {
             break;
         }
         let stderr = String::from_utf8_lossy(&perf.stderr);
-        assert!(attempts < 2, "perf record failed twice ({}): {stderr}", perf.status);
+        assert!(
+            attempts < 2,
+            "perf record failed twice ({}): {stderr}",
+            perf.status
+        );
         eprintln!("perf record failed ({}), once more: {stderr}", perf.status);
     }
     let report = report_json(&capture);
@@ -1256,4 +1260,112 @@ fn samples_in_send_and_recv_get_their_rust_callers() {
     );
     let warnings = report["warnings"].to_string();
     assert!(!warnings.contains("rebuild"), "{warnings}");
+}
+
+/// `--poll-probes` times each poll of each task future type: per type, the median agrees with
+/// the median the workload measured around the same polls itself (within 10 %), on a
+/// multi-thread and on a current_thread runtime, in a binary without frame pointers, and the
+/// stacks of samples inside probed polls still reach the runtime (the uretprobe's trampoline
+/// replaced by the real return address).
+#[test]
+fn poll_probes_time_each_future_type_as_the_workload_does() {
+    let _serial = serial();
+    let binary = nofp_demo_binary().with_file_name("hud-polls");
+    if !ebpf_ready(&[binary.clone(), record_binary()]) {
+        return;
+    }
+    for runtime in [None, Some("--current-thread")] {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("polls");
+        let mut args = vec!["--polls", log.to_str().unwrap()];
+        args.extend(runtime);
+        let recorded = recorded(&binary, &args, 4, &["--poll-probes"], false);
+        // `KIND POLLS P50_NS`, as the workload measured its own polls (rewritten each second).
+        let own: Vec<(String, u64, u64)> = std::fs::read_to_string(&log)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                (
+                    f[0].to_owned(),
+                    f[1].parse().unwrap(),
+                    f[2].parse().unwrap(),
+                )
+            })
+            .collect();
+        let report = report_json(&recorded.capture);
+        let polls = &report["polls"];
+        let futures = polls["futures"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{polls:#}"));
+        assert_eq!(futures.len(), 3, "{runtime:?}: {polls:#}");
+        for (kind, count, p50_ns) in &own {
+            assert!(
+                *count > 20,
+                "{runtime:?}: the workload polled {kind} {count} times"
+            );
+            let row = futures
+                .iter()
+                .find(|f| f["name"].as_str().unwrap().contains(kind.as_str()))
+                .unwrap_or_else(|| panic!("{runtime:?}: no row for {kind}: {polls:#}"));
+            let probed = row["p50_ms"].as_f64().unwrap() * 1e6;
+            let own = *p50_ns as f64;
+            assert!(
+                (probed - own).abs() <= own * 0.10,
+                "{runtime:?} {kind}: probed p50 {probed:.0} ns, the workload's own {own:.0} ns"
+            );
+            let scheduler = if runtime.is_some() {
+                "current_thread"
+            } else {
+                "multi_thread"
+            };
+            assert_eq!(row["schedulers"], serde_json::json!([scheduler]), "{row:#}");
+        }
+        // heavy_batch's polls (3 ms) are all past the 1 ms event threshold, one by one.
+        let heavy = futures
+            .iter()
+            .find(|f| f["name"].as_str().unwrap().contains("heavy_batch"))
+            .unwrap();
+        assert_eq!(heavy["long_polls"], heavy["polls"], "{heavy:#}");
+        assert!(polls["stopped"].is_null(), "{polls:#}");
+        // Samples inside probed polls unwind through the trampoline to the runtime: the
+        // runtime's threads are found as such.
+        let roles = &report["summary"]["threads_by_role"];
+        let runtime_threads =
+            roles["worker"].as_u64().unwrap_or(0) + roles["current_thread"].as_u64().unwrap_or(0);
+        let expected = if runtime.is_some() { 1 } else { 2 };
+        assert_eq!(runtime_threads, expected, "{runtime:?}: {roles}");
+        // And the samples taken inside a poll (in the futures' own functions) have stacks that
+        // reach the scheduler's loop, past the probed poll function.
+        let out = analyze(&[
+            "report",
+            "--json",
+            "--all-frames",
+            "--top",
+            "200",
+            recorded.capture.to_str().unwrap(),
+        ]);
+        let all: Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+        let inclusive = |name: &str| -> f64 {
+            all["hotspots"]["overall"]["by_function_inclusive"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|h| h["name"].as_str().unwrap().contains(name))
+                .map(|h| h["inclusive_pct"].as_f64().unwrap())
+                .fold(0.0, f64::max)
+        };
+        let in_spin = inclusive("hud_polls::spin");
+        let loop_frame = if runtime.is_some() {
+            "current_thread::CoreGuard::block_on"
+        } else {
+            "multi_thread::worker::run"
+        };
+        assert!(in_spin > 30.0, "{runtime:?}: spin {in_spin:.1} %");
+        assert!(
+            inclusive(loop_frame) >= in_spin,
+            "{runtime:?}: {loop_frame} {:.1} % < spin {in_spin:.1} %: stacks stop at the probe",
+            inclusive(loop_frame)
+        );
+    }
 }

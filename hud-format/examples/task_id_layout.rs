@@ -27,8 +27,17 @@ fn main() {
                 let own = hud_format::elf::task_polls::PollFilter::OwnCrates;
                 let selected: Vec<u64> = polls.selected(&own).map(|f| f.address).collect();
                 for f in &polls.fns {
-                    let mark = if selected.contains(&f.address) { "*" } else { " " };
-                    println!("  {mark} {:#x} {}  [{}]", f.address, f.short_future(), f.scheduler);
+                    let mark = if selected.contains(&f.address) {
+                        "*"
+                    } else {
+                        " "
+                    };
+                    println!(
+                        "  {mark} {:#x} {}  [{}]",
+                        f.address,
+                        f.short_future(),
+                        f.scheduler
+                    );
                 }
             }
             Err(why) => println!("  no poll functions: {why}"),

@@ -158,9 +158,11 @@ pub struct StackCopyHeader {
     pub len: u32,
     pub _pad: u32,
     /// `--poll-probes`: the real return addresses of the probed polls the thread was in,
-    /// innermost first (0: none). Their uretprobes put the kernel's trampoline address in the
-    /// copied stack in their place; the recorder puts these back, in the same order.
+    /// innermost first (0: none), and the stack addresses of the slots that held them. Their
+    /// uretprobes put the kernel's trampoline address in those slots; the recorder puts these
+    /// back (only there: stale copies of the trampoline address lie around in dead stack).
     pub poll_returns: [u64; 2],
+    pub poll_return_slots: [u64; 2],
 }
 
 /// A [`StackCopyHeader`] with room for the largest copy: the per-CPU scratch value the programs
@@ -380,8 +382,10 @@ pub struct OpenPolls {
     /// Polls entered and not returned from (may exceed [`POLL_NESTING`]).
     pub depth: u32,
     pub start_ns: [u64; POLL_NESTING],
-    /// Where each poll returns to (read at its entry, before the uretprobe replaced it).
+    /// Where each poll returns to (read at its entry, before the uretprobe replaced it), and
+    /// the stack slot that holds it (the stack pointer at entry).
     pub ret: [u64; POLL_NESTING],
+    pub ret_slot: [u64; POLL_NESTING],
     pub probe: [u32; POLL_NESTING],
 }
 
@@ -537,10 +541,10 @@ const _: () = {
     assert!(core::mem::size_of::<DueEpisode>() == 32);
     assert!(core::mem::size_of::<TaskCacheEntry>() == 16);
     assert!(core::mem::size_of::<PollRecord>() == 32);
-    assert!(core::mem::size_of::<OpenPolls>() == 8 + 20 * POLL_NESTING);
+    assert!(core::mem::size_of::<OpenPolls>() == 8 + 28 * POLL_NESTING);
     assert!(core::mem::size_of::<PollTotals>() == 16);
-    assert!(core::mem::size_of::<StackCopyHeader>() == 72);
-    assert!(core::mem::size_of::<StackCopy>() == 72 + MAX_STACK_COPY);
+    assert!(core::mem::size_of::<StackCopyHeader>() == 88);
+    assert!(core::mem::size_of::<StackCopy>() == 88 + MAX_STACK_COPY);
     assert!(core::mem::size_of::<SwitchEntry>() == 16);
     assert!(core::mem::size_of::<SwitchBatch>() == 24 + 16 * SWITCH_BATCH_LEN);
     assert!(core::mem::size_of::<ThreadState>() == 24 + 32 * MAX_DUE);
@@ -606,7 +610,10 @@ mod tests {
             assert_eq!(poll_bucket(low), b);
             assert_eq!(poll_bucket(high - 1), b);
             // 8 buckets per power of two: none wider than 1/8 of its low end.
-            assert!(b < 8 || (high - low) * 8 <= low, "bucket {b}: {low}..{high}");
+            assert!(
+                b < 8 || (high - low) * 8 <= low,
+                "bucket {b}: {low}..{high}"
+            );
             expected_low = high;
         }
         assert_eq!(poll_bucket(u64::MAX), POLL_BUCKETS - 1);

@@ -550,8 +550,19 @@ impl<W: Write> CaptureWriter<W> {
     pub fn write_polls(&mut self, polls: &crate::types::Polls) -> Result<(), Error> {
         let bytes = rkyv::to_bytes::<rkyv::rancor::Error>(polls)
             .map_err(|e| Error::Encode(e.to_string()))?;
-        let start = polls.long.start_ns.iter().copied().min().unwrap_or(polls.ts_ns);
-        self.write_frame(FrameKind::Polls, &bytes, start.min(polls.ts_ns), polls.ts_ns)
+        let start = polls
+            .long
+            .start_ns
+            .iter()
+            .copied()
+            .min()
+            .unwrap_or(polls.ts_ns);
+        self.write_frame(
+            FrameKind::Polls,
+            &bytes,
+            start.min(polls.ts_ns),
+            polls.ts_ns,
+        )
     }
 
     /// Writes the pending task rows (after the chunks of their events), and the source once.

@@ -429,12 +429,14 @@ fn golden_v1_3_path() -> PathBuf {
 fn golden_polls() -> hud_format::types::Polls {
     use hud_format::types::{PollEvents, PollHistogram, PollProbe, Polls};
     use hud_format::wire::poll_bucket;
-    let probe = |probe: u32, future: &str| PollProbe {
+    let probe = |probe: u32, future: &str| {
+        PollProbe {
         probe,
         address: 0x55a0 + u64::from(probe) * 16,
         path: "/usr/bin/app".into(),
         future: future.into(),
         scheduler: "alloc::sync::Arc<tokio::runtime::scheduler::multi_thread::handle::Handle, alloc::alloc::Global>".into(),
+    }
     };
     Polls {
         ts_ns: 1_020_000_000,

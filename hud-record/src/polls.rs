@@ -13,7 +13,7 @@ use crate::error::{RecordError, Result};
 
 /// What one probed poll costs the target: the uprobe's trap at entry, the uretprobe's at return
 /// and both programs. Measured on the busy demo (docs/RECORD.md, "Exact poll durations").
-pub const COST_PER_POLL_NS: u64 = 3_000;
+pub const COST_PER_POLL_NS: u64 = 1_100;
 
 /// How often the histograms are read and a polls frame written.
 const FRAME_INTERVAL: Duration = Duration::from_secs(1);
@@ -63,7 +63,7 @@ pub struct PollAccount {
     probes: Vec<PollProbe>,
     probes_written: bool,
     event_ns: u64,
-    long: PollEvents,
+    long: LongPolls,
     budget_percent: f64,
     pid: u32,
     last_frame: Instant,
@@ -71,6 +71,9 @@ pub struct PollAccount {
     last_polls: u64,
     last_cpu_ns: Option<u64>,
     stopped: Option<(u64, String)>,
+    /// The shortest stretch the budget is judged over (the last frame may follow the one
+    /// before by milliseconds: too few to tell a rate).
+    judge_over: Duration,
 }
 
 impl PollAccount {
@@ -89,23 +92,22 @@ impl PollAccount {
                 .collect(),
             probes_written: false,
             event_ns,
-            long: PollEvents::default(),
+            long: LongPolls::default(),
             budget_percent,
             pid,
             last_frame: Instant::now(),
             last_polls: 0,
             last_cpu_ns: target_cpu_ns(pid),
             stopped: None,
+            judge_over: FRAME_INTERVAL / 2,
         }
     }
 
     /// A long poll from the ring buffer.
     pub fn push(&mut self, r: &PollRecord) {
         if (r.probe as usize) < self.probes.len() {
-            self.long.tid.push(r.header.tid);
-            self.long.start_ns.push(r.start_ns);
-            self.long.end_ns.push(r.header.ts_ns);
-            self.long.probe.push(r.probe);
+            self.long
+                .push(r.header.tid, r.start_ns, r.header.ts_ns, r.probe);
         }
     }
 
@@ -114,15 +116,29 @@ impl PollAccount {
         self.last_frame.elapsed() >= FRAME_INTERVAL
     }
 
-    /// The frame to write now, from the histograms read at `now_ns`; checks the budget on the
+    /// The frame to write now, from the histograms read at `now_ns` (with the long polls that
+    /// ended by then); checks the budget on the
     /// way and returns, when probing must stop, why (the caller detaches the probes).
-    pub fn frame(&mut self, now_ns: u64, histograms: Vec<PollHistogram>) -> (Polls, Option<String>) {
-        let elapsed = self.last_frame.elapsed().as_secs_f64().max(1e-3);
-        self.last_frame = Instant::now();
-        let polls: u64 = histograms.iter().map(|h| h.counts.iter().sum::<u64>()).sum();
+    pub fn frame(
+        &mut self,
+        now_ns: u64,
+        histograms: Vec<PollHistogram>,
+    ) -> (Polls, Option<String>) {
+        let since = self.last_frame.elapsed();
+        let elapsed = since.as_secs_f64().max(1e-3);
+        let polls: u64 = histograms
+            .iter()
+            .map(|h| h.counts.iter().sum::<u64>())
+            .sum();
         let cpu = target_cpu_ns(self.pid);
         let mut stop = None;
-        if let (Some(cpu), Some(last_cpu), None) = (cpu, self.last_cpu_ns, &self.stopped) {
+        let judged = since >= self.judge_over;
+        if judged {
+            self.last_frame = Instant::now();
+        }
+        if let (Some(cpu), Some(last_cpu), None, true) =
+            (cpu, self.last_cpu_ns, &self.stopped, judged)
+        {
             let cost = polls.saturating_sub(self.last_polls) as f64 * COST_PER_POLL_NS as f64;
             let target = cpu.saturating_sub(last_cpu) as f64;
             if cost / elapsed > NEGLIGIBLE_COST_NS_PER_S
@@ -139,8 +155,10 @@ impl PollAccount {
                 stop = Some(why);
             }
         }
-        self.last_polls = polls;
-        self.last_cpu_ns = cpu;
+        if judged {
+            self.last_polls = polls;
+            self.last_cpu_ns = cpu;
+        }
         let probes = if self.probes_written {
             Vec::new()
         } else {
@@ -148,16 +166,42 @@ impl PollAccount {
             self.probes.clone()
         };
         let (stopped_ns, stopped) = self.stopped.clone().unwrap_or_default();
+        // Polls that ended after the histograms were read wait for the next frame.
+        let (long, later) = self.long.split_at_end(now_ns);
+        self.long = later;
         let frame = Polls {
             ts_ns: now_ns,
             event_ns: self.event_ns,
             probes,
             histograms,
-            long: std::mem::take(&mut self.long),
+            long,
             stopped,
             stopped_ns,
         };
         (frame, stop)
+    }
+}
+
+/// Long polls not written yet.
+#[derive(Default)]
+struct LongPolls(Vec<(u32, u64, u64, u32)>);
+
+impl LongPolls {
+    fn push(&mut self, tid: u32, start_ns: u64, end_ns: u64, probe: u32) {
+        self.0.push((tid, start_ns, end_ns, probe));
+    }
+
+    /// Those that ended by `ts` as a frame's rows, and the others.
+    fn split_at_end(&mut self, ts: u64) -> (PollEvents, LongPolls) {
+        let (now, later): (Vec<_>, Vec<_>) = self.0.drain(..).partition(|p| p.2 <= ts);
+        let mut rows = PollEvents::default();
+        for (tid, start, end, probe) in now {
+            rows.tid.push(tid);
+            rows.start_ns.push(start);
+            rows.end_ns.push(end);
+            rows.probe.push(probe);
+        }
+        (rows, LongPolls(later))
     }
 }
 
@@ -218,13 +262,17 @@ mod tests {
         account.push(&r);
         r.probe = 3; // no such probe: ignored
         account.push(&r);
+        r.probe = 0;
+        r.header.ts_ns = 150; // ends after the histograms are read: in the next frame
+        account.push(&r);
         let (first, stop) = account.frame(100, histogram(1));
         assert!(stop.is_none());
         assert_eq!(first.probes.len(), 1);
         assert_eq!(first.long.tid, [7]);
         assert_eq!((first.long.start_ns[0], first.long.end_ns[0]), (10, 30));
         let (second, _) = account.frame(200, histogram(2));
-        assert!(second.probes.is_empty() && second.long.tid.is_empty());
+        assert!(second.probes.is_empty());
+        assert_eq!(second.long.end_ns, [150]);
     }
 
     #[test]
@@ -236,6 +284,7 @@ mod tests {
             scheduler: "S".into(),
         };
         let mut account = PollAccount::new(&[f], "/app", 1_000_000, 5.0, std::process::id());
+        account.judge_over = Duration::ZERO;
         // This test process barely runs: ten million polls would cost it 30 s of CPU.
         let (frame, stop) = account.frame(100, histogram(10_000_000));
         let why = stop.expect("over budget");

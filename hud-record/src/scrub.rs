@@ -46,18 +46,27 @@ pub fn scrub(bytes: &mut [u8], sp: u64, code: &CodeRanges) -> usize {
     kept
 }
 
-/// Puts back the return addresses uretprobes replaced (`--poll-probes`): each word of `bytes`
-/// in the kernel's trampoline page `uprobes`, from the stack pointer up, takes the next of
-/// `returns` (innermost first, as the polls nest). Returns how many it put back.
-pub fn restore_returns(bytes: &mut [u8], uprobes: (u64, u64), returns: &[u64]) -> usize {
-    let mut next = returns.iter().copied().filter(|r| *r != 0);
+/// Puts back the return addresses uretprobes replaced (`--poll-probes`): each of `returns`
+/// goes into its stack slot (`slots`, addresses) when the copy (from `sp` up) holds that slot
+/// and the slot holds an address of the kernel's trampoline page `uprobes`. Returns how many it
+/// put back.
+pub fn restore_returns(
+    bytes: &mut [u8],
+    sp: u64,
+    uprobes: (u64, u64),
+    returns: &[u64],
+    slots: &[u64],
+) -> usize {
     let mut restored = 0;
-    for word in bytes.chunks_exact_mut(8) {
+    for (&real, &slot) in returns.iter().zip(slots) {
+        let Some(at) = slot.checked_sub(sp).map(|a| a as usize) else {
+            continue;
+        };
+        let Some(word) = bytes.get_mut(at..at.saturating_add(8)) else {
+            continue;
+        };
         let value = u64::from_le_bytes(word.try_into().expect("8 bytes"));
-        if value >= uprobes.0 && value < uprobes.1 {
-            let Some(real) = next.next() else {
-                break;
-            };
+        if real != 0 && value >= uprobes.0 && value < uprobes.1 {
             word.copy_from_slice(&real.to_le_bytes());
             restored += 1;
         }
@@ -79,17 +88,34 @@ mod tests {
     use super::*;
 
     #[test]
-    fn trampoline_returns_are_put_back_innermost_first() {
+    fn trampoline_returns_are_put_back_in_their_slots_only() {
         let uprobes = (0x7fff_f000u64, 0x7fff_f000 + 4096);
-        let words = [0x1008u64, uprobes.0, 0x2000, uprobes.0, uprobes.0];
+        let sp = 0x1000u64;
+        // A stale trampoline address below the real slots, then the two polls' slots.
+        let words = [uprobes.0, 0x1008, uprobes.0, 0x2000, uprobes.0];
         let mut bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
-        assert_eq!(restore_returns(&mut bytes, uprobes, &[0xaaa, 0xbbb]), 2);
+        let slots = [sp + 16, sp + 32];
+        assert_eq!(
+            restore_returns(&mut bytes, sp, uprobes, &[0xaaa, 0xbbb], &slots),
+            2
+        );
         let got: Vec<u64> = bytes
             .chunks_exact(8)
             .map(|w| u64::from_le_bytes(w.try_into().unwrap()))
             .collect();
-        // A third trampoline word has no known return: left for the scrub to clear.
-        assert_eq!(got, [0x1008, 0xaaa, 0x2000, 0xbbb, uprobes.0]);
+        assert_eq!(got, [uprobes.0, 0x1008, 0xaaa, 0x2000, 0xbbb]);
+        // A slot outside the copy, or holding something else: left alone.
+        let mut bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+        assert_eq!(
+            restore_returns(
+                &mut bytes,
+                sp,
+                uprobes,
+                &[0xaaa, 0xbbb],
+                &[sp + 8, sp + 400]
+            ),
+            0
+        );
     }
 
     #[test]

@@ -14,6 +14,7 @@
 //!   storm (lost records, switches per second recorded); then `switch`.
 //! - `switch`: the per-switch cost: ns per run of each eBPF program (storm, busy demo), storm
 //!   throughput alone / under hud-record / under perf (see `bench_switch`).
+//! - `polls`: what `--poll-probes` costs per probed poll (see `bench_polls`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -35,8 +36,10 @@ pub fn run(which: &str, seconds: u32, rounds: u32) -> Result<()> {
         "live" => crate::bench_live::live(seconds),
         "switch" => crate::bench_switch::run(seconds, rounds),
         "unwind" => crate::bench_unwind::run(seconds, rounds),
+        "polls" => crate::bench_polls::run(seconds, rounds),
         other => bail!(
-            "unknown benchmark `{other}` (format, record, analyze, tui, export, live, switch, unwind)"
+            "unknown benchmark `{other}` (format, record, analyze, tui, export, live, switch, \
+             unwind, polls)"
         ),
     }
 }

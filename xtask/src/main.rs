@@ -12,6 +12,7 @@
 
 mod bench;
 mod bench_live;
+mod bench_polls;
 mod bench_switch;
 mod bench_unwind;
 mod build;

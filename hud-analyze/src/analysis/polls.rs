@@ -169,6 +169,18 @@ pub fn in_window(m: &Model, from: u64, to: u64) -> Option<PollFindings> {
         };
         group_of.push(at);
     }
+    // Per probe: whether it counted a poll in the window.
+    let mut polled = vec![false; polls.probes.len()];
+    let count_of = |hs: Option<&[PollHistogram]>, probe: usize| -> u64 {
+        hs.unwrap_or_default()
+            .iter()
+            .filter(|h| h.probe as usize == probe)
+            .map(|h| h.counts.iter().sum::<u64>())
+            .sum()
+    };
+    for (probe, p) in polled.iter_mut().enumerate() {
+        *p = count_of(end, probe) > count_of(start, probe);
+    }
     let mut merged = vec![Merged::new(); futures.len()];
     let group = |probe: u32| group_of.get(probe as usize).copied();
     for h in end.unwrap_or_default() {
@@ -193,10 +205,11 @@ pub fn in_window(m: &Model, from: u64, to: u64) -> Option<PollFindings> {
                 .collect();
             long.sort_by_key(|l| std::cmp::Reverse(l.end - l.start));
             let longest_kept = long.first().map_or(0, |l| l.end - l.start);
+            // The schedulers of the instances that polled in the window.
             let mut schedulers: Vec<&'static str> = polls
                 .probes
                 .iter()
-                .filter(|p| p.future == *future)
+                .filter(|p| p.future == *future && polled[p.probe as usize])
                 .map(|p| scheduler_kind(&p.scheduler))
                 .collect();
             schedulers.sort_unstable();
@@ -242,7 +255,9 @@ pub fn in_window(m: &Model, from: u64, to: u64) -> Option<PollFindings> {
 
 /// The task a long poll polled: the one most samples of its thread inside it ran in.
 fn task_in(m: &Model, l: &LongPoll) -> u64 {
-    let first = m.samples.partition_point(|s| (s.tid, s.ts) < (l.tid, l.start));
+    let first = m
+        .samples
+        .partition_point(|s| (s.tid, s.ts) < (l.tid, l.start));
     let mut votes: Vec<(u64, u32)> = Vec::new();
     for s in m.samples[first..]
         .iter()
@@ -315,10 +330,19 @@ mod tests {
             .clone();
         (m.start, m.end) = (0, 3_000);
         m.polls = Some(PollModel {
-            probes: vec![probe(0, "Arc<multi_thread::Handle>"), probe(1, "Arc<current_thread::Handle>")],
+            probes: vec![
+                probe(0, "Arc<multi_thread::Handle>"),
+                probe(1, "Arc<current_thread::Handle>"),
+            ],
             snapshots: vec![
                 (1_000, vec![histogram(0, &[(1_000, 10)])]),
-                (2_000, vec![histogram(0, &[(1_000, 10), (5_000_000, 4)]), histogram(1, &[(1_000, 2)])]),
+                (
+                    2_000,
+                    vec![
+                        histogram(0, &[(1_000, 10), (5_000_000, 4)]),
+                        histogram(1, &[(1_000, 2)]),
+                    ],
+                ),
             ],
             long: vec![LongPoll {
                 tid: 1,
@@ -338,6 +362,9 @@ mod tests {
         assert_eq!(k.max_ns, 5_000_000);
         assert_eq!(k.long_polls, 1);
         let later = in_window(&m, 1_200, u64::MAX).unwrap();
-        assert_eq!(later.kinds[0].polls, 6, "the first second's ten are before the window");
+        assert_eq!(
+            later.kinds[0].polls, 6,
+            "the first second's ten are before the window"
+        );
     }
 }

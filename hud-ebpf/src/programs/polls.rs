@@ -36,10 +36,11 @@ static POLL_TOTALS: PerCpuArray<PollTotals> = PerCpuArray::with_max_entries(1, 0
 #[map]
 static OPEN_POLLS: Array<OpenPolls> = Array::with_max_entries(hud_format::wire::MAX_THREADS, 0);
 
-/// The return addresses of the probed polls thread `tid` is in, innermost first (0: none).
+/// The return addresses of the probed polls thread `tid` is in, innermost first, and their
+/// stack slots (0: none).
 #[inline(always)]
-pub(super) fn open_poll_returns(tid: u32) -> [u64; 2] {
-    let mut out = [0u64; 2];
+pub(super) fn open_poll_returns(tid: u32) -> ([u64; 2], [u64; 2]) {
+    let mut out = ([0u64; 2], [0u64; 2]);
     let Some(slot) = SLOTS.get(tid) else {
         return out;
     };
@@ -50,16 +51,16 @@ pub(super) fn open_poll_returns(tid: u32) -> [u64; 2] {
         return out;
     }
     // Constant indexes: a computed one loses its bound on the way to the verifier.
-    let ret = &open.ret;
-    let at = |i: u32| match i {
-        1 => ret[0],
-        2 => ret[1],
-        3 => ret[2],
-        4 => ret[3],
+    let at = |values: &[u64; POLL_NESTING], depth: u32| match depth {
+        1 => values[0],
+        2 => values[1],
+        3 => values[2],
+        4 => values[3],
         _ => 0,
     };
-    out[0] = at(open.depth);
-    out[1] = at(open.depth.wrapping_sub(1));
+    let (d, outer) = (open.depth, open.depth.wrapping_sub(1));
+    out.0 = [at(&open.ret, d), at(&open.ret, outer)];
+    out.1 = [at(&open.ret_slot, d), at(&open.ret_slot, outer)];
     out
 }
 
@@ -103,6 +104,7 @@ pub fn hud_poll_enter(ctx: ProbeContext) -> u32 {
             // uretprobe replaces it after this program runs.
             let sp = (*ctx.regs).rsp;
             (*open).ret[depth] = bpf_probe_read_user(sp as *const u64).unwrap_or(0);
+            (*open).ret_slot[depth] = sp;
         }
         (*open).depth += 1;
     }

@@ -7,7 +7,7 @@ use aya_ebpf::{
 use hud_format::wire::{kind, Counter, RecordHeader, StackRecord, SHALLOW_WALK};
 
 use super::shared::{
-    count, cpu, fill_stacks, now, COPY_USER_SAMPLES, EVENTS, NO_WAKEUP, TARGET_TGID,
+    count, cpu, fill_stacks, now, stopped, COPY_USER_SAMPLES, EVENTS, NO_WAKEUP, TARGET_TGID,
 };
 use super::stack_copy::copy_stack;
 use super::switch::send_stale_batch;
@@ -18,7 +18,8 @@ pub fn hud_cpu_sample(ctx: PerfEventContext) -> u32 {
     // Runs on every CPU, busy or not: sends the switches a CPU kept since it stopped switching.
     send_stale_batch(now());
     let pid_tgid = bpf_get_current_pid_tgid();
-    if (pid_tgid >> 32) as u32 != TARGET_TGID.load() {
+    // Once hud-record stops, samples could no longer get their stack copies: none are taken.
+    if (pid_tgid >> 32) as u32 != TARGET_TGID.load() || stopped() {
         return 0;
     }
     let Some(mut entry) = EVENTS.reserve::<StackRecord>(0) else {

@@ -122,6 +122,7 @@ pub(super) fn copy_stack(
             count(Counter::StackCopyFailed);
             return;
         }
+        let returns = super::polls::open_poll_returns(tid);
         (*scratch).head = StackCopyHeader {
             header: RecordHeader {
                 kind: kind::STACK_COPY,
@@ -136,7 +137,8 @@ pub(super) fn copy_stack(
             bp,
             len: len as u32,
             _pad: 0,
-            poll_returns: super::polls::open_poll_returns(tid),
+            poll_returns: returns.0,
+            poll_return_slots: returns.1,
         };
         let total = (core::mem::size_of::<StackCopyHeader>() + len) & (2 * MAX_STACK_COPY - 1);
         if total > core::mem::size_of::<StackCopy>() {

@@ -87,10 +87,9 @@ impl PollFns {
             !f.is_blocking_task()
                 && match filter {
                     PollFilter::All => true,
-                    PollFilter::OwnCrates => self
-                        .own_crates
-                        .iter()
-                        .any(|c| mentions_crate(&f.future, c)),
+                    PollFilter::OwnCrates => {
+                        self.own_crates.iter().any(|c| mentions_crate(&f.future, c))
+                    }
                     PollFilter::Containing(parts) => parts.iter().any(|p| f.future.contains(p)),
                 }
         })
@@ -203,7 +202,12 @@ fn is_raw_poll_symbol(name: &str) -> bool {
 /// checkouts and the toolchain).
 fn own_crate(unit_name: &str) -> Option<String> {
     let (source, cgu) = unit_name.split_once("/@/")?;
-    let foreign = ["/.cargo/registry/", "/.cargo/git/", "/rustc/", "/rust/deps/"];
+    let foreign = [
+        "/.cargo/registry/",
+        "/.cargo/git/",
+        "/rustc/",
+        "/rust/deps/",
+    ];
     if foreign.iter().any(|f| source.contains(f)) {
         return None;
     }
@@ -234,7 +238,10 @@ fn poll_fns_in(
         let Some(name) = entry.attr_value(gimli::DW_AT_name)? else {
             continue;
         };
-        let name = dwarf.attr_string(unit, name)?.to_string_lossy().into_owned();
+        let name = dwarf
+            .attr_string(unit, name)?
+            .to_string_lossy()
+            .into_owned();
         let Some((future, scheduler)) = generic_arguments(&name) else {
             continue;
         };
@@ -339,7 +346,10 @@ mod tests {
             "poll<my_app::every::{async_fn_env#0}<fn() -> my_app::job::{async_fn_env#0}>, S<A, B>>",
         )
         .unwrap();
-        assert_eq!(t, "my_app::every::{async_fn_env#0}<fn() -> my_app::job::{async_fn_env#0}>");
+        assert_eq!(
+            t,
+            "my_app::every::{async_fn_env#0}<fn() -> my_app::job::{async_fn_env#0}>"
+        );
         assert_eq!(generic_arguments("drop<T>"), None);
     }
 
@@ -357,7 +367,10 @@ mod tests {
             own_crate("/root/.cargo/registry/src/index.crates.io-1/tokio-1.54.1/src/lib.rs/@/tokio.1-cgu.0"),
             None
         );
-        assert_eq!(own_crate("/rustc/59807616e/library/std/src/lib.rs/@/std.1-cgu.0"), None);
+        assert_eq!(
+            own_crate("/rustc/59807616e/library/std/src/lib.rs/@/std.1-cgu.0"),
+            None
+        );
         assert_eq!(own_crate("crt1.o"), None);
     }
 
@@ -395,7 +408,10 @@ mod tests {
 
     #[test]
     fn short_names_drop_generics_and_the_async_fn_state_machine() {
-        assert_eq!(short_future("my_app::serve::{async_fn_env#0}"), "my_app::serve");
+        assert_eq!(
+            short_future("my_app::serve::{async_fn_env#0}"),
+            "my_app::serve"
+        );
         assert_eq!(
             short_future("tracing::instrument::Instrumented<my_app::job::{async_fn_env#0}>"),
             "Instrumented<my_app::job>"

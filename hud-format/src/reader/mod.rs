@@ -688,8 +688,7 @@ pub fn polls_from_payload(offset: u64, payload: &[u8]) -> Result<crate::types::P
         .any(|&l| l != n);
     let bad_histogram = archived.histograms.iter().any(|h| {
         h.buckets.len() != h.counts.len()
-            || h
-                .buckets
+            || h.buckets
                 .iter()
                 .any(|b| u32::from(b.to_native()) >= crate::wire::POLL_BUCKETS)
     });

@@ -39,6 +39,8 @@ pub(super) struct Drain {
     walked_caller: std::collections::HashMap<u32, u64>,
     /// `--poll-probes`: the probes' histograms, long polls and budget.
     pub(super) polls: Option<crate::polls::PollAccount>,
+    /// When the maps were last scanned for the uprobes page (not known yet).
+    uprobes_looked_up: Option<Instant>,
 }
 
 impl Drain {
@@ -58,6 +60,7 @@ impl Drain {
             leaf_only,
             walked_caller: Default::default(),
             polls: None,
+            uprobes_looked_up: None,
         }
     }
 
@@ -103,7 +106,8 @@ impl Drain {
                     };
                     self.push_thread(&r)?;
                 }
-                Some(kind::POLL) => match (wire::read_record::<PollRecord>(bytes), &mut self.polls) {
+                Some(kind::POLL) => match (wire::read_record::<PollRecord>(bytes), &mut self.polls)
+                {
                     (Some(r), Some(polls)) => polls.push(&r),
                     _ => self.unknown_records += 1,
                 },
@@ -132,12 +136,21 @@ impl Drain {
         if head.poll_returns[0] != 0 {
             // The trampoline page appears at the first probe hit, after the first scan.
             if self.maps.range_of(procfs::UPROBES).is_none()
-                && self.last_rescan.elapsed() >= MAPS_RESCAN_MIN_GAP
+                && self
+                    .uprobes_looked_up
+                    .is_none_or(|t| t.elapsed() >= MAPS_RESCAN_MIN_GAP)
             {
+                self.uprobes_looked_up = Some(Instant::now());
                 self.rescan_maps()?;
             }
             if let Some(uprobes) = self.maps.range_of(procfs::UPROBES) {
-                crate::scrub::restore_returns(&mut self.scratch, uprobes, &head.poll_returns);
+                crate::scrub::restore_returns(
+                    &mut self.scratch,
+                    head.sp,
+                    uprobes,
+                    &head.poll_returns,
+                    &head.poll_return_slots,
+                );
             }
         }
         crate::scrub::scrub(&mut self.scratch, head.sp, &self.code);
@@ -267,13 +280,21 @@ impl Drain {
         Ok(())
     }
 
-    /// `--poll-probes`: the histograms so far and the long polls since the last frame, in a
-    /// polls frame; the probes stop here when they cost more than their budget.
+    /// `--poll-probes`: the histograms so far and the long polls that ended before they were
+    /// read, in a polls frame (so the frame's records are polls its histograms count); the
+    /// probes stop here when they cost more than their budget.
     pub(super) fn write_polls(&mut self, probes: &mut Probes) -> Result<()> {
+        if self.polls.is_none() {
+            return Ok(());
+        }
+        let read_at = procfs::monotonic_ns();
+        let histograms = probes.poll_histograms();
+        // The records of the polls the histograms counted are in the ring buffer by now.
+        self.drain(probes)?;
         let Some(polls) = &mut self.polls else {
             return Ok(());
         };
-        let (frame, stop) = polls.frame(procfs::monotonic_ns(), probes.poll_histograms());
+        let (frame, stop) = polls.frame(read_at, histograms);
         if let Some(why) = stop {
             probes.stop_poll_probes();
             eprintln!("hud-record: note: --poll-probes: {why}");
