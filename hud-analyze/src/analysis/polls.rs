@@ -47,8 +47,10 @@ pub struct LongPollRow {
 /// What `--poll-probes` measured in a window.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct PollFindings {
-    /// Most total poll time first.
+    /// The future types that polled in the window, most total poll time first.
     pub kinds: Vec<PollKind>,
+    /// Future types probed (some may not have polled in the window).
+    pub probed: usize,
     /// Polls at least this long were kept one by one.
     pub event_ns: u64,
     /// When and why the recorder stopped probing (over its budget).
@@ -242,11 +244,14 @@ pub fn in_window(m: &Model, from: u64, to: u64) -> Option<PollFindings> {
             }
         })
         .collect();
+    let probed = kinds.len();
+    kinds.retain(|k| k.polls > 0 || k.long_polls > 0);
     kinds.sort_by(|a, b| b.total_ns.cmp(&a.total_ns).then(b.polls.cmp(&a.polls)));
     let last_read = polls.snapshots.last().map_or(m.start, |(ts, _)| *ts);
     let measured_ns = last_read.min(to).saturating_sub(from.max(m.start));
     Some(PollFindings {
         kinds,
+        probed,
         event_ns: polls.event_ns,
         stopped: polls.stopped.clone(),
         measured_ns,

@@ -229,7 +229,9 @@ pub struct PollsOut {
     /// from the start).
     pub stopped: Option<String>,
     pub stopped_at_s: Option<f64>,
-    /// Per future type, most total poll time first.
+    /// Future types probed, and per future type that polled in the window, most total poll
+    /// time first.
+    pub probed_futures: usize,
     pub futures: Vec<PollKindOut>,
 }
 
@@ -547,6 +549,7 @@ fn polls_out(a: &Analysis, findings: &Findings) -> Option<PollsOut> {
         measured_s: secs(p.measured_ns),
         stopped: p.stopped.as_ref().map(|(_, why)| why.clone()),
         stopped_at_s: p.stopped.as_ref().map(|(at, _)| seconds(*at)),
+        probed_futures: p.probed,
         futures: p
             .kinds
             .iter()

@@ -302,9 +302,10 @@ fn polls(out: &mut String, r: &Report, top: usize, st: &Style) {
     let total: u64 = p.futures.iter().map(|f| f.polls).sum();
     let _ = writeln!(
         out,
-        "\n{} ({total} polls of {} future types, measured by --poll-probes)",
+        "\n{} ({total} polls of {} future types; {} probed by --poll-probes)",
         st.bold("Poll durations"),
-        p.futures.len()
+        p.futures.len(),
+        p.probed_futures
     );
     if let Some(why) = &p.stopped {
         let at = p.stopped_at_s.unwrap_or(0.0);

@@ -74,7 +74,7 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, state: &State, view: &View) {
         ));
     }
     let notes: Vec<String> = a.diagnostics.iter().map(short).collect();
-    let third = match &state.note {
+    let mut third = match &state.note {
         Some(note) => Line::from(Span::styled(note.clone(), theme.highlight())),
         None if notes.is_empty() => Line::from(Span::styled("notes: none", theme.dim())),
         None => Line::from(vec![
@@ -82,6 +82,10 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, state: &State, view: &View) {
             Span::raw(notes.join(" · ")),
         ]),
     };
+    if let (None, Some(polls)) = (&state.note, poll_summary(&s.findings)) {
+        third.spans.push(Span::styled("  polls: ", theme.dim()));
+        third.spans.push(Span::raw(polls));
+    }
     frame.render_widget(
         Paragraph::new(vec![
             Line::from(first),
@@ -90,6 +94,42 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, state: &State, view: &View) {
         ]),
         area,
     );
+}
+
+/// `--poll-probes` in a few words: the future type whose polls run longest (by p99), its
+/// p50/p99/max and rate, and how many others were timed (the report has them all).
+fn poll_summary(findings: &crate::analysis::Findings) -> Option<String> {
+    let p = findings.polls.as_ref()?;
+    let worst = p
+        .kinds
+        .iter()
+        .filter(|k| k.polls > 0)
+        .max_by_key(|k| k.p99_ns)?;
+    let rate = worst.polls as f64 / (p.measured_ns as f64 / 1e9).max(1e-9);
+    let others = p.kinds.iter().filter(|k| k.polls > 0).count() - 1;
+    let mut text = format!(
+        "{} p50 {} · p99 {} · max {} ({rate:.0}/s)",
+        worst.short,
+        duration(worst.p50_ns),
+        duration(worst.p99_ns),
+        duration(worst.max_ns)
+    );
+    if others > 0 {
+        text.push_str(&format!(" · {others} more types timed"));
+    }
+    if p.stopped.is_some() {
+        text.push_str(" · probing stopped (budget)");
+    }
+    Some(text)
+}
+
+/// A poll's length: µs under a millisecond.
+fn duration(ns: u64) -> String {
+    if ns >= 1_000_000 {
+        format!("{:.1} ms", ns as f64 / 1e6)
+    } else {
+        format!("{:.0} µs", ns as f64 / 1e3)
+    }
 }
 
 /// A diagnostic in a few words (the report has the long form).
