@@ -323,8 +323,11 @@ pub struct Polls {
     pub long: PollEvents,
     /// Why probing stopped before recording did (over its budget), empty while it goes on.
     pub stopped: String,
-    /// When it stopped (0: it did not).
+    /// When the recorder began and finished detaching the probes (0: it did not). Removing a
+    /// uprobe rewrites the target's code under its memory map's lock: its threads can stall
+    /// meanwhile (16 ms seen on mini-redis), which is hud's doing, not the target's.
     pub stopped_ns: u64,
+    pub detached_ns: u64,
 }
 
 /// One probed `tokio::runtime::task::raw::poll::<T, S>` instance.

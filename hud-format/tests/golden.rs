@@ -469,6 +469,7 @@ fn golden_polls() -> hud_format::types::Polls {
         },
         stopped: "over budget".into(),
         stopped_ns: 1_019_000_000,
+        detached_ns: 1_019_500_000,
     }
 }
 

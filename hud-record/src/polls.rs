@@ -71,6 +71,8 @@ pub struct PollAccount {
     last_polls: u64,
     last_cpu_ns: Option<u64>,
     stopped: Option<(u64, String)>,
+    /// When detaching the probes began and ended.
+    detached: (u64, u64),
     /// The shortest stretch the budget is judged over (the last frame may follow the one
     /// before by milliseconds: too few to tell a rate).
     judge_over: Duration,
@@ -99,6 +101,7 @@ impl PollAccount {
             last_polls: 0,
             last_cpu_ns: target_cpu_ns(pid),
             stopped: None,
+            detached: (0, 0),
             judge_over: FRAME_INTERVAL / 2,
         }
     }
@@ -165,7 +168,8 @@ impl PollAccount {
             self.probes_written = true;
             self.probes.clone()
         };
-        let (stopped_ns, stopped) = self.stopped.clone().unwrap_or_default();
+        let (_, stopped) = self.stopped.clone().unwrap_or_default();
+        let (stopped_ns, detached_ns) = self.detached;
         // Polls that ended after the histograms were read wait for the next frame.
         let (long, later) = self.long.split_at_end(now_ns);
         self.long = later;
@@ -177,8 +181,17 @@ impl PollAccount {
             long,
             stopped,
             stopped_ns,
+            detached_ns,
         };
         (frame, stop)
+    }
+
+    /// The probes were detached from `from` to `to` (after [`PollAccount::frame`] said stop):
+    /// the frame and those after it say when.
+    pub fn detached(&mut self, frame: &mut Polls, from: u64, to: u64) {
+        self.detached = (from, to);
+        frame.stopped_ns = from;
+        frame.detached_ns = to;
     }
 }
 
@@ -290,8 +303,12 @@ mod tests {
         let why = stop.expect("over budget");
         assert!(why.contains("budget 5 %"), "{why}");
         assert_eq!(frame.stopped, why);
-        assert_eq!(frame.stopped_ns, 100);
-        // Said once.
-        assert!(account.frame(200, histogram(20_000_000)).1.is_none());
+        let mut frame = frame;
+        account.detached(&mut frame, 110, 130);
+        assert_eq!((frame.stopped_ns, frame.detached_ns), (110, 130));
+        // Said once; later frames keep when.
+        let (later, stop) = account.frame(200, histogram(20_000_000));
+        assert!(stop.is_none());
+        assert_eq!((later.stopped_ns, later.detached_ns), (110, 130));
     }
 }

@@ -476,9 +476,15 @@ pub fn detect(
     let mut episodes: Vec<Episode> = Vec::new();
     let mut idle_episodes = 0;
 
+    // While hud-record detached its poll probes the target's threads could stall on its
+    // doing (the kernel rewrote their code): not the target's blocking.
+    let detaching = model.polls.as_ref().and_then(|p| p.detaching);
+    let during_detach = |off: &crate::model::OffCpu| {
+        detaching.is_some_and(|(from, to)| off.end > from && off.end - off.duration < to)
+    };
     // Off CPU inside a task poll, blocked past the threshold.
     for off in &model.off_cpu {
-        if !runs_tasks(off.tid) || off.blocked() < thresholds.off_cpu_ns {
+        if !runs_tasks(off.tid) || off.blocked() < thresholds.off_cpu_ns || during_detach(off) {
             continue;
         }
         let f = facts.of(off.stack);

@@ -55,6 +55,8 @@ pub struct PollFindings {
     pub event_ns: u64,
     /// When and why the recorder stopped probing (over its budget).
     pub stopped: Option<(u64, String)>,
+    /// When it was detaching the probes (episodes then were left out of detection).
+    pub detaching: Option<(u64, u64)>,
     /// The window's part covered by histogram reads (the polls counted are those between).
     pub measured_ns: u64,
 }
@@ -247,13 +249,18 @@ pub fn in_window(m: &Model, from: u64, to: u64) -> Option<PollFindings> {
     let probed = kinds.len();
     kinds.retain(|k| k.polls > 0 || k.long_polls > 0);
     kinds.sort_by(|a, b| b.total_ns.cmp(&a.total_ns).then(b.polls.cmp(&a.polls)));
+    // Polls are counted up to the last read, or until the probes were detached.
     let last_read = polls.snapshots.last().map_or(m.start, |(ts, _)| *ts);
-    let measured_ns = last_read.min(to).saturating_sub(from.max(m.start));
+    let counted_to = polls
+        .detaching
+        .map_or(last_read, |(from, _)| from.min(last_read));
+    let measured_ns = counted_to.min(to).saturating_sub(from.max(m.start));
     Some(PollFindings {
         kinds,
         probed,
         event_ns: polls.event_ns,
         stopped: polls.stopped.clone(),
+        detaching: polls.detaching,
         measured_ns,
     })
 }
@@ -357,6 +364,7 @@ mod tests {
             }],
             event_ns: 50,
             stopped: None,
+            detaching: None,
         });
         let all = in_window(&m, 0, u64::MAX).unwrap();
         assert_eq!(all.kinds.len(), 1, "two schedulers, one future type");

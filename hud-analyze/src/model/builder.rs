@@ -390,6 +390,9 @@ impl ModelBuilder {
         if !p.stopped.is_empty() && polls.stopped.is_none() {
             polls.stopped = Some((p.stopped_ns, p.stopped.clone()));
         }
+        if p.detached_ns > p.stopped_ns && polls.detaching.is_none() {
+            polls.detaching = Some((p.stopped_ns, p.detached_ns));
+        }
     }
 
     /// Appends a tasks frame (format 1.2): the Tokio task of events of the chunks around it,

@@ -227,6 +227,9 @@ pub struct PollModel {
     pub event_ns: u64,
     /// When and why probing stopped before recording did.
     pub stopped: Option<(u64, String)>,
+    /// When the recorder was detaching the probes: the target's threads may stall then, by
+    /// hud's doing (detection leaves those episodes out).
+    pub detaching: Option<(u64, u64)>,
 }
 
 /// One probed poll past the recorder's event threshold.

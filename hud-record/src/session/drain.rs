@@ -294,9 +294,11 @@ impl Drain {
         let Some(polls) = &mut self.polls else {
             return Ok(());
         };
-        let (frame, stop) = polls.frame(read_at, histograms);
+        let (mut frame, stop) = polls.frame(read_at, histograms);
         if let Some(why) = stop {
+            let from = procfs::monotonic_ns();
             probes.stop_poll_probes();
+            polls.detached(&mut frame, from, procfs::monotonic_ns());
             eprintln!("hud-record: note: --poll-probes: {why}");
         }
         // The events of the same time are in the capture first.

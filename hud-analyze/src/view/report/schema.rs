@@ -229,6 +229,9 @@ pub struct PollsOut {
     /// from the start).
     pub stopped: Option<String>,
     pub stopped_at_s: Option<f64>,
+    /// How long detaching the probes took: the target's threads may stall meanwhile (the
+    /// kernel rewrites their code), so off-CPU episodes then are left out of `blocking`.
+    pub detach_ms: Option<f64>,
     /// Future types probed, and per future type that polled in the window, most total poll
     /// time first.
     pub probed_futures: usize,
@@ -548,7 +551,11 @@ fn polls_out(a: &Analysis, findings: &Findings) -> Option<PollsOut> {
         event_threshold_ms: ms(p.event_ns),
         measured_s: secs(p.measured_ns),
         stopped: p.stopped.as_ref().map(|(_, why)| why.clone()),
-        stopped_at_s: p.stopped.as_ref().map(|(at, _)| seconds(*at)),
+        stopped_at_s: p
+            .detaching
+            .map(|(at, _)| seconds(at))
+            .or(p.stopped.as_ref().map(|(at, _)| seconds(*at))),
+        detach_ms: p.detaching.map(|(from, to)| ms(to - from)),
         probed_futures: p.probed,
         futures: p
             .kinds

@@ -310,6 +310,16 @@ fn polls(out: &mut String, r: &Report, top: usize, st: &Style) {
     if let Some(why) = &p.stopped {
         let at = p.stopped_at_s.unwrap_or(0.0);
         let _ = writeln!(out, "  {}", st.red(&format!("at {at:.1} s: {why}")));
+        if let Some(took) = p.detach_ms {
+            let _ = writeln!(
+                out,
+                "  {}",
+                st.dim(&format!(
+                    "detaching the probes took {took:.0} ms, in which the target's threads can \
+                     stall (the kernel rewrites their code): blocking then is not judged"
+                ))
+            );
+        }
     }
     let _ = writeln!(
         out,
