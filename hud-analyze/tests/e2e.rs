@@ -1280,20 +1280,33 @@ fn poll_probes_time_each_future_type_as_the_workload_does() {
         let mut args = vec!["--polls", log.to_str().unwrap()];
         args.extend(runtime);
         let recorded = recorded(&binary, &args, 4, &["--poll-probes"], false);
-        // `KIND POLLS P50_NS`, as the workload measured its own polls (rewritten each second).
-        let own: Vec<(String, u64, u64)> = std::fs::read_to_string(&log)
-            .unwrap()
-            .lines()
-            .map(|l| {
-                let f: Vec<&str> = l.split_whitespace().collect();
-                (
-                    f[0].to_owned(),
-                    f[1].parse().unwrap(),
-                    f[2].parse().unwrap(),
-                )
+        let report = report_json(&recorded.capture);
+        // `KIND END_UNIX_NS TOOK_NS` per poll, as the workload measured its own polls: those
+        // that ended while recording (the probes' window), per kind, count and median.
+        let start = report["capture"]["start_unix_ns"].as_u64().unwrap();
+        let end = start + (report["capture"]["duration_s"].as_f64().unwrap() * 1e9) as u64;
+        let mut by_kind: std::collections::BTreeMap<String, Vec<u64>> = Default::default();
+        for line in std::fs::read_to_string(&log).unwrap().lines() {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let (Some(kind), Some(Ok(ended)), Some(Ok(took))) = (
+                f.first(),
+                f.get(1).map(|x| x.parse::<u64>()),
+                f.get(2).map(|x| x.parse::<u64>()),
+            ) else {
+                continue;
+            };
+            if ended >= start && ended < end {
+                by_kind.entry(kind.to_string()).or_default().push(took);
+            }
+        }
+        let own: Vec<(String, u64, u64)> = by_kind
+            .into_iter()
+            .map(|(kind, mut took)| {
+                took.sort_unstable();
+                (kind, took.len() as u64, took[took.len() / 2])
             })
             .collect();
-        let report = report_json(&recorded.capture);
+        assert_eq!(own.len(), 3, "{own:?}");
         let polls = &report["polls"];
         let futures = polls["futures"]
             .as_array()
@@ -1362,6 +1375,44 @@ fn poll_probes_time_each_future_type_as_the_workload_does() {
             "multi_thread::worker::run"
         };
         assert!(in_spin > 30.0, "{runtime:?}: spin {in_spin:.1} %");
+        // Perfetto: each long poll is a slice on its thread's "polls" track, and the official
+        // schema reads the trace.
+        let trace = recorded.dir.path().join("polls.pftrace");
+        let out = analyze(&[
+            "export",
+            recorded.capture.to_str().unwrap(),
+            "-o",
+            trace.to_str().unwrap(),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let python = std::env::var_os("HUD_PYTHON")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| root_dir().join("target/py/bin/python"));
+        let check = Command::new(&python)
+            .arg(root_dir().join("testdata/tools/check_perfetto.py"))
+            .arg(&trace)
+            .output()
+            .expect("the Perfetto schema's Python (cargo xtask setup makes it)");
+        assert!(
+            check.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&check.stdout),
+            String::from_utf8_lossy(&check.stderr)
+        );
+        let counts: Value = serde_json::from_slice(&check.stdout).unwrap();
+        let long_polls: u64 = futures
+            .iter()
+            .map(|f| f["long_polls"].as_u64().unwrap())
+            .sum();
+        assert_eq!(
+            counts["poll_slices"].as_u64().unwrap(),
+            long_polls,
+            "{counts}"
+        );
         assert!(
             inclusive(loop_frame) >= in_spin,
             "{runtime:?}: {loop_frame} {:.1} % < spin {in_spin:.1} %: stacks stop at the probe",

@@ -168,8 +168,12 @@ impl PollAccount {
             self.probes_written = true;
             self.probes.clone()
         };
-        let (_, stopped) = self.stopped.clone().unwrap_or_default();
-        let (stopped_ns, detached_ns) = self.detached;
+        let (stopped_at, stopped) = self.stopped.clone().unwrap_or_default();
+        // When the detach began, once it is over; until then when probing was judged over.
+        let (stopped_ns, detached_ns) = match self.detached {
+            (0, _) => (stopped_at, 0),
+            known => known,
+        };
         // Polls that ended after the histograms were read wait for the next frame.
         let (long, later) = self.long.split_at_end(now_ns);
         self.long = later;

@@ -66,8 +66,9 @@ def main(path):
     tracks = {}
     interned = {}  # sequence id -> {kind: set(iid)}
     open_slices = {}  # track uuid -> depth
+    category_names = {}  # sequence id -> {iid: name}
     counts = {"packets": len(trace.packet), "compressed_packets": len(whole.packet),
-              "blocking_slices": 0, "samples": 0,
+              "blocking_slices": 0, "poll_slices": 0, "samples": 0,
               "counter_events": 0, "thread_tracks": 0}
     for p in trace.packet:
         seq = p.trusted_packet_sequence_id
@@ -87,6 +88,8 @@ def main(path):
             table = interned.setdefault(seq, {})
             for field, values in p.interned_data.ListFields():
                 table.setdefault(field.name, set()).update(v.iid for v in values)
+            for c in p.interned_data.event_categories:
+                category_names.setdefault(seq, {})[c.iid] = c.name
         known = interned.get(seq, {})
 
         def need(kind, iid, what):
@@ -106,10 +109,15 @@ def main(path):
                 need("callstacks", e.callstack_iid, "slice callstack")
             if e.type == pb.TrackEvent.TYPE_SLICE_BEGIN:
                 need("event_names", e.name_iid, "event name")
-                if not e.HasField("callstack_iid"):
-                    sys.exit(f"packet {i}: a blocking slice without its stack")
+                categories = [category_names.get(seq, {}).get(c) for c in e.category_iids]
                 open_slices[track] = open_slices.get(track, 0) + 1
-                counts["blocking_slices"] += 1
+                if "poll" in categories:
+                    # A poll timed by --poll-probes: on its thread's "polls" track.
+                    counts["poll_slices"] += 1
+                else:
+                    if not e.HasField("callstack_iid"):
+                        sys.exit(f"packet {i}: a blocking slice without its stack")
+                    counts["blocking_slices"] += 1
             elif e.type == pb.TrackEvent.TYPE_SLICE_END:
                 if open_slices.get(track, 0) == 0:
                     sys.exit(f"packet {i}: a slice ends on track {track} with none open")

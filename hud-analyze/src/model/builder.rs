@@ -387,7 +387,8 @@ impl ModelBuilder {
                     probe: *probe,
                 }),
         );
-        if !p.stopped.is_empty() && polls.stopped.is_none() {
+        if !p.stopped.is_empty() {
+            // A later frame knows better when (once the detach is over).
             polls.stopped = Some((p.stopped_ns, p.stopped.clone()));
         }
         if p.detached_ns > p.stopped_ns && polls.detaching.is_none() {

@@ -41,6 +41,8 @@ pub(super) struct Drain {
     pub(super) polls: Option<crate::polls::PollAccount>,
     /// When the maps were last scanned for the uprobes page (not known yet).
     uprobes_looked_up: Option<Instant>,
+    /// The poll probes being detached (over budget), until that is over.
+    detaching: Option<crate::probes::Detaching>,
 }
 
 impl Drain {
@@ -61,6 +63,7 @@ impl Drain {
             walked_caller: Default::default(),
             polls: None,
             uprobes_looked_up: None,
+            detaching: None,
         }
     }
 
@@ -263,7 +266,7 @@ impl Drain {
             self.rescan_maps()?;
         }
         if self.polls.as_ref().is_some_and(|p| p.due()) {
-            self.write_polls(probes)?;
+            self.write_polls(probes, false)?;
         }
         let mut lost = self.unknown_records;
         for (counter, value) in probes.counters() {
@@ -282,8 +285,9 @@ impl Drain {
 
     /// `--poll-probes`: the histograms so far and the long polls that ended before they were
     /// read, in a polls frame (so the frame's records are polls its histograms count); the
-    /// probes stop here when they cost more than their budget.
-    pub(super) fn write_polls(&mut self, probes: &mut Probes) -> Result<()> {
+    /// probes stop here when they cost more than their budget, detached on a thread of their
+    /// own, and the frame after that is over says when it was (the `last` waits for it).
+    pub(super) fn write_polls(&mut self, probes: &mut Probes, last: bool) -> Result<()> {
         if self.polls.is_none() {
             return Ok(());
         }
@@ -296,10 +300,18 @@ impl Drain {
         };
         let (mut frame, stop) = polls.frame(read_at, histograms);
         if let Some(why) = stop {
-            let from = procfs::monotonic_ns();
-            probes.stop_poll_probes();
-            polls.detached(&mut frame, from, procfs::monotonic_ns());
+            self.detaching = probes.stop_poll_probes();
             eprintln!("hud-record: note: --poll-probes: {why}");
+        }
+        if self
+            .detaching
+            .as_ref()
+            .is_some_and(|d| last || d.is_finished())
+        {
+            if let Some(detaching) = self.detaching.take() {
+                let (from, to) = detaching.wait();
+                polls.detached(&mut frame, from, to);
+            }
         }
         // The events of the same time are in the capture first.
         self.writer.flush_chunk().map_err(write_error)?;

@@ -432,7 +432,7 @@ fn finish(
                 drain.push_batch(batch)?;
             }
             drain.tick(probes)?;
-            drain.write_polls(probes)
+            drain.write_polls(probes, true)
         })
     };
     let lost = drain.lost;

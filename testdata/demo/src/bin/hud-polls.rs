@@ -6,8 +6,9 @@
 //! - `heavy_batch` (1 task): each poll computes about 3 ms, then sleeps 20 ms.
 //!
 //! Every task is wrapped in `Timed`, which measures each `poll` of the task's future with the
-//! monotonic clock; each second the workload writes, per future type, `KIND POLLS P50_NS` to
-//! `--polls PATH`. Threads are named `poll-runner`; `--current-thread` runs
+//! monotonic clock; each second the workload appends the polls since the last second to
+//! `--polls PATH`, a line `KIND END_UNIX_NS TOOK_NS` each (so a test compares the polls of the
+//! recorded stretch only). Threads are named `poll-runner`; `--current-thread` runs
 //! everything on one current_thread runtime (thread `polls-main`).
 //!
 //! `--yield-loop` instead runs one task that yields in a loop on a current_thread runtime and
@@ -23,8 +24,8 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-/// Poll durations per future type, in nanoseconds.
-type Log = Arc<Mutex<Vec<(&'static str, u64)>>>;
+/// Polls not written yet: future type, when it ended (Unix time, ns), how long it took (ns).
+type Log = Arc<Mutex<Vec<(&'static str, u64, u64)>>>;
 
 /// A future that times each of its inner future's polls.
 struct Timed<F> {
@@ -40,8 +41,11 @@ impl<F: Future<Output = ()>> Future for Timed<F> {
         let started = Instant::now();
         let done = self.inner.as_mut().poll(cx);
         let took = started.elapsed().as_nanos() as u64;
+        let ended = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
         let kind = self.kind;
-        self.log.lock().unwrap().push((kind, took));
+        self.log.lock().unwrap().push((kind, ended, took));
         done
     }
 }
@@ -100,25 +104,21 @@ fn yield_loop(seconds: f64) {
     println!("polls/s {:.0}", polls as f64 / seconds);
 }
 
-/// Writes `KIND POLLS P50_NS` per future type (atomically: a reader never sees half a file).
+/// Appends the polls logged since the last call to `path`, a line `KIND END_UNIX_NS TOOK_NS`
+/// each, in one write (a reader sees whole lines, but maybe not the last).
 fn write_log(log: &Log, path: &str) {
-    let mut out = String::new();
-    {
-        let log = log.lock().unwrap();
-        for kind in ["quick_ticker", "steady_worker", "heavy_batch"] {
-            let mut took: Vec<u64> = log
-                .iter()
-                .filter(|(k, _)| *k == kind)
-                .map(|(_, t)| *t)
-                .collect();
-            took.sort_unstable();
-            let p50 = took.get(took.len() / 2).copied().unwrap_or(0);
-            out.push_str(&format!("{kind} {} {p50}\n", took.len()));
-        }
+    use std::io::Write;
+    let polls = std::mem::take(&mut *log.lock().unwrap());
+    let mut out = String::with_capacity(polls.len() * 40);
+    for (kind, ended, took) in polls {
+        out.push_str(&format!("{kind} {ended} {took}\n"));
     }
-    let partial = format!("{path}.partial");
-    if std::fs::write(&partial, out).is_ok() {
-        let _ = std::fs::rename(&partial, path);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path);
+    if let Ok(mut file) = file {
+        let _ = file.write_all(out.as_bytes());
     }
 }
 

@@ -37,6 +37,7 @@ use crate::analysis::frames::Kind;
 use crate::analysis::Analysis;
 use crate::model::State;
 use crate::objects::hex;
+use hud_format::elf::task_polls::short_future;
 
 /// Thread state counter values.
 const OFF_CPU: i64 = 0;
@@ -697,8 +698,120 @@ pub fn write(
             }
         }
     }
+    events += write_polls(a, options, &mut out, next_sequence, from, to)?;
     out.flush()?;
     Ok(Written { events })
+}
+
+/// `--poll-probes`: each poll kept one by one (past the recorder's threshold) as a slice named
+/// by its future type on a "polls" track under its thread, on one sequence of its own. Returns
+/// the slices written.
+fn write_polls(
+    a: &Analysis,
+    options: &ExportOptions,
+    out: &mut dyn Write,
+    id: u32,
+    from: u64,
+    to: u64,
+) -> std::io::Result<u64> {
+    let m = &a.model;
+    let Some(polls) = &m.polls else {
+        return Ok(0);
+    };
+    let wanted = |tid: &u32| options.threads.as_ref().is_none_or(|t| t.contains(tid));
+    let mut long: Vec<&crate::model::LongPoll> = polls
+        .long
+        .iter()
+        .filter(|l| l.start < to && l.end > from && wanted(&l.tid))
+        .collect();
+    if long.is_empty() {
+        return Ok(0);
+    }
+    long.sort_by_key(|l| (l.tid, l.start, std::cmp::Reverse(l.end)));
+    // The thread tracks' uuids, as `write` numbers them.
+    let thread_uuid = |tid: u32| {
+        m.threads
+            .keys()
+            .position(|t| *t == tid)
+            .map(|i| 1000 + 2 * i as u64)
+    };
+    let mut tracks: Vec<(u32, u64)> = Vec::new();
+    for l in &long {
+        if tracks.last().is_none_or(|(tid, _)| *tid != l.tid) {
+            if let Some(parent) = thread_uuid(l.tid) {
+                tracks.push((l.tid, parent));
+            }
+        }
+    }
+    let poll_track = |parent: u64| parent + 500_000;
+    let mut raw = Vec::new();
+    let (mut seq, first) = Sequence::open(id, from, poll_track(tracks[0].1));
+    push_packet(&mut raw, &first)?;
+    for (_, parent) in &tracks {
+        push_packet(
+            &mut raw,
+            &seq.untimed(TracePacket {
+                track_descriptor: Some(TrackDescriptor {
+                    uuid: Some(poll_track(*parent)),
+                    parent_uuid: Some(*parent),
+                    name: Some("polls (--poll-probes)".into()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+        )?;
+    }
+    // Begins and ends in time order; at one time, ends first. A thread's polls nest (a poll
+    // inside a poll) or follow each other.
+    let mut marks: Vec<(u64, bool, usize)> = Vec::with_capacity(2 * long.len());
+    for (i, l) in long.iter().enumerate() {
+        if thread_uuid(l.tid).is_none() {
+            continue;
+        }
+        marks.push((l.start.max(from), true, i));
+        marks.push((l.end.min(to), false, i));
+    }
+    marks.sort_by_key(|(t, begin, _)| (*t, *begin));
+    let mut interner = Interner::default();
+    let mut written = 0;
+    for (t, begin, i) in marks {
+        let l = long[i];
+        let Some(parent) = thread_uuid(l.tid) else {
+            continue;
+        };
+        let mut p = seq.at(t);
+        if begin {
+            let future = polls
+                .probes
+                .get(l.probe as usize)
+                .map_or_else(|| "poll".to_string(), |p| short_future(&p.future));
+            let annotations = vec![DebugAnnotation {
+                name_iid: Some(interner.string(Table::AnnotationNames, "duration_ms")),
+                double_value: Some((l.end - l.start) as f64 / 1e6),
+                ..Default::default()
+            }];
+            p.track_event = Some(TrackEvent {
+                r#type: Some(SLICE_BEGIN),
+                track_uuid: Some(poll_track(parent)),
+                name_iid: Some(interner.string(Table::EventNames, &format!("poll: {future}"))),
+                category_iids: vec![interner.string(Table::Categories, "poll")],
+                debug_annotations: annotations,
+                ..Default::default()
+            });
+            Sequence::interning(&mut p);
+            written += 1;
+        } else {
+            p.track_event = Some(TrackEvent {
+                r#type: Some(SLICE_END),
+                track_uuid: Some(poll_track(parent)),
+                ..Default::default()
+            });
+        }
+        p.interned_data = interner.take();
+        push_packet(&mut raw, &p)?;
+    }
+    out.write_all(&compressed(&raw)?)?;
+    Ok(written)
 }
 
 #[cfg(test)]
