@@ -1340,6 +1340,18 @@ fn poll_probes_time_each_future_type_as_the_workload_does() {
             .find(|f| f["name"].as_str().unwrap().contains("heavy_batch"))
             .unwrap();
         assert_eq!(heavy["long_polls"], heavy["polls"], "{heavy:#}");
+        // Each long poll names its task, read by the probe from the task's header: the one
+        // heavy_batch task.
+        let tasks: Vec<Option<u64>> = heavy["longest"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["task"].as_u64())
+            .collect();
+        assert!(
+            tasks.iter().all(|t| t.is_some() && *t == tasks[0]),
+            "{runtime:?}: {tasks:?}"
+        );
         assert!(polls["stopped"].is_null(), "{polls:#}");
         // Samples inside probed polls unwind through the trampoline to the runtime: the
         // runtime's threads are found as such.

@@ -24,6 +24,7 @@ fn main() {
         match found {
             Ok(polls) => {
                 println!("  own crates: {}", polls.own_crates.join(", "));
+                println!("  task id at a poll's entry: {:?}", polls.task_id);
                 let own = hud_format::elf::task_polls::PollFilter::OwnCrates;
                 let selected: Vec<u64> = polls.selected(&own).map(|f| f.address).collect();
                 for f in &polls.fns {

@@ -364,6 +364,8 @@ pub struct PollEvents {
     pub start_ns: Vec<u64>,
     pub end_ns: Vec<u64>,
     pub probe: Vec<u32>,
+    /// The Tokio task each polled (0: not read).
+    pub task: Vec<u64>,
 }
 
 /// A piece of an object file embedded in the capture (`--embed-binaries`). Large files are split in

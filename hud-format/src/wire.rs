@@ -371,6 +371,8 @@ pub struct PollRecord {
     /// Which probed poll function (the attach cookie: an index into the recorder's list).
     pub probe: u32,
     pub _pad: u32,
+    /// The task it polled (0: not read), from the task's header at the poll's entry.
+    pub task_id: u64,
 }
 
 /// Per thread slot: the polls it is in (entry seen, return not yet).
@@ -386,6 +388,8 @@ pub struct OpenPolls {
     /// the stack slot that holds it (the stack pointer at entry).
     pub ret: [u64; POLL_NESTING],
     pub ret_slot: [u64; POLL_NESTING],
+    /// The task each polls (0: not read).
+    pub task: [u64; POLL_NESTING],
     pub probe: [u32; POLL_NESTING],
 }
 
@@ -441,6 +445,12 @@ pub mod globals {
     /// `u64` the scheduler's kind in a tick's top byte (see `TICK_KIND_SHIFT`).
     /// `u64`: the shortest probed poll sent as a [`super::PollRecord`].
     pub const POLL_EVENT_NS: &str = "POLL_EVENT_NS";
+    /// `u32`: 1 when a poll's task id is read at its entry (the two below are set): the task's
+    /// header holds its vtable pointer at `POLL_VTABLE_AT`, the vtable the id's offset in the
+    /// task at `POLL_ID_OFFSET_AT` (`u64`s).
+    pub const POLL_TASK_IDS: &str = "POLL_TASK_IDS";
+    pub const POLL_VTABLE_AT: &str = "POLL_VTABLE_AT";
+    pub const POLL_ID_OFFSET_AT: &str = "POLL_ID_OFFSET_AT";
     pub const TICK_VARIANTS: [[&str; 6]; 2] = [
         [
             "TICK_V0_TAG",
@@ -540,8 +550,8 @@ const _: () = {
     assert!(core::mem::size_of::<ThreadRecord>() == 40);
     assert!(core::mem::size_of::<DueEpisode>() == 32);
     assert!(core::mem::size_of::<TaskCacheEntry>() == 16);
-    assert!(core::mem::size_of::<PollRecord>() == 32);
-    assert!(core::mem::size_of::<OpenPolls>() == 8 + 28 * POLL_NESTING);
+    assert!(core::mem::size_of::<PollRecord>() == 40);
+    assert!(core::mem::size_of::<OpenPolls>() == 8 + 36 * POLL_NESTING);
     assert!(core::mem::size_of::<PollTotals>() == 16);
     assert!(core::mem::size_of::<StackCopyHeader>() == 88);
     assert!(core::mem::size_of::<StackCopy>() == 88 + MAX_STACK_COPY);

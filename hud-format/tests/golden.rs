@@ -466,6 +466,7 @@ fn golden_polls() -> hud_format::types::Polls {
             start_ns: vec![1_005_000_000],
             end_ns: vec![1_010_000_000],
             probe: vec![0],
+            task: vec![17],
         },
         stopped: "over budget".into(),
         stopped_ns: 1_019_000_000,

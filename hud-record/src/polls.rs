@@ -22,8 +22,13 @@ const FRAME_INTERVAL: Duration = Duration::from_secs(1);
 /// idle target's few polls are never worth stopping for.
 const NEGLIGIBLE_COST_NS_PER_S: f64 = 1_000_000.0;
 
-/// The poll functions `filter` selects in the target's executable, or a clear error.
-pub fn select(exe_in_target: &Path, exe: &str, filter: &str) -> Result<Vec<PollFn>> {
+/// The poll functions `filter` selects in the target's executable and how their probes read
+/// the polled task's id, or a clear error.
+pub fn select(
+    exe_in_target: &Path,
+    exe: &str,
+    filter: &str,
+) -> Result<(Vec<PollFn>, Option<task_polls::TaskIdReads>)> {
     let fail = |why: String| RecordError::Other(format!("--poll-probes: {exe}: {why}"));
     let file = std::fs::File::open(exe_in_target).map_err(|e| fail(format!("cannot open: {e}")))?;
     // SAFETY: a read-only map of a file only parsed (bounds-checked by object and gimli).
@@ -55,7 +60,7 @@ pub fn select(exe_in_target: &Path, exe: &str, filter: &str) -> Result<Vec<PollF
             kinds.join("; ")
         )));
     }
-    Ok(selected)
+    Ok((selected, found.task_id))
 }
 
 /// The probes' account while recording.
@@ -110,7 +115,7 @@ impl PollAccount {
     pub fn push(&mut self, r: &PollRecord) {
         if (r.probe as usize) < self.probes.len() {
             self.long
-                .push(r.header.tid, r.start_ns, r.header.ts_ns, r.probe);
+                .push(r.header.tid, r.start_ns, r.header.ts_ns, r.probe, r.task_id);
         }
     }
 
@@ -201,22 +206,23 @@ impl PollAccount {
 
 /// Long polls not written yet.
 #[derive(Default)]
-struct LongPolls(Vec<(u32, u64, u64, u32)>);
+struct LongPolls(Vec<(u32, u64, u64, u32, u64)>);
 
 impl LongPolls {
-    fn push(&mut self, tid: u32, start_ns: u64, end_ns: u64, probe: u32) {
-        self.0.push((tid, start_ns, end_ns, probe));
+    fn push(&mut self, tid: u32, start_ns: u64, end_ns: u64, probe: u32, task: u64) {
+        self.0.push((tid, start_ns, end_ns, probe, task));
     }
 
     /// Those that ended by `ts` as a frame's rows, and the others.
     fn split_at_end(&mut self, ts: u64) -> (PollEvents, LongPolls) {
         let (now, later): (Vec<_>, Vec<_>) = self.0.drain(..).partition(|p| p.2 <= ts);
         let mut rows = PollEvents::default();
-        for (tid, start, end, probe) in now {
+        for (tid, start, end, probe, task) in now {
             rows.tid.push(tid);
             rows.start_ns.push(start);
             rows.end_ns.push(end);
             rows.probe.push(probe);
+            rows.task.push(task);
         }
         (rows, LongPolls(later))
     }
@@ -276,6 +282,7 @@ mod tests {
         r.header.tid = 7;
         r.header.ts_ns = 30;
         r.start_ns = 10;
+        r.task_id = 42;
         account.push(&r);
         r.probe = 3; // no such probe: ignored
         account.push(&r);
@@ -286,6 +293,7 @@ mod tests {
         assert!(stop.is_none());
         assert_eq!(first.probes.len(), 1);
         assert_eq!(first.long.tid, [7]);
+        assert_eq!(first.long.task, [42]);
         assert_eq!((first.long.start_ns[0], first.long.end_ns[0]), (10, 30));
         let (second, _) = account.frame(200, histogram(2));
         assert!(second.probes.is_empty());

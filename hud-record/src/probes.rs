@@ -44,6 +44,8 @@ pub struct ProbeConfig {
     pub poll_probes: Option<(std::path::PathBuf, Vec<u64>)>,
     /// The shortest probed poll sent as a record.
     pub poll_event_ns: u64,
+    /// How the poll probes read the polled task's id (None: they do not).
+    pub poll_task_ids: Option<hud_format::elf::task_polls::TaskIdReads>,
 }
 
 /// The maps of `--poll-probes`.
@@ -285,6 +287,15 @@ impl Probes {
             .override_global(globals::TASK_FSBASE_OFFSET, &fsbase_offset, true)
             .override_global(globals::MAIN_STACK_TOP, &config.main_stack_top, true);
         // The globals are borrowed until the object is loaded.
+        let poll_task_ids = config
+            .poll_task_ids
+            .map(|r| (1u32, r.vtable_at, r.id_offset_at));
+        if let Some((on, vtable_at, id_offset_at)) = &poll_task_ids {
+            loader
+                .override_global(globals::POLL_TASK_IDS, on, true)
+                .override_global(globals::POLL_VTABLE_AT, vtable_at, true)
+                .override_global(globals::POLL_ID_OFFSET_AT, id_offset_at, true);
+        }
         let task_ids = config
             .task_ids
             .as_ref()

@@ -240,7 +240,7 @@ pub fn in_window(m: &Model, from: u64, to: u64) -> Option<PollFindings> {
                         tid: l.tid,
                         start: l.start,
                         end: l.end,
-                        task: task_in(m, l),
+                        task: if l.task != 0 { l.task } else { task_in(m, l) },
                     })
                     .collect(),
             }
@@ -361,6 +361,7 @@ mod tests {
                 start: 1_500,
                 end: 1_600,
                 probe: 1,
+                task: 9,
             }],
             event_ns: 50,
             stopped: None,
@@ -374,6 +375,7 @@ mod tests {
         assert_eq!(k.short, "app::serve");
         assert_eq!(k.max_ns, 5_000_000);
         assert_eq!(k.long_polls, 1);
+        assert_eq!(k.longest[0].task, 9, "the probe's own reading");
         let later = in_window(&m, 1_200, u64::MAX).unwrap();
         assert_eq!(
             later.kinds[0].polls, 6,

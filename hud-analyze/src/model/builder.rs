@@ -375,16 +375,14 @@ impl ModelBuilder {
         }
         let l = &p.long;
         polls.long.extend(
-            l.tid
-                .iter()
-                .zip(&l.start_ns)
-                .zip(l.end_ns.iter().zip(&l.probe))
-                .filter(|((_, start), (end, _))| start <= end)
-                .map(|((tid, start), (end, probe))| crate::model::LongPoll {
-                    tid: *tid,
-                    start: *start,
-                    end: *end,
-                    probe: *probe,
+            (0..l.tid.len())
+                .filter(|&i| l.start_ns[i] <= l.end_ns[i])
+                .map(|i| crate::model::LongPoll {
+                    tid: l.tid[i],
+                    start: l.start_ns[i],
+                    end: l.end_ns[i],
+                    probe: l.probe[i],
+                    task: l.task.get(i).copied().unwrap_or(0),
                 }),
         );
         if !p.stopped.is_empty() {

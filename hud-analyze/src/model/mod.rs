@@ -239,6 +239,8 @@ pub struct LongPoll {
     pub start: u64,
     pub end: u64,
     pub probe: u32,
+    /// The task it polled, as the probe read it (0: not read).
+    pub task: u64,
 }
 
 /// Shallow stacks, as [`Model::shallow_stacks`] counts them.

@@ -24,6 +24,39 @@ use super::shared::{count, cpu, now, EVENTS, NO_WAKEUP, SLOTS, TARGET_TGID};
 #[unsafe(no_mangle)]
 static POLL_EVENT_NS: Global<u64> = Global::new(1_000_000);
 
+/// 1 when the polled task's id is read at entry, through its header: `header + VTABLE_AT` holds
+/// the vtable pointer, `vtable + ID_OFFSET_AT` the id's offset from the header.
+#[unsafe(no_mangle)]
+static POLL_TASK_IDS: Global<u32> = Global::new(0);
+#[unsafe(no_mangle)]
+static POLL_VTABLE_AT: Global<u64> = Global::new(0);
+#[unsafe(no_mangle)]
+static POLL_ID_OFFSET_AT: Global<u64> = Global::new(0);
+
+/// The id of the task whose header is at `header` (0: not read). Three dependent user reads;
+/// a bad pointer reads nothing.
+#[inline(always)]
+fn task_of(header: u64) -> u64 {
+    if POLL_TASK_IDS.load() == 0 || header == 0 {
+        return 0;
+    }
+    // SAFETY: checked user-memory reads of plain words.
+    unsafe {
+        let Ok(vtable) = bpf_probe_read_user((header + POLL_VTABLE_AT.load()) as *const u64) else {
+            return 0;
+        };
+        let Ok(id_offset) = bpf_probe_read_user((vtable + POLL_ID_OFFSET_AT.load()) as *const u64)
+        else {
+            return 0;
+        };
+        // A task cell is small: an offset past a page is no offset.
+        if id_offset >= 4096 {
+            return 0;
+        }
+        bpf_probe_read_user((header + id_offset) as *const u64).unwrap_or(0)
+    }
+}
+
 /// Per CPU, `probe × POLL_BUCKETS + bucket`: polls counted. Sized by hud-record.
 #[map]
 static POLL_HISTOGRAMS: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
@@ -105,6 +138,8 @@ pub fn hud_poll_enter(ctx: ProbeContext) -> u32 {
             let sp = (*ctx.regs).rsp;
             (*open).ret[depth] = bpf_probe_read_user(sp as *const u64).unwrap_or(0);
             (*open).ret_slot[depth] = sp;
+            // The poll function's one argument: the task's header (`NonNull<Header>`).
+            (*open).task[depth] = task_of((*ctx.regs).rdi);
         }
         (*open).depth += 1;
     }
@@ -124,7 +159,7 @@ pub fn hud_poll_return(_ctx: RetProbeContext) -> u32 {
         return 0;
     };
     // SAFETY: this thread's map value.
-    let (start, probe) = unsafe {
+    let (start, probe, task_id) = unsafe {
         if (*open).depth == 0 {
             // Entered before the probes were attached.
             count(Counter::PollUntimed);
@@ -136,7 +171,11 @@ pub fn hud_poll_return(_ctx: RetProbeContext) -> u32 {
             count(Counter::PollUntimed);
             return 0;
         }
-        ((*open).start_ns[depth], (*open).probe[depth])
+        (
+            (*open).start_ns[depth],
+            (*open).probe[depth],
+            (*open).task[depth],
+        )
     };
     let duration = end.saturating_sub(start);
     if let Some(n) = POLL_HISTOGRAMS.get_ptr_mut(probe * POLL_BUCKETS + poll_bucket(duration)) {
@@ -164,6 +203,7 @@ pub fn hud_poll_return(_ctx: RetProbeContext) -> u32 {
             start_ns: start,
             probe,
             _pad: 0,
+            task_id,
         };
         if EVENTS.output::<PollRecord>(&record, NO_WAKEUP).is_err() {
             count(Counter::LostPoll);

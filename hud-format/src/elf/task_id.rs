@@ -320,7 +320,7 @@ fn tls_location(
 }
 
 /// A type entry's members: (name, offset, type).
-fn members(
+pub(super) fn members(
     unit: &gimli::Unit<R<'_>>,
     dwarf: &gimli::Dwarf<R<'_>>,
     ty: UnitOffset,

@@ -43,10 +43,22 @@ impl PollFn {
     }
 }
 
+/// Where a poll function finds its task's id from its argument (the task's `Header` pointer):
+/// `header.vtable` (a pointer at `vtable_at`), then `vtable.id_offset` (at `id_offset_at`), then
+/// the id at `header + id_offset`. From tokio's DWARF (`task::core::Header`, `task::raw::Vtable`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TaskIdReads {
+    pub vtable_at: u64,
+    pub id_offset_at: u64,
+}
+
 /// The poll functions of a binary, and the crates that are the program's own.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PollFns {
     pub fns: Vec<PollFn>,
+    /// How a probe at a poll function's entry reads the task id (`None`: the binary's tokio
+    /// keeps no `id_offset` in its task vtable, or its types are not in the debug info).
+    pub task_id: Option<TaskIdReads>,
     /// Crates built from sources outside the cargo registry, git checkouts and the Rust
     /// toolchain: the program's own (the default set of futures to probe).
     pub own_crates: Vec<String>,
@@ -158,6 +170,8 @@ pub fn find(elf: &[u8]) -> Result<PollFns, NoPollFns> {
     })?;
     let dwarf = sections.borrow(|s| EndianSlice::new(s, LittleEndian));
     let mut found = PollFns::default();
+    let mut vtable_at = None;
+    let mut id_offset_at = None;
     let mut units = dwarf.units();
     while let Some(header) = units.next()? {
         let unit = dwarf.unit(header)?;
@@ -165,6 +179,11 @@ pub fn find(elf: &[u8]) -> Result<PollFns, NoPollFns> {
             .name
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
+        if unit_name.contains("tokio") && (vtable_at.is_none() || id_offset_at.is_none()) {
+            let (v, i) = task_id_fields(&dwarf, &unit);
+            vtable_at = vtable_at.or(v);
+            id_offset_at = id_offset_at.or(i);
+        }
         if let Some(krate) = own_crate(&unit_name) {
             if !found.own_crates.contains(&krate) {
                 found.own_crates.push(krate);
@@ -180,6 +199,12 @@ pub fn find(elf: &[u8]) -> Result<PollFns, NoPollFns> {
             poll_fns_in(&dwarf, &unit, &addresses, &mut found.fns)?;
         }
     }
+    if let (Some(vtable_at), Some(id_offset_at)) = (vtable_at, id_offset_at) {
+        found.task_id = Some(TaskIdReads {
+            vtable_at,
+            id_offset_at,
+        });
+    }
     for f in &mut found.fns {
         f.file_offset = file_offset(&file, f.address).unwrap_or(0);
     }
@@ -187,6 +212,74 @@ pub fn find(elf: &[u8]) -> Result<PollFns, NoPollFns> {
     found.fns.sort_by_key(|f| f.address);
     found.fns.dedup_by_key(|f| f.address);
     Ok(found)
+}
+
+/// In one of tokio's units: the offset of `vtable` in `task::core::Header` and of `id_offset` in
+/// `task::raw::Vtable`, where the unit defines them.
+fn task_id_fields(
+    dwarf: &gimli::Dwarf<R<'_>>,
+    unit: &gimli::Unit<R<'_>>,
+) -> (Option<u64>, Option<u64>) {
+    let (mut vtable_at, mut id_offset_at) = (None, None);
+    let mut path: Vec<String> = Vec::new();
+    let mut cursor = unit.entries();
+    let mut depth = 0isize;
+    while let Ok(Some((delta, entry))) = cursor.next_dfs() {
+        depth += delta;
+        path.truncate(depth.max(0) as usize);
+        let name = entry
+            .attr_value(gimli::DW_AT_name)
+            .ok()
+            .flatten()
+            .and_then(|v| dwarf.attr_string(unit, v).ok())
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let tag = entry.tag();
+        if tag == gimli::DW_TAG_structure_type
+            && entry
+                .attr_value(gimli::DW_AT_declaration)
+                .ok()
+                .flatten()
+                .is_none()
+        {
+            let within = |tail: [&str; 3]| {
+                path.len() >= 4
+                    && path[path.len() - 3..] == tail
+                    && path.iter().any(|p| p == "tokio")
+            };
+            let wanted = match name.as_str() {
+                "Header" if vtable_at.is_none() && within(["runtime", "task", "core"]) => {
+                    Some("vtable")
+                }
+                "Vtable" if id_offset_at.is_none() && within(["runtime", "task", "raw"]) => {
+                    Some("id_offset")
+                }
+                _ => None,
+            };
+            if let Some(field) = wanted {
+                let offset = super::task_id::members(unit, dwarf, entry.offset())
+                    .ok()
+                    .and_then(|m| m.into_iter().find(|(n, _, _)| n == field))
+                    .map(|(_, at, _)| at);
+                if field == "vtable" {
+                    vtable_at = offset;
+                } else {
+                    id_offset_at = offset;
+                }
+                if vtable_at.is_some() && id_offset_at.is_some() {
+                    break;
+                }
+            }
+        }
+        if entry.has_children() {
+            path.push(if tag == gimli::DW_TAG_compile_unit {
+                String::new()
+            } else {
+                name
+            });
+        }
+    }
+    (vtable_at, id_offset_at)
 }
 
 /// Whether a symbol is a `tokio::runtime::task::raw::poll` instance (legacy or v0 mangling).
@@ -394,6 +487,7 @@ mod tests {
                 poll("tokio::runtime::blocking::task::BlockingTask<my_app::main::{closure_env#0}>"),
             ],
             own_crates: vec!["my_app".into()],
+            task_id: None,
         };
         let own: Vec<&str> = fns
             .selected(&PollFilter::OwnCrates)

@@ -683,9 +683,14 @@ pub fn polls_from_payload(offset: u64, payload: &[u8]) -> Result<crate::types::P
         .map_err(|e| invalid(offset, FrameKind::Polls, e))?;
     let long = &archived.long;
     let n = long.tid.len();
-    let bad_events = [long.start_ns.len(), long.end_ns.len(), long.probe.len()]
-        .iter()
-        .any(|&l| l != n);
+    let bad_events = [
+        long.start_ns.len(),
+        long.end_ns.len(),
+        long.probe.len(),
+        long.task.len(),
+    ]
+    .iter()
+    .any(|&l| l != n);
     let bad_histogram = archived.histograms.iter().any(|h| {
         h.buckets.len() != h.counts.len()
             || h.buckets

@@ -119,6 +119,11 @@ pub fn record(
     let (mut writer, maps, publication) = open_capture(args, target, dest, &cpus)?;
     writer.set_task_source(&crate::tasks::source(&task_ids));
     let mut config = probe_config(args, target, offsets, task_ids.ok());
+    let (poll_fns, poll_task_ids) = match poll_fns {
+        Some((fns, ids)) => (Some(fns), ids),
+        None => (None, None),
+    };
+    config.poll_task_ids = poll_task_ids;
     config.poll_probes = poll_fns.as_ref().map(|fns| {
         let offsets = fns.iter().map(|f| f.file_offset).collect();
         (std::path::PathBuf::from(&exe_in_target), offsets)
@@ -293,6 +298,7 @@ fn probe_config(
         task_ids,
         poll_probes: None,
         poll_event_ns: nanos(args.offcpu_threshold),
+        poll_task_ids: None,
         task_layout: match layout {
             Ok(_) if args.classic_tracepoints => None,
             Ok(layout) => Some(layout),

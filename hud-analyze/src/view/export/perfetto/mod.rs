@@ -785,11 +785,18 @@ fn write_polls(
                 .probes
                 .get(l.probe as usize)
                 .map_or_else(|| "poll".to_string(), |p| short_future(&p.future));
-            let annotations = vec![DebugAnnotation {
+            let mut annotations = vec![DebugAnnotation {
                 name_iid: Some(interner.string(Table::AnnotationNames, "duration_ms")),
                 double_value: Some((l.end - l.start) as f64 / 1e6),
                 ..Default::default()
             }];
+            if l.task != 0 {
+                annotations.push(DebugAnnotation {
+                    name_iid: Some(interner.string(Table::AnnotationNames, "task_id")),
+                    uint_value: Some(l.task),
+                    ..Default::default()
+                });
+            }
             p.track_event = Some(TrackEvent {
                 r#type: Some(SLICE_BEGIN),
                 track_uuid: Some(poll_track(parent)),
