@@ -165,6 +165,60 @@ fn filter_and_hotspot_keys_change_what_is_listed() {
     assert!(out.contains("app/src/main.rs:120"), "{out}");
 }
 
+/// `p` shows the poll durations per future type of a `--poll-probes` capture in the hotspots
+/// panel, and says where there are none.
+#[test]
+fn the_poll_key_shows_poll_durations_per_future_type() {
+    use hud_format::types::{PollHistogram, PollProbe, Polls};
+    use hud_format::wire::poll_bucket;
+    let plain = snapshot(busy_service());
+    let mut state = state_for(&plain);
+    state.update(key(KeyCode::Char('p')), &plain.rows(&state));
+    let out = screen((120, 40), &state, Some(&plain));
+    assert!(out.contains("Poll durations none: record with --poll-probes"), "{out}");
+
+    let mut synth = busy_service();
+    let histogram = |probe: u32, ns: u64, n: u64| PollHistogram {
+        probe,
+        sum_ns: ns * n,
+        max_ns: ns,
+        buckets: vec![poll_bucket(ns) as u16],
+        counts: vec![n],
+    };
+    let probe = |probe: u32, future: &str| PollProbe {
+        probe,
+        future: future.into(),
+        scheduler: "Arc<multi_thread::handle::Handle>".into(),
+        ..Default::default()
+    };
+    synth
+        .writer
+        .write_polls(&Polls {
+            ts_ns: START + 1_000_000_000,
+            event_ns: 1_000_000,
+            probes: vec![
+                probe(0, "app::serve::{async_fn_env#0}"),
+                probe(1, "app::cache::refresh::{async_fn_env#0}"),
+            ],
+            histograms: vec![histogram(0, 40_000, 900), histogram(1, 3_000_000, 20)],
+            ..Default::default()
+        })
+        .unwrap();
+    let s = snapshot(synth);
+    let mut state = state_for(&s);
+    state.update(key(KeyCode::Char('p')), &s.rows(&state));
+    assert_eq!(s.rows(&state).hotspots, 2, "a row per future type");
+    let out = screen((120, 40), &state, Some(&s));
+    assert!(out.contains("Poll durations 2 future types"), "{out}");
+    let refresh = out
+        .lines()
+        .find(|l| l.contains("app::cache::refresh"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(refresh.contains("20") && refresh.contains("3.0 ms"), "{refresh}");
+    // The status line names the future type whose polls run longest.
+    assert!(out.contains("polls: app::cache::refresh p50 3.0 ms"), "{out}");
+}
+
 #[test]
 fn no_color_means_no_colour() {
     let plain = Theme { color: false };

@@ -67,7 +67,11 @@ impl Snapshot {
     pub fn rows(&self, state: &State) -> Rows {
         Rows {
             blockers: self.blockers(state).map(|b| b.group).collect(),
-            hotspots: self.hotspots(state).count(),
+            hotspots: if state.show_polls {
+                self.findings.polls.as_ref().map_or(0, |p| p.kinds.len())
+            } else {
+                self.hotspots(state).count()
+            },
             workers: self.runtime_threads(),
         }
     }

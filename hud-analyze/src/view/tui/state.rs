@@ -86,6 +86,8 @@ pub struct State {
     pub selected: [usize; 4],
     /// Hotspots by file:line instead of by function.
     pub by_line: bool,
+    /// The hotspots panel shows the poll durations per future type (`--poll-probes`) instead.
+    pub show_polls: bool,
     /// Hotspots of this worker only (pinned with Enter in the workers panel).
     pub pinned_worker: Option<u32>,
     /// The recording's span.
@@ -117,6 +119,7 @@ impl State {
             focus: Panel::Blockers,
             selected: [0; 4],
             by_line: false,
+            show_polls: false,
             pinned_worker: None,
             bounds: (start, end),
             view: (start, end),
@@ -274,6 +277,12 @@ impl State {
             }
             KeyCode::Char('f') => {
                 self.by_line = !self.by_line;
+                self.show_polls = false;
+                self.selected[Panel::Hotspots.index()] = 0;
+                Action::None
+            }
+            KeyCode::Char('p') => {
+                self.show_polls = !self.show_polls;
                 self.selected[Panel::Hotspots.index()] = 0;
                 Action::None
             }
@@ -630,8 +639,13 @@ mod tests {
         assert_eq!(s.pinned_worker, Some(101));
         keys(&mut s, &r, &[KeyCode::Enter]);
         assert_eq!(s.pinned_worker, None);
+        keys(&mut s, &r, &[KeyCode::Char('p')]);
+        assert!(s.show_polls);
         keys(&mut s, &r, &[KeyCode::Char('f')]);
-        assert!(s.by_line);
+        assert!(
+            s.by_line && !s.show_polls,
+            "f goes back to the hotspots, by line"
+        );
         keys(&mut s, &r, &[KeyCode::Char('?')]);
         assert_eq!(s.overlay, Overlay::Help);
         assert_eq!(

@@ -28,6 +28,10 @@ const KEYS: &[(&str, &str)] = &[
         "filter blockers and hotspots by function or file; n N: next / previous row",
     ),
     ("f", "hotspots by function or by file:line"),
+    (
+        "p",
+        "hotspots panel: poll durations per future type (--poll-probes)",
+    ),
     ("← →, h l", "timeline: move the cursor (the view pans)"),
     ("+ - =", "timeline: zoom in, out, whole recording"),
     (

@@ -1,5 +1,5 @@
 //! CPU hotspots of the window: self and inclusive, by function or by line (f), overall or for
-//! the pinned worker.
+//! the pinned worker; or (p) the poll durations per task future type of `--poll-probes`.
 
 use ratatui::layout::{Constraint, Rect};
 use ratatui::text::{Line, Span};
@@ -12,6 +12,9 @@ use crate::view::tui::state::{Panel, State};
 use crate::view::tui::theme::Theme;
 
 pub(super) fn draw(frame: &mut Frame, area: Rect, state: &State, s: &Snapshot, theme: Theme) {
+    if state.show_polls {
+        return draw_polls(frame, area, state, s, theme);
+    }
     let table_data = s.hotspot_table(state);
     let rows: Vec<Row> = s
         .hotspots(state)
@@ -78,6 +81,74 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, state: &State, s: &Snapshot, t
             } else {
                 "function"
             },
+        ])
+        .style(theme.dim()),
+    )
+    .block(panel(title, is_focused, theme))
+    .row_highlight_style(if is_focused {
+        theme.selected()
+    } else {
+        ratatui::style::Style::new()
+    });
+    let mut table_state =
+        TableState::default().with_selected((!empty).then(|| state.row(Panel::Hotspots)));
+    frame.render_stateful_widget(table, area, &mut table_state);
+}
+
+/// The poll durations per future type (`hud-record --poll-probes`) in the window, most total
+/// poll time first: polls, rate, p50, p99, max, long polls.
+fn draw_polls(frame: &mut Frame, area: Rect, state: &State, s: &Snapshot, theme: Theme) {
+    let polls = s.findings.polls.as_ref();
+    let time = |ns: u64| {
+        if ns >= 1_000_000 {
+            format!("{:.1} ms", ns as f64 / 1e6)
+        } else {
+            format!("{:.0} µs", ns as f64 / 1e3)
+        }
+    };
+    let seconds = polls.map_or(1.0, |p| (p.measured_ns as f64 / 1e9).max(1e-9));
+    let rows: Vec<Row> = polls
+        .map(|p| p.kinds.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .map(|k| {
+            Row::new(vec![
+                Cell::from(format!("{:>8}", k.polls)),
+                Cell::from(format!("{:>7.0}", k.polls as f64 / seconds)),
+                Cell::from(format!("{:>8}", time(k.p50_ns))),
+                Cell::from(format!("{:>8}", time(k.p99_ns))),
+                Cell::from(format!("{:>8}", time(k.max_ns))),
+                Cell::from(format!("{:>5}", k.long_polls)),
+                Cell::from(Span::styled(k.short.clone(), theme.user_code())),
+            ])
+        })
+        .collect();
+    let what = match polls {
+        None => "none: record with --poll-probes · p: hotspots".to_string(),
+        Some(p) if p.stopped.is_some() => "probing stopped (budget) · p: hotspots".to_string(),
+        Some(p) => format!("{} future types · p: hotspots", p.kinds.len()),
+    };
+    let title = Line::from(vec![
+        Span::styled(" Poll durations ", theme.title()),
+        Span::raw(format!("{what} ")),
+    ]);
+    let is_focused = focused(state, Panel::Hotspots);
+    let empty = rows.is_empty();
+    let table = Table::new(
+        rows,
+        [
+            Constraint::Length(8),
+            Constraint::Length(7),
+            Constraint::Length(8),
+            Constraint::Length(8),
+            Constraint::Length(8),
+            Constraint::Length(5),
+            Constraint::Fill(1),
+        ],
+    )
+    .header(
+        Row::new(vec![
+            "   polls", "    /s", "     p50", "     p99", "     max", " long", "future",
         ])
         .style(theme.dim()),
     )
