@@ -175,7 +175,10 @@ fn the_poll_key_shows_poll_durations_per_future_type() {
     let mut state = state_for(&plain);
     state.update(key(KeyCode::Char('p')), &plain.rows(&state));
     let out = screen((120, 40), &state, Some(&plain));
-    assert!(out.contains("Poll durations none: record with --poll-probes"), "{out}");
+    assert!(
+        out.contains("Poll durations none: record with --poll-probes"),
+        "{out}"
+    );
 
     let mut synth = busy_service();
     let histogram = |probe: u32, ns: u64, n: u64| PollHistogram {
@@ -214,9 +217,15 @@ fn the_poll_key_shows_poll_durations_per_future_type() {
         .lines()
         .find(|l| l.contains("app::cache::refresh"))
         .unwrap_or_else(|| panic!("{out}"));
-    assert!(refresh.contains("20") && refresh.contains("3.0 ms"), "{refresh}");
+    assert!(
+        refresh.contains("20") && refresh.contains("3.0 ms"),
+        "{refresh}"
+    );
     // The status line names the future type whose polls run longest.
-    assert!(out.contains("polls: app::cache::refresh p50 3.0 ms"), "{out}");
+    assert!(
+        out.contains("polls: app::cache::refresh p50 3.0 ms"),
+        "{out}"
+    );
 }
 
 #[test]

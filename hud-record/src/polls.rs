@@ -54,7 +54,7 @@ pub fn select(
         kinds.dedup();
         kinds.truncate(12);
         return Err(fail(format!(
-            "no task future matches {filter:?} (own crates: {}); futures it spawns: {}; try \
+            "no task future matches {filter} (own crates: {}); futures it spawns: {}; try \
              --poll-probes=all or --poll-probes=PART",
             found.own_crates.join(", "),
             kinds.join("; ")

@@ -91,6 +91,16 @@ impl PollFilter {
     }
 }
 
+impl std::fmt::Display for PollFilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PollFilter::OwnCrates => write!(f, "the program's own crates"),
+            PollFilter::All => write!(f, "all"),
+            PollFilter::Containing(parts) => write!(f, "`{}`", parts.join(",")),
+        }
+    }
+}
+
 impl PollFns {
     /// The instances `filter` selects. `spawn_blocking` tasks are never selected: their one poll
     /// is the blocking call, long by design, and the pool is not the runtime.
