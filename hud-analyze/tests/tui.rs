@@ -228,6 +228,96 @@ fn the_poll_key_shows_poll_durations_per_future_type() {
     );
 }
 
+/// `t` lists the tasks of a capture with task ids, `s` orders them, Enter opens one with what
+/// blocked in it; without ids the panel says why.
+#[test]
+fn the_task_key_lists_tasks_and_opens_one() {
+    let plain = snapshot(busy_service());
+    let mut state = state_for(&plain);
+    state.update(key(KeyCode::Char('t')), &plain.rows(&state));
+    let out = screen((120, 40), &state, Some(&plain));
+    assert!(
+        out.contains("Tasks none: recorded without task ids"),
+        "{out}"
+    );
+
+    let mut s = Synth::new();
+    s.thread(10, "tokio-runtime-worker");
+    s.writer.set_task_source("tokio CONTEXT.current_task_id");
+    let sleepy = in_task(vec![
+        lib("std::thread::sleep"),
+        user("app::handler::{{closure}}", 40),
+    ]);
+    let busy = in_task(vec![user("app::crunch::{{closure}}", 70)]);
+    // Task 5 blocks twice (10 ms), task 6 once (5 ms); task 9 computes (3 samples).
+    for (i, task) in [5u64, 5, 6].into_iter().enumerate() {
+        let end = START + (20 + 20 * i as u64) * MS;
+        s.off_cpu(end, 10, 5 * MS, 0, 1, &sleepy);
+        s.writer.push_event_task(
+            hud_format::types::COPY_OF_OFF_CPU,
+            end,
+            10,
+            task,
+            hud_format::wire::NO_TICK,
+        );
+    }
+    for i in 0..3u64 {
+        s.sample_in_task(START + (100 + 10 * i) * MS, 10, &busy, 9, i);
+    }
+    s.sample(START + 200 * MS, 10, &parked());
+    let snap = snapshot(s);
+    let mut state = state_for(&snap);
+    state.update(key(KeyCode::Char('t')), &snap.rows(&state));
+    assert_eq!(snap.rows(&state).tasks, vec![9, 5, 6], "most CPU first");
+    state.update(key(KeyCode::Char('s')), &snap.rows(&state));
+    assert_eq!(snap.rows(&state).tasks, vec![5, 6, 9], "most blocked first");
+    let out = screen((120, 40), &state, Some(&snap));
+    assert!(out.contains("Tasks 3 seen · by blocked (s)"), "{out}");
+    let row = out
+        .lines()
+        .find(|l| l.starts_with("│      5 "))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        row.contains("10.0") && row.contains("app::handler::{{closure}}"),
+        "{out}"
+    );
+    state.update(key(KeyCode::Tab), &snap.rows(&state));
+    assert_eq!(state.focus, Panel::Hotspots);
+    state.update(key(KeyCode::Enter), &snap.rows(&state));
+    assert_eq!(state.overlay, Overlay::Task { id: 5, scroll: 0 });
+    let out = screen((120, 40), &state, Some(&snap));
+    assert!(
+        out.contains("task id 5  app::handler::{{closure}}"),
+        "{out}"
+    );
+    assert!(out.contains("blocked 10.0 ms in 2 episodes"), "{out}");
+    assert!(
+        out.contains("[sleep] app::handler::{{closure}}") && out.contains("2× · 10.0 ms"),
+        "{out}"
+    );
+    // Task 9 open: the timeline marks where it ran on CPU (T), nowhere else.
+    for code in [KeyCode::Esc, KeyCode::Down, KeyCode::Down, KeyCode::Enter] {
+        state.update(key(code), &snap.rows(&state));
+    }
+    assert_eq!(state.overlay, Overlay::Task { id: 9, scroll: 0 });
+    let out = screen((120, 40), &state, Some(&snap));
+    let lane = out
+        .lines()
+        .find(|l| l.starts_with("│tokio-r 10"))
+        .unwrap_or_else(|| panic!("{out}"));
+    let marked: Vec<usize> = lane
+        .chars()
+        .enumerate()
+        .filter(|(_, c)| *c == 'T')
+        .map(|(i, _)| i)
+        .collect();
+    assert!(!marked.is_empty(), "{out}");
+    assert!(
+        !lane.contains('S') || lane.find('S') < marked.first().copied(),
+        "{lane}"
+    );
+}
+
 #[test]
 fn no_color_means_no_colour() {
     let plain = Theme { color: false };

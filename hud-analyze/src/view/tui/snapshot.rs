@@ -5,9 +5,10 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use super::state::{Rows, State};
+use super::state::{Listing, Rows, State, TaskOrder};
 use crate::analysis::detect::Blocker;
 use crate::analysis::hotspots::{Hot, Hotspots};
+use crate::analysis::tasks::TaskStats;
 use crate::model::Role;
 
 pub use crate::live::snapshot::{LiveInfo, Snapshot};
@@ -41,6 +42,31 @@ impl Snapshot {
             .filter(move |h| state.matches(&[&h.key.function, h.key.file.as_deref().unwrap_or("")]))
     }
 
+    /// The tasks listed: the window's, through the filter (kind or id), in the chosen order.
+    pub fn tasks<'a>(&'a self, state: &State) -> Vec<&'a TaskStats> {
+        let mut tasks: Vec<&TaskStats> = self
+            .findings
+            .tasks
+            .iter()
+            .filter(|t| {
+                let kind = t.kind.as_ref().map_or("", |k| &k.function);
+                state.matches(&[kind, &t.id.to_string()])
+            })
+            .collect();
+        // `findings.tasks` is most CPU first already; the sort is stable.
+        match state.task_order {
+            TaskOrder::Cpu => {}
+            TaskOrder::Blocked => tasks.sort_by_key(|t| std::cmp::Reverse(t.blocked_ns)),
+            TaskOrder::LongPolls => tasks.sort_by_key(|t| {
+                (
+                    std::cmp::Reverse(t.long_polls),
+                    std::cmp::Reverse(t.longest_poll_ns),
+                )
+            }),
+        }
+        tasks
+    }
+
     /// The runtime threads (lanes and worker bars), in tid order.
     pub fn runtime_threads(&self) -> Vec<u32> {
         self.analysis
@@ -65,13 +91,18 @@ impl Snapshot {
 
     /// The rows of every list as drawn for `state`.
     pub fn rows(&self, state: &State) -> Rows {
+        let tasks: Vec<u64> = match state.listing {
+            Listing::Tasks => self.tasks(state).iter().map(|t| t.id).collect(),
+            _ => Vec::new(),
+        };
         Rows {
             blockers: self.blockers(state).map(|b| b.group).collect(),
-            hotspots: if state.show_polls {
-                self.findings.polls.as_ref().map_or(0, |p| p.kinds.len())
-            } else {
-                self.hotspots(state).count()
+            hotspots: match state.listing {
+                Listing::Hotspots => self.hotspots(state).count(),
+                Listing::Polls => self.findings.polls.as_ref().map_or(0, |p| p.kinds.len()),
+                Listing::Tasks => tasks.len(),
             },
+            tasks,
             workers: self.runtime_threads(),
         }
     }

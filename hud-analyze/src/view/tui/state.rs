@@ -46,6 +46,52 @@ pub enum Overlay {
         group: u32,
         scroll: u16,
     },
+    /// What the task with this id did in the window, scrolled by `scroll` lines.
+    Task {
+        id: u64,
+        scroll: u16,
+    },
+}
+
+/// What the hotspots panel lists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Listing {
+    /// CPU hotspots, by function or by line (`f`).
+    Hotspots,
+    /// Poll durations per future type (`p`, `--poll-probes` captures).
+    Polls,
+    /// The Tokio tasks seen (`t`, captures with task ids), in [`TaskOrder`].
+    Tasks,
+}
+
+/// The order of the tasks list (`s` goes to the next).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TaskOrder {
+    /// Most time on CPU first.
+    Cpu,
+    /// Most time blocking its thread first.
+    Blocked,
+    /// Most long polls first.
+    LongPolls,
+}
+
+impl TaskOrder {
+    fn next(self) -> TaskOrder {
+        match self {
+            TaskOrder::Cpu => TaskOrder::Blocked,
+            TaskOrder::Blocked => TaskOrder::LongPolls,
+            TaskOrder::LongPolls => TaskOrder::Cpu,
+        }
+    }
+
+    /// As the list's title says it.
+    pub fn label(self) -> &'static str {
+        match self {
+            TaskOrder::Cpu => "on CPU",
+            TaskOrder::Blocked => "blocked",
+            TaskOrder::LongPolls => "long polls",
+        }
+    }
 }
 
 /// What the loop must do after a key.
@@ -69,7 +115,10 @@ pub enum Action {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Rows {
     pub blockers: Vec<u32>,
+    /// Rows of the hotspots panel, whatever it lists.
     pub hotspots: usize,
+    /// The task ids of the tasks list, when the hotspots panel shows it.
+    pub tasks: Vec<u64>,
     pub workers: Vec<u32>,
 }
 
@@ -86,8 +135,10 @@ pub struct State {
     pub selected: [usize; 4],
     /// Hotspots by file:line instead of by function.
     pub by_line: bool,
-    /// The hotspots panel shows the poll durations per future type (`--poll-probes`) instead.
-    pub show_polls: bool,
+    /// What the hotspots panel lists.
+    pub listing: Listing,
+    /// The order of the tasks list.
+    pub task_order: TaskOrder,
     /// Hotspots of this worker only (pinned with Enter in the workers panel).
     pub pinned_worker: Option<u32>,
     /// The recording's span.
@@ -119,7 +170,8 @@ impl State {
             focus: Panel::Blockers,
             selected: [0; 4],
             by_line: false,
-            show_polls: false,
+            listing: Listing::Hotspots,
+            task_order: TaskOrder::Cpu,
             pinned_worker: None,
             bounds: (start, end),
             view: (start, end),
@@ -206,42 +258,21 @@ impl State {
                 }
                 return Action::None;
             }
-            Overlay::Drilldown { group, scroll } => {
+            Overlay::Drilldown { .. } | Overlay::Task { .. } => {
                 return match key.code {
                     KeyCode::Esc | KeyCode::Enter => {
                         self.overlay = Overlay::None;
                         Action::None
                     }
                     KeyCode::Char('q') => Action::Quit,
-                    KeyCode::Char('y') => Action::Copy { group },
-                    KeyCode::Down | KeyCode::Char('j') => {
-                        self.overlay = Overlay::Drilldown {
-                            group,
-                            scroll: scroll.saturating_add(1),
-                        };
-                        Action::None
-                    }
-                    KeyCode::Up | KeyCode::Char('k') => {
-                        self.overlay = Overlay::Drilldown {
-                            group,
-                            scroll: scroll.saturating_sub(1),
-                        };
-                        Action::None
-                    }
-                    KeyCode::PageDown => {
-                        self.overlay = Overlay::Drilldown {
-                            group,
-                            scroll: scroll.saturating_add(10),
-                        };
-                        Action::None
-                    }
-                    KeyCode::PageUp => {
-                        self.overlay = Overlay::Drilldown {
-                            group,
-                            scroll: scroll.saturating_sub(10),
-                        };
-                        Action::None
-                    }
+                    KeyCode::Char('y') => match self.overlay {
+                        Overlay::Drilldown { group, .. } => Action::Copy { group },
+                        _ => Action::None,
+                    },
+                    KeyCode::Down | KeyCode::Char('j') => self.scroll_overlay(1),
+                    KeyCode::Up | KeyCode::Char('k') => self.scroll_overlay(-1),
+                    KeyCode::PageDown => self.scroll_overlay(10),
+                    KeyCode::PageUp => self.scroll_overlay(-10),
                     _ => Action::None,
                 };
             }
@@ -276,13 +307,16 @@ impl State {
                 Action::None
             }
             KeyCode::Char('f') => {
-                self.by_line = !self.by_line;
-                self.show_polls = false;
-                self.selected[Panel::Hotspots.index()] = 0;
-                Action::None
+                // From another listing, back to the hotspots as they were.
+                if self.listing == Listing::Hotspots {
+                    self.by_line = !self.by_line;
+                }
+                self.list(Listing::Hotspots)
             }
-            KeyCode::Char('p') => {
-                self.show_polls = !self.show_polls;
+            KeyCode::Char('p') => self.list(Listing::Polls),
+            KeyCode::Char('t') => self.list(Listing::Tasks),
+            KeyCode::Char('s') if self.listing == Listing::Tasks => {
+                self.task_order = self.task_order.next();
                 self.selected[Panel::Hotspots.index()] = 0;
                 Action::None
             }
@@ -359,8 +393,40 @@ impl State {
                 self.pinned_worker = if self.pinned_worker == tid { None } else { tid };
                 self.selected[Panel::Hotspots.index()] = 0;
             }
+            Panel::Hotspots if self.listing == Listing::Tasks => {
+                if let Some(&id) = rows.tasks.get(self.row(Panel::Hotspots)) {
+                    self.overlay = Overlay::Task { id, scroll: 0 };
+                }
+            }
             Panel::Hotspots | Panel::Timeline => {}
         }
+        Action::None
+    }
+
+    /// `listing` in the hotspots panel; asked for again, back to the hotspots.
+    fn list(&mut self, listing: Listing) -> Action {
+        self.listing = if self.listing == listing && listing != Listing::Hotspots {
+            Listing::Hotspots
+        } else {
+            listing
+        };
+        self.selected[Panel::Hotspots.index()] = 0;
+        Action::None
+    }
+
+    fn scroll_overlay(&mut self, by: i32) -> Action {
+        let moved = |scroll: u16| scroll.saturating_add_signed(by.clamp(-100, 100) as i16);
+        self.overlay = match self.overlay {
+            Overlay::Drilldown { group, scroll } => Overlay::Drilldown {
+                group,
+                scroll: moved(scroll),
+            },
+            Overlay::Task { id, scroll } => Overlay::Task {
+                id,
+                scroll: moved(scroll),
+            },
+            other => other,
+        };
         Action::None
     }
 
@@ -480,8 +546,36 @@ mod tests {
         Rows {
             blockers: vec![7, 3, 9],
             hotspots: 5,
+            tasks: vec![12, 5, 40, 8, 9],
             workers: vec![100, 101],
         }
+    }
+
+    #[test]
+    fn t_lists_the_tasks_s_orders_them_and_enter_opens_one() {
+        let mut s = State::new(0, S);
+        let r = rows();
+        keys(&mut s, &r, &[KeyCode::Tab, KeyCode::Down, KeyCode::Enter]);
+        assert_eq!(s.overlay, Overlay::None, "hotspot rows open nothing");
+        keys(&mut s, &r, &[KeyCode::Char('t')]);
+        assert_eq!(s.listing, Listing::Tasks);
+        assert_eq!(s.row(Panel::Hotspots), 0, "a new list starts at its top");
+        keys(&mut s, &r, &[KeyCode::Char('s'), KeyCode::Char('s')]);
+        assert_eq!(s.task_order, TaskOrder::LongPolls);
+        keys(&mut s, &r, &[KeyCode::Char('s')]);
+        assert_eq!(s.task_order, TaskOrder::Cpu, "s cycles");
+        keys(&mut s, &r, &[KeyCode::Down, KeyCode::Down, KeyCode::Enter]);
+        assert_eq!(s.overlay, Overlay::Task { id: 40, scroll: 0 });
+        keys(&mut s, &r, &[KeyCode::Char('j'), KeyCode::Char('y')]);
+        assert_eq!(s.overlay, Overlay::Task { id: 40, scroll: 1 });
+        keys(&mut s, &r, &[KeyCode::Esc, KeyCode::Char('t')]);
+        assert_eq!(
+            s.listing,
+            Listing::Hotspots,
+            "t again: back to the hotspots"
+        );
+        keys(&mut s, &r, &[KeyCode::Char('s')]);
+        assert_eq!(s.task_order, TaskOrder::Cpu, "s orders tasks only");
     }
 
     #[test]
@@ -640,12 +734,14 @@ mod tests {
         keys(&mut s, &r, &[KeyCode::Enter]);
         assert_eq!(s.pinned_worker, None);
         keys(&mut s, &r, &[KeyCode::Char('p')]);
-        assert!(s.show_polls);
+        assert_eq!(s.listing, Listing::Polls);
         keys(&mut s, &r, &[KeyCode::Char('f')]);
         assert!(
-            s.by_line && !s.show_polls,
-            "f goes back to the hotspots, by line"
+            !s.by_line && s.listing == Listing::Hotspots,
+            "f goes back to the hotspots as they were"
         );
+        keys(&mut s, &r, &[KeyCode::Char('f')]);
+        assert!(s.by_line);
         keys(&mut s, &r, &[KeyCode::Char('?')]);
         assert_eq!(s.overlay, Overlay::Help);
         assert_eq!(

@@ -21,7 +21,7 @@ const KEYS: &[(&str, &str)] = &[
     ),
     (
         "Enter",
-        "blockers: drill down · workers: pin that worker's hotspots",
+        "blockers: drill down · workers: pin that worker's hotspots · tasks: that task",
     ),
     (
         "/",
@@ -31,6 +31,10 @@ const KEYS: &[(&str, &str)] = &[
     (
         "p",
         "hotspots panel: poll durations per future type (--poll-probes)",
+    ),
+    (
+        "t",
+        "hotspots panel: the Tokio tasks seen; s: by CPU, blocked time, long polls",
     ),
     ("← →, h l", "timeline: move the cursor (the view pans)"),
     ("+ - =", "timeline: zoom in, out, whole recording"),

@@ -1,19 +1,22 @@
 //! CPU hotspots of the window: self and inclusive, by function or by line (f), overall or for
-//! the pinned worker; or (p) the poll durations per task future type of `--poll-probes`.
+//! the pinned worker; or (p) the poll durations per task future type of `--poll-probes`; or (t)
+//! the Tokio tasks seen, ordered by CPU, blocking or long polls (s).
 
 use ratatui::layout::{Constraint, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Row, Table, TableState};
 use ratatui::Frame;
 
-use super::{focused, location, panel};
+use super::{focused, location, ms, panel, seconds};
 use crate::view::tui::snapshot::Snapshot;
-use crate::view::tui::state::{Panel, State};
+use crate::view::tui::state::{Listing, Panel, State};
 use crate::view::tui::theme::Theme;
 
 pub(super) fn draw(frame: &mut Frame, area: Rect, state: &State, s: &Snapshot, theme: Theme) {
-    if state.show_polls {
-        return draw_polls(frame, area, state, s, theme);
+    match state.listing {
+        Listing::Hotspots => {}
+        Listing::Polls => return draw_polls(frame, area, state, s, theme),
+        Listing::Tasks => return draw_tasks(frame, area, state, s, theme),
     }
     let table_data = s.hotspot_table(state);
     let rows: Vec<Row> = s
@@ -149,6 +152,98 @@ fn draw_polls(frame: &mut Frame, area: Rect, state: &State, s: &Snapshot, theme:
     .header(
         Row::new(vec![
             "   polls", "    /s", "     p50", "     p99", "     max", " long", "future",
+        ])
+        .style(theme.dim()),
+    )
+    .block(panel(title, is_focused, theme))
+    .row_highlight_style(if is_focused {
+        theme.selected()
+    } else {
+        ratatui::style::Style::new()
+    });
+    let mut table_state =
+        TableState::default().with_selected((!empty).then(|| state.row(Panel::Hotspots)));
+    frame.render_stateful_widget(table, area, &mut table_state);
+}
+
+/// The tasks of the window (captures with task ids): on CPU, blocked, long polls, when seen,
+/// kind; Enter opens one.
+fn draw_tasks(frame: &mut Frame, area: Rect, state: &State, s: &Snapshot, theme: Theme) {
+    let m = &s.analysis.model;
+    let period = m.sample_period();
+    let at = |t: u64| seconds(s, t);
+    let tasks = s.tasks(state);
+    let rows: Vec<Row> = tasks
+        .iter()
+        .map(|t| {
+            let (kind, place) = match &t.kind {
+                Some(k) => (
+                    k.function.to_string(),
+                    k.file
+                        .as_deref()
+                        .map(|f| format!("  {}", location(Some(f), k.line)))
+                        .unwrap_or_default(),
+                ),
+                None => ("kind unknown".to_string(), String::new()),
+            };
+            Row::new(vec![
+                Cell::from(format!("{:>7}", t.id)),
+                Cell::from(format!("{:>8}", ms(t.on_cpu_ns(period)))),
+                Cell::from(format!("{:>8}", ms(t.blocked_ns))),
+                Cell::from(format!("{:>5}", t.long_polls)),
+                Cell::from(format!(
+                    "{:>5.1}–{:<5.1}",
+                    at(t.first_seen),
+                    at(t.last_seen)
+                )),
+                Cell::from(Line::from(vec![
+                    Span::styled(
+                        kind,
+                        if t.kind.is_some() {
+                            theme.user_code()
+                        } else {
+                            theme.dim()
+                        },
+                    ),
+                    Span::styled(place, theme.dim()),
+                ])),
+            ])
+        })
+        .collect();
+    let what = match &m.task_source {
+        Some(Ok(_)) => format!(
+            "{} seen · by {} (s) · Enter: one task · t: hotspots",
+            tasks.len(),
+            state.task_order.label()
+        ),
+        Some(Err(why)) => format!("none: {why} · t: hotspots"),
+        None => "none: recorded without task ids · t: hotspots".to_string(),
+    };
+    let title = Line::from(vec![
+        Span::styled(" Tasks ", theme.title()),
+        Span::raw(format!("{what} ")),
+    ]);
+    let is_focused = focused(state, Panel::Hotspots);
+    let empty = rows.is_empty();
+    let table = Table::new(
+        rows,
+        [
+            Constraint::Length(7),
+            Constraint::Length(8),
+            Constraint::Length(8),
+            Constraint::Length(5),
+            Constraint::Length(11),
+            Constraint::Fill(1),
+        ],
+    )
+    .header(
+        Row::new(vec![
+            "     id",
+            " CPU ms",
+            " blk ms",
+            " long",
+            "  seen (s)",
+            "kind",
         ])
         .style(theme.dim()),
     )

@@ -6,6 +6,7 @@ pub mod drilldown;
 mod help;
 mod hotspots;
 mod status;
+mod task;
 mod timeline;
 mod workers;
 
@@ -83,6 +84,14 @@ pub fn draw(frame: &mut Frame, state: &State, view: &View) {
             centered(area, 92, 86),
             snapshot,
             group,
+            scroll,
+            view.theme,
+        ),
+        Overlay::Task { id, scroll } => task::draw(
+            frame,
+            centered(area, 80, 60),
+            snapshot,
+            id,
             scroll,
             view.theme,
         ),
@@ -181,6 +190,7 @@ fn hints_line(frame: &mut Frame, area: Rect, state: &State, theme: Theme) {
                 ("Esc", "back"),
                 ("q", "quit"),
             ],
+            Overlay::Task { .. } => &[("↑↓", "scroll"), ("Esc", "back"), ("q", "quit")],
             Overlay::Help => &[("Esc", "back")],
             Overlay::None if state.focus == Panel::Timeline => &[
                 ("q", "quit"),
@@ -199,6 +209,7 @@ fn hints_line(frame: &mut Frame, area: Rect, state: &State, theme: Theme) {
                 ("Enter", "drill down"),
                 ("/", "filter"),
                 ("f", "fn/line"),
+                ("t", "tasks"),
                 ("+ -", "zoom"),
                 ("[ ]", "window"),
                 ("?", "help"),

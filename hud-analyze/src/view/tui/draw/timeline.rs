@@ -1,6 +1,8 @@
 //! One lane per runtime thread over the visible span: a column's height is its share on CPU,
 //! yellow when it mostly waited for a CPU, a letter where a blocker episode ran (S sleep, L lock,
 //! I io, D dns, C long poll, O other). The selected window is shaded; the cursor is a column.
+//! With a task open (Enter on the tasks list), where that task ran: `T` on CPU, its blockers'
+//! letters highlighted.
 
 use ratatui::layout::Rect;
 use ratatui::style::Style;
@@ -66,6 +68,20 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, state: &State, s: &Snapshot, t
         Overlay::Drilldown { group, .. } => Some(group),
         _ => None,
     };
+    let opened_task = match state.overlay {
+        Overlay::Task { id, .. } => Some(id),
+        _ => None,
+    };
+    // (thread, column) of the opened task's samples in view.
+    let task_ran: std::collections::HashSet<(u32, u64)> = opened_task
+        .map(|id| {
+            m.samples
+                .iter()
+                .filter(|x| x.task == id && x.ts >= from && x.ts < to)
+                .map(|x| (x.tid, column_of(x.ts).min(columns - 1)))
+                .collect()
+        })
+        .unwrap_or_default();
     // The lanes: the runtime threads, scrolled so the selected worker is shown.
     let threads = s.runtime_threads();
     let lanes_shown = (inner.height as usize - 1).clamp(1, MAX_LANES);
@@ -93,7 +109,8 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, state: &State, s: &Snapshot, t
             let a = column_of(e.start.max(from)).min(columns - 1);
             let b = column_of(e.end().min(to).saturating_sub(1)).min(columns - 1);
             for mark in &mut marks[a as usize..=b as usize] {
-                let highlighted = drilled == Some(e.group);
+                let highlighted = drilled == Some(e.group)
+                    || (opened_task.is_some() && opened_task == Some(e.task));
                 if mark.is_none_or(|(_, h)| !h) {
                     *mark = Some((e.kind, highlighted));
                 }
@@ -118,6 +135,7 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, state: &State, s: &Snapshot, t
             let (glyph, mut style) = match marks[c as usize] {
                 Some((kind, true)) => (letter(kind), theme.highlight()),
                 Some((kind, false)) => (letter(kind), theme.blocked()),
+                None if task_ran.contains(&(tid, c)) => ('T', theme.highlight()),
                 None if waiting > on && waiting > 0.2 => ('▒', theme.runnable()),
                 None => (LEVELS[(on * 8.0).round() as usize], theme.on_cpu()),
             };
