@@ -321,6 +321,52 @@ fn perfetto_is_read_by_the_official_schema() {
     assert!(size * 4 < chrome);
 }
 
+/// With task ids, a tasks track per thread: a sampled poll (same task, same tick) is a slice
+/// from its first sample to its last, a lone sample an instant, a blocking episode in a task a
+/// slice; an arrow wherever a task went on on another thread; the worker's own task is left out.
+#[test]
+fn perfetto_shows_where_each_task_ran_and_where_it_moved() {
+    let mut s = Synth::new();
+    s.thread(10, "tokio-runtime-worker");
+    s.thread(11, "tokio-runtime-worker");
+    s.writer.set_task_source("tokio CONTEXT.current_task_id");
+    let work = in_task(vec![user("app::serve::{{closure}}", 12)]);
+    let sleepy = in_task(vec![
+        lib("std::thread::sleep"),
+        user("app::serve::{{closure}}", 15),
+    ]);
+    // Task 5: one poll of three samples on 10, a lone sample on 11, then back on 10 (a lone
+    // sample, then a 20 ms sleep). The worker's own task (1) parks on 11.
+    for (ms, tid, tick) in [
+        (10, 10, 1),
+        (20, 10, 1),
+        (30, 10, 1),
+        (50, 11, 7),
+        (70, 10, 2),
+    ] {
+        s.sample_in_task(START + ms * MS, tid, &work, 5, tick);
+    }
+    s.sample_in_task(START + 60 * MS, 11, &parked(), 1, 8);
+    s.off_cpu(START + 100 * MS, 10, 20 * MS, 0, 1, &sleepy);
+    s.writer.push_event_task(
+        hud_format::types::COPY_OF_OFF_CPU,
+        START + 100 * MS,
+        10,
+        5,
+        hud_format::wire::NO_TICK,
+    );
+    let a = s.analyze();
+    let Some((counts, _)) = checked_perfetto(&a) else {
+        return;
+    };
+    assert_eq!(
+        counts["task_slices"], 2,
+        "the 3-sample poll, the sleep: {counts}"
+    );
+    assert_eq!(counts["task_instants"], 2, "the lone samples: {counts}");
+    assert_eq!(counts["flows"], 2, "10 → 11 → 10: {counts}");
+}
+
 /// A thread with more events than one packet sequence holds is cut into several, each encoded
 /// on its own: every slice still begins and ends on one sequence, every interned id resolves on
 /// its sequence, and nothing is lost or counted twice.

@@ -9,7 +9,8 @@ Fails (exit 1, with the reason) unless: the file decodes as a Trace; no message 
 field the schema does not know; every track event's track, every interned id (event names,
 categories, annotation names, callstacks, frames, function names, source paths, mappings, build
 ids, mapping paths) resolves on its packet sequence; slice begins and ends balance and nest on
-each track. Prints the counts as JSON for the caller to compare with the analysis.
+each track; every arrow (flow) that ends somewhere started earlier, and every one started ends.
+Prints the counts as JSON for the caller to compare with the analysis.
 """
 import json
 import sys
@@ -68,7 +69,8 @@ def main(path):
     open_slices = {}  # track uuid -> depth
     category_names = {}  # sequence id -> {iid: name}
     counts = {"packets": len(trace.packet), "compressed_packets": len(whole.packet),
-              "blocking_slices": 0, "poll_slices": 0, "samples": 0,
+              "blocking_slices": 0, "poll_slices": 0, "task_slices": 0, "task_instants": 0,
+              "flows": 0, "samples": 0,
               "counter_events": 0, "thread_tracks": 0}
     for p in trace.packet:
         seq = p.trusted_packet_sequence_id
@@ -78,6 +80,8 @@ def main(path):
             if d.HasField("thread"):
                 counts["thread_tracks"] += 1
     defaults = {}
+    flows_started = set()
+    flows_ended = set()
     for i, p in enumerate(trace.packet):
         seq = p.trusted_packet_sequence_id
         if p.sequence_flags & pb.TracePacket.SEQ_INCREMENTAL_STATE_CLEARED:
@@ -107,11 +111,24 @@ def main(path):
                 need("debug_annotation_names", a.name_iid, "annotation name")
             if e.HasField("callstack_iid"):
                 need("callstacks", e.callstack_iid, "slice callstack")
+            for f in e.terminating_flow_ids:
+                if f not in flows_started:
+                    sys.exit(f"packet {i}: flow {f} ends before it starts")
+                flows_ended.add(f)
+            flows_started.update(e.flow_ids)
+            categories = [category_names.get(seq, {}).get(c) for c in e.category_iids]
+            if e.type == pb.TrackEvent.TYPE_INSTANT:
+                need("event_names", e.name_iid, "event name")
+                if "task" not in categories:
+                    sys.exit(f"packet {i}: an instant that is not a task's")
+                counts["task_instants"] += 1
             if e.type == pb.TrackEvent.TYPE_SLICE_BEGIN:
                 need("event_names", e.name_iid, "event name")
-                categories = [category_names.get(seq, {}).get(c) for c in e.category_iids]
                 open_slices[track] = open_slices.get(track, 0) + 1
-                if "poll" in categories:
+                if "task" in categories:
+                    # A task seen running (sampled poll or blocking) on its thread's tasks track.
+                    counts["task_slices"] += 1
+                elif "poll" in categories:
                     # A poll timed by --poll-probes: on its thread's "polls" track.
                     counts["poll_slices"] += 1
                 else:
@@ -147,6 +164,9 @@ def main(path):
     unbalanced = {t: n for t, n in open_slices.items() if n}
     if unbalanced:
         sys.exit(f"slices left open: {unbalanced}")
+    if flows_started != flows_ended:
+        sys.exit(f"flows started and never ended: {sorted(flows_started - flows_ended)[:5]}")
+    counts["flows"] = len(flows_ended)
     print(json.dumps(counts))
 
 

@@ -5,7 +5,7 @@
 //!   event per transition, the densest part of a trace.
 //! - Under each thread, slices: each blocking episode named after the blamed function (kind,
 //!   file:line and duration as debug annotations, its stack as an interned callstack) and long
-//!   polls.
+//!   polls; with task ids, a tasks track (tasks seen running, arrows where one changed threads).
 //! - cpu-clock samples as `PerfSample`s with interned callstacks (functions, file:line, mappings
 //!   with build-ids), so selecting a range in the UI gives a flame graph.
 //! - A process counter: how many runtime threads are blocked.
@@ -28,6 +28,7 @@ use rayon::prelude::*;
 use rustc_hash::FxHashMap as HashMap;
 
 mod proto;
+mod tasks;
 
 use proto::*;
 
@@ -698,7 +699,23 @@ pub fn write(
             }
         }
     }
-    events += write_polls(a, options, &mut out, next_sequence, from, to)?;
+    // The thread tracks' uuids, as numbered above.
+    let thread_track = |tid: u32| {
+        m.threads
+            .keys()
+            .position(|t| *t == tid)
+            .map(|i| 1000 + 2 * i as u64)
+    };
+    events += write_polls(a, options, &mut out, next_sequence, from, to, &thread_track)?;
+    events += tasks::write(
+        a,
+        options,
+        &mut out,
+        next_sequence + 1,
+        from,
+        to,
+        &thread_track,
+    )?;
     out.flush()?;
     Ok(Written { events })
 }
@@ -713,6 +730,7 @@ fn write_polls(
     id: u32,
     from: u64,
     to: u64,
+    thread_uuid: &dyn Fn(u32) -> Option<u64>,
 ) -> std::io::Result<u64> {
     let m = &a.model;
     let Some(polls) = &m.polls else {
@@ -728,13 +746,6 @@ fn write_polls(
         return Ok(0);
     }
     long.sort_by_key(|l| (l.tid, l.start, std::cmp::Reverse(l.end)));
-    // The thread tracks' uuids, as `write` numbers them.
-    let thread_uuid = |tid: u32| {
-        m.threads
-            .keys()
-            .position(|t| *t == tid)
-            .map(|i| 1000 + 2 * i as u64)
-    };
     let mut tracks: Vec<(u32, u64)> = Vec::new();
     for l in &long {
         if tracks.last().is_none_or(|(tid, _)| *tid != l.tid) {

@@ -121,6 +121,12 @@ pub struct TrackEvent {
     pub track_uuid: Option<u64>,
     #[prost(int64, optional, tag = "30")]
     pub counter_value: Option<i64>,
+    /// Connects this event to the next one carrying the same id (on any track): an arrow.
+    #[prost(fixed64, repeated, packed = "false", tag = "47")]
+    pub flow_ids: Vec<u64>,
+    /// The arrows with these ids end at this event.
+    #[prost(fixed64, repeated, packed = "false", tag = "48")]
+    pub terminating_flow_ids: Vec<u64>,
     #[prost(uint64, optional, tag = "56")]
     pub callstack_iid: Option<u64>,
 }
@@ -235,6 +241,7 @@ pub struct Mapping {
 
 pub const SLICE_BEGIN: i32 = 1;
 pub const SLICE_END: i32 = 2;
+pub const INSTANT: i32 = 3;
 pub const COUNTER: i32 = 4;
 pub const CLOCK_MONOTONIC: u32 = 3;
 /// A sequence-scoped clock (ids from 64 are the trace's own), incremental: packets carry deltas.
