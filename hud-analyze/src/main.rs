@@ -161,6 +161,8 @@ enum WeightArg {
     Cpu,
     /// Time blocked off CPU (microseconds in folded and SVG, nanoseconds in pprof).
     Blocked,
+    /// Poll durations per future type, from `hud-record --poll-probes` (pprof only).
+    Polls,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -375,6 +377,7 @@ fn export(args: ExportArgs) -> ExitCode {
         weight: match args.weight {
             WeightArg::Cpu => Weight::Cpu,
             WeightArg::Blocked => Weight::Blocked,
+            WeightArg::Polls => Weight::Polls,
         },
         root: match args.root {
             RootArg::None => Root::None,

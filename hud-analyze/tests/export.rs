@@ -167,6 +167,101 @@ fn pprof_resolves_every_id_and_sums_to_the_samples() {
     assert_eq!(total as u64, expected);
 }
 
+/// `--weight polls`: a `--poll-probes` capture's poll durations as a pprof profile, a location
+/// per future type and a sample per duration bucket; other formats refuse it.
+#[test]
+fn pprof_polls_are_a_histogram_per_future_type() {
+    use hud_format::types::{PollHistogram, PollProbe, Polls};
+    use hud_format::wire::{poll_bucket, poll_bucket_range};
+    let mut synth = busy_service();
+    let probe = |probe: u32, future: &str| PollProbe {
+        probe,
+        future: future.into(),
+        scheduler: "Arc<multi_thread::handle::Handle>".into(),
+        ..Default::default()
+    };
+    // serve: 900 polls of 40 µs and 100 of 400 µs; refresh: 20 of 3 ms.
+    let serve = PollHistogram {
+        probe: 0,
+        sum_ns: 900 * 40_000 + 100 * 400_000,
+        max_ns: 400_000,
+        buckets: vec![poll_bucket(40_000) as u16, poll_bucket(400_000) as u16],
+        counts: vec![900, 100],
+    };
+    let refresh = PollHistogram {
+        probe: 1,
+        sum_ns: 20 * 3_000_000,
+        max_ns: 3_000_000,
+        buckets: vec![poll_bucket(3_000_000) as u16],
+        counts: vec![20],
+    };
+    synth
+        .writer
+        .write_polls(&Polls {
+            ts_ns: START + 1_000_000_000,
+            event_ns: 1_000_000,
+            probes: vec![
+                probe(0, "app::serve::{async_fn_env#0}"),
+                probe(1, "app::cache::refresh::{async_fn_env#0}"),
+            ],
+            histograms: vec![serve, refresh],
+            ..Default::default()
+        })
+        .unwrap();
+    let a = synth.analyze();
+    let options = ExportOptions {
+        weight: Weight::Polls,
+        ..ExportOptions::default()
+    };
+    let p = pprof(&a, &options);
+    let s = |i: i64| p.string_table[i as usize].as_str();
+    assert_eq!(
+        p.sample_type
+            .iter()
+            .map(|t| (s(t.r#type), s(t.unit)))
+            .collect::<Vec<_>>(),
+        vec![("polls", "count"), ("poll_time", "nanoseconds")]
+    );
+    assert_eq!(p.sample.len(), 3, "a sample per bucket with polls");
+    let functions: HashMap<u64, &str> = p.function.iter().map(|f| (f.id, s(f.name))).collect();
+    let mut per_future: HashMap<&str, (i64, i64)> = HashMap::new();
+    for x in &p.sample {
+        let location = p
+            .location
+            .iter()
+            .find(|l| l.id == x.location_id[0])
+            .unwrap();
+        let future = functions[&location.line[0].function_id];
+        let e = per_future.entry(future).or_default();
+        e.0 += x.value[0];
+        e.1 += x.value[1];
+        let duration = x
+            .label
+            .iter()
+            .find(|l| s(l.key) == "poll_duration")
+            .unwrap();
+        assert_eq!(s(duration.num_unit), "nanoseconds");
+        let (low, high) = poll_bucket_range(poll_bucket(duration.num as u64));
+        assert_eq!(low, duration.num as u64, "the bucket's lower edge");
+        assert!(x.value[1] >= x.value[0] * low as i64 && x.value[1] <= x.value[0] * high as i64);
+    }
+    let (polls, time) = per_future["app::serve::{async_fn_env#0}"];
+    assert_eq!(polls, 1000);
+    let exact = (900 * 40_000 + 100 * 400_000) as f64;
+    assert!(
+        (time as f64 - exact).abs() / exact < 0.07,
+        "{time} vs {exact}"
+    );
+    assert_eq!(per_future["app::cache::refresh::{async_fn_env#0}"].0, 20);
+    // Stacks formats have no poll histograms.
+    let mut out = Vec::new();
+    let err = export(&a, Format::Folded, &options, &mut out).unwrap_err();
+    assert!(err.to_string().contains("use --format pprof"), "{err}");
+    // Without --poll-probes: an empty profile, not an error.
+    let plain = busy_service().analyze();
+    assert!(pprof(&plain, &options).sample.is_empty());
+}
+
 #[test]
 fn chrome_slices_nest_per_thread_and_count_the_blockers() {
     let a = busy_service().analyze();

@@ -32,6 +32,9 @@ pub struct PollKind {
     /// Polls past the recorder's event threshold, and the longest of them.
     pub long_polls: usize,
     pub longest: Vec<LongPollRow>,
+    /// The histogram: (lowest, highest) nanoseconds of each bucket with polls (12.5 % wide),
+    /// and how many polls fell in it, shortest first.
+    pub buckets: Vec<((u64, u64), u64)>,
 }
 
 /// One long poll, with the task it polled where samples inside it said.
@@ -242,6 +245,13 @@ pub fn in_window(m: &Model, from: u64, to: u64) -> Option<PollFindings> {
                         end: l.end,
                         task: if l.task != 0 { l.task } else { task_in(m, l) },
                     })
+                    .collect(),
+                buckets: mg
+                    .counts
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, c)| **c > 0)
+                    .map(|(b, c)| (poll_bucket_range(b as u32), *c))
                     .collect(),
             }
         })

@@ -13,6 +13,9 @@ pub enum Weight {
     /// Nanoseconds blocked off CPU (the recorded episodes' time not runnable): where threads
     /// waited, parks included.
     Blocked,
+    /// Polls timed by `--poll-probes`, per future type and duration bucket: no stacks (pprof
+    /// only).
+    Polls,
 }
 
 /// One stack of one thread in one Tokio task, and its weight (samples, or nanoseconds blocked).
@@ -58,6 +61,8 @@ pub fn stack_weights(
                     }
                 }
             }
+            // Poll histograms have no stacks.
+            Weight::Polls => {}
         }
     }
     let mut out: Vec<StackWeight> = by_key
@@ -102,6 +107,7 @@ pub fn events_in_order(
                     .filter(|o| o.start() < to && o.end > from && o.blocked() > 0)
                     .map(|o| (o.start(), o.stack, tid, o.blocked())),
             ),
+            Weight::Polls => {}
         }
     }
     out.sort_unstable();

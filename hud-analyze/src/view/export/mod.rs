@@ -100,6 +100,12 @@ pub fn export(
     options: &ExportOptions,
     out: &mut dyn Write,
 ) -> std::io::Result<Written> {
+    if options.weight == Weight::Polls && format != Format::Pprof {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "--weight polls (poll durations per future type) is a pprof profile: use --format pprof",
+        ));
+    }
     match format {
         Format::Folded => folded::write(analysis, options, out),
         Format::Svg => svg::write(analysis, options, out),
@@ -122,6 +128,7 @@ fn folded_value(weight: Weight, value: u64) -> u64 {
     match weight {
         Weight::Cpu => value,
         Weight::Blocked => value / 1_000,
+        Weight::Polls => value,
     }
 }
 

@@ -55,6 +55,7 @@ pub fn write(
     let what = match options.weight {
         Weight::Cpu => "CPU samples",
         Weight::Blocked => "time blocked off CPU",
+        Weight::Polls => "polls",
     };
     if text.is_empty() {
         // inferno refuses an empty profile; an empty window is still a valid, empty picture.
@@ -80,6 +81,7 @@ pub fn write(
     opts.count_name = match options.weight {
         Weight::Cpu => "samples".into(),
         Weight::Blocked => "µs".into(),
+        Weight::Polls => "polls".into(),
     };
     opts.flame_chart = options.flame_chart;
     inferno::flamegraph::from_lines(&mut opts, text.iter().map(String::as_str), out)

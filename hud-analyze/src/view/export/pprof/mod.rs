@@ -49,6 +49,9 @@ impl Strings {
 
 /// Builds the profile of the window.
 pub fn profile(a: &Analysis, options: &ExportOptions) -> (Profile, u64) {
+    if options.weight == Weight::Polls {
+        return poll_profile(a, options);
+    }
     let m = &a.model;
     let w = options.window;
     let mut strings = Strings::new();
@@ -70,7 +73,7 @@ pub fn profile(a: &Analysis, options: &ExportOptions) -> (Profile, u64) {
                 unit: strings.id("nanoseconds"),
             }),
         ),
-        Weight::Blocked => (
+        Weight::Blocked | Weight::Polls => (
             vec![ValueType {
                 r#type: strings.id("blocked"),
                 unit: strings.id("nanoseconds"),
@@ -174,23 +177,26 @@ pub fn profile(a: &Analysis, options: &ExportOptions) -> (Profile, u64) {
         let thread = m.threads.get(&sw.tid);
         let value = match options.weight {
             Weight::Cpu => vec![sw.weight as i64, sw.weight as i64 * period],
-            Weight::Blocked => vec![sw.weight as i64],
+            Weight::Blocked | Weight::Polls => vec![sw.weight as i64],
         };
         let mut label = vec![
             Label {
                 key: tid_key,
                 str: 0,
                 num: i64::from(sw.tid),
+                num_unit: 0,
             },
             Label {
                 key: name_key,
                 str: strings.id(thread.map_or("?", |t| t.name())),
                 num: 0,
+                num_unit: 0,
             },
             Label {
                 key: role_key,
                 str: strings.id(thread.map_or("other", |t| t.role.label())),
                 num: 0,
+                num_unit: 0,
             },
         ];
         // The Tokio task (captures with task ids): `-tagfocus task_id=17` or
@@ -200,12 +206,14 @@ pub fn profile(a: &Analysis, options: &ExportOptions) -> (Profile, u64) {
                 key: task_key,
                 str: 0,
                 num: sw.task as i64,
+                num_unit: 0,
             });
             if let Some(kind) = a.task_kinds.of(sw.task) {
                 label.push(Label {
                     key: kind_key,
                     str: strings.id(&kind.function),
                     num: 0,
+                    num_unit: 0,
                 });
             }
         }
@@ -215,17 +223,7 @@ pub fn profile(a: &Analysis, options: &ExportOptions) -> (Profile, u64) {
             label,
         });
     }
-    let h = &m.header;
-    let (start, _) = w.clip(m);
-    let wall_start = h
-        .clock
-        .realtime_ns
-        .saturating_add(start)
-        .saturating_sub(h.clock.monotonic_ns);
-    let comment = vec![strings.id(&format!(
-        "hud {} · pid {} {} · {}",
-        h.hud_version, h.target.pid, h.target.exe_path, h.host_name
-    ))];
+    let (time_nanos, comment) = time_and_comment(a, options, &mut strings);
     let profile = Profile {
         sample_type,
         sample: samples,
@@ -233,7 +231,7 @@ pub fn profile(a: &Analysis, options: &ExportOptions) -> (Profile, u64) {
         location: locations,
         function: functions,
         string_table: Vec::new(),
-        time_nanos: wall_start as i64,
+        time_nanos,
         duration_nanos: w.length_in(m) as i64,
         period_type,
         period: if options.weight == Weight::Cpu {
@@ -246,6 +244,118 @@ pub fn profile(a: &Analysis, options: &ExportOptions) -> (Profile, u64) {
     };
     let mut profile = profile;
     profile.string_table = strings.table;
+    (profile, events)
+}
+
+/// The window's wall-clock start, and the comment naming hud, the target and the host.
+fn time_and_comment(
+    a: &Analysis,
+    options: &ExportOptions,
+    strings: &mut Strings,
+) -> (i64, Vec<i64>) {
+    let m = &a.model;
+    let h = &m.header;
+    let (start, _) = options.window.clip(m);
+    let wall_start = h
+        .clock
+        .realtime_ns
+        .saturating_add(start)
+        .saturating_sub(h.clock.monotonic_ns);
+    let comment = vec![strings.id(&format!(
+        "hud {} · pid {} {} · {}",
+        h.hud_version, h.target.pid, h.target.exe_path, h.host_name
+    ))];
+    (wall_start as i64, comment)
+}
+
+/// `--weight polls`: the poll durations `--poll-probes` measured, as a profile with one location
+/// per future type (its one function, named as DWARF names the type) and one sample per
+/// duration bucket of it: `polls/count` and `poll_time/nanoseconds` (the bucket's count times its
+/// middle: within half a bucket, 6 %), labels `future` (shortened) and `poll_duration` (the
+/// bucket's lower edge, nanoseconds). So `-top` ranks future types by poll time, `-tags` prints
+/// each one's duration histogram, and `-tagfocus poll_duration=1ms:` keeps the long polls.
+fn poll_profile(a: &Analysis, options: &ExportOptions) -> (Profile, u64) {
+    let m = &a.model;
+    let w = options.window;
+    let (from, to) = w.clip(m);
+    let mut strings = Strings::new();
+    let sample_type = vec![
+        ValueType {
+            r#type: strings.id("polls"),
+            unit: strings.id("count"),
+        },
+        ValueType {
+            r#type: strings.id("poll_time"),
+            unit: strings.id("nanoseconds"),
+        },
+    ];
+    let kinds = crate::analysis::polls::in_window(m, from, to)
+        .map(|p| p.kinds)
+        .unwrap_or_default();
+    let (future_key, duration_key, nanoseconds) = (
+        strings.id("future"),
+        strings.id("poll_duration"),
+        strings.id("nanoseconds"),
+    );
+    let mut functions = Vec::new();
+    let mut locations = Vec::new();
+    let mut samples = Vec::new();
+    for (i, kind) in kinds.iter().enumerate() {
+        let id = i as u64 + 1;
+        functions.push(Function {
+            id,
+            name: strings.id(&kind.future),
+            system_name: strings.id(&kind.future),
+            filename: 0,
+        });
+        locations.push(Location {
+            id,
+            mapping_id: 0,
+            address: 0,
+            line: vec![Line {
+                function_id: id,
+                line: 0,
+            }],
+        });
+        let short = strings.id(&kind.short);
+        for &((low, high), count) in &kind.buckets {
+            let middle = low + (high - low) / 2;
+            samples.push(Sample {
+                location_id: vec![id],
+                value: vec![count as i64, (count as i64).saturating_mul(middle as i64)],
+                label: vec![
+                    Label {
+                        key: future_key,
+                        str: short,
+                        num: 0,
+                        num_unit: 0,
+                    },
+                    Label {
+                        key: duration_key,
+                        str: 0,
+                        num: low as i64,
+                        num_unit: nanoseconds,
+                    },
+                ],
+            });
+        }
+    }
+    let events = samples.len() as u64;
+    let (time_nanos, comment) = time_and_comment(a, options, &mut strings);
+    let profile = Profile {
+        sample_type,
+        sample: samples,
+        mapping: Vec::new(),
+        location: locations,
+        function: functions,
+        string_table: strings.table,
+        time_nanos,
+        duration_nanos: w.length_in(m) as i64,
+        period_type: None,
+        period: 0,
+        comment,
+        default_sample_type: 0,
+    };
     (profile, events)
 }
 

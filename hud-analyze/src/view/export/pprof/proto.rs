@@ -57,6 +57,9 @@ pub struct Label {
     pub str: i64,
     #[prost(int64, tag = "3")]
     pub num: i64,
+    /// The unit of `num` (a string id; 0: none).
+    #[prost(int64, tag = "4")]
+    pub num_unit: i64,
 }
 
 #[derive(Clone, PartialEq, Message)]
