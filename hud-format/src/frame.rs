@@ -46,6 +46,9 @@ pub enum FrameKind {
     Tasks,
     /// Exact poll durations, `--poll-probes` ([`crate::types::Polls`]; format 1.3).
     Polls,
+    /// The Tokio task of each sample and off-CPU episode, aligned with the chunks
+    /// ([`crate::types::ChunkTasks`]; format 1.3).
+    ChunkTasks,
     /// A kind a newer minor version added: its checksummed header gives its length, and readers
     /// skip it (the versioning promise in docs/FORMAT.md).
     Unknown(u8),
@@ -63,6 +66,7 @@ impl FrameKind {
             5 => FrameKind::StackCopies,
             6 => FrameKind::Tasks,
             7 => FrameKind::Polls,
+            8 => FrameKind::ChunkTasks,
             other => FrameKind::Unknown(other),
         })
     }
@@ -76,6 +80,7 @@ impl FrameKind {
             FrameKind::StackCopies => 5,
             FrameKind::Tasks => 6,
             FrameKind::Polls => 7,
+            FrameKind::ChunkTasks => 8,
             FrameKind::Unknown(v) => v,
         }
     }

@@ -15,6 +15,9 @@ pub mod wire;
 
 #[cfg(feature = "capture")]
 pub mod columns;
+
+#[cfg(feature = "capture")]
+pub mod chunk_tasks;
 #[cfg(feature = "capture")]
 pub mod error;
 #[cfg(feature = "capture")]

@@ -304,6 +304,29 @@ pub struct EventTasks {
     pub tick: Vec<u64>,
 }
 
+/// The Tokio task of every sample and off-CPU episode of a run of consecutive chunks, in the
+/// chunks' own order (format 1.3; frame kind 8): no time or thread per row, which
+/// [`EventTasks`] rows spend most of their bytes on (task ids made the busy demo's capture 1.25×
+/// larger that way). A frame follows the chunks it serves, about once a second; readers of 1.2
+/// skip it (their events then have no task).
+///
+/// Chunk `first_seq + i` has `samples[i]` samples and `off_cpu[i]` off-CPU episodes. `task` and
+/// `tick` hold a zigzag varint per sample, in order: the sample's task id ([`EventTasks::task`])
+/// and scheduler tick ([`EventTasks::tick`]) minus those of the previous sample of the same
+/// thread in the same chunk (0 and [`crate::wire::NO_TICK`] before the first); `off_cpu_task`
+/// the same per episode, for the task it blocked in. So a chunk decodes alone
+/// ([`crate::chunk_tasks`]). Task 0: no known task.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[rkyv(derive(Debug))]
+pub struct ChunkTasks {
+    pub first_seq: u32,
+    pub samples: Vec<u32>,
+    pub task: Vec<u8>,
+    pub tick: Vec<u8>,
+    pub off_cpu: Vec<u32>,
+    pub off_cpu_task: Vec<u8>,
+}
+
 /// [`EventTasks::source`] of a recorder that could not read task ids starts with this.
 pub const NO_TASK_IDS: &str = "none: ";
 

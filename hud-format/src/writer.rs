@@ -127,6 +127,12 @@ pub struct CaptureWriter<W: Write> {
     tasks_clock: u64,
     /// Whether the first tasks frame (the one that carries the source) is written.
     tasks_source_written: bool,
+    /// (thread, task, tick) of each sample of the pending chunk, in its order, and (thread,
+    /// task) of each off-CPU episode (format 1.3).
+    chunk_sample_tasks: Vec<(u32, u64, u64)>,
+    chunk_off_cpu_tasks: Vec<(u32, u64)>,
+    /// The events' tasks of the chunks written since the last chunk-tasks frame.
+    chunk_tasks: crate::chunk_tasks::Encoder,
     /// When the pending task rows' first was pushed: like copies, they are written at the first
     /// chunk flush a second after it (a frame per chunk flush cost more in frame overhead than
     /// the rows: +31 % on the busy demo's capture).
@@ -170,6 +176,9 @@ impl<W: Write> CaptureWriter<W> {
             tasks: EventTasks::default(),
             tasks_clock: 0,
             tasks_source_written: false,
+            chunk_sample_tasks: Vec::new(),
+            chunk_off_cpu_tasks: Vec::new(),
+            chunk_tasks: crate::chunk_tasks::Encoder::default(),
             tasks_since: None,
             pending_events: 0,
             stack_nodes: HashMap::new(),
@@ -274,6 +283,27 @@ impl<W: Write> CaptureWriter<W> {
         user: &[u64],
         kernel: &[u64],
     ) -> Result<(), Error> {
+        self.push_sample_in_task(ts_ns, tid, cpu, user, kernel, 0, crate::wire::NO_TICK)
+    }
+
+    /// A cpu-clock sample that ran in Tokio task `task` (0: none known) with its scheduler's
+    /// `tick` ([`crate::wire::NO_TICK`]: not read), written in the chunk's order (format 1.3's
+    /// chunk-tasks frames: no time or thread per row).
+    #[allow(clippy::too_many_arguments)]
+    pub fn push_sample_in_task(
+        &mut self,
+        ts_ns: u64,
+        tid: u32,
+        cpu: u16,
+        user: &[u64],
+        kernel: &[u64],
+        task: u64,
+        tick: u64,
+    ) -> Result<(), Error> {
+        if task != 0 {
+            self.tasks_since.get_or_insert_with(Instant::now);
+        }
+        self.chunk_sample_tasks.push((tid, task, tick));
         let user = self.intern_stack(user);
         let kernel = self.intern_stack(kernel);
         self.uncopied.entry((tid, COPY_OF_SAMPLE)).or_insert(ts_ns);
@@ -300,6 +330,34 @@ impl<W: Write> CaptureWriter<W> {
         user: &[u64],
         kernel: &[u64],
     ) -> Result<(), Error> {
+        self.push_off_cpu_in_task(
+            ts_ns,
+            tid,
+            cpu,
+            (duration_ns, runnable_ns, state),
+            user,
+            kernel,
+            0,
+        )
+    }
+
+    /// An off-CPU episode (`(duration, runnable part, state)`) that blocked in Tokio task `task`
+    /// (0: none known), written in the chunk's order (format 1.3).
+    #[allow(clippy::too_many_arguments)]
+    pub fn push_off_cpu_in_task(
+        &mut self,
+        ts_ns: u64,
+        tid: u32,
+        cpu: u16,
+        (duration_ns, runnable_ns, state): (u64, u64, u32),
+        user: &[u64],
+        kernel: &[u64],
+        task: u64,
+    ) -> Result<(), Error> {
+        if task != 0 {
+            self.tasks_since.get_or_insert_with(Instant::now);
+        }
+        self.chunk_off_cpu_tasks.push((tid, task));
         let user = self.intern_stack(user);
         let kernel = self.intern_stack(kernel);
         self.uncopied.entry((tid, COPY_OF_OFF_CPU)).or_insert(ts_ns);
@@ -482,13 +540,19 @@ impl<W: Write> CaptureWriter<W> {
         let bytes = rkyv::to_bytes::<rkyv::rancor::Error>(&chunk)
             .map_err(|e| Error::Encode(e.to_string()))?;
         self.write_frame(FrameKind::Chunk, &bytes, chunk.start_ns, chunk.end_ns)?;
+        self.chunk_tasks.push_chunk(
+            chunk.seq,
+            &std::mem::take(&mut self.chunk_sample_tasks),
+            &std::mem::take(&mut self.chunk_off_cpu_tasks),
+        );
         // The source as soon as there is one (a live viewer says at once whether ids come), then
         // rows about once a second.
         let tasks_due = !self.tasks_source_written && !self.tasks.source.is_empty()
             || self
                 .tasks_since
                 .is_some_and(|t| t.elapsed() >= COPIES_FRAME_INTERVAL)
-            || self.tasks.tid.len() >= MAX_PENDING_TASK_ROWS;
+            || self.tasks.tid.len() >= MAX_PENDING_TASK_ROWS
+            || self.chunk_tasks.rows() >= MAX_PENDING_TASK_ROWS;
         if tasks_due {
             self.write_tasks(chunk.start_ns, chunk.end_ns)?;
         }
@@ -565,9 +629,15 @@ impl<W: Write> CaptureWriter<W> {
         )
     }
 
-    /// Writes the pending task rows (after the chunks of their events), and the source once.
+    /// Writes the pending task rows (after the chunks of their events), and the source once;
+    /// then the samples' tasks of the chunks written since the last time.
     fn write_tasks(&mut self, start_ns: u64, end_ns: u64) -> Result<(), Error> {
         self.tasks_since = None;
+        if let Some(frame) = self.chunk_tasks.take() {
+            let bytes = rkyv::to_bytes::<rkyv::rancor::Error>(&frame)
+                .map_err(|e| Error::Encode(e.to_string()))?;
+            self.write_frame(FrameKind::ChunkTasks, &bytes, start_ns, end_ns)?;
+        }
         if self.tasks.tid.is_empty() && (self.tasks_source_written || self.tasks.source.is_empty())
         {
             return Ok(());
@@ -636,7 +706,7 @@ impl<W: Write> CaptureWriter<W> {
         }
         let small_side_frame = matches!(
             kind,
-            FrameKind::StackCopies | FrameKind::Tasks | FrameKind::Polls
+            FrameKind::StackCopies | FrameKind::Tasks | FrameKind::Polls | FrameKind::ChunkTasks
         );
         let stored = if small_side_frame && raw.len() <= STRONG_COPIES_LEN {
             // About one a second, and small with leaf windows: worth zstd's harder levels. (The

@@ -420,8 +420,11 @@ fn todays_writer_still_writes_what_the_v1_2_golden_holds() {
     assert_eq!(tasks(&today), tasks(&golden));
 }
 
-/// `testdata/golden/v1.3.hudcap`, written by format 1.3 (`--poll-probes`): v1.2's events and a
-/// polls frame (two probes, a histogram each, one long poll, probing stopped over its budget).
+/// `testdata/golden/v1.3.hudcap`, written by format 1.3: three samples and an off-CPU episode
+/// whose tasks ride in a chunk-tasks frame (samples: task 17 twice with its ticks, then none;
+/// the episode: task 18), and a polls frame
+/// (`--poll-probes`: two probes, a histogram each, one long poll, probing stopped over its
+/// budget).
 fn golden_v1_3_path() -> PathBuf {
     golden_path().with_file_name("v1.3.hudcap")
 }
@@ -479,13 +482,32 @@ fn write_golden_v1_3() -> Vec<u8> {
         CaptureWriter::new(Vec::new(), &expected_header(), WriterOptions::default()).unwrap();
     w.set_task_source(TASK_SOURCE);
     w.push_mapping(mapping()).unwrap();
-    w.push_sample(1_001_000_000, 4242, 1, &USER, &KERNEL)
-        .unwrap();
+    for (ts, task, tick) in GOLDEN_SAMPLE_TASKS {
+        w.push_sample_in_task(ts, 4242, 1, &USER, &KERNEL, task, tick)
+            .unwrap();
+    }
+    w.push_off_cpu_in_task(
+        1_013_000_000,
+        4243,
+        1,
+        (10_000_000, 250_000, 1),
+        &USER,
+        &[],
+        18,
+    )
+    .unwrap();
     w.set_now(1_020_000_000);
     w.flush_chunk().unwrap();
     w.write_polls(&golden_polls()).unwrap();
     w.finish().unwrap()
 }
+
+/// (time, task, tick) of v1.3's samples, all of thread 4242.
+const GOLDEN_SAMPLE_TASKS: [(u64, u64, u64); 3] = [
+    (1_001_000_000, 17, 0x0100_0000_0000_0040),
+    (1_002_000_000, 17, 0x0100_0000_0000_0041),
+    (1_003_000_000, 0, hud_format::wire::NO_TICK),
+];
 
 #[test]
 fn golden_v1_3_reads_back_exactly() {
@@ -503,6 +525,23 @@ fn golden_v1_3_reads_back_exactly() {
         .collect();
     assert_eq!(frames.len(), 1);
     assert_eq!(capture.polls(frames[0]).unwrap(), golden_polls());
+    // The events' tasks: one chunk's rows, in its order.
+    let chunk_tasks = |c: &Capture| -> Vec<_> {
+        c.frames()
+            .iter()
+            .filter(|f| f.header.kind == FrameKind::ChunkTasks)
+            .flat_map(|f| c.chunk_tasks(f).unwrap())
+            .collect()
+    };
+    let rows = chunk_tasks(&capture);
+    assert_eq!(rows.len(), 1);
+    assert_eq!((rows[0].seq, rows[0].samples, rows[0].off_cpu), (0, 3, 1));
+    let expected: Vec<(u64, u64)> = GOLDEN_SAMPLE_TASKS
+        .iter()
+        .map(|&(_, task, tick)| (task, tick))
+        .collect();
+    assert_eq!(rows[0].samples(&[4242; 3]), Some(expected));
+    assert_eq!(rows[0].off_cpu(&[4243]), Some(vec![18]));
     // Today's writer still writes what it holds.
     let today = Capture::from_bytes(write_golden_v1_3()).unwrap();
     assert_eq!(decode(&today), decode(&capture));
@@ -513,4 +552,5 @@ fn golden_v1_3_reads_back_exactly() {
         .map(|f| today.polls(f).unwrap())
         .collect();
     assert_eq!(polls, [golden_polls()]);
+    assert_eq!(chunk_tasks(&today), rows);
 }

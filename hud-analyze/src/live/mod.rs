@@ -151,6 +151,7 @@ impl<'a> Live<'a> {
             }
             Ok(source::Decoded::Tasks(tasks)) => self.builder.push_tasks(&tasks),
             Ok(source::Decoded::Polls(polls)) => self.builder.push_polls(&polls),
+            Ok(source::Decoded::ChunkTasks(rows)) => self.builder.push_chunk_tasks(rows),
             Ok(source::Decoded::Object(part)) => {
                 self.builder.note_embedded_part();
                 self.parts.push(part);

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 
+use hud_format::chunk_tasks::ChunkRows;
 use hud_format::frame::FrameKind;
 use hud_format::reader::{kind_name, Damage, Ending, Stacks};
 use hud_format::types::{
@@ -15,6 +16,7 @@ use hud_format::types::{
 };
 use hud_format::wire::NO_TICK;
 use rayon::slice::ParallelSliceMut;
+use rustc_hash::FxHashMap as HashMap;
 
 use super::{CopyOf, Missing, Model, OffCpu, Sample, StackCopy, State, Thread};
 
@@ -32,9 +34,28 @@ pub struct ModelBuilder {
     implausible: u64,
     /// Task rows (format 1.2) not yet given to their events.
     pending_tasks: Vec<TaskRow>,
+    /// Format 1.3's chunk-tasks rows of chunks not in yet (a whole file gives them first), by
+    /// chunk.
+    early_chunk_tasks: HashMap<u32, ChunkRows>,
+    /// The events of the latest chunks, in their order, for chunk-tasks frames still to come (a
+    /// stream gives them after their chunks); at most [`MAX_KEPT_EVENT_KEYS`].
+    recent_chunks: std::collections::VecDeque<ChunkKeys>,
+    /// Whether the capture can hold chunk-tasks frames (format 1.3 and later).
+    chunk_tasks_possible: bool,
     /// Samples and off-CPU episodes sorted at the last seal (rows after them are new).
     sorted_samples: usize,
     sorted_off_cpu: usize,
+}
+
+/// Keeps a chunk's event keys for its chunk-tasks frame, forgetting the oldest chunks' past
+/// [`MAX_KEPT_EVENT_KEYS`] (their frame never came: a recorder without task ids).
+fn keep_keys(recent: &mut std::collections::VecDeque<ChunkKeys>, keys: ChunkKeys) {
+    recent.push_back(keys);
+    let len = |c: &ChunkKeys| c.samples.len() + c.off_cpu.len();
+    let mut kept: usize = recent.iter().map(len).sum();
+    while kept > MAX_KEPT_EVENT_KEYS && recent.len() > 1 {
+        kept -= recent.pop_front().map_or(0, |c| len(&c));
+    }
 }
 
 /// Sorts `rows` by `key`. The first time (a whole capture) in parallel; after that only the rows
@@ -65,6 +86,16 @@ fn sort_new_rows<T: Send, K: Ord>(
 /// A task row of a tasks frame: (tid, ts, of, task, tick).
 type TaskRow = (u32, u64, u8, u64, u64);
 
+/// Events whose keys wait for their chunk-tasks frame (about a second's worth is needed).
+const MAX_KEPT_EVENT_KEYS: usize = 1 << 20;
+
+/// A chunk's samples and off-CPU episodes, (thread, time) each, in its order.
+struct ChunkKeys {
+    seq: u32,
+    samples: Vec<(u32, u64)>,
+    off_cpu: Vec<(u32, u64)>,
+}
+
 const TASK_ROW_PATIENCE_NS: u64 = 5_000_000_000;
 
 fn plausible_times(start: u64) -> std::ops::RangeInclusive<u64> {
@@ -77,6 +108,9 @@ impl ModelBuilder {
     /// Starts a model for a capture with this header and format version.
     pub fn new(header: Header, version: String) -> Self {
         let start = header.start_ns;
+        let mut numbers = version.split('.').map(|n| n.parse::<u32>().unwrap_or(0));
+        let (major, minor) = (numbers.next().unwrap_or(0), numbers.next().unwrap_or(0));
+        let chunk_tasks_possible = (major, minor) >= (1, 3);
         ModelBuilder {
             model: Model {
                 start,
@@ -100,6 +134,9 @@ impl ModelBuilder {
             expected_seq: 0,
             last_end: None,
             pending_damage: Vec::new(),
+            early_chunk_tasks: HashMap::default(),
+            recent_chunks: Default::default(),
+            chunk_tasks_possible,
             plausible: plausible_times(start),
             implausible: 0,
             pending_tasks: Vec::new(),
@@ -187,17 +224,42 @@ impl ModelBuilder {
             thread = Some(t);
         }
         let s = &c.samples;
+        let o = &c.off_cpu;
+        // The events' tasks (format 1.3): given now when their frame came first, else their keys
+        // wait for it.
+        let (tasks, off_cpu_tasks) = if self.chunk_tasks_possible {
+            let sample_tids: Vec<u32> = s.tid.iter().map(|t| t.to_native()).collect();
+            let off_tids: Vec<u32> = o.tid.iter().map(|t| t.to_native()).collect();
+            match self.early_chunk_tasks.remove(&seq) {
+                Some(rows) => (rows.samples(&sample_tids), rows.off_cpu(&off_tids)),
+                None => {
+                    let keys = ChunkKeys {
+                        seq,
+                        samples: sample_tids.into_iter().zip(s.ts.iter()).collect(),
+                        off_cpu: off_tids.into_iter().zip(o.ts.iter()).collect(),
+                    };
+                    keep_keys(&mut self.recent_chunks, keys);
+                    (None, None)
+                }
+            }
+        } else {
+            (None, None)
+        };
         for (i, ts) in s.ts.iter().enumerate() {
             if !plausible.contains(&ts) {
                 implausible += 1;
                 continue;
             }
+            let (task, tick) = tasks
+                .as_ref()
+                .and_then(|t| t.get(i).copied())
+                .unwrap_or((0, NO_TICK));
             let sample = Sample {
                 ts,
                 tid: s.tid[i].to_native(),
                 stack: m.stacks.local(s.user_stack[i].to_native()),
-                task: 0,
-                tick: NO_TICK,
+                task,
+                tick,
             };
             m.threads
                 .entry(sample.tid)
@@ -205,7 +267,6 @@ impl ModelBuilder {
                 .samples += 1;
             m.samples.push(sample);
         }
-        let o = &c.off_cpu;
         for (i, ts) in o.ts.iter().enumerate() {
             if !plausible.contains(&ts) {
                 implausible += 1;
@@ -221,7 +282,10 @@ impl ModelBuilder {
                 runnable: o.runnable_ns[i].to_native().min(duration),
                 state: o.state[i].to_native(),
                 stack: m.stacks.local(o.user_stack[i].to_native()),
-                task: 0,
+                task: off_cpu_tasks
+                    .as_ref()
+                    .and_then(|t| t.get(i).copied())
+                    .unwrap_or(0),
             };
             m.threads
                 .entry(off.tid)
@@ -412,6 +476,47 @@ impl ModelBuilder {
                 .filter(|(((ts, _), _), _)| plausible.contains(ts))
                 .map(|(((ts, tid), of), (task, tick))| (*tid, ts, *of, *task, *tick)),
         );
+    }
+
+    /// Takes a chunk-tasks frame (format 1.3), cut by chunk: rows of chunks already in become
+    /// pending task rows (their events are found by thread and time), the others wait for their
+    /// chunk.
+    pub fn push_chunk_tasks(&mut self, chunks: Vec<ChunkRows>) {
+        for rows in chunks {
+            while self.recent_chunks.front().is_some_and(|c| c.seq < rows.seq) {
+                self.recent_chunks.pop_front();
+            }
+            let keys = match self.recent_chunks.front() {
+                Some(c) if c.seq == rows.seq => self.recent_chunks.pop_front(),
+                _ => None,
+            };
+            let Some(keys) = keys else {
+                if self.early_chunk_tasks.len() < MAX_KEPT_EVENT_KEYS {
+                    self.early_chunk_tasks.insert(rows.seq, rows);
+                }
+                continue;
+            };
+            let tids = |k: &[(u32, u64)]| k.iter().map(|k| k.0).collect::<Vec<u32>>();
+            let plausible = &self.plausible;
+            if let Some(values) = rows.samples(&tids(&keys.samples)) {
+                self.pending_tasks.extend(
+                    keys.samples
+                        .iter()
+                        .zip(values)
+                        .filter(|((_, ts), (task, _))| *task != 0 && plausible.contains(ts))
+                        .map(|((tid, ts), (task, tick))| (*tid, *ts, COPY_OF_SAMPLE, task, tick)),
+                );
+            }
+            if let Some(values) = rows.off_cpu(&tids(&keys.off_cpu)) {
+                self.pending_tasks.extend(
+                    keys.off_cpu
+                        .iter()
+                        .zip(values)
+                        .filter(|((_, ts), task)| *task != 0 && plausible.contains(ts))
+                        .map(|((tid, ts), task)| (*tid, *ts, COPY_OF_OFF_CPU, task, NO_TICK)),
+                );
+            }
+        }
     }
 
     /// Gives each pending task row to its event (same thread, kind and time); rows whose event

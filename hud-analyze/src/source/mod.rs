@@ -215,6 +215,17 @@ pub fn load_file(capture: &Capture) -> Result<Loaded, AnalyzeError> {
         builder.note_embedded_part();
     }
     let salvage = capture.salvaging();
+    // The events' tasks (format 1.3) before the chunks: each chunk takes its rows as it goes in.
+    for frame in frames
+        .iter()
+        .filter(|f| f.header.kind == FrameKind::ChunkTasks)
+    {
+        match capture.chunk_tasks(frame) {
+            Ok(rows) => builder.push_chunk_tasks(rows),
+            Err(e) if salvage => builder.note_damage(Damage::of_frame(frame, e)),
+            Err(e) => return Err(e.into()),
+        }
+    }
     // Damage found by the scan, fed to the builder in file order between the chunks.
     let mut scan_damage = capture.damage().iter().cloned().peekable();
     let chunks: Vec<FrameRef> = frames
@@ -329,6 +340,7 @@ fn load_opened_stream(stream: Stream) -> Result<Loaded, AnalyzeError> {
             Ok(Decoded::Chunk(chunk)) => builder.push_chunk(chunk.get(), at.offset),
             Ok(Decoded::StackCopies(copies)) => builder.push_stack_copies(copies.get()),
             Ok(Decoded::Tasks(tasks)) => builder.push_tasks(&tasks),
+            Ok(Decoded::ChunkTasks(rows)) => builder.push_chunk_tasks(rows),
             Ok(Decoded::Polls(polls)) => builder.push_polls(&polls),
             Ok(Decoded::Object(part)) => {
                 builder.note_embedded_part();
@@ -361,6 +373,8 @@ pub enum Decoded {
     Tasks(hud_format::types::EventTasks),
     /// Exact poll durations (format 1.3).
     Polls(hud_format::types::Polls),
+    /// The Tokio task of each event of the chunks before it (format 1.3).
+    ChunkTasks(Vec<hud_format::chunk_tasks::ChunkRows>),
     Object((u64, hud_format::types::ObjectPart)),
     /// The index (it only speeds up seeks in files) or a kind from a newer minor version,
     /// skipped as docs/FORMAT.md promises.
@@ -376,6 +390,7 @@ pub fn decode_frame(raw: hud_format::reader::RawFrame) -> Result<Decoded, hud_fo
         FrameKind::StackCopies => Decoded::StackCopies(frame.into_stack_copies()?),
         FrameKind::Tasks => Decoded::Tasks(frame.into_tasks()?),
         FrameKind::Polls => Decoded::Polls(frame.into_polls()?),
+        FrameKind::ChunkTasks => Decoded::ChunkTasks(frame.into_chunk_tasks()?),
         _ => Decoded::Other,
     })
 }

@@ -126,9 +126,44 @@ impl Synth {
         self.writer.push_sample(ts, tid, 0, &a, &[]).unwrap();
     }
 
-    /// A sample that ran in Tokio task `task` (format 1.2), with its scheduler's tick
-    /// (`hud_format::wire::NO_TICK`: not read).
+    /// A sample that ran in Tokio task `task`, with its scheduler's tick
+    /// (`hud_format::wire::NO_TICK`: not read), as the recorder writes it (format 1.3: in a
+    /// chunk-tasks frame).
     pub fn sample_in_task(&mut self, ts: u64, tid: u32, frames: &[Frame], task: u64, tick: u64) {
+        let a = self.addrs(frames);
+        self.writer
+            .push_sample_in_task(ts, tid, 0, &a, &[], task, tick)
+            .unwrap();
+    }
+
+    /// An off-CPU episode that blocked in Tokio task `task`, as the recorder writes it (format
+    /// 1.3: in a chunk-tasks frame).
+    #[allow(clippy::too_many_arguments)]
+    pub fn off_cpu_in_task(
+        &mut self,
+        end: u64,
+        tid: u32,
+        duration: u64,
+        runnable: u64,
+        state: u32,
+        frames: &[Frame],
+        task: u64,
+    ) {
+        let a = self.addrs(frames);
+        self.writer
+            .push_off_cpu_in_task(end, tid, 0, (duration, runnable, state), &a, &[], task)
+            .unwrap();
+    }
+
+    /// The same as format 1.2 wrote it: a row keyed by thread and time in a tasks frame.
+    pub fn sample_in_task_v1_2(
+        &mut self,
+        ts: u64,
+        tid: u32,
+        frames: &[Frame],
+        task: u64,
+        tick: u64,
+    ) {
         self.sample(ts, tid, frames);
         self.writer
             .push_event_task(hud_format::types::COPY_OF_SAMPLE, ts, tid, task, tick);

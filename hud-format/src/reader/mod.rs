@@ -379,6 +379,15 @@ impl Capture {
         tasks_from_payload(frame.offset, &payload)
     }
 
+    /// A chunk-tasks frame (format 1.3), validated and cut by chunk.
+    pub fn chunk_tasks(
+        &self,
+        frame: &FrameRef,
+    ) -> Result<Vec<crate::chunk_tasks::ChunkRows>, Error> {
+        let payload = decode_payload(&self.source, frame)?;
+        chunk_tasks_from_payload(frame.offset, &payload)
+    }
+
     /// A polls frame (format 1.3), validated and read.
     pub fn polls(&self, frame: &FrameRef) -> Result<crate::types::Polls, Error> {
         let payload = decode_payload(&self.source, frame)?;
@@ -674,6 +683,20 @@ pub fn tasks_from_payload(offset: u64, payload: &[u8]) -> Result<crate::types::E
     }
     rkyv::deserialize::<crate::types::EventTasks, rancor::BoxedError>(archived)
         .map_err(|e| invalid(offset, FrameKind::Tasks, e))
+}
+
+/// Validates a decompressed chunk-tasks frame (format 1.3) and cuts it by chunk: its columns
+/// must hold the rows its counts say.
+pub fn chunk_tasks_from_payload(
+    offset: u64,
+    payload: &[u8],
+) -> Result<Vec<crate::chunk_tasks::ChunkRows>, Error> {
+    let archived = rkyv::access::<crate::types::ArchivedChunkTasks, rancor::BoxedError>(payload)
+        .map_err(|e| invalid(offset, FrameKind::ChunkTasks, e))?;
+    crate::chunk_tasks::split(archived).ok_or_else(|| Error::CorruptFrame {
+        offset,
+        reason: "chunk-tasks frame: columns shorter or longer than its counts".into(),
+    })
 }
 
 /// Validates a decompressed polls frame (format 1.3) and reads it: one length per table, and

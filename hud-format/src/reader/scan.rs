@@ -60,6 +60,7 @@ pub fn kind_name(kind: FrameKind) -> String {
         FrameKind::StackCopies => "stack copies".into(),
         FrameKind::Tasks => "tasks".into(),
         FrameKind::Polls => "polls".into(),
+        FrameKind::ChunkTasks => "chunk tasks".into(),
         FrameKind::Unknown(k) => format!("kind-{k}"),
     }
 }

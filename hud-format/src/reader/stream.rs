@@ -61,6 +61,12 @@ impl StreamFrame {
         super::tasks_from_payload(self.offset, &self.payload)
     }
 
+    /// The events' tasks cut by chunk, validated, when this is a chunk-tasks frame (format
+    /// 1.3).
+    pub fn into_chunk_tasks(self) -> Result<Vec<crate::chunk_tasks::ChunkRows>, Error> {
+        super::chunk_tasks_from_payload(self.offset, &self.payload)
+    }
+
     /// The poll durations, validated, when this is a polls frame (format 1.3).
     pub fn into_polls(self) -> Result<crate::types::Polls, Error> {
         super::polls_from_payload(self.offset, &self.payload)

@@ -203,27 +203,19 @@ impl Drain {
                 self.walked_caller.remove(&h.tid);
             }
         }
-        if r.task_id != 0 {
-            let of = if h.kind == kind::SAMPLE {
-                COPY_OF_SAMPLE
-            } else {
-                COPY_OF_OFF_CPU
-            };
-            self.writer
-                .push_event_task(of, h.ts_ns, h.tid, r.task_id, r.tick);
-        }
+        // Its task rides in the chunk's order (no time or thread per row).
         if h.kind == kind::SAMPLE {
-            self.writer.push_sample(h.ts_ns, h.tid, h.cpu, user, kernel)
+            self.writer
+                .push_sample_in_task(h.ts_ns, h.tid, h.cpu, user, kernel, r.task_id, r.tick)
         } else {
-            self.writer.push_off_cpu(
+            self.writer.push_off_cpu_in_task(
                 h.ts_ns,
                 h.tid,
                 h.cpu,
-                r.duration_ns,
-                r.runnable_ns,
-                r.state,
+                (r.duration_ns, r.runnable_ns, r.state),
                 user,
                 kernel,
+                r.task_id,
             )
         }
         .map_err(write_error)
