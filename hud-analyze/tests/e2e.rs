@@ -225,8 +225,9 @@ fn a_planted_long_poll_among_busy_short_polls_is_found() {
 }
 
 /// Six tasks of one future type, of which one blocks: the blocker names that task's id (the one
-/// the workload printed with `tokio::task::id()`) and no other, on a multi-thread runtime and on
-/// a current_thread runtime on a thread of its own, built without frame pointers.
+/// the workload printed with `tokio::task::id()`) and no other, on a multi-thread runtime, on
+/// a current_thread runtime on a thread of its own, and with both runtimes in one process (the
+/// blocker on the current_thread one), built without frame pointers.
 #[test]
 fn the_blocker_names_the_one_task_that_blocked() {
     let _serial = serial();
@@ -234,7 +235,12 @@ fn the_blocker_names_the_one_task_that_blocked() {
     if !ebpf_ready(&[binary.clone(), record_binary()]) {
         return;
     }
-    for (runtime, blocker) in [(None, 3usize), (Some("--current-thread"), 5)] {
+    for (runtime, blocker) in [
+        (None, 3usize),
+        (Some("--current-thread"), 5),
+        (Some("--two-runtimes"), 8),
+    ] {
+        let two = runtime == Some("--two-runtimes");
         let dir = tempfile::tempdir().unwrap();
         let ids_path = dir.path().join("ids");
         let blocker_arg = blocker.to_string();
@@ -255,7 +261,7 @@ fn the_blocker_names_the_one_task_that_blocked() {
                 (f[1].parse().unwrap(), f[2].parse().unwrap())
             })
             .collect();
-        assert_eq!(ids.len(), 6, "{ids:?}");
+        assert_eq!(ids.len(), if two { 12 } else { 6 }, "{ids:?}");
         let blocking_id = ids.iter().find(|(i, _)| *i == blocker).unwrap().1;
         let report = report_json(&recorded.capture);
         let tasks = &report["tasks"];
@@ -326,6 +332,34 @@ fn the_blocker_names_the_one_task_that_blocked() {
             .iter()
             .filter(|t| t["id"].as_u64() != Some(blocking_id))
             .all(|t| t["blocked_ms"].as_f64() == Some(0.0)));
+        if two {
+            // Each runtime's threads in their role, and the blocker on the current_thread one.
+            let roles: Vec<(&str, &str)> = report["workers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|w| (w["name"].as_str().unwrap(), w["role"].as_str().unwrap()))
+                .collect();
+            assert!(
+                roles.contains(&("side-loop", "current_thread")),
+                "{roles:?}"
+            );
+            assert_eq!(
+                roles
+                    .iter()
+                    .filter(|r| **r == ("conn-worker", "worker"))
+                    .count(),
+                2,
+                "{roles:?}"
+            );
+            let threads: Vec<u64> = b["threads"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t.as_u64().unwrap())
+                .collect();
+            assert_eq!(threads.len(), 1, "{:#}", b);
+        }
     }
 }
 

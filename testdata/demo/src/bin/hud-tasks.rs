@@ -3,13 +3,16 @@
 //! Every session loops: waits 10 ms (asynchronously), computes about 0.2 ms, and, for the session
 //! numbered `--blocker N` (3 by default) only, sleeps 8 ms with `std::thread::sleep`
 //! (`blocking_pause`). Threads are named `conn-worker` (or one `tasks-loop` thread with
-//! `--current-thread`). With `--ids PATH`, each session writes `session INDEX TASK_ID` when it
+//! `--current-thread`). With `--two-runtimes`, both at once in one process: sessions 0–5 on the
+//! multi-thread runtime (`conn-worker`), sessions 6–11 on a current_thread runtime on a thread
+//! named `side-loop`. With `--ids PATH`, each session writes `session INDEX TASK_ID` when it
 //! starts (`tokio::task::id()`), so a test can tell which task blocked.
 //!
 //! Ground truth (testdata/demo/GROUND_TRUTH.md): one sleep blocker blamed on `blocking_pause`,
 //! in the task of session `--blocker` and no other.
 //!
-//! Usage: hud-tasks [--seconds N] [--blocker N] [--ids PATH] [--current-thread] [--quiet].
+//! Usage: hud-tasks [--seconds N] [--blocker N] [--ids PATH] [--current-thread | --two-runtimes]
+//! [--quiet].
 
 use std::hint::black_box;
 use std::io::Write;
@@ -24,12 +27,14 @@ fn main() {
     let mut blocker = 3usize;
     let mut ids: Option<String> = None;
     let mut current_thread = false;
+    let mut two_runtimes = false;
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--seconds" => seconds = hud_demo::number(&mut args, "--seconds"),
             "--blocker" => blocker = hud_demo::number(&mut args, "--blocker") as usize,
             "--ids" => ids = Some(args.next().expect("--ids PATH")),
             "--current-thread" => current_thread = true,
+            "--two-runtimes" => two_runtimes = true,
             "--quiet" => {}
             other => {
                 eprintln!("hud-tasks: unknown argument {other}");
@@ -37,12 +42,7 @@ fn main() {
             }
         }
     }
-    let runtime = if current_thread {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("tokio runtime")
-    } else {
+    let multi_thread = || {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("conn-worker")
@@ -50,30 +50,50 @@ fn main() {
             .build()
             .expect("tokio runtime")
     };
-    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
-    let run = move || {
-        runtime.block_on(async move {
-            let handles: Vec<_> = (0..SESSIONS)
-                .map(|index| tokio::spawn(session(index, index == blocker, ids.clone(), deadline)))
-                .collect();
-            for h in handles {
-                let _ = h.await;
-            }
-        })
+    let current = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("tokio runtime")
     };
-    if current_thread {
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let sessions = move |runtime: tokio::runtime::Runtime, first: usize, ids: Option<String>| {
+        move || {
+            runtime.block_on(async move {
+                let handles: Vec<_> = (first..first + SESSIONS)
+                    .map(|index| {
+                        tokio::spawn(session(index, index == blocker, ids.clone(), deadline))
+                    })
+                    .collect();
+                for h in handles {
+                    let _ = h.await;
+                }
+            })
+        }
+    };
+    let on_thread = |name: &str, run: Box<dyn FnOnce() + Send>| {
         std::thread::Builder::new()
-            .name("tasks-loop".into())
+            .name(name.into())
             .spawn(run)
             .expect("the runtime's thread")
+    };
+    if two_runtimes {
+        let side = on_thread(
+            "side-loop",
+            Box::new(sessions(current(), SESSIONS, ids.clone())),
+        );
+        sessions(multi_thread(), 0, ids)();
+        side.join().expect("the side runtime ran");
+    } else if current_thread {
+        on_thread("tasks-loop", Box::new(sessions(current(), 0, ids)))
             .join()
             .expect("the runtime's thread ran");
     } else {
-        run();
+        sessions(multi_thread(), 0, ids)();
     }
 }
 
-/// One session: all six are this future type; only the blocker's sleeps block.
+/// One session: all are this future type; only the blocker's sleeps block.
 async fn session(index: usize, blocks: bool, ids: Option<String>, deadline: Instant) {
     if let Some(path) = ids {
         let line = format!("session {index} {}\n", tokio::task::id());
