@@ -223,7 +223,11 @@ fn pprof_polls_are_a_histogram_per_future_type() {
         vec![("polls", "count"), ("poll_time", "nanoseconds")]
     );
     assert_eq!(p.sample.len(), 3, "a sample per bucket with polls");
-    let functions: HashMap<u64, &str> = p.function.iter().map(|f| (f.id, s(f.name))).collect();
+    let functions: HashMap<u64, &str> = p
+        .function
+        .iter()
+        .map(|f| (f.id, s(f.system_name)))
+        .collect();
     let mut per_future: HashMap<&str, (i64, i64)> = HashMap::new();
     for x in &p.sample {
         let location = p

@@ -269,7 +269,8 @@ fn time_and_comment(
 }
 
 /// `--weight polls`: the poll durations `--poll-probes` measured, as a profile with one location
-/// per future type (its one function, named as DWARF names the type) and one sample per
+/// per future type (its one function: the shortened type, generics in ‹›, and the type as DWARF
+/// names it as the system name) and one sample per
 /// duration bucket of it: `polls/count` and `poll_time/nanoseconds` (the bucket's count times its
 /// middle: within half a bucket, 6 %), labels `future` (shortened) and `poll_duration` (the
 /// bucket's lower edge, nanoseconds). So `-top` ranks future types by poll time, `-tags` prints
@@ -302,9 +303,12 @@ fn poll_profile(a: &Analysis, options: &ExportOptions) -> (Profile, u64) {
     let mut samples = Vec::new();
     for (i, kind) in kinds.iter().enumerate() {
         let id = i as u64 + 1;
+        // pprof shortens names by dropping `<…>`, which would make every `Timed<F>` one
+        // function: generics are shown in ‹›, the DWARF name is the system name.
+        let shown = kind.short.replace('<', "‹").replace('>', "›");
         functions.push(Function {
             id,
-            name: strings.id(&kind.future),
+            name: strings.id(&shown),
             system_name: strings.id(&kind.future),
             filename: 0,
         });

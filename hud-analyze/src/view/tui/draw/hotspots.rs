@@ -197,9 +197,14 @@ fn draw_tasks(frame: &mut Frame, area: Rect, state: &State, s: &Snapshot, theme:
                     at(t.last_seen)
                 )),
                 Cell::from(Line::from(vec![
+                    // The runtime's own tasks (a worker's loop) dimmed: their CPU is the
+                    // scheduler's.
                     Span::styled(
                         kind,
-                        if t.kind.is_some() {
+                        if t.kind
+                            .as_deref()
+                            .is_some_and(crate::analysis::frames::is_user)
+                        {
                             theme.user_code()
                         } else {
                             theme.dim()
