@@ -17,7 +17,7 @@ use hud_format::wire::{
 use super::shared::{
     count, count_n, cpu, field, fill_stacks, now, pid_of, slept, state_of, stopped, task_index,
     BATCHES, EVENTS, KERNEL_STACKS, NO_WAKEUP, OFFCPU_PENDING, OFFCPU_THRESHOLD_NS,
-    OFF_SWITCH_NEXT_PID, OFF_SWITCH_PREV_PID, OFF_SWITCH_PREV_STATE, SLOTS, SWITCH_RECORD_BYTES,
+    OFF_SWITCH_NEXT_PID, OFF_SWITCH_PREV_PID, OFF_SWITCH_PREV_STATE, SWITCH_RECORD_BYTES,
     TARGET_TGID, TASKS, ZERO,
 };
 use super::sys_exit::send_due;
@@ -122,7 +122,7 @@ pub fn hud_sched_switch(ctx: TracePointContext) -> u32 {
     let next_pid: u32 = field(&record, OFF_SWITCH_NEXT_PID.load());
     let prev = if current_tgid == TARGET_TGID.load() && prev_pid != 0 {
         let state = field::<i64>(&record, OFF_SWITCH_PREV_STATE.load()) as u32;
-        Some((prev_pid, state))
+        Some((prev_pid, state, state_of(prev_pid)))
     } else {
         None
     };
@@ -145,17 +145,25 @@ pub fn hud_sched_switch_raw(ctx: RawTracePointContext) -> i32 {
     );
     let prev = if (pid_tgid >> 32) as u32 == TARGET_TGID.load() && pid_tgid as u32 != 0 {
         let tid = pid_tgid as u32;
+        // Looked up once for the cache and for the switch.
+        let state = state_of(tid);
         // Cached only while the thread has a slot: its last switch-out, after its exit cleared
         // the entry, must not put it back.
-        let live = SLOTS.get(tid).is_some_and(|slot| *slot != 0);
-        if let Some(e) = TASKS.get_ptr_mut(task_index(prev_task)).filter(|_| live) {
+        if let Some(e) = TASKS
+            .get_ptr_mut(task_index(prev_task))
+            .filter(|_| state.is_some())
+        {
             // SAFETY: a cache entry; a race with another CPU at worst costs a later miss.
+            // Written only when it changes: other CPUs read it at each switch-in, and a store
+            // of the same values would still take their copy of the line away.
             unsafe {
-                (*e).task = prev_task;
-                (*e).tid = tid;
+                if (*e).task != prev_task || (*e).tid != tid {
+                    (*e).task = prev_task;
+                    (*e).tid = tid;
+                }
             }
         }
-        Some((tid, reported_state(preempt, raw_state)))
+        Some((tid, reported_state(preempt, raw_state), state))
     } else {
         None
     };
@@ -191,10 +199,14 @@ pub(super) fn reported_state(preempt: bool, state: u32) -> u32 {
     }
 }
 
-/// A switch: `prev` (tid, reported state) when a target thread leaves, `next_pid` the incoming
-/// task (filtered by `SLOTS`).
+/// A switch: `prev` (tid, reported state, its state entry when it has a slot) when a target
+/// thread leaves, `next_pid` the incoming task (filtered by `SLOTS`).
 #[inline(always)]
-pub(super) fn on_switch<C: EbpfContext>(ctx: &C, prev: Option<(u32, u32)>, next_pid: u32) {
+pub(super) fn on_switch<C: EbpfContext>(
+    ctx: &C,
+    prev: Option<(u32, u32, Option<*mut ThreadState>)>,
+    next_pid: u32,
+) {
     let next = if next_pid != 0 {
         state_of(next_pid)
     } else {
@@ -204,24 +216,22 @@ pub(super) fn on_switch<C: EbpfContext>(ctx: &C, prev: Option<(u32, u32)>, next_
         return;
     }
     let ts = now();
-    let (out_tid, out_state) = prev.unwrap_or((0, 0));
+    let (out_tid, out_state) = prev.map_or((0, 0), |(tid, state, _)| (tid, state));
     push_switch(
         ts,
         out_tid,
         out_state,
         if next.is_some() { next_pid } else { 0 },
     );
-    if let Some((prev_pid, state)) = prev {
-        if let Some(t) = state_of(prev_pid) {
-            // SAFETY: map value of this thread; only its own switches write these fields.
-            unsafe {
-                (*t).left_ns = ts;
-                (*t).woken_ns = 0;
-                (*t).state = state;
-            }
-            if KERNEL_STACKS.load() != 0 && slept(state) {
-                park_stacks(ctx, prev_pid);
-            }
+    if let Some((prev_pid, state, Some(t))) = prev {
+        // SAFETY: map value of this thread; only its own switches write these fields.
+        unsafe {
+            (*t).left_ns = ts;
+            (*t).woken_ns = 0;
+            (*t).state = state;
+        }
+        if KERNEL_STACKS.load() != 0 && slept(state) {
+            park_stacks(ctx, prev_pid);
         }
     }
     if let Some(t) = next {
