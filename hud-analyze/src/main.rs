@@ -172,6 +172,8 @@ enum RootArg {
     Thread,
     /// The thread's role.
     Role,
+    /// The Tokio task's kind (captures with task ids).
+    Task,
 }
 
 #[derive(clap::Args)]
@@ -383,6 +385,7 @@ fn export(args: ExportArgs) -> ExitCode {
             RootArg::None => Root::None,
             RootArg::Thread => Root::Thread,
             RootArg::Role => Root::Role,
+            RootArg::Task => Root::Task,
         },
         flame_chart: args.flame_chart,
     };

@@ -67,6 +67,34 @@ fn folded_blocked_time_is_in_microseconds_with_a_thread_root() {
     assert!(sleep.0.starts_with("app-worker-0 (10);"), "{}", sleep.0);
 }
 
+/// `--root task`: each stack under its Tokio task's kind, `[no task]` outside one.
+#[test]
+fn folded_stacks_can_root_at_their_task_kind() {
+    let mut s = Synth::new();
+    s.thread(10, "tokio-runtime-worker");
+    s.writer.set_task_source("tokio CONTEXT.current_task_id");
+    let work = in_task(vec![user("app::serve::{{closure}}", 12)]);
+    for i in 0..3u64 {
+        s.sample_in_task(START + (10 + 10 * i) * MS, 10, &work, 5, i);
+    }
+    s.sample(START + 60 * MS, 10, &parked());
+    let a = s.analyze();
+    let options = ExportOptions {
+        root: Root::Task,
+        ..ExportOptions::default()
+    };
+    let lines = folded(&a, &options);
+    let rooted = |prefix: &str| -> u64 {
+        lines
+            .iter()
+            .filter(|(l, _)| l.starts_with(prefix))
+            .map(|(_, n)| n)
+            .sum()
+    };
+    assert_eq!(rooted("task: app::serve::{{closure}};"), 3, "{lines:?}");
+    assert_eq!(rooted("[no task];"), 1, "{lines:?}");
+}
+
 #[test]
 fn svg_flame_graphs_and_charts_are_well_formed() {
     let a = busy_service().analyze();

@@ -80,14 +80,14 @@ pub fn stack_weights(
 }
 
 /// Single events in time order (one sample, or one episode), for flame charts: (time, stack,
-/// thread, weight).
+/// thread, weight, task).
 pub fn events_in_order(
     model: &Model,
     weight: Weight,
     threads: Option<&[u32]>,
     from: u64,
     to: u64,
-) -> Vec<(u64, u32, u32, u64)> {
+) -> Vec<(u64, u32, u32, u64, u64)> {
     let mut out = Vec::new();
     for &tid in model.threads.keys() {
         if threads.is_some_and(|t| !t.contains(&tid)) {
@@ -98,14 +98,14 @@ pub fn events_in_order(
                 model
                     .samples_in(tid, from, to)
                     .iter()
-                    .map(|s| (s.ts, s.stack, tid, 1)),
+                    .map(|s| (s.ts, s.stack, tid, 1, s.task)),
             ),
             Weight::Blocked => out.extend(
                 model
                     .off_cpu_of(tid)
                     .iter()
                     .filter(|o| o.start() < to && o.end > from && o.blocked() > 0)
-                    .map(|o| (o.start(), o.stack, tid, o.blocked())),
+                    .map(|o| (o.start(), o.stack, tid, o.blocked(), o.task)),
             ),
             Weight::Polls => {}
         }

@@ -25,7 +25,7 @@ pub fn lines(a: &Analysis, options: &ExportOptions) -> (Vec<(String, u64)>, u64)
         .par_iter()
         .filter_map(|sw| {
             let value = folded_value(options.weight, sw.weight);
-            (value > 0).then(|| (stack_line(a, options, sw.tid, sw.stack), value))
+            (value > 0).then(|| (stack_line(a, options, sw.tid, sw.task, sw.stack), value))
         })
         .collect();
     let events = lines.len() as u64;
@@ -40,15 +40,22 @@ pub fn lines(a: &Analysis, options: &ExportOptions) -> (Vec<(String, u64)>, u64)
     (lines, events)
 }
 
-/// One stack as a folded line (without its weight): outermost frame first, inline frames as
-/// frames, `;` inside a name (`[u8; 4]`) as `:`.
-pub fn stack_line(a: &Analysis, options: &ExportOptions, tid: u32, stack: u32) -> String {
+/// One stack of thread `tid` in Tokio task `task` (0: none known) as a folded line (without its
+/// weight): outermost frame first, inline frames as frames, `;` inside a name (`[u8; 4]`) as
+/// `:`.
+pub fn stack_line(
+    a: &Analysis,
+    options: &ExportOptions,
+    tid: u32,
+    task: u64,
+    stack: u32,
+) -> String {
     let frames: Vec<&str> = a
         .symbols
         .frames(&a.model, stack)
         .map(|f| &*f.function)
         .collect();
-    let root = root_of(a, options.root, tid);
+    let root = root_of(a, options.root, tid, task);
     let mut line = String::with_capacity(frames.iter().map(|f| f.len() + 1).sum::<usize>() + 32);
     let mut push = |name: &str| {
         if !line.is_empty() {

@@ -60,6 +60,8 @@ pub enum Root {
     Thread,
     /// The thread's role (worker, blocking pool, …).
     Role,
+    /// The Tokio task's kind (`task: FUTURE`; captures with task ids), `[no task]` outside one.
+    Task,
 }
 
 /// What to export.
@@ -132,8 +134,8 @@ fn folded_value(weight: Weight, value: u64) -> u64 {
     }
 }
 
-/// The root frame of a thread's stacks, if any.
-fn root_of(analysis: &Analysis, root: Root, tid: u32) -> Option<String> {
+/// The root frame of a thread's stacks in a task (0: none known), if any.
+fn root_of(analysis: &Analysis, root: Root, tid: u32, task: u64) -> Option<String> {
     let thread = analysis.model.threads.get(&tid);
     match root {
         Root::None => None,
@@ -142,5 +144,10 @@ fn root_of(analysis: &Analysis, root: Root, tid: u32) -> Option<String> {
             thread.map_or("?", |t| t.name()).replace(';', ":")
         )),
         Root::Role => Some(thread.map_or("other", |t| t.role.label()).to_string()),
+        Root::Task if task == 0 => Some("[no task]".into()),
+        Root::Task => Some(match analysis.task_kinds.of(task) {
+            Some(kind) => format!("task: {}", kind.function),
+            None => "task: kind unknown".into(),
+        }),
     }
 }

@@ -34,9 +34,9 @@ pub fn write(
         let n = events.len() as u64;
         let lines = events
             .par_iter()
-            .filter_map(|&(_, stack, tid, weight)| {
+            .filter_map(|&(_, stack, tid, weight, task)| {
                 let value = super::folded_value(options.weight, weight);
-                (value > 0).then(|| with_value(stack_line(a, options, tid, stack), value))
+                (value > 0).then(|| with_value(stack_line(a, options, tid, task, stack), value))
             })
             .collect();
         (lines, n)
