@@ -45,6 +45,9 @@ enum Command {
     Tui(TuiArgs),
     /// Files for other tools: Perfetto and Chrome timelines, pprof, folded stacks, SVG flame graphs.
     Export(ExportArgs),
+    /// What changed between two captures: blockers new, gone, grown or shrunk (judged against
+    /// noise), CPU hotspots that moved, runtime threads; a CI gate on new blockers.
+    Diff(DiffArgs),
     /// What a capture holds: target, host, duration, threads, event counts, losses.
     Info {
         /// The capture file (`-` for standard input, read as it arrives).
@@ -87,11 +90,24 @@ fn existing_path(text: &str) -> Result<PathBuf, String> {
     }
 }
 
-/// Where symbols come from and what counts as blocking: shared by `report` and `tui`.
+/// A capture, where symbols come from and what counts as blocking: shared by `report` and `tui`.
 #[derive(clap::Args)]
 struct AnalysisArgs {
     /// The capture file (`-` for standard input, read as it arrives).
     capture: PathBuf,
+    #[command(flatten)]
+    how: HowArgs,
+}
+
+impl AnalysisArgs {
+    fn options(&self) -> Options {
+        self.how.options()
+    }
+}
+
+/// Where symbols come from and what counts as blocking.
+#[derive(clap::Args)]
+struct HowArgs {
     /// Use this file for an object (matched by build-id, or by file name). Repeatable.
     #[arg(long = "binary", value_name = "PATH", value_parser = existing_path)]
     binaries: Vec<PathBuf>,
@@ -108,7 +124,7 @@ struct AnalysisArgs {
     read: ReadArgs,
 }
 
-impl AnalysisArgs {
+impl HowArgs {
     fn options(&self) -> Options {
         Options {
             search: SearchPaths {
@@ -206,6 +222,43 @@ struct ExportArgs {
     /// SVG: a flame chart (time order) instead of a flame graph.
     #[arg(long)]
     flame_chart: bool,
+}
+
+#[derive(clap::Args)]
+struct DiffArgs {
+    /// The capture compared against (before the change).
+    base: PathBuf,
+    /// The capture after the change.
+    new: PathBuf,
+    #[command(flatten)]
+    how: HowArgs,
+    /// The base's window: from this time after its start.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    base_from: Option<Duration>,
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    base_to: Option<Duration>,
+    /// The new capture's window.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    from: Option<Duration>,
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    to: Option<Duration>,
+    /// Print JSON (schema hud.diff/1, docs/DIFF.md) instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Exit 12 when a blocker is new beyond noise with at least --min-total of blocking in the
+    /// new window (a CI gate).
+    #[arg(long)]
+    fail_on_new_blocker: bool,
+    /// Exit 13 when a blocker grew beyond noise by at least this many percent of blocked time
+    /// per second.
+    #[arg(long, value_name = "PERCENT")]
+    fail_on_growth: Option<f64>,
+    /// The least blocking in the new window a new blocker needs to fail the gate.
+    #[arg(long, value_name = "DURATION", default_value = "20ms", value_parser = parse_duration)]
+    min_total: Duration,
+    /// Compare captures of two different programs (by function names).
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(clap::Args)]
@@ -310,6 +363,7 @@ fn main() -> ExitCode {
         Command::Report(args) => report(args),
         Command::Tui(args) => tui(args),
         Command::Export(args) => export(args),
+        Command::Diff(args) => diff(args),
     }
 }
 
@@ -547,6 +601,113 @@ fn fail(e: AnalyzeError) -> ExitCode {
 
 fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+fn diff(args: DiffArgs) -> ExitCode {
+    use hud_analyze::analysis::diff::{self, Change, DiffOptions, Side};
+    use hud_analyze::view::diff::{render, DiffOut};
+    let observer = Terminal::new();
+    let analyze = |path: &PathBuf| pipeline::analyze_path(path, args.how.options(), &observer);
+    let (base, new) = match (analyze(&args.base), analyze(&args.new)) {
+        (Ok(b), Ok(n)) => (b, n),
+        (Err(e), _) | (_, Err(e)) => return fail(e),
+    };
+    let program = |a: &hud_analyze::analysis::Analysis| {
+        std::path::Path::new(&a.model.header.target.exe_path)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    let mut notes = Vec::new();
+    if program(&base) != program(&new) {
+        if !args.force {
+            eprintln!(
+                "hud-analyze: the captures are of two programs ({} and {}): compare them anyway                  with --force (blockers are then matched by function names only)",
+                program(&base),
+                program(&new)
+            );
+            return ExitCode::from(2);
+        }
+        notes.push(format!(
+            "two programs ({} and {}), compared by function names (--force)",
+            program(&base),
+            program(&new)
+        ));
+    }
+    let ranking = Ranking {
+        top: usize::MAX,
+        all_frames: false,
+    };
+    let window =
+        |a: &hud_analyze::analysis::Analysis, from: Option<Duration>, to: Option<Duration>| {
+            Window::relative(&a.model, from.map(nanos), to.map(nanos))
+        };
+    let base_findings = base.findings(window(&base, args.base_from, args.base_to), ranking);
+    let new_findings = new.findings(window(&new, args.from, args.to), ranking);
+    let options = DiffOptions::default();
+    let mut d = diff::diff(
+        Side {
+            analysis: &base,
+            findings: &base_findings,
+        },
+        Side {
+            analysis: &new,
+            findings: &new_findings,
+        },
+        &options,
+    );
+    d.notes.extend(notes);
+    let out = DiffOut::build(
+        &d,
+        &options,
+        &args.base.display().to_string(),
+        &args.new.display().to_string(),
+    );
+    if args.json {
+        emit(&(out.to_json() + "\n"));
+    } else {
+        emit(&render(&out));
+    }
+    let min_total = nanos(args.min_total);
+    if args.fail_on_new_blocker {
+        let new: Vec<_> = d
+            .changed(Change::New)
+            .filter(|b| b.new.as_ref().is_some_and(|s| s.total_ns >= min_total))
+            .collect();
+        for b in &new {
+            eprintln!(
+                "hud-analyze: new blocker: {} {} ({} episodes)",
+                b.kind.name(),
+                b.function,
+                b.new.as_ref().map_or(0, |s| s.count)
+            );
+        }
+        if !new.is_empty() {
+            return ExitCode::from(12);
+        }
+    }
+    if let Some(percent) = args.fail_on_growth {
+        let grown: Vec<_> = d
+            .changed(Change::Grown)
+            .filter(|b| {
+                let (Some(base), Some(new)) = (&b.base, &b.new) else {
+                    return false;
+                };
+                new.ms_per_second >= base.ms_per_second * (1.0 + percent / 100.0)
+            })
+            .collect();
+        for b in &grown {
+            eprintln!(
+                "hud-analyze: blocker grew past {percent} %: {} {}",
+                b.kind.name(),
+                b.function
+            );
+        }
+        if !grown.is_empty() {
+            return ExitCode::from(13);
+        }
+    }
+    ExitCode::SUCCESS
 }
 
 fn report(args: ReportArgs) -> ExitCode {

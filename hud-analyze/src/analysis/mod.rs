@@ -6,6 +6,7 @@ pub mod classify;
 pub mod coverage;
 pub mod detect;
 pub mod diagnostics;
+pub mod diff;
 pub mod earlier;
 pub mod frames;
 pub mod hotspots;

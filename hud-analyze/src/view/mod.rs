@@ -3,6 +3,7 @@
 //! `export` (files for other tools). They word things alike through `wording` and convert units
 //! through `units`, never by importing from each other.
 
+pub mod diff;
 pub mod export;
 pub mod info;
 pub mod report;

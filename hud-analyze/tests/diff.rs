@@ -1,0 +1,199 @@
+//! `hud-analyze diff` on synthetic pairs: each change it can call (new, gone, grown, shrunk,
+//! same), a blocker whose line moved in a rebuild, and how often two captures of one unchanged
+//! service are called different (never, at the default α).
+
+mod support;
+
+use hud_analyze::analysis::diff::{diff, Change, DiffOptions, Side};
+use hud_analyze::analysis::Analysis;
+use hud_analyze::symbols::Frame;
+use hud_analyze::view::diff::{render, DiffOut};
+use support::*;
+
+/// Recordings of this length.
+const SECONDS: u64 = 10;
+
+/// A blocker: `count` sleeps of about `ms` milliseconds (spread by `jitter`, 0–1) in
+/// `function` at `line`, spread over the recording.
+struct Planted {
+    function: &'static str,
+    line: u32,
+    count: u64,
+    ms: u64,
+}
+
+/// A worker thread blocked as `planted` says; `seed` varies the durations as runs do.
+fn service(planted: &[Planted], seed: u64) -> Analysis {
+    let mut s = Synth::new();
+    s.thread(10, "tokio-runtime-worker");
+    let mut rng = hud_format::synth::Rng::new(seed);
+    let mut ends: Vec<(u64, Vec<Frame>, u64)> = Vec::new();
+    for p in planted {
+        let stack = in_task(vec![lib("std::thread::sleep"), user(p.function, p.line)]);
+        for i in 0..p.count {
+            let duration = p.ms * MS + rng.below(p.ms * MS / 5 + 1);
+            let end = START + (i * SECONDS * 1_000 / p.count + 50 + rng.below(20)) * MS;
+            ends.push((end, stack.clone(), duration));
+        }
+    }
+    ends.sort_by_key(|e| e.0);
+    for (end, stack, duration) in ends {
+        s.off_cpu(end, 10, duration, 0, 1, &stack);
+    }
+    s.sample(START + SECONDS * 1_000 * MS, 10, &parked());
+    s.analyze()
+}
+
+fn compare(base: &Analysis, new: &Analysis) -> hud_analyze::analysis::diff::Diff {
+    let (fb, fnew) = (whole(base), whole(new));
+    diff(
+        Side {
+            analysis: base,
+            findings: &fb,
+        },
+        Side {
+            analysis: new,
+            findings: &fnew,
+        },
+        &DiffOptions::default(),
+    )
+}
+
+fn change_of(d: &hud_analyze::analysis::diff::Diff, function: &str) -> (Change, bool) {
+    let b = d
+        .blockers
+        .iter()
+        .find(|b| &*b.function == function)
+        .unwrap_or_else(|| panic!("{function} not compared: {:#?}", d.blockers));
+    (b.change, b.beyond_noise)
+}
+
+#[test]
+fn every_change_is_called_and_moved_lines_still_match() {
+    let p = |function, line, count, ms| Planted {
+        function,
+        line,
+        count,
+        ms,
+    };
+    let base = service(
+        &[
+            p("app::steady", 40, 50, 5),
+            p("app::contended", 60, 30, 5),
+            p("app::removed", 80, 40, 3),
+            p("app::slower_before", 100, 40, 20),
+            p("app::rebuilt", 120, 40, 4),
+        ],
+        1,
+    );
+    let new = service(
+        &[
+            p("app::steady", 40, 50, 5),
+            p("app::contended", 60, 150, 5),
+            p("app::added", 90, 40, 6),
+            p("app::slower_before", 100, 40, 5),
+            // The same blocker, its line moved by an edit above it.
+            p("app::rebuilt", 123, 40, 4),
+        ],
+        2,
+    );
+    let d = compare(&base, &new);
+    assert_eq!(change_of(&d, "app::steady"), (Change::Same, false));
+    assert_eq!(change_of(&d, "app::contended"), (Change::Grown, true));
+    assert_eq!(change_of(&d, "app::removed"), (Change::Gone, true));
+    assert_eq!(change_of(&d, "app::added"), (Change::New, true));
+    assert_eq!(change_of(&d, "app::slower_before"), (Change::Shrunk, true));
+    assert_eq!(change_of(&d, "app::rebuilt"), (Change::Same, false));
+    let rebuilt = d
+        .blockers
+        .iter()
+        .find(|b| &*b.function == "app::rebuilt")
+        .unwrap();
+    assert_eq!(rebuilt.line_moved(), Some((120, 123)));
+    assert_eq!(
+        d.blockers.len(),
+        6,
+        "one row per blocker, matched across the rebuild"
+    );
+    // Changed rows first: new, grown, gone, shrunk.
+    let order: Vec<Change> = d.blockers.iter().map(|b| b.change).collect();
+    assert_eq!(
+        &order[..4],
+        &[Change::New, Change::Grown, Change::Gone, Change::Shrunk]
+    );
+
+    let out = DiffOut::build(&d, &DiffOptions::default(), "v1.hudcap", "v2.hudcap");
+    let text = render(&out);
+    assert!(
+        text.contains("blockers beyond noise: 1 new, 1 grown, 1 gone, 1 shrunk"),
+        "{text}"
+    );
+    assert!(text.contains("app/src/main.rs:120 → :123"), "{text}");
+    let json: serde_json::Value = serde_json::from_str(&out.to_json()).unwrap();
+    assert_eq!(json["schema"], "hud.diff/1");
+    assert_eq!(json["summary"]["new"], 1);
+    let added = json["blockers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["function"] == "app::added")
+        .unwrap();
+    assert_eq!(added["change"], "new");
+    assert!(added["base"].is_null());
+    assert_eq!(added["new"]["count"], 40);
+    assert!((added["new"]["per_second"].as_f64().unwrap() - 4.0).abs() < 0.1);
+}
+
+/// A few episodes where there were none are not called new beyond noise: a gate must not fail
+/// on a blocker that shows up twice by chance.
+#[test]
+fn a_handful_of_episodes_is_not_beyond_noise() {
+    let p = |function, count| Planted {
+        function,
+        line: 1,
+        count,
+        ms: 5,
+    };
+    let base = service(&[p("app::steady", 50)], 3);
+    let new = service(&[p("app::steady", 50), p("app::rare", 2)], 4);
+    let d = compare(&base, &new);
+    assert_eq!(change_of(&d, "app::rare"), (Change::New, false));
+    assert_eq!(d.changed(Change::New).count(), 0);
+}
+
+/// Pairs of captures of one unchanged service (durations and times drawn anew each run, counts
+/// drawn from a Poisson-like spread): no pair is called different at the default α.
+#[test]
+fn unchanged_services_are_not_called_different() {
+    let mut false_calls = 0;
+    let mut rng = hud_format::synth::Rng::new(99);
+    for pair in 0..40u64 {
+        let mut run = |seed: u64| {
+            // 40 ± about 6 episodes a run, as a rate of 4/s sampled over 10 s varies.
+            let count = 34 + rng.below(13);
+            service(
+                &[
+                    Planted {
+                        function: "app::steady",
+                        line: 7,
+                        count,
+                        ms: 5,
+                    },
+                    Planted {
+                        function: "app::busy",
+                        line: 9,
+                        count: count * 3,
+                        ms: 2,
+                    },
+                ],
+                seed,
+            )
+        };
+        let (a, b) = (run(2 * pair + 10), run(2 * pair + 11));
+        let d = compare(&a, &b);
+        if d.blockers.iter().any(|b| b.beyond_noise) {
+            false_calls += 1;
+        }
+    }
+    assert_eq!(false_calls, 0, "false calls in 40 unchanged pairs");
+}
