@@ -259,6 +259,13 @@ struct DiffArgs {
     /// Compare captures of two different programs (by function names).
     #[arg(long)]
     force: bool,
+    /// Also write differential flame graphs: PATH on the new capture's stacks, and PATH's name
+    /// with `-base` on the base's (where vanished stacks show); red grew, blue shrank.
+    #[arg(long, value_name = "PATH")]
+    svg: Option<PathBuf>,
+    /// What the flame graphs weigh.
+    #[arg(long, value_enum, default_value = "cpu")]
+    weight: WeightArg,
 }
 
 #[derive(clap::Args)]
@@ -668,6 +675,14 @@ fn diff(args: DiffArgs) -> ExitCode {
     } else {
         emit(&render(&out));
     }
+    if let Some(path) = &args.svg {
+        if let Err(e) =
+            differential_svgs(path, &args, (&base, &base_findings), (&new, &new_findings))
+        {
+            eprintln!("hud-analyze: {e}");
+            return ExitCode::from(2);
+        }
+    }
     let min_total = nanos(args.min_total);
     if args.fail_on_new_blocker {
         let new: Vec<_> = d
@@ -708,6 +723,56 @@ fn diff(args: DiffArgs) -> ExitCode {
         }
     }
     ExitCode::SUCCESS
+}
+
+/// `diff --svg PATH`: the differential flame graphs on the new capture's stacks (PATH) and on
+/// the base's (PATH with `-base`), each side in its compared window.
+fn differential_svgs(
+    path: &std::path::Path,
+    args: &DiffArgs,
+    (base, base_findings): (
+        &hud_analyze::analysis::Analysis,
+        &hud_analyze::analysis::Findings,
+    ),
+    (new, new_findings): (
+        &hud_analyze::analysis::Analysis,
+        &hud_analyze::analysis::Findings,
+    ),
+) -> Result<(), String> {
+    use hud_analyze::analysis::profile::Weight;
+    use hud_analyze::view::export::svg::{write_differential, DiffShape};
+    use hud_analyze::view::export::ExportOptions;
+    let weight = match args.weight {
+        WeightArg::Cpu => Weight::Cpu,
+        WeightArg::Blocked => Weight::Blocked,
+        WeightArg::Polls => return Err("--svg weighs cpu or blocked, not polls".into()),
+    };
+    let options = |w: Window| ExportOptions {
+        window: w,
+        weight,
+        ..ExportOptions::default()
+    };
+    let (base_options, new_options) = (options(base_findings.window), options(new_findings.window));
+    let stem = path
+        .file_stem()
+        .map_or_else(|| "diff".into(), |s| s.to_string_lossy());
+    let ext = path
+        .extension()
+        .map_or_else(|| "svg".into(), |s| s.to_string_lossy());
+    let base_path = path.with_file_name(format!("{stem}-base.{ext}"));
+    for (target, shape) in [
+        (path.to_path_buf(), DiffShape::New),
+        (base_path, DiffShape::Base),
+    ] {
+        let file = std::fs::File::create(&target)
+            .map_err(|e| format!("cannot write {}: {e}", target.display()))?;
+        let mut out = std::io::BufWriter::new(file);
+        write_differential((base, &base_options), (new, &new_options), shape, &mut out)
+            .and_then(|_| std::io::Write::flush(&mut out))
+            .map_err(|e| format!("writing {}: {e}", target.display()))?;
+        eprintln!("hud-analyze: wrote {}", target.display());
+    }
+    Ok(())
 }
 
 fn report(args: ReportArgs) -> ExitCode {

@@ -197,3 +197,74 @@ fn unchanged_services_are_not_called_different() {
     }
     assert_eq!(false_calls, 0, "false calls in 40 unchanged pairs");
 }
+
+/// The differential flame graphs: on the new stacks a new blocker is red and a gone one is
+/// absent; on the base's stacks the gone one shows, blue.
+#[test]
+fn differential_flame_graphs_show_both_directions() {
+    use hud_analyze::analysis::profile::Weight;
+    use hud_analyze::view::export::svg::{write_differential, DiffShape};
+    use hud_analyze::view::export::ExportOptions;
+    let p = |function, count| Planted {
+        function,
+        line: 3,
+        count,
+        ms: 5,
+    };
+    let base = service(&[p("app::steady", 50), p("app::removed", 50)], 5);
+    let new = service(&[p("app::steady", 50), p("app::added", 50)], 6);
+    let options = ExportOptions {
+        weight: Weight::Blocked,
+        ..ExportOptions::default()
+    };
+    // inferno colours a frame by the change of its own (self) weight: the leaf under a
+    // blocker's function (`std::thread::sleep`, at the same x) carries the colour.
+    let attr = |g: &str, name: &str| -> String {
+        let at = g.find(&format!("{name}=\"")).unwrap() + name.len() + 2;
+        g[at..].split('"').next().unwrap().to_string()
+    };
+    let groups = |svg: &str| -> Vec<(String, String, String)> {
+        svg.split("<g><title>")
+            .skip(1)
+            .map(|g| {
+                let title = g.split(" (").next().unwrap().to_string();
+                (title, attr(g, "x"), attr(g, "fill"))
+            })
+            .collect()
+    };
+    let fill = |svg: &str, function: &str| -> Option<(u8, u8, u8)> {
+        let gs = groups(svg);
+        let x = gs.iter().find(|g| g.0 == function)?.1.clone();
+        let leaf = gs
+            .iter()
+            .find(|g| g.0 == "std::thread::sleep" && g.1 == x)?;
+        let nums: Vec<u8> = leaf.2["rgb(".len()..leaf.2.len() - 1]
+            .split(',')
+            .map(|n| n.trim().parse().unwrap())
+            .collect();
+        Some((nums[0], nums[1], nums[2]))
+    };
+    let draw = |shape| {
+        let mut out = Vec::new();
+        write_differential((&base, &options), (&new, &options), shape, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    };
+    let (on_new, on_base) = (draw(DiffShape::New), draw(DiffShape::Base));
+    let red = |c: (u8, u8, u8)| c.0 > c.2;
+    let blue = |c: (u8, u8, u8)| c.2 > c.0;
+    assert!(on_new.contains("hud diff"), "{on_new}");
+    assert!(
+        fill(&on_new, "app::added").is_some_and(red),
+        "new is red: {on_new}"
+    );
+    assert_eq!(
+        fill(&on_new, "app::removed"),
+        None,
+        "gone: not on the new stacks"
+    );
+    assert!(
+        fill(&on_base, "app::removed").is_some_and(blue),
+        "gone is blue on the base"
+    );
+    assert_eq!(fill(&on_base, "app::added"), None);
+}

@@ -88,3 +88,87 @@ pub fn write(
         .map_err(std::io::Error::other)?;
     Ok(Written { events })
 }
+
+/// Which capture's stacks a differential flame graph draws.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DiffShape {
+    /// The new capture's stacks, red where they grew against the base, blue where they shrank.
+    New,
+    /// The base's stacks, with the same colours: what vanished shows (blue, wide).
+    Base,
+}
+
+/// A differential flame graph of `new` against `base` (each with its own window and weight),
+/// normalized so the two totals match: colour shows where the share moved, not the load.
+pub fn write_differential(
+    (base, base_options): (&Analysis, &ExportOptions),
+    (new, new_options): (&Analysis, &ExportOptions),
+    shape: DiffShape,
+    out: &mut dyn Write,
+) -> std::io::Result<Written> {
+    let folded = |a: &Analysis, o: &ExportOptions| -> (Vec<u8>, u64) {
+        let (lines, n) = lines(a, o);
+        let mut text = Vec::new();
+        for (line, value) in lines {
+            text.extend_from_slice(with_value(line, value).as_bytes());
+            text.push(b'\n');
+        }
+        (text, n)
+    };
+    let ((before, n1), (after, n2)) = (folded(base, base_options), folded(new, new_options));
+    let (first, second) = match shape {
+        DiffShape::New => (&before, &after),
+        DiffShape::Base => (&after, &before),
+    };
+    let mut merged = Vec::new();
+    inferno::differential::from_readers(
+        inferno::differential::Options {
+            normalize: true,
+            strip_hex: false,
+        },
+        &first[..],
+        &second[..],
+        &mut merged,
+    )?;
+    let what = match new_options.weight {
+        Weight::Cpu => "CPU samples",
+        Weight::Blocked => "time blocked off CPU",
+        Weight::Polls => "polls",
+    };
+    let text = String::from_utf8_lossy(&merged);
+    if text.trim().is_empty() {
+        write!(
+            out,
+            "<?xml version=\"1.0\" standalone=\"no\"?>\n<svg xmlns=\"http://www.w3.org/2000/svg\" \
+             width=\"600\" height=\"60\"><text x=\"10\" y=\"30\">hud diff: no {what} on either \
+             side</text></svg>\n"
+        )?;
+        return Ok(Written { events: 0 });
+    }
+    let mut opts = inferno::flamegraph::Options::default();
+    opts.title = format!(
+        "hud diff · {what} · {} → {}",
+        super::executable_name(base),
+        super::executable_name(new)
+    );
+    opts.subtitle = Some(
+        match shape {
+            DiffShape::New => {
+                "the new capture's stacks: red grew, blue shrank (shares, normalized)"
+            }
+            DiffShape::Base => {
+                "the base's stacks: red grew, blue shrank (shares, normalized); wide blue vanished"
+            }
+        }
+        .into(),
+    );
+    opts.count_name = match new_options.weight {
+        Weight::Cpu => "samples".into(),
+        Weight::Blocked => "µs".into(),
+        Weight::Polls => "polls".into(),
+    };
+    // Drawn on the base, the "after" column is the base: swap the hues back.
+    opts.negate_differentials = shape == DiffShape::Base;
+    inferno::flamegraph::from_lines(&mut opts, text.lines(), out).map_err(std::io::Error::other)?;
+    Ok(Written { events: n1 + n2 })
+}
