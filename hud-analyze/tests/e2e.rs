@@ -224,6 +224,74 @@ fn a_planted_long_poll_among_busy_short_polls_is_found() {
     );
 }
 
+/// `diff` on real recordings of hud-tasks: a blocker added (exit 12 with
+/// `--fail-on-new-blocker`), removed (gone), and grown (its pause doubled: exit 13 with
+/// `--fail-on-growth 25`); two recordings of one build pass both gates.
+#[test]
+fn diff_calls_new_gone_and_grown_blockers_and_gates_on_them() {
+    let _serial = serial();
+    let binary = nofp_demo_binary().with_file_name("hud-tasks");
+    if !ebpf_ready(&[binary.clone(), record_binary()]) {
+        return;
+    }
+    let record = |blocker: &str, pause: &str| {
+        recorded(
+            &binary,
+            &["--blocker", blocker, "--pause-ms", pause],
+            3,
+            &[],
+            false,
+        )
+    };
+    let (base, again, none, longer) = (
+        record("3", "8"),
+        record("3", "8"),
+        record("99", "8"),
+        record("3", "16"),
+    );
+    let diff = |a: &Path, b: &Path, gates: &[&str]| -> (Value, i32) {
+        let mut args = vec!["diff", "--json", a.to_str().unwrap(), b.to_str().unwrap()];
+        args.extend(gates);
+        let out = analyze(&args);
+        let json: Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+        (json, out.status.code().unwrap_or(-1))
+    };
+    let pause = |d: &Value| -> Value {
+        d["blockers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["function"].as_str().unwrap().contains("blocking_pause"))
+            .cloned()
+            .unwrap_or_else(|| panic!("{d:#}"))
+    };
+    // A doubled pause in a 10 ms loop: 8/18 → 16/26 of each second blocked, +39 %.
+    let gates = ["--fail-on-new-blocker", "--fail-on-growth", "25"];
+    let (same, code) = diff(&base.capture, &again.capture, &gates);
+    assert_eq!(code, 0, "one build twice: {:#}", same["blockers"]);
+    assert_eq!(
+        same["summary"]["verdict"], "no blocker changed beyond noise",
+        "{same:#}"
+    );
+    let (added, code) = diff(&none.capture, &base.capture, &gates);
+    assert_eq!(code, 12, "{added:#}");
+    assert_eq!(pause(&added)["change"], "new");
+    let (removed, code) = diff(&base.capture, &none.capture, &gates);
+    assert_eq!(code, 0, "a gone blocker fails no gate");
+    assert_eq!(pause(&removed)["change"], "gone");
+    assert_eq!(pause(&removed)["beyond_noise"], true);
+    let (grown, code) = diff(&base.capture, &longer.capture, &gates);
+    assert_eq!(code, 13, "{grown:#}");
+    let p = pause(&grown);
+    assert_eq!(p["change"], "grown", "{p:#}");
+    let (b, n) = (
+        p["base"]["p50_ms"].as_f64().unwrap(),
+        p["new"]["p50_ms"].as_f64().unwrap(),
+    );
+    assert!(b > 7.0 && b < 10.0 && n > 15.0 && n < 19.0, "{p:#}");
+}
+
 /// Six tasks of one future type, of which one blocks: the blocker names that task's id (the one
 /// the workload printed with `tokio::task::id()`) and no other, on a multi-thread runtime, on
 /// a current_thread runtime on a thread of its own, and with both runtimes in one process (the

@@ -1,8 +1,8 @@
 //! hud-tasks: six tasks of one future type (`session`), of which one blocks its worker.
 //!
 //! Every session loops: waits 10 ms (asynchronously), computes about 0.2 ms, and, for the session
-//! numbered `--blocker N` (3 by default) only, sleeps 8 ms with `std::thread::sleep`
-//! (`blocking_pause`). Threads are named `conn-worker` (or one `tasks-loop` thread with
+//! numbered `--blocker N` (3 by default; one past the sessions: none) only, sleeps `--pause-ms`
+//! (8 by default) with `std::thread::sleep` (`blocking_pause`). Threads are named `conn-worker` (or one `tasks-loop` thread with
 //! `--current-thread`). With `--two-runtimes`, both at once in one process: sessions 0–5 on the
 //! multi-thread runtime (`conn-worker`), sessions 6–11 on a current_thread runtime on a thread
 //! named `side-loop`. With `--ids PATH`, each session writes `session INDEX TASK_ID` when it
@@ -11,8 +11,8 @@
 //! Ground truth (testdata/demo/GROUND_TRUTH.md): one sleep blocker blamed on `blocking_pause`,
 //! in the task of session `--blocker` and no other.
 //!
-//! Usage: hud-tasks [--seconds N] [--blocker N] [--ids PATH] [--current-thread | --two-runtimes]
-//! [--quiet].
+//! Usage: hud-tasks [--seconds N] [--blocker N] [--pause-ms N] [--ids PATH]
+//! [--current-thread | --two-runtimes] [--quiet].
 
 use std::hint::black_box;
 use std::io::Write;
@@ -28,6 +28,7 @@ fn main() {
     let mut ids: Option<String> = None;
     let mut current_thread = false;
     let mut two_runtimes = false;
+    let mut pause_ms = 8u64;
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--seconds" => seconds = hud_demo::number(&mut args, "--seconds"),
@@ -35,6 +36,7 @@ fn main() {
             "--ids" => ids = Some(args.next().expect("--ids PATH")),
             "--current-thread" => current_thread = true,
             "--two-runtimes" => two_runtimes = true,
+            "--pause-ms" => pause_ms = hud_demo::number(&mut args, "--pause-ms") as u64,
             "--quiet" => {}
             other => {
                 eprintln!("hud-tasks: unknown argument {other}");
@@ -62,7 +64,8 @@ fn main() {
             runtime.block_on(async move {
                 let handles: Vec<_> = (first..first + SESSIONS)
                     .map(|index| {
-                        tokio::spawn(session(index, index == blocker, ids.clone(), deadline))
+                        let pause = (index == blocker).then_some(Duration::from_millis(pause_ms));
+                        tokio::spawn(session(index, pause, ids.clone(), deadline))
                     })
                     .collect();
                 for h in handles {
@@ -94,7 +97,7 @@ fn main() {
 }
 
 /// One session: all are this future type; only the blocker's sleeps block.
-async fn session(index: usize, blocks: bool, ids: Option<String>, deadline: Instant) {
+async fn session(index: usize, pause: Option<Duration>, ids: Option<String>, deadline: Instant) {
     if let Some(path) = ids {
         let line = format!("session {index} {}\n", tokio::task::id());
         let mut file = std::fs::OpenOptions::new()
@@ -108,8 +111,8 @@ async fn session(index: usize, blocks: bool, ids: Option<String>, deadline: Inst
     while Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(10)).await;
         total = total.wrapping_add(work(200));
-        if blocks {
-            blocking_pause();
+        if let Some(pause) = pause {
+            blocking_pause(pause);
         }
     }
     black_box(total);
@@ -117,8 +120,8 @@ async fn session(index: usize, blocks: bool, ids: Option<String>, deadline: Inst
 
 /// The blocker: a synchronous sleep inside the task.
 #[inline(never)]
-fn blocking_pause() {
-    std::thread::sleep(Duration::from_millis(8)); // GROUND TRUTH: blocking_pause
+fn blocking_pause(pause: Duration) {
+    std::thread::sleep(pause); // GROUND TRUTH: blocking_pause
 }
 
 /// About `micros` µs of CPU.
