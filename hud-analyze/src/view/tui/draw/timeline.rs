@@ -72,16 +72,16 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, state: &State, s: &Snapshot, t
         Overlay::Task { id, .. } => Some(id),
         _ => None,
     };
-    // (thread, column) of the opened task's samples in view.
-    let task_ran: std::collections::HashSet<(u32, u64)> = opened_task
-        .map(|id| {
-            m.samples
-                .iter()
-                .filter(|x| x.task == id && x.ts >= from && x.ts < to)
-                .map(|x| (x.tid, column_of(x.ts).min(columns - 1)))
-                .collect()
-        })
-        .unwrap_or_default();
+    // Columns of a lane where the opened task's samples fall (the thread's samples in view).
+    let task_ran = |tid: u32| -> Vec<bool> {
+        let mut ran = vec![false; columns as usize];
+        if let Some(id) = opened_task {
+            for x in m.samples_in(tid, from, to).iter().filter(|x| x.task == id) {
+                ran[column_of(x.ts).min(columns - 1) as usize] = true;
+            }
+        }
+        ran
+    };
     // The lanes: the runtime threads, scrolled so the selected worker is shown.
     let threads = s.runtime_threads();
     let lanes_shown = (inner.height as usize - 1).clamp(1, MAX_LANES);
@@ -94,6 +94,7 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, state: &State, s: &Snapshot, t
         let Some(thread) = m.threads.get(&tid) else {
             continue;
         };
+        let ran = task_ran(tid);
         // Blocker episodes of this thread in view, by column.
         let mut marks: Vec<Option<(Kind, bool)>> = vec![None; columns as usize];
         for e in s
@@ -135,7 +136,7 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, state: &State, s: &Snapshot, t
             let (glyph, mut style) = match marks[c as usize] {
                 Some((kind, true)) => (letter(kind), theme.highlight()),
                 Some((kind, false)) => (letter(kind), theme.blocked()),
-                None if task_ran.contains(&(tid, c)) => ('T', theme.highlight()),
+                None if ran[c as usize] => ('T', theme.highlight()),
                 None if waiting > on && waiting > 0.2 => ('▒', theme.runnable()),
                 None => (LEVELS[(on * 8.0).round() as usize], theme.on_cpu()),
             };
