@@ -42,6 +42,9 @@ pub struct ModelBuilder {
     recent_chunks: std::collections::VecDeque<ChunkKeys>,
     /// Whether the capture can hold chunk-tasks frames (format 1.3 and later).
     chunk_tasks_possible: bool,
+    /// Whether chunk-tasks frames may still come after their chunks (a stream); a whole file
+    /// gives them all first ([`ModelBuilder::chunk_tasks_given_first`]).
+    chunk_tasks_may_follow: bool,
     /// Samples and off-CPU episodes sorted at the last seal (rows after them are new).
     sorted_samples: usize,
     sorted_off_cpu: usize,
@@ -137,6 +140,7 @@ impl ModelBuilder {
             early_chunk_tasks: HashMap::default(),
             recent_chunks: Default::default(),
             chunk_tasks_possible,
+            chunk_tasks_may_follow: true,
             plausible: plausible_times(start),
             implausible: 0,
             pending_tasks: Vec::new(),
@@ -232,6 +236,7 @@ impl ModelBuilder {
             let off_tids: Vec<u32> = o.tid.iter().map(|t| t.to_native()).collect();
             match self.early_chunk_tasks.remove(&seq) {
                 Some(rows) => (rows.samples(&sample_tids), rows.off_cpu(&off_tids)),
+                None if !self.chunk_tasks_may_follow => (None, None),
                 None => {
                     let keys = ChunkKeys {
                         seq,
@@ -476,6 +481,12 @@ impl ModelBuilder {
                 .filter(|(((ts, _), _), _)| plausible.contains(ts))
                 .map(|(((ts, tid), of), (task, tick))| (*tid, ts, *of, *task, *tick)),
         );
+    }
+
+    /// Every chunk-tasks frame has been pushed before the chunks (a whole file): chunks keep no
+    /// keys for frames still to come.
+    pub fn chunk_tasks_given_first(&mut self) {
+        self.chunk_tasks_may_follow = false;
     }
 
     /// Takes a chunk-tasks frame (format 1.3), cut by chunk: rows of chunks already in become

@@ -226,6 +226,7 @@ pub fn load_file(capture: &Capture) -> Result<Loaded, AnalyzeError> {
             Err(e) => return Err(e.into()),
         }
     }
+    builder.chunk_tasks_given_first();
     // Damage found by the scan, fed to the builder in file order between the chunks.
     let mut scan_damage = capture.damage().iter().cloned().peekable();
     let chunks: Vec<FrameRef> = frames
