@@ -152,6 +152,9 @@ struct TuiArgs {
     /// Live: events held in detail (older ones are kept as session totals, shown with `a`).
     #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = parse_duration)]
     window: Duration,
+    /// Compare every window with this capture (blockers new, grown, gone: docs/DIFF.md).
+    #[arg(long, value_name = "CAPTURE")]
+    base: Option<PathBuf>,
     /// Time the cockpit on a headless WIDTHxHEIGHT terminal instead (for `cargo xtask bench tui`).
     #[arg(long, hide = true, value_name = "WxH")]
     bench_headless: Option<String>,
@@ -564,11 +567,21 @@ fn tui(args: TuiArgs) -> ExitCode {
             }
         };
     }
+    let base = match &args.base {
+        Some(base_path) => {
+            let observer = Terminal::new();
+            match pipeline::analyze_path(base_path, args.analysis.options(), &observer) {
+                Ok(a) => Some(std::sync::Arc::new(tui::worker::Base::new(a))),
+                Err(e) => return fail(e),
+            }
+        }
+        None => None,
+    };
     let name = path.display().to_string();
-    match tui::run(opened, options, &name, args.window) {
+    match tui::run(opened, options, &name, args.window, base) {
         Ok(()) => ExitCode::SUCCESS,
         Err(TuiError::Analyze(e)) => fail(e),
-        Err(e @ TuiError::NotATerminal) => {
+        Err(e @ (TuiError::NotATerminal | TuiError::BaseNeedsReplay)) => {
             eprintln!("hud-analyze: {e}");
             ExitCode::from(2)
         }

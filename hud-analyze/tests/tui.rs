@@ -318,6 +318,27 @@ fn the_task_key_lists_tasks_and_opens_one() {
     );
 }
 
+/// `--base`: each blocker says what became of it against the base capture, the status line
+/// counts the changes beyond noise.
+#[test]
+fn a_base_capture_marks_what_changed() {
+    use hud_analyze::view::tui::worker::Base;
+    let base = Base::new(idle_service().analyze());
+    let mut s = snapshot(busy_service());
+    s.vs_base = Some(Arc::new(base.compare(&s)));
+    let out = screen((120, 40), &state_for(&s), Some(&s));
+    assert!(out.contains("vs base: 1 new blocker"), "{out}");
+    let row = |function: &str| {
+        out.lines()
+            .find(|l| l.starts_with('│') && l.contains(function))
+            .unwrap_or_else(|| panic!("{out}"))
+            .to_string()
+    };
+    // 50 long polls where there were none: new beyond noise; 4 lock waits: maybe chance.
+    assert!(row("app::checksum").contains(" new "), "{out}");
+    assert!(row("app::cache::update").contains(" new? "), "{out}");
+}
+
 #[test]
 fn no_color_means_no_colour() {
     let plain = Theme { color: false };

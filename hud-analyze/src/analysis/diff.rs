@@ -28,7 +28,16 @@ impl Side<'_> {
     fn seconds(&self) -> f64 {
         (self.findings.window.length_in(&self.analysis.model) as f64 / 1e9).max(1e-3)
     }
+
+    /// The window's start and its one-second bins.
+    fn bins(&self) -> (u64, usize) {
+        let (from, to) = self.findings.window.clip(&self.analysis.model);
+        (from, (to.saturating_sub(from) / BIN_NS).max(1) as usize)
+    }
 }
+
+/// Episodes are counted per bin of this length to see how bursty a blocker is.
+const BIN_NS: u64 = 1_000_000_000;
 
 /// How sure and how large a change must be.
 #[derive(Clone, Copy, Debug)]
@@ -88,6 +97,8 @@ pub struct BlockerSide {
     pub line: u32,
     /// The episodes' durations, sorted (for the test on durations).
     durations: Vec<u64>,
+    /// Episodes per one-second bin of the window (how bursty it is).
+    bins: Vec<u32>,
 }
 
 /// A blocker compared.
@@ -104,6 +115,8 @@ pub struct BlockerDiff {
     /// p-values of the tests on rates and (both sides with enough episodes) on durations.
     pub rate_p: f64,
     pub duration_p: Option<f64>,
+    /// The new side's blocker ([`Blocker::group`]), when it has one.
+    pub new_group: Option<u32>,
 }
 
 impl BlockerDiff {
@@ -152,6 +165,11 @@ pub struct Diff {
 }
 
 impl Diff {
+    /// The comparison of the new side's blocker with group id `group`.
+    pub fn of_group(&self, group: u32) -> Option<&BlockerDiff> {
+        self.blockers.iter().find(|b| b.new_group == Some(group))
+    }
+
     /// Blockers with `change`, beyond noise.
     pub fn changed(&self, change: Change) -> impl Iterator<Item = &BlockerDiff> {
         self.blockers
@@ -186,9 +204,10 @@ pub fn diff(base: Side, new: Side, options: &DiffOptions) -> Diff {
     for b in &new.findings.blockers {
         by_key.entry(key(b)).or_default().1 = Some(b);
     }
+    let (bins1, bins2) = (base.bins(), new.bins());
     let mut blockers: Vec<BlockerDiff> = by_key
         .into_values()
-        .map(|(b, n)| compare(b, n, t1, t2, options))
+        .map(|(b, n)| compare(b, n, (t1, bins1), (t2, bins2), options))
         .collect();
     let order = |c: Change| match c {
         Change::New => 0,
@@ -240,9 +259,16 @@ fn key(b: &Blocker) -> Key {
     (b.kind as u8, path)
 }
 
-fn side_of(b: &Blocker, seconds: f64) -> BlockerSide {
+fn side_of(b: &Blocker, seconds: f64, (from, bins): (u64, usize)) -> BlockerSide {
     let mut durations: Vec<u64> = b.episodes.iter().map(|e| e.duration).collect();
     durations.sort_unstable();
+    let mut counts = vec![0u32; bins];
+    for e in &b.episodes {
+        let bin = (e.start.saturating_sub(from) / BIN_NS) as usize;
+        if let Some(c) = counts.get_mut(bin.min(bins - 1)) {
+            *c += 1;
+        }
+    }
     BlockerSide {
         count: b.count(),
         total_ns: b.total(),
@@ -253,28 +279,59 @@ fn side_of(b: &Blocker, seconds: f64) -> BlockerSide {
         max_ns: b.max(),
         line: b.blame.line,
         durations,
+        bins: counts,
     }
+}
+
+/// How much more the per-second counts vary than a Poisson process's (variance over mean, at
+/// least 1), pooled over both sides: real blockers come in bursts (a cache dropped, a backlog),
+/// and a test that assumes independent episodes calls a burst a change.
+fn dispersion(sides: &[&BlockerSide]) -> f64 {
+    let (mut squares, mut total, mut bins) = (0.0, 0.0, 0usize);
+    for s in sides {
+        let n = s.bins.len().max(1) as f64;
+        let mean = s.bins.iter().map(|&c| f64::from(c)).sum::<f64>() / n;
+        squares += s
+            .bins
+            .iter()
+            .map(|&c| (f64::from(c) - mean).powi(2))
+            .sum::<f64>();
+        total += mean * n;
+        bins += s.bins.len().saturating_sub(1);
+    }
+    if bins == 0 || total == 0.0 {
+        return 1.0;
+    }
+    let mean = total / (bins + sides.len()) as f64;
+    (squares / bins as f64 / mean).max(1.0)
 }
 
 /// Episodes each side needs before their durations are compared.
 const MIN_FOR_DURATIONS: usize = 5;
 
+/// One blocker's sides compared; each side's window is (seconds, (start, one-second bins)).
 fn compare(
     base: Option<&Blocker>,
     new: Option<&Blocker>,
-    t1: f64,
-    t2: f64,
+    (t1, bins1): (f64, (u64, usize)),
+    (t2, bins2): (f64, (u64, usize)),
     options: &DiffOptions,
 ) -> BlockerDiff {
     let any = new
         .or(base)
         .expect("a key has a blocker on one side at least");
-    let (b, n) = (base.map(|b| side_of(b, t1)), new.map(|n| side_of(n, t2)));
+    let (b, n) = (
+        base.map(|b| side_of(b, t1, bins1)),
+        new.map(|n| side_of(n, t2, bins2)),
+    );
     let (n1, n2) = (
         b.as_ref().map_or(0, |s| s.count),
         n.as_ref().map_or(0, |s| s.count),
     );
-    let rate_p = rates_differ(n1, t1, n2, t2);
+    // Counts scaled down by how bursty the blocker is (a quasi-Poisson test).
+    let phi = dispersion(&b.iter().chain(n.iter()).collect::<Vec<_>>());
+    let scaled = |c: usize| (c as f64 / phi).round() as usize;
+    let rate_p = rates_differ(scaled(n1), t1, scaled(n2), t2);
     let duration_p = match (&b, &n) {
         (Some(b), Some(n))
             if b.durations.len() >= MIN_FOR_DURATIONS && n.durations.len() >= MIN_FOR_DURATIONS =>
@@ -321,6 +378,7 @@ fn compare(
         beyond_noise,
         rate_p,
         duration_p,
+        new_group: new.map(|n| n.group),
     }
 }
 

@@ -18,6 +18,8 @@ pub struct Snapshot {
     pub computed_in: Duration,
     /// Set when the capture is read as it grows (a pipe, or a file followed).
     pub live: Option<LiveInfo>,
+    /// The window compared with a base capture (`tui --base`).
+    pub vs_base: Option<Arc<crate::analysis::diff::Diff>>,
 }
 
 /// The state of a live capture when the snapshot was made.
@@ -49,6 +51,7 @@ pub fn snapshot_of(analysis: &Arc<Analysis>, window: Window, ranking: Ranking) -
         findings,
         computed_in: started.elapsed(),
         live: None,
+        vs_base: None,
     }
 }
 
@@ -74,5 +77,6 @@ pub fn live_snapshot(
         findings,
         computed_in: started.elapsed(),
         live: Some(info),
+        vs_base: None,
     }
 }

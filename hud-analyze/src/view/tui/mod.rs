@@ -39,6 +39,10 @@ pub enum TuiError {
     Terminal(#[from] std::io::Error),
     #[error("the cockpit needs a terminal (stdout is not one); use `hud-analyze report` for text")]
     NotATerminal,
+    #[error(
+        "--base compares a recorded capture with another: not a live one (a pipe or --follow)"
+    )]
+    BaseNeedsReplay,
 }
 
 impl From<std::convert::Infallible> for TuiError {
@@ -55,12 +59,23 @@ const LIVE_REDRAW: Duration = Duration::from_secs(1);
 
 /// Runs the cockpit on an opened capture until the user quits. The terminal is restored on every
 /// way out, panics included (`ratatui::try_init` installs the hook).
-/// A growing capture (a pipe, or `--follow`) is analyzed live, with `window` of detail.
-pub fn run(opened: Opened, options: Options, name: &str, window: Duration) -> Result<(), TuiError> {
+/// A growing capture (a pipe, or `--follow`) is analyzed live, with `window` of detail. With a
+/// `base` (a replay only), every window is compared with it.
+pub fn run(
+    opened: Opened,
+    options: Options,
+    name: &str,
+    window: Duration,
+    base: Option<std::sync::Arc<worker::Base>>,
+) -> Result<(), TuiError> {
     if !std::io::stdout().is_terminal() {
         return Err(TuiError::NotATerminal);
     }
-    let worker = Worker::spawn(opened, options, window);
+    let worker = match (base, &opened) {
+        (Some(base), Opened::File(..)) => Worker::spawn_compared(opened, options, base),
+        (Some(_), Opened::Stream(_)) => return Err(TuiError::BaseNeedsReplay),
+        (None, _) => Worker::spawn(opened, options, window),
+    };
     let mut terminal = ratatui::try_init()?;
     let result = event_loop(&mut terminal, &worker, name, Theme::from_env());
     ratatui::restore();

@@ -37,12 +37,17 @@ impl Worker {
     /// Starts analyzing `opened` in the background: once for a file, live for a stream.
     pub fn spawn(opened: Opened, options: Options, window: Duration) -> Self {
         match opened {
-            Opened::File(..) => Self::spawn_replay(opened, options),
+            Opened::File(..) => Self::spawn_replay(opened, options, None),
             Opened::Stream(stream) => Self::spawn_live(stream, options, window),
         }
     }
 
-    fn spawn_replay(opened: Opened, options: Options) -> Self {
+    /// A replay of `opened` whose every window is compared with `base` (`tui --base`).
+    pub fn spawn_compared(opened: Opened, options: Options, base: Arc<Base>) -> Self {
+        Self::spawn_replay(opened, options, Some(base))
+    }
+
+    fn spawn_replay(opened: Opened, options: Options, base: Option<Arc<Base>>) -> Self {
         let progress = Arc::new(Progress::default());
         let (requests, incoming) = mpsc::channel::<Input>();
         let (publish, updates) = mpsc::channel();
@@ -59,7 +64,10 @@ impl Worker {
                 };
                 let mut window = Window::ALL;
                 loop {
-                    let snapshot = snapshot_of(&analysis, window);
+                    let mut snapshot = snapshot_of(&analysis, window);
+                    if let Some(base) = &base {
+                        snapshot.vs_base = Some(Arc::new(base.compare(&snapshot)));
+                    }
                     if publish.send(Update::Ready(Arc::new(snapshot))).is_err() {
                         return;
                     }
@@ -109,6 +117,36 @@ impl Worker {
     /// Asks for the findings of `window`.
     pub fn request(&self, request: Request) {
         let _ = self.requests.send(Input::Request(request));
+    }
+}
+
+/// The capture a replay is compared with (`tui --base`): its analysis and whole-capture
+/// findings, computed once.
+pub struct Base {
+    pub analysis: crate::analysis::Analysis,
+    pub findings: crate::analysis::Findings,
+}
+
+impl Base {
+    pub fn new(analysis: crate::analysis::Analysis) -> Self {
+        let findings = analysis.findings(Window::ALL, RANKING);
+        Base { analysis, findings }
+    }
+
+    /// `snapshot`'s window against the whole base.
+    pub fn compare(&self, snapshot: &Snapshot) -> crate::analysis::diff::Diff {
+        use crate::analysis::diff::{diff, DiffOptions, Side};
+        diff(
+            Side {
+                analysis: &self.analysis,
+                findings: &self.findings,
+            },
+            Side {
+                analysis: &snapshot.analysis,
+                findings: &snapshot.findings,
+            },
+            &DiffOptions::default(),
+        )
     }
 }
 

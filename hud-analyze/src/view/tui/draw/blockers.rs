@@ -6,6 +6,7 @@ use ratatui::widgets::{Cell, Row, Table, TableState};
 use ratatui::Frame;
 
 use super::{focused, location, ms, panel};
+use crate::analysis::diff::Change;
 use crate::view::tui::snapshot::Snapshot;
 use crate::view::tui::state::{Panel, State};
 use crate::view::tui::theme::Theme;
@@ -29,7 +30,7 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, state: &State, s: &Snapshot, t
     let rows: Vec<Row> = s
         .blockers(state)
         .map(|b| {
-            Row::new(vec![
+            let mut cells = vec![
                 Cell::from(Span::styled(b.kind.name(), theme.blocked())),
                 Cell::from(b.blame.function.to_string()),
                 match b.blame.file.as_deref() {
@@ -45,47 +46,75 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, state: &State, s: &Snapshot, t
                     ms(b.quantile(0.99))
                 }),
                 Cell::from(ms(b.max())),
-            ])
+            ];
+            // Against the base (`--base`): what became of it, `?` within noise.
+            if let Some(d) = &s.vs_base {
+                cells.push(match d.of_group(b.group) {
+                    Some(d) => {
+                        let text = if d.beyond_noise || d.change == Change::Same {
+                            d.change.label().to_string()
+                        } else {
+                            format!("{}?", d.change.label())
+                        };
+                        let style = match (d.change, d.beyond_noise) {
+                            (Change::New | Change::Grown, true) => theme.blocked(),
+                            _ => theme.dim(),
+                        };
+                        Cell::from(Span::styled(text, style))
+                    }
+                    None => Cell::from(""),
+                });
+            }
+            Row::new(cells)
         })
         .collect();
     let count = rows.len();
     let is_focused = focused(state, Panel::Blockers);
-    let title = Line::from(vec![
+    let mut title = Line::from(vec![
         Span::styled(" Blockers ", theme.title()),
         Span::raw(format!("({count}) · Enter: drill down ")),
     ]);
+    if let Some(d) = &s.vs_base {
+        let gone = d.changed(Change::Gone).count();
+        if gone > 0 {
+            title.spans.push(Span::styled(
+                format!("· {gone} gone since the base "),
+                theme.dim(),
+            ));
+        }
+    }
     let empty = count == 0;
-    let table = Table::new(
-        rows,
-        // The function matters most: it and file:line share what the numbers leave.
-        [
-            Constraint::Length(9),
-            Constraint::Fill(3),
-            Constraint::Fill(2),
-            Constraint::Length(5),
-            Constraint::Length(8),
-            Constraint::Length(6),
-            Constraint::Length(6),
-        ],
-    )
-    .header(
-        Row::new(vec![
-            "kind",
-            "where the time goes",
-            "file:line",
-            "count",
-            "total ms",
-            "p99",
-            "max",
-        ])
-        .style(theme.dim()),
-    )
-    .block(panel(title, is_focused, theme))
-    .row_highlight_style(if is_focused {
-        theme.selected()
-    } else {
-        theme.title()
-    });
+    // The function matters most: it and file:line share what the numbers leave.
+    let mut widths = vec![
+        Constraint::Length(9),
+        Constraint::Fill(3),
+        Constraint::Fill(2),
+        Constraint::Length(5),
+        Constraint::Length(8),
+        Constraint::Length(6),
+        Constraint::Length(6),
+    ];
+    let mut header = vec![
+        "kind",
+        "where the time goes",
+        "file:line",
+        "count",
+        "total ms",
+        "p99",
+        "max",
+    ];
+    if s.vs_base.is_some() {
+        widths.push(Constraint::Length(8));
+        header.push("vs base");
+    }
+    let table = Table::new(rows, widths)
+        .header(Row::new(header).style(theme.dim()))
+        .block(panel(title, is_focused, theme))
+        .row_highlight_style(if is_focused {
+            theme.selected()
+        } else {
+            theme.title()
+        });
     let mut table_state =
         TableState::default().with_selected((!empty).then(|| state.row(Panel::Blockers)));
     frame.render_stateful_widget(table, area, &mut table_state);

@@ -44,6 +44,13 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, state: &State, view: &View) {
         first.push(Span::styled(text, theme.live()));
         first.push(Span::raw(" "));
     }
+    // Against a base capture (`--base`): first, a long verdict would cut it off.
+    if let Some(d) = &s.vs_base {
+        first.push(Span::styled(
+            format!("vs base: {} · ", base_summary(d)),
+            theme.highlight(),
+        ));
+    }
     first.push(Span::raw(verdict_sentence(a, &s.findings)));
     if view.updating {
         first.push(Span::styled("  (updating…)", theme.dim()));
@@ -94,6 +101,26 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, state: &State, view: &View) {
         ]),
         area,
     );
+}
+
+/// The changes beyond noise against the base, in a few words.
+fn base_summary(d: &crate::analysis::diff::Diff) -> String {
+    use crate::analysis::diff::Change;
+    let parts: Vec<String> = [Change::New, Change::Grown, Change::Gone, Change::Shrunk]
+        .into_iter()
+        .filter_map(|c| {
+            let n = d.changed(c).count();
+            (n > 0).then(|| {
+                let noun = if n == 1 { "blocker" } else { "blockers" };
+                format!("{n} {} {noun}", c.label())
+            })
+        })
+        .collect();
+    if parts.is_empty() {
+        "no blocker changed".into()
+    } else {
+        parts.join(", ")
+    }
 }
 
 /// `--poll-probes` in a few words: the future type whose polls run longest (by p99), its
