@@ -238,11 +238,13 @@ struct DiffArgs {
     /// The base's window: from this time after its start.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     base_from: Option<Duration>,
+    /// The base's window: until this time after its start.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     base_to: Option<Duration>,
-    /// The new capture's window.
+    /// The new capture's window: from this time after its start.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     from: Option<Duration>,
+    /// The new capture's window: until this time after its start.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     to: Option<Duration>,
     /// Print JSON (schema hud.diff/1, docs/DIFF.md) instead of text.
