@@ -628,6 +628,15 @@ fn nanos(d: Duration) -> u64 {
 fn diff(args: DiffArgs) -> ExitCode {
     use hud_analyze::analysis::diff::{self, Change, DiffOptions, Side};
     use hud_analyze::view::diff::{render, DiffOut};
+    for (from, to, which) in [
+        (args.base_from, args.base_to, "--base-from must be before --base-to"),
+        (args.from, args.to, "--from must be before --to"),
+    ] {
+        if from.zip(to).is_some_and(|(from, to)| from >= to) {
+            eprintln!("hud-analyze: {which}");
+            return ExitCode::from(2);
+        }
+    }
     let observer = Terminal::new();
     let analyze = |path: &PathBuf| pipeline::analyze_path(path, args.how.options(), &observer);
     let (base, new) = match (analyze(&args.base), analyze(&args.new)) {
