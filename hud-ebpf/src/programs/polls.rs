@@ -18,7 +18,7 @@ use hud_format::wire::{
     POLL_NESTING,
 };
 
-use super::shared::{count, cpu, now, EVENTS, NO_WAKEUP, SLOTS, TARGET_TGID};
+use super::shared::{count, cpu, now, stopped, EVENTS, NO_WAKEUP, SLOTS, TARGET_TGID};
 
 /// The shortest poll sent as a record (the histograms count every poll).
 #[unsafe(no_mangle)]
@@ -150,7 +150,9 @@ pub fn hud_poll_enter(ctx: ProbeContext) -> u32 {
 pub fn hud_poll_return(_ctx: RetProbeContext) -> u32 {
     let end = now();
     let pid_tgid = bpf_get_current_pid_tgid();
-    if (pid_tgid >> 32) as u32 != TARGET_TGID.load() {
+    // Once hud-record stops, nothing more is counted: its last read of the histograms then holds
+    // exactly the polls whose records it drained.
+    if (pid_tgid >> 32) as u32 != TARGET_TGID.load() || stopped() {
         return 0;
     }
     let tid = pid_tgid as u32;
