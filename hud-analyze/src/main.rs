@@ -629,7 +629,11 @@ fn diff(args: DiffArgs) -> ExitCode {
     use hud_analyze::analysis::diff::{self, Change, DiffOptions, Side};
     use hud_analyze::view::diff::{render, DiffOut};
     for (from, to, which) in [
-        (args.base_from, args.base_to, "--base-from must be before --base-to"),
+        (
+            args.base_from,
+            args.base_to,
+            "--base-from must be before --base-to",
+        ),
         (args.from, args.to, "--from must be before --to"),
     ] {
         if from.zip(to).is_some_and(|(from, to)| from >= to) {
