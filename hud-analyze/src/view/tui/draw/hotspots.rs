@@ -65,37 +65,21 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, state: &State, s: &Snapshot, t
             table_data.samples
         )),
     ]);
-    let is_focused = focused(state, Panel::Hotspots);
-    let empty = rows.is_empty();
-    let table = Table::new(
-        rows,
-        [
-            Constraint::Length(6),
-            Constraint::Length(6),
-            Constraint::Fill(1),
-        ],
-    )
-    .header(
-        Row::new(vec![
-            "self%",
-            "incl%",
-            if state.by_line {
-                "file:line  function"
-            } else {
-                "function"
-            },
-        ])
-        .style(theme.dim()),
-    )
-    .block(panel(title, is_focused, theme))
-    .row_highlight_style(if is_focused {
-        theme.selected()
-    } else {
-        ratatui::style::Style::new()
-    });
-    let mut table_state =
-        TableState::default().with_selected((!empty).then(|| state.row(Panel::Hotspots)));
-    frame.render_stateful_widget(table, area, &mut table_state);
+    let widths = [
+        Constraint::Length(6),
+        Constraint::Length(6),
+        Constraint::Fill(1),
+    ];
+    let header = vec![
+        "self%",
+        "incl%",
+        if state.by_line {
+            "file:line  function"
+        } else {
+            "function"
+        },
+    ];
+    render(frame, area, state, theme, (title, rows), (&widths, header));
 }
 
 /// The poll durations per future type (`hud-record --poll-probes`) in the window, most total
@@ -135,35 +119,19 @@ fn draw_polls(frame: &mut Frame, area: Rect, state: &State, s: &Snapshot, theme:
         Span::styled(" Poll durations ", theme.title()),
         Span::raw(format!("{what} ")),
     ]);
-    let is_focused = focused(state, Panel::Hotspots);
-    let empty = rows.is_empty();
-    let table = Table::new(
-        rows,
-        [
-            Constraint::Length(8),
-            Constraint::Length(7),
-            Constraint::Length(8),
-            Constraint::Length(8),
-            Constraint::Length(8),
-            Constraint::Length(5),
-            Constraint::Fill(1),
-        ],
-    )
-    .header(
-        Row::new(vec![
-            "   polls", "    /s", "     p50", "     p99", "     max", " long", "future",
-        ])
-        .style(theme.dim()),
-    )
-    .block(panel(title, is_focused, theme))
-    .row_highlight_style(if is_focused {
-        theme.selected()
-    } else {
-        ratatui::style::Style::new()
-    });
-    let mut table_state =
-        TableState::default().with_selected((!empty).then(|| state.row(Panel::Hotspots)));
-    frame.render_stateful_widget(table, area, &mut table_state);
+    let widths = [
+        Constraint::Length(8),
+        Constraint::Length(7),
+        Constraint::Length(8),
+        Constraint::Length(8),
+        Constraint::Length(8),
+        Constraint::Length(5),
+        Constraint::Fill(1),
+    ];
+    let header = vec![
+        "   polls", "    /s", "     p50", "     p99", "     max", " long", "future",
+    ];
+    render(frame, area, state, theme, (title, rows), (&widths, header));
 }
 
 /// The tasks of the window (captures with task ids): on CPU, blocked, long polls, when seen,
@@ -228,36 +196,44 @@ fn draw_tasks(frame: &mut Frame, area: Rect, state: &State, s: &Snapshot, theme:
         Span::styled(" Tasks ", theme.title()),
         Span::raw(format!("{what} ")),
     ]);
+    let widths = [
+        Constraint::Length(7),
+        Constraint::Length(8),
+        Constraint::Length(8),
+        Constraint::Length(5),
+        Constraint::Length(11),
+        Constraint::Fill(1),
+    ];
+    let header = vec![
+        "     id",
+        " CPU ms",
+        " blk ms",
+        " long",
+        "  seen (s)",
+        "kind",
+    ];
+    render(frame, area, state, theme, (title, rows), (&widths, header));
+}
+
+/// The panel's table: `rows` under `header` in `widths`, the selection kept, titled `title`.
+fn render(
+    frame: &mut Frame,
+    area: Rect,
+    state: &State,
+    theme: Theme,
+    (title, rows): (Line, Vec<Row>),
+    (widths, header): (&[Constraint], Vec<&str>),
+) {
     let is_focused = focused(state, Panel::Hotspots);
     let empty = rows.is_empty();
-    let table = Table::new(
-        rows,
-        [
-            Constraint::Length(7),
-            Constraint::Length(8),
-            Constraint::Length(8),
-            Constraint::Length(5),
-            Constraint::Length(11),
-            Constraint::Fill(1),
-        ],
-    )
-    .header(
-        Row::new(vec![
-            "     id",
-            " CPU ms",
-            " blk ms",
-            " long",
-            "  seen (s)",
-            "kind",
-        ])
-        .style(theme.dim()),
-    )
-    .block(panel(title, is_focused, theme))
-    .row_highlight_style(if is_focused {
-        theme.selected()
-    } else {
-        ratatui::style::Style::new()
-    });
+    let table = Table::new(rows, widths.iter().copied())
+        .header(Row::new(header).style(theme.dim()))
+        .block(panel(title, is_focused, theme))
+        .row_highlight_style(if is_focused {
+            theme.selected()
+        } else {
+            ratatui::style::Style::new()
+        });
     let mut table_state =
         TableState::default().with_selected((!empty).then(|| state.row(Panel::Hotspots)));
     frame.render_stateful_widget(table, area, &mut table_state);
