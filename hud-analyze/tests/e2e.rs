@@ -1080,6 +1080,26 @@ fn salvaged_report_still_names_the_blockers(path: &Path) {
     );
 }
 
+/// testdata/tools/check_perfetto.py's counts for a trace (the official schema read it), or a
+/// panic with its reason.
+fn checked_perfetto(trace: &Path) -> Value {
+    let python = std::env::var_os("HUD_PYTHON")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| root_dir().join("target/py/bin/python"));
+    let check = Command::new(&python)
+        .arg(root_dir().join("testdata/tools/check_perfetto.py"))
+        .arg(trace)
+        .output()
+        .expect("the Perfetto schema's Python (cargo xtask setup makes it)");
+    assert!(
+        check.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+    serde_json::from_slice(&check.stdout).unwrap()
+}
+
 fn root_dir() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
@@ -1281,22 +1301,7 @@ fn exports_are_read_by_their_own_tools() {
     );
 
     // Perfetto: the official schema reads it; its slices and samples are the analysis'.
-    let python = std::env::var_os("HUD_PYTHON")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| root_dir().join("target/py/bin/python"));
-    let script = root_dir().join("testdata/tools/check_perfetto.py");
-    let check = Command::new(&python)
-        .arg(script)
-        .arg(out("demo.pftrace"))
-        .output()
-        .expect("the Perfetto schema's Python (cargo xtask setup makes it)");
-    assert!(
-        check.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&check.stdout),
-        String::from_utf8_lossy(&check.stderr)
-    );
-    let counts: Value = serde_json::from_slice(&check.stdout).unwrap();
+    let counts = checked_perfetto(&out("demo.pftrace"));
     assert_eq!(counts["blocking_slices"].as_u64().unwrap(), episodes);
     assert_eq!(counts["samples"], report["summary"]["samples"]);
     let sizes = |f: &str| std::fs::metadata(out(f)).unwrap().len();
@@ -1503,21 +1508,7 @@ fn poll_probes_time_each_future_type_as_the_workload_does() {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let python = std::env::var_os("HUD_PYTHON")
-            .map(std::path::PathBuf::from)
-            .unwrap_or_else(|| root_dir().join("target/py/bin/python"));
-        let check = Command::new(&python)
-            .arg(root_dir().join("testdata/tools/check_perfetto.py"))
-            .arg(&trace)
-            .output()
-            .expect("the Perfetto schema's Python (cargo xtask setup makes it)");
-        assert!(
-            check.status.success(),
-            "{}{}",
-            String::from_utf8_lossy(&check.stdout),
-            String::from_utf8_lossy(&check.stderr)
-        );
-        let counts: Value = serde_json::from_slice(&check.stdout).unwrap();
+        let counts = checked_perfetto(&trace);
         let long_polls: u64 = futures
             .iter()
             .map(|f| f["long_polls"].as_u64().unwrap())

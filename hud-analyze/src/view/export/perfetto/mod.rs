@@ -720,6 +720,35 @@ pub fn write(
     Ok(Written { events })
 }
 
+/// Opens sequence `id` at `from` with a track named `name` under each thread track of `tracks`
+/// ((tid, thread track), not empty), at uuid `child(thread track)`; the first is the sequence's
+/// default track.
+fn open_child_tracks(
+    raw: &mut Vec<u8>,
+    (id, from): (u32, u64),
+    tracks: &[(u32, u64)],
+    child: impl Fn(u64) -> u64,
+    name: &str,
+) -> std::io::Result<Sequence> {
+    let (seq, first) = Sequence::open(id, from, child(tracks[0].1));
+    push_packet(raw, &first)?;
+    for (_, parent) in tracks {
+        push_packet(
+            raw,
+            &seq.untimed(TracePacket {
+                track_descriptor: Some(TrackDescriptor {
+                    uuid: Some(child(*parent)),
+                    parent_uuid: Some(*parent),
+                    name: Some(name.into()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+        )?;
+    }
+    Ok(seq)
+}
+
 /// `--poll-probes`: each poll kept one by one (past the recorder's threshold) as a slice named
 /// by its future type on a "polls" track under its thread, on one sequence of its own. Returns
 /// the slices written.
@@ -756,22 +785,13 @@ fn write_polls(
     }
     let poll_track = |parent: u64| parent + 500_000;
     let mut raw = Vec::new();
-    let (mut seq, first) = Sequence::open(id, from, poll_track(tracks[0].1));
-    push_packet(&mut raw, &first)?;
-    for (_, parent) in &tracks {
-        push_packet(
-            &mut raw,
-            &seq.untimed(TracePacket {
-                track_descriptor: Some(TrackDescriptor {
-                    uuid: Some(poll_track(*parent)),
-                    parent_uuid: Some(*parent),
-                    name: Some("polls (--poll-probes)".into()),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
-        )?;
-    }
+    let mut seq = open_child_tracks(
+        &mut raw,
+        (id, from),
+        &tracks,
+        poll_track,
+        "polls (--poll-probes)",
+    )?;
     // Begins and ends in time order; at one time, ends first. A thread's polls nest (a poll
     // inside a poll) or follow each other.
     let mut marks: Vec<(u64, bool, usize)> = Vec::with_capacity(2 * long.len());

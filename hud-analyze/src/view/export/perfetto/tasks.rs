@@ -14,7 +14,7 @@ use std::io::Write;
 use rustc_hash::FxHashMap as HashMap;
 
 use super::proto::*;
-use super::{compressed, push_packet, Interner, Sequence, Table};
+use super::{compressed, open_child_tracks, push_packet, Interner, Sequence, Table};
 use crate::analysis::frames::{self, flags, Classifier, Kind};
 use crate::analysis::Analysis;
 use crate::view::export::ExportOptions;
@@ -185,26 +185,17 @@ pub(super) fn write(
             }
         }
     }
-    let Some(&(_, first_parent)) = tracks.first() else {
+    if tracks.is_empty() {
         return Ok(0);
-    };
-    let mut raw = Vec::new();
-    let (mut seq, first) = Sequence::open(id, from, track_of(first_parent));
-    push_packet(&mut raw, &first)?;
-    for (_, parent) in &tracks {
-        push_packet(
-            &mut raw,
-            &seq.untimed(TracePacket {
-                track_descriptor: Some(TrackDescriptor {
-                    uuid: Some(track_of(*parent)),
-                    parent_uuid: Some(*parent),
-                    name: Some("tasks (sampled polls, blocking)".into()),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
-        )?;
     }
+    let mut raw = Vec::new();
+    let mut seq = open_child_tracks(
+        &mut raw,
+        (id, from),
+        &tracks,
+        track_of,
+        "tasks (sampled polls, blocking)",
+    )?;
     let parent_of: HashMap<u32, u64> = tracks.iter().copied().collect();
     // Begins and ends in time order. At one time: ends before begins, an inner slice's end
     // before its outer one's, an outer slice's begin before its inner one's; a lone sample
