@@ -290,7 +290,7 @@ struct ReportArgs {
     /// the inclusive tables.
     #[arg(long)]
     all_frames: bool,
-    /// Print JSON (schema hud.report/1, docs/REPORT.md) instead of text.
+    /// Print JSON (schema hud.report/2, docs/REPORT.md) instead of text.
     #[arg(long)]
     json: bool,
     /// Exit 10 when any blocker's total or worst episode exceeds this (a CI gate); exit 11 when

@@ -561,7 +561,7 @@ fn assert_documented_blockers(report: &Value) {
     for (name, kind) in [
         ("sleepy_handler", "sleep"),
         ("locked_cache_update", "lock"),
-        ("read_data_file", "io"),
+        ("read_data_file", "file_io"),
     ] {
         // Of that kind: a function may also show as another kind (read_data_file as a long poll
         // when the page cache still holds its 8 MiB: GROUND_TRUTH.md).
@@ -630,7 +630,7 @@ fn the_report_names_every_documented_blocker() {
     }
     let (_dir, path) = recorded_demo(4, &[]);
     let report = report_json(&path);
-    assert_eq!(report["schema"], "hud.report/1");
+    assert_eq!(report["schema"], "hud.report/2");
     assert_documented_blockers(&report);
 
     let roles: Vec<(&str, &str)> = report["workers"]

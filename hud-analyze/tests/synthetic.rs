@@ -119,7 +119,7 @@ fn off_cpu_in_a_task_is_blocking_with_kind_and_blame() {
         vec![
             (Kind::Sleep, "app::handler::{{closure}}", 12, 5, 5 * 14 * MS),
             (Kind::Lock, "app::cache::{{closure}}", 30, 1, 8 * MS),
-            (Kind::Io, "app::load::{{closure}}", 50, 1, 3 * MS),
+            (Kind::FileIo, "app::load::{{closure}}", 50, 1, 3 * MS),
         ]
     );
     assert_eq!(

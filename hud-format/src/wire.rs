@@ -215,6 +215,10 @@ pub struct ThreadState {
     pub state: u32,
     /// How many of `due` wait for the thread's stack.
     pub due_count: u32,
+    /// 1 while the thread sleeps in a page fault with its stack parked at switch-out: no
+    /// system call returns to give the stack of where it blocked.
+    pub parked: u32,
+    pub _pad: u32,
     pub due: [DueEpisode; MAX_DUE],
 }
 
@@ -557,7 +561,7 @@ const _: () = {
     assert!(core::mem::size_of::<StackCopy>() == 88 + MAX_STACK_COPY);
     assert!(core::mem::size_of::<SwitchEntry>() == 16);
     assert!(core::mem::size_of::<SwitchBatch>() == 24 + 16 * SWITCH_BATCH_LEN);
-    assert!(core::mem::size_of::<ThreadState>() == 24 + 32 * MAX_DUE);
+    assert!(core::mem::size_of::<ThreadState>() == 32 + 32 * MAX_DUE);
     assert!(
         core::mem::size_of::<StackRecord>()
             == 16 + 8 + 8 + 8 * MAX_USER_FRAMES + 8 + 16 + 8 * MAX_KERNEL_FRAMES

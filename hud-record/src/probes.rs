@@ -272,10 +272,11 @@ impl Probes {
                     .as_ref()
                     .map_or(1, |(_, p)| p.len().max(1) as u32),
             )
-            // Only the kernel-stacks mode parks stacks at switch-out (a map preallocates).
+            // The kernel-stacks mode parks stacks at every sleeping switch-out; otherwise only
+            // a thread that sleeps in a page fault does (a map preallocates: 1.5 KiB a thread).
             .map_max_entries(
                 names::OFFCPU_PENDING,
-                if config.kernel_stacks { 4096 } else { 1 },
+                if config.kernel_stacks { 4096 } else { 1024 },
             );
         for (name, offset) in &config.offsets {
             loader.override_global(name, offset, true);

@@ -48,6 +48,14 @@ pub struct Episode {
     /// showed them to be one poll; without, back-to-back polls of the same code may have been
     /// merged and its duration is an upper bound. Off-CPU episodes: always.
     pub proven: bool,
+    /// Index into [`Detection::leaves`]: the innermost user frame (at its line) most of the
+    /// episode's samples were in; for an off-CPU episode, the one that called the library.
+    pub leaf: u32,
+    /// Samples on `leaf` (1 for off-CPU episodes).
+    pub leaf_samples: u32,
+    /// A long poll in an async fn's own frame whose samples were all in one function it called:
+    /// that function, as an index into [`Detection::callees`] (`NO_LEAF` otherwise).
+    pub callee: u32,
 }
 
 impl Episode {
@@ -69,6 +77,28 @@ pub struct Group {
     pub spawned: Option<Frame>,
     /// The user frames from the blame outwards, the grouping key.
     pub user_path: Vec<Frame>,
+    /// The call to move off the runtime.
+    pub call: Call,
+    /// The system call the thread blocked in, as libc names it without its prefixes (`futex`,
+    /// `clock_nanosleep`, `read`), where the stack's leaf shows it (off-CPU blockers only).
+    pub syscall: Option<String>,
+}
+
+/// The call that made a blocker: the outermost synchronous call made from async code on the
+/// blocking path. Moving it off the runtime (or making it async) is the fix; the leaf, where
+/// the time went, may be frames deeper and is shared by every caller of a helper.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Call {
+    /// The async fn (or async block) that made the call, at the call's line; `None` when no
+    /// async fn of the program is on the path (a library's future called it).
+    pub site: Option<Frame>,
+    /// What it called: a function of the program, or a library function entered from the
+    /// program's code (`std::thread::sleep`). `None` for a long poll whose samples share no
+    /// callee: the async fn's own code (a loop) at `site`.
+    pub callee: Option<Frame>,
+    /// No frame of the program's own code is on the path: `callee` is the outermost frame of a
+    /// dependency inside the task's poll.
+    pub in_dependency: bool,
 }
 
 /// Everything detection found over the whole capture.
@@ -76,6 +106,10 @@ pub struct Detection {
     /// Sorted by start.
     pub episodes: Vec<Episode>,
     pub groups: Vec<Group>,
+    /// Leaf frames of episodes (see [`Episode::leaf`]), each at its line.
+    pub leaves: Vec<Frame>,
+    /// Functions long polls were all in (see [`Episode::callee`]).
+    pub callees: Vec<Frame>,
     /// Off-CPU episodes of runtime threads that were parked or idle (not blocking).
     pub idle_episodes: usize,
 }
@@ -90,6 +124,11 @@ pub struct Blocker {
     pub task: Option<Frame>,
     pub spawned: Option<Frame>,
     pub user_path: Vec<Frame>,
+    pub call: Call,
+    pub syscall: Option<String>,
+    /// Where the time went: the leaf most of the listed episodes' samples were on, and its
+    /// share of them (`None` when no episode is listed).
+    pub leaf: Option<(Frame, f64)>,
     pub episodes: Vec<Episode>,
     /// The longest episode's stack.
     pub example: u32,
@@ -307,6 +346,8 @@ fn blockers_of(detection: &Detection, wanted: impl Fn(&Episode) -> bool) -> Vec<
     let mut by_group: HashMap<u32, Blocker> = HashMap::default();
     // Per group, per line: samples (long polls) or episodes (off CPU) on it.
     let mut lines: HashMap<(u32, u32), u64> = HashMap::default();
+    // Per group, per leaf: samples on it.
+    let mut leaves: HashMap<(u32, u32), u64> = HashMap::default();
     for e in detection.episodes.iter().filter(|e| wanted(e)) {
         let g = &detection.groups[e.group as usize];
         let b = by_group.entry(e.group).or_insert_with(|| Blocker {
@@ -316,6 +357,9 @@ fn blockers_of(detection: &Detection, wanted: impl Fn(&Episode) -> bool) -> Vec<
             task: g.task.clone(),
             spawned: g.spawned.clone(),
             user_path: g.user_path.clone(),
+            call: g.call.clone(),
+            syscall: g.syscall.clone(),
+            leaf: None,
             episodes: Vec::new(),
             example: e.stack,
             total: 0,
@@ -330,9 +374,32 @@ fn blockers_of(detection: &Detection, wanted: impl Fn(&Episode) -> bool) -> Vec<
         b.total = b.total.saturating_add(e.duration);
         b.episodes.push(*e);
         *lines.entry((e.group, e.line)).or_default() += u64::from(e.samples.max(1));
+        *leaves.entry((e.group, e.leaf)).or_default() += u64::from(e.leaf_samples);
     }
     let mut out: Vec<Blocker> = by_group.into_values().collect();
-    for b in out.iter_mut().filter(|b| b.kind == Kind::Cpu) {
+    for b in out.iter_mut() {
+        let weight: u64 = b.episodes.iter().map(|e| u64::from(e.samples.max(1))).sum();
+        b.leaf = leaves
+            .iter()
+            .filter(|((g, _), _)| *g == b.group)
+            .max_by_key(|((_, l), n)| (**n, u32::MAX - *l))
+            .and_then(|((_, l), n)| {
+                let f = detection.leaves.get(*l as usize)?;
+                Some((f.clone(), *n as f64 / weight.max(1) as f64))
+            });
+        if b.kind != Kind::Cpu {
+            continue;
+        }
+        // Samples of a poll that all fell in one call can be chance (two samples, one inlined
+        // multiply): the call is named when every listed poll agrees, over enough samples.
+        let first = b.episodes.first().map_or(NO_LEAF, |e| e.callee);
+        if b.call.callee.is_none()
+            && first != NO_LEAF
+            && weight >= MIN_SAMPLES_FOR_A_CALL
+            && b.episodes.iter().all(|e| e.callee == first)
+        {
+            b.call.callee = detection.callees.get(first as usize).cloned();
+        }
         // The line with the most samples; the lower line on a tie, so the answer is stable.
         if let Some(((_, line), _)) = lines
             .iter()
@@ -340,6 +407,11 @@ fn blockers_of(detection: &Detection, wanted: impl Fn(&Episode) -> bool) -> Vec<
             .max_by_key(|((_, l), n)| (**n, u32::MAX - *l))
         {
             b.blame.line = *line;
+            // A long poll in the async fn's own code: the call site is the blamed frame, whose
+            // line varies by poll.
+            if let Some(site) = b.call.site.as_mut().filter(|s| same_function(s, &b.blame)) {
+                site.line = *line;
+            }
         }
     }
     out.sort_by(|a, b| {
@@ -351,6 +423,16 @@ fn blockers_of(detection: &Detection, wanted: impl Fn(&Episode) -> bool) -> Vec<
     out
 }
 
+/// Samples a long-poll blocker needs before the one function they were all in is named as its
+/// call.
+const MIN_SAMPLES_FOR_A_CALL: u64 = 8;
+
+/// Two frames of the same function (interned name and file).
+fn same_function(a: &Frame, b: &Frame) -> bool {
+    interned_id(&a.function) == interned_id(&b.function)
+        && a.file.as_ref().map(interned_id) == b.file.as_ref().map(interned_id)
+}
+
 /// A user frame's identity: (function, file) interned, and its line.
 type UserFrame = (usize, usize, u32);
 
@@ -359,6 +441,8 @@ type UserFrame = (usize, usize, u32);
 struct Facts {
     parked: bool,
     in_poll: bool,
+    /// Inside `block_in_place`: the worker's core runs elsewhere meanwhile.
+    offloaded: bool,
     /// The poll's identity (the innermost user async fn and its user callers), interned; `None`
     /// outside a task poll, when parked, or without a user async fn.
     poll: Option<u32>,
@@ -396,12 +480,15 @@ impl<'a> StackFacts<'a> {
         let mut facts = Facts::default();
         let mut user: Vec<UserFrame> = Vec::new();
         let mut is_async: Vec<bool> = Vec::new();
+        let mut nested_executor = false;
         for f in self.symbols.frames(self.model, id) {
             let flags = self.cls.flags(f);
             facts.parked |= flags & flags::PARK != 0;
             if facts.in_poll {
                 continue;
             }
+            nested_executor |= flags & flags::BLOCK_ON != 0;
+            facts.offloaded |= flags & flags::BLOCK_IN_PLACE != 0;
             if flags & flags::POLL != 0 {
                 facts.in_poll = true;
             } else if flags & flags::USER != 0 {
@@ -409,7 +496,12 @@ impl<'a> StackFacts<'a> {
                 is_async.push(flags & flags::ASYNC != 0);
             }
         }
-        if facts.in_poll && !facts.parked {
+        // An executor inside a task's poll parks through Tokio's own code (a nested
+        // `block_on`): that is the task blocking its worker, not the worker idling.
+        if facts.in_poll && nested_executor {
+            facts.parked = false;
+        }
+        if facts.in_poll && !facts.parked && !facts.offloaded {
             if let Some(at) = is_async.iter().position(|a| *a) {
                 let key: Vec<(usize, usize)> = user[at..].iter().map(|u| (u.0, u.1)).collect();
                 let next = self.polls.len() as u32;
@@ -423,6 +515,29 @@ impl<'a> StackFacts<'a> {
             *slot = Some(facts);
         }
         facts
+    }
+}
+
+impl StackFacts<'_> {
+    /// In stack `id`, inside the poll: whether the user frame number `k` (innermost first) is an
+    /// async fn, and the frame it called, if any.
+    fn callee_below(&self, id: u32, k: usize) -> (bool, Option<Frame>) {
+        let mut previous: Option<&Frame> = None;
+        let mut seen = 0;
+        for f in self.symbols.frames(self.model, id) {
+            let flags = self.cls.flags(f);
+            if flags & flags::POLL != 0 {
+                break;
+            }
+            if flags & flags::USER != 0 {
+                if seen == k {
+                    return (flags & flags::ASYNC != 0, previous.cloned());
+                }
+                seen += 1;
+            }
+            previous = Some(f);
+        }
+        (false, None)
     }
 }
 
@@ -473,6 +588,8 @@ pub fn detect(
     // The kind of an off-CPU stack, per (stack, state): many episodes share a stack.
     let mut kinds: HashMap<(u32, u16), Kind> = HashMap::default();
     let mut groups = Groups::default();
+    let mut leaves = Leaves::default();
+    let mut callees = Leaves::default();
     let mut episodes: Vec<Episode> = Vec::new();
     let mut idle_episodes = 0;
 
@@ -492,12 +609,24 @@ pub fn detect(
             idle_episodes += 1;
             continue;
         }
+        if f.offloaded {
+            continue;
+        }
         let kind = *kinds
             .entry((off.stack, off.state))
             .or_insert_with(|| frames::off_cpu_kind(&symbols.stack(model, off.stack), off.state));
         let path = &facts.paths[f.path as usize];
         let group = groups.of((kind, path.clone()), || {
-            group_from_stack(&symbols.stack(model, off.stack), kind, path.len(), cls)
+            group_from_stack(
+                &symbols.stack(model, off.stack),
+                kind,
+                path.len(),
+                true,
+                cls,
+            )
+        });
+        let leaf = path.first().map_or(NO_LEAF, |&u| {
+            leaves.of(u, || innermost_user(&symbols.stack(model, off.stack), cls))
         });
         episodes.push(Episode {
             tid: off.tid,
@@ -510,6 +639,9 @@ pub fn detect(
             line: path.first().map_or(0, |u| u.2),
             task: off.task,
             proven: true,
+            leaf,
+            leaf_samples: 1,
+            callee: NO_LEAF,
         });
     }
 
@@ -543,7 +675,7 @@ pub fn detect(
                             duration,
                             thread.tid,
                             facts,
-                            &mut groups,
+                            (&mut groups, &mut leaves, &mut callees),
                             cls,
                         ));
                     }
@@ -575,8 +707,44 @@ pub fn detect(
     Detection {
         episodes,
         groups: groups.list,
+        leaves: leaves.list,
+        callees: callees.list,
         idle_episodes,
     }
+}
+
+/// No leaf known (an episode without a user frame).
+const NO_LEAF: u32 = u32::MAX;
+
+/// Leaf frames by identity (function, file, line), in the order first seen.
+#[derive(Default)]
+struct Leaves {
+    index: HashMap<UserFrame, u32>,
+    list: Vec<Frame>,
+}
+
+impl Leaves {
+    fn of(&mut self, key: UserFrame, make: impl FnOnce() -> Option<Frame>) -> u32 {
+        if let Some(i) = self.index.get(&key) {
+            return *i;
+        }
+        let Some(frame) = make() else {
+            return NO_LEAF;
+        };
+        self.list.push(frame);
+        let i = (self.list.len() - 1) as u32;
+        self.index.insert(key, i);
+        i
+    }
+}
+
+/// The innermost frame of the program's own code inside the task's poll.
+fn innermost_user(frames: &[Frame], cls: &Classifier) -> Option<Frame> {
+    let poll = cls.task_poll_index(frames).unwrap_or(frames.len());
+    frames[..poll]
+        .iter()
+        .find(|f| cls.flags(f) & flags::USER != 0)
+        .cloned()
 }
 
 /// Whether two samples of one thread, in the same code, can be one poll as far as task ids tell
@@ -612,14 +780,22 @@ impl Groups {
 
 /// A group from an example stack whose innermost `skip` user frames are not part of it (frames
 /// inside the blame that not every episode shares); `user_len` user frames remain.
-fn group_from_stack(frames: &[Frame], kind: Kind, user_len: usize, cls: &Classifier) -> Group {
+/// `inner_callee`: the frame called from the innermost user frame is the call (every episode
+/// shares it).
+fn group_from_stack(
+    frames: &[Frame],
+    kind: Kind,
+    user_len: usize,
+    inner_callee: bool,
+    cls: &Classifier,
+) -> Group {
     let poll = cls.task_poll_index(frames).unwrap_or(frames.len());
-    let user: Vec<Frame> = frames[..poll]
-        .iter()
-        .filter(|f| cls.flags(f) & flags::USER != 0)
-        .cloned()
+    let inside = &frames[..poll];
+    let user_at: Vec<usize> = (0..inside.len())
+        .filter(|&i| cls.flags(&inside[i]) & flags::USER != 0)
         .collect();
-    let user: Vec<Frame> = user[user.len().saturating_sub(user_len)..].to_vec();
+    let user_at = &user_at[user_at.len().saturating_sub(user_len)..];
+    let user: Vec<Frame> = user_at.iter().map(|&i| inside[i].clone()).collect();
     let blame = user.first().cloned().unwrap_or_else(|| {
         // No user frame (e.g. missing debug info): blame the innermost frame there is.
         frames.first().cloned().unwrap_or(Frame {
@@ -640,11 +816,55 @@ fn group_from_stack(frames: &[Frame], kind: Kind, user_len: usize, cls: &Classif
         spawned: user.last().cloned(),
         blame,
         user_path: user,
+        call: call_of(inside, user_at, inner_callee, cls),
+        syscall: (kind != Kind::Cpu)
+            .then(|| frames::syscall_name(frames))
+            .flatten(),
     }
 }
 
-/// A long poll from a run of samples: grouped by the user frames all its samples share, blamed
-/// on the innermost of them at the line most samples were on.
+/// The call to move off the runtime, from the frames inside a task's poll (innermost first)
+/// and the indices of the group's user frames among them.
+fn call_of(inside: &[Frame], user_at: &[usize], inner_callee: bool, cls: &Classifier) -> Call {
+    let Some(&outermost) = user_at.last() else {
+        // None of the program's frames: the outermost frame of a dependency, never a libc or
+        // std leaf.
+        let dependency = inside.iter().rev().find(|f| frames::is_dependency(f));
+        return Call {
+            site: None,
+            callee: dependency.cloned(),
+            in_dependency: dependency.is_some(),
+        };
+    };
+    let Some(a) = user_at
+        .iter()
+        .position(|&i| cls.flags(&inside[i]) & flags::ASYNC != 0)
+    else {
+        // No async fn of the program: a library's future called the program's code.
+        return Call {
+            site: None,
+            callee: Some(inside[outermost].clone()),
+            in_dependency: false,
+        };
+    };
+    let site = user_at[a];
+    let callee = if a > 0 {
+        Some(inside[user_at[a - 1]].clone())
+    } else if inner_callee && site > 0 {
+        Some(inside[site - 1].clone())
+    } else {
+        None
+    };
+    Call {
+        site: Some(inside[site].clone()),
+        callee,
+        in_dependency: false,
+    }
+}
+
+/// A long poll from a run of samples: grouped by the user frames all its samples share (and
+/// the call their innermost one makes, when all make the same), blamed on the innermost of them
+/// at the line most samples were on.
 #[allow(clippy::too_many_arguments)]
 fn long_poll(
     run: &[usize],
@@ -652,7 +872,7 @@ fn long_poll(
     duration: u64,
     tid: u32,
     facts: &mut StackFacts<'_>,
-    groups: &mut Groups,
+    (groups, leaves, callees): (&mut Groups, &mut Leaves, &mut Leaves),
     cls: &Classifier,
 ) -> Episode {
     let paths: Vec<u32> = run
@@ -660,12 +880,16 @@ fn long_poll(
         .map(|&i| facts.of(samples[i].stack).path)
         .collect();
     let shared = common_outer_frames(paths.iter().map(|p| &facts.paths[*p as usize][..]));
-    // Lines of the innermost shared frame, per sample.
+    // Lines of the innermost shared frame, and innermost user frames, per sample.
     let mut lines: HashMap<u32, u32> = HashMap::default();
-    for p in &paths {
+    let mut leaf_counts: HashMap<UserFrame, (u32, u32)> = HashMap::default();
+    for (&i, p) in run.iter().zip(&paths) {
         let path = &facts.paths[*p as usize];
         if let Some(f) = path.get(path.len() - shared) {
             *lines.entry(f.2).or_default() += 1;
+        }
+        if let Some(&leaf) = path.first() {
+            leaf_counts.entry(leaf).or_insert((0, samples[i].stack)).0 += 1;
         }
     }
     let line = lines
@@ -688,11 +912,37 @@ fn long_poll(
         // The blamed frame's line varies by episode: not part of the identity.
         innermost.2 = 0;
     }
+    let callee = (shared > 0)
+        .then(|| shared_callee(run, samples, &paths, shared, facts))
+        .flatten()
+        .map_or(NO_LEAF, |f| {
+            let key = (
+                interned_id(&f.function),
+                f.file.as_ref().map_or(0, interned_id),
+                0,
+            );
+            callees.of(key, || Some(f))
+        });
     let symbols = facts.symbols;
     let model = facts.model;
     let group = groups.of((Kind::Cpu, key), || {
-        group_from_stack(&symbols.stack(model, example), Kind::Cpu, shared, cls)
+        group_from_stack(
+            &symbols.stack(model, example),
+            Kind::Cpu,
+            shared,
+            false,
+            cls,
+        )
     });
+    let (leaf, leaf_samples) = leaf_counts
+        .iter()
+        .max_by_key(|(l, (n, _))| (*n, u32::MAX - l.2))
+        .map_or((NO_LEAF, 0), |(&l, &(n, stack))| {
+            (
+                leaves.of(l, || innermost_user(&symbols.stack(model, stack), cls)),
+                n,
+            )
+        });
     Episode {
         tid,
         start: samples[run[0]].ts,
@@ -706,7 +956,39 @@ fn long_poll(
         proven: run
             .iter()
             .all(|&i| samples[i].task != 0 && samples[i].tick != hud_format::wire::NO_TICK),
+        leaf,
+        leaf_samples,
+        callee,
     }
+}
+
+/// When the innermost shared user frame of a long poll is an async fn: the function it called
+/// that every sample is in, at one line of it. `None` when the samples are in its own code or
+/// in different calls.
+fn shared_callee(
+    run: &[usize],
+    samples: &[crate::model::Sample],
+    paths: &[u32],
+    shared: usize,
+    facts: &StackFacts<'_>,
+) -> Option<Frame> {
+    let mut found: Option<(Frame, u32)> = None;
+    for (&i, p) in run.iter().zip(paths) {
+        let path = &facts.paths[*p as usize];
+        let k = path.len() - shared;
+        let (is_async, callee) = facts.callee_below(samples[i].stack, k);
+        let callee = callee?;
+        let line = path[k].2;
+        if !is_async
+            || found
+                .as_ref()
+                .is_some_and(|(f, l)| *l != line || !same_function(f, &callee))
+        {
+            return None;
+        }
+        found.get_or_insert((callee, line));
+    }
+    found.map(|(c, _)| c)
 }
 
 #[cfg(test)]
@@ -738,6 +1020,9 @@ mod tests {
             line: 0,
             task: 0,
             proven: true,
+            leaf: NO_LEAF,
+            leaf_samples: 1,
+            callee: NO_LEAF,
         };
         let b = Blocker {
             group: 0,
@@ -753,6 +1038,9 @@ mod tests {
             task: None,
             spawned: None,
             user_path: Vec::new(),
+            call: Call::default(),
+            syscall: None,
+            leaf: None,
             episodes: [3 * MS, 3 * MS, 15 * MS, 2 * MS].map(episode).to_vec(),
             example: 0,
             total: 0,

@@ -83,6 +83,19 @@ pub fn is_user(frame: &Frame) -> bool {
     !library_fn.iter().any(|p| f.starts_with(p))
 }
 
+/// A frame of a dependency: Rust code from a registry or git checkout, not the standard
+/// library's and not Tokio's (a library the program uses, where a lock or a read may be taken
+/// without any frame of the program's own code on the path).
+pub fn is_dependency(frame: &Frame) -> bool {
+    let f = &*frame.function;
+    let rust = frame.file.as_deref().is_some_and(|p| p.ends_with(".rs")) || f.contains("::");
+    let runtime = [
+        "std::", "core::", "alloc::", "tokio::", "<std::", "<core::", "<alloc::", "<tokio::", "<&",
+        "<dyn ", "<[",
+    ];
+    rust && !f.starts_with('[') && !is_user(frame) && !runtime.iter().any(|p| f.starts_with(p))
+}
+
 /// An async fn's or async block's body (its poll), as Rust names them.
 pub fn is_async_body(frame: &Frame) -> bool {
     let f = &*frame.function;
@@ -92,16 +105,40 @@ pub fn is_async_body(frame: &Frame) -> bool {
         || f.contains("{async_block")
 }
 
-/// The kind of blocking an off-CPU stack shows.
+/// The kind of blocking: what the thread waited for, told from its stack and its state. Each
+/// kind has its own fix ([`super::advice`]); one that cannot be told is [`Kind::Other`], with the
+/// system call named where the stack shows it, never a guess.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
     /// On CPU too long in one poll.
     Cpu,
+    /// `std::thread::sleep` and libc's sleeps.
     Sleep,
+    /// A mutex or read-write lock (std, parking_lot, a reentrant lock, a `Once` being run).
     Lock,
-    Io,
+    /// A condition variable wait (std, parking_lot) or a barrier.
+    Condvar,
+    /// A channel's blocking receive or send (std mpsc, crossbeam, flume, Tokio's `blocking_*`).
+    Channel,
+    /// Waiting for a thread to finish (`JoinHandle::join`).
+    Join,
+    /// Starting a child process or waiting for it (`std::process`).
+    Process,
+    /// Flushing a file to its device (`sync_all`, `sync_data`, `fsync`).
+    Fsync,
+    /// File-system reads, writes, opens and metadata (`std::fs`, `std::io` on files).
+    FileIo,
+    /// Sockets through `std::net` or `std::os::unix::net`.
+    NetIo,
+    /// Name resolution (`getaddrinfo`, `ToSocketAddrs`).
     Dns,
+    /// An executor run inside a task (`futures::executor::block_on` and the like).
+    BlockOn,
+    /// Blocked outside any system call: a major page fault (mapped file, swapped memory).
+    PageFault,
+    /// Writing to stdout or stderr, or a logging library's sink.
+    Log,
     Other,
 }
 
@@ -110,71 +147,274 @@ impl Kind {
     pub fn name(self) -> &'static str {
         match self {
             Kind::Cpu => "long poll",
+            Kind::FileIo => "file io",
+            Kind::NetIo => "net io",
+            Kind::PageFault => "page fault",
             k => k.label(),
         }
     }
 
+    /// The JSON value (`kind` in hud.report/2).
     pub fn label(self) -> &'static str {
         match self {
             Kind::Cpu => "cpu",
             Kind::Sleep => "sleep",
             Kind::Lock => "lock",
-            Kind::Io => "io",
+            Kind::Condvar => "condvar",
+            Kind::Channel => "channel",
+            Kind::Join => "join",
+            Kind::Process => "process",
+            Kind::Fsync => "fsync",
+            Kind::FileIo => "file_io",
+            Kind::NetIo => "net_io",
             Kind::Dns => "dns",
+            Kind::BlockOn => "block_on",
+            Kind::PageFault => "page_fault",
+            Kind::Log => "log",
             Kind::Other => "other",
         }
     }
+
+    /// Every kind, in the order docs and tests list them.
+    pub const ALL: [Kind; 15] = [
+        Kind::Cpu,
+        Kind::Sleep,
+        Kind::Lock,
+        Kind::Condvar,
+        Kind::Channel,
+        Kind::Join,
+        Kind::Process,
+        Kind::Fsync,
+        Kind::FileIo,
+        Kind::NetIo,
+        Kind::Dns,
+        Kind::BlockOn,
+        Kind::PageFault,
+        Kind::Log,
+        Kind::Other,
+    ];
 }
 
-/// Tells the kind from the stack (innermost first) and the state the thread left in.
+/// Executors that block their thread until a future completes. Inside a task's poll one is a
+/// nested executor: the worker waits on it instead of running tasks.
+const BLOCK_ON: &[&str] = &[
+    "futures_executor::local_pool::block_on",
+    "futures_executor::local_pool::run_executor",
+    "futures::executor::",
+    "pollster::block_on",
+    "futures_lite::future::block_on",
+    "async_io::driver::block_on",
+    "async_std::task::block_on",
+    "smol::block_on",
+    "tokio::runtime::park::CachedParkThread::block_on",
+    "tokio::runtime::context::blocking::BlockingRegionGuard::block_on",
+    "tokio::runtime::runtime::Runtime::block_on",
+    "tokio::runtime::handle::Handle::block_on",
+];
+
+/// Whether a frame is a nested executor's (see [`BLOCK_ON`]).
+pub fn is_block_on(frame: &Frame) -> bool {
+    let f = &*frame.function;
+    BLOCK_ON.iter().any(|p| f.contains(p))
+}
+
+/// `tokio::task::block_in_place`: the worker hands its core to another thread first, so what
+/// blocks inside it does not block the runtime (the fix hud advises for long polls).
+pub fn is_block_in_place(frame: &Frame) -> bool {
+    frame
+        .function
+        .contains("tokio::runtime::scheduler::multi_thread::worker::block_in_place")
+}
+
+/// A libc function's name as the system call it makes: `__GI___clock_nanosleep`,
+/// `__libc_recv` and `__pread64` read `clock_nanosleep`, `recv` and `pread64`, whichever libc
+/// build named them; futex waits (`syscall` from std's futex, nptl's lock and join waits) read
+/// `futex`. Symbols of C code only: a Rust frame is never a system call.
+pub fn syscall_name(frames: &[Frame]) -> Option<String> {
+    let leaf = frames.first()?;
+    if leaf.function.starts_with('[') || leaf.file.as_deref().is_some_and(|f| f.ends_with(".rs")) {
+        return None;
+    }
+    let mut name: &str = &leaf.function;
+    for prefix in ["__GI___", "__GI_", "__libc_", "__"] {
+        name = name.strip_prefix(prefix).unwrap_or(name);
+    }
+    let name = name.trim_end_matches("_nocancel");
+    let caller = frames.get(1).map_or("", |f| &*f.function);
+    if name.contains("futex")
+        || name.starts_with("lll_")
+        || name.starts_with("pthread_")
+        || (name == "syscall" && caller.contains("futex"))
+    {
+        return Some("futex".into());
+    }
+    Some(name.to_owned())
+}
+
+/// Whether the stack's leaf is executing code rather than a system call: Rust code, or libc's
+/// string and memory functions. A thread blocked there waited for a page fault.
+fn blocked_outside_syscalls(frames: &[Frame]) -> bool {
+    let Some(leaf) = frames.first() else {
+        return false;
+    };
+    let Some(file) = leaf.file.as_deref() else {
+        return false;
+    };
+    file.ends_with(".rs")
+        || file.contains("/multiarch/mem")
+        || file.contains("/multiarch/str")
+        || file.contains("/string/")
+}
+
+/// Tells the kind from the stack (innermost first) and the state the thread left in (1 S,
+/// 2 D). The first rule that matches wins, so a kind whose wait goes through another's
+/// machinery comes first: a nested executor parks like a lock, a log line takes stdout's lock
+/// and writes like file io, a channel waits on a futex.
 pub fn off_cpu_kind(frames: &[Frame], state: u16) -> Kind {
+    // Only what runs inside the task's poll: the runtime's own frames outside it (a
+    // current_thread runtime's `block_on`) say nothing of the wait.
+    let poll = frames
+        .iter()
+        .position(|f| TASK_POLL.iter().any(|p| f.function.contains(p)))
+        .unwrap_or(frames.len());
+    let frames = &frames[..poll];
     let names: Vec<&str> = frames.iter().map(|f| &*f.function).collect();
     let has = |p: &str| names.iter().any(|n| n.contains(p));
-    let leaf = names.first().copied().unwrap_or("");
-    if has("getaddrinfo") || has("ToSocketAddrs") || has("lookup_host") {
+    let any = |ps: &[&str]| ps.iter().any(|p| has(p));
+    let syscall = syscall_name(frames);
+    let is = |ps: &[&str]| syscall.as_deref().is_some_and(|s| ps.contains(&s));
+    if blocked_outside_syscalls(frames) {
+        Kind::PageFault
+    } else if frames.iter().any(is_block_on) {
+        Kind::BlockOn
+    } else if any(&[
+        "std::io::stdio::",
+        "log::__private_api",
+        "<log::",
+        "tracing_subscriber::fmt",
+        "tracing_appender::",
+        "env_logger::",
+        "log4rs::",
+        "slog",
+        "fern::",
+        "flexi_logger::",
+    ]) {
+        Kind::Log
+    } else if any(&["getaddrinfo", "ToSocketAddrs", "lookup_host", "LookupHost"])
+        || is(&["getaddrinfo", "gethostbyname"])
+    {
         Kind::Dns
+    } else if any(&[
+        "std::process::",
+        "::process::process_inner::",
+        "posix_spawn",
+    ]) || is(&[
+        "wait4",
+        "waitpid",
+        "waitid",
+        "posix_spawn",
+        "fork",
+        "vfork",
+        "clone",
+    ]) {
+        Kind::Process
+    } else if any(&[
+        "std::thread::JoinInner",
+        "std::thread::JoinHandle",
+        "std::thread::join_handle::",
+        "std::thread::scoped::",
+        "crossbeam_utils::thread::",
+        "pthread_join",
+        "pthread_clockjoin",
+    ]) {
+        Kind::Join
+    } else if any(&[
+        "std::sync::mpsc",
+        "std::sync::mpmc",
+        "crossbeam_channel::",
+        "flume::",
+        "::blocking_recv",
+        "::blocking_send",
+        "async_channel::",
+    ]) {
+        Kind::Channel
+    } else if any(&["Barrier"]) {
+        Kind::Lock
+    } else if any(&["Condvar", "pthread_cond_", "condvar::"]) {
+        Kind::Condvar
+    } else if any(&[
+        "::mutex::",
+        "Mutex<",
+        "Mutex>",
+        "::rwlock::",
+        "RwLock<",
+        "RwLock>",
+        "parking_lot",
+        "ReentrantLock",
+        "::once::",
+        "pthread_mutex_",
+        "pthread_rwlock_",
+        "lll_lock",
+    ]) {
+        Kind::Lock
     } else if has("std::thread::sleep")
-        || ["nanosleep", "clock_nanosleep", "usleep", "sleep"]
-            .iter()
-            .any(|s| leaf.ends_with(s))
+        || has("std::thread::functions::sleep")
+        || is(&["nanosleep", "clock_nanosleep", "usleep", "sleep"])
     {
         Kind::Sleep
-    } else if has("::mutex::")
-        || has("Mutex<")
-        || has("::rwlock::")
-        || has("RwLock<")
-        || has("Condvar")
-        || has("parking_lot")
-        || has("::futex::")
-        || has("Barrier")
+    } else if any(&["sync_all", "sync_data"])
+        || is(&[
+            "fsync",
+            "fdatasync",
+            "sync_file_range",
+            "syncfs",
+            "msync",
+            "sync",
+        ])
     {
-        Kind::Lock
-    } else if state & 2 != 0
-        || has("std::fs::")
-        || has("std::io::")
-        || has("std::net::")
-        || [
+        Kind::Fsync
+    } else if any(&[
+        "std::net::",
+        "std::sys::net::",
+        "std::os::unix::net::",
+        "::net::connection::",
+    ]) || is(&[
+        "recv", "send", "recvfrom", "sendto", "recvmsg", "sendmsg", "accept", "accept4", "connect",
+    ]) {
+        Kind::NetIo
+    } else if any(&["std::fs::", "std::io::", "std::sys::fs::"])
+        || is(&[
             "read",
             "write",
             "pread64",
             "pwrite64",
+            "preadv",
+            "pwritev",
             "readv",
             "writev",
-            "recv",
-            "send",
-            "recvfrom",
-            "sendto",
-            "fsync",
-            "fdatasync",
             "open",
+            "open64",
+            "openat",
             "openat64",
-            "__libc_read",
-            "__libc_write",
-        ]
-        .iter()
-        .any(|s| leaf.trim_start_matches("__GI_").trim_start_matches("__") == *s)
+            "close",
+            "stat",
+            "statx",
+            "fstat",
+            "fstatat",
+            "lseek",
+            "lseek64",
+            "ftruncate",
+            "fallocate",
+            "rename",
+            "unlink",
+            "mkdir",
+            "getdents64",
+            "copy_file_range",
+            "sendfile",
+        ])
+        || state & 2 != 0
     {
-        Kind::Io
+        Kind::FileIo
     } else {
         Kind::Other
     }
@@ -183,16 +423,20 @@ pub fn off_cpu_kind(frames: &[Frame], state: u16) -> Kind {
 /// Per-frame facts, computed once per distinct (function, file) and cached: the string matching
 /// above is the costly part of detection on large captures.
 pub mod flags {
-    pub const POLL: u8 = 1;
-    pub const PARK: u8 = 2;
-    pub const USER: u8 = 4;
-    pub const ASYNC: u8 = 8;
-    pub const WORKER: u8 = 16;
-    pub const CURRENT_THREAD: u8 = 32;
-    pub const BLOCKING_POOL: u8 = 64;
-    pub const ROOT: u8 = 128;
+    pub const POLL: u16 = 1;
+    pub const PARK: u16 = 2;
+    pub const USER: u16 = 4;
+    pub const ASYNC: u16 = 8;
+    pub const WORKER: u16 = 16;
+    pub const CURRENT_THREAD: u16 = 32;
+    pub const BLOCKING_POOL: u16 = 64;
+    pub const ROOT: u16 = 128;
+    /// A nested executor's frame (see `BLOCK_ON`).
+    pub const BLOCK_ON: u16 = 256;
+    /// `tokio::task::block_in_place`: what runs inside no longer holds the worker's core.
+    pub const BLOCK_IN_PLACE: u16 = 512;
     /// Frames that show the runtime: a stack with one says what its thread was doing for Tokio.
-    pub const RUNTIME: u8 = POLL | PARK | WORKER | CURRENT_THREAD | BLOCKING_POOL;
+    pub const RUNTIME: u16 = POLL | PARK | WORKER | CURRENT_THREAD | BLOCKING_POOL;
 }
 
 /// Facts of frames, cached by interned name and file. A live view keeps one for the session
@@ -200,7 +444,7 @@ pub mod flags {
 /// keeps the role each stack votes for.
 #[derive(Default)]
 pub struct Classifier {
-    cache: std::cell::RefCell<rustc_hash::FxHashMap<(usize, usize, bool), u8>>,
+    cache: std::cell::RefCell<rustc_hash::FxHashMap<(usize, usize, bool), u16>>,
     /// Per stack id: not seen yet (None), or the role index its frames vote for.
     pub(crate) stack_votes: std::cell::RefCell<Vec<Option<Option<usize>>>>,
     /// Per stack id: not seen yet (None), or whether it can be judged (see [`Self::readable`]).
@@ -208,7 +452,7 @@ pub struct Classifier {
 }
 
 impl Classifier {
-    pub fn flags(&self, f: &Frame) -> u8 {
+    pub fn flags(&self, f: &Frame) -> u16 {
         let key = (
             interned_id(&f.function),
             f.file.as_ref().map_or(0, interned_id),
@@ -242,6 +486,12 @@ impl Classifier {
         }
         if is_thread_root(f) {
             v |= flags::ROOT;
+        }
+        if is_block_on(f) {
+            v |= flags::BLOCK_ON;
+        }
+        if is_block_in_place(f) {
+            v |= flags::BLOCK_IN_PLACE;
         }
         self.cache.borrow_mut().insert(key, v);
         v
@@ -301,35 +551,252 @@ mod tests {
         off_cpu_kind(&frames, state)
     }
 
+    /// Stacks as glibc 2.41 and std 1.9x name them (innermost first, the program's frame last).
     #[test]
     fn kinds_from_the_stack_and_the_state() {
-        assert_eq!(
-            kind_of(&["clock_nanosleep", "std::thread::sleep"], 1),
-            Kind::Sleep
-        );
-        assert_eq!(kind_of(&["usleep", "app::x"], 1), Kind::Sleep);
-        assert_eq!(
-            kind_of(
+        let cases: &[(&[&str], u16, Kind)] = &[
+            (
+                &[
+                    "__GI___clock_nanosleep",
+                    "std::thread::functions::sleep",
+                    "app::x",
+                ],
+                1,
+                Kind::Sleep,
+            ),
+            (&["usleep", "app::x"], 1, Kind::Sleep),
+            (
                 &[
                     "syscall",
-                    "<std::sys::sync::mutex::futex::Mutex>::lock_contended"
+                    "std::sys::pal::unix::futex::futex_wait",
+                    "<std::sys::sync::mutex::futex::Mutex>::lock_contended",
+                    "std::sync::poison::mutex::Mutex<T>::lock",
+                    "app::x",
                 ],
-                1
+                1,
+                Kind::Lock,
             ),
-            Kind::Lock
+            (
+                &[
+                    "syscall",
+                    "std::sys::pal::unix::futex::futex_wait",
+                    "<std::sys::sync::rwlock::futex::RwLock>::write_contended",
+                    "app::x",
+                ],
+                1,
+                Kind::Lock,
+            ),
+            (
+                &[
+                    "syscall",
+                    "parking_lot::raw_mutex::RawMutex::lock_slow",
+                    "app::x",
+                ],
+                1,
+                Kind::Lock,
+            ),
+            (
+                &[
+                    "syscall",
+                    "std::sys::pal::unix::futex::futex_wait",
+                    "<std::sys::sync::condvar::futex::Condvar>::wait_optional_timeout",
+                    "std::sync::poison::condvar::Condvar::wait_timeout<T>",
+                    "app::x",
+                ],
+                1,
+                Kind::Condvar,
+            ),
+            (
+                &[
+                    "syscall",
+                    "std::sys::sync::thread_parking::futex::Parker::park",
+                    "std::sync::mpmc::context::Context::wait_until",
+                    "std::sync::mpmc::list::Channel<T>::recv",
+                    "std::sync::mpsc::Receiver<T>::recv",
+                    "app::x",
+                ],
+                1,
+                Kind::Channel,
+            ),
+            (
+                &[
+                    "__futex_abstimed_wait_common64",
+                    "__pthread_clockjoin_ex",
+                    "std::sys::thread::unix::Thread::join",
+                    "std::thread::JoinInner<T>::join",
+                    "app::x",
+                ],
+                1,
+                Kind::Join,
+            ),
+            (
+                &[
+                    "__GI___wait4",
+                    "std::sys::process::unix::unix::Process::wait",
+                    "std::process::Command::status",
+                    "app::x",
+                ],
+                1,
+                Kind::Process,
+            ),
+            (
+                &["__GI___fsync", "std::fs::File::sync_all", "app::x"],
+                1,
+                Kind::Fsync,
+            ),
+            (&["fdatasync", "app::x"], 2, Kind::Fsync),
+            (
+                &["__GI___libc_read", "std::fs::read::inner", "app::x"],
+                1,
+                Kind::FileIo,
+            ),
+            (
+                &["__libc_open64", "std::fs::OpenOptions::_open", "app::x"],
+                2,
+                Kind::FileIo,
+            ),
+            (&["[libc.so.6+0x10]", "app::x"], 2, Kind::FileIo),
+            (
+                &[
+                    "__libc_recv",
+                    "std::sys::net::connection::socket::Socket::recv_with_flags",
+                    "<std::net::tcp::TcpStream as std::io::Read>::read",
+                    "app::x",
+                ],
+                1,
+                Kind::NetIo,
+            ),
+            (&["__libc_connect", "app::x"], 1, Kind::NetIo),
+            (&["getaddrinfo", "std::net::lookup"], 1, Kind::Dns),
+            (
+                &[
+                    "syscall",
+                    "std::sys::sync::thread_parking::futex::Parker::park",
+                    "futures_executor::local_pool::run_executor",
+                    "futures_executor::local_pool::block_on",
+                    "app::x",
+                ],
+                1,
+                Kind::BlockOn,
+            ),
+            (
+                &[
+                    "__GI___libc_write",
+                    "<std::io::stdio::StdoutRaw as std::io::Write>::write",
+                    "std::io::stdio::_print",
+                    "app::x",
+                ],
+                1,
+                Kind::Log,
+            ),
+            (
+                &[
+                    "syscall",
+                    "std::sys::sync::mutex::futex::Mutex::lock_contended",
+                    "std::sync::reentrant_lock::ReentrantLock<T>::lock",
+                    "std::io::stdio::Stderr::lock",
+                    "app::x",
+                ],
+                1,
+                Kind::Log,
+            ),
+            (&["epoll_wait", "app::x"], 1, Kind::Other),
+            (&["__GI___poll", "app::x"], 1, Kind::Other),
+            (
+                &[
+                    "__GI___clock_nanosleep",
+                    "std::thread::functions::sleep",
+                    "app::x",
+                    "tokio::runtime::task::raw::poll",
+                    "tokio::runtime::scheduler::current_thread::CoreGuard::block_on",
+                    "tokio::runtime::runtime::Runtime::block_on",
+                ],
+                1,
+                Kind::Sleep,
+            ),
+        ];
+        for (stack, state, kind) in cases {
+            assert_eq!(kind_of(stack, *state), *kind, "{stack:?} state {state}");
+        }
+    }
+
+    #[test]
+    fn a_thread_blocked_in_code_waited_for_a_page_fault() {
+        let in_rust = [
+            frame("app::scan", Some("/srv/app/src/scan.rs")),
+            frame("app::x::{{closure}}", Some("/srv/app/src/main.rs")),
+        ];
+        assert_eq!(off_cpu_kind(&in_rust, 2), Kind::PageFault);
+        let in_memcpy = [
+            frame(
+                "__memmove_avx_unaligned_erms",
+                Some("../sysdeps/x86_64/multiarch/memmove-vec-unaligned-erms.S"),
+            ),
+            frame("app::x::{{closure}}", Some("/srv/app/src/main.rs")),
+        ];
+        assert_eq!(off_cpu_kind(&in_memcpy, 2), Kind::PageFault);
+        let in_read = [
+            frame(
+                "__GI___libc_read",
+                Some("../sysdeps/unix/sysv/linux/read.c"),
+            ),
+            frame("app::x::{{closure}}", Some("/srv/app/src/main.rs")),
+        ];
+        assert_eq!(off_cpu_kind(&in_read, 2), Kind::FileIo);
+    }
+
+    #[test]
+    fn system_calls_have_one_name_whichever_libc_named_them() {
+        let name = |leaf: &str, caller: &str| {
+            syscall_name(&[frame(leaf, Some("x.c")), frame(caller, None)])
+        };
+        assert_eq!(
+            name("__GI___clock_nanosleep", "std::thread::sleep").as_deref(),
+            Some("clock_nanosleep")
+        );
+        assert_eq!(name("__libc_send", "app::x").as_deref(), Some("send"));
+        assert_eq!(name("send", "app::x").as_deref(), Some("send"));
+        assert_eq!(
+            name("__pread64_nocancel", "app::x").as_deref(),
+            Some("pread64")
         );
         assert_eq!(
-            kind_of(&["__GI___read", "app::x"], 1),
-            Kind::Io,
-            "a read syscall leaf"
+            name("syscall", "std::sys::pal::unix::futex::futex_wait").as_deref(),
+            Some("futex")
+        );
+        assert_eq!(name("__lll_lock_wait", "app::x").as_deref(), Some("futex"));
+        assert_eq!(
+            syscall_name(&[frame("app::x", Some("/a/src/main.rs"))]),
+            None,
+            "Rust code"
         );
         assert_eq!(
-            kind_of(&["[libc.so.6+0x10]", "app::x"], 2),
-            Kind::Io,
-            "state D is I/O"
+            syscall_name(&[frame("[libc.so.6+0x10]", None)]),
+            None,
+            "no symbol"
         );
-        assert_eq!(kind_of(&["getaddrinfo", "std::net::lookup"], 1), Kind::Dns);
-        assert_eq!(kind_of(&["epoll_wait", "app::x"], 1), Kind::Other);
+    }
+
+    #[test]
+    fn dependencies_are_rust_libraries_other_than_std_and_tokio() {
+        let reg = "/root/.cargo/registry/src/index.crates.io-1/parking_lot-0.12/src/raw_mutex.rs";
+        assert!(is_dependency(&frame(
+            "parking_lot::raw_mutex::RawMutex::lock_slow",
+            Some(reg)
+        )));
+        assert!(!is_dependency(&frame("tokio::runtime::park", Some(reg))));
+        assert!(!is_dependency(&frame(
+            "std::thread::sleep",
+            Some("/rustc/x/library/std/src/thread.rs")
+        )));
+        assert!(!is_dependency(&frame(
+            "syscall",
+            Some("../sysdeps/unix/sysv/linux/x86_64/syscall.S")
+        )));
+        assert!(!is_dependency(&frame(
+            "app::handler",
+            Some("/srv/app/src/main.rs")
+        )));
     }
 
     #[test]

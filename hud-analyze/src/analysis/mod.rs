@@ -2,6 +2,7 @@
 //! diagnostics. Detection runs once over the whole capture; [`Analysis::findings`] answers any
 //! time window from the same data, without symbolizing again.
 
+pub mod advice;
 pub mod classify;
 pub mod coverage;
 pub mod detect;

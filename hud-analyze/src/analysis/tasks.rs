@@ -115,7 +115,7 @@ fn root_future(frames: &[Frame], cls: &Classifier) -> Option<(Frame, bool)> {
         return None;
     }
     let inside = &frames[..poll.unwrap_or(frames.len())];
-    let outermost = |mask: u8| inside.iter().rev().find(|f| cls.flags(f) & mask != 0);
+    let outermost = |mask: u16| inside.iter().rev().find(|f| cls.flags(f) & mask != 0);
     outermost(flags::USER)
         .or_else(|| outermost(flags::WORKER))
         .cloned()

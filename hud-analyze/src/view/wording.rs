@@ -154,10 +154,60 @@ pub fn kind_phrase(kind: Kind) -> &'static str {
         Kind::Cpu => "long poll",
         Kind::Sleep => "sleep",
         Kind::Lock => "lock wait",
-        Kind::Io => "blocking I/O",
+        Kind::Condvar => "condition variable wait",
+        Kind::Channel => "blocking channel operation",
+        Kind::Join => "thread join",
+        Kind::Process => "child process wait",
+        Kind::Fsync => "fsync",
+        Kind::FileIo => "blocking file I/O",
+        Kind::NetIo => "blocking socket I/O",
         Kind::Dns => "DNS lookup",
+        Kind::BlockOn => "nested block_on",
+        Kind::PageFault => "page fault",
+        Kind::Log => "blocking log write",
         Kind::Other => "off-CPU wait",
     }
+}
+
+/// A blocker's headline, in parts a view can emphasize: `main` (the call, or the function
+/// whose own code ran), then `rest` (where), then an optional `note`.
+pub struct Headline {
+    pub main: String,
+    pub rest: String,
+    pub note: Option<&'static str>,
+}
+
+/// The headline of the call to move off the runtime, from its site and callee (function and
+/// "file:line" each): "thread::sleep" + " called in app::handler::{{closure}}  src/main.rs:12";
+/// a long poll in an async fn's own code names that fn; a path with none of the program's
+/// frames names the dependency's. `None` when neither is known.
+pub fn headline(
+    site: Option<(&str, String)>,
+    callee: Option<(&str, String)>,
+    in_dependency: bool,
+) -> Option<Headline> {
+    Some(match (site, callee) {
+        (Some((site, at)), Some((callee, _))) => Headline {
+            main: crate::analysis::advice::short_name(callee),
+            rest: format!(" called in {site}  {at}"),
+            note: None,
+        },
+        (Some((site, at)), None) => Headline {
+            main: site.to_owned(),
+            rest: format!("  {at}"),
+            note: Some("its own code"),
+        },
+        (None, Some((callee, at))) => Headline {
+            main: callee.to_owned(),
+            rest: format!("  {at}"),
+            note: Some(if in_dependency {
+                "in a dependency: no frame of the program's code on the path"
+            } else {
+                "called by a library's future: no async fn of the program on the path"
+            }),
+        },
+        (None, None) => return None,
+    })
 }
 
 /// What a frame is besides a call: inlined into its caller, or put back where the walk missed it.

@@ -22,6 +22,9 @@ use super::shared::{
 /// Offsets in x86-64's `struct pt_regs` (arch/x86/include/asm/ptrace.h).
 pub(super) const PT_REGS_BP: usize = 32;
 
+/// The system call's number on entry by a system call; -1 on entry by an exception.
+pub(super) const PT_REGS_ORIG_AX: usize = 120;
+
 pub(super) const PT_REGS_IP: usize = 128;
 
 pub(super) const PT_REGS_SP: usize = 152;

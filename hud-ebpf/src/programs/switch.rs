@@ -1,10 +1,16 @@
 //! sched_switch: a switch record for each on/off-CPU transition of a target thread, kept per
 //! CPU in a batch, and the thread's state (when and how it left); at switch-in an episode past
-//! the threshold becomes due (or, with kernel stacks, is sent with the stacks parked at
-//! switch-out).
+//! the threshold becomes due (or, with kernel stacks or in a page fault, is sent with the stacks
+//! parked at switch-out).
 
 use aya_ebpf::{
-    helpers::{bpf_get_current_pid_tgid, bpf_probe_read_kernel},
+    helpers::{
+        bpf_get_current_pid_tgid, bpf_probe_read_kernel,
+        generated::{
+            bpf_get_current_task_btf, bpf_probe_read_kernel as probe_read_kernel_raw,
+            bpf_task_pt_regs,
+        },
+    },
     macros::{raw_tracepoint, tracepoint},
     programs::{RawTracePointContext, TracePointContext},
     EbpfContext,
@@ -20,6 +26,7 @@ use super::shared::{
     OFF_SWITCH_NEXT_PID, OFF_SWITCH_PREV_PID, OFF_SWITCH_PREV_STATE, SWITCH_RECORD_BYTES,
     TARGET_TGID, TASKS, ZERO,
 };
+use super::stack_copy::PT_REGS_ORIG_AX;
 use super::sys_exit::send_due;
 use super::task_id::current_task_id;
 
@@ -230,8 +237,13 @@ pub(super) fn on_switch<C: EbpfContext>(
             (*t).woken_ns = 0;
             (*t).state = state;
         }
-        if KERNEL_STACKS.load() != 0 && slept(state) {
-            park_stacks(ctx, prev_pid);
+        if slept(state) {
+            if KERNEL_STACKS.load() != 0 {
+                park_stacks(ctx, prev_pid);
+            } else if in_exception() && park_stacks(ctx, prev_pid) {
+                // SAFETY: as above.
+                unsafe { (*t).parked = 1 };
+            }
         }
     }
     if let Some(t) = next {
@@ -240,13 +252,35 @@ pub(super) fn on_switch<C: EbpfContext>(
     }
 }
 
+/// Whether the current task entered the kernel by an exception (a page fault) rather than a
+/// system call: x86-64's entry code leaves the call's number in `orig_ax` for a system call and
+/// -1 for an exception. A thread that sleeps in a page fault returns from no system call, so
+/// the stack of where it blocked must be taken now.
+#[inline(always)]
+fn in_exception() -> bool {
+    // SAFETY: helpers on the current task; a checked kernel read of one word of its saved
+    // user registers.
+    unsafe {
+        let regs = bpf_task_pt_regs(bpf_get_current_task_btf()) as u64;
+        let mut orig_ax = 0i64;
+        let read = probe_read_kernel_raw(
+            (&mut orig_ax as *mut i64).cast(),
+            8,
+            (regs + PT_REGS_ORIG_AX as u64) as *const core::ffi::c_void,
+        );
+        read == 0 && orig_ax == -1
+    }
+}
+
 /// At switch-in: if the thread slept past the threshold, the episode is sent (kernel-stacks
-/// mode: with the stacks parked at switch-out) or becomes due (sent with the user stack at the
-/// thread's next return from a system call, `hud_sys_exit`).
+/// mode, or a page fault: with the stacks parked at switch-out) or becomes due (sent with the
+/// user stack at the thread's next return from a system call, `hud_sys_exit`).
 #[inline(always)]
 pub(super) fn switched_in(t: &mut ThreadState, tid: u32, ts: u64) {
     let left = t.left_ns;
+    let parked = t.parked != 0;
     t.left_ns = 0;
+    t.parked = 0;
     if left == 0 || ts < left || !slept(t.state) {
         return;
     }
@@ -261,7 +295,7 @@ pub(super) fn switched_in(t: &mut ThreadState, tid: u32, ts: u64) {
         0
     };
     let cpu = cpu();
-    if KERNEL_STACKS.load() != 0 {
+    if KERNEL_STACKS.load() != 0 || parked {
         send_parked(tid, ts, cpu, duration, runnable, t.state);
         return;
     }
@@ -285,33 +319,38 @@ pub(super) fn switched_in(t: &mut ThreadState, tid: u32, ts: u64) {
     }
 }
 
-/// Kernel-stacks mode, at a switch-out the thread slept through: its stacks, parked until it
-/// comes back.
+/// At a switch-out the thread slept through (every one in kernel-stacks mode, page faults
+/// otherwise): its stacks, parked until it comes back. False when no slot was free.
 #[inline(always)]
-pub(super) fn park_stacks<C: EbpfContext>(ctx: &C, tid: u32) {
+pub(super) fn park_stacks<C: EbpfContext>(ctx: &C, tid: u32) -> bool {
     let mut slot = OFFCPU_PENDING.get_ptr_mut(tid);
     if slot.is_none() {
-        let Some(zero) = ZERO.get_ptr(0) else { return };
+        let Some(zero) = ZERO.get_ptr(0) else {
+            return false;
+        };
         // SAFETY: `zero` points to a whole zeroed record in map memory. Passed by reference: a
         // copy would not fit the 512-byte BPF stack.
         #[allow(clippy::needless_borrows_for_generic_args)]
         let inserted = OFFCPU_PENDING.insert(tid, unsafe { &*zero }, 0);
         if inserted.is_err() {
             count(Counter::ThreadMapFull);
-            return;
+            return false;
         }
         slot = OFFCPU_PENDING.get_ptr_mut(tid);
     }
-    let Some(rec) = slot else { return };
+    let Some(rec) = slot else {
+        return false;
+    };
     fill_stacks(ctx, rec);
     // SAFETY: as above; the switch-out runs in the thread's own context, so its TLS is current.
     unsafe {
         (*rec).task_id = current_task_id();
         (*rec).tick = hud_format::wire::NO_TICK;
     }
+    true
 }
 
-/// Kernel-stacks mode, at switch-in of a kept episode: send it with the parked stacks.
+/// At switch-in of a kept episode whose stacks were parked: send it with them.
 #[inline(always)]
 pub(super) fn send_parked(tid: u32, ts: u64, cpu: u16, duration: u64, runnable: u64, state: u32) {
     let Some(rec) = OFFCPU_PENDING.get_ptr_mut(tid) else {

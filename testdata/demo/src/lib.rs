@@ -6,6 +6,7 @@
 //! against a constant ("15 ms ± 20 %") does not. And the number after an option, for their small
 //! command lines.
 
+pub mod cpu;
 pub mod timings;
 
 /// The number after an option (`--seconds 5`), for the workloads' small command lines.

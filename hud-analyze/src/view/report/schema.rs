@@ -1,4 +1,4 @@
-//! The `hud.report/1` schema (docs/REPORT.md): a mapping of an analysis' findings, computing
+//! The `hud.report/2` schema (docs/REPORT.md): a mapping of an analysis' findings, computing
 //! nothing but units and names.
 
 use std::collections::BTreeMap;
@@ -17,7 +17,7 @@ use crate::view::wording::verdict_sentence;
 use hud_format::wire::Counter;
 
 /// Version of the JSON schema. Bumped on any incompatible change; additions keep it.
-pub const SCHEMA: &str = "hud.report/1";
+pub const SCHEMA: &str = "hud.report/2";
 
 #[derive(Serialize)]
 pub struct Report {
@@ -166,7 +166,8 @@ pub enum Detection {
 
 #[derive(Serialize)]
 pub struct BlockerOut {
-    /// cpu, sleep, lock, io, dns, other.
+    /// cpu, sleep, lock, condvar, channel, join, process, fsync, file_io, net_io, dns,
+    /// block_on, page_fault, log, other.
     pub kind: Kind,
     pub detection: Detection,
     /// Innermost user frame: where the time goes.
@@ -195,6 +196,43 @@ pub struct BlockerOut {
     /// them to be one poll, so back-to-back polls of this code may be merged and their
     /// durations are upper bounds (0 for off-CPU blockers).
     pub unproven: usize,
+    /// The call to move off the runtime.
+    pub call: CallOut,
+    /// Where the time went: the innermost frame of the program's code most samples (long
+    /// polls) or episodes were in, at its line.
+    pub leaf: Option<LeafOut>,
+    /// The example stack's frames from the leaf out to the call's site, innermost first.
+    pub path: Vec<FrameOut>,
+    /// The system call it blocked in, as libc names it without prefixes (off-CPU only).
+    pub syscall: Option<String>,
+    /// What to do about it (docs/REPORT.md lists the advice per kind).
+    pub advice: AdviceOut,
+}
+
+#[derive(Serialize)]
+pub struct CallOut {
+    /// The async fn that made the call, at the call's line (`null`: no async fn of the
+    /// program is on the path).
+    pub site: Option<FrameOut>,
+    /// The function called (`null`: the site's own code, e.g. a loop in the async fn).
+    pub callee: Option<FrameOut>,
+    /// No frame of the program's own code: `callee` is a dependency's outermost frame.
+    pub in_dependency: bool,
+}
+
+#[derive(Serialize)]
+pub struct LeafOut {
+    pub frame: FrameOut,
+    /// Its share of the blocker's samples (long polls) or episodes (off CPU), 0–1.
+    pub share: f64,
+}
+
+#[derive(Serialize)]
+pub struct AdviceOut {
+    pub text: String,
+    /// The line it applies to.
+    pub file: Option<String>,
+    pub line: u32,
 }
 
 #[derive(Serialize)]
@@ -660,5 +698,43 @@ fn blocker_out(a: &Analysis, b: &Blocker) -> BlockerOut {
             })
             .collect(),
         unproven: b.unproven(),
+        path: call_path(&example, b).iter().map(FrameOut::from).collect(),
+        call: CallOut {
+            site: b.call.site.as_ref().map(FrameOut::from),
+            callee: b.call.callee.as_ref().map(FrameOut::from),
+            in_dependency: b.call.in_dependency,
+        },
+        leaf: b.leaf.as_ref().map(|(f, share)| LeafOut {
+            frame: FrameOut::from(f),
+            share: *share,
+        }),
+        syscall: b.syscall.clone(),
+        advice: {
+            let advice = crate::analysis::advice::advise(b, &a.model);
+            AdviceOut {
+                file: advice
+                    .at
+                    .as_ref()
+                    .and_then(|f| f.file.as_deref().map(str::to_owned)),
+                line: advice.at.as_ref().map_or(0, |f| f.line),
+                text: advice.text,
+            }
+        },
     }
+}
+
+/// The frames of a blocker's example stack from its leaf (the innermost frame of the program's
+/// code) out to the call's site, innermost first; the whole part inside the poll without them.
+pub fn call_path<'s>(stack: &'s [Frame], b: &Blocker) -> &'s [Frame] {
+    let same = |f: &Frame, g: &Frame| f.function == g.function && f.file == g.file;
+    let user = |f: &Frame| frames::is_user(f);
+    let from = stack.iter().position(user).unwrap_or(0);
+    let to = b
+        .call
+        .site
+        .as_ref()
+        .or(b.call.callee.as_ref())
+        .and_then(|site| stack[from..].iter().rposition(|f| same(f, site)))
+        .map_or(stack.len(), |i| from + i + 1);
+    &stack[from..to.max(from)]
 }

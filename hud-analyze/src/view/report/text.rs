@@ -1,4 +1,4 @@
-//! The report for people: the `hud.report/1` data, written as text (ANSI emphasis optional).
+//! The report for people: the `hud.report/2` data, written as text (ANSI emphasis optional).
 
 use std::fmt::Write as _;
 
@@ -159,16 +159,16 @@ fn blocking(out: &mut String, r: &Report, st: &Style) {
 }
 
 fn blocker(out: &mut String, i: usize, b: &BlockerOut, st: &Style) {
-    let loc = file_line(b.file.as_deref(), b.line)
-        .unwrap_or_else(|| "(no user frame: lost in code without frame pointers)".into());
     let _ = writeln!(
         out,
-        "{:>3}. {} {}  {}",
+        "{:>3}. {} {}",
         i + 1,
         st.red(&format!("[{}]", b.kind.name())),
-        st.bold(&b.function),
-        loc
+        headline(b, st)
     );
+    if let Some(line) = leaf_line(b) {
+        let _ = writeln!(out, "       {line}");
+    }
     let is_blame = |f: &FrameOut| f.function == b.function && f.line == b.line;
     if let Some(t) = b.spawned_task.as_ref().filter(|t| !is_blame(t)) {
         let _ = writeln!(out, "       in task {}  {}", t.function, frame_location(t));
@@ -200,6 +200,14 @@ fn blocker(out: &mut String, i: usize, b: &BlockerOut, st: &Style) {
             ))
         );
     }
+    let at = file_line(b.advice.file.as_deref(), b.advice.line)
+        .map_or(String::new(), |l| format!(" at {l}"));
+    let _ = writeln!(
+        out,
+        "       {} {}",
+        st.bold(&format!("fix{at}:")),
+        b.advice.text
+    );
     for f in b.stack.iter().take(STACK_FRAMES_SHOWN) {
         let line = format!(
             "         {}{} {}",
@@ -218,6 +226,65 @@ fn blocker(out: &mut String, i: usize, b: &BlockerOut, st: &Style) {
                 b.stack.len() - STACK_FRAMES_SHOWN
             ))
         );
+    }
+}
+
+/// A blocker's headline: the call to move off the runtime and where it is made
+/// ([`crate::view::wording::headline`]).
+fn headline(b: &BlockerOut, st: &Style) -> String {
+    fn part(f: &FrameOut) -> (&str, String) {
+        (&f.function, frame_location(f))
+    }
+    match crate::view::wording::headline(
+        b.call.site.as_ref().map(part),
+        b.call.callee.as_ref().map(part),
+        b.call.in_dependency,
+    ) {
+        Some(h) => format!(
+            "{}{}{}",
+            st.bold(&h.main),
+            h.rest,
+            h.note
+                .map_or(String::new(), |n| st.dim(&format!("  ({n})")))
+        ),
+        None => {
+            let loc = file_line(b.file.as_deref(), b.line)
+                .unwrap_or_else(|| "(no user frame: lost in code without frame pointers)".into());
+            format!("{}  {loc}", st.bold(&b.function))
+        }
+    }
+}
+
+/// Where the time went, when it is not the headline's line: the hottest leaf of a long poll
+/// ("hottest: app::hash_block  src/main.rs:25, 80 % of samples"), or the system call and the
+/// frame of the program that an off-CPU blocker waited in.
+fn leaf_line(b: &BlockerOut) -> Option<String> {
+    let site = b.call.site.as_ref();
+    let leaf = b
+        .leaf
+        .as_ref()
+        .filter(|l| site.is_none_or(|s| s.function != l.frame.function || s.line != l.frame.line));
+    let syscall = b.syscall.as_deref();
+    match (b.kind, leaf) {
+        (crate::analysis::frames::Kind::Cpu, Some(l)) => Some(format!(
+            "hottest: {}  {}, {:.0} % of samples",
+            l.frame.function,
+            frame_location(&l.frame),
+            pct(l.share)
+        )),
+        (crate::analysis::frames::Kind::Cpu, None) => None,
+        (_, Some(l)) => Some(format!(
+            "waits in {} from {}  {}",
+            syscall.unwrap_or("an unnamed call"),
+            l.frame.function,
+            frame_location(&l.frame)
+        )),
+        (kind, None) => (kind == crate::analysis::frames::Kind::Other).then(|| {
+            format!(
+                "waits in {}",
+                syscall.unwrap_or("an unnamed call (unknown)")
+            )
+        }),
     }
 }
 

@@ -16,6 +16,7 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+use hud_demo::cpu;
 use hud_demo::timings::{self, Call};
 
 fn main() {
@@ -36,7 +37,7 @@ fn main() {
             }
         }
     }
-    calibrate();
+    cpu::calibrate();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("yield-worker")
@@ -71,7 +72,7 @@ async fn stepper(deadline: Instant) {
 /// One poll's worth of a stepper's work.
 #[inline(never)]
 fn short_step(length: Duration) -> u64 {
-    spin(length)
+    cpu::spin(length)
 }
 
 /// The planted task: one long poll every 500 ms.
@@ -90,44 +91,5 @@ async fn planted(deadline: Instant, poll: Duration) {
 /// Not a tail call of `spin`: with the same body as `short_step`, the two were folded into one.
 #[inline(never)]
 fn planted_poll(length: Duration) -> u64 {
-    black_box(spin(length)).rotate_left(1)
-}
-
-/// Rounds of [`rounds`] per millisecond of CPU on this machine, measured at start.
-static ROUNDS_PER_MS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-
-/// Sizes the work at start: the fastest of a few probes (the one least disturbed by other work),
-/// so that `spin` costs the CPU time asked on a slow machine or a fast one, loaded or not. (By the
-/// clock instead, a poll preempted half the time did half the work: 20 ms of wall time, 10 of
-/// CPU, one sample.)
-fn calibrate() {
-    const PROBE: u64 = 2_000;
-    let fastest = (0..5)
-        .map(|_| {
-            let started = Instant::now();
-            black_box(rounds(PROBE));
-            started.elapsed()
-        })
-        .min()
-        .expect("probes");
-    let per_ms = (PROBE as f64 / (fastest.as_secs_f64() * 1e3).max(1e-6)) as u64;
-    let _ = ROUNDS_PER_MS.set(per_ms.max(1));
-}
-
-/// `length` of CPU time (as measured at start).
-#[inline(never)]
-fn spin(length: Duration) -> u64 {
-    let per_ms = *ROUNDS_PER_MS.get().expect("calibrated in main");
-    rounds((length.as_secs_f64() * 1e3 * per_ms as f64) as u64)
-}
-
-/// Pure CPU work: `n` rounds of 1,000 multiply-adds.
-fn rounds(n: u64) -> u64 {
-    let mut x = 1u64;
-    for _ in 0..n {
-        for _ in 0..1000 {
-            x = black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
-        }
-    }
-    x
+    black_box(cpu::spin(length)).rotate_left(1)
 }

@@ -26,8 +26,17 @@ fn letter(kind: Kind) -> char {
         Kind::Cpu => 'C',
         Kind::Sleep => 'S',
         Kind::Lock => 'L',
-        Kind::Io => 'I',
+        Kind::Condvar => 'V',
+        Kind::Channel => 'H',
+        Kind::Join => 'J',
+        Kind::Process => 'P',
+        Kind::Fsync => 'Y',
+        Kind::FileIo => 'I',
+        Kind::NetIo => 'N',
         Kind::Dns => 'D',
+        Kind::BlockOn => 'B',
+        Kind::PageFault => 'F',
+        Kind::Log => 'G',
         Kind::Other => 'O',
     }
 }
