@@ -14,6 +14,7 @@ pub mod objects;
 pub mod observer;
 pub mod pipeline;
 pub mod source;
+pub mod source_files;
 pub mod symbols;
 pub mod unwind;
 pub mod view;

@@ -136,6 +136,7 @@ impl HowArgs {
                 long_poll_ns: nanos(self.long_poll),
             },
             read: self.read.options(),
+            sources: Default::default(),
         }
     }
 }
@@ -155,6 +156,10 @@ struct TuiArgs {
     /// Compare every window with this capture (blockers new, grown, gone: docs/DIFF.md).
     #[arg(long, value_name = "CAPTURE")]
     base: Option<PathBuf>,
+    /// Look for the target's source files under DIR too (a checkout of the built tree
+    /// anywhere: the recorded paths are tried with their leading folders dropped). Repeatable.
+    #[arg(long = "source-root", value_name = "DIR", value_parser = existing_path)]
+    source_roots: Vec<PathBuf>,
     /// Time the cockpit on a headless WIDTHxHEIGHT terminal instead (for `cargo xtask bench tui`).
     #[arg(long, hide = true, value_name = "WxH")]
     bench_headless: Option<String>,
@@ -533,7 +538,8 @@ fn write_atomically<T>(
 
 fn tui(args: TuiArgs) -> ExitCode {
     use hud_analyze::view::tui::{self, TuiError};
-    let options = args.analysis.options();
+    let mut options = args.analysis.options();
+    options.sources.roots = args.source_roots.clone();
     let path = &args.analysis.capture;
     // Opened here, so a missing or corrupt capture is reported on the normal screen.
     // A capture a recorder is still writing is followed even without --follow: replaying the

@@ -87,6 +87,45 @@ fn a_drilldown_at_120x40() {
     insta::assert_snapshot!(screen((120, 40), &state, Some(&s)));
 }
 
+/// The drilldown shows the source around the call's line from a checkout found under
+/// `--source-root` (the recorded path's leading folders dropped), and says when the file
+/// changed after the recording.
+#[test]
+fn a_drilldown_shows_the_source_of_the_call() {
+    let root = tempfile::tempdir().unwrap();
+    let file = root.path().join("app/src/main.rs");
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    let source: String = (1..=120)
+        .map(|n| match n {
+            90 => "    let sum = checksum(&block); // the call\n".to_owned(),
+            n => format!("// line {n}\n"),
+        })
+        .collect();
+    std::fs::write(&file, source).unwrap();
+    let drilldown = |modified: std::time::SystemTime| {
+        std::fs::File::options()
+            .write(true)
+            .open(&file)
+            .unwrap()
+            .set_modified(modified)
+            .unwrap();
+        let mut options = hud_analyze::analysis::Options::default();
+        options.sources.roots = vec![root.path().to_owned()];
+        let s = snapshot_of(&Arc::new(busy_service().analyze_with(options)), Window::ALL);
+        let group = s.findings.blockers[0].group;
+        draw::drilldown::text(&s, group).replace(&root.path().display().to_string(), "[root]")
+    };
+    let before_recording = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1);
+    let text = drilldown(before_recording);
+    assert!(!text.contains("modified after"), "{text}");
+    insta::assert_snapshot!(text);
+    let text = drilldown(std::time::SystemTime::now());
+    assert!(
+        text.contains("(modified after the recording: the lines may have moved since the build)"),
+        "{text}"
+    );
+}
+
 #[test]
 fn a_terminal_too_small_is_told_so() {
     let s = snapshot(busy_service());
@@ -155,7 +194,7 @@ fn filter_and_hotspot_keys_change_what_is_listed() {
     assert_eq!(s.rows(&state).blockers.len(), 1, "only the cache update");
     let out = screen((120, 40), &state, Some(&s));
     assert!(
-        out.contains("app::cache::update") && !out.contains("app::handlers::slow"),
+        out.contains("cache::update") && !out.contains("handlers::slow"),
         "{out}"
     );
     state.update(key(KeyCode::Esc), &s.rows(&state));
@@ -336,7 +375,7 @@ fn a_base_capture_marks_what_changed() {
     };
     // 50 long polls where there were none: new beyond noise; 4 lock waits: maybe chance.
     assert!(row("app::checksum").contains(" new "), "{out}");
-    assert!(row("app::cache::update").contains(" new? "), "{out}");
+    assert!(row("cache::update").contains(" new? "), "{out}");
 }
 
 #[test]

@@ -32,6 +32,12 @@ pub mod kind {
     pub const POLL: u8 = 9;
 }
 
+/// In a stack copy's `header.flags`, with [`kind::OFF_CPU`]: taken when the thread went to sleep
+/// in a page fault, stamped with that time (the episode's start, `left_ns`), before its
+/// episode exists. hud-record holds it until the episode comes (and drops it for a fault
+/// shorter than the threshold).
+pub const COPY_AT_SWITCH_OUT: u8 = 0x80;
+
 /// [`StackRecord::tick`] when no scheduler tick was read.
 pub const NO_TICK: u64 = u64::MAX;
 /// A read tick's top byte says which scheduler held the thread's core: [`TICK_OF_CURRENT_THREAD`]
@@ -42,6 +48,9 @@ pub const TICK_OF_MULTI_THREAD: u64 = 2;
 
 /// `prev_state` the kernel reports for a preempted (still runnable) task: TASK_REPORT_MAX, "R+".
 pub const STATE_PREEMPTED: u32 = 0x100;
+/// Or'd into an off-CPU episode's state (not a switch's): the thread slept in an exception (a
+/// page fault), not in a system call. Told by the kernel (`orig_ax` is -1), not guessed.
+pub const STATE_IN_FAULT: u32 = 0x4000;
 
 /// The common head of every ring-buffer record.
 #[repr(C)]

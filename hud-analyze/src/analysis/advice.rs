@@ -182,12 +182,29 @@ pub fn short_name(function: &str) -> String {
         f = outer;
     }
     let std = f.starts_with("std::") || f.starts_with("core::");
-    let segments: Vec<&str> = split_path(f)
+    let segments: Vec<String> = split_path(f)
         .into_iter()
         .filter(|s| !(std && PRIVATE.contains(s)))
+        .map(short_qualified)
         .collect();
     let n = segments.len();
     segments[n.saturating_sub(2)..].join("::")
+}
+
+/// A qualified segment with its types by their names: `<std::fs::File as std::io::Read>` reads
+/// `<File as Read>`, `<std::sys::sync::mutex::futex::Mutex>` reads `Mutex`.
+fn short_qualified(segment: &str) -> String {
+    let Some(inner) = segment.strip_prefix('<').and_then(|s| s.strip_suffix('>')) else {
+        return segment.to_owned();
+    };
+    let names: Vec<&str> = inner
+        .split(" as ")
+        .map(|p| split_path(p).last().copied().unwrap_or(p))
+        .collect();
+    match names.as_slice() {
+        [one] => (*one).to_owned(),
+        _ => format!("<{}>", names.join(" as ")),
+    }
 }
 
 /// Splits a Rust path at `::` outside angle brackets.
@@ -238,7 +255,15 @@ mod tests {
         assert_eq!(short_name("std::fs::read::inner"), "fs::read");
         assert_eq!(
             short_name("<std::fs::File as std::io::Read>::read"),
-            "<std::fs::File as std::io::Read>::read"
+            "<File as Read>::read"
+        );
+        assert_eq!(
+            short_name("<std::sys::sync::mutex::futex::Mutex>::lock_contended"),
+            "Mutex::lock_contended"
+        );
+        assert_eq!(
+            short_name("<alloc::vec::Vec<T> as core::iter::Extend<T>>::extend"),
+            "<Vec<T> as Extend<T>>::extend"
         );
         assert_eq!(short_name("app::compact"), "app::compact");
         assert_eq!(short_name("app::serve::{{closure}}"), "app::serve");

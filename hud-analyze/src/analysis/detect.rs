@@ -313,6 +313,20 @@ impl Blocker {
         self.episodes.iter().filter(|e| !e.proven).count()
     }
 
+    /// The frames of an example stack from the leaf (the innermost frame of the program's code)
+    /// out to the call's site, innermost first; without them, the whole part inside the poll.
+    pub fn call_path<'s>(&self, stack: &'s [Frame]) -> &'s [Frame] {
+        let from = stack.iter().position(frames::is_user).unwrap_or(0);
+        let to = self
+            .call
+            .site
+            .as_ref()
+            .or(self.call.callee.as_ref())
+            .and_then(|site| stack[from..].iter().rposition(|f| same_function(f, site)))
+            .map_or(stack.len(), |i| from + i + 1);
+        &stack[from..to.max(from)]
+    }
+
     /// Threads it happened on, sorted.
     pub fn threads(&self) -> Vec<u32> {
         let mut t: Vec<u32> = self.episodes.iter().map(|e| e.tid).collect();

@@ -251,23 +251,9 @@ pub fn syscall_name(frames: &[Frame]) -> Option<String> {
     Some(name.to_owned())
 }
 
-/// Whether the stack's leaf is executing code rather than a system call: Rust code, or libc's
-/// string and memory functions. A thread blocked there waited for a page fault.
-fn blocked_outside_syscalls(frames: &[Frame]) -> bool {
-    let Some(leaf) = frames.first() else {
-        return false;
-    };
-    let Some(file) = leaf.file.as_deref() else {
-        return false;
-    };
-    file.ends_with(".rs")
-        || file.contains("/multiarch/mem")
-        || file.contains("/multiarch/str")
-        || file.contains("/string/")
-}
-
 /// Tells the kind from the stack (innermost first) and the state the thread left in (1 S,
-/// 2 D). The first rule that matches wins, so a kind whose wait goes through another's
+/// 2 D, [`STATE_IN_FAULT`](hud_format::wire::STATE_IN_FAULT) from the kernel for a page
+/// fault). The first rule that matches wins, so a kind whose wait goes through another's
 /// machinery comes first: a nested executor parks like a lock, a log line takes stdout's lock
 /// and writes like file io, a channel waits on a futex.
 pub fn off_cpu_kind(frames: &[Frame], state: u16) -> Kind {
@@ -283,7 +269,7 @@ pub fn off_cpu_kind(frames: &[Frame], state: u16) -> Kind {
     let any = |ps: &[&str]| ps.iter().any(|p| has(p));
     let syscall = syscall_name(frames);
     let is = |ps: &[&str]| syscall.as_deref().is_some_and(|s| ps.contains(&s));
-    if blocked_outside_syscalls(frames) {
+    if u32::from(state) & hud_format::wire::STATE_IN_FAULT != 0 {
         Kind::PageFault
     } else if frames.iter().any(is_block_on) {
         Kind::BlockOn
@@ -721,20 +707,16 @@ mod tests {
     }
 
     #[test]
-    fn a_thread_blocked_in_code_waited_for_a_page_fault() {
+    fn the_kernel_tells_a_page_fault() {
         let in_rust = [
             frame("app::scan", Some("/srv/app/src/scan.rs")),
             frame("app::x::{{closure}}", Some("/srv/app/src/main.rs")),
         ];
-        assert_eq!(off_cpu_kind(&in_rust, 2), Kind::PageFault);
-        let in_memcpy = [
-            frame(
-                "__memmove_avx_unaligned_erms",
-                Some("../sysdeps/x86_64/multiarch/memmove-vec-unaligned-erms.S"),
-            ),
-            frame("app::x::{{closure}}", Some("/srv/app/src/main.rs")),
-        ];
-        assert_eq!(off_cpu_kind(&in_memcpy, 2), Kind::PageFault);
+        let fault = hud_format::wire::STATE_IN_FAULT as u16;
+        assert_eq!(off_cpu_kind(&in_rust, fault | 2), Kind::PageFault);
+        assert_eq!(off_cpu_kind(&in_rust, fault | 1), Kind::PageFault);
+        // A system call made from Rust code (rustix's raw system calls): not a fault.
+        assert_eq!(off_cpu_kind(&in_rust, 1), Kind::Other);
         let in_read = [
             frame(
                 "__GI___libc_read",

@@ -33,6 +33,8 @@ pub struct Options {
     /// How the capture is read: salvage damaged frames or refuse them, and the decompression
     /// budget.
     pub read: hud_format::reader::ReadOptions,
+    /// Where the target's source files are on this machine (the cockpit shows blamed lines).
+    pub sources: crate::source_files::SourceFiles,
 }
 
 /// A time window `[from, to)` in capture time (CLOCK_MONOTONIC nanoseconds).

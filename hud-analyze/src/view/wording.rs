@@ -15,17 +15,20 @@ pub fn verdict_sentence(a: &Analysis, findings: &Findings) -> String {
     match v.worst.map(|i| &findings.blockers[i]) {
         Some(worst) => {
             let n = findings.blockers.len();
+            // Named by its call: what to change, where.
+            let at = worst
+                .call
+                .site
+                .as_ref()
+                .or(worst.call.callee.as_ref())
+                .unwrap_or(&worst.blame);
+            let what = call_label(worst);
             parts.push(format!(
-                "{n} blocker{} of the runtime; worst: {:.1} ms {} in {}{}",
+                "{n} blocker{} of the runtime; worst: {:.1} ms {}: {what}{}",
                 if n == 1 { "" } else { "s" },
                 ms(worst.max()),
                 kind_phrase(worst.kind),
-                worst.blame.function,
-                worst
-                    .blame
-                    .file
-                    .as_deref()
-                    .and_then(|f| file_line(Some(f), worst.blame.line))
+                file_line(at.file.as_deref(), at.line)
                     .map(|l| format!(" ({l})"))
                     .unwrap_or_default()
             ));
@@ -169,6 +172,22 @@ pub fn kind_phrase(kind: Kind) -> &'static str {
     }
 }
 
+/// A blocker's call, short, for one line: "thread::sleep in app::nap", "app::crunch (own
+/// code)", or the blamed function when no call is known.
+pub fn call_label(b: &crate::analysis::detect::Blocker) -> String {
+    use crate::analysis::advice::short_name;
+    match (&b.call.site, &b.call.callee) {
+        (Some(site), Some(callee)) => format!(
+            "{} in {}",
+            short_name(&callee.function),
+            short_name(&site.function)
+        ),
+        (Some(site), None) => format!("{} (own code)", short_name(&site.function)),
+        (None, Some(callee)) => callee.function.to_string(),
+        (None, None) => b.blame.function.to_string(),
+    }
+}
+
 /// A blocker's headline, in parts a view can emphasize: `main` (the call, or the function
 /// whose own code ran), then `rest` (where), then an optional `note`.
 pub struct Headline {
@@ -208,6 +227,34 @@ pub fn headline(
         },
         (None, None) => return None,
     })
+}
+
+/// Where the time went, when it is not the headline's line: the hottest leaf of a long poll
+/// ("hottest: app::hash_block  src/main.rs:25, 80 % of samples"), or the system call and the
+/// frame of the program an off-CPU blocker waited in. `site` and `leaf` are (function, line);
+/// `leaf_at` the leaf's "file:line", `share` its part of the samples.
+pub fn leaf_sentence(
+    kind: Kind,
+    site: Option<(&str, u32)>,
+    leaf: Option<((&str, u32), String, f64)>,
+    syscall: Option<&str>,
+) -> Option<String> {
+    let leaf = leaf.filter(|(l, _, _)| site.is_none_or(|s| s != *l));
+    match (kind, leaf) {
+        (Kind::Cpu, Some(((function, _), at, share))) => Some(format!(
+            "hottest: {function}  {at}, {:.0} % of samples",
+            share * 100.0
+        )),
+        (Kind::Cpu, None) => None,
+        (_, Some(((function, _), at, _))) => Some(format!(
+            "waits in {} from {function}  {at}",
+            syscall.unwrap_or("an unnamed call")
+        )),
+        (Kind::Other, None) if syscall.is_none() => {
+            Some("waits in an unnamed call (unknown)".to_owned())
+        }
+        (_, None) => None,
+    }
 }
 
 /// What a frame is besides a call: inlined into its caller, or put back where the walk missed it.

@@ -17,7 +17,8 @@ use aya_ebpf::{
 };
 use hud_format::wire::{
     kind, Counter, DueEpisode, RecordHeader, StackRecord, SwitchBatch, SwitchEntry, ThreadState,
-    ENTRY_SWITCH_IN, STATE_PREEMPTED, SWITCH_BATCH_LEN, SWITCH_BATCH_MAX_AGE_NS,
+    COPY_AT_SWITCH_OUT, ENTRY_SWITCH_IN, STATE_IN_FAULT, STATE_PREEMPTED, SWITCH_BATCH_LEN,
+    SWITCH_BATCH_MAX_AGE_NS,
 };
 
 use super::shared::{
@@ -26,7 +27,7 @@ use super::shared::{
     OFF_SWITCH_NEXT_PID, OFF_SWITCH_PREV_PID, OFF_SWITCH_PREV_STATE, SWITCH_RECORD_BYTES,
     TARGET_TGID, TASKS, ZERO,
 };
-use super::stack_copy::PT_REGS_ORIG_AX;
+use super::stack_copy::{copy_stack, PT_REGS_ORIG_AX};
 use super::sys_exit::send_due;
 use super::task_id::current_task_id;
 
@@ -238,11 +239,29 @@ pub(super) fn on_switch<C: EbpfContext>(
             (*t).state = state;
         }
         if slept(state) {
+            let fault = in_exception();
+            if fault {
+                // SAFETY: as above.
+                unsafe { (*t).state = state | STATE_IN_FAULT };
+            }
             if KERNEL_STACKS.load() != 0 {
                 park_stacks(ctx, prev_pid);
-            } else if in_exception() && park_stacks(ctx, prev_pid) {
-                // SAFETY: as above.
-                unsafe { (*t).parked = 1 };
+            } else if fault {
+                if let Some(walked) = park_stacks(ctx, prev_pid) {
+                    // SAFETY: as above.
+                    unsafe { (*t).parked = 1 };
+                    // Its stack bytes too, for code without frame pointers: now, while the
+                    // thread's memory is the current one.
+                    copy_stack(
+                        prev_pid,
+                        kind::OFF_CPU | COPY_AT_SWITCH_OUT,
+                        ts,
+                        ts,
+                        0,
+                        0,
+                        walked,
+                    );
+                }
             }
         }
     }
@@ -320,34 +339,31 @@ pub(super) fn switched_in(t: &mut ThreadState, tid: u32, ts: u64) {
 }
 
 /// At a switch-out the thread slept through (every one in kernel-stacks mode, page faults
-/// otherwise): its stacks, parked until it comes back. False when no slot was free.
+/// otherwise): its stacks, parked until it comes back. The user frames the walk found, `None`
+/// when no slot was free.
 #[inline(always)]
-pub(super) fn park_stacks<C: EbpfContext>(ctx: &C, tid: u32) -> bool {
+pub(super) fn park_stacks<C: EbpfContext>(ctx: &C, tid: u32) -> Option<u16> {
     let mut slot = OFFCPU_PENDING.get_ptr_mut(tid);
     if slot.is_none() {
-        let Some(zero) = ZERO.get_ptr(0) else {
-            return false;
-        };
+        let zero = ZERO.get_ptr(0)?;
         // SAFETY: `zero` points to a whole zeroed record in map memory. Passed by reference: a
         // copy would not fit the 512-byte BPF stack.
         #[allow(clippy::needless_borrows_for_generic_args)]
         let inserted = OFFCPU_PENDING.insert(tid, unsafe { &*zero }, 0);
         if inserted.is_err() {
             count(Counter::ThreadMapFull);
-            return false;
+            return None;
         }
         slot = OFFCPU_PENDING.get_ptr_mut(tid);
     }
-    let Some(rec) = slot else {
-        return false;
-    };
-    fill_stacks(ctx, rec);
+    let rec = slot?;
+    let walked = fill_stacks(ctx, rec);
     // SAFETY: as above; the switch-out runs in the thread's own context, so its TLS is current.
     unsafe {
         (*rec).task_id = current_task_id();
         (*rec).tick = hud_format::wire::NO_TICK;
     }
-    true
+    Some(walked)
 }
 
 /// At switch-in of a kept episode whose stacks were parked: send it with them.

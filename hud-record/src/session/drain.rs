@@ -37,6 +37,9 @@ pub(super) struct Drain {
     leaf_only: bool,
     /// Per thread, the first return address of its latest walked user stack.
     walked_caller: std::collections::HashMap<u32, u64>,
+    /// Per thread, the stack copy taken when it went to sleep in a page fault
+    /// ([`wire::COPY_AT_SWITCH_OUT`]), until its episode comes.
+    fault_copies: std::collections::HashMap<u32, (StackCopyHeader, Vec<u8>)>,
     /// `--poll-probes`: the probes' histograms, long polls and budget.
     pub(super) polls: Option<crate::polls::PollAccount>,
     /// When the maps were last scanned for the uprobes page (not known yet).
@@ -61,6 +64,7 @@ impl Drain {
             scratch: Vec::new(),
             leaf_only,
             walked_caller: Default::default(),
+            fault_copies: Default::default(),
             polls: None,
             uprobes_looked_up: None,
             detaching: None,
@@ -97,10 +101,17 @@ impl Drain {
                         self.unknown_records += 1;
                         continue;
                     };
+                    if head.header.flags & wire::COPY_AT_SWITCH_OUT != 0 {
+                        // A newer fault of the thread replaces one that ended under the
+                        // threshold.
+                        self.fault_copies
+                            .insert(head.header.tid, (head, stack.to_vec()));
+                        continue;
+                    }
                     self.scratch.clear();
                     self.scratch.extend_from_slice(stack);
                     drop(item);
-                    self.push_stack_copy(&head)?;
+                    self.push_stack_copy(&head, true)?;
                 }
                 Some(kind::THREAD_NEW) | Some(kind::THREAD_EXIT) | Some(kind::THREAD_RENAME) => {
                     let Some(r) = wire::read_record::<ThreadRecord>(bytes) else {
@@ -135,7 +146,9 @@ impl Drain {
 
     /// A stack copy (its bytes in `scratch`): scrubbed to the words unwinding reads
     /// (scrub.rs), and written unless it is a leaf window that adds nothing.
-    fn push_stack_copy(&mut self, head: &StackCopyHeader) -> Result<()> {
+    /// `compare`: a leaf window may be left out when it adds nothing to the thread's latest
+    /// walk (false for a copy taken elsewhere than that walk).
+    fn push_stack_copy(&mut self, head: &StackCopyHeader, compare: bool) -> Result<()> {
         if head.poll_returns[0] != 0 {
             // The trampoline page appears at the first probe hit, after the first scan.
             if self.maps.range_of(procfs::UPROBES).is_none()
@@ -160,7 +173,8 @@ impl Drain {
         let h = head.header;
         // A leaf window whose first return address is the walk's first one adds nothing: the
         // leaf set up its frame and the walk missed no caller.
-        if self.leaf_only
+        if compare
+            && self.leaf_only
             && crate::scrub::first_code_address(&self.scratch, &self.code)
                 == self.walked_caller.get(&h.tid).copied()
         {
@@ -203,6 +217,43 @@ impl Drain {
                 self.walked_caller.remove(&h.tid);
             }
         }
+        let pushed = self.push_event(r, user, kernel);
+        if h.kind == kind::OFF_CPU {
+            pushed?;
+            self.push_fault_copy(r)
+        } else {
+            pushed
+        }
+    }
+
+    /// The copy taken when thread `r`'s episode began in a page fault, now that the episode
+    /// came: stamped with it, as the copies sent at a system call's return are.
+    fn push_fault_copy(&mut self, r: &StackRecord) -> Result<()> {
+        let h: RecordHeader = r.header;
+        let start = h.ts_ns.saturating_sub(r.duration_ns);
+        let Some((head, bytes)) = self.fault_copies.remove(&h.tid) else {
+            return Ok(());
+        };
+        if head.header.ts_ns > start {
+            // Taken after this episode began: it is the next one's.
+            self.fault_copies.insert(h.tid, (head, bytes));
+            return Ok(());
+        }
+        if head.header.ts_ns != start {
+            // A fault shorter than the threshold: no episode came for it.
+            return Ok(());
+        }
+        let mut head = head;
+        head.header.flags = kind::OFF_CPU;
+        head.header.ts_ns = h.ts_ns;
+        head.last_ns = h.ts_ns;
+        self.scratch = bytes;
+        self.push_stack_copy(&head, false)
+    }
+
+    /// A sample or an off-CPU episode, into the writer.
+    fn push_event(&mut self, r: &StackRecord, user: &[u64], kernel: &[u64]) -> Result<()> {
+        let h: RecordHeader = r.header;
         // Its task rides in the chunk's order (no time or thread per row).
         if h.kind == kind::SAMPLE {
             self.writer

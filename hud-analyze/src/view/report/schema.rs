@@ -698,7 +698,7 @@ fn blocker_out(a: &Analysis, b: &Blocker) -> BlockerOut {
             })
             .collect(),
         unproven: b.unproven(),
-        path: call_path(&example, b).iter().map(FrameOut::from).collect(),
+        path: b.call_path(&example).iter().map(FrameOut::from).collect(),
         call: CallOut {
             site: b.call.site.as_ref().map(FrameOut::from),
             callee: b.call.callee.as_ref().map(FrameOut::from),
@@ -721,20 +721,4 @@ fn blocker_out(a: &Analysis, b: &Blocker) -> BlockerOut {
             }
         },
     }
-}
-
-/// The frames of a blocker's example stack from its leaf (the innermost frame of the program's
-/// code) out to the call's site, innermost first; the whole part inside the poll without them.
-pub fn call_path<'s>(stack: &'s [Frame], b: &Blocker) -> &'s [Frame] {
-    let same = |f: &Frame, g: &Frame| f.function == g.function && f.file == g.file;
-    let user = |f: &Frame| frames::is_user(f);
-    let from = stack.iter().position(user).unwrap_or(0);
-    let to = b
-        .call
-        .site
-        .as_ref()
-        .or(b.call.callee.as_ref())
-        .and_then(|site| stack[from..].iter().rposition(|f| same(f, site)))
-        .map_or(stack.len(), |i| from + i + 1);
-    &stack[from..to.max(from)]
 }

@@ -173,11 +173,12 @@ fn blocker(out: &mut String, i: usize, b: &BlockerOut, st: &Style) {
     if let Some(t) = b.spawned_task.as_ref().filter(|t| !is_blame(t)) {
         let _ = writeln!(out, "       in task {}  {}", t.function, frame_location(t));
     }
+    let same = |a: &FrameOut, b: &FrameOut| a.function == b.function && a.line == b.line;
+    // The innermost async fn, unless a line above says it: the blame, the task, the call's site.
     if let Some(t) = b.task.as_ref().filter(|t| {
         !is_blame(t)
-            && b.spawned_task
-                .as_ref()
-                .is_none_or(|s| s.function != t.function || s.line != t.line)
+            && b.spawned_task.as_ref().is_none_or(|s| !same(s, t))
+            && b.call.site.as_ref().is_none_or(|s| !same(s, t))
     }) {
         let _ = writeln!(out, "       inside {}  {}", t.function, frame_location(t));
     }
@@ -255,37 +256,21 @@ fn headline(b: &BlockerOut, st: &Style) -> String {
     }
 }
 
-/// Where the time went, when it is not the headline's line: the hottest leaf of a long poll
-/// ("hottest: app::hash_block  src/main.rs:25, 80 % of samples"), or the system call and the
-/// frame of the program that an off-CPU blocker waited in.
+/// Where the time went, when it is not the headline's line
+/// ([`crate::view::wording::leaf_sentence`]).
 fn leaf_line(b: &BlockerOut) -> Option<String> {
-    let site = b.call.site.as_ref();
-    let leaf = b
-        .leaf
-        .as_ref()
-        .filter(|l| site.is_none_or(|s| s.function != l.frame.function || s.line != l.frame.line));
-    let syscall = b.syscall.as_deref();
-    match (b.kind, leaf) {
-        (crate::analysis::frames::Kind::Cpu, Some(l)) => Some(format!(
-            "hottest: {}  {}, {:.0} % of samples",
-            l.frame.function,
-            frame_location(&l.frame),
-            pct(l.share)
-        )),
-        (crate::analysis::frames::Kind::Cpu, None) => None,
-        (_, Some(l)) => Some(format!(
-            "waits in {} from {}  {}",
-            syscall.unwrap_or("an unnamed call"),
-            l.frame.function,
-            frame_location(&l.frame)
-        )),
-        (kind, None) => (kind == crate::analysis::frames::Kind::Other).then(|| {
-            format!(
-                "waits in {}",
-                syscall.unwrap_or("an unnamed call (unknown)")
+    crate::view::wording::leaf_sentence(
+        b.kind,
+        b.call.site.as_ref().map(|s| (&*s.function, s.line)),
+        b.leaf.as_ref().map(|l| {
+            (
+                (&*l.frame.function, l.frame.line),
+                frame_location(&l.frame),
+                l.share,
             )
         }),
-    }
+        b.syscall.as_deref(),
+    )
 }
 
 /// Tasks listed per blocker: the few that took most of its time.

@@ -18,7 +18,13 @@ impl Snapshot {
     /// The blockers shown: the window's, through the filter.
     pub fn blockers<'a>(&'a self, state: &'a State) -> impl Iterator<Item = &'a Blocker> + 'a {
         self.findings.blockers.iter().filter(move |b| {
-            state.matches(&[&b.blame.function, b.blame.file.as_deref().unwrap_or("")])
+            let call = [&b.call.site, &b.call.callee];
+            let names = call.iter().filter_map(|f| f.as_ref().map(|f| &*f.function));
+            let fields: Vec<&str> = [&*b.blame.function, b.blame.file.as_deref().unwrap_or("")]
+                .into_iter()
+                .chain(names)
+                .collect();
+            state.matches(&fields)
         })
     }
 

@@ -13,7 +13,7 @@
 //! `hash_block`. Each runs ~30 ms of CPU in one poll: two long polls, each to be blamed on its
 //! own call.
 //!
-//! Usage: hud-kinds [--seconds N] [--dir PATH] (files for the fsync and read tasks; default the
+//! Usage: hud-kinds [--seconds N] [--quiet] [--dir PATH] (files for the fsync and read tasks; default the
 //! system's temp dir, which must be on a disk for fsync to wait).
 
 use std::hint::black_box;
@@ -39,6 +39,7 @@ fn main() {
         match arg.as_str() {
             "--seconds" => seconds = hud_demo::number(&mut args, "--seconds"),
             "--dir" => dir = PathBuf::from(args.next().expect("--dir PATH")),
+            "--quiet" => {}
             other => {
                 eprintln!("hud-kinds: unknown argument {other}");
                 std::process::exit(2);

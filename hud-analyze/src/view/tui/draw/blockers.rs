@@ -1,4 +1,5 @@
-//! The blockers of the window: kind, function, file:line, count, total, p99, max.
+//! The blockers of the window: kind, the call to move off the runtime, its file:line, count,
+//! total, p99, max.
 
 use ratatui::layout::{Constraint, Rect};
 use ratatui::text::{Line, Span};
@@ -12,7 +13,7 @@ use crate::view::tui::state::{Panel, State};
 use crate::view::tui::theme::Theme;
 
 /// The fixed columns' widths and the spaces between the seven columns.
-const FIXED: u16 = 9 + 5 + 8 + 6 + 6 + 6;
+const FIXED: u16 = 10 + 5 + 8 + 6 + 6 + 6;
 
 /// `text` in at most `width` columns, keeping its end (a file:line's line number matters most).
 fn tail(text: String, width: usize) -> String {
@@ -30,11 +31,18 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, state: &State, s: &Snapshot, t
     let rows: Vec<Row> = s
         .blockers(state)
         .map(|b| {
+            // Where the call is made: its site, else the called frame, else the blame.
+            let at = b
+                .call
+                .site
+                .as_ref()
+                .or(b.call.callee.as_ref())
+                .unwrap_or(&b.blame);
             let mut cells = vec![
                 Cell::from(Span::styled(b.kind.name(), theme.blocked())),
-                Cell::from(b.blame.function.to_string()),
-                match b.blame.file.as_deref() {
-                    Some(file) => Cell::from(tail(location(Some(file), b.blame.line), file_width)),
+                Cell::from(crate::view::wording::call_label(b)),
+                match at.file.as_deref() {
+                    Some(file) => Cell::from(tail(location(Some(file), at.line), file_width)),
                     None => Cell::from(Span::styled("(no user frame)", theme.dim())),
                 },
                 Cell::from(format!("{}", b.count())),
@@ -86,7 +94,7 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, state: &State, s: &Snapshot, t
     let empty = count == 0;
     // The function matters most: it and file:line share what the numbers leave.
     let mut widths = vec![
-        Constraint::Length(9),
+        Constraint::Length(10),
         Constraint::Fill(3),
         Constraint::Fill(2),
         Constraint::Length(5),
@@ -96,7 +104,7 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, state: &State, s: &Snapshot, t
     ];
     let mut header = vec![
         "kind",
-        "where the time goes",
+        "the call to move off the runtime",
         "file:line",
         "count",
         "total ms",

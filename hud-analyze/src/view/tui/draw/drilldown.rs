@@ -1,6 +1,8 @@
-//! One blocker in full: where, in which task, the user call path, the whole stack of its longest
-//! episode with inline frames, the durations as a histogram, and when it happened (the timeline
-//! marks its episodes meanwhile). `y` copies the same text.
+//! One blocker in full: the call to move off the runtime and where the time went, what to do
+//! about it, the source lines around the call (`--source-root` for a capture analyzed
+//! elsewhere), its tasks, the call path, the durations as a histogram, when it happened (a
+//! small timeline; the big one marks its episodes meanwhile) and the whole stack of its longest
+//! episode. `y` copies the same text.
 
 use ratatui::layout::Rect;
 use ratatui::style::Style;
@@ -9,12 +11,18 @@ use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 use ratatui::Frame;
 
 use super::{location, ms, overlay_block, seconds};
-use crate::analysis::frames;
+use crate::analysis::detect::Blocker;
+use crate::analysis::{advice, frames};
+use crate::source_files::Excerpt;
+use crate::symbols::Frame as CodeFrame;
 use crate::view::tui::snapshot::Snapshot;
 use crate::view::tui::theme::Theme;
+use crate::view::wording;
 
-/// Episode start times listed before "…".
-const TIMES_SHOWN: usize = 24;
+/// Columns of the small "When" timeline.
+const WHEN_COLUMNS: usize = 48;
+/// Source lines shown either side of the call's line.
+const SOURCE_AROUND: u32 = 3;
 
 pub(super) fn draw(
     frame: &mut Frame,
@@ -63,14 +71,39 @@ fn lines(s: &Snapshot, group: u32, theme: Theme) -> Vec<Line<'static>> {
     };
     let m = &s.analysis.model;
     let mut out: Vec<Line<'static>> = Vec::new();
-    out.push(Line::from(vec![
-        Span::styled(format!("[{}] ", b.kind.name()), theme.blocked()),
-        Span::styled(b.blame.function.to_string(), theme.title()),
-        Span::raw(format!(
-            "  {}",
-            location(b.blame.file.as_deref(), b.blame.line)
-        )),
-    ]));
+    let at = |f: &CodeFrame| location(f.file.as_deref(), f.line);
+    let mut head = vec![Span::styled(
+        format!("[{}] ", b.kind.name()),
+        theme.blocked(),
+    )];
+    match wording::headline(
+        b.call.site.as_ref().map(|f| (&*f.function, at(f))),
+        b.call.callee.as_ref().map(|f| (&*f.function, at(f))),
+        b.call.in_dependency,
+    ) {
+        Some(h) => {
+            head.push(Span::styled(h.main, theme.title()));
+            head.push(Span::raw(h.rest));
+            if let Some(note) = h.note {
+                head.push(Span::styled(format!("  ({note})"), theme.dim()));
+            }
+        }
+        None => {
+            head.push(Span::styled(b.blame.function.to_string(), theme.title()));
+            head.push(Span::raw(format!("  {}", at(&b.blame))));
+        }
+    }
+    out.push(Line::from(head));
+    if let Some(leaf) = wording::leaf_sentence(
+        b.kind,
+        b.call.site.as_ref().map(|f| (&*f.function, f.line)),
+        b.leaf
+            .as_ref()
+            .map(|(f, share)| ((&*f.function, f.line), at(f), *share)),
+        b.syscall.as_deref(),
+    ) {
+        out.push(Line::raw(leaf));
+    }
     if let Some(t) = &b.spawned {
         out.push(Line::raw(format!(
             "in task {}  {}",
@@ -80,11 +113,9 @@ fn lines(s: &Snapshot, group: u32, theme: Theme) -> Vec<Line<'static>> {
     }
     let is_blame =
         |t: &&crate::symbols::Frame| t.function == b.blame.function && t.line == b.blame.line;
-    if let Some(t) = b
-        .task
-        .as_ref()
-        .filter(|t| Some(*t) != b.spawned.as_ref() && !is_blame(t))
-    {
+    if let Some(t) = b.task.as_ref().filter(|t| {
+        Some(*t) != b.spawned.as_ref() && Some(*t) != b.call.site.as_ref() && !is_blame(t)
+    }) {
         out.push(Line::raw(format!(
             "inside {}  {}",
             t.function,
@@ -121,6 +152,22 @@ fn lines(s: &Snapshot, group: u32, theme: Theme) -> Vec<Line<'static>> {
             theme.dim(),
         )));
     }
+    let advice = advice::advise(b, m);
+    out.push(Line::raw(""));
+    out.push(Line::from(vec![
+        Span::styled("Fix", theme.title()),
+        Span::raw(
+            advice
+                .at
+                .as_ref()
+                .map_or(String::new(), |f| format!(" at {}", at(f))),
+        ),
+    ]));
+    out.push(Line::raw(advice.text));
+    if let Some(f) = advice.at.as_ref().filter(|f| f.file.is_some()) {
+        out.push(Line::raw(""));
+        source_lines(&mut out, s, f, theme);
+    }
     let tasks = b.tasks();
     if !tasks.is_empty() {
         out.push(Line::raw(""));
@@ -142,13 +189,25 @@ fn lines(s: &Snapshot, group: u32, theme: Theme) -> Vec<Line<'static>> {
         }
     }
     out.push(Line::raw(""));
-    out.push(Line::from(Span::styled("User call path", theme.title())));
-    for f in &b.user_path {
-        out.push(Line::raw(format!(
-            "  {}  {}",
-            f.function,
-            location(f.file.as_deref(), f.line)
-        )));
+    out.push(Line::from(Span::styled(
+        "Call path (where the time went, out to the call)",
+        theme.title(),
+    )));
+    let example = s.analysis.symbols.stack(m, b.example);
+    for f in b.call_path(&example) {
+        let style = if frames::is_user(f) {
+            theme.user_code()
+        } else {
+            Style::new()
+        };
+        out.push(Line::from(vec![
+            Span::raw(format!(
+                "  {}",
+                wording::frame_marker(f.inlined, f.recovered)
+            )),
+            Span::styled(f.function.to_string(), style),
+            Span::styled(format!("  {}", at(f)), theme.dim()),
+        ]));
     }
     out.push(Line::raw(""));
     out.push(Line::from(Span::styled("Durations", theme.title())));
@@ -172,25 +231,7 @@ fn lines(s: &Snapshot, group: u32, theme: Theme) -> Vec<Line<'static>> {
         ]));
     }
     out.push(Line::raw(""));
-    let mut starts: Vec<u64> = b.episodes.iter().map(|e| e.start).collect();
-    starts.sort_unstable();
-    let shown: Vec<String> = starts
-        .iter()
-        .take(TIMES_SHOWN)
-        .map(|t| format!("{:.2}", seconds(s, *t)))
-        .collect();
-    out.push(Line::from(vec![
-        Span::styled("When (s) ", theme.title()),
-        Span::raw(format!(
-            "{}{}   (marked on the timeline)",
-            shown.join(" "),
-            if starts.len() > TIMES_SHOWN {
-                " …"
-            } else {
-                ""
-            }
-        )),
-    ]));
+    out.push(when(s, b, theme));
     out.push(Line::raw(""));
     out.push(Line::from(Span::styled(
         "Stack of the longest episode (innermost first)",
@@ -205,7 +246,7 @@ fn lines(s: &Snapshot, group: u32, theme: Theme) -> Vec<Line<'static>> {
         out.push(Line::from(vec![
             Span::raw(format!(
                 "  {}",
-                crate::view::wording::frame_marker(f.inlined, f.recovered)
+                wording::frame_marker(f.inlined, f.recovered)
             )),
             Span::styled(f.function.to_string(), style),
             Span::styled(
@@ -215,4 +256,95 @@ fn lines(s: &Snapshot, group: u32, theme: Theme) -> Vec<Line<'static>> {
         ]));
     }
     out
+}
+
+/// The lines around the call's line, from the target's source on this machine, or why not.
+fn source_lines(out: &mut Vec<Line<'static>>, s: &Snapshot, f: &CodeFrame, theme: Theme) {
+    let Some(file) = f.file.as_deref() else {
+        return;
+    };
+    let recorded_at = {
+        let h = &s.analysis.model.header;
+        h.clock
+            .realtime_ns
+            .saturating_add(h.start_ns)
+            .saturating_sub(h.clock.monotonic_ns)
+    };
+    match s
+        .analysis
+        .options
+        .sources
+        .excerpt(file, f.line, SOURCE_AROUND, recorded_at)
+    {
+        Excerpt::Found {
+            path,
+            lines,
+            changed,
+        } => {
+            out.push(Line::from(vec![
+                Span::styled("Source ", theme.title()),
+                Span::styled(path.display().to_string(), theme.dim()),
+            ]));
+            if let Some(why) = changed {
+                out.push(Line::from(Span::styled(
+                    format!("  ({why})"),
+                    theme.blocked(),
+                )));
+            }
+            for (n, text) in lines {
+                let here = n == f.line;
+                let mark = if here { "▶" } else { " " };
+                let number = Span::styled(format!(" {mark}{n:>5} │ "), theme.dim());
+                let code = if here {
+                    Span::styled(text, theme.title())
+                } else {
+                    Span::raw(text)
+                };
+                out.push(Line::from(vec![number, code]));
+            }
+        }
+        Excerpt::Missing { recorded } => out.push(Line::from(Span::styled(
+            format!(
+                "Source: {recorded} is not on this machine (tui --source-root DIR finds a \
+                 checkout of it anywhere)"
+            ),
+            theme.dim(),
+        ))),
+    }
+}
+
+/// When the blocker's episodes began, as a small timeline of the recording (the big one marks
+/// them too).
+fn when(s: &Snapshot, b: &Blocker, theme: Theme) -> Line<'static> {
+    const LEVELS: [char; 9] = [' ', '▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    let m = &s.analysis.model;
+    let (from, to) = (m.start, m.end.max(m.start + 1));
+    let mut columns = [0usize; WHEN_COLUMNS];
+    for e in &b.episodes {
+        let at = e.start.clamp(from, to - 1) - from;
+        let i = (u128::from(at) * WHEN_COLUMNS as u128 / u128::from(to - from)) as usize;
+        columns[i.min(WHEN_COLUMNS - 1)] += 1;
+    }
+    let most = columns.iter().copied().max().unwrap_or(0).max(1);
+    let bars: String = columns
+        .iter()
+        .map(|&n| {
+            if n == 0 {
+                '·'
+            } else {
+                LEVELS[(n * 8).div_ceil(most).clamp(1, 8)]
+            }
+        })
+        .collect();
+    Line::from(vec![
+        Span::styled("When ", theme.title()),
+        Span::raw(format!("{:.1} s ", seconds(s, from))),
+        Span::styled(bars, theme.blocked()),
+        Span::raw(format!(
+            " {:.1} s  ({} episodes held, first at {:.2} s; marked on the timeline)",
+            seconds(s, to),
+            b.episodes.len(),
+            seconds(s, b.first())
+        )),
+    ])
 }
