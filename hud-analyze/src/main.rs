@@ -230,6 +230,10 @@ struct ExportArgs {
     /// SVG: a flame chart (time order) instead of a flame graph.
     #[arg(long)]
     flame_chart: bool,
+    /// Folded and SVG: keep the runtime's plumbing (thread start, catch_unwind, Tokio's
+    /// scheduler and harness) instead of folding it into one frame per thread role.
+    #[arg(long)]
+    all_frames: bool,
 }
 
 #[derive(clap::Args)]
@@ -459,6 +463,13 @@ fn export(args: ExportArgs) -> ExitCode {
             RootArg::Task => Root::Task,
         },
         flame_chart: args.flame_chart,
+        all_frames: args.all_frames,
+        capture: (args.analysis.capture.as_os_str() != "-").then(|| {
+            args.analysis
+                .capture
+                .file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+        }),
     };
     let written = if output.as_os_str() == "-" {
         let stdout = std::io::stdout();

@@ -44,9 +44,40 @@ fn folded_cpu_samples_add_up_to_the_hotspots() {
         })
         .expect("the crunch stack, outermost first");
     assert_eq!(*crunch.1, 100);
-    assert!(crunch
-        .0
-        .starts_with("std::sys::thread::unix::Thread::new::thread_start;"));
+    // The runtime's plumbing is one frame per role: the task's frames sit on the worker.
+    assert_eq!(
+        crunch.0,
+        "[tokio worker];app::serve::{{closure}};app::crunch::{{closure}};app::checksum"
+    );
+    // --all-frames keeps it, and the weights are the same.
+    let all = folded(
+        &a,
+        &ExportOptions {
+            all_frames: true,
+            ..ExportOptions::default()
+        },
+    );
+    assert_eq!(all.values().sum::<u64>(), total);
+    let (line, n) = all
+        .iter()
+        .find(|(l, _)| l.ends_with("app::crunch::{{closure}};app::checksum"))
+        .unwrap();
+    assert_eq!(*n, 100);
+    assert!(
+        line.starts_with("std::sys::thread::unix::Thread::new::thread_start;"),
+        "{line}"
+    );
+    // A parked worker keeps what it waits in; a pool thread's work sits on the pool.
+    assert!(
+        lines
+            .keys()
+            .any(|l| l.starts_with("[tokio worker];") && l.ends_with("epoll_wait")),
+        "{lines:?}"
+    );
+    assert!(
+        lines.keys().any(|l| l == "[blocking pool];app::compress"),
+        "{lines:?}"
+    );
 }
 
 #[test]
@@ -340,6 +371,13 @@ fn chrome_slices_nest_per_thread_and_count_the_blockers() {
         .find(|e| e["name"] == "sleep: app::handlers::slow::{{closure}}")
         .unwrap();
     assert_eq!(sleep["args"]["location"], "app/src/main.rs:42");
+    // What to change, and how, ride with each episode.
+    assert_eq!(sleep["args"]["call"], "thread::sleep in handlers::slow");
+    assert_eq!(sleep["args"]["call_at"], "app/src/main.rs:42");
+    assert!(sleep["args"]["advice"]
+        .as_str()
+        .unwrap()
+        .contains("tokio::time::sleep"));
     assert!(sleep["args"]["stack"][0]
         .as_str()
         .unwrap()

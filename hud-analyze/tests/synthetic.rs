@@ -982,3 +982,127 @@ fn a_tick_names_the_runtime_thread_a_cut_short_stack_cannot() {
     assert_eq!(a.model.threads[&10].role, Role::Worker);
     assert_eq!(a.model.threads[&11].role, Role::CurrentThread);
 }
+
+/// Two async paths into one CPU-heavy helper: a sync `compact` called from a loop, and an async
+/// `reconcile` calling the helper itself. Two blockers, each named by its own call, the helper
+/// as the hottest leaf of the first.
+#[test]
+fn two_paths_into_one_helper_are_two_calls() {
+    let mut s = Synth::new();
+    s.thread(10, "w");
+    let via_compact = in_task(vec![
+        user("app::hash_block", 25),
+        user("app::compact", 60),
+        user("app::janitor::{{closure}}", 70),
+    ]);
+    let via_reconcile = in_task(vec![
+        user("app::hash_block", 25),
+        user("app::reconcile::{{closure}}", 80),
+    ]);
+    // Polls of 4 samples, 10 ms apart, separated by parks.
+    for poll in 0..6u64 {
+        let stack = if poll % 2 == 0 {
+            &via_compact
+        } else {
+            &via_reconcile
+        };
+        let t0 = START + poll * 100 * MS;
+        for i in 0..4 {
+            s.sample(t0 + i * 10 * MS, 10, stack);
+        }
+        s.switch(t0 + 45 * MS, 10, false, 1);
+        s.switch(t0 + 50 * MS, 10, true, 0);
+    }
+    let a = s.analyze();
+    let d = blockers(&a);
+    let calls: Vec<(String, String, u32, String)> = d
+        .iter()
+        .map(|b| {
+            let site = b.call.site.as_ref().unwrap();
+            (
+                b.call.callee.as_ref().unwrap().function.to_string(),
+                site.function.to_string(),
+                site.line,
+                b.leaf.as_ref().unwrap().0.function.to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        calls,
+        vec![
+            (
+                "app::compact".into(),
+                "app::janitor::{{closure}}".into(),
+                70,
+                "app::hash_block".into()
+            ),
+            (
+                "app::hash_block".into(),
+                "app::reconcile::{{closure}}".into(),
+                80,
+                "app::hash_block".into()
+            ),
+        ]
+    );
+    let text = hud_analyze::view::report::text::render(&report_of(&a), 5, false);
+    assert!(
+        text.contains(
+            "[long poll] app::compact called in app::janitor::{{closure}}  app/src/main.rs:70"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("hottest: app::hash_block  app/src/main.rs:25, 100 % of samples"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "[long poll] app::hash_block called in app::reconcile::{{closure}}  app/src/main.rs:80"
+        ),
+        "{text}"
+    );
+}
+
+/// A lock taken inside a dependency, with no frame of the program on the path (an actix-style
+/// server): blamed on the dependency's outermost frame inside the poll, never on libc's
+/// `syscall`, and said so.
+#[test]
+fn a_blocker_without_the_programs_frames_is_blamed_on_the_dependency() {
+    let mut s = Synth::new();
+    s.thread(10, "w");
+    s.sample(START + MS, 10, &parked());
+    let dep = |f: &str| {
+        let mut frame = lib(f);
+        frame.file = Some(
+            "/home/u/.cargo/registry/src/index.crates.io-1/actix-server-2.0/src/worker.rs".into(),
+        );
+        frame
+    };
+    let lock = in_task(vec![
+        lib("syscall"),
+        dep("parking_lot::raw_mutex::RawMutex::lock_slow"),
+        dep("actix_server::worker::ServerWorker::accept"),
+        dep("<actix_server::worker::ServerWorker as core::future::future::Future>::poll"),
+    ]);
+    s.off_cpu(START + 100 * MS, 10, 8 * MS, 0, 1, &lock);
+    let a = s.analyze();
+    let d = blockers(&a);
+    assert_eq!(d.len(), 1);
+    let b = &d[0];
+    assert_eq!(b.kind, Kind::Lock);
+    assert!(b.call.in_dependency);
+    assert_eq!(
+        &*b.call.callee.as_ref().unwrap().function,
+        "<actix_server::worker::ServerWorker as core::future::future::Future>::poll"
+    );
+    let text = hud_analyze::view::report::text::render(&report_of(&a), 5, false);
+    assert!(
+        text.contains("(in a dependency: no frame of the program's code on the path)"),
+        "{text}"
+    );
+    let advice = hud_analyze::analysis::advice::advise(b, &a.model).text;
+    assert!(
+        advice.starts_with("no frame of the program's own code"),
+        "{advice}"
+    );
+}

@@ -7,7 +7,7 @@ them carries nothing else.
 
 Fails (exit 1, with the reason) unless: the file decodes as a Trace; no message anywhere holds a
 field the schema does not know; every track event's track, every interned id (event names,
-categories, annotation names, callstacks, frames, function names, source paths, mappings, build
+categories, annotation names and string values, callstacks, frames, function names, source paths, mappings, build
 ids, mapping paths) resolves on its packet sequence; slice begins and ends balance and nest on
 each track; every arrow (flow) that ends somewhere started earlier, and every one started ends.
 Prints the counts as JSON for the caller to compare with the analysis.
@@ -109,6 +109,9 @@ def main(path):
                 need("event_categories", c, "category")
             for a in e.debug_annotations:
                 need("debug_annotation_names", a.name_iid, "annotation name")
+                if a.HasField("string_value_iid"):
+                    need("debug_annotation_string_values", a.string_value_iid,
+                         "annotation string value")
             if e.HasField("callstack_iid"):
                 need("callstacks", e.callstack_iid, "slice callstack")
             for f in e.terminating_flow_ids:

@@ -56,6 +56,61 @@ pub fn is_thread_root(frame: &Frame) -> bool {
         || f.starts_with("__libc_start_")
 }
 
+/// The runtime's plumbing: what runs a thread and polls a task without being either (thread
+/// start, `catch_unwind`, closures' `call_once`, Tokio's scheduler, harness, coop budget,
+/// context and blocking pool). Flame graphs fold it into one frame per role and the report's
+/// inclusive tables hide it, whatever share of the samples it has.
+pub fn is_plumbing(function: &str) -> bool {
+    const PREFIXES: &[&str] = &[
+        "tokio::runtime::scheduler::",
+        "tokio::runtime::task::",
+        "tokio::runtime::context",
+        "tokio::runtime::blocking::",
+        "tokio::runtime::runtime::",
+        "tokio::runtime::handle::",
+        "tokio::runtime::park::",
+        "tokio::runtime::coop",
+        "tokio::task::coop::",
+        "tokio::task::local::",
+        "tokio::loom::",
+        "tokio::util::",
+        "<tokio::runtime::",
+        "<tokio::task::local::",
+        "<tokio::util::",
+        "std::sys::thread::",
+        "std::sys::pal::unix::thread::",
+        "std::sys::backtrace::",
+        "std::thread::local::",
+        "std::thread::lifecycle::",
+        "std::thread::Builder::",
+        "<std::thread::",
+        "std::rt::",
+        "std::panicking::",
+        "std::panic::catch_unwind",
+        "core::ops::function::",
+        "<core::ops::function::",
+        "<core::panic::unwind_safe::AssertUnwindSafe",
+        "<alloc::boxed::Box<F,A> as core::ops::function::FnOnce",
+        "core::panic::unwind_safe::",
+        "__rust_try",
+        "__rust_begin_short_backtrace",
+        "std::thread::Thread",
+    ];
+    let f = function.trim_start_matches("__GI_");
+    PREFIXES.iter().any(|p| f.starts_with(p))
+        || f == "main"
+        || f.ends_with("clone3")
+        || f == "__clone"
+        || f == "start_thread"
+        || f == "_start"
+        || f.starts_with("__libc_start_")
+}
+
+/// A frame of the runtime that polls a task (see `TASK_POLL`).
+pub fn is_task_poll(function: &str) -> bool {
+    TASK_POLL.iter().any(|p| function.contains(p))
+}
+
 /// The user's own code: Rust sources outside the standard library, dependencies from a registry
 /// or git, and the toolchain. C and assembly (libc, named from its debug file) never are: blame
 /// goes to the Rust code that called them.
@@ -229,10 +284,12 @@ pub fn is_block_in_place(frame: &Frame) -> bool {
 /// A libc function's name as the system call it makes: `__GI___clock_nanosleep`,
 /// `__libc_recv` and `__pread64` read `clock_nanosleep`, `recv` and `pread64`, whichever libc
 /// build named them; futex waits (`syscall` from std's futex, nptl's lock and join waits) read
-/// `futex`. Symbols of C code only: a Rust frame is never a system call.
+/// `futex`. C symbols only: a Rust function's name says nothing of the call it makes.
 pub fn syscall_name(frames: &[Frame]) -> Option<String> {
     let leaf = frames.first()?;
-    if leaf.function.starts_with('[') || leaf.file.as_deref().is_some_and(|f| f.ends_with(".rs")) {
+    // A Rust path (rustix makes raw system calls from Rust code: which one is unknown), or an
+    // address without a symbol.
+    if leaf.function.starts_with('[') || leaf.function.contains("::") {
         return None;
     }
     let mut name: &str = &leaf.function;

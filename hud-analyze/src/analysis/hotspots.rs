@@ -52,7 +52,9 @@ pub struct Hot {
 }
 
 /// Library frames in at least this share of a table's samples (thread start, catch_unwind, the
-/// runtime's run loop) say nothing: inclusive tables leave them out unless asked for all frames.
+/// runtime's run loop) say nothing: inclusive tables leave them out unless asked for all frames,
+/// as they leave out the runtime's plumbing whatever its share
+/// ([`crate::analysis::frames::is_plumbing`]).
 pub const UBIQUITOUS_SHARE: f64 = 0.95;
 
 /// How tables are cut.
@@ -478,7 +480,12 @@ fn rank<K: Eq + std::hash::Hash>(
             break;
         }
         let r = row(k, *n);
-        if !ranking.all_frames && !r.key.user && ubiquitous(k, *n) {
+        // The runtime's plumbing, by what it is: a thread that also runs outside tasks keeps
+        // `catch_unwind` and `Harness::poll` under the ubiquity share, yet they say nothing.
+        if !ranking.all_frames
+            && !r.key.user
+            && (ubiquitous(k, *n) || crate::analysis::frames::is_plumbing(&r.key.function))
+        {
             hidden += 1;
             continue;
         }

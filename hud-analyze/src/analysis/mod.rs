@@ -82,6 +82,19 @@ pub struct Analysis {
     pub readable: Vec<bool>,
     /// The future each Tokio task was spawned with (format 1.2 captures with task ids).
     pub task_kinds: tasks::TaskKinds,
+    /// Per detection group, over the whole capture: its call and advice (see [`Self::notes`]).
+    notes: std::sync::OnceLock<Vec<Option<GroupNote>>>,
+}
+
+/// What the timeline exports say of each episode of a blocker: the call to move off the
+/// runtime and the advice, judged over the whole capture.
+#[derive(Clone, Debug)]
+pub struct GroupNote {
+    /// "thread::sleep in app::nap".
+    pub call: String,
+    /// The call's file:line (shortened), or the blame's.
+    pub at: String,
+    pub advice: String,
 }
 
 /// What happened in one window: what every panel of a view shows.
@@ -197,7 +210,26 @@ impl Analysis {
             detection,
             diagnostics,
             readable,
+            notes: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Per detection group: its call and advice over the whole capture (made once, on first
+    /// use: only the timeline exports ask).
+    pub fn notes(&self) -> &[Option<GroupNote>] {
+        self.notes.get_or_init(|| {
+            let mut notes = vec![None; self.detection.groups.len()];
+            for b in detect::blockers(&self.detection, 0, u64::MAX) {
+                let a = advice::advise(&b, &self.model);
+                let at = a.at.as_ref().unwrap_or(&b.blame);
+                notes[b.group as usize] = Some(GroupNote {
+                    call: crate::view::wording::call_label(&b),
+                    at: crate::view::file_line(at.file.as_deref(), at.line).unwrap_or_default(),
+                    advice: a.text,
+                });
+            }
+            notes
+        })
     }
 
     /// The findings of `window`, with tables of `ranking.top` rows.

@@ -62,6 +62,7 @@ fn push_slices(
             What::Details(i) => {
                 let d = &details[i];
                 let args = json!({"kind": d.kind, "location": d.location,
+                                  "call": d.call, "call_at": d.call_at, "advice": d.advice,
                                   "duration_ms": ms(d.duration),
                                   "samples": d.samples, "stack": d.stack});
                 buf.extend_from_slice(b",\"cat\":\"blocking\",\"name\":");

@@ -74,6 +74,10 @@ pub struct ExportOptions {
     pub root: Root,
     /// SVG: a flame chart (time order) instead of a flame graph.
     pub flame_chart: bool,
+    /// Folded and SVG: keep the runtime's plumbing frames instead of one frame per role.
+    pub all_frames: bool,
+    /// The capture's name, for titles.
+    pub capture: Option<String>,
 }
 
 impl Default for ExportOptions {
@@ -84,6 +88,8 @@ impl Default for ExportOptions {
             weight: Weight::Cpu,
             root: Root::None,
             flame_chart: false,
+            all_frames: false,
+            capture: None,
         }
     }
 }

@@ -39,6 +39,11 @@ pub struct Details {
     pub stack: Vec<String>,
     /// The stack's id (for formats that intern callstacks).
     pub stack_id: u32,
+    /// The call to move off the runtime ("thread::sleep in app::nap") and where it is made.
+    pub call: String,
+    pub call_at: String,
+    /// What to do about it.
+    pub advice: String,
 }
 
 /// A thread's slices in `[from, to)`, sorted so that parents come before what they contain and
@@ -57,6 +62,7 @@ pub fn thread_slices_of(
     spans: impl ExactSizeIterator<Item = DetailedSpan>,
 ) -> (Vec<Slice>, Vec<Details>) {
     let m = &a.model;
+    let notes = a.notes();
     let mut slices: Vec<Slice> = Vec::new();
     let mut details: Vec<Details> = Vec::new();
     for e in a.detection.episodes.iter().filter(|e| e.tid == tid) {
@@ -65,6 +71,7 @@ pub fn thread_slices_of(
             continue;
         }
         let g = &a.detection.groups[e.group as usize];
+        let note = notes.get(e.group as usize).and_then(Option::as_ref);
         let location = g
             .blame
             .file
@@ -96,6 +103,9 @@ pub fn thread_slices_of(
             samples: e.samples,
             stack,
             stack_id: e.stack,
+            call: note.map_or_else(String::new, |n| n.call.clone()),
+            call_at: note.map_or_else(String::new, |n| n.at.clone()),
+            advice: note.map_or_else(String::new, |n| n.advice.clone()),
         });
     }
     let is_poll = |s: &Slice, details: &[Details]| match s.what {

@@ -34,10 +34,16 @@ pub fn write(
         let n = events.len() as u64;
         let lines = events
             .par_iter()
-            .filter_map(|&(_, stack, tid, weight, task)| {
-                let value = super::folded_value(options.weight, weight);
-                (value > 0).then(|| with_value(stack_line(a, options, tid, task, stack), value))
-            })
+            .map_init(
+                super::folded::PlumbingCache::default,
+                |cache, &(_, stack, tid, weight, task)| {
+                    let value = super::folded_value(options.weight, weight);
+                    (value > 0).then(|| {
+                        with_value(stack_line(a, options, (tid, task, stack), cache), value)
+                    })
+                },
+            )
+            .flatten()
             .collect();
         (lines, n)
     } else {
@@ -78,6 +84,7 @@ pub fn write(
             ""
         }
     );
+    opts.subtitle = Some(subtitle(a, options));
     opts.count_name = match options.weight {
         Weight::Cpu => "samples".into(),
         Weight::Blocked => "µs".into(),
@@ -87,6 +94,34 @@ pub fn write(
     inferno::flamegraph::from_lines(&mut opts, text.iter().map(String::as_str), out)
         .map_err(std::io::Error::other)?;
     Ok(Written { events })
+}
+
+/// What a flame graph shows, under its title: the window, the capture, and whether the
+/// runtime's plumbing is folded.
+fn subtitle(a: &Analysis, options: &ExportOptions) -> String {
+    let m = &a.model;
+    let (from, to) = options.window.clip(m);
+    let secs = |t: u64| t.saturating_sub(m.start) as f64 / 1e9;
+    let mut parts = vec![format!(
+        "{:.2}–{:.2} s of {:.2} s",
+        secs(from),
+        secs(to),
+        secs(m.end)
+    )];
+    if let Some(name) = &options.capture {
+        parts.push(name.clone());
+    }
+    if let Some(threads) = &options.threads {
+        parts.push(format!("threads {threads:?}"));
+    }
+    parts.push(if options.all_frames {
+        "all frames".into()
+    } else {
+        "runtime plumbing folded into [tokio worker], [current_thread runtime], [blocking pool] \
+         (--all-frames shows it)"
+            .into()
+    });
+    parts.join(" · ")
 }
 
 /// Which capture's stacks a differential flame graph draws.

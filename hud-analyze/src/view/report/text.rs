@@ -436,8 +436,9 @@ fn hotspots(out: &mut String, r: &Report, top: usize, st: &Style) {
             out,
             "{}",
             st.dim(&format!(
-                "    ({} library frames in ≥ {:.0} % of their threads' samples hidden: thread start, runtime \
-                 loop; --all-frames shows them)",
+                "    ({} library frames hidden: the runtime's plumbing (thread start, catch_unwind, \
+                 Tokio's scheduler and harness) and frames in ≥ {:.0} % of their threads' \
+                 samples; --all-frames shows them)",
                 h.hidden_frames,
                 pct(UBIQUITOUS_SHARE)
             ))

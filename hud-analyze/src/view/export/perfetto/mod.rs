@@ -203,10 +203,12 @@ enum Table {
     AnnotationNames,
     Functions,
     Sources,
+    /// String values of debug annotations: a blocker's call and advice repeat on each episode.
+    AnnotationStrings,
 }
 
 impl Table {
-    const COUNT: usize = 5;
+    const COUNT: usize = 6;
 }
 
 impl Interner {
@@ -246,6 +248,7 @@ impl Interner {
             Table::AnnotationNames => data.debug_annotation_names.push(named()),
             Table::Functions => data.function_names.push(bytes()),
             Table::Sources => data.source_paths.push(bytes()),
+            Table::AnnotationStrings => data.debug_annotation_string_values.push(bytes()),
         }
         iid
     }
@@ -485,10 +488,15 @@ impl ThreadTrack<'_> {
                     for (key, value) in [
                         ("kind", detail.kind.label().to_string()),
                         ("location", detail.location.clone()),
+                        ("call", detail.call.clone()),
+                        ("call_at", detail.call_at.clone()),
+                        ("advice", detail.advice.clone()),
                     ] {
                         annotations.push(DebugAnnotation {
                             name_iid: Some(interner.string(Table::AnnotationNames, key)),
-                            string_value: Some(value),
+                            string_value_iid: Some(
+                                interner.string(Table::AnnotationStrings, &value),
+                            ),
                             ..Default::default()
                         });
                     }

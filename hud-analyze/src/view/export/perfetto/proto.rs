@@ -143,6 +143,9 @@ pub struct DebugAnnotation {
     pub string_value: Option<String>,
     #[prost(message, repeated, tag = "12")]
     pub array_values: Vec<DebugAnnotation>,
+    /// A string interned in `InternedData::debug_annotation_string_values`.
+    #[prost(uint64, optional, tag = "17")]
+    pub string_value_iid: Option<u64>,
 }
 
 #[derive(Clone, PartialEq, Message)]
@@ -179,6 +182,8 @@ pub struct InternedData {
     pub source_paths: Vec<InternedString>,
     #[prost(message, repeated, tag = "19")]
     pub mappings: Vec<Mapping>,
+    #[prost(message, repeated, tag = "29")]
+    pub debug_annotation_string_values: Vec<InternedString>,
 }
 
 /// EventName, EventCategory and DebugAnnotationName share this shape.
