@@ -35,6 +35,7 @@ fn screen(size: (u16, u16), state: &State, snapshot: Option<&Snapshot>) -> Strin
         updating: false,
         theme: Theme { color: false },
         source: "service.hudcap",
+        flame: None,
     };
     terminal
         .draw(|frame| draw::draw(frame, state, &view))
@@ -460,4 +461,97 @@ fn a_live_state_follows_the_growing_recording() {
         state.update(key(KeyCode::Char('a')), &rows),
         Action::Accumulated(false)
     );
+}
+
+/// `F` opens the flame graph of the window (the runtime's plumbing folded into one frame per
+/// role), the arrows walk it, Enter zooms into a frame, `/` searches, Esc goes back.
+#[test]
+fn the_flame_graph_walks_zooms_and_searches() {
+    use hud_analyze::view::tui::flame::{FlameCache, Scope};
+    let s = Arc::new(snapshot(busy_service()));
+    let mut cache = FlameCache::default();
+    let mut state = state_for(&s);
+    let rows_of = |state: &State, cache: &mut FlameCache| {
+        let mut rows = s.rows(state);
+        if let Overlay::Flame { scope, weight, .. } = state.overlay {
+            rows.flame = Some(cache.get(&s, scope, weight));
+        }
+        rows
+    };
+    let press = |state: &mut State, cache: &mut FlameCache, code: KeyCode| {
+        let rows = rows_of(state, cache);
+        state.update(key(code), &rows);
+    };
+    press(&mut state, &mut cache, KeyCode::Char('F'));
+    let Overlay::Flame { scope, weight, .. } = state.overlay else {
+        panic!("{:?}", state.overlay)
+    };
+    assert_eq!(scope, Scope::All);
+    let tree = cache.get(&s, scope, weight);
+    // Every CPU sample, the same total as the hotspots (and the folded export).
+    assert_eq!(tree.total(), s.findings.hotspots.samples);
+    let screen_of = |state: &State, cache: &mut FlameCache| {
+        let rows = rows_of(state, cache);
+        let mut terminal = Terminal::new(TestBackend::new(120, 40)).unwrap();
+        let view = View {
+            snapshot: Some(&s),
+            progress: (None, None),
+            updating: false,
+            theme: Theme { color: false },
+            source: "service.hudcap",
+            flame: rows.flame.as_deref(),
+        };
+        terminal
+            .draw(|frame| draw::draw(frame, state, &view))
+            .unwrap();
+        let buffer = terminal.backend().buffer();
+        (0..buffer.area.height)
+            .map(|y| {
+                let line: String = (0..buffer.area.width)
+                    .map(|x| buffer[(x, y)].symbol())
+                    .collect();
+                line.trim_end().to_owned() + "\n"
+            })
+            .collect::<String>()
+    };
+    let out = screen_of(&state, &mut cache);
+    assert!(out.contains("[tokio worker]"), "{out}");
+    assert!(
+        !out.contains("thread_start"),
+        "the plumbing is folded: {out}"
+    );
+    insta::assert_snapshot!("flame_graph_at_120x40", out);
+    // Down to the heaviest callee, three times: the worker, the serving task, the crunch loop.
+    for _ in 0..3 {
+        press(&mut state, &mut cache, KeyCode::Down);
+    }
+    press(&mut state, &mut cache, KeyCode::Enter);
+    let Overlay::Flame { zoom, selected, .. } = state.overlay else {
+        panic!()
+    };
+    assert_eq!(zoom, selected);
+    assert_eq!(&*tree.nodes[zoom as usize].name, "app::crunch::{{closure}}");
+    let out = screen_of(&state, &mut cache);
+    assert!(
+        out.contains("zoomed: [tokio worker] ▸ app::serve ▸ app::crunch"),
+        "{out}"
+    );
+    // Search: the share of samples under matching frames.
+    for c in ['/', 'c', 'h', 'e', 'c', 'k'] {
+        press(&mut state, &mut cache, KeyCode::Char(c));
+    }
+    press(&mut state, &mut cache, KeyCode::Enter);
+    let out = screen_of(&state, &mut cache);
+    assert!(out.contains("search \"check\": 25.0 % of all"), "{out}");
+    // Esc clears the search, zooms out, then closes.
+    for _ in 0..2 {
+        press(&mut state, &mut cache, KeyCode::Esc);
+    }
+    assert!(
+        matches!(state.overlay, Overlay::Flame { zoom, .. } if tree.nodes[zoom as usize].depth == 2)
+    );
+    press(&mut state, &mut cache, KeyCode::Backspace);
+    press(&mut state, &mut cache, KeyCode::Backspace);
+    press(&mut state, &mut cache, KeyCode::Esc);
+    assert_eq!(state.overlay, Overlay::None);
 }

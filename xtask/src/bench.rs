@@ -554,7 +554,8 @@ pub fn analyze(seconds: u32) -> Result<()> {
 }
 
 /// `bench tui`: the cockpit on a headless 200×60 terminal (`hud-analyze tui --bench-headless`):
-/// first frame, complete panels, a redraw, a window change; on the demo and on 1 M samples.
+/// first frame, complete panels, a redraw, a window change, the flame graph's first draw and a
+/// zoom; on the demo and on 1 M samples.
 pub fn tui(seconds: u32) -> Result<()> {
     if !is_root() {
         bail!("the tui benchmark records the demo with eBPF: run it as root");
@@ -590,6 +591,12 @@ pub fn tui(seconds: u32) -> Result<()> {
             "window change (findings + redraw)",
             "≤ 100 ms",
         ),
+        (
+            "flame_first_ms",
+            "flame graph, first draw (tree built)",
+            "≤ 300 ms",
+        ),
+        ("flame_zoom_ms", "flame graph, zoom (redraw)", "≤ 50 ms"),
     ] {
         println!(
             "| {what} | {:.1} ms | {:.1} ms | {target} |",

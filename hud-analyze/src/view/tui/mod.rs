@@ -7,6 +7,7 @@
 //! change shows "updating…" until its findings arrive.
 
 pub mod draw;
+pub mod flame;
 pub mod snapshot;
 pub mod state;
 pub mod theme;
@@ -92,6 +93,7 @@ where
     TuiError: From<B::Error>,
 {
     let mut snapshot: Option<Arc<Snapshot>> = None;
+    let mut flames = flame::FlameCache::default();
     // The newest snapshot while the screen is paused.
     let mut pending: Option<Arc<Snapshot>> = None;
     let mut state = State::new(0, 1);
@@ -139,6 +141,7 @@ where
                         .as_ref()
                         .is_some_and(|l| l.accumulated != state.accumulated)
             });
+            let tree = flame_of(&mut flames, snapshot.as_ref(), &state);
             terminal.draw(|frame| {
                 draw::draw(
                     frame,
@@ -149,6 +152,7 @@ where
                         updating,
                         theme,
                         source: name,
+                        flame: tree.as_deref(),
                     },
                 )
             })?;
@@ -165,10 +169,11 @@ where
         }
         match event::read()? {
             Event::Key(key) if key.kind == KeyEventKind::Press => {
-                let rows = snapshot
+                let mut rows = snapshot
                     .as_ref()
                     .map(|s| s.rows(&state))
                     .unwrap_or_default();
+                rows.flame = flame_of(&mut flames, snapshot.as_ref(), &state);
                 match state.update(key, &rows) {
                     Action::Quit => return Ok(()),
                     Action::Window(w) => worker.request(Request::Window(w)),
@@ -185,6 +190,40 @@ where
             Event::Resize(..) => dirty = true,
             _ => {}
         }
+    }
+}
+
+/// Draws the flame graph overlay of `tree` on a headless terminal (the benchmark's).
+fn draw_flame(
+    terminal: &mut Terminal<TestBackend>,
+    state: &State,
+    s: &Snapshot,
+    tree: &flame::FlameTree,
+    theme: Theme,
+) -> Result<(), TuiError> {
+    let view = View {
+        snapshot: Some(s),
+        progress: (None, None),
+        updating: false,
+        theme,
+        source: "capture",
+        flame: Some(tree),
+    };
+    terminal.draw(|frame| draw::draw(frame, state, &view))?;
+    Ok(())
+}
+
+/// The flame graph tree the overlay shows, when it shows one.
+fn flame_of(
+    flames: &mut flame::FlameCache,
+    snapshot: Option<&Arc<Snapshot>>,
+    state: &State,
+) -> Option<Arc<flame::FlameTree>> {
+    match (state.overlay, snapshot) {
+        (state::Overlay::Flame { scope, weight, .. }, Some(s)) => {
+            Some(flames.get(s, scope, weight))
+        }
+        _ => None,
     }
 }
 
@@ -249,6 +288,7 @@ pub fn bench_headless(
                 updating: false,
                 theme,
                 source: "capture",
+                flame: None,
             };
             terminal
                 .draw(|frame| draw::draw(frame, state, &view))
@@ -290,11 +330,50 @@ pub fn bench_headless(
         v.sort();
         v[v.len() / 2].as_secs_f64() * 1e3
     };
+    // The flame graph of the whole recording: its first draw (the tree built), then a zoom
+    // into the heaviest frame at each depth, drawn.
+    let whole = worker::snapshot_of(&snapshot.analysis, Window::ALL);
+    let whole = Arc::new(whole);
+    let mut flames = flame::FlameCache::default();
+    let t = Instant::now();
+    state.window = Window::ALL;
+    state.overlay = state::Overlay::Flame {
+        scope: flame::Scope::All,
+        weight: crate::analysis::profile::Weight::Cpu,
+        zoom: 0,
+        selected: 0,
+    };
+    let tree = flames.get(
+        &whole,
+        flame::Scope::All,
+        crate::analysis::profile::Weight::Cpu,
+    );
+    draw_flame(&mut terminal, &state, &whole, &tree, theme)?;
+    let flame_first = t.elapsed();
+    let mut zooms = Vec::new();
+    let mut at = 0;
+    for _ in 0..8 {
+        let Some(c) = tree.heaviest_child(at) else {
+            break;
+        };
+        at = c;
+        let t = Instant::now();
+        state.overlay = state::Overlay::Flame {
+            scope: flame::Scope::All,
+            weight: crate::analysis::profile::Weight::Cpu,
+            zoom: at,
+            selected: at,
+        };
+        draw_flame(&mut terminal, &state, &whole, &tree, theme)?;
+        zooms.push(t.elapsed());
+    }
     Ok(format!(
-        "tui first_frame_ms {:.1}\ntui complete_ms {:.1}\ntui redraw_ms {:.2}\ntui window_change_ms {:.1}\n",
+        "tui first_frame_ms {:.1}\ntui complete_ms {:.1}\ntui redraw_ms {:.2}\ntui window_change_ms {:.1}\ntui flame_first_ms {:.1}\ntui flame_zoom_ms {:.2}\n",
         first_frame.as_secs_f64() * 1e3,
         complete.as_secs_f64() * 1e3,
         median(redraws),
-        median(changes)
+        median(changes),
+        flame_first.as_secs_f64() * 1e3,
+        if zooms.is_empty() { 0.0 } else { median(zooms) }
     ))
 }

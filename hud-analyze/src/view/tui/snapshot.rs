@@ -102,6 +102,7 @@ impl Snapshot {
             _ => Vec::new(),
         };
         Rows {
+            flame: None,
             blockers: self.blockers(state).map(|b| b.group).collect(),
             hotspots: match state.listing {
                 Listing::Hotspots => self.hotspots(state).count(),

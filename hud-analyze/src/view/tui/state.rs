@@ -2,6 +2,8 @@
 //! a unit test. `update` returns what the loop must do beyond redrawing (quit, ask the analysis
 //! for another window, copy the drilldown).
 
+use super::flame::{FlameTree, Scope};
+use crate::analysis::profile::Weight;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use crate::analysis::Window;
@@ -50,6 +52,14 @@ pub enum Overlay {
     Task {
         id: u64,
         scroll: u16,
+    },
+    /// The flame graph of `scope`'s stacks by `weight`, zoomed into node `zoom`, frame `selected`
+    /// selected (node ids of the tree on screen; out of range after a new snapshot: the root).
+    Flame {
+        scope: Scope,
+        weight: Weight,
+        zoom: u32,
+        selected: u32,
     },
 }
 
@@ -114,6 +124,8 @@ pub enum Action {
 /// blocker (group id) each row of the blockers list is.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Rows {
+    /// The flame graph on screen, when the overlay shows one (its keys walk the tree).
+    pub flame: Option<std::sync::Arc<FlameTree>>,
     pub blockers: Vec<u32>,
     /// Rows of the hotspots panel, whatever it lists.
     pub hotspots: usize,
@@ -258,6 +270,7 @@ impl State {
                 }
                 return Action::None;
             }
+            Overlay::Flame { .. } => return self.flame_key(key, rows),
             Overlay::Drilldown { .. } | Overlay::Task { .. } => {
                 return match key.code {
                     KeyCode::Esc | KeyCode::Enter => {
@@ -265,6 +278,18 @@ impl State {
                         Action::None
                     }
                     KeyCode::Char('q') => Action::Quit,
+                    KeyCode::Char('F') => match self.overlay {
+                        Overlay::Drilldown { group, .. } => {
+                            self.overlay = Overlay::Flame {
+                                scope: Scope::Blocker(group),
+                                weight: Weight::Blocked,
+                                zoom: 0,
+                                selected: 0,
+                            };
+                            Action::None
+                        }
+                        _ => Action::None,
+                    },
                     KeyCode::Char('y') => match self.overlay {
                         Overlay::Drilldown { group, .. } => Action::Copy { group },
                         _ => Action::None,
@@ -314,6 +339,15 @@ impl State {
                 self.list(Listing::Hotspots)
             }
             KeyCode::Char('p') => self.list(Listing::Polls),
+            KeyCode::Char('F') => {
+                self.overlay = Overlay::Flame {
+                    scope: self.pinned_worker.map_or(Scope::All, Scope::Thread),
+                    weight: Weight::Cpu,
+                    zoom: 0,
+                    selected: 0,
+                };
+                Action::None
+            }
             KeyCode::Char('t') => self.list(Listing::Tasks),
             KeyCode::Char('s') if self.listing == Listing::Tasks => {
                 self.task_order = self.task_order.next();
@@ -411,6 +445,108 @@ impl State {
             listing
         };
         self.selected[Panel::Hotspots.index()] = 0;
+        Action::None
+    }
+
+    /// Keys of the flame graph: arrows walk the tree (↑ caller, ↓ heaviest callee, ←→
+    /// siblings), Enter zooms into the selected frame, Backspace zooms out, `c` weighs CPU or
+    /// time blocked, `w` steps through the runtime threads, `/` searches, Esc clears the search,
+    /// then zooms out, then closes.
+    fn flame_key(&mut self, key: KeyEvent, rows: &Rows) -> Action {
+        let Overlay::Flame {
+            mut scope,
+            mut weight,
+            zoom,
+            selected,
+        } = self.overlay
+        else {
+            return Action::None;
+        };
+        let tree = rows.flame.as_deref();
+        let len = tree.map_or(1, |t| t.nodes.len() as u32);
+        // A new snapshot's tree: ids from the old one mean nothing.
+        let (mut zoom, mut selected) = if zoom < len && selected < len {
+            (zoom, selected)
+        } else {
+            (0, 0)
+        };
+        let parent = |i: u32| tree.map_or(0, |t| t.nodes[i as usize].parent);
+        match key.code {
+            KeyCode::Char('q') => return Action::Quit,
+            KeyCode::Char('?') => {
+                self.overlay = Overlay::Help;
+                return Action::None;
+            }
+            KeyCode::Char('/') => {
+                self.editing = true;
+                self.filter.clear();
+            }
+            KeyCode::Up | KeyCode::Char('k') if selected != zoom => {
+                selected = parent(selected);
+            }
+            KeyCode::Down | KeyCode::Char('j') => {
+                if let Some(c) = tree.and_then(|t| t.heaviest_child(selected)) {
+                    selected = c;
+                }
+            }
+            KeyCode::Left | KeyCode::Char('h') | KeyCode::Right | KeyCode::Char('l') => {
+                let by = if matches!(key.code, KeyCode::Left | KeyCode::Char('h')) {
+                    -1
+                } else {
+                    1
+                };
+                if selected != zoom {
+                    if let Some(s) = tree.and_then(|t| t.sibling(selected, by)) {
+                        selected = s;
+                    }
+                }
+            }
+            KeyCode::Enter => zoom = selected,
+            KeyCode::Backspace => {
+                zoom = parent(zoom);
+            }
+            KeyCode::Char('c') if !matches!(scope, Scope::Blocker(_)) => {
+                weight = if weight == Weight::Cpu {
+                    Weight::Blocked
+                } else {
+                    Weight::Cpu
+                };
+                (zoom, selected) = (0, 0);
+            }
+            KeyCode::Char('w') if !matches!(scope, Scope::Blocker(_)) => {
+                let threads = &rows.workers;
+                scope = match scope {
+                    Scope::All => threads.first().map_or(Scope::All, |t| Scope::Thread(*t)),
+                    Scope::Thread(t) => threads
+                        .iter()
+                        .position(|x| *x == t)
+                        .and_then(|i| threads.get(i + 1))
+                        .map_or(Scope::All, |t| Scope::Thread(*t)),
+                    other => other,
+                };
+                (zoom, selected) = (0, 0);
+            }
+            KeyCode::Esc => {
+                if !self.filter.is_empty() {
+                    self.filter.clear();
+                } else if zoom != 0 {
+                    zoom = parent(zoom);
+                } else {
+                    self.overlay = Overlay::None;
+                    return Action::None;
+                }
+            }
+            _ => {}
+        }
+        if !tree.is_some_and(|t| t.is_under(selected, zoom)) {
+            selected = zoom;
+        }
+        self.overlay = Overlay::Flame {
+            scope,
+            weight,
+            zoom,
+            selected,
+        };
         Action::None
     }
 
@@ -544,6 +680,7 @@ mod tests {
 
     fn rows() -> Rows {
         Rows {
+            flame: None,
             blockers: vec![7, 3, 9],
             hotspots: 5,
             tasks: vec![12, 5, 40, 8, 9],

@@ -55,6 +55,30 @@ impl Theme {
         )
     }
 
+    /// A flame graph's frame of the program's own code (warm, as flame graphs draw).
+    pub fn flame_user(&self) -> Style {
+        self.pick(
+            Style::new().fg(Color::Black).bg(Color::LightRed),
+            Style::new().add_modifier(Modifier::REVERSED | Modifier::BOLD),
+        )
+    }
+
+    /// A flame graph's frame of a library, std or the runtime.
+    pub fn flame_library(&self) -> Style {
+        self.pick(
+            Style::new().fg(Color::Black).bg(Color::Yellow),
+            Style::new().add_modifier(Modifier::REVERSED),
+        )
+    }
+
+    /// A flame graph's frame that matches the search.
+    pub fn flame_match(&self) -> Style {
+        self.pick(
+            Style::new().fg(Color::Black).bg(Color::Magenta),
+            Style::new().add_modifier(Modifier::UNDERLINED | Modifier::BOLD),
+        )
+    }
+
     /// The "● LIVE" badge.
     pub fn live(&self) -> Style {
         self.pick(

@@ -73,7 +73,20 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, theme: Theme) {
         theme.dim(),
     )));
     lines.push(Line::from(Span::styled(
-        "Timeline: bar height = time on CPU; ▒ waiting for a CPU; letters = blocker episodes.",
+        "Timeline: bar height = time on CPU; ▒ waiting for a CPU; letters = blocker episodes:",
+        theme.dim(),
+    )));
+    let letters: Vec<String> = crate::analysis::frames::Kind::ALL
+        .iter()
+        .map(|k| format!("{} {}", super::timeline::letter(*k), k.name()))
+        .collect();
+    lines.push(Line::from(Span::styled(
+        format!("  {}.", letters.join(", ")),
+        theme.dim(),
+    )));
+    lines.push(Line::from(Span::styled(
+        "Workers (w/c): after a thread id, w = a multi-thread runtime's worker, c = a \
+         current_thread runtime's thread.",
         theme.dim(),
     )));
     frame.render_widget(

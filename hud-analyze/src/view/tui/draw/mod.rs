@@ -3,6 +3,7 @@
 
 mod blockers;
 pub mod drilldown;
+pub mod flame;
 mod help;
 mod hotspots;
 mod status;
@@ -39,6 +40,8 @@ pub struct View<'a> {
     pub theme: Theme,
     /// The capture's name, for the loading screen.
     pub source: &'a str,
+    /// The flame graph tree of the overlay, when it shows one.
+    pub flame: Option<&'a crate::view::tui::flame::FlameTree>,
 }
 
 /// Paints one frame.
@@ -87,6 +90,19 @@ pub fn draw(frame: &mut Frame, state: &State, view: &View) {
             scroll,
             view.theme,
         ),
+        Overlay::Flame { zoom, selected, .. } => {
+            if let Some(tree) = view.flame {
+                flame::draw(
+                    frame,
+                    centered(area, 98, 94),
+                    snapshot,
+                    tree,
+                    (zoom, selected),
+                    &state.filter,
+                    view.theme,
+                );
+            }
+        }
         Overlay::Task { id, scroll } => task::draw(
             frame,
             centered(area, 80, 60),
@@ -186,9 +202,19 @@ fn hints_line(frame: &mut Frame, area: Rect, state: &State, theme: Theme) {
         let hints: &[(&str, &str)] = match state.overlay {
             Overlay::Drilldown { .. } => &[
                 ("↑↓", "scroll"),
+                ("F", "flame graph"),
                 ("y", "copy"),
                 ("Esc", "back"),
                 ("q", "quit"),
+            ],
+            Overlay::Flame { .. } => &[
+                ("←→↑↓", "select"),
+                ("Enter", "zoom"),
+                ("⌫", "zoom out"),
+                ("c", "cpu/blocked"),
+                ("w", "thread"),
+                ("/", "search"),
+                ("Esc", "back"),
             ],
             Overlay::Task { .. } => &[("↑↓", "scroll"), ("Esc", "back"), ("q", "quit")],
             Overlay::Help => &[("Esc", "back")],
@@ -210,6 +236,7 @@ fn hints_line(frame: &mut Frame, area: Rect, state: &State, theme: Theme) {
                 ("/", "filter"),
                 ("f", "fn/line"),
                 ("t", "tasks"),
+                ("F", "flame"),
                 ("+ -", "zoom"),
                 ("[ ]", "window"),
                 ("?", "help"),

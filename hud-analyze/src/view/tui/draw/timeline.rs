@@ -21,7 +21,8 @@ const LABEL: u16 = 14;
 /// Heights of a column by eighths of time on CPU.
 const LEVELS: [char; 9] = [' ', '▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
 
-fn letter(kind: Kind) -> char {
+/// A blocker episode's letter on the timeline.
+pub(super) fn letter(kind: Kind) -> char {
     match kind {
         Kind::Cpu => 'C',
         Kind::Sleep => 'S',
