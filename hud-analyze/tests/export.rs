@@ -190,6 +190,9 @@ fn pprof_resolves_every_id_and_sums_to_the_samples() {
     assert!(p.sample.iter().all(|x| x.value[1] == x.value[0] * period));
     let locations: HashMap<u64, _> = p.location.iter().map(|l| (l.id, l)).collect();
     let functions: HashMap<u64, _> = p.function.iter().map(|f| (f.id, f)).collect();
+    // Demangled names, no system name: pprof simplifies a name equal to its system name again
+    // (`<Foo as Iterator>::next` to `::next`).
+    assert!(p.function.iter().all(|f| f.system_name == 0 && f.name != 0));
     for sample in &p.sample {
         assert!(!sample.location_id.is_empty());
         for id in &sample.location_id {

@@ -9,7 +9,38 @@ use rustc_hash::FxHashMap as HashMap;
 /// library's table may carry (`clock_nanosleep@@GLIBC_2.17`).
 pub fn demangle(raw: &str) -> String {
     let unversioned = raw.split_once('@').map_or(raw, |(name, _)| name);
-    format!("{:#}", rustc_demangle::demangle(unversioned))
+    public_c_name(format!("{:#}", rustc_demangle::demangle(unversioned)))
+}
+
+/// A libc function under its public name, whichever alias a symbol table or a debug file gave
+/// it: `__GI___clock_nanosleep`, `__libc_send` and `__send` read `clock_nanosleep`, `send` and
+/// `send`, so one function has one name in every capture and view. Rust names, and the thread
+/// start (`__libc_start_main`), are kept.
+fn public_c_name(name: String) -> String {
+    if name.contains("::")
+        || name.contains(['<', ' ', '.'])
+        || name.starts_with("__rust")
+        || name.starts_with("__libc_start")
+    {
+        return name;
+    }
+    let mut n = name.as_str();
+    for prefix in ["__GI___", "__GI_", "__libc_"] {
+        if let Some(rest) = n.strip_prefix(prefix) {
+            n = rest;
+            break;
+        }
+    }
+    if let Some(rest) = n.strip_prefix("__") {
+        if rest.starts_with(|c: char| c.is_ascii_lowercase()) {
+            n = rest;
+        }
+    }
+    if n.len() == name.len() {
+        name
+    } else {
+        n.to_owned()
+    }
 }
 
 /// One worker's strings: each raw name demangled once, each name and path looked up in the shared
@@ -72,5 +103,27 @@ mod tests {
             super::demangle("_ZN8hud_demo4main17h6c924782e74c41a7E"),
             "hud_demo::main"
         );
+    }
+
+    #[test]
+    fn a_libc_function_has_one_name_whichever_alias_named_it() {
+        for (raw, public) in [
+            ("__GI___clock_nanosleep", "clock_nanosleep"),
+            ("__libc_send", "send"),
+            ("__send", "send"),
+            ("send", "send"),
+            ("__read", "read"),
+            ("__GI___clone3", "clone3"),
+            ("__libc_start_main", "__libc_start_main"),
+            ("__libc_start_call_main", "__libc_start_call_main"),
+            ("__rust_alloc", "__rust_alloc"),
+            ("_start", "_start"),
+            (
+                "__futex_abstimed_wait_common64",
+                "futex_abstimed_wait_common64",
+            ),
+        ] {
+            assert_eq!(super::demangle(raw), public, "{raw}");
+        }
     }
 }

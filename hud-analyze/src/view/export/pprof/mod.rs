@@ -148,7 +148,10 @@ pub fn profile(a: &Analysis, options: &ExportOptions) -> (Profile, u64) {
                                 functions.push(Function {
                                     id: functions.len() as u64 + 1,
                                     name,
-                                    system_name: name,
+                                    // No system name (0: ""): names are demangled already, and
+                                    // pprof simplifies a name equal to its system name again,
+                                    // `<Foo as Iterator>::next` to `::next`.
+                                    system_name: 0,
                                     filename,
                                 });
                                 functions.len() as u64
