@@ -1106,3 +1106,33 @@ fn a_blocker_without_the_programs_frames_is_blamed_on_the_dependency() {
         "{advice}"
     );
 }
+
+/// Two blockers whose calls read alike (one async fn reached from two lines of its caller):
+/// each row says what tells it apart.
+#[test]
+fn rows_that_read_alike_say_what_tells_them_apart() {
+    let mut s = Synth::new();
+    s.thread(10, "w");
+    s.sample(START + MS, 10, &parked());
+    let via = |line: u32| {
+        in_task(vec![
+            lib("clock_nanosleep"),
+            lib("std::thread::sleep"),
+            user("app::render::{{closure}}", 1233),
+            user("app::serve::{{closure}}", line),
+        ])
+    };
+    s.off_cpu(START + 100 * MS, 10, 10 * MS, 0, 1, &via(30));
+    s.off_cpu(START + 200 * MS, 10, 20 * MS, 0, 1, &via(31));
+    let a = s.analyze();
+    assert_eq!(blockers(&a).len(), 2);
+    let text = hud_analyze::view::report::text::render(&report_of(&a), 5, false);
+    assert!(
+        text.contains("unlike row 2: through app::serve::{{closure}}  app/src/main.rs:31"),
+        "{text}"
+    );
+    assert!(
+        text.contains("unlike row 1: through app::serve::{{closure}}  app/src/main.rs:30"),
+        "{text}"
+    );
+}

@@ -257,6 +257,25 @@ pub fn leaf_sentence(
     }
 }
 
+/// `name` in at most `width` characters: the end of its path kept, cut at a `::` where one is in
+/// the kept part (`…::fmt`), never mid-word when that can be helped.
+pub fn cut_name(name: &str, width: usize) -> String {
+    let n = name.chars().count();
+    if n <= width {
+        return name.to_owned();
+    }
+    if width <= 1 {
+        return "…".chars().take(width).collect();
+    }
+    let tail: String = name.chars().skip(n - (width - 1)).collect();
+    let cut = tail
+        .find("::")
+        .map(|i| &tail[i..])
+        .filter(|t| t.len() > 2)
+        .unwrap_or(&tail);
+    format!("…{cut}")
+}
+
 /// What a frame is besides a call: inlined into its caller, or put back where the walk missed it.
 pub fn frame_marker(inlined: bool, recovered: Option<Recovered>) -> &'static str {
     match (inlined, recovered) {
@@ -287,7 +306,18 @@ pub fn short_path(path: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::short_path;
+    use super::{cut_name, short_path};
+
+    #[test]
+    fn names_are_cut_at_a_path_boundary() {
+        assert_eq!(cut_name("app::render::fmt", 40), "app::render::fmt");
+        assert_eq!(
+            cut_name("<app::Report as core::fmt::Display>::fmt", 12),
+            "…::fmt"
+        );
+        assert_eq!(cut_name("hud_demo::cpu::rounds", 12), "…::rounds");
+        assert_eq!(cut_name("averyveryverylongname", 8), "…ongname");
+    }
 
     #[test]
     fn paths_keep_their_crate_and_what_follows_src() {

@@ -153,12 +153,38 @@ fn blocking(out: &mut String, r: &Report, st: &Style) {
             }
         );
     }
+    let plain = Style { color: false };
+    let headlines: Vec<String> = r
+        .blocking
+        .iter()
+        .map(|b| format!("{:?} {}", b.kind, headline(b, &plain)))
+        .collect();
     for (i, b) in r.blocking.iter().enumerate() {
-        blocker(out, i, b, st);
+        // Two rows that read alike: say what tells this one apart.
+        let apart = (0..r.blocking.len())
+            .find(|&j| j != i && headlines[j] == headlines[i])
+            .and_then(|j| Some((j, first_difference(&b.user_path, &r.blocking[j].user_path)?)));
+        blocker(out, i, b, apart, st);
     }
 }
 
-fn blocker(out: &mut String, i: usize, b: &BlockerOut, st: &Style) {
+/// The outermost frame where user path `a` differs from `b` (both innermost first): what tells
+/// two blockers with the same call apart.
+fn first_difference<'a>(a: &'a [FrameOut], b: &[FrameOut]) -> Option<&'a FrameOut> {
+    let mut b = b.iter().rev();
+    a.iter().rev().find(|f| {
+        b.next()
+            .is_none_or(|g| g.function != f.function || g.line != f.line)
+    })
+}
+
+fn blocker(
+    out: &mut String,
+    i: usize,
+    b: &BlockerOut,
+    apart: Option<(usize, &FrameOut)>,
+    st: &Style,
+) {
     let _ = writeln!(
         out,
         "{:>3}. {} {}",
@@ -166,6 +192,15 @@ fn blocker(out: &mut String, i: usize, b: &BlockerOut, st: &Style) {
         st.red(&format!("[{}]", b.kind.name())),
         headline(b, st)
     );
+    if let Some((j, f)) = apart {
+        let _ = writeln!(
+            out,
+            "       unlike row {}: through {}  {}",
+            j + 1,
+            f.function,
+            frame_location(f)
+        );
+    }
     if let Some(line) = leaf_line(b) {
         let _ = writeln!(out, "       {line}");
     }

@@ -25,9 +25,19 @@ fn tail(text: String, width: usize) -> String {
     format!("…{kept}")
 }
 
+/// `text` in at most `width` columns, keeping its start.
+fn head(text: String, width: usize) -> String {
+    if text.chars().count() <= width || width < 2 {
+        return text;
+    }
+    let kept: String = text.chars().take(width - 1).collect();
+    format!("{kept}…")
+}
+
 pub(super) fn draw(frame: &mut Frame, area: Rect, state: &State, s: &Snapshot, theme: Theme) {
     // file:line gets two fifths of what the fixed columns leave (see the constraints).
     let file_width = (area.width.saturating_sub(2 + FIXED) as usize * 2) / 5;
+    let call_width = (area.width.saturating_sub(2 + FIXED) as usize * 3) / 5;
     let rows: Vec<Row> = s
         .blockers(state)
         .map(|b| {
@@ -40,7 +50,8 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, state: &State, s: &Snapshot, t
                 .unwrap_or(&b.blame);
             let mut cells = vec![
                 Cell::from(Span::styled(b.kind.name(), theme.blocked())),
-                Cell::from(crate::view::wording::call_label(b)),
+                // The callee first: a label too long loses its end.
+                Cell::from(head(crate::view::wording::call_label(b), call_width)),
                 match at.file.as_deref() {
                     Some(file) => Cell::from(tail(location(Some(file), at.line), file_width)),
                     None => Cell::from(Span::styled("(no user frame)", theme.dim())),
@@ -104,7 +115,7 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, state: &State, s: &Snapshot, t
     ];
     let mut header = vec![
         "kind",
-        "the call to move off the runtime",
+        "call (to move off the runtime)",
         "file:line",
         "count",
         "total ms",

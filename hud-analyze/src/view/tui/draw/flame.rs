@@ -14,6 +14,7 @@ use crate::analysis::profile::Weight;
 use crate::view::tui::flame::{FlameTree, Scope};
 use crate::view::tui::snapshot::Snapshot;
 use crate::view::tui::theme::Theme;
+use crate::view::wording::cut_name;
 
 /// Rows above the icicle: the selected frame, the search.
 const HEADER_ROWS: u16 = 2;
@@ -87,7 +88,7 @@ pub(super) fn draw(
         .iter()
         .skip(1)
         .map(|i| {
-            short(
+            cut_name(
                 &crate::analysis::advice::short_name(&tree.nodes[*i as usize].name),
                 32,
             )
@@ -185,7 +186,7 @@ fn paint(buf: &mut Buffer, area: Rect, (x, w): (f64, f64), row: u16, name: &str,
     let width = usize::from(x1 - x0);
     // One column of the frame's own colour at its right end keeps neighbours apart.
     let text = if width > 2 {
-        short(name, width - 1)
+        cut_name(name, width - 1)
     } else {
         String::new()
     };
@@ -200,26 +201,6 @@ fn paint(buf: &mut Buffer, area: Rect, (x, w): (f64, f64), row: u16, name: &str,
             cell.set_char(c).set_style(style);
         }
     }
-}
-
-/// `name` in at most `width` characters: the end of its path kept (`…::fmt`), cut at a `::`
-/// where one is near.
-pub fn short(name: &str, width: usize) -> String {
-    let n = name.chars().count();
-    if n <= width {
-        return name.to_owned();
-    }
-    if width <= 1 {
-        return "…".chars().take(width).collect();
-    }
-    let tail: String = name.chars().skip(n - (width - 1)).collect();
-    // Start at a path boundary when one is in the kept part.
-    let cut = tail
-        .find("::")
-        .map(|i| &tail[i..])
-        .filter(|t| t.len() > 2)
-        .unwrap_or(&tail);
-    format!("…{cut}")
 }
 
 /// The styles of frames: the program's code, libraries, the folded runtime, a search match,

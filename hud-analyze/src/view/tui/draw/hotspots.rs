@@ -19,6 +19,8 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, state: &State, s: &Snapshot, t
         Listing::Tasks => return draw_tasks(frame, area, state, s, theme),
     }
     let table_data = s.hotspot_table(state);
+    // The name column: what the borders and the two figures (with their spacing) leave.
+    let name_width = usize::from(area.width.saturating_sub(2 + 6 + 6 + 2));
     let rows: Vec<Row> = s
         .hotspots(state)
         .map(|h| {
@@ -35,6 +37,15 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, state: &State, s: &Snapshot, t
                         .map(|f| format!("  {}", crate::view::short_path(f)))
                         .unwrap_or_default(),
                 ),
+            };
+            // A name too long is cut at a path boundary; its file goes first.
+            let (name, place) = if name.chars().count() + place.chars().count() > name_width {
+                (
+                    crate::view::wording::cut_name(&name, name_width),
+                    String::new(),
+                )
+            } else {
+                (name, place)
             };
             Row::new(vec![
                 Cell::from(format!("{:5.1}", h.self_pct)),
