@@ -27,8 +27,11 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, state: &State, s: &Snapshot, t
         let Some(t) = f.threads.iter().find(|t| t.tid == tid) else {
             continue;
         };
-        let running = t.on_cpu_ns as f64 / length;
-        let blocked = t.blocked_off_cpu_ns as f64 / length;
+        // Blocking as the Threads table counts it: off CPU in a blocker, and long polls (on
+        // CPU, so taken out of running).
+        let long_polls = t.blocking_ns.saturating_sub(t.blocked_off_cpu_ns);
+        let running = t.on_cpu_ns.saturating_sub(long_polls) as f64 / length;
+        let blocked = t.blocking_ns as f64 / length;
         let waiting = t.runnable_wait_ns() as f64 / length;
         let cells = |share: f64| ((share * bar_width as f64).round() as usize).min(bar_width);
         let r = cells(running);
@@ -67,7 +70,7 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, state: &State, s: &Snapshot, t
         Span::styled("█", theme.on_cpu()),
         Span::raw("run "),
         Span::styled("█", theme.blocked()),
-        Span::raw("blocked "),
+        Span::raw("blocking "),
         Span::styled("█", theme.runnable()),
         Span::raw("wait CPU "),
         Span::styled("░", theme.dim()),
