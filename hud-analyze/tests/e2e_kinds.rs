@@ -46,6 +46,7 @@ fn advice_phrase(kind: &str) -> &'static str {
         "page_fault" => "page memory in",
         "log" => "non_blocking",
         "other" => "system call `poll`",
+        "dns" => "tokio::net::lookup_host",
         "cpu" => "spawn_blocking",
         other => panic!("no advice phrase for kind {other}"),
     }
@@ -78,9 +79,10 @@ fn row<'a>(report: &'a Value, kind: &str, line: u64) -> Option<&'a Value> {
 fn check(binary: &Path) {
     let truth = ground_truth();
     assert!(truth.len() >= 15, "{truth:?}");
-    // The fsync must reach a disk: not a tmpfs /tmp.
+    // The fsync must reach a disk: not a tmpfs /tmp. Name lookups go to the workload's own
+    // slow DNS server (root: a mount namespace of its own).
     let dir = env!("CARGO_TARGET_TMPDIR");
-    let recorded = recorded(binary, &["--dir", dir], 4, &[], false);
+    let recorded = recorded(binary, &["--dir", dir, "--slow-dns"], 4, &[], false);
     let out = report(&recorded.capture, true);
     let report: Value = serde_json::from_slice(&out.stdout).expect("JSON");
     let summary: Vec<String> = report["blocking"]

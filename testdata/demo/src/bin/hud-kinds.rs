@@ -13,8 +13,11 @@
 //! `hash_block`. Each runs ~30 ms of CPU in one poll: two long polls, each to be blamed on its
 //! own call.
 //!
-//! Usage: hud-kinds [--seconds N] [--quiet] [--dir PATH] (files for the fsync and read tasks; default the
-//! system's temp dir, which must be on a disk for fsync to wait).
+//! With `--slow-dns` (root: it takes a mount namespace of its own), name lookups go to a DNS
+//! server of its own that answers 5 ms late, and one more task resolves a name.
+//!
+//! Usage: hud-kinds [--seconds N] [--quiet] [--slow-dns] [--dir PATH] (files for the fsync and
+//! read tasks; default the system's temp dir, which must be on a disk for fsync to wait).
 
 use std::hint::black_box;
 use std::io::{Read, Write};
@@ -35,8 +38,10 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let mut seconds = 3600.0f64;
     let mut dir = std::env::temp_dir();
+    let mut slow_dns = false;
     while let Some(arg) = args.next() {
         match arg.as_str() {
+            "--slow-dns" => slow_dns = true,
             "--seconds" => seconds = hud_demo::number(&mut args, "--seconds"),
             "--dir" => dir = PathBuf::from(args.next().expect("--dir PATH")),
             "--quiet" => {}
@@ -50,6 +55,8 @@ fn main() {
     let deadline = Instant::now() + Duration::from_secs_f64(seconds);
     let dir = dir.join(format!("hud-kinds-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("work dir");
+    // Before any thread: a mount namespace is the calling thread's.
+    let dns = slow_dns && dns::slow_resolver(&dir, BLOCK);
     let shared = Shared::start(&dir);
     slow_log_pipe();
 
@@ -100,6 +107,9 @@ fn main() {
         every!(log_line);
         every!(poll_nothing);
         every!(reconcile);
+        if dns {
+            every!(resolve);
+        }
         for t in tasks {
             let _ = t.await;
         }
@@ -272,6 +282,11 @@ async fn log_line(_: &Shared) {
 async fn poll_nothing(_: &Shared) {
     // SAFETY: no descriptors, a timeout only.
     unsafe { libc::poll(std::ptr::null_mut(), 0, BLOCK.as_millis() as i32) }; // GROUND TRUTH: kind=other
+}
+
+async fn resolve(_: &Shared) {
+    use std::net::ToSocketAddrs;
+    black_box(("hud-kinds.invalid", 80).to_socket_addrs().is_ok()); // GROUND TRUTH: kind=dns
 }
 
 /// An async fn that calls the CPU-heavy helper itself.
@@ -451,6 +466,95 @@ mod userfault {
             };
             // SAFETY: copies our buffer into the registered page.
             unsafe { libc::ioctl(fd, UFFDIO_COPY, &mut copy) };
+        }
+    }
+}
+
+/// A name server of the process's own that answers every query 5 ms late (NXDOMAIN), and the
+/// system's resolver pointed at it, in a mount namespace of the process's own.
+mod dns {
+    use std::ffi::CString;
+    use std::net::UdpSocket;
+    use std::path::Path;
+    use std::time::Duration;
+
+    /// An address on the loopback that a local resolver (on 127.0.0.1 or 127.0.0.53) leaves free.
+    const SERVER: &str = "127.53.0.1:53";
+
+    /// Whether lookups now go to the slow server (false, said once, when not root).
+    pub fn slow_resolver(dir: &Path, delay: Duration) -> bool {
+        match setup(dir, delay) {
+            Ok(()) => true,
+            Err(e) => {
+                eprintln!("hud-kinds: no slow DNS ({e}): the dns task does not run");
+                false
+            }
+        }
+    }
+
+    fn setup(dir: &Path, delay: Duration) -> std::io::Result<()> {
+        let err = std::io::Error::last_os_error;
+        let socket = UdpSocket::bind(SERVER)?;
+        // SAFETY: plain system calls; this thread is the process's only one.
+        unsafe {
+            if libc::unshare(libc::CLONE_NEWNS) != 0 {
+                return Err(err());
+            }
+            let root = CString::new("/").expect("no NUL");
+            if libc::mount(
+                std::ptr::null(),
+                root.as_ptr(),
+                std::ptr::null(),
+                libc::MS_REC | libc::MS_PRIVATE,
+                std::ptr::null(),
+            ) != 0
+            {
+                return Err(err());
+            }
+        }
+        let ip = SERVER.split(':').next().expect("an address");
+        for (name, text) in [
+            (
+                "resolv.conf",
+                format!("nameserver {ip}\noptions timeout:1 attempts:1\n"),
+            ),
+            ("nsswitch.conf", "hosts: files dns\n".to_owned()),
+        ] {
+            let ours = dir.join(name);
+            std::fs::write(&ours, text)?;
+            let from = CString::new(ours.to_string_lossy().as_bytes()).expect("no NUL");
+            let to = CString::new(format!("/etc/{name}")).expect("no NUL");
+            // SAFETY: a bind mount of our file over the system's, in our namespace only.
+            let bound = unsafe {
+                libc::mount(
+                    from.as_ptr(),
+                    to.as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_BIND,
+                    std::ptr::null(),
+                )
+            };
+            if bound != 0 {
+                return Err(err());
+            }
+        }
+        std::thread::Builder::new()
+            .name("slow-dns".into())
+            .spawn(move || serve(socket, delay))?;
+        Ok(())
+    }
+
+    fn serve(socket: UdpSocket, delay: Duration) {
+        let mut buf = [0u8; 512];
+        while let Ok((n, from)) = socket.recv_from(&mut buf) {
+            if n < 12 {
+                continue;
+            }
+            std::thread::sleep(delay);
+            // The query back as its answer: a response (QR), recursion available, NXDOMAIN.
+            buf[2] |= 0x80;
+            buf[3] = 0x80 | 3;
+            let _ = socket.send_to(&buf[..n], from);
         }
     }
 }
