@@ -902,7 +902,9 @@ fn perf_shares(data: &Path) -> Vec<(String, f64)> {
             let l = l.trim();
             let (pct, rest) = l.split_once('%')?;
             let name = rest.trim().strip_prefix("[.] ")?;
-            Some((name.trim().to_owned(), pct.trim().parse().ok()?))
+            // As hud names them: libc's functions by their public names (`read`, not `__read`).
+            let name = hud_analyze::symbols::demangle(name.trim());
+            Some((name, pct.trim().parse().ok()?))
         })
         .collect()
 }
@@ -1136,9 +1138,14 @@ fn the_cockpit_in_a_real_terminal() {
         s.contains(" · window ") && !s.contains("updating") && row(s) != row(&first)
     });
     assert!(row(&windowed).contains("sleep"), "{windowed}");
-    // A drilldown of the first blocker, then back.
+    // A drilldown of the first blocker, with its fix and the source around its call (the
+    // demo's source is on this machine), then back.
     tmux.keys(&["Tab", "Enter"]);
-    tmux.wait_for("the drilldown", |s| s.contains("User call path"));
+    let drilldown = tmux.wait_for("the drilldown", |s| s.contains("Call path"));
+    assert!(
+        drilldown.contains("Fix at demo/src/main.rs:") && drilldown.contains(" ▶ "),
+        "{drilldown}"
+    );
     tmux.keys(&["Escape"]);
     tmux.keys(&["q"]);
     let after = tmux.wait_for("the exit", |s| s.contains("EXIT="));

@@ -12,6 +12,86 @@ pub fn demangle(raw: &str) -> String {
     public_c_name(format!("{:#}", rustc_demangle::demangle(unversioned)))
 }
 
+/// libc's system-call wrappers whose `__` aliases symbol tables name instead.
+const PUBLIC_WRAPPERS: &[&str] = &[
+    "read",
+    "write",
+    "pread64",
+    "pwrite64",
+    "readv",
+    "writev",
+    "preadv",
+    "pwritev",
+    "open",
+    "open64",
+    "openat",
+    "openat64",
+    "close",
+    "send",
+    "recv",
+    "sendto",
+    "recvfrom",
+    "sendmsg",
+    "recvmsg",
+    "connect",
+    "accept",
+    "accept4",
+    "poll",
+    "ppoll",
+    "select",
+    "pselect",
+    "epoll_wait",
+    "epoll_pwait",
+    "nanosleep",
+    "clock_nanosleep",
+    "fsync",
+    "fdatasync",
+    "wait4",
+    "waitpid",
+    "waitid",
+    "clone",
+    "clone3",
+    "fork",
+    "vfork",
+    "lseek",
+    "lseek64",
+    "ftruncate",
+    "fallocate",
+    "getdents64",
+    "statx",
+    "fstat",
+    "fstatat",
+    "stat",
+    "lstat",
+    "sleep",
+    "usleep",
+    "sched_yield",
+    "futex",
+    "ioctl",
+    "fcntl",
+    "mmap",
+    "munmap",
+    "madvise",
+    "msync",
+    "sync",
+    "syncfs",
+    "getaddrinfo",
+    "pipe",
+    "pipe2",
+    "dup",
+    "dup2",
+    "dup3",
+    "socket",
+    "bind",
+    "listen",
+    "shutdown",
+    "getsockopt",
+    "setsockopt",
+    "sendfile",
+    "splice",
+    "copy_file_range",
+];
+
 /// A libc function under its public name, whichever alias a symbol table or a debug file gave
 /// it: `__GI___clock_nanosleep`, `__libc_send` and `__send` read `clock_nanosleep`, `send` and
 /// `send`, so one function has one name in every capture and view. Rust names, and the thread
@@ -31,8 +111,10 @@ fn public_c_name(name: String) -> String {
             break;
         }
     }
+    // `__read`, `__send`: glibc's internal aliases of its system-call wrappers. Only those:
+    // `__floattidf` or `__vdso_clock_gettime` have no public name.
     if let Some(rest) = n.strip_prefix("__") {
-        if rest.starts_with(|c: char| c.is_ascii_lowercase()) {
+        if PUBLIC_WRAPPERS.contains(&rest) {
             n = rest;
         }
     }
@@ -120,8 +202,11 @@ mod tests {
             ("_start", "_start"),
             (
                 "__futex_abstimed_wait_common64",
-                "futex_abstimed_wait_common64",
+                "__futex_abstimed_wait_common64",
             ),
+            ("__vdso_clock_gettime", "__vdso_clock_gettime"),
+            ("__floattidf", "__floattidf"),
+            ("__sched_yield", "sched_yield"),
         ] {
             assert_eq!(super::demangle(raw), public, "{raw}");
         }

@@ -323,7 +323,6 @@ fn hash_block(length: Duration) -> u64 {
 /// waits in a page fault, outside any system call, as it would on a cold memory-mapped file.
 struct SlowPages {
     page: *mut u8,
-    size: usize,
 }
 
 // SAFETY: the page is only touched through volatile accesses; the mapping lives as long as the
@@ -331,29 +330,26 @@ struct SlowPages {
 unsafe impl Send for SlowPages {}
 unsafe impl Sync for SlowPages {}
 
-/// Touches the slow page after dropping it, so the access faults.
+/// Reads the slow page: no system call, only the fault (the page server drops the page again
+/// 30 ms after serving it; a `madvise` here, racing the server's copy, once slept in the
+/// kernel: a real blocker of another kind on this line).
 #[inline(never)]
 fn touch(p: &SlowPages) -> u8 {
     if p.page.is_null() {
         return 0;
     }
-    // SAFETY: the page is ours; MADV_DONTNEED drops it so the next access faults into the
-    // userfaultfd handler.
-    unsafe {
-        libc::madvise(p.page.cast(), p.size, libc::MADV_DONTNEED);
-        std::ptr::read_volatile(p.page)
-    }
+    // SAFETY: the page is ours, mapped for the process's life.
+    unsafe { std::ptr::read_volatile(p.page) }
 }
 
 impl SlowPages {
     fn new() -> SlowPages {
         match userfault::slow_page(BLOCK) {
-            Ok((page, size)) => SlowPages { page, size },
+            Ok((page, _)) => SlowPages { page },
             Err(e) => {
                 eprintln!("hud-kinds: no userfaultfd ({e}): the page-fault task does nothing");
                 SlowPages {
                     page: std::ptr::null_mut(),
-                    size: 0,
                 }
             }
         }
@@ -436,14 +432,16 @@ mod userfault {
                 return Err(err());
             }
             let source = vec![0x5au8; size];
+            let (page_at, size_of) = (page as usize, size);
             std::thread::Builder::new()
                 .name("page-server".into())
-                .spawn(move || serve(fd, source, delay))?;
+                .spawn(move || serve(fd, source, delay, (page_at, size_of)))?;
             Ok((page.cast(), size))
         }
     }
 
-    fn serve(fd: libc::c_int, source: Vec<u8>, delay: Duration) {
+    /// Serves each fault `delay` late, then drops the page again so the next read faults.
+    fn serve(fd: libc::c_int, source: Vec<u8>, delay: Duration, (region, size): (usize, usize)) {
         let mut msg = [0u8; 32];
         loop {
             // SAFETY: reads a uffd_msg into a buffer of its size.
@@ -466,6 +464,9 @@ mod userfault {
             };
             // SAFETY: copies our buffer into the registered page.
             unsafe { libc::ioctl(fd, UFFDIO_COPY, &mut copy) };
+            std::thread::sleep(Duration::from_millis(30));
+            // SAFETY: drops our own page; the next read faults into this handler again.
+            unsafe { libc::madvise(region as *mut libc::c_void, size, libc::MADV_DONTNEED) };
         }
     }
 }
