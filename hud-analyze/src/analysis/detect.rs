@@ -631,13 +631,7 @@ pub fn detect(
             .or_insert_with(|| frames::off_cpu_kind(&symbols.stack(model, off.stack), off.state));
         let path = &facts.paths[f.path as usize];
         let group = groups.of((kind, path.clone()), || {
-            group_from_stack(
-                &symbols.stack(model, off.stack),
-                kind,
-                path.len(),
-                true,
-                cls,
-            )
+            group_from_stack(&symbols.stack(model, off.stack), kind, path.len(), cls)
         });
         let leaf = path.first().map_or(NO_LEAF, |&u| {
             leaves.of(u, || innermost_user(&symbols.stack(model, off.stack), cls))
@@ -793,16 +787,10 @@ impl Groups {
 }
 
 /// A group from an example stack whose innermost `skip` user frames are not part of it (frames
-/// inside the blame that not every episode shares); `user_len` user frames remain.
-/// `inner_callee`: the frame called from the innermost user frame is the call (every episode
-/// shares it).
-fn group_from_stack(
-    frames: &[Frame],
-    kind: Kind,
-    user_len: usize,
-    inner_callee: bool,
-    cls: &Classifier,
-) -> Group {
+/// inside the blame that not every episode shares); `user_len` user frames remain. Off CPU, the
+/// frame the innermost user frame called is part of the call (its episodes share the whole
+/// stack); a long poll's is named only when all its polls agree (see `blockers_of`).
+fn group_from_stack(frames: &[Frame], kind: Kind, user_len: usize, cls: &Classifier) -> Group {
     let poll = cls.task_poll_index(frames).unwrap_or(frames.len());
     let inside = &frames[..poll];
     let user_at: Vec<usize> = (0..inside.len())
@@ -830,7 +818,7 @@ fn group_from_stack(
         spawned: user.last().cloned(),
         blame,
         user_path: user,
-        call: call_of(inside, user_at, inner_callee, cls),
+        call: call_of(inside, user_at, kind != Kind::Cpu, cls),
         syscall: (kind != Kind::Cpu)
             .then(|| frames::syscall_name(frames))
             .flatten(),
@@ -940,13 +928,7 @@ fn long_poll(
     let symbols = facts.symbols;
     let model = facts.model;
     let group = groups.of((Kind::Cpu, key), || {
-        group_from_stack(
-            &symbols.stack(model, example),
-            Kind::Cpu,
-            shared,
-            false,
-            cls,
-        )
+        group_from_stack(&symbols.stack(model, example), Kind::Cpu, shared, cls)
     });
     let (leaf, leaf_samples) = leaf_counts
         .iter()

@@ -317,6 +317,16 @@ impl Model {
         self.end = self.end.max(t);
     }
 
+    /// The wall-clock time (Unix, ns) of capture time `t` (CLOCK_MONOTONIC), from the clock
+    /// readings the recorder took back to back.
+    pub fn wall_clock_ns(&self, t: u64) -> u64 {
+        let clock = &self.header.clock;
+        clock
+            .realtime_ns
+            .saturating_add(t)
+            .saturating_sub(clock.monotonic_ns)
+    }
+
     /// Recorded time span in nanoseconds.
     pub fn duration(&self) -> u64 {
         self.end.saturating_sub(self.start)

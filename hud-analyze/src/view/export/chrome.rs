@@ -124,11 +124,7 @@ pub fn write(
         }
     }
     let h = &m.header;
-    let start_unix_ns = h
-        .clock
-        .realtime_ns
-        .saturating_add(m.start)
-        .saturating_sub(h.clock.monotonic_ns);
+    let start_unix_ns = m.wall_clock_ns(m.start);
     write!(
         out,
         "\n],\"metadata\":{}}}\n",

@@ -493,11 +493,7 @@ impl Report {
                 executable: h.target.exe_path.clone(),
                 host: h.host_name.clone(),
                 kernel: h.kernel_release.clone(),
-                start_unix_ns: h
-                    .clock
-                    .realtime_ns
-                    .saturating_add(h.start_ns)
-                    .saturating_sub(h.clock.monotonic_ns),
+                start_unix_ns: m.wall_clock_ns(h.start_ns),
                 duration_s: secs(m.duration()),
                 sample_hz: h.sample_hz,
                 off_cpu_record_threshold_ms: ms(h.offcpu_threshold_ns),

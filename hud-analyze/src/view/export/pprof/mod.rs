@@ -259,11 +259,7 @@ fn time_and_comment(
     let m = &a.model;
     let h = &m.header;
     let (start, _) = options.window.clip(m);
-    let wall_start = h
-        .clock
-        .realtime_ns
-        .saturating_add(start)
-        .saturating_sub(h.clock.monotonic_ns);
+    let wall_start = m.wall_clock_ns(start);
     let comment = vec![strings.id(&format!(
         "hud {} · pid {} {} · {}",
         h.hud_version, h.target.pid, h.target.exe_path, h.host_name

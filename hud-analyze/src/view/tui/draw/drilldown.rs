@@ -263,13 +263,8 @@ fn source_lines(out: &mut Vec<Line<'static>>, s: &Snapshot, f: &CodeFrame, theme
     let Some(file) = f.file.as_deref() else {
         return;
     };
-    let recorded_at = {
-        let h = &s.analysis.model.header;
-        h.clock
-            .realtime_ns
-            .saturating_add(h.start_ns)
-            .saturating_sub(h.clock.monotonic_ns)
-    };
+    let m = &s.analysis.model;
+    let recorded_at = m.wall_clock_ns(m.header.start_ns);
     match s
         .analysis
         .options
