@@ -83,6 +83,16 @@ fn check(binary: &Path) {
     // slow DNS server (root: a mount namespace of its own).
     let dir = env!("CARGO_TARGET_TMPDIR");
     let recorded = recorded(binary, &["--dir", dir, "--slow-dns"], 4, &[], false);
+    // Kept for a look after a failure (the recording's directory goes with the test).
+    let name = binary
+        .parent()
+        .and_then(|p| p.parent())
+        .and_then(|p| p.file_name());
+    let kept = Path::new(dir).join(format!(
+        "e2e-kinds-{}.hudcap",
+        name.map_or("x".into(), |n| n.to_string_lossy())
+    ));
+    let _ = std::fs::copy(&recorded.capture, &kept);
     let out = report(&recorded.capture, true);
     let report: Value = serde_json::from_slice(&out.stdout).expect("JSON");
     let summary: Vec<String> = report["blocking"]

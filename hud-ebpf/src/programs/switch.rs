@@ -232,11 +232,14 @@ pub(super) fn on_switch<C: EbpfContext>(
         if next.is_some() { next_pid } else { 0 },
     );
     if let Some((prev_pid, state, Some(t))) = prev {
+        // A stack parked for an earlier switch-out is never this one's (were that switch's
+        // return missed, a later sleep would have sent it with the fault's stack).
         // SAFETY: map value of this thread; only its own switches write these fields.
         unsafe {
             (*t).left_ns = ts;
             (*t).woken_ns = 0;
             (*t).state = state;
+            (*t).parked = 0;
         }
         if slept(state) {
             let fault = faults && in_exception();
@@ -310,7 +313,13 @@ pub(super) fn switched_in(t: &mut ThreadState, tid: u32, ts: u64) {
     };
     let cpu = cpu();
     if KERNEL_STACKS.load() != 0 || parked {
-        send_parked(tid, ts, cpu, duration, runnable, t.state);
+        // Outside kernel-stacks mode only a page fault parks its stack: the two go together.
+        let state = if parked {
+            t.state | STATE_IN_FAULT
+        } else {
+            t.state
+        };
+        send_parked(tid, ts, cpu, duration, runnable, state);
         return;
     }
     let episode = DueEpisode {
