@@ -43,7 +43,7 @@ fn advice_phrase(kind: &str) -> &'static str {
         "file_io" => "tokio::fs",
         "net_io" => "tokio::net",
         "block_on" => "`.await` the future",
-        "page_fault" => "page memory in",
+        "page_fault" => "paged in",
         "log" => "non_blocking",
         "other" => "system call `poll`",
         "dns" => "tokio::net::lookup_host",

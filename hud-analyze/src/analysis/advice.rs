@@ -119,9 +119,9 @@ pub fn advise(b: &Blocker, model: &Model) -> Advice {
              done: `.await` the future instead (the caller is async already)",
             named("block_on")
         ),
-        Kind::PageFault => "the thread waited for the disk to page memory in (a memory-mapped \
-             file, or swapped-out memory): read the file with `tokio::fs` or in \
-             `spawn_blocking`, or touch the mapping off the runtime first"
+        Kind::PageFault => "the thread waited for memory to be paged in (a memory-mapped file \
+             read from disk, swapped-out memory, a userfaultfd): read the file with `tokio::fs` \
+             or in `spawn_blocking`, or touch the mapping off the runtime first"
             .to_owned(),
         Kind::Log => format!(
             "`{}` writes a log line synchronously and the sink was slow (a full pipe, a slow \

@@ -246,6 +246,9 @@ pub fn leaf_sentence(
             share * 100.0
         )),
         (Kind::Cpu, None) => None,
+        (Kind::PageFault, Some(((function, _), at, _))) => {
+            Some(format!("faults in {function}  {at}"))
+        }
         (_, Some(((function, _), at, _))) => Some(format!(
             "waits in {} from {function}  {at}",
             syscall.unwrap_or("an unnamed call")
