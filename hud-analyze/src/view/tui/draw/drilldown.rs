@@ -194,21 +194,7 @@ fn lines(s: &Snapshot, group: u32, theme: Theme) -> Vec<Line<'static>> {
         theme.title(),
     )));
     let example = s.analysis.symbols.stack(m, b.example);
-    for f in b.call_path(&example) {
-        let style = if frames::is_user(f) {
-            theme.user_code()
-        } else {
-            Style::new()
-        };
-        out.push(Line::from(vec![
-            Span::raw(format!(
-                "  {}",
-                wording::frame_marker(f.inlined, f.recovered)
-            )),
-            Span::styled(f.function.to_string(), style),
-            Span::styled(format!("  {}", at(f)), theme.dim()),
-        ]));
-    }
+    out.extend(b.call_path(&example).iter().map(|f| frame_line(f, theme)));
     out.push(Line::raw(""));
     out.push(Line::from(Span::styled("Durations", theme.title())));
     let histogram = b.histogram();
@@ -237,25 +223,34 @@ fn lines(s: &Snapshot, group: u32, theme: Theme) -> Vec<Line<'static>> {
         "Stack of the longest episode (innermost first)",
         theme.title(),
     )));
-    for f in s.analysis.symbols.frames(m, b.example) {
-        let style = if frames::is_user(f) {
-            theme.user_code()
-        } else {
-            Style::new()
-        };
-        out.push(Line::from(vec![
-            Span::raw(format!(
-                "  {}",
-                wording::frame_marker(f.inlined, f.recovered)
-            )),
-            Span::styled(f.function.to_string(), style),
-            Span::styled(
-                format!("  {}", location(f.file.as_deref(), f.line)),
-                theme.dim(),
-            ),
-        ]));
-    }
+    out.extend(
+        s.analysis
+            .symbols
+            .frames(m, b.example)
+            .map(|f| frame_line(f, theme)),
+    );
     out
+}
+
+/// A frame as the drilldown lists it: its marker, its name (the program's code emphasized),
+/// its file:line.
+fn frame_line(f: &CodeFrame, theme: Theme) -> Line<'static> {
+    let style = if frames::is_user(f) {
+        theme.user_code()
+    } else {
+        Style::new()
+    };
+    Line::from(vec![
+        Span::raw(format!(
+            "  {}",
+            wording::frame_marker(f.inlined, f.recovered)
+        )),
+        Span::styled(f.function.to_string(), style),
+        Span::styled(
+            format!("  {}", location(f.file.as_deref(), f.line)),
+            theme.dim(),
+        ),
+    ])
 }
 
 /// The lines around the call's line, from the target's source on this machine, or why not.
