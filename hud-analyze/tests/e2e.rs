@@ -745,11 +745,21 @@ fn frames_lost_to_tail_calls_and_leaves_are_put_back() {
         .find(|f| f["function"].as_str().unwrap().contains("normalize"))
         .expect("normalize in the stack");
     assert_eq!(restored["recovered"], "tail_call", "{restored:#}");
-    assert_eq!(
-        report["blocking"].as_array().unwrap().len(),
-        1,
-        "{report:#}"
-    );
+    // No blocker but this call: every row is a long poll made by reindex's one call of
+    // normalize. (A poll with one sample whose walk missed the tail call shares only reindex's
+    // frame with the others and is a row of its own, blamed on that call's line too: seen once
+    // in a CI run, 1 poll of 20.)
+    let call_line = blocker["call"]["site"]["line"].as_u64();
+    for b in report["blocking"].as_array().unwrap() {
+        assert_eq!(b["kind"], "cpu", "{report:#}");
+        assert!(
+            b["call"]["site"]["function"]
+                .as_str()
+                .is_some_and(|f| f.contains("reindex")),
+            "{report:#}"
+        );
+        assert_eq!(b["call"]["site"]["line"].as_u64(), call_line, "{report:#}");
+    }
     assert_long_poll_measured(
         &report,
         "normalize",
