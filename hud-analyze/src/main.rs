@@ -130,6 +130,7 @@ impl HowArgs {
             search: SearchPaths {
                 binaries: self.binaries.clone(),
                 debug_dirs: self.debug_dirs.clone(),
+                process_root: None,
             },
             thresholds: Thresholds {
                 off_cpu_ns: nanos(self.threshold),

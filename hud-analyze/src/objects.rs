@@ -2,7 +2,9 @@
 //! floor both symbol lookup (`symbols`) and offline unwinding (`unwind`) stand on.
 //!
 //! Order: `--binary` overrides, copies embedded in the capture, the recorded path when its
-//! build-id matches, then debug directories (`.build-id/ab/cdef….debug`) and `.gnu_debuglink`.
+//! build-id matches, the same path inside the target's own root while it still runs on this
+//! machine (a container's files), then debug directories (`.build-id/ab/cdef….debug`) and
+//! `.gnu_debuglink`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -32,6 +34,8 @@ pub enum Origin {
     Override(PathBuf),
     Embedded,
     RecordedPath(PathBuf),
+    /// The recorded path inside the live target's root (`/proc/PID/root/…`).
+    ProcessRoot(PathBuf),
     DebugFile(PathBuf),
 }
 
@@ -41,6 +45,7 @@ impl std::fmt::Display for Origin {
             Origin::Override(p) => write!(f, "--binary {}", p.display()),
             Origin::Embedded => write!(f, "the copy embedded in the capture"),
             Origin::RecordedPath(p) => write!(f, "{}", p.display()),
+            Origin::ProcessRoot(p) => write!(f, "{} (the running target's own file)", p.display()),
             Origin::DebugFile(p) => write!(f, "{}", p.display()),
         }
     }
@@ -91,6 +96,27 @@ impl BuildIdMismatch {
 pub struct SearchPaths {
     pub binaries: Vec<PathBuf>,
     pub debug_dirs: Vec<PathBuf>,
+    /// `/proc/PID/root` of the recorded process when it still runs on this machine (same boot):
+    /// its files as it sees them, where a container keeps its binaries.
+    pub process_root: Option<PathBuf>,
+}
+
+impl SearchPaths {
+    /// Adds the recorded process's root when the capture was made on this machine since its
+    /// last boot and the process is still there (a build-id check guards against a reused pid).
+    pub fn with_process_root(mut self, header: &hud_format::types::Header) -> Self {
+        let this_boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_default();
+        if !header.boot_id.is_empty() && header.boot_id == this_boot && header.target.pid > 0 {
+            let root = PathBuf::from(format!("/proc/{}/root", header.target.pid));
+            // Readable only with the right to trace the process (root, or its owner).
+            if std::fs::read_dir(&root).is_ok() {
+                self.process_root = Some(root);
+            }
+        }
+        self
+    }
 }
 
 /// Embedded object, as the capture holds it.
@@ -201,6 +227,20 @@ fn locate_elsewhere(
         }
         *first_mismatch = Some(mismatch(path, &id));
     }
+    // 3b. The same path in the live target's root, if it is the same build.
+    if let Some(root) = &search.process_root {
+        let inside = root.join(path.strip_prefix("/").unwrap_or(path));
+        if let Some(bytes) = map_file(&inside) {
+            if build_id_of(&bytes).unwrap_or_default() == build_id {
+                *first_mismatch = None;
+                return Some(with_debug(
+                    Origin::ProcessRoot(inside),
+                    Arc::new(bytes),
+                    search,
+                ));
+            }
+        }
+    }
     // 4. A debug file alone (the binary is gone but its debug info is installed).
     let (debug_path, debug) = debug_file_by_build_id(build_id, search)?;
     Some(Located {
@@ -224,8 +264,10 @@ fn with_debug(origin: Origin, file: Arc<Bytes>, search: &SearchPaths) -> Located
     let id = build_id_of(&file).unwrap_or_default();
     let mut debug = debug_file_by_build_id(&id, search);
     if debug.is_none() {
-        if let (Some(link), Origin::RecordedPath(path) | Origin::Override(path)) =
-            (debuglink(&file), &origin)
+        if let (
+            Some(link),
+            Origin::RecordedPath(path) | Origin::Override(path) | Origin::ProcessRoot(path),
+        ) = (debuglink(&file), &origin)
         {
             let dir = path.parent().unwrap_or(Path::new("/"));
             let mut candidates = vec![dir.join(&link), dir.join(".debug").join(&link)];

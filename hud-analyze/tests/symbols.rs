@@ -157,6 +157,7 @@ fn a_wrong_binary_is_an_error_naming_both_build_ids() {
         search: SearchPaths {
             binaries: vec![exe.clone().into()],
             debug_dirs: vec![],
+            process_root: None,
         },
         ..Options::default()
     };
@@ -186,6 +187,7 @@ fn a_matching_embedded_copy_wins_over_a_wrong_binary_of_the_same_name() {
         search: SearchPaths {
             binaries: vec![wrong.clone()],
             debug_dirs: vec![],
+            process_root: None,
         },
         ..Options::default()
     };

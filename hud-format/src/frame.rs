@@ -18,7 +18,7 @@ pub const PREAMBLE_LEN: usize = 16;
 /// Format major version this crate writes and the newest it reads. Bumped on incompatible change.
 pub const FORMAT_MAJOR: u16 = 1;
 /// Format minor version this crate writes. Minor versions only add; older readers ignore additions.
-pub const FORMAT_MINOR: u16 = 3;
+pub const FORMAT_MINOR: u16 = 4;
 
 /// First four bytes of every frame.
 pub const FRAME_MAGIC: [u8; 4] = *b"HUDF";
@@ -49,6 +49,9 @@ pub enum FrameKind {
     /// The Tokio task of each sample and off-CPU episode, aligned with the chunks
     /// ([`crate::types::ChunkTasks`]; format 1.3).
     ChunkTasks,
+    /// Where the target ran: its ids in its namespaces, its container, and a flight-recorder
+    /// dump's trigger ([`crate::types::Provenance`]; format 1.4).
+    Provenance,
     /// A kind a newer minor version added: its checksummed header gives its length, and readers
     /// skip it (the versioning promise in docs/FORMAT.md).
     Unknown(u8),
@@ -67,6 +70,7 @@ impl FrameKind {
             6 => FrameKind::Tasks,
             7 => FrameKind::Polls,
             8 => FrameKind::ChunkTasks,
+            9 => FrameKind::Provenance,
             other => FrameKind::Unknown(other),
         })
     }
@@ -81,6 +85,7 @@ impl FrameKind {
             FrameKind::Tasks => 6,
             FrameKind::Polls => 7,
             FrameKind::ChunkTasks => 8,
+            FrameKind::Provenance => 9,
             FrameKind::Unknown(v) => v,
         }
     }

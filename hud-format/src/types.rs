@@ -330,6 +330,49 @@ pub struct ChunkTasks {
 /// [`EventTasks::source`] of a recorder that could not read task ids starts with this.
 pub const NO_TASK_IDS: &str = "none: ";
 
+/// Where the target ran and how it was seen (format 1.4; one frame after the header, and one
+/// more in a flight-recorder dump): its ids in the namespaces that name it, and its container.
+/// The capture's pids and tids are always the kernel's (the initial PID namespace's); these say
+/// what the user knows them by.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[rkyv(derive(Debug))]
+pub struct Provenance {
+    /// The pid the recorder was given (in its own PID namespace).
+    pub pid_seen: u32,
+    /// The target's pid in its own PID namespace (1 for a container's first process).
+    pub pid_in_namespace: u32,
+    /// The recorder ran in a PID namespace of its own (a container), not the kernel's.
+    pub recorder_namespaced: bool,
+    /// The threads at the start, by the kernel's ids, and the same threads' ids in the target's
+    /// own namespace (two columns of one length).
+    pub thread_kernel_ids: Vec<u32>,
+    pub thread_namespace_ids: Vec<u32>,
+    /// The target's cgroup (the unified hierarchy's path), empty when unknown.
+    pub cgroup: String,
+    /// The container runtime and id the cgroup names (`docker`, `containerd`, `cri-o`,
+    /// `podman`, `kubernetes`), empty when it names none.
+    pub container_runtime: String,
+    pub container_id: String,
+    /// Set in a flight-recorder dump: why it was written and the window it holds.
+    pub dump: Option<Dump>,
+}
+
+/// A flight-recorder dump: an ordinary capture of the window around a moment.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[rkyv(derive(Debug))]
+pub struct Dump {
+    /// `signal`, `request` (`hud-record --dump`), `blocked` (a runtime thread blocked at least
+    /// the trigger), `exit` (the target exited with a trigger pending).
+    pub reason: String,
+    /// The moment dumped around (CLOCK_MONOTONIC ns): the signal, or the blocking's start.
+    pub trigger_ns: u64,
+    /// What the trigger saw, in words (the thread and how long it was blocked).
+    pub detail: String,
+    /// The window the dump holds, CLOCK_MONOTONIC ns.
+    pub from_ns: u64,
+    pub to_ns: u64,
+}
+
 /// `--poll-probes` (format 1.3): exact poll durations of the probed task poll functions. The
 /// recorder writes one about once a second and one at close; each holds the probes added since
 /// the previous one, every probe's histogram so far (cumulative: the last frame has the whole

@@ -424,6 +424,11 @@ pub mod globals {
     pub const KERNEL_STACKS: &str = "KERNEL_STACKS";
     /// `u32`: offset of `pid` in `struct task_struct` (from BTF; the raw tracepoints need it).
     pub const TASK_PID_OFFSET: &str = "TASK_PID_OFFSET";
+    /// `u64` ×2: the recorder's PID namespace (nsfs device in the kernel's encoding, inode), and
+    /// `u32`: the recorder thread whose lookups the resolver answers.
+    pub const RESOLVER_NS_DEV: &str = "RESOLVER_NS_DEV";
+    pub const RESOLVER_NS_INO: &str = "RESOLVER_NS_INO";
+    pub const RESOLVER_TID: &str = "RESOLVER_TID";
     /// `u32`: user stack bytes copied with each sample and kept off-CPU episode (0: none).
     pub const STACK_COPY_BYTES: &str = "STACK_COPY_BYTES";
     /// `u32`: 1 to copy stacks with samples of user code too (`--unwind dwarf`).
@@ -494,6 +499,8 @@ pub mod names {
     pub const STATES: &str = "STATES";
     /// Queue of free slots (`u16`).
     pub const FREE_SLOTS: &str = "FREE_SLOTS";
+    /// Kernel only: per task cache entry, a task pointer and its tid ([`super::TaskCacheEntry`]).
+    pub const TASKS: &str = "TASKS";
     /// Per CPU: the [`super::SwitchBatch`] being filled.
     pub const BATCHES: &str = "BATCHES";
     /// One `u32`: 1 once hud-record stops (the programs then add nothing to the batches, which
@@ -515,6 +522,10 @@ pub mod names {
     pub const STACK_SCRATCH: &str = "STACK_SCRATCH";
     /// `--poll-probes`: the uprobe at each probed `raw::poll` entry, and its uretprobe.
     pub const PROG_POLL_ENTER: &str = "hud_poll_enter";
+    /// Tracepoint sched_process_wait, attached for a moment at start by a recorder in a PID
+    /// namespace: the kernel's id of each thread it names (`RESOLVED`, one `u32`).
+    pub const PROG_RESOLVE_PID: &str = "hud_resolve_pid";
+    pub const RESOLVED: &str = "RESOLVED";
     pub const PROG_POLL_RETURN: &str = "hud_poll_return";
     /// Per CPU, indexed by `probe × POLL_BUCKETS + bucket`: polls counted (`u64`); sized by
     /// hud-record to the probes it attaches.
@@ -529,7 +540,7 @@ pub mod names {
 /// each tracepoint's tracefs `format` file and sets these globals; the defaults are Linux 6.18's.
 pub mod offsets {
     /// (global name, tracepoint, field, default offset)
-    pub const FIELDS: [(&str, &str, &str, u32); 7] = [
+    pub const FIELDS: [(&str, &str, &str, u32); 8] = [
         (SWITCH_PREV_PID, "sched/sched_switch", "prev_pid", 24),
         (SWITCH_PREV_STATE, "sched/sched_switch", "prev_state", 32),
         (SWITCH_NEXT_PID, "sched/sched_switch", "next_pid", 56),
@@ -537,6 +548,7 @@ pub mod offsets {
         (RENAME_PID, "task/task_rename", "pid", 8),
         (RENAME_NEWCOMM, "task/task_rename", "newcomm", 28),
         (WAKEUP_PID, "sched/sched_wakeup", "pid", 24),
+        (WAIT_PID, "sched/sched_process_wait", "pid", 12),
     ];
     /// Bytes of the sched_switch record the switch program copies (once, instead of a helper
     /// call per field): every field it reads must end within them.
@@ -555,6 +567,9 @@ pub mod offsets {
     /// `task_rename`'s `newcomm` (char[16]).
     pub const RENAME_NEWCOMM: &str = "OFF_RENAME_NEWCOMM";
     pub const WAKEUP_PID: &str = "OFF_WAKEUP_PID";
+    /// `sched_process_wait`'s `pid`: the kernel's id of the pid a `waitid` names (the PID
+    /// namespace resolver).
+    pub const WAIT_PID: &str = "OFF_WAIT_PID";
 }
 
 const _: () = {

@@ -609,6 +609,14 @@ impl<W: Write> CaptureWriter<W> {
         }
     }
 
+    /// Writes where the target ran (format 1.4): once after the header, and again in a dump.
+    pub fn write_provenance(&mut self, provenance: &crate::types::Provenance) -> Result<(), Error> {
+        let bytes = rkyv::to_bytes::<rkyv::rancor::Error>(provenance)
+            .map_err(|e| Error::Encode(e.to_string()))?;
+        let at = self.now_ns;
+        self.write_frame(FrameKind::Provenance, &bytes, at, at)
+    }
+
     /// Writes exact poll durations (`--poll-probes`) at once: the recorder calls it about once a
     /// second and at close, after the chunks of the same time.
     pub fn write_polls(&mut self, polls: &crate::types::Polls) -> Result<(), Error> {
@@ -706,7 +714,11 @@ impl<W: Write> CaptureWriter<W> {
         }
         let small_side_frame = matches!(
             kind,
-            FrameKind::StackCopies | FrameKind::Tasks | FrameKind::Polls | FrameKind::ChunkTasks
+            FrameKind::StackCopies
+                | FrameKind::Tasks
+                | FrameKind::Polls
+                | FrameKind::ChunkTasks
+                | FrameKind::Provenance
         );
         let stored = if small_side_frame && raw.len() <= STRONG_COPIES_LEN {
             // About one a second, and small with leaf windows: worth zstd's harder levels. (The

@@ -554,3 +554,71 @@ fn golden_v1_3_reads_back_exactly() {
     assert_eq!(polls, [golden_polls()]);
     assert_eq!(chunk_tasks(&today), rows);
 }
+
+fn golden_v1_4_path() -> PathBuf {
+    golden_path().with_file_name("v1.4.hudcap")
+}
+
+/// v1.4's provenance: a target in a container, recorded from inside it, then a dump's.
+fn golden_provenance() -> (hud_format::types::Provenance, hud_format::types::Provenance) {
+    use hud_format::types::{Dump, Provenance};
+    let start = Provenance {
+        pid_seen: 1,
+        pid_in_namespace: 1,
+        recorder_namespaced: true,
+        thread_kernel_ids: vec![4242, 4243],
+        thread_namespace_ids: vec![1, 7],
+        cgroup: "/system.slice/docker-3f2a9c1b5d7e4f608192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8.scope".into(),
+        container_runtime: "docker".into(),
+        container_id: "3f2a9c1b5d7e4f608192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8".into(),
+        dump: None,
+    };
+    let dump = Provenance {
+        dump: Some(Dump {
+            reason: "blocked".into(),
+            trigger_ns: 1_013_000_000,
+            detail: "thread 4243 blocked 10.0 ms".into(),
+            from_ns: 1_000_000_000,
+            to_ns: 1_020_000_000,
+        }),
+        ..start.clone()
+    };
+    (start, dump)
+}
+
+fn write_golden_v1_4() -> Vec<u8> {
+    let (start, dump) = golden_provenance();
+    let mut w =
+        CaptureWriter::new(Vec::new(), &expected_header(), WriterOptions::default()).unwrap();
+    w.write_provenance(&start).unwrap();
+    w.push_mapping(mapping()).unwrap();
+    w.push_sample(1_001_000_000, 4242, 1, &USER, &KERNEL)
+        .unwrap();
+    w.set_now(1_020_000_000);
+    w.flush_chunk().unwrap();
+    w.write_provenance(&dump).unwrap();
+    w.finish().unwrap()
+}
+
+#[test]
+fn golden_v1_4_reads_back_exactly() {
+    use hud_format::frame::FrameKind;
+    if std::env::var_os("HUD_BLESS_GOLDEN").is_some() && !golden_v1_4_path().exists() {
+        std::fs::write(golden_v1_4_path(), write_golden_v1_4()).unwrap();
+    }
+    let capture = Capture::open(&golden_v1_4_path()).expect("the golden capture is committed");
+    assert_eq!(capture.version().to_string(), "1.4");
+    assert_eq!(capture.header(), &expected_header());
+    let provenance = |c: &Capture| -> Vec<_> {
+        c.frames()
+            .iter()
+            .filter(|f| f.header.kind == FrameKind::Provenance)
+            .map(|f| c.provenance(f).unwrap())
+            .collect()
+    };
+    let (start, dump) = golden_provenance();
+    assert_eq!(provenance(&capture), [start, dump]);
+    let today = Capture::from_bytes(write_golden_v1_4()).unwrap();
+    assert_eq!(decode(&today), decode(&capture));
+    assert_eq!(provenance(&today), provenance(&capture));
+}

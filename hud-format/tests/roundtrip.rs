@@ -335,7 +335,7 @@ fn stack_copies_round_trip_in_frames_of_their_own() {
     let bytes = w.finish().unwrap();
 
     let capture = Capture::from_bytes(bytes).unwrap();
-    assert_eq!(capture.version().to_string(), "1.3");
+    assert_eq!(capture.version().to_string(), "1.4");
     let kinds: Vec<FrameKind> = capture.frames().iter().map(|f| f.header.kind).collect();
     assert_eq!(
         kinds,

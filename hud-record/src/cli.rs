@@ -106,10 +106,17 @@ pub struct Args {
     #[arg(long, hide = true)]
     pub classic_tracepoints: bool,
 
-    /// Embed the target's executable and other mapped objects with debug info in the capture,
-    /// so it can be analyzed anywhere, later.
-    #[arg(long)]
-    pub embed_binaries: bool,
+    /// Which mapped objects go into the capture. `auto` (default): those the analyzer could not
+    /// find at the same path with the same build-id on this machine (a container's files, seen
+    /// through /proc/PID/root), up to --embed-limit. `all` (or the flag alone): the executable
+    /// and every object with debug info, so the capture analyzes anywhere, later. `none`.
+    #[arg(long, value_name = "WHEN", num_args = 0..=1, require_equals = true, default_value = "auto", default_missing_value = "all", value_parser = parse_embed)]
+    pub embed_binaries: Embed,
+
+    /// With --embed-binaries=auto: the most object bytes embedded; an object past it is left
+    /// out and said.
+    #[arg(long, value_name = "SIZE", default_value = "512MiB", value_parser = parse_size)]
+    pub embed_limit: u64,
 
     /// Overwrite the output file if it exists.
     #[arg(long)]
@@ -140,6 +147,25 @@ pub struct Args {
     /// capture (the live cockpit) lags behind at most.
     #[arg(long, value_name = "DURATION", default_value = "250ms", value_parser = parse_duration)]
     pub flush_interval: Duration,
+}
+
+/// Which objects are embedded (`--embed-binaries`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Embed {
+    /// Those not visible at the same path with the same build-id in the recorder's root.
+    Auto,
+    /// The executable and every object with debug info.
+    All,
+    None,
+}
+
+fn parse_embed(text: &str) -> Result<Embed, String> {
+    match text.trim() {
+        "auto" => Ok(Embed::Auto),
+        "all" => Ok(Embed::All),
+        "none" => Ok(Embed::None),
+        _ => Err(format!("`{text}`: use auto, all or none")),
+    }
 }
 
 /// A percentage above 0 and at most 100, or `none` (no budget: infinite).

@@ -4,6 +4,7 @@ mod btf;
 mod cli;
 mod error;
 mod output;
+mod pidns;
 mod polls;
 mod privileges;
 mod probes;

@@ -17,7 +17,10 @@ static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/hu
 
 /// What to load.
 pub struct ProbeConfig {
+    /// The target's pid in the kernel's namespace, which the programs compare.
     pub tgid: u32,
+    /// The target's pid as the recorder sees it (what perf_event_open takes, for the uprobes).
+    pub seen_pid: u32,
     pub offcpu_threshold_ns: u64,
     pub kernel_stacks: bool,
     pub sample_hz: u32,
@@ -219,6 +222,83 @@ fn release_freed_memory() {
     // SAFETY: malloc_trim only walks glibc's own free lists.
     unsafe {
         libc::malloc_trim(0);
+    }
+}
+
+/// `hud_resolve_pid` loaded and attached: the kernel's ids of threads named by their ids in the
+/// recorder's PID namespace (see `crate::pidns`). Dropping it detaches the program.
+pub struct Resolver {
+    /// Held for its program: dropping it detaches it.
+    _ebpf: Ebpf,
+    answers: Array<MapData, u32>,
+}
+
+impl Resolver {
+    /// Loads the program alone (every other map at its smallest). `ns` is the recorder's PID
+    /// namespace (the nsfs device in the kernel's encoding, and inode); `offsets` the tracepoint
+    /// fields' offsets from tracefs.
+    pub fn load(ns: (u64, u64), offsets: &[(&'static str, u32)]) -> Result<Self> {
+        // SAFETY: gettid has no arguments and cannot fail.
+        let tid = unsafe { libc::gettid() } as u32;
+        let mut loader = loader_without_kernel_btf();
+        loader
+            .btf(None)
+            .override_global(globals::RESOLVER_NS_DEV, &ns.0, true)
+            .override_global(globals::RESOLVER_NS_INO, &ns.1, true)
+            .override_global(globals::RESOLVER_TID, &tid, true)
+            .map_max_entries(names::EVENTS, 4096)
+            .map_max_entries(names::STACK_SCRATCH, 1)
+            .map_max_entries(names::SLOTS, 1)
+            .map_max_entries(names::STATES, 1)
+            .map_max_entries(names::FREE_SLOTS, 1)
+            .map_max_entries(names::TASKS, 1)
+            .map_max_entries(names::OPEN_POLLS, 1)
+            .map_max_entries(names::OFFCPU_PENDING, 1);
+        for (name, offset) in offsets {
+            if *name == wire::offsets::WAIT_PID {
+                loader.override_global(name, offset, true);
+            }
+        }
+        let mut ebpf = loader
+            .load(OBJECT)
+            .map_err(|e| bpf_error("loading the PID namespace resolver", e))?;
+        release_freed_memory();
+        let answers = take(&mut ebpf, names::RESOLVED)?;
+        let program: &mut TracePoint = program(&mut ebpf, names::PROG_RESOLVE_PID)?;
+        program
+            .load()
+            .map_err(|e| bpf_error(names::PROG_RESOLVE_PID, e))?;
+        program
+            .attach("sched", "sched_process_wait")
+            .map_err(|e| bpf_error("attaching to sched/sched_process_wait", e))?;
+        Ok(Resolver {
+            _ebpf: ebpf,
+            answers,
+        })
+    }
+
+    /// The kernel's id of the process or thread `id` names in the recorder's namespace, or
+    /// `None` when it names none (it exited). Must be called from the thread that loaded it.
+    pub fn kernel_id(&mut self, id: u32) -> Result<Option<u32>> {
+        self.answers
+            .set(0, 0, 0)
+            .map_err(|e| bpf_error("clearing the resolver's answer", e))?;
+        // SAFETY: waitid on a pid that is no child of ours fails with ECHILD after the
+        // tracepoint; WNOHANG | WNOWAIT so that even a child is neither waited for nor reaped.
+        unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            libc::waitid(
+                libc::P_PID,
+                id as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+            );
+        }
+        let answer = self
+            .answers
+            .get(&0, 0)
+            .map_err(|e| bpf_error("reading the resolver's answer", e))?;
+        Ok((answer != 0).then_some(answer))
     }
 }
 
@@ -440,7 +520,12 @@ impl Probes {
         }
 
         let polls = match &config.poll_probes {
-            Some((exe, offsets)) => Some(attach_poll_probes(&mut ebpf, exe, offsets, config.tgid)?),
+            Some((exe, offsets)) => Some(attach_poll_probes(
+                &mut ebpf,
+                exe,
+                offsets,
+                config.seen_pid,
+            )?),
             None => None,
         };
 

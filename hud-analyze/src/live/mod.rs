@@ -125,7 +125,12 @@ impl<'a> Live<'a> {
     ) -> Self {
         let target = header.target.exe_path.clone();
         Live {
-            symbolizer: Symbolizer::new(arenas, options.search.clone(), Vec::new(), target),
+            symbolizer: Symbolizer::new(
+                arenas,
+                options.search.clone().with_process_root(&header),
+                Vec::new(),
+                target,
+            ),
             builder: ModelBuilder::new(header, version),
             options,
             window: window.as_nanos().min(u128::from(u64::MAX)) as u64,
@@ -151,6 +156,7 @@ impl<'a> Live<'a> {
             }
             Ok(source::Decoded::Tasks(tasks)) => self.builder.push_tasks(&tasks),
             Ok(source::Decoded::Polls(polls)) => self.builder.push_polls(&polls),
+            Ok(source::Decoded::Provenance(p)) => self.builder.push_provenance(p),
             Ok(source::Decoded::ChunkTasks(rows)) => self.builder.push_chunk_tasks(rows),
             Ok(source::Decoded::Object(part)) => {
                 self.builder.note_embedded_part();

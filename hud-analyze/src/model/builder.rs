@@ -133,6 +133,7 @@ impl ModelBuilder {
                 pending_copies: Default::default(),
                 task_source: None,
                 polls: None,
+                provenance: None,
             },
             expected_seq: 0,
             last_end: None,
@@ -422,6 +423,18 @@ impl ModelBuilder {
         let end = m.end;
         for thread in m.threads.values_mut() {
             thread.timeline.seal(end);
+        }
+    }
+
+    /// Takes a provenance frame (format 1.4): where the target ran; a later one (a dump's)
+    /// completes an earlier one.
+    pub fn push_provenance(&mut self, p: hud_format::types::Provenance) {
+        let dump = p.dump.clone();
+        match &mut self.model.provenance {
+            Some(known) if p.thread_kernel_ids.is_empty() && p.cgroup.is_empty() => {
+                known.dump = dump.or(known.dump.take());
+            }
+            _ => self.model.provenance = Some(p),
         }
     }
 

@@ -212,6 +212,9 @@ pub struct Model {
     pub task_source: Option<Result<String, String>>,
     /// `--poll-probes` (format 1.3): exact poll durations; `None` when not recorded.
     pub polls: Option<PollModel>,
+    /// Where the target ran (format 1.4): its ids in its own PID namespace, its container, and
+    /// a flight-recorder dump's trigger; the last frame read wins (a dump's comes last).
+    pub provenance: Option<hud_format::types::Provenance>,
 }
 
 /// Exact poll durations from the recorder's poll probes (format 1.3).

@@ -290,6 +290,16 @@ pub fn load_file(capture: &Capture) -> Result<Loaded, AnalyzeError> {
         }
         capture.release(batch);
     }
+    for frame in frames
+        .iter()
+        .filter(|f| f.header.kind == FrameKind::Provenance)
+    {
+        match capture.provenance(frame) {
+            Ok(p) => builder.push_provenance(p),
+            Err(e) if salvage => builder.note_damage(Damage::of_frame(frame, e)),
+            Err(e) => return Err(e.into()),
+        }
+    }
     for frame in frames.iter().filter(|f| f.header.kind == FrameKind::Polls) {
         match capture.polls(frame) {
             Ok(polls) => builder.push_polls(&polls),
@@ -343,6 +353,7 @@ fn load_opened_stream(stream: Stream) -> Result<Loaded, AnalyzeError> {
             Ok(Decoded::Tasks(tasks)) => builder.push_tasks(&tasks),
             Ok(Decoded::ChunkTasks(rows)) => builder.push_chunk_tasks(rows),
             Ok(Decoded::Polls(polls)) => builder.push_polls(&polls),
+            Ok(Decoded::Provenance(p)) => builder.push_provenance(p),
             Ok(Decoded::Object(part)) => {
                 builder.note_embedded_part();
                 parts.push(part);
@@ -374,6 +385,8 @@ pub enum Decoded {
     Tasks(hud_format::types::EventTasks),
     /// Exact poll durations (format 1.3).
     Polls(hud_format::types::Polls),
+    /// Where the target ran (format 1.4).
+    Provenance(hud_format::types::Provenance),
     /// The Tokio task of each event of the chunks before it (format 1.3).
     ChunkTasks(Vec<hud_format::chunk_tasks::ChunkRows>),
     Object((u64, hud_format::types::ObjectPart)),
@@ -391,6 +404,7 @@ pub fn decode_frame(raw: hud_format::reader::RawFrame) -> Result<Decoded, hud_fo
         FrameKind::StackCopies => Decoded::StackCopies(frame.into_stack_copies()?),
         FrameKind::Tasks => Decoded::Tasks(frame.into_tasks()?),
         FrameKind::Polls => Decoded::Polls(frame.into_polls()?),
+        FrameKind::Provenance => Decoded::Provenance(frame.into_provenance()?),
         FrameKind::ChunkTasks => Decoded::ChunkTasks(frame.into_chunk_tasks()?),
         _ => Decoded::Other,
     })

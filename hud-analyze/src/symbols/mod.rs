@@ -34,7 +34,7 @@ pub fn symbolize(
     let arenas = Arenas::default();
     let mut symbolizer = Symbolizer::new(
         &arenas,
-        search.clone(),
+        search.clone().with_process_root(&model.header),
         embedded.to_vec(),
         model.header.target.exe_path.clone(),
     );

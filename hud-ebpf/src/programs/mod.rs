@@ -41,6 +41,7 @@
 
 mod lifecycle;
 mod polls;
+mod resolve;
 mod sample;
 mod shared;
 mod stack_copy;

@@ -394,6 +394,12 @@ impl Capture {
         polls_from_payload(frame.offset, &payload)
     }
 
+    /// A provenance frame (format 1.4), validated and read.
+    pub fn provenance(&self, frame: &FrameRef) -> Result<crate::types::Provenance, Error> {
+        let payload = decode_payload(&self.source, frame)?;
+        provenance_from_payload(frame.offset, &payload)
+    }
+
     /// Decompresses and validates one chunk frame (one of [`Capture::frames`]).
     pub fn chunk(&self, frame: &FrameRef) -> Result<ChunkData, Error> {
         ChunkData::decode(&self.source, frame)
@@ -697,6 +703,23 @@ pub fn chunk_tasks_from_payload(
         offset,
         reason: "chunk-tasks frame: columns shorter or longer than its counts".into(),
     })
+}
+
+/// Validates a decompressed provenance frame (format 1.4) and reads it.
+pub fn provenance_from_payload(
+    offset: u64,
+    payload: &[u8],
+) -> Result<crate::types::Provenance, Error> {
+    let archived = rkyv::access::<crate::types::ArchivedProvenance, rancor::BoxedError>(payload)
+        .map_err(|e| invalid(offset, FrameKind::Provenance, e))?;
+    if archived.thread_kernel_ids.len() != archived.thread_namespace_ids.len() {
+        return Err(Error::CorruptFrame {
+            offset,
+            reason: "provenance frame: thread id columns of different lengths".into(),
+        });
+    }
+    rkyv::deserialize::<crate::types::Provenance, rancor::BoxedError>(archived)
+        .map_err(|e| invalid(offset, FrameKind::Provenance, e))
 }
 
 /// Validates a decompressed polls frame (format 1.3) and reads it: one length per table, and

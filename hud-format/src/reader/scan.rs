@@ -61,6 +61,7 @@ pub fn kind_name(kind: FrameKind) -> String {
         FrameKind::Tasks => "tasks".into(),
         FrameKind::Polls => "polls".into(),
         FrameKind::ChunkTasks => "chunk tasks".into(),
+        FrameKind::Provenance => "provenance".into(),
         FrameKind::Unknown(k) => format!("kind-{k}"),
     }
 }

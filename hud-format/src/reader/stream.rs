@@ -72,6 +72,11 @@ impl StreamFrame {
         super::polls_from_payload(self.offset, &self.payload)
     }
 
+    /// Where the target ran, validated, when this is a provenance frame (format 1.4).
+    pub fn into_provenance(self) -> Result<crate::types::Provenance, Error> {
+        super::provenance_from_payload(self.offset, &self.payload)
+    }
+
     /// The chunk, validated, when this is a chunk frame.
     pub fn into_chunk(self) -> Result<ChunkData, Error> {
         ChunkData::from_payload(self.offset, self.payload)

@@ -116,9 +116,12 @@ pub fn record(
         )?),
         None => None,
     };
-    let (mut writer, maps, publication) = open_capture(args, target, dest, &cpus)?;
+    // The kernel's id of the target, which the programs compare (another one when the recorder
+    // runs in a PID namespace of its own).
+    let mut ids = crate::pidns::KernelIds::resolve(target.pid, &offsets)?;
+    let (mut writer, maps, publication) = open_capture(args, target, ids.pid, dest, &cpus)?;
     writer.set_task_source(&crate::tasks::source(&task_ids));
-    let mut config = probe_config(args, target, offsets, task_ids.ok());
+    let mut config = probe_config(args, target, ids.pid, offsets, task_ids.ok());
     let (poll_fns, poll_task_ids) = match poll_fns {
         Some((fns, ids)) => (Some(fns), ids),
         None => (None, None),
@@ -129,7 +132,16 @@ pub fn record(
         (std::path::PathBuf::from(&exe_in_target), offsets)
     });
     let mut probes = Probes::load(&config)?;
-    let mut drain = begin(args, target, dest, &mut probes, writer, maps, publication)?;
+    let mut drain = begin(
+        args,
+        target,
+        &mut ids,
+        dest,
+        &mut probes,
+        writer,
+        maps,
+        publication,
+    )?;
     if let Some(fns) = &poll_fns {
         if !args.quiet {
             eprintln!(
@@ -204,6 +216,7 @@ pub fn record(
 fn open_capture(
     args: &Args,
     target: &ProcessInfo,
+    kernel_pid: u32,
     dest: &Destination,
     cpus: &[u32],
 ) -> Result<(Writer, MappingTracker, output::Publication)> {
@@ -218,7 +231,7 @@ fn open_capture(
             RecordError::NoSuchProcess(what)
         }
     })?;
-    let header = build_header(args, target, cpus, start_ns, &initial_maps);
+    let header = build_header(args, target, kernel_pid, cpus, start_ns, &initial_maps);
     let (out, publication) = output::open(dest, args.force)?;
     let options = WriterOptions {
         flush_interval: args.flush_interval,
@@ -235,9 +248,7 @@ fn open_capture(
             .embed_object(procfs::VDSO, &id, &image)
             .map_err(start_error)?;
     }
-    if args.embed_binaries {
-        embed_binaries(&mut writer, target, &maps)?;
-    }
+    embed_binaries(&mut writer, args, target, &maps)?;
     Ok((writer, maps, publication))
 }
 
@@ -278,13 +289,15 @@ fn copy_mode(args: &Args, target: &ProcessInfo) -> (u32, bool) {
 fn probe_config(
     args: &Args,
     target: &ProcessInfo,
+    kernel_pid: u32,
     offsets: Vec<(&'static str, u32)>,
     task_ids: Option<hud_format::elf::task_id::TaskIdLayout>,
 ) -> ProbeConfig {
     let layout = crate::btf::task_layout();
     let (stack_copy_bytes, copy_user_samples) = copy_mode(args, target);
     ProbeConfig {
-        tgid: target.pid,
+        tgid: kernel_pid,
+        seen_pid: target.pid,
         offcpu_threshold_ns: nanos(args.offcpu_threshold),
         kernel_stacks: args.kernel_stacks,
         sample_hz: args.frequency,
@@ -318,9 +331,11 @@ fn probe_config(
 /// Recording begins, the probes attached: the threads that existed before get their slots, the
 /// capture takes its name, and its first chunk carries the threads and mappings (a viewer
 /// starts with something).
+#[allow(clippy::too_many_arguments)]
 fn begin(
     args: &Args,
     target: &ProcessInfo,
+    ids: &mut crate::pidns::KernelIds,
     dest: &Destination,
     probes: &mut Probes,
     mut writer: Writer,
@@ -328,8 +343,19 @@ fn begin(
     mut publication: output::Publication,
 ) -> Result<Drain> {
     // Threads that existed before the fork tracepoint was attached; later ones arrive by themselves.
-    let threads = procfs::threads(target.pid);
+    // By the kernel's ids (the recorder's, in a PID namespace, are asked for once).
+    let mut threads = Vec::new();
+    let mut pairs = Vec::new();
+    for (seen, name) in procfs::threads(target.pid) {
+        if let Some(tid) = ids.thread(seen)? {
+            threads.push((tid, name));
+            pairs.push((tid, seen));
+        }
+    }
+    ids.finish();
     probes.add_threads(threads.iter().map(|(tid, _)| *tid))?;
+    let provenance = crate::pidns::provenance(target.pid, ids, &pairs);
+    writer.write_provenance(&provenance).map_err(write_error)?;
     // Recording: the capture takes its name (until now a failure left nothing behind).
     publication.publish()?;
     eprintln!(

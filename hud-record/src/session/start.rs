@@ -16,6 +16,7 @@ use crate::target::ProcessInfo;
 pub(super) fn build_header(
     args: &Args,
     target: &ProcessInfo,
+    kernel_pid: u32,
     cpus: &[u32],
     start_ns: u64,
     maps: &[hud_format::types::Mapping],
@@ -39,39 +40,92 @@ pub(super) fn build_header(
         sample_hz: args.frequency,
         offcpu_threshold_ns: nanos(args.offcpu_threshold),
         target: Target {
-            pid: target.pid,
+            // The kernel's, like every tid in the capture (the provenance frame has the others).
+            pid: kernel_pid,
             exe_path: target.exe.clone(),
             cmdline: target.cmdline.clone(),
             build_id: exe_build_id,
         },
         options: RecorderOptions {
             kernel_stacks: args.kernel_stacks,
-            embed_binaries: args.embed_binaries,
+            embed_binaries: args.embed_binaries == crate::cli::Embed::All,
             command_line: std::env::args().collect(),
         },
     }
 }
 
-/// Embeds the target's executable and every other mapped object that has DWARF line info.
+/// Embeds mapped objects: with `all`, the target's executable and every other object that has
+/// DWARF line info; with `auto`, every object the analyzer would not find on this machine (not at
+/// the same path with the same build-id in the recorder's root: a container's files), up to
+/// `--embed-limit` bytes.
 pub(super) fn embed_binaries(
     writer: &mut Writer,
+    args: &Args,
     target: &ProcessInfo,
     maps: &MappingTracker,
 ) -> Result<()> {
+    use crate::cli::Embed;
+    let mut embedded = 0u64;
+    let mut left_out = Vec::new();
     for (path, build_id) in maps.executable_files() {
         let on_disk = procfs::file_in_target(target.pid, &path);
         let is_exe = path == target.exe;
-        if !is_exe && !procfs::has_debug_info(Path::new(&on_disk)) {
+        let wanted = match args.embed_binaries {
+            Embed::None => false,
+            Embed::All => is_exe || procfs::has_debug_info(Path::new(&on_disk)),
+            Embed::Auto => !visible_here(&path, &on_disk, &build_id),
+        };
+        if !wanted {
+            continue;
+        }
+        let size = std::fs::metadata(&on_disk).map_or(0, |m| m.len());
+        if args.embed_binaries == Embed::Auto && embedded + size > args.embed_limit {
+            left_out.push(format!(
+                "{path} ({:.1} MiB)",
+                size as f64 / (1 << 20) as f64
+            ));
             continue;
         }
         match std::fs::read(&on_disk) {
-            Ok(bytes) => writer
-                .embed_object(&path, &build_id, &bytes)
-                .map_err(start_error)?,
+            Ok(bytes) => {
+                embedded += bytes.len() as u64;
+                writer
+                    .embed_object(&path, &build_id, &bytes)
+                    .map_err(start_error)?
+            }
             Err(e) => eprintln!("hud-record: warning: cannot embed {path}: {e}"),
         }
     }
+    if embedded > 0 && args.embed_binaries == Embed::Auto && !args.quiet {
+        eprintln!(
+            "hud-record: embedded {:.1} MiB of objects this machine does not have at their \
+             paths (the target's own files: a container?)",
+            embedded as f64 / (1 << 20) as f64
+        );
+    }
+    if !left_out.is_empty() {
+        eprintln!(
+            "hud-record: warning: left out of the capture (over --embed-limit {} MiB): {}; the \
+             analyzer needs them found another way (--binary, a debug directory)",
+            args.embed_limit >> 20,
+            left_out.join(", ")
+        );
+    }
     Ok(())
+}
+
+/// Whether the object mapped at `path` (reached through the target's root at `in_target`) is
+/// the file at `path` here, in the recorder's root, where an analyzer on this machine finds it:
+/// the same file, or one of the same build.
+fn visible_here(path: &str, in_target: &str, build_id: &[u8]) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let here = Path::new(path.trim_end_matches(" (deleted)"));
+    let same_file = match (std::fs::metadata(here), std::fs::metadata(in_target)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    };
+    same_file
+        || (!build_id.is_empty() && procfs::read_build_id(here).is_some_and(|id| id == build_id))
 }
 
 pub(super) fn open_pidfd(pid: u32) -> Result<OwnedFd> {

@@ -55,6 +55,41 @@ pub struct CaptureInfo {
     pub window: WindowOut,
     /// Stack bytes copied with events and unwound offline (`hud-record --unwind`).
     pub stack_copies: StackCopiesOut,
+    /// Where the target ran (format 1.4): its PID namespace and container; `null` in older
+    /// captures. `target_pid` and every tid are the kernel's (the initial PID namespace's).
+    pub container: Option<ContainerOut>,
+    /// A flight-recorder dump's trigger and window; `null` for an ordinary recording.
+    pub dump: Option<DumpOut>,
+}
+
+/// Where the target ran.
+#[derive(Serialize)]
+pub struct ContainerOut {
+    /// The target's pid in its own PID namespace (1 for a container's first process).
+    pub pid_in_namespace: u32,
+    /// The pid the recorder was given, in the recorder's own namespace.
+    pub pid_recorder_saw: u32,
+    /// The recorder ran in a PID namespace of its own (inside a container).
+    pub recorder_namespaced: bool,
+    /// The target's cgroup path ("" when unknown).
+    pub cgroup: String,
+    /// `docker`, `containerd`, `cri-o`, `podman`, `kubernetes`, or "" when the cgroup names no
+    /// container.
+    pub runtime: String,
+    /// The container's id as its runtime names it ("" when none).
+    pub id: String,
+    /// The threads whose ids differ in the target's namespace: `[kernel tid, tid there]`.
+    pub thread_ids: Vec<[u32; 2]>,
+}
+
+/// A flight-recorder dump.
+#[derive(Serialize)]
+pub struct DumpOut {
+    /// `signal`, `request`, `blocked` or `exit`.
+    pub reason: String,
+    /// The trigger's moment, seconds from the start of the capture.
+    pub trigger_s: f64,
+    pub detail: String,
 }
 
 /// What the stack copies gave (`hud-record --unwind leaf|dwarf`).
@@ -512,6 +547,30 @@ impl Report {
                     from_s: seconds(from),
                     to_s: seconds(to),
                 },
+                container: m.provenance.as_ref().map(|p| ContainerOut {
+                    pid_in_namespace: p.pid_in_namespace,
+                    pid_recorder_saw: p.pid_seen,
+                    recorder_namespaced: p.recorder_namespaced,
+                    cgroup: p.cgroup.clone(),
+                    runtime: p.container_runtime.clone(),
+                    id: p.container_id.clone(),
+                    thread_ids: p
+                        .thread_kernel_ids
+                        .iter()
+                        .zip(&p.thread_namespace_ids)
+                        .filter(|(k, n)| k != n)
+                        .map(|(k, n)| [*k, *n])
+                        .collect(),
+                }),
+                dump: m
+                    .provenance
+                    .as_ref()
+                    .and_then(|p| p.dump.as_ref())
+                    .map(|d| DumpOut {
+                        reason: d.reason.clone(),
+                        trigger_s: secs(d.trigger_ns.saturating_sub(m.start)),
+                        detail: d.detail.clone(),
+                    }),
                 stack_copies: {
                     let u = &a.symbols.unwinding;
                     let counter = |name: &str| m.counters.get(name).copied().unwrap_or(0);

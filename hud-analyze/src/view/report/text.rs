@@ -63,6 +63,32 @@ pub fn render(report: &Report, top: usize, color: bool) -> String {
     out
 }
 
+/// Where the target ran, when it is not simply this machine's process: its container and its pid
+/// in its own PID namespace (the report's ids are the kernel's).
+fn container_line(c: &super::schema::CaptureInfo) -> Option<String> {
+    let p = c.container.as_ref()?;
+    let mut parts = Vec::new();
+    if !p.id.is_empty() {
+        let short: String = p.id.chars().take(12).collect();
+        parts.push(format!("container {} {short}", p.runtime));
+    } else if !p.cgroup.is_empty() && p.pid_in_namespace != c.target_pid {
+        parts.push(format!("cgroup {}", p.cgroup));
+    }
+    if p.pid_in_namespace != c.target_pid {
+        parts.push(format!(
+            "pid {} in its PID namespace (ids here are the host's)",
+            p.pid_in_namespace
+        ));
+    }
+    if p.recorder_namespaced {
+        parts.push(format!(
+            "recorded from inside it (as pid {})",
+            p.pid_recorder_saw
+        ));
+    }
+    (!parts.is_empty()).then(|| parts.join(" · "))
+}
+
 fn header(out: &mut String, r: &Report, st: &Style) {
     let c = &r.capture;
     let s = &r.summary;
@@ -79,6 +105,22 @@ fn header(out: &mut String, r: &Report, st: &Style) {
         "recorded {:.2} s on {} (Linux {}), sampling {} Hz",
         c.duration_s, c.host, c.kernel, c.sample_hz
     );
+    if let Some(place) = container_line(c) {
+        let _ = writeln!(out, "{place}");
+    }
+    if let Some(d) = &c.dump {
+        let _ = writeln!(
+            out,
+            "flight-recorder dump ({}) around {:.2} s{}",
+            d.reason,
+            d.trigger_s,
+            if d.detail.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", d.detail)
+            }
+        );
+    }
     if c.window.from_s > 0.0 || c.window.to_s < c.duration_s {
         let _ = writeln!(
             out,
