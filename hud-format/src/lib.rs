@@ -25,6 +25,8 @@ pub mod frame;
 #[cfg(feature = "capture")]
 pub mod pipe;
 #[cfg(feature = "capture")]
+pub mod ring;
+#[cfg(feature = "capture")]
 pub mod types;
 #[cfg(feature = "capture")]
 pub mod units;

@@ -362,7 +362,9 @@ pub struct Provenance {
 #[rkyv(derive(Debug))]
 pub struct Dump {
     /// `signal`, `request` (`hud-record --dump`), `blocked` (a runtime thread blocked at least
-    /// the trigger), `exit` (the target exited with a trigger pending).
+    /// the trigger), `exit` (the target exited with a trigger pending); `segment` at the start
+    /// of each segment of a flight recorder's ring (read as one capture, the ring's directory
+    /// starts at its oldest segment).
     pub reason: String,
     /// The moment dumped around (CLOCK_MONOTONIC ns): the signal, or the blocking's start.
     pub trigger_ns: u64,
@@ -371,6 +373,9 @@ pub struct Dump {
     /// The window the dump holds, CLOCK_MONOTONIC ns.
     pub from_ns: u64,
     pub to_ns: u64,
+    /// The number of the first chunk that follows (a dump starts at a segment of the ring, not
+    /// at chunk 0: the chunks before are not missing, they were left out).
+    pub first_seq: u32,
 }
 
 /// `--poll-probes` (format 1.3): exact poll durations of the probed task poll functions. The

@@ -13,7 +13,7 @@ use crate::error::Error;
 use crate::frame::{encode_preamble, Codec, FrameHeader, FrameKind, MAX_FRAME_LEN};
 use crate::types::{
     Chunk, CounterValue, EventTasks, Header, Index, IndexEntry, Mapping, ObjectPart, StackCopies,
-    ThreadEvent, TimeColumn, Totals, COPY_OF_OFF_CPU, COPY_OF_SAMPLE, EMPTY_STACK,
+    ThreadEvent, ThreadEventKind, TimeColumn, Totals, COPY_OF_OFF_CPU, COPY_OF_SAMPLE, EMPTY_STACK,
 };
 
 /// When the pending chunk becomes a frame, and how hard it is compressed.
@@ -151,6 +151,12 @@ pub struct CaptureWriter<W: Write> {
     last_flush: Instant,
     index: Vec<IndexEntry>,
     totals: Totals,
+    /// The task source given ([`Self::set_task_source`]), written again in each segment.
+    task_source: String,
+    /// The threads alive and their names, and every mapping pushed: what a new segment's first
+    /// chunk says again ([`Self::start_segment`]).
+    live_threads: std::collections::BTreeMap<u32, String>,
+    mappings: Vec<Mapping>,
 }
 
 impl<W: Write> CaptureWriter<W> {
@@ -192,6 +198,9 @@ impl<W: Write> CaptureWriter<W> {
             last_flush: Instant::now(),
             index: Vec::new(),
             totals: Totals::default(),
+            task_source: String::new(),
+            live_threads: Default::default(),
+            mappings: Vec::new(),
         };
         writer.write_raw(&encode_preamble())?;
         writer.chunk.stacks.first_id = writer.next_stack_id;
@@ -377,6 +386,7 @@ impl<W: Write> CaptureWriter<W> {
     /// How the recorder read task ids, or (starting with [`crate::types::NO_TASK_IDS`]) why it
     /// could not: written with the first tasks frame. Call before the first flush.
     pub fn set_task_source(&mut self, source: &str) {
+        self.task_source = source.to_owned();
         if !self.tasks_source_written {
             self.tasks.source = source.to_owned();
         }
@@ -486,12 +496,18 @@ impl<W: Write> CaptureWriter<W> {
     }
 
     pub fn push_thread(&mut self, event: ThreadEvent) -> Result<(), Error> {
+        if event.kind == ThreadEventKind::Exited {
+            self.live_threads.remove(&event.tid);
+        } else {
+            self.live_threads.insert(event.tid, event.name.clone());
+        }
         self.note_time(event.ts_ns);
         self.chunk.threads.push(event);
         self.flush_if_full()
     }
 
     pub fn push_mapping(&mut self, mapping: Mapping) -> Result<(), Error> {
+        self.mappings.push(mapping.clone());
         self.note_time(mapping.ts_ns);
         self.chunk.mappings.push(mapping);
         self.flush_if_full()
@@ -679,6 +695,91 @@ impl<W: Write> CaptureWriter<W> {
         self.copies_written += self.copies.tid.len() as u64;
         clear_copies(&mut self.copies);
         Ok(())
+    }
+
+    /// Ends a segment (the flight recorder's ring): writes everything pending, then forgets what
+    /// later frames could refer back to (interned stacks, stack copies, the task source) and
+    /// says again, in the next chunk, the threads alive and the mappings. So the frames from here
+    /// on read alone after a capture's first frames: a ring of segments can drop its oldest and
+    /// a dump starts at any segment. Chunk numbers, stack ids and copy ids go on rising, so
+    /// consecutive segments read as one capture too. The caller moves the output to the next
+    /// segment's file after this returns.
+    pub fn start_segment(&mut self) -> Result<(), Error> {
+        self.flush_chunk()?;
+        let end = self.last_end_ns;
+        self.write_copies(end)?;
+        self.write_tasks(end, end)?;
+        self.stack_nodes.clear();
+        self.whole_stacks.clear();
+        self.copies_seen.clear();
+        self.copy_runs.clear();
+        self.uncopied.clear();
+        if !self.task_source.is_empty() {
+            self.tasks_source_written = false;
+            self.tasks.source = self.task_source.clone();
+        }
+        let now = self.now_ns;
+        let threads: Vec<ThreadEvent> = self
+            .live_threads
+            .iter()
+            .map(|(&tid, name)| ThreadEvent {
+                ts_ns: now,
+                tid,
+                kind: ThreadEventKind::New,
+                name: name.clone(),
+            })
+            .collect();
+        self.note_time(now);
+        self.chunk.threads.extend(threads);
+        self.chunk.mappings.extend(self.mappings.iter().cloned());
+        let counters: Vec<CounterValue> = self
+            .counters
+            .iter()
+            .map(|(name, &value)| CounterValue {
+                name: name.clone(),
+                value,
+            })
+            .collect();
+        for c in counters {
+            if !self.chunk.counters.iter().any(|k| k.name == c.name) {
+                self.chunk.counters.push(c);
+            }
+        }
+        Ok(())
+    }
+
+    /// The next chunk's number: where a segment started now begins.
+    pub fn next_chunk_seq(&self) -> u32 {
+        self.next_seq
+    }
+
+    /// The underlying writer (the flight recorder moves it to the next segment's file between
+    /// frames).
+    pub fn output_mut(&mut self) -> &mut W {
+        &mut self.out
+    }
+
+    /// Hands back the underlying writer, flushed, writing nothing more (what was pushed and not
+    /// yet written is dropped): for a capture put together from frames written elsewhere (a
+    /// flight recorder's dump: a header and a provenance frame from here, the rest copied).
+    pub fn into_inner(mut self) -> Result<W, Error> {
+        self.out
+            .flush()
+            .map_err(|e| Error::io("writing the capture", e))?;
+        Ok(self.out)
+    }
+
+    /// Writes everything pending and flushes, without an index: the end of a flight recorder's
+    /// last segment (an index's offsets would point into segments removed since).
+    pub fn finish_without_index(mut self) -> Result<W, Error> {
+        self.flush_chunk()?;
+        let end = self.last_end_ns;
+        self.write_copies(end)?;
+        self.write_tasks(end, end)?;
+        self.out
+            .flush()
+            .map_err(|e| Error::io("writing the capture", e))?;
+        Ok(self.out)
     }
 
     /// Writes the last chunk and the index, flushes, and hands back the underlying writer.

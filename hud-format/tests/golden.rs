@@ -580,6 +580,7 @@ fn golden_provenance() -> (hud_format::types::Provenance, hud_format::types::Pro
             detail: "thread 4243 blocked 10.0 ms".into(),
             from_ns: 1_000_000_000,
             to_ns: 1_020_000_000,
+            first_seq: 0,
         }),
         ..start.clone()
     };

@@ -17,6 +17,8 @@ use hud_format::units::{parse_duration, parse_size};
     hud-record --pid 4242 -F 199 --offcpu-threshold 500us --embed-binaries
     hud-record my-service --unwind dwarf -o service.hudcap    (built without frame pointers)
     sudo hud-record my-service --live
+    hud-record my-service --flight-recorder /var/lib/hud --keep 5m --trigger-blocked 200ms
+    hud-record --dump /var/lib/hud
 
 Needs root, or CAP_BPF + CAP_PERFMON + CAP_DAC_READ_SEARCH (to read tracefs), and CAP_SYS_PTRACE
 to record another user's process. Stop with Ctrl-C (or SIGTERM, SIGHUP); the capture is closed
@@ -27,7 +29,7 @@ pub struct Args {
     /// Process to record, by name (its comm, or its executable's file name).
     #[arg(
         value_name = "NAME",
-        required_unless_present = "pid",
+        required_unless_present_any = ["pid", "dump"],
         conflicts_with = "pid"
     )]
     pub name: Option<String>,
@@ -143,10 +145,71 @@ pub struct Args {
     #[arg(long, requires = "live")]
     pub keep_recording: bool,
 
+    /// Flight recorder: record without end into a ring of segment files in DIR that keeps the
+    /// last --keep (within --max-disk), and write a dump (DIR/hud-TIME-REASON.hudcap, an
+    /// ordinary capture of the window around a moment) on SIGUSR1 (`hud-record --dump DIR`) or
+    /// when a runtime thread is blocked at least --trigger-blocked. SIGHUP starts a new segment
+    /// instead of stopping. `hud-analyze report DIR` reads the ring as one capture. See
+    /// docs/FLIGHT.md.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["output", "live"])]
+    pub flight_recorder: Option<PathBuf>,
+
+    /// With --flight-recorder: how much of the recent past the ring keeps.
+    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = parse_duration, requires = "flight_recorder")]
+    pub keep: Duration,
+
+    /// With --flight-recorder: the most disk the ring uses; the oldest segments go first.
+    #[arg(long, value_name = "SIZE", default_value = "256MiB", value_parser = parse_disk, requires = "flight_recorder")]
+    pub max_disk: u64,
+
+    /// With --flight-recorder: how much before the moment a dump holds (at most --keep).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration, requires = "flight_recorder")]
+    pub before: Duration,
+
+    /// With --flight-recorder: how long after the moment (or after the end of the blocking
+    /// that triggered it) a dump waits before it is written.
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration, requires = "flight_recorder")]
+    pub after: Duration,
+
+    /// With --flight-recorder: the most dumps kept in DIR; the oldest go first.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 20,
+        requires = "flight_recorder"
+    )]
+    pub max_dumps: usize,
+
+    /// With --flight-recorder: dump when a Tokio worker is blocked at least this long inside a
+    /// task (off CPU in a task's poll, or on CPU in one poll), e.g. 100ms. Needs Tokio task ids
+    /// (the target's debug info).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "flight_recorder")]
+    pub trigger_blocked: Option<Duration>,
+
+    /// With --trigger-blocked: the shortest time between two automatic dumps.
+    #[arg(long, value_name = "DURATION", default_value = "1m", value_parser = parse_duration, requires = "flight_recorder")]
+    pub trigger_cooldown: Duration,
+
+    /// Ask the flight recorder writing DIR for a dump now (it gets SIGUSR1), wait for it, and
+    /// print its path.
+    #[arg(long, value_name = "DIR", exclusive = true)]
+    pub dump: Option<PathBuf>,
+
     /// Longest time events wait in memory before they are written: what a follower of the
     /// capture (the live cockpit) lags behind at most.
     #[arg(long, value_name = "DURATION", default_value = "250ms", value_parser = parse_duration)]
     pub flush_interval: Duration,
+}
+
+/// A disk budget: at least 4 MiB (a ring needs room for a few segments).
+fn parse_disk(text: &str) -> Result<u64, String> {
+    let bytes = parse_size(text)?;
+    if bytes < 4 << 20 {
+        return Err(format!(
+            "`{text}` is under 4MiB: the ring needs room for a few segments"
+        ));
+    }
+    Ok(bytes)
 }
 
 /// Which objects are embedded (`--embed-binaries`).

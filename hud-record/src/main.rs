@@ -3,6 +3,7 @@
 mod btf;
 mod cli;
 mod error;
+mod flight;
 mod output;
 mod pidns;
 mod polls;
@@ -64,8 +65,16 @@ fn check_sample_rate(hz: u32) -> error::Result<()> {
 }
 
 fn run(args: &cli::Args) -> error::Result<()> {
+    if let Some(dir) = &args.dump {
+        let dump = flight::request_dump(dir, std::time::Duration::from_secs(60))?;
+        println!("{}", dump.display());
+        return Ok(());
+    }
     let target = target::resolve(args.pid, args.name.as_deref())?;
     let dest = match args.output.as_deref() {
+        _ if args.flight_recorder.is_some() => {
+            Destination::Ring(args.flight_recorder.clone().expect("checked"))
+        }
         Some(p) if p.as_os_str() == "-" => Destination::Stdout,
         Some(p) => Destination::File(p.to_path_buf()),
         None => Destination::File(format!("hud-{}.hudcap", target.pid).into()),

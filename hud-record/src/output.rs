@@ -21,6 +21,8 @@ use crate::error::{RecordError, Result};
 pub enum Destination {
     Stdout,
     File(PathBuf),
+    /// `--flight-recorder DIR`: a ring of segment files and dumps (`crate::flight`).
+    Ring(PathBuf),
 }
 
 impl Destination {
@@ -28,6 +30,7 @@ impl Destination {
         match self {
             Destination::Stdout => "standard output".into(),
             Destination::File(p) => p.display().to_string(),
+            Destination::Ring(dir) => format!("a flight recorder's ring in {}", dir.display()),
         }
     }
 }
@@ -108,7 +111,7 @@ fn output_error(message: String) -> RecordError {
 /// Checks that `dest` can be written (for a fast, clear refusal before anything is attached).
 pub fn check(dest: &Destination, force: bool) -> Result<()> {
     match dest {
-        Destination::Stdout => Ok(()),
+        Destination::Stdout | Destination::Ring(_) => Ok(()),
         Destination::File(path) => existing(path, force).map(|_| ()),
     }
 }
@@ -174,6 +177,12 @@ pub fn open(dest: &Destination, force: bool) -> Result<(Writer, Publication)> {
             ));
         }
         Destination::File(path) => path,
+        Destination::Ring(dir) => {
+            return Err(output_error(format!(
+                "{} is a flight recorder's directory: its ring is opened by the flight recorder",
+                dir.display()
+            )))
+        }
     };
     if existing(path, force)? == Some(true) {
         // A device or FIFO the user named: written as it is, never replaced or chmod-ed.
@@ -237,6 +246,14 @@ fn temporary_beside(path: &Path) -> Result<PathBuf> {
 }
 
 impl Publication {
+    /// Nothing to do when recording starts (a flight recorder's ring has no final name).
+    pub fn nothing() -> Self {
+        Publication {
+            pending: None,
+            release: None,
+        }
+    }
+
     /// Gives the capture its final name (recording has started). Without `--force` an existing
     /// file is never replaced, even one created since the start; with it, a capture another
     /// recorder still writes is not replaced either.

@@ -299,8 +299,31 @@ impl ModelBuilder {
             m.off_cpu.push(off);
         }
         self.implausible += implausible;
-        m.mappings
-            .extend(c.mappings.iter().map(|mp| mp.to_mapping()));
+        for mapping in c.mappings.iter().map(|mp| mp.to_mapping()) {
+            // Each segment of a flight recorder's ring says its mappings again.
+            let same = |k: &hud_format::types::Mapping| {
+                (
+                    k.start,
+                    k.end,
+                    k.file_offset,
+                    k.inode,
+                    &k.path,
+                    &k.build_id,
+                    &k.perms,
+                ) == (
+                    mapping.start,
+                    mapping.end,
+                    mapping.file_offset,
+                    mapping.inode,
+                    &mapping.path,
+                    &mapping.build_id,
+                    &mapping.perms,
+                )
+            };
+            if !m.mappings.iter().rev().any(same) {
+                m.mappings.push(mapping);
+            }
+        }
         for counter in c.counters.iter() {
             m.counters
                 .insert(counter.name.to_string(), counter.value.to_native());
@@ -426,16 +449,29 @@ impl ModelBuilder {
         }
     }
 
-    /// Takes a provenance frame (format 1.4): where the target ran; a later one (a dump's)
-    /// completes an earlier one.
+    /// Takes a provenance frame (format 1.4): where the target ran. One with a dump's window,
+    /// before any chunk, says where the chunks start (a dump of a flight recorder's ring, or the
+    /// ring read whole, begins at a segment: the chunks before it were left out, not lost).
+    /// Segment marks met later are not kept: the capture's own dump, if any, names it.
     pub fn push_provenance(&mut self, p: hud_format::types::Provenance) {
-        let dump = p.dump.clone();
-        match &mut self.model.provenance {
-            Some(known) if p.thread_kernel_ids.is_empty() && p.cgroup.is_empty() => {
-                known.dump = dump.or(known.dump.take());
+        if let (Some(d), None) = (&p.dump, self.last_end) {
+            self.expected_seq = d.first_seq;
+            let m = &mut self.model;
+            if d.from_ns > m.start && m.threads.is_empty() {
+                m.start = d.from_ns;
+                m.end = m.end.max(d.from_ns);
             }
-            _ => self.model.provenance = Some(p),
         }
+        // The place comes from the newest frame; the dump from the capture's own (a segment's
+        // mark only when there is none: the ring read whole).
+        let dump = match (&self.model.provenance, &p.dump) {
+            (Some(known), None) => known.dump.clone(),
+            (Some(known), Some(d)) if d.reason == "segment" && known.dump.is_some() => {
+                known.dump.clone()
+            }
+            _ => p.dump.clone(),
+        };
+        self.model.provenance = Some(hud_format::types::Provenance { dump, ..p });
     }
 
     /// Appends a polls frame (format 1.3, `--poll-probes`).
@@ -613,7 +649,10 @@ impl ModelBuilder {
             ));
         }
         let m = &self.model;
-        let mut notices: Vec<String> = ending.notice().into_iter().collect();
+        // A flight recorder's dump, or its ring read whole, ends without an index by design.
+        let by_design =
+            m.provenance.as_ref().is_some_and(|p| p.dump.is_some()) && *ending == Ending::Unclosed;
+        let mut notices: Vec<String> = ending.notice().filter(|_| !by_design).into_iter().collect();
         notices.extend(m.missing.iter().map(|gap| gap.describe(m.start)));
         notices.append(&mut self.model.notices);
         self.model.notices = notices;

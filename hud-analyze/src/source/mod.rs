@@ -59,6 +59,22 @@ pub fn open(path: &Path, read: &ReadOptions) -> Result<Opened, AnalyzeError> {
     let shown = path.display().to_string();
     let io =
         |what: &str, e| AnalyzeError::Capture(hud_format::Error::io(format!("{what} {shown}"), e));
+    if path.is_dir() {
+        // A flight recorder's directory: its ring, read as one capture.
+        let ring = hud_format::ring::ring_dir(path).ok_or_else(|| {
+            io(
+                "reading",
+                std::io::Error::other(
+                    "a directory, and no flight recorder's ring (ring/base.hudseg) in it: name a \
+                     capture file, or a dump in it",
+                ),
+            )
+        })?;
+        let bytes = hud_format::ring::read(&ring).map_err(|e| io("reading the ring in", e))?;
+        let still_written = ring.join("recorder.pid").exists();
+        let capture = Capture::from_bytes_with(bytes, read)?;
+        return Ok(Opened::File(capture, still_written));
+    }
     let file = open_nonblocking(path).map_err(|e| io("opening", e))?;
     let kind = file.metadata().map_err(|e| io("reading", e))?.file_type();
     if kind.is_file() {
@@ -227,6 +243,23 @@ pub fn load_file(capture: &Capture) -> Result<Loaded, AnalyzeError> {
         }
     }
     builder.chunk_tasks_given_first();
+    // Where the target ran (format 1.4), before the chunks: a dump's says where its chunks
+    // start. (Only those before the first chunk can; later ones, a ring's segment marks, only
+    // name the window.)
+    let first_chunk = frames
+        .iter()
+        .find(|f| f.header.kind == FrameKind::Chunk)
+        .map_or(u64::MAX, |f| f.offset);
+    for frame in frames
+        .iter()
+        .filter(|f| f.header.kind == FrameKind::Provenance && f.offset < first_chunk)
+    {
+        match capture.provenance(frame) {
+            Ok(p) => builder.push_provenance(p),
+            Err(e) if salvage => builder.note_damage(Damage::of_frame(frame, e)),
+            Err(e) => return Err(e.into()),
+        }
+    }
     // Damage found by the scan, fed to the builder in file order between the chunks.
     let mut scan_damage = capture.damage().iter().cloned().peekable();
     let chunks: Vec<FrameRef> = frames
@@ -289,16 +322,6 @@ pub fn load_file(capture: &Capture) -> Result<Loaded, AnalyzeError> {
             }
         }
         capture.release(batch);
-    }
-    for frame in frames
-        .iter()
-        .filter(|f| f.header.kind == FrameKind::Provenance)
-    {
-        match capture.provenance(frame) {
-            Ok(p) => builder.push_provenance(p),
-            Err(e) if salvage => builder.note_damage(Damage::of_frame(frame, e)),
-            Err(e) => return Err(e.into()),
-        }
     }
     for frame in frames.iter().filter(|f| f.header.kind == FrameKind::Polls) {
         match capture.polls(frame) {

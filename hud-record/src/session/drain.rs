@@ -46,6 +46,8 @@ pub(super) struct Drain {
     uprobes_looked_up: Option<Instant>,
     /// The poll probes being detached (over budget), until that is over.
     detaching: Option<crate::probes::Detaching>,
+    /// `--flight-recorder`: the ring, its dumps and its trigger.
+    pub(super) flight: Option<crate::flight::FlightRecorder>,
 }
 
 impl Drain {
@@ -68,6 +70,7 @@ impl Drain {
             polls: None,
             uprobes_looked_up: None,
             detaching: None,
+            flight: None,
         }
     }
 
@@ -254,6 +257,13 @@ impl Drain {
     /// A sample or an off-CPU episode, into the writer.
     fn push_event(&mut self, r: &StackRecord, user: &[u64], kernel: &[u64]) -> Result<()> {
         let h: RecordHeader = r.header;
+        if let Some(watch) = self.flight.as_mut().and_then(|f| f.watch.as_mut()) {
+            if h.kind == kind::SAMPLE {
+                watch.sample(h.tid, h.ts_ns, r.task_id, r.tick);
+            } else {
+                watch.off_cpu(h.tid, h.ts_ns, r.duration_ns, r.task_id);
+            }
+        }
         // Its task rides in the chunk's order (no time or thread per row).
         if h.kind == kind::SAMPLE {
             self.writer
@@ -323,6 +333,9 @@ impl Drain {
             .set_counter("unknown_record", self.unknown_records);
         self.writer.set_now(procfs::monotonic_ns());
         self.writer.maybe_flush().map_err(write_error)?;
+        if let Some(flight) = &mut self.flight {
+            flight.tick(&mut self.writer)?;
+        }
         Ok(())
     }
 

@@ -95,7 +95,7 @@ pub fn record(
     tracefs::check_switch_layout(&offsets)?;
     let cpus = aya::util::online_cpus()
         .map_err(|(what, e)| RecordError::Other(format!("reading {what}: {e}")))?;
-    let stop = stop_on_signals()?;
+    let stop = stop_on_signals(args.flight_recorder.is_none())?;
     // Watch the target through a pidfd: it becomes readable when the process exits, and it can
     // not be confused with a new process reusing the pid.
     let pidfd = open_pidfd(target.pid)?;
@@ -119,7 +119,7 @@ pub fn record(
     // The kernel's id of the target, which the programs compare (another one when the recorder
     // runs in a PID namespace of its own).
     let mut ids = crate::pidns::KernelIds::resolve(target.pid, &offsets)?;
-    let (mut writer, maps, publication) = open_capture(args, target, ids.pid, dest, &cpus)?;
+    let (mut writer, maps, publication, flight) = open_capture(args, target, ids.pid, dest, &cpus)?;
     writer.set_task_source(&crate::tasks::source(&task_ids));
     let mut config = probe_config(args, target, ids.pid, offsets, task_ids.ok());
     let (poll_fns, poll_task_ids) = match poll_fns {
@@ -138,7 +138,7 @@ pub fn record(
         &mut ids,
         dest,
         &mut probes,
-        writer,
+        (writer, flight),
         maps,
         publication,
     )?;
@@ -212,14 +212,20 @@ pub fn record(
 }
 
 /// The capture, opened under its temporary name: the header (from the target's first maps),
-/// the mappings, the vDSO and, with `--embed-binaries`, the objects.
+/// the mappings, the vDSO and the objects `--embed-binaries` asks for. For the flight recorder,
+/// its ring, whose base holds all of that.
 fn open_capture(
     args: &Args,
     target: &ProcessInfo,
     kernel_pid: u32,
     dest: &Destination,
     cpus: &[u32],
-) -> Result<(Writer, MappingTracker, output::Publication)> {
+) -> Result<(
+    Writer,
+    MappingTracker,
+    output::Publication,
+    Option<crate::flight::FlightRecorder>,
+)> {
     let start_ns = procfs::monotonic_ns();
     let mut maps = MappingTracker::default();
     let initial_maps = maps.rescan(target.pid, start_ns).map_err(|e| {
@@ -232,7 +238,17 @@ fn open_capture(
         }
     })?;
     let header = build_header(args, target, kernel_pid, cpus, start_ns, &initial_maps);
-    let (out, publication) = output::open(dest, args.force)?;
+    let mut flight = match dest {
+        Destination::Ring(dir) => Some(crate::flight::FlightRecorder::create(
+            flight_options(args, dir),
+            &header,
+        )?),
+        _ => None,
+    };
+    let (out, publication): (Box<dyn Write + Send>, _) = match &flight {
+        Some(f) => (Box::new(f.ring.output()), output::Publication::nothing()),
+        None => output::open(dest, args.force)?,
+    };
     let options = WriterOptions {
         flush_interval: args.flush_interval,
         ..WriterOptions::default()
@@ -249,7 +265,28 @@ fn open_capture(
             .map_err(start_error)?;
     }
     embed_binaries(&mut writer, args, target, &maps)?;
-    Ok((writer, maps, publication))
+    if let Some(f) = &mut flight {
+        // The ring's base ends here: every dump starts with these frames.
+        f.ring
+            .files()
+            .seal_base(procfs::monotonic_ns())
+            .map_err(|e| RecordError::Output(format!("the flight recorder's ring: {e}")))?;
+    }
+    Ok((writer, maps, publication, flight))
+}
+
+/// `--flight-recorder`'s options (`--before` at most `--keep`).
+fn flight_options(args: &Args, dir: &Path) -> crate::flight::FlightOptions {
+    crate::flight::FlightOptions {
+        dir: dir.to_path_buf(),
+        keep: args.keep,
+        max_disk: args.max_disk,
+        before: args.before.min(args.keep),
+        after: args.after,
+        max_dumps: args.max_dumps.max(1),
+        trigger_blocked: args.trigger_blocked,
+        trigger_cooldown: args.trigger_cooldown,
+    }
 }
 
 /// Stack bytes copied with each kept event, and whether samples of user code get copies too.
@@ -338,7 +375,7 @@ fn begin(
     ids: &mut crate::pidns::KernelIds,
     dest: &Destination,
     probes: &mut Probes,
-    mut writer: Writer,
+    (mut writer, mut flight): (Writer, Option<crate::flight::FlightRecorder>),
     maps: MappingTracker,
     mut publication: output::Publication,
 ) -> Result<Drain> {
@@ -356,6 +393,9 @@ fn begin(
     probes.add_threads(threads.iter().map(|(tid, _)| *tid))?;
     let provenance = crate::pidns::provenance(target.pid, ids, &pairs);
     writer.write_provenance(&provenance).map_err(write_error)?;
+    if let Some(f) = &mut flight {
+        f.set_place(provenance);
+    }
     // Recording: the capture takes its name (until now a failure left nothing behind).
     publication.publish()?;
     eprintln!(
@@ -388,6 +428,7 @@ fn begin(
     }
     // (A target without frame pointers gets whole stacks in leaf mode: never left out.)
     let mut drain = Drain::new(writer, maps, target.pid, probes.leaf_windows);
+    drain.flight = flight;
     drain.writer.flush_chunk().map_err(write_error)?;
     Ok(drain)
 }
@@ -477,6 +518,16 @@ fn finish(
         if reason == StopReason::ReaderGone {
             return Ok(());
         }
+        if let Some(mut flight) = drain.flight.take() {
+            // A dump whose window was still open is written with what there is.
+            let result = flight.write_pending(&mut drain.writer).and_then(|()| {
+                let mut out = drain.writer.finish_without_index().map_err(write_error)?;
+                out.flush()
+                    .map_err(|e| RecordError::Output(format!("finishing the ring: {e}")))
+            });
+            flight.close();
+            return result;
+        }
         // Dropping `out` closes the file and lets go of its lock: a follower then knows the
         // capture is complete.
         let mut out = drain.writer.finish().map_err(write_error)?;
@@ -487,14 +538,15 @@ fn finish(
 }
 
 /// A flag the signals that mean "stop" set: SIGINT, SIGTERM, and SIGHUP too (an ssh session
-/// dropping must close the capture, not kill the recorder).
-fn stop_on_signals() -> Result<Arc<AtomicBool>> {
+/// dropping must close the capture, not kill the recorder) unless `hup_stops` is false (the
+/// flight recorder, where SIGHUP starts a new segment, as daemons reopen their files).
+fn stop_on_signals(hup_stops: bool) -> Result<Arc<AtomicBool>> {
     let stop = Arc::new(AtomicBool::new(false));
-    for signal in [
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGHUP,
-    ] {
+    let mut signals = vec![signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM];
+    if hup_stops {
+        signals.push(signal_hook::consts::SIGHUP);
+    }
+    for signal in signals {
         signal_hook::flag::register(signal, Arc::clone(&stop))
             .map_err(|e| RecordError::Other(format!("cannot handle signals: {e}")))?;
     }

@@ -60,5 +60,13 @@ pub(super) fn file_size(dest: &Destination) -> u64 {
     match dest {
         Destination::File(p) => std::fs::metadata(p).map(|m| m.len()).unwrap_or(0),
         Destination::Stdout => 0,
+        Destination::Ring(dir) => std::fs::read_dir(dir.join("ring"))
+            .map(|entries| {
+                entries
+                    .filter_map(|e| e.ok()?.metadata().ok())
+                    .map(|m| m.len())
+                    .sum()
+            })
+            .unwrap_or(0),
     }
 }

@@ -4,7 +4,9 @@
 //! a real service: the blocking call sits directly in the task's code. Build with frame pointers and debug info (`cargo xtask demo` does).
 //!
 //! Usage: hud-demo [--seconds N] [--workers N] [--thread-name NAME] [--busy] [--quiet]
-//! [--timings PATH]. `--timings` logs each sleep and checksum as the demo measured them
+//! [--timings PATH] [--stall-at SECONDS [--stall-ms MS]]. `--stall-at` plants one long blocker
+//! (`planted_stall`, a 300 ms sleep by default) that many seconds after the start, for the
+//! flight recorder's trigger. `--timings` logs each sleep and checksum as the demo measured them
 //! (`sleep|cpu START_NS END_NS TID`, CLOCK_MONOTONIC, see `hud_demo::timings`).
 //! Prints `iterations: N` (healthy request loop iterations) and `per_second: X` at exit, so the
 //! overhead of a profiler can be measured as the drop in throughput.
@@ -35,6 +37,9 @@ struct Options {
     /// with any CPU a profiler takes, which is what the overhead benchmark wants to see.
     busy: bool,
     timings: Option<std::path::PathBuf>,
+    /// `--stall-at`: when the planted stall happens, and how long it lasts.
+    stall_at: Option<f64>,
+    stall_ms: u64,
 }
 
 fn parse_options() -> Options {
@@ -45,6 +50,8 @@ fn parse_options() -> Options {
         quiet: false,
         busy: false,
         timings: None,
+        stall_at: None,
+        stall_ms: 300,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -65,6 +72,19 @@ fn parse_options() -> Options {
             "--quiet" => options.quiet = true,
             "--busy" => options.busy = true,
             "--timings" => options.timings = Some(args.next().expect("--timings PATH").into()),
+            "--stall-at" => {
+                options.stall_at = Some(
+                    args.next()
+                        .and_then(|v| v.parse().ok())
+                        .expect("--stall-at SECONDS"),
+                )
+            }
+            "--stall-ms" => {
+                options.stall_ms = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .expect("--stall-ms MS")
+            }
             other => {
                 eprintln!("hud-demo: unknown argument {other}");
                 std::process::exit(2);
@@ -88,6 +108,13 @@ fn main() {
     let data_file = prepare_data_file();
     start_lock_holder();
     let started = Instant::now();
+    if let Some(at) = options.stall_at {
+        let stall = Duration::from_millis(options.stall_ms);
+        runtime.spawn(async move {
+            tokio::time::sleep(Duration::from_secs_f64(at)).await;
+            planted_stall(stall).await;
+        });
+    }
     runtime.block_on(serve(
         Duration::from_secs_f64(options.seconds),
         data_file.clone(),
@@ -188,6 +215,14 @@ async fn sleepy_handler() {
     let start = timings::now_ns();
     std::thread::sleep(Duration::from_millis(SLEEP_MS)); // GROUND TRUTH: sleepy_handler
     timings::log(Call::Sleep, start);
+}
+
+/// BLOCKER (off-CPU, sleep, once, only with `--stall-at`): the intermittent stall a flight
+/// recorder is left running to catch.
+async fn planted_stall(length: Duration) {
+    let start = timings::now_ns();
+    std::thread::sleep(length); // GROUND TRUTH: planted_stall
+    timings::log(Call::Stall, start);
 }
 
 /// BLOCKER (off-CPU, lock): a std::sync::Mutex that a background thread holds for 30 ms.

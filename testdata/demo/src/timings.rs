@@ -23,16 +23,19 @@ pub enum Call {
     Cpu,
     /// hud-tailcall's `normalize`.
     Normalize,
+    /// The demo's planted stall (`--stall-at`).
+    Stall,
 }
 
 impl Call {
-    const ALL: [Call; 3] = [Call::Sleep, Call::Cpu, Call::Normalize];
+    const ALL: [Call; 4] = [Call::Sleep, Call::Cpu, Call::Normalize, Call::Stall];
 
     pub fn name(self) -> &'static str {
         match self {
             Call::Sleep => "sleep",
             Call::Cpu => "cpu",
             Call::Normalize => "normalize",
+            Call::Stall => "stall",
         }
     }
 }

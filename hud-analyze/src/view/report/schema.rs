@@ -87,8 +87,10 @@ pub struct ContainerOut {
 pub struct DumpOut {
     /// `signal`, `request`, `blocked` or `exit`.
     pub reason: String,
-    /// The trigger's moment, seconds from the start of the capture.
+    /// The trigger's moment, seconds from the start of the capture, and as CLOCK_MONOTONIC ns
+    /// of the recording machine (to match with the service's own logs of that boot).
     pub trigger_s: f64,
+    pub trigger_ns: u64,
     pub detail: String,
 }
 
@@ -569,6 +571,7 @@ impl Report {
                     .map(|d| DumpOut {
                         reason: d.reason.clone(),
                         trigger_s: secs(d.trigger_ns.saturating_sub(m.start)),
+                        trigger_ns: d.trigger_ns,
                         detail: d.detail.clone(),
                     }),
                 stack_copies: {

@@ -108,7 +108,12 @@ fn header(out: &mut String, r: &Report, st: &Style) {
     if let Some(place) = container_line(c) {
         let _ = writeln!(out, "{place}");
     }
-    if let Some(d) = &c.dump {
+    if c.dump.as_ref().is_some_and(|d| d.reason == "segment") {
+        let _ = writeln!(
+            out,
+            "a flight recorder's ring, read whole: from its oldest segment kept on"
+        );
+    } else if let Some(d) = &c.dump {
         let _ = writeln!(
             out,
             "flight-recorder dump ({}) around {:.2} s{}",
