@@ -7,6 +7,7 @@
 //! them, and [`live`] drives it from a growing capture; progress goes through an [`observer::Observer`], so the library never owns the terminal.
 
 pub mod analysis;
+pub mod debuginfod;
 pub mod error;
 pub mod live;
 pub mod model;

@@ -131,6 +131,8 @@ impl HowArgs {
                 binaries: self.binaries.clone(),
                 debug_dirs: self.debug_dirs.clone(),
                 process_root: None,
+                debuginfod: hud_analyze::debuginfod::Debuginfod::from_env()
+                    .map(std::sync::Arc::new),
             },
             thresholds: Thresholds {
                 off_cpu_ns: nanos(self.threshold),

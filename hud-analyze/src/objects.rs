@@ -4,7 +4,7 @@
 //! Order: `--binary` overrides, copies embedded in the capture, the recorded path when its
 //! build-id matches, the same path inside the target's own root while it still runs on this
 //! machine (a container's files), then debug directories (`.build-id/ab/cdef….debug`) and
-//! `.gnu_debuglink`.
+//! `.gnu_debuglink`, and last debuginfod servers (`DEBUGINFOD_URLS`, see [`crate::debuginfod`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -36,6 +36,8 @@ pub enum Origin {
     RecordedPath(PathBuf),
     /// The recorded path inside the live target's root (`/proc/PID/root/…`).
     ProcessRoot(PathBuf),
+    /// Fetched by build-id from a debuginfod server, in its cache.
+    Debuginfod(PathBuf),
     DebugFile(PathBuf),
 }
 
@@ -46,6 +48,7 @@ impl std::fmt::Display for Origin {
             Origin::Embedded => write!(f, "the copy embedded in the capture"),
             Origin::RecordedPath(p) => write!(f, "{}", p.display()),
             Origin::ProcessRoot(p) => write!(f, "{} (the running target's own file)", p.display()),
+            Origin::Debuginfod(p) => write!(f, "{} (from debuginfod)", p.display()),
             Origin::DebugFile(p) => write!(f, "{}", p.display()),
         }
     }
@@ -99,6 +102,8 @@ pub struct SearchPaths {
     /// `/proc/PID/root` of the recorded process when it still runs on this machine (same boot):
     /// its files as it sees them, where a container keeps its binaries.
     pub process_root: Option<PathBuf>,
+    /// Servers to fetch missing objects and debug files from, by build-id.
+    pub debuginfod: Option<Arc<crate::debuginfod::Debuginfod>>,
 }
 
 impl SearchPaths {
@@ -242,13 +247,24 @@ fn locate_elsewhere(
         }
     }
     // 4. A debug file alone (the binary is gone but its debug info is installed).
-    let (debug_path, debug) = debug_file_by_build_id(build_id, search)?;
-    Some(Located {
-        origin: Origin::DebugFile(debug_path.clone()),
-        file: Arc::clone(&debug),
-        debug: Some((debug_path, debug)),
-        passed_over: None,
-    })
+    if let Some((debug_path, debug)) = debug_file_by_build_id(build_id, search) {
+        return Some(Located {
+            origin: Origin::DebugFile(debug_path.clone()),
+            file: Arc::clone(&debug),
+            debug: Some((debug_path, debug)),
+            passed_over: None,
+        });
+    }
+    // 5. debuginfod: the object by its build-id (its debug info, if it has none, in `with_debug`).
+    let server = search.debuginfod.as_ref()?;
+    let path = server.fetch(build_id, crate::debuginfod::Artifact::Executable)?;
+    let bytes = map_file(&path)?;
+    *first_mismatch = None;
+    Some(with_debug(
+        Origin::Debuginfod(path),
+        Arc::new(bytes),
+        search,
+    ))
 }
 
 /// Adds a separate debug file when the object has no DWARF of its own.
@@ -285,6 +301,14 @@ fn with_debug(origin: Origin, file: Arc<Bytes>, search: &SearchPaths) -> Located
                     .map(|b| (p, Arc::new(b)))
             });
         }
+    }
+    if debug.is_none() {
+        // Last, the debug file a debuginfod server has for this build.
+        debug = search.debuginfod.as_ref().and_then(|server| {
+            let path = server.fetch(&id, crate::debuginfod::Artifact::Debuginfo)?;
+            let bytes = map_file(&path).filter(|b| has_dwarf(b))?;
+            Some((path, Arc::new(bytes)))
+        });
     }
     Located {
         origin,

@@ -158,6 +158,7 @@ fn a_wrong_binary_is_an_error_naming_both_build_ids() {
             binaries: vec![exe.clone().into()],
             debug_dirs: vec![],
             process_root: None,
+            debuginfod: None,
         },
         ..Options::default()
     };
@@ -188,6 +189,7 @@ fn a_matching_embedded_copy_wins_over_a_wrong_binary_of_the_same_name() {
             binaries: vec![wrong.clone()],
             debug_dirs: vec![],
             process_root: None,
+            debuginfod: None,
         },
         ..Options::default()
     };
@@ -474,4 +476,156 @@ fn libc_frames_are_named_from_its_separate_debug_file() {
         "no glibc source line from the compressed DWARF: {frames:?}"
     );
     assert!(leaf.line > 0, "{frames:?}");
+}
+
+/// A `debuginfod` server (Debian's, the real one) serving `dir`, on a free port; killed when
+/// dropped. `None` when it is not installed (`cargo xtask setup` installs it), unless
+/// HUD_REQUIRE_EBPF=1 (CI), where that fails.
+struct Server(std::process::Child, u16);
+
+impl Server {
+    fn start(dir: &std::path::Path, db: &std::path::Path) -> Option<Self> {
+        if !std::path::Path::new("/usr/bin/debuginfod").exists() {
+            assert!(
+                std::env::var("HUD_REQUIRE_EBPF").as_deref() != Ok("1"),
+                "debuginfod is not installed (cargo xtask setup)"
+            );
+            eprintln!("skipping: debuginfod is not installed (cargo xtask setup)");
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new("/usr/bin/debuginfod")
+            .args(["-F"])
+            .arg(dir)
+            .args(["-p", &port.to_string(), "-d"])
+            .arg(db)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start debuginfod");
+        Some(Server(child, port))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn an_object_gone_from_its_path_is_fetched_by_build_id_from_debuginfod() {
+    let ip = outer_probe();
+    let (mut mapping, exe) = own_mapping(ip);
+    if mapping.build_id.is_empty() {
+        eprintln!("test binary has no build-id; nothing to fetch");
+        return;
+    }
+    // (debuginfod's scan passes over hidden directories: tempdir's `.tmpXXXX` names.)
+    let serve = tempfile::Builder::new()
+        .prefix("hud-debuginfod-")
+        .tempdir()
+        .unwrap();
+    // Without its DWARF (the server would index every source file it names, a minute for this
+    // test binary): the symbol table names the probe, and the build-id stays.
+    let status = std::process::Command::new("objcopy")
+        .arg("--strip-debug")
+        .arg(&exe)
+        .arg(serve.path().join("app"))
+        .status()
+        .expect("objcopy (binutils)");
+    assert!(status.success());
+    let work = tempfile::tempdir().unwrap();
+    let Some(server) = Server::start(serve.path(), &work.path().join("db.sqlite")) else {
+        return;
+    };
+    mapping.path = "/gone/elsewhere/app".into();
+    let capture = capture(&mapping, "/gone/elsewhere/app", &[ip], None);
+    let cache = work.path().join("cache");
+    let debuginfod = std::sync::Arc::new(hud_analyze::debuginfod::Debuginfod::new(
+        vec![format!("http://127.0.0.1:{}", server.1)],
+        cache.clone(),
+        std::time::Duration::from_secs(10),
+    ));
+    let options = Options {
+        search: SearchPaths {
+            binaries: vec![],
+            debug_dirs: vec![],
+            process_root: None,
+            debuginfod: Some(debuginfod),
+        },
+        ..Options::default()
+    };
+    // The server listens, then scans its directory, after it starts: asked (with a cache of its
+    // own) until it has the file. (The analyzer remembers an object it did not find, and a
+    // server that refused, for the process's life.)
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let probe = hud_analyze::debuginfod::Debuginfod::new(
+            vec![format!("http://127.0.0.1:{}", server.1)],
+            work.path().join("probe-cache"),
+            std::time::Duration::from_secs(10),
+        );
+        if probe
+            .fetch(
+                &mapping.build_id,
+                hud_analyze::debuginfod::Artifact::Executable,
+            )
+            .is_some()
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "debuginfod never served the object: {:?}",
+            probe.take_notes()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    let a = analyze(&capture, &options).unwrap();
+    assert!(
+        a.symbols.objects[0].source.ends_with("(from debuginfod)"),
+        "{}",
+        a.symbols.objects[0].source
+    );
+    // The served copy has its symbol table only: the probe, inlined, is named by the function
+    // it is inlined into.
+    let frames = a.symbols.stack(&a.model, a.model.samples[0].stack);
+    assert!(frames[0].function.ends_with("outer_probe"), "{frames:?}");
+    assert!(
+        a.symbols
+            .warnings
+            .iter()
+            .any(|w| w.starts_with("fetched the executable of build-id")),
+        "{:?}",
+        a.symbols.warnings
+    );
+    let id = hud_analyze::objects::hex(&mapping.build_id);
+    assert!(cache.join(&id).join("executable").is_file());
+    // Cached: found again with the server gone.
+    drop(server);
+    let offline = Options {
+        search: SearchPaths {
+            binaries: vec![],
+            debug_dirs: vec![],
+            process_root: None,
+            debuginfod: Some(std::sync::Arc::new(
+                hud_analyze::debuginfod::Debuginfod::new(
+                    vec!["http://127.0.0.1:9".into()],
+                    cache,
+                    std::time::Duration::from_secs(2),
+                ),
+            )),
+        },
+        ..Options::default()
+    };
+    let a = analyze(&capture, &offline).unwrap();
+    let frames = a.symbols.stack(&a.model, a.model.samples[0].stack);
+    assert!(frames[0].function.ends_with("outer_probe"), "{frames:?}");
+    assert!(a.symbols.warnings.is_empty(), "{:?}", a.symbols.warnings);
 }

@@ -25,6 +25,11 @@ pub fn run() -> Result<()> {
     // libc's symbols and DWARF, in the distribution's separate debug file: a test checks that
     // libc frames are named from it.
     apt_packages(&["libc6-dbg"], Path::new("/usr/share/doc/libc6-dbg"))?;
+    // A real debuginfod server, which a test fetches a missing object from; objcopy (binutils)
+    // strips the copy it serves; unshare/nsenter (util-linux) make the container-like target.
+    apt_packages(&["debuginfod"], Path::new("/usr/bin/debuginfod"))?;
+    apt_packages(&["binutils"], Path::new("/usr/bin/objcopy"))?;
+    apt_packages(&["util-linux"], Path::new("/usr/bin/nsenter"))?;
     perfetto_schema()?;
     rust_src()?;
     bpf_linker()?;

@@ -75,7 +75,8 @@ impl std::fmt::Display for Diagnostic {
             Diagnostic::ObjectNotFound { path, share } => write!(
                 f,
                 "{path} not found ({} of code addresses unnamed): pass --binary PATH (or \
-                 --debug-dir), or record with --embed-binaries so the capture carries it",
+                 --debug-dir), set DEBUGINFOD_URLS to a debuginfod server that has it, or record \
+                 with --embed-binaries so the capture carries it",
                 percent(*share)
             ),
             Diagnostic::Symbols(text) => write!(f, "{text}"),

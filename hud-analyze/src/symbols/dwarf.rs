@@ -456,6 +456,7 @@ fn file_name_of(origin: &objects::Origin) -> String {
         objects::Origin::Override(p)
         | objects::Origin::RecordedPath(p)
         | objects::Origin::ProcessRoot(p)
+        | objects::Origin::Debuginfod(p)
         | objects::Origin::DebugFile(p) => p
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())

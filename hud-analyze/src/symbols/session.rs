@@ -160,6 +160,9 @@ impl<'a> Symbolizer<'a> {
                 });
             }
             self.symbols.warnings.extend(passed_over);
+            if let Some(server) = &self.search.debuginfod {
+                self.symbols.warnings.extend(server.take_notes());
+            }
             if let Some(e) = mismatch {
                 if *path == self.target_exe {
                     self.symbols.mismatches.push(e);
