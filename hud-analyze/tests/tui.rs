@@ -555,3 +555,42 @@ fn the_flame_graph_walks_zooms_and_searches() {
     press(&mut state, &mut cache, KeyCode::Esc);
     assert_eq!(state.overlay, Overlay::None);
 }
+
+#[test]
+fn a_flight_recorder_dump_opens_at_its_trigger_marked_on_the_timeline() {
+    // The dump's provenance comes before its events, as the recorder writes it.
+    let mut s = Synth::new();
+    let trigger = START + 1_000 * MS;
+    s.writer
+        .write_provenance(&hud_format::types::Provenance {
+            pid_seen: 4242,
+            pid_in_namespace: 4242,
+            dump: Some(hud_format::types::Dump {
+                reason: "blocked".into(),
+                trigger_ns: trigger,
+                detail: "thread 10 blocked off CPU for 300.0 ms in task 7".into(),
+                from_ns: START,
+                to_ns: START + 2_000 * MS,
+                first_seq: 0,
+            }),
+            ..Default::default()
+        })
+        .unwrap();
+    let snapshot = snapshot(busy_service_into_synth(s));
+    let state = State::for_model(&snapshot.analysis.model);
+    assert_eq!(state.cursor, trigger);
+    let text = screen((120, 40), &state, Some(&snapshot));
+    assert!(
+        text.contains("flight-recorder dump (blocked) around 1.00 s, marked ▼ on the timeline: thread 10 blocked off CPU for 300.0 ms in task 7"),
+        "{text}"
+    );
+    let axis = text
+        .lines()
+        .find(|l| l.contains('▼') && !l.contains("flight-recorder"))
+        .unwrap_or_else(|| panic!("no mark on the timeline: {text}"));
+    assert!(axis.contains("0.00s"), "{axis}");
+    // An ordinary capture opens as before.
+    let plain = snapshot_of(&Arc::new(busy_service().analyze()), Window::ALL);
+    let state = State::for_model(&plain.analysis.model);
+    assert_eq!((state.trigger, state.note.clone()), (None, None));
+}

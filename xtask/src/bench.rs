@@ -37,9 +37,10 @@ pub fn run(which: &str, seconds: u32, rounds: u32) -> Result<()> {
         "switch" => crate::bench_switch::run(seconds, rounds),
         "unwind" => crate::bench_unwind::run(seconds, rounds),
         "polls" => crate::bench_polls::run(seconds, rounds),
+        "flight" => crate::bench_flight::run(seconds),
         other => bail!(
             "unknown benchmark `{other}` (format, record, analyze, tui, export, live, switch, \
-             unwind, polls)"
+             unwind, polls, flight)"
         ),
     }
 }

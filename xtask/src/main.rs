@@ -11,6 +11,7 @@
 //! - `fuzz`: the analyzer's pipeline (or the reader alone) under cargo-fuzz (not in CI).
 
 mod bench;
+mod bench_flight;
 mod bench_live;
 mod bench_polls;
 mod bench_switch;
@@ -59,7 +60,9 @@ enum Task {
     /// `export` (each format, time and size), `live` (the live cockpit: latency, CPU, memory on a
     /// storm for --seconds, flush-interval cost), `switch` (per-switch cost: ns per run of each
     /// eBPF program, storm throughput alone / hud / perf), `unwind` (stack copies: leaf windows'
-    /// size, `--unwind dwarf` against `perf record --call-graph dwarf`, offline unwinding speed).
+    /// size, `--unwind dwarf` against `perf record --call-graph dwarf`, offline unwinding speed),
+    /// `flight` (the flight recorder's CPU and memory against a plain recording, side by side on
+    /// the busy demo for --seconds; its dumps' latency and size).
     Bench {
         #[arg(default_value = "format")]
         which: String,

@@ -30,6 +30,8 @@ pub fn run() -> Result<()> {
     apt_packages(&["debuginfod"], Path::new("/usr/bin/debuginfod"))?;
     apt_packages(&["binutils"], Path::new("/usr/bin/objcopy"))?;
     apt_packages(&["util-linux"], Path::new("/usr/bin/nsenter"))?;
+    // The flight recorder's systemd unit is checked by systemd-analyze.
+    apt_packages(&["systemd"], Path::new("/usr/bin/systemd-analyze"))?;
     perfetto_schema()?;
     rust_src()?;
     bpf_linker()?;

@@ -283,6 +283,11 @@ pub fn busy_service_with(options: WriterOptions) -> Synth {
     busy_service_into(Synth::with_options(options), 200)
 }
 
+/// The busy service written into `s` (which may hold frames already).
+pub fn busy_service_into_synth(s: Synth) -> Synth {
+    busy_service_into(s, 200)
+}
+
 fn busy_service_into(mut s: Synth, periods: u64) -> Synth {
     s.thread(10, "app-worker-0");
     s.thread(11, "app-worker-1");

@@ -104,8 +104,7 @@ where
             match update {
                 Update::Ready(s) => {
                     if snapshot.is_none() {
-                        let m = &s.analysis.model;
-                        state = State::new(m.start, m.end);
+                        state = State::for_model(&s.analysis.model);
                     }
                     pending = Some(s);
                 }
@@ -304,7 +303,7 @@ pub fn bench_headless(
         Err(_) => return Err(std::io::Error::other("the analysis thread stopped").into()),
     };
     let m = &snapshot.analysis.model;
-    state = State::new(m.start, m.end);
+    state = State::for_model(m);
     draw(&mut terminal, &state, Some(&snapshot), &worker)?;
     let complete = started.elapsed();
     let mut redraws = Vec::new();

@@ -172,9 +172,40 @@ pub struct State {
     pub paused: bool,
     /// Live: panels show the whole session's totals instead of the window of detail.
     pub accumulated: bool,
+    /// A flight recorder's dump: the moment it was written around (its trigger), marked on the
+    /// timeline.
+    pub trigger: Option<u64>,
 }
 
 impl State {
+    /// A state over `model`'s recording; a flight recorder's dump opens with the timeline's
+    /// cursor at its trigger, marked, and a line that says why it was written.
+    pub fn for_model(model: &crate::model::Model) -> Self {
+        let mut state = State::new(model.start, model.end);
+        let dump = model
+            .provenance
+            .as_ref()
+            .and_then(|p| p.dump.as_ref())
+            .filter(|d| d.reason != "segment");
+        if let Some(d) = dump {
+            let at = d.trigger_ns.clamp(state.bounds.0, state.bounds.1);
+            state.trigger = Some(at);
+            state.cursor = at;
+            state.note = Some(format!(
+                "flight-recorder dump ({}) around {:.2} s, marked ▼ on the timeline{}",
+                d.reason,
+                // As the timeline counts: from the capture's start.
+                at.saturating_sub(model.header.start_ns) as f64 / 1e9,
+                if d.detail.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", d.detail)
+                }
+            ));
+        }
+        state
+    }
+
     /// A state over a recording spanning `[start, end]`.
     pub fn new(start: u64, end: u64) -> Self {
         let end = end.max(start + 1);
@@ -195,6 +226,7 @@ impl State {
             note: None,
             paused: false,
             accumulated: false,
+            trigger: None,
         }
     }
 

@@ -175,6 +175,12 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, state: &State, s: &Snapshot, t
     put(0, &left);
     put((columns / 2).saturating_sub(mid.len() as u64 / 2), &mid);
     put(columns.saturating_sub(right.len() as u64), &right);
+    // A dump's trigger, over any label: what the dump was written for.
+    if let Some(at) = state.trigger.filter(|t| (from..=to).contains(t)) {
+        if let Some(slot) = axis.get_mut(column_of(at).min(columns - 1) as usize) {
+            *slot = '▼';
+        }
+    }
     // The cursor's mark, where no time label is (the title says the cursor's time anyway).
     if is_focused {
         if let Some(slot) = axis.get_mut(cursor_col as usize).filter(|c| **c == ' ') {
