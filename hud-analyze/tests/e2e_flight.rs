@@ -172,3 +172,52 @@ fn the_flight_recorder_keeps_its_bounds_and_dumps_on_request_and_on_a_stall() {
     );
     drop(demo);
 }
+
+/// A tmpfs mounted for a test, unmounted when dropped.
+struct SmallDisk(PathBuf);
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_shrinks_the_ring_and_recording_goes_on() {
+    if !ebpf_ready(&[demo_binary(), record_binary()]) {
+        return;
+    }
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let disk = dir.path().join("disk");
+    std::fs::create_dir(&disk).unwrap();
+    let status = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(&disk)
+        .status()
+        .unwrap();
+    assert!(status.success(), "mount a 1 MiB tmpfs");
+    let _mounted = SmallDisk(disk.clone());
+    // Someone else's file leaves the ring about 300 KiB, far under its --max-disk.
+    std::fs::write(disk.join("filler"), vec![0u8; 700 << 10]).unwrap();
+    let demo = Demo::start(30.0, &[]);
+    let out = Command::new(record_binary())
+        .args(["--pid", &demo.pid().to_string(), "-q", "--duration", "20"])
+        .arg("--flight-recorder")
+        .arg(disk.join("flight"))
+        .args(["--keep", "2m", "--max-disk", "64MiB"])
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "the recorder must go on: {log}");
+    assert!(
+        log.contains("flight event=disk_full segments_removed="),
+        "{log}"
+    );
+    // What is left reads as one capture, its newest seconds.
+    let whole = report(&disk.join("flight"));
+    let seconds = whole["capture"]["duration_s"].as_f64().unwrap();
+    assert!(seconds > 2.0 && seconds < 20.0, "{seconds} s kept");
+    assert!(has_blocker(&whole, "sleepy_handler"), "{log}");
+    drop(demo);
+}

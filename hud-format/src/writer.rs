@@ -711,6 +711,9 @@ impl<W: Write> CaptureWriter<W> {
         self.write_tasks(end, end)?;
         self.stack_nodes.clear();
         self.whole_stacks.clear();
+        // An index of a ring would point into segments removed since (none is written): what
+        // it holds would only grow for days.
+        self.index.clear();
         self.copies_seen.clear();
         self.copy_runs.clear();
         self.uncopied.clear();

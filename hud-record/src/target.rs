@@ -58,8 +58,20 @@ impl ProcessInfo {
 /// Resolves `--pid` or a name to exactly one process.
 pub fn resolve(pid: Option<u32>, name: Option<&str>) -> Result<ProcessInfo> {
     if let Some(pid) = pid {
-        let info = ProcessInfo::read(pid)
-            .ok_or_else(|| RecordError::NoSuchProcess(format!("no process with pid {pid}")))?;
+        let info = ProcessInfo::read(pid).ok_or_else(|| {
+            let namespaced =
+                crate::pidns::PidNamespace::of("self").is_ok_and(|ns| !ns.is_initial());
+            RecordError::NoSuchProcess(if namespaced {
+                format!(
+                    "no process with pid {pid} in this PID namespace (hud-record runs in a \
+                     container: it sees only that container's processes, by their ids there; \
+                     record from the host, or from a container sharing the target's PID \
+                     namespace)"
+                )
+            } else {
+                format!("no process with pid {pid}")
+            })
+        })?;
         // /proc/TID exists for every thread, though it is not listed: a thread id is not a
         // process (the eBPF filter and the pidfd take the process's id).
         if let Some(tgid) = thread_group_of(pid).filter(|&tgid| tgid != pid) {

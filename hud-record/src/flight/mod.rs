@@ -143,8 +143,27 @@ impl FlightRecorder {
             )
         };
         let reopen = self.reopen.swap(false, Ordering::Relaxed);
-        if reopen || age >= self.segment_ns || bytes >= self.options.max_disk / 8 {
+        // The file system filling up (other writers, a small volume): the ring shrinks before
+        // a write fails, keeping room for a segment to grow; its cap is then what the volume
+        // can hold.
+        let used = self.ring.files().disk_bytes();
+        let free = free_bytes(&self.options.dir).unwrap_or(u64::MAX);
+        let room = self.options.max_disk.min(used.saturating_add(free)) / 8;
+        let short = room.saturating_sub(free);
+        if reopen || age >= self.segment_ns || bytes >= room || (short > 0 && bytes > 0) {
             self.rotate(writer, now)?;
+        }
+        if short > 0 {
+            let mut files = self.ring.files();
+            let before = files.closed.len();
+            let target = files.disk_bytes().saturating_sub(short);
+            while files.disk_bytes() > target && !files.closed.is_empty() {
+                files.drop_oldest();
+            }
+            let removed = before - files.closed.len();
+            if removed > 0 {
+                files.dropped_for_space += removed as u64;
+            }
         }
         if self.asked.swap(false, Ordering::Relaxed) {
             self.ask(DumpRequest {
@@ -229,17 +248,7 @@ impl FlightRecorder {
             );
         }
         writer
-            .write_provenance(&Provenance {
-                dump: Some(Dump {
-                    reason: "segment".into(),
-                    trigger_ns: now,
-                    detail: String::new(),
-                    from_ns: now,
-                    to_ns: now,
-                    first_seq,
-                }),
-                ..self.place.clone()
-            })
+            .write_provenance(&segment_mark(&self.place, first_seq, now))
             .map_err(crate::session::write_error)
     }
 
@@ -279,6 +288,15 @@ impl FlightRecorder {
                             "written_after_trigger_ms",
                             format!("{:.0}", now.saturating_sub(request.trigger_ns) as f64 / 1e6),
                         ),
+                        // The trigger plus --after (or the blocking's end plus --after): what
+                        // the recorder adds to that is this.
+                        (
+                            "written_after_due_ms",
+                            format!(
+                                "{:.0}",
+                                procfs::monotonic_ns().saturating_sub(request.due_ns) as f64 / 1e6
+                            ),
+                        ),
                     ],
                 );
                 for gone in dump::prune(&self.options.dir, self.options.max_dumps) {
@@ -300,6 +318,34 @@ impl FlightRecorder {
     /// The recorder stops: the pid file goes (the ring stays, readable as a capture).
     pub fn close(&self) {
         let _ = std::fs::remove_file(self.ring.files().dir.join(ring::PID_FILE));
+    }
+}
+
+/// What a segment of the ring starts with: where the target ran, and where the segment's chunks
+/// start (so the ring read whole starts at its oldest segment, see docs/FORMAT.md).
+pub fn segment_mark(place: &Provenance, first_seq: u32, now: u64) -> Provenance {
+    Provenance {
+        dump: Some(Dump {
+            reason: "segment".into(),
+            trigger_ns: now,
+            detail: String::new(),
+            from_ns: now,
+            to_ns: now,
+            first_seq,
+        }),
+        ..place.clone()
+    }
+}
+
+/// Bytes free for an unprivileged writer on the file system holding `dir`.
+fn free_bytes(dir: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statvfs fills the struct we own from a valid C string.
+    unsafe {
+        let mut st: libc::statvfs = std::mem::zeroed();
+        (libc::statvfs(path.as_ptr(), &mut st) == 0)
+            .then(|| st.f_bavail.saturating_mul(st.f_frsize))
     }
 }
 

@@ -59,13 +59,18 @@ fn create(path: &Path) -> io::Result<File> {
 }
 
 impl Ring {
-    /// A new ring in `dir/ring` (created; one left by an earlier run is moved aside).
+    /// A new ring in `dir/ring`. One left by an earlier run (the recorder restarted with its
+    /// target) is kept as `dir/ring.previous`, readable like the ring (`hud-analyze report
+    /// DIR/ring.previous`), replacing an older one: at most two rings on disk.
     pub fn create(dir: &Path, max_disk: u64) -> io::Result<Self> {
         let ring_dir = dir.join(RING_DIR);
         if ring_dir.exists() {
-            let aside = dir.join(format!("ring.old-{}", std::process::id()));
-            fs::rename(&ring_dir, &aside)?;
-            fs::remove_dir_all(&aside)?;
+            let previous = dir.join("ring.previous");
+            if previous.exists() {
+                fs::remove_dir_all(&previous)?;
+            }
+            fs::rename(&ring_dir, &previous)?;
+            let _ = fs::remove_file(previous.join(PID_FILE));
         }
         fs::create_dir_all(&ring_dir)?;
         let base = create(&ring_dir.join(BASE))?;
@@ -156,11 +161,17 @@ impl RingFiles {
             if !too_old && !too_big {
                 break;
             }
-            let oldest = self.closed.pop_front().expect("a front");
-            let _ = fs::remove_file(&oldest.path);
+            self.drop_oldest();
             removed += 1;
         }
         removed
+    }
+
+    /// Removes the oldest closed segment.
+    pub fn drop_oldest(&mut self) {
+        if let Some(oldest) = self.closed.pop_front() {
+            let _ = fs::remove_file(&oldest.path);
+        }
     }
 
     /// Writes `buf` whole into the base (until sealed) or the current segment.
@@ -197,8 +208,7 @@ impl Write for RingOutput {
             match files.write_all_now(buf) {
                 Ok(()) => return Ok(()),
                 Err(e) if disk_full(&e) && !files.closed.is_empty() => {
-                    let oldest = files.closed.pop_front().expect("a closed segment");
-                    let _ = fs::remove_file(&oldest.path);
+                    files.drop_oldest();
                     files.dropped_for_space += 1;
                 }
                 Err(e) => return Err(e),

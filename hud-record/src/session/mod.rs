@@ -392,7 +392,12 @@ fn begin(
     ids.finish();
     probes.add_threads(threads.iter().map(|(tid, _)| *tid))?;
     let provenance = crate::pidns::provenance(target.pid, ids, &pairs);
-    writer.write_provenance(&provenance).map_err(write_error)?;
+    let first = match &flight {
+        // The ring's first segment starts here, marked like the others.
+        Some(_) => crate::flight::segment_mark(&provenance, 0, procfs::monotonic_ns()),
+        None => provenance.clone(),
+    };
+    writer.write_provenance(&first).map_err(write_error)?;
     if let Some(f) = &mut flight {
         f.set_place(provenance);
     }
