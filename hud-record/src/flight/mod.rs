@@ -81,6 +81,9 @@ pub struct FlightRecorder {
     /// The last automatic dump's trigger, for the cooldown.
     last_trigger_ns: Option<u64>,
     pub dumps_written: u64,
+    /// Free bytes on the ring's volume, and when they were looked at.
+    free: u64,
+    space_checked: Option<std::time::Instant>,
 }
 
 impl FlightRecorder {
@@ -122,6 +125,8 @@ impl FlightRecorder {
             pending: None,
             last_trigger_ns: None,
             dumps_written: 0,
+            free: u64::MAX,
+            space_checked: None,
         })
     }
 
@@ -147,7 +152,16 @@ impl FlightRecorder {
         // a write fails, keeping room for a segment to grow; its cap is then what the volume
         // can hold.
         let used = self.ring.files().disk_bytes();
-        let free = free_bytes(&self.options.dir).unwrap_or(u64::MAX);
+        // Looked at twice a second (statvfs at every 20 ms drain was a tenth of what the
+        // flight recorder costs over a plain recording).
+        if self
+            .space_checked
+            .is_none_or(|t| t.elapsed() >= Duration::from_millis(500))
+        {
+            self.space_checked = Some(std::time::Instant::now());
+            self.free = free_bytes(&self.options.dir).unwrap_or(u64::MAX);
+        }
+        let free = self.free;
         let room = self.options.max_disk.min(used.saturating_add(free)) / 8;
         let short = room.saturating_sub(free);
         if reopen || age >= self.segment_ns || bytes >= room || (short > 0 && bytes > 0) {

@@ -246,7 +246,12 @@ fn open_capture(
         _ => None,
     };
     let (out, publication): (Box<dyn Write + Send>, _) = match &flight {
-        Some(f) => (Box::new(f.ring.output()), output::Publication::nothing()),
+        // A frame's header and payload in one write (the writer flushes after each frame, so
+        // a segment always ends on a whole frame when the ring turns).
+        Some(f) => (
+            Box::new(std::io::BufWriter::with_capacity(1 << 16, f.ring.output())),
+            output::Publication::nothing(),
+        ),
         None => output::open(dest, args.force)?,
     };
     let options = WriterOptions {
