@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 pub const RING_DIR: &str = "ring";
 /// The base file's name.
 pub const BASE: &str = "base.hudseg";
+/// The pid of the recorder writing the ring, while it runs (`hud-record --dump` signals it).
+pub const PID_FILE: &str = "recorder.pid";
 
 /// The file name of segment `n`.
 pub fn segment_name(n: u64) -> String {

@@ -71,7 +71,7 @@ pub fn open(path: &Path, read: &ReadOptions) -> Result<Opened, AnalyzeError> {
             )
         })?;
         let bytes = hud_format::ring::read(&ring).map_err(|e| io("reading the ring in", e))?;
-        let still_written = ring.join("recorder.pid").exists();
+        let still_written = ring.join(hud_format::ring::PID_FILE).exists();
         let capture = Capture::from_bytes_with(bytes, read)?;
         return Ok(Opened::File(capture, still_written));
     }

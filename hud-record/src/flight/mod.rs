@@ -369,7 +369,7 @@ fn ring_error(e: std::io::Error) -> RecordError {
 
 /// Refuses a directory another live recorder writes.
 fn check_not_in_use(dir: &Path) -> Result<()> {
-    let pid_file = dir.join("ring").join(ring::PID_FILE);
+    let pid_file = dir.join(hud_format::ring::RING_DIR).join(ring::PID_FILE);
     let Ok(text) = std::fs::read_to_string(&pid_file) else {
         return Ok(());
     };
@@ -394,7 +394,7 @@ fn check_not_in_use(dir: &Path) -> Result<()> {
 /// `hud-record --dump DIR`: asks the flight recorder writing DIR for a dump (SIGUSR1) and waits
 /// for it; returns the dump's path.
 pub fn request_dump(dir: &Path, wait: Duration) -> Result<PathBuf> {
-    let pid_file = dir.join("ring").join(ring::PID_FILE);
+    let pid_file = dir.join(hud_format::ring::RING_DIR).join(ring::PID_FILE);
     let pid: i32 = std::fs::read_to_string(&pid_file)
         .ok()
         .and_then(|t| t.trim().parse().ok())

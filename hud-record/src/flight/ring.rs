@@ -11,9 +11,8 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+pub use hud_format::ring::PID_FILE;
 use hud_format::ring::{segment_name, BASE, RING_DIR};
-/// The pid file of the recorder writing the ring (for `hud-record --dump`).
-pub const PID_FILE: &str = "recorder.pid";
 
 /// A segment file and what it holds.
 #[derive(Clone, Debug)]

@@ -60,7 +60,7 @@ pub(super) fn file_size(dest: &Destination) -> u64 {
     match dest {
         Destination::File(p) => std::fs::metadata(p).map(|m| m.len()).unwrap_or(0),
         Destination::Stdout => 0,
-        Destination::Ring(dir) => std::fs::read_dir(dir.join("ring"))
+        Destination::Ring(dir) => std::fs::read_dir(dir.join(hud_format::ring::RING_DIR))
             .map(|entries| {
                 entries
                     .filter_map(|e| e.ok()?.metadata().ok())
