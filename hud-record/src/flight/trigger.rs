@@ -9,7 +9,8 @@
 //! it either (the analyzer's rule, measured on the demo: see docs/FLIGHT.md). Without task ids
 //! (no debug info in the target) the trigger cannot fire, and the recorder says so at start.
 //! The error: a poll's on-CPU length is measured from sample to sample, so it is short by up
-//! to one sampling period (10 ms at 99 Hz).
+//! to one sampling period (10 ms at 99 Hz). An episode's blocked time leaves out its wait for a
+//! CPU after the wakeup (a loaded run queue is not the task's doing).
 
 use std::collections::HashMap;
 
@@ -42,16 +43,26 @@ impl BlockWatch {
         }
     }
 
-    /// An off-CPU episode that ended at `end_ns`, `duration_ns` long, in task `task` (0: none).
-    pub fn off_cpu(&mut self, tid: u32, end_ns: u64, duration_ns: u64, task: u64) {
+    /// An off-CPU episode that ended at `end_ns`, `duration_ns` long, the last `runnable_ns` of
+    /// it waiting for a CPU once woken, in task `task` (0: none). Blocked is the time before the
+    /// wakeup: a loaded machine's run queue alone does not fire the trigger.
+    pub fn off_cpu(
+        &mut self,
+        tid: u32,
+        end_ns: u64,
+        duration_ns: u64,
+        runnable_ns: u64,
+        task: u64,
+    ) {
         // Off CPU, the thread's poll (if any) did not run: a later sample starts a new count.
         self.polls.remove(&tid);
-        if task != 0 && duration_ns >= self.threshold_ns {
+        let blocked_ns = duration_ns.saturating_sub(runnable_ns);
+        if task != 0 && blocked_ns >= self.threshold_ns {
             self.fire(Blocked {
                 tid,
                 task,
                 start_ns: end_ns.saturating_sub(duration_ns),
-                duration_ns,
+                duration_ns: blocked_ns,
                 on_cpu: false,
             });
         }
@@ -105,11 +116,13 @@ mod tests {
     #[test]
     fn an_episode_in_a_task_fires_and_a_parked_worker_does_not() {
         let mut w = BlockWatch::new(300 * MS);
-        w.off_cpu(7, 10_000 * MS, 5_000 * MS, 0);
+        w.off_cpu(7, 10_000 * MS, 5_000 * MS, 0, 0);
         assert_eq!(w.take(), None, "parked between polls: no task");
-        w.off_cpu(7, 20_000 * MS, 200 * MS, 3);
+        w.off_cpu(7, 20_000 * MS, 200 * MS, 0, 3);
         assert_eq!(w.take(), None, "shorter than the trigger");
-        w.off_cpu(7, 30_000 * MS, 310 * MS, 3);
+        w.off_cpu(7, 25_000 * MS, 400 * MS, 150 * MS, 3);
+        assert_eq!(w.take(), None, "blocked 250 ms, waited 150 ms for a CPU");
+        w.off_cpu(7, 30_000 * MS, 310 * MS, 0, 3);
         let b = w.take().unwrap();
         assert_eq!(
             (b.tid, b.task, b.start_ns, b.on_cpu),
@@ -134,7 +147,7 @@ mod tests {
         w.sample(7, 1_500 * MS, 3, 500);
         assert_eq!(w.take(), None, "the same poll fires once");
         // An off-CPU episode between samples ends the run.
-        w.off_cpu(7, 1_600 * MS, 2 * MS, 0);
+        w.off_cpu(7, 1_600 * MS, 2 * MS, 0, 0);
         w.sample(7, 1_610 * MS, 3, 500);
         assert_eq!(w.take(), None);
     }

@@ -261,7 +261,7 @@ impl Drain {
             if h.kind == kind::SAMPLE {
                 watch.sample(h.tid, h.ts_ns, r.task_id, r.tick);
             } else {
-                watch.off_cpu(h.tid, h.ts_ns, r.duration_ns, r.task_id);
+                watch.off_cpu(h.tid, h.ts_ns, r.duration_ns, r.runnable_ns, r.task_id);
             }
         }
         // Its task rides in the chunk's order (no time or thread per row).
