@@ -107,6 +107,13 @@ pub fn record(
     if let (Err(why), false) = (&task_ids, args.quiet || args.no_task_ids) {
         eprintln!("hud-record: note: recording without Tokio task ids: {why}");
     }
+    if let (Err(why), Some(_)) = (&task_ids, args.trigger_blocked) {
+        // Said even with --quiet: an unattended recorder's trigger that can never fire.
+        eprintln!(
+            "hud-record: warning: --trigger-blocked tells blocking by Tokio task ids, which are \
+             not read ({why}): only SIGUSR1 (hud-record --dump) will write dumps"
+        );
+    }
     let exe_in_target = procfs::file_in_target(target.pid, &target.exe);
     let poll_fns = match &args.poll_probes {
         Some(filter) => Some(crate::polls::select(
