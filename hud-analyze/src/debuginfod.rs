@@ -45,6 +45,8 @@ pub struct Debuginfod {
     urls: Vec<String>,
     cache: PathBuf,
     timeout: Duration,
+    /// One HTTP agent for every request (its connections are kept between them).
+    agent: ureq::Agent,
     /// Servers that failed (timeout, refused): not asked again.
     dead: Mutex<HashSet<String>>,
     /// What users should know (a server down, a file fetched), once each.
@@ -80,10 +82,16 @@ impl Debuginfod {
     }
 
     pub fn new(urls: Vec<String>, cache: PathBuf, timeout: Duration) -> Self {
+        let agent = ureq::Agent::config_builder()
+            .timeout_global(Some(timeout))
+            .http_status_as_error(false)
+            .build()
+            .into();
         Debuginfod {
             urls,
             cache,
             timeout,
+            agent,
             dead: Mutex::default(),
             notes: Mutex::default(),
         }
@@ -158,13 +166,8 @@ impl Debuginfod {
         dir: &Path,
         build_id: &[u8],
     ) -> Result<Option<PathBuf>, String> {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .timeout_global(Some(self.timeout))
-            .http_status_as_error(false)
-            .build()
-            .into();
         let address = format!("{url}/buildid/{id}/{}", artifact.name());
-        let response = agent.get(&address).call().map_err(|e| match e {
+        let response = self.agent.get(&address).call().map_err(|e| match e {
             ureq::Error::Timeout(_) => format!("no answer within {} s", self.timeout.as_secs()),
             other => other.to_string(),
         })?;

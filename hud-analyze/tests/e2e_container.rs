@@ -87,9 +87,11 @@ fn process_running(exe: &Path) -> Option<u32> {
     })
 }
 
-fn report(capture: &Path) -> Value {
+/// `report --json` of `capture`, with `extra` options before it.
+fn report(capture: &Path, extra: &[&std::ffi::OsStr]) -> Value {
     let out = Command::new(ANALYZE)
         .args(["report", "--json"])
+        .args(extra)
         .arg(capture)
         .output()
         .unwrap();
@@ -158,7 +160,7 @@ fn a_contained_target_is_recorded_from_the_host_and_from_inside() {
     );
     drop(contained);
     // The target is gone: the host's capture carries the binary it could not see.
-    let host = report(&from_host);
+    let host = report(&from_host, &[]);
     check_blockers(&host, "recorded from the host");
     assert_eq!(host["capture"]["container"]["recorder_namespaced"], false);
     assert_eq!(host["capture"]["target_pid"].as_u64(), pid.parse().ok());
@@ -168,18 +170,10 @@ fn a_contained_target_is_recorded_from_the_host_and_from_inside() {
     // finds it only through `--binary`.)
     let inside_binary = dir.path().join("svc-copy");
     std::fs::copy(demo_binary(), &inside_binary).unwrap();
-    let out = Command::new(ANALYZE)
-        .args(["report", "--json", "--binary"])
-        .arg(&inside_binary)
-        .arg(&from_inside)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let inside = report(
+        &from_inside,
+        &["--binary".as_ref(), inside_binary.as_os_str()],
     );
-    let inside: Value = serde_json::from_slice(&out.stdout).unwrap();
     check_blockers(&inside, "recorded from inside");
     let container = &inside["capture"]["container"];
     assert_eq!(container["recorder_namespaced"], true, "{container:#}");

@@ -80,7 +80,6 @@ pub struct FlightRecorder {
     pending: Option<DumpRequest>,
     /// The last automatic dump's trigger, for the cooldown.
     last_trigger_ns: Option<u64>,
-    pub dumps_written: u64,
     /// Free bytes on the ring's volume, and when they were looked at.
     free: u64,
     space_checked: Option<std::time::Instant>,
@@ -124,7 +123,6 @@ impl FlightRecorder {
             watch,
             pending: None,
             last_trigger_ns: None,
-            dumps_written: 0,
             free: u64::MAX,
             space_checked: None,
         })
@@ -287,7 +285,6 @@ impl FlightRecorder {
         );
         match written {
             Ok(w) => {
-                self.dumps_written += 1;
                 log(
                     "dump",
                     &[
