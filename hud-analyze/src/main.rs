@@ -371,6 +371,20 @@ impl Observer for Terminal {
     }
 }
 
+/// The base side of a `diff`, analyzed beside the new one: its timings named `base.…`, and no
+/// progress bar of its own (the bar follows the new side).
+struct Prefixed<'a> {
+    inner: &'a dyn Observer,
+    prefix: &'static str,
+}
+
+impl Observer for Prefixed<'_> {
+    fn timing(&self, name: &str, elapsed: Duration) {
+        self.inner
+            .timing(&format!("{}{name}", self.prefix), elapsed);
+    }
+}
+
 fn main() -> ExitCode {
     // Hidden: `--generate man|man:SUBCOMMAND|bash|zsh|fish`, for `cargo xtask dist`.
     if let Some(status) = hud_format::cli_docs::handle_flag(Cli::command) {
@@ -593,7 +607,9 @@ fn tui(args: TuiArgs) -> ExitCode {
         Some(base_path) => {
             let observer = Terminal::new();
             match pipeline::analyze_path(base_path, args.analysis.options(), &observer) {
-                Ok(a) => Some(std::sync::Arc::new(tui::worker::Base::new(a))),
+                Ok(a) => Some(std::sync::Arc::new(
+                    hud_analyze::analysis::diff::Baseline::new(a),
+                )),
                 Err(e) => return fail(e),
             }
         }
@@ -603,7 +619,7 @@ fn tui(args: TuiArgs) -> ExitCode {
     match tui::run(opened, options, &name, args.window, base) {
         Ok(()) => ExitCode::SUCCESS,
         Err(TuiError::Analyze(e)) => fail(e),
-        Err(e @ (TuiError::NotATerminal | TuiError::BaseNeedsReplay)) => {
+        Err(e @ TuiError::NotATerminal) => {
             eprintln!("hud-analyze: {e}");
             ExitCode::from(2)
         }
@@ -661,11 +677,30 @@ fn diff(args: DiffArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     }
+    // Both sides at once: most of an analysis (reading, detection) runs on one thread, so two
+    // side by side take about the time of one on two cores.
     let observer = Terminal::new();
-    let analyze = |path: &PathBuf| pipeline::analyze_path(path, args.how.options(), &observer);
-    let (base, new) = match (analyze(&args.base), analyze(&args.new)) {
-        (Ok(b), Ok(n)) => (b, n),
-        (Err(e), _) | (_, Err(e)) => return fail(e),
+    let base_observer = Prefixed {
+        inner: &observer,
+        prefix: "base.",
+    };
+    let analyze = |path: &PathBuf, from: Option<Duration>, to: Option<Duration>, observer| {
+        let a = pipeline::analyze_path(path, args.how.options(), observer)?;
+        let findings = a.findings(
+            Window::relative(&a.model, from.map(nanos), to.map(nanos)),
+            diff::RANKING,
+        );
+        Ok::<_, hud_analyze::AnalyzeError>((a, findings))
+    };
+    let (base, new) = std::thread::scope(|s| {
+        let base = s.spawn(|| analyze(&args.base, args.base_from, args.base_to, &base_observer));
+        let new = analyze(&args.new, args.from, args.to, &observer);
+        (base.join(), new)
+    });
+    let ((base, base_findings), (new, new_findings)) = match (base, new) {
+        (Ok(Ok(b)), Ok(n)) => (b, n),
+        (Ok(Err(e)), _) | (_, Err(e)) => return fail(e),
+        (Err(panic), _) => std::panic::resume_unwind(panic),
     };
     let program = |a: &hud_analyze::analysis::Analysis| {
         std::path::Path::new(&a.model.header.target.exe_path)
@@ -677,7 +712,8 @@ fn diff(args: DiffArgs) -> ExitCode {
     if program(&base) != program(&new) {
         if !args.force {
             eprintln!(
-                "hud-analyze: the captures are of two programs ({} and {}): compare them anyway                  with --force (blockers are then matched by function names only)",
+                "hud-analyze: the captures are of two programs ({} and {}): compare them anyway \
+                 with --force (blockers are then matched by function names only)",
                 program(&base),
                 program(&new)
             );
@@ -689,26 +725,10 @@ fn diff(args: DiffArgs) -> ExitCode {
             program(&new)
         ));
     }
-    let ranking = Ranking {
-        top: usize::MAX,
-        all_frames: false,
-    };
-    let window =
-        |a: &hud_analyze::analysis::Analysis, from: Option<Duration>, to: Option<Duration>| {
-            Window::relative(&a.model, from.map(nanos), to.map(nanos))
-        };
-    let base_findings = base.findings(window(&base, args.base_from, args.base_to), ranking);
-    let new_findings = new.findings(window(&new, args.from, args.to), ranking);
     let options = DiffOptions::default();
     let mut d = diff::diff(
-        Side {
-            analysis: &base,
-            findings: &base_findings,
-        },
-        Side {
-            analysis: &new,
-            findings: &new_findings,
-        },
+        Side::of(&base, &base_findings),
+        Side::of(&new, &new_findings),
         &options,
     );
     d.notes.extend(notes);

@@ -15,6 +15,7 @@ const SECONDS: u64 = 10;
 
 /// A blocker: `count` sleeps of about `ms` milliseconds (spread by `jitter`, 0–1) in
 /// `function` at `line`, spread over the recording.
+#[derive(Clone, Copy)]
 struct Planted {
     function: &'static str,
     line: u32,
@@ -47,14 +48,8 @@ fn service(planted: &[Planted], seed: u64) -> Analysis {
 fn compare(base: &Analysis, new: &Analysis) -> hud_analyze::analysis::diff::Diff {
     let (fb, fnew) = (whole(base), whole(new));
     diff(
-        Side {
-            analysis: base,
-            findings: &fb,
-        },
-        Side {
-            analysis: new,
-            findings: &fnew,
-        },
+        Side::of(base, &fb),
+        Side::of(new, &fnew),
         &DiffOptions::default(),
     )
 }
@@ -267,4 +262,223 @@ fn differential_flame_graphs_show_both_directions() {
         "gone is blue on the base"
     );
     assert_eq!(fill(&on_base, "app::added"), None);
+}
+
+/// A service with task ids: two kinds of task (`billing`, `search`) each awaiting one helper that
+/// sleeps; `search_per_second` episodes a second in `search` tasks, 4 in `billing` ones, and as
+/// many again of `search`'s path whose task the recorder could not read (`unknown`).
+fn service_with_tasks(search_per_second: u64, unknown: bool, seed: u64) -> Analysis {
+    let mut s = Synth::new();
+    s.thread(10, "svc-io");
+    s.writer.set_task_source("test");
+    let mut rng = hud_format::synth::Rng::new(seed);
+    let path = |kind: &'static str| {
+        in_task(vec![
+            lib("std::thread::sleep"),
+            user("app::lookup::{{closure}}", 5),
+            user(kind, 12),
+        ])
+    };
+    let (billing, search) = (
+        path("app::billing::{{closure}}"),
+        path("app::search::{{closure}}"),
+    );
+    let mut events: Vec<(u64, &Vec<Frame>, u64)> = Vec::new();
+    for second in 0..SECONDS {
+        for i in 0..4 {
+            events.push((second * 1_000 + i * 250 + 10, &billing, 1));
+        }
+        for i in 0..search_per_second {
+            let at = second * 1_000 + i * 1_000 / search_per_second + 130;
+            events.push((at, &search, 2));
+            if unknown {
+                events.push((at + 3, &search, 0));
+            }
+        }
+    }
+    events.sort_by_key(|e| e.0);
+    for (at_ms, stack, task) in events {
+        let duration = 4 * MS + rng.below(MS / 2);
+        s.off_cpu_in_task(
+            START + at_ms * MS + duration,
+            10,
+            duration,
+            0,
+            1,
+            stack,
+            task,
+        );
+    }
+    // Each task seen on CPU too: its kind is voted from all its stacks.
+    for (i, (stack, task)) in [(&billing, 1), (&search, 2)].into_iter().enumerate() {
+        s.sample_in_task(START + (500 + i as u64) * MS, 10, stack, task, 7 + i as u64);
+    }
+    s.sample(START + SECONDS * 1_000 * MS, 10, &parked());
+    s.analyze()
+}
+
+#[test]
+fn blockers_and_kinds_of_task_are_compared_per_kind() {
+    let base = service_with_tasks(4, false, 1);
+    let new = service_with_tasks(16, true, 2);
+    let d = compare(&base, &new);
+    let row = |kind: &str| {
+        d.blockers
+            .iter()
+            .find(|b| b.tasks.iter().any(|t| t.kind.as_deref() == Some(kind)))
+            .unwrap_or_else(|| panic!("no row in {kind}: {:#?}", d.blockers))
+    };
+    let billing = row("app::billing::{{closure}}");
+    assert_eq!(
+        (billing.change, billing.beyond_noise),
+        (Change::Same, false)
+    );
+    assert_eq!(billing.tasks.len(), 1, "one kind: {:#?}", billing.tasks);
+    // search's path: its known-task episodes grew fourfold, and as many more came without a
+    // task id; each part compared on its own.
+    let search = row("app::search::{{closure}}");
+    assert_eq!((search.change, search.beyond_noise), (Change::Grown, true));
+    let part = |kind: Option<&str>| {
+        search
+            .tasks
+            .iter()
+            .find(|t| t.kind.as_deref() == kind)
+            .unwrap_or_else(|| panic!("{kind:?}: {:#?}", search.tasks))
+    };
+    let known = part(Some("app::search::{{closure}}"));
+    assert_eq!((known.change, known.beyond_noise), (Change::Grown, true));
+    let (b, n) = (known.base.as_ref().unwrap(), known.new.as_ref().unwrap());
+    assert!((b.per_second - 4.0).abs() < 0.2, "{b:?}");
+    assert!((n.per_second - 16.0).abs() < 0.5, "{n:?}");
+    let unknown = part(None);
+    assert!(unknown.base.is_none() && unknown.change == Change::New);
+    // The kinds of task: search's blocked time per second grew, billing's did not.
+    let kind = |name: &str| {
+        d.task_kinds
+            .iter()
+            .find(|k| &*k.kind == name)
+            .unwrap_or_else(|| panic!("{name}: {:#?}", d.task_kinds))
+    };
+    let (before, after) = kind("app::search::{{closure}}").blocked_ms_per_second;
+    assert!(after > 3.5 * before && before > 10.0, "{before} → {after}");
+    let (before, after) = kind("app::billing::{{closure}}").blocked_ms_per_second;
+    assert!((after - before).abs() < 0.2 * before, "{before} → {after}");
+    assert_eq!(d.task_kinds[0].kind.as_ref(), "app::search::{{closure}}");
+
+    let out = DiffOut::build(&d, &DiffOptions::default(), "v1.hudcap", "v2.hudcap");
+    let text = render(&out);
+    assert!(
+        text.contains("every episode in task app::billing::{{closure}}"),
+        "{text}"
+    );
+    assert!(text.contains("in task app::search::{{closure}}"), "{text}");
+    assert!(text.contains("in task (task not known)"), "{text}");
+    assert!(text.contains("Tasks by kind"), "{text}");
+    let json: serde_json::Value = serde_json::from_str(&out.to_json()).unwrap();
+    let kinds = json["task_kinds"].as_array().unwrap();
+    assert_eq!(kinds.len(), 2, "{kinds:?}");
+    assert_eq!(kinds[0]["kind"], "app::search::{{closure}}");
+    assert_eq!(kinds[0]["tasks"], serde_json::json!([1, 1]));
+    let grown = json["blockers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["change"] == "grown")
+        .unwrap();
+    let parts = grown["tasks"].as_array().unwrap();
+    assert!(parts
+        .iter()
+        .any(|t| t["kind"].is_null() && t["change"] == "new"));
+    assert!(parts
+        .iter()
+        .any(|t| t["kind"] == "app::search::{{closure}}" && t["change"] == "grown"));
+}
+
+/// A capture without task ids compared with one with: blockers still match, and the text says
+/// why they are not split by kind of task.
+#[test]
+fn one_side_without_task_ids_is_said() {
+    let p = |count| Planted {
+        function: "app::lookup::{{closure}}",
+        line: 5,
+        count,
+        ms: 4,
+    };
+    let base = service(&[p(40)], 1);
+    let new = service_with_tasks(4, false, 2);
+    let d = compare(&base, &new);
+    assert!(
+        d.notes
+            .iter()
+            .any(|n| n.contains("only the new capture has task ids")),
+        "{:?}",
+        d.notes
+    );
+}
+
+/// A side with nothing in its window, and a side whose chunks went missing: the text says which
+/// windows were compared, and rates are per second of what was read.
+#[test]
+fn empty_and_damaged_sides_say_what_was_compared() {
+    let p = Planted {
+        function: "app::steady",
+        line: 40,
+        count: 50,
+        ms: 5,
+    };
+    let base = service(&[p], 1);
+    let mut empty = Synth::new();
+    empty.thread(10, "tokio-runtime-worker");
+    let empty = empty.analyze();
+    let d = compare(&base, &empty);
+    assert!(
+        d.notes
+            .iter()
+            .any(|n| n.starts_with("the new capture has no events")),
+        "{:?}",
+        d.notes
+    );
+    assert!(!d.new_window.events && d.base_window.events);
+
+    // The same service with 3 of its 10 seconds missing (chunks lost): per second of the 7 s
+    // read, its rate is the base's, not 30 % lower.
+    let mut damaged = service(&[p], 2);
+    let start = damaged.model.start;
+    damaged.model.missing.push(hud_analyze::model::Missing {
+        from: start + 2_000 * MS,
+        to: start + 5_000 * MS,
+        chunks: Some((3, 5)),
+        causes: Vec::new(),
+    });
+    let mut fd = whole(&damaged);
+    fd.blockers.iter_mut().for_each(|b| {
+        b.episodes
+            .retain(|e| e.start < start + 2_000 * MS || e.start >= start + 5_000 * MS)
+    });
+    let fb = whole(&base);
+    let d = diff(
+        Side::of(&base, &fb),
+        Side::of(&damaged, &fd),
+        &DiffOptions::default(),
+    );
+    assert!(
+        (d.new_window.missing_s - 3.0).abs() < 1e-6,
+        "{:?}",
+        d.new_window
+    );
+    assert!(
+        d.notes
+            .iter()
+            .any(|n| n.contains("3.0 s of the new window")),
+        "{:?}",
+        d.notes
+    );
+    let text = render(&DiffOut::build(&d, &DiffOptions::default(), "a", "b"));
+    assert!(text.contains("s read)"), "{text}");
+    let steady = &d.blockers[0];
+    let (b, n) = (steady.base.as_ref().unwrap(), steady.new.as_ref().unwrap());
+    assert!(
+        (n.per_second - b.per_second).abs() < 0.1 * b.per_second,
+        "{b:?} {n:?}"
+    );
 }

@@ -128,6 +128,55 @@ fn the_cockpit_reads_the_recorder_through_a_pipe() {
     assert!(after.contains("EXIT=0 0"), "{after}");
 }
 
+/// `tui - --base BASE`: a live capture's every update is compared with an earlier recording of
+/// the same program; its steady blocker is the same one, in the status line and the table.
+#[test]
+fn the_live_cockpit_compares_with_a_base_capture() {
+    let _serial = serial();
+    if !ready() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("base.hudcap");
+    {
+        let demo = Demo::start(6.0, &[]);
+        let status = Command::new(record_binary())
+            .args([
+                "--pid",
+                &demo.pid().to_string(),
+                "-q",
+                "--duration",
+                "3",
+                "-o",
+            ])
+            .arg(&base)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    let demo = Demo::start(60.0, &[]);
+    let tmux = Tmux::start(180, 48);
+    tmux.line(&format!(
+        "{} --pid {} -q -o - | {ANALYZE} tui - --base {}; echo EXIT=${{PIPESTATUS[*]}}",
+        record_binary().display(),
+        demo.pid(),
+        base.display()
+    ));
+    let screen = tmux.wait_for("live, compared with the base", |s| {
+        live_with_blockers(s) && s.contains("vs base:")
+    });
+    let row = screen
+        .lines()
+        .find(|l| l.contains("sleepy_handler"))
+        .unwrap_or_default();
+    assert!(row.contains("same"), "{screen}");
+    assert!(screen.contains("vs base"), "{screen}");
+    assert_counts_grow(&tmux);
+    tmux.keys(&["q"]);
+    let after = tmux.wait_for("both to exit", exited);
+    assert!(after.contains("EXIT=0 0"), "{after}");
+}
+
 #[test]
 fn following_a_killed_recorder_ends_in_a_replay_with_a_note() {
     let _serial = serial();

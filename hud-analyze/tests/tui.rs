@@ -362,10 +362,10 @@ fn the_task_key_lists_tasks_and_opens_one() {
 /// counts the changes beyond noise.
 #[test]
 fn a_base_capture_marks_what_changed() {
-    use hud_analyze::view::tui::worker::Base;
-    let base = Base::new(idle_service().analyze());
+    use hud_analyze::analysis::diff::{Baseline, Side};
+    let base = Baseline::new(idle_service().analyze());
     let mut s = snapshot(busy_service());
-    s.vs_base = Some(Arc::new(base.compare(&s)));
+    s.vs_base = Some(Arc::new(base.compare(Side::of(&s.analysis, &s.findings))));
     let out = screen((120, 40), &state_for(&s), Some(&s));
     assert!(out.contains("vs base: 1 new blocker"), "{out}");
     let row = |function: &str| {

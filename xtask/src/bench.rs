@@ -448,9 +448,11 @@ pub fn analyze(seconds: u32) -> Result<()> {
 
     // 2. Synthetic captures made of the real capture's stacks, threads and mappings.
     let big = dir.join("synthetic-1M.hudcap");
-    scale_capture(&real, &big, 1_000_000, 5_000_000, true)?;
+    scale_capture(&real, &big, 1_000_000, 5_000_000, true, 1)?;
+    let big_other = dir.join("synthetic-1M-other.hudcap");
+    scale_capture(&real, &big_other, 1_000_000, 5_000_000, true, 2)?;
     let same = dir.join("synthetic-perf-size.hudcap");
-    scale_capture(&real, &same, perf_samples, 0, false)?;
+    scale_capture(&real, &same, perf_samples, 0, false, 1)?;
 
     // 3. Timings: the median of five runs, wall time and each phase (HUD_TIMINGS).
     let report = |path: &Path, threads: &str| -> Result<Runs> {
@@ -465,6 +467,12 @@ pub fn analyze(seconds: u32) -> Result<()> {
     };
     let big2 = report(&big, "2")?;
     let big1 = report(&big, "1")?;
+    // `diff` of two captures of that size, against the report of one (the same five rounds).
+    let diff2 = Runs::of(5, || {
+        let mut c = Command::new(release_binary("hud-analyze"));
+        c.args(["diff", "--json"]).arg(&big).arg(&big_other);
+        c
+    })?;
     let same2 = report(&same, "2")?;
     let real2 = report(&real, "2")?;
     let real1 = report(&real, "1")?;
@@ -506,6 +514,13 @@ pub fn analyze(seconds: u32) -> Result<()> {
     println!(
         "| peak RSS, report on synthetic 1 M | {:.0} MiB |",
         big2.peak_rss_mib()
+    );
+    println!(
+        "| diff of two synthetic 1 M captures vs report of one | {:.2} s vs {:.2} s ({:.2}×, target ≤ 1.5×), peak RSS {:.0} MiB |",
+        diff2.wall(),
+        big2.wall(),
+        diff2.wall() / big2.wall(),
+        diff2.peak_rss_mib()
     );
     println!(
         "| report, storm capture ({STORM_SECONDS} s of hud-stress --pairs 4: {:.1} M switches, {:.1} MB) | {:.2} s (target ≤ 2 s) |",
@@ -567,7 +582,7 @@ pub fn tui(seconds: u32) -> Result<()> {
     let real = dir.join("demo.hudcap");
     record_busy_demo(seconds, &real)?;
     let big = dir.join("synthetic-1M.hudcap");
-    scale_capture(&real, &big, 1_000_000, 5_000_000, true)?;
+    scale_capture(&real, &big, 1_000_000, 5_000_000, true, 1)?;
     let measure = |path: &Path| -> Result<Runs> {
         Runs::of(5, || {
             let mut c = Command::new(release_binary("hud-analyze"));
@@ -620,7 +635,7 @@ pub fn export(seconds: u32) -> Result<()> {
     let real = dir.join("demo.hudcap");
     record_busy_demo(seconds, &real)?;
     let big = dir.join("synthetic-1M.hudcap");
-    scale_capture(&real, &big, 1_000_000, 5_000_000, true)?;
+    scale_capture(&real, &big, 1_000_000, 5_000_000, true, 1)?;
     let report = Runs::of(3, || {
         let mut c = Command::new(release_binary("hud-analyze"));
         c.args(["report", "--json"]).arg(&big);
@@ -793,13 +808,15 @@ pub(crate) fn perf_sample_count(data: &Path) -> Result<usize> {
 }
 
 /// Writes a capture with `samples` samples and `switches` switches drawn from `real`'s events;
-/// with `spread`, one sample in ten gets a random leaf address in the target's code.
+/// with `spread`, one sample in ten gets a random leaf address in the target's code, drawn from
+/// `seed` (another seed, another capture of the same program).
 fn scale_capture(
     real: &Path,
     out: &Path,
     samples: usize,
     switches: usize,
     spread: bool,
+    seed: u64,
 ) -> Result<()> {
     use hud_format::reader::{Capture, Stacks};
     use hud_format::types::{Mapping, ThreadEvent, ThreadEventKind};
@@ -845,7 +862,7 @@ fn scale_capture(
         .iter()
         .find(|m| m.perms.contains('x') && m.path == header.target.exe_path)
         .map(|m| (m.start, m.end));
-    let mut rng = hud_format::synth::Rng::new(1);
+    let mut rng = hud_format::synth::Rng::new(seed);
     let file = std::io::BufWriter::new(std::fs::File::create(out)?);
     let mut w = hud_format::writer::CaptureWriter::new(file, &header, Default::default())?;
     for m in mappings {

@@ -18,9 +18,24 @@ pub fn release_binary(name: &str) -> PathBuf {
 
 /// The demo workload with frame pointers (for stack walking) and full debug info (for file:line).
 pub fn demo() -> Result<()> {
+    demo_in("target/demo", &[])
+}
+
+/// The demo's next release (feature `next-release`: a blocker fixed, one added, one grown, one
+/// moved), built as the demo is, in a target dir of its own so neither overwrites the other.
+pub fn demo_next() -> Result<()> {
+    demo_in("target/demo-next", &["--features", "next-release"])
+}
+
+pub fn demo_next_binary() -> PathBuf {
+    root().join("target/demo-next/release/hud-demo")
+}
+
+fn demo_in(target_dir: &str, extra: &[&str]) -> Result<()> {
     sh(cargo()
         .args(["build", "--release", "-p", "hud-demo"])
-        .env("CARGO_TARGET_DIR", root().join("target/demo"))
+        .args(extra)
+        .env("CARGO_TARGET_DIR", root().join(target_dir))
         .env("RUSTFLAGS", "-Cforce-frame-pointers=yes")
         .env("CARGO_PROFILE_RELEASE_DEBUG", "true"))
 }
@@ -50,6 +65,7 @@ pub fn all() -> Result<()> {
         "hud-stress",
     ]))?;
     demo()?;
+    demo_next()?;
     demo_without_frame_pointers()?;
     old_tokio()
 }
@@ -110,6 +126,7 @@ pub fn test(repeat: Option<u32>) -> Result<()> {
             .env("HUD_DIST_DIR", &dist)
             .env("HUD_DEMO_BIN", demo_binary())
             .env("HUD_DEMO_NOFP_BIN", nofp_demo_binary())
+            .env("HUD_DEMO_NEXT_BIN", demo_next_binary())
             .env("HUD_RECORD_BIN", release_binary("hud-record"))
             .env("HUD_STRESS_BIN", release_binary("hud-stress"))
             .env("HUD_PYTHON", crate::setup::schema_python());

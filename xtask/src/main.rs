@@ -44,6 +44,10 @@ enum Task {
         /// Seconds to record.
         #[arg(long, default_value_t = 5)]
         seconds: u32,
+        /// Also record the demo's next release (a blocker fixed, one added, one grown, one
+        /// moved) and print `hud-analyze diff` of the two, with its CI gate.
+        #[arg(long)]
+        diff: bool,
     },
     /// fmt, clippy and every test (eBPF end-to-end included, the release archive's too).
     Test {
@@ -93,10 +97,14 @@ fn main() -> Result<()> {
             setup::run()?;
             build::all()
         }
-        Task::Demo { seconds } => {
+        Task::Demo { seconds, diff } => {
             setup::run()?;
             build::all()?;
-            demo::run(seconds)
+            if diff {
+                demo::diff(seconds)
+            } else {
+                demo::run(seconds)
+            }
         }
         Task::Dist => {
             setup::run()?;

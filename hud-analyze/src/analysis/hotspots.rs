@@ -72,6 +72,13 @@ impl Ranking {
         top: usize::MAX,
         all_frames: true,
     };
+
+    /// No table rows: only the samples per stack are counted (what `diff` and flame graphs
+    /// read), which skips the walk of every frame of every stack.
+    pub const NO_ROWS: Ranking = Ranking {
+        top: 0,
+        all_frames: false,
+    };
 }
 
 /// Self samples by function count the function whose machine code ran (the symbol, inlined
@@ -292,6 +299,22 @@ pub fn in_window(
         .iter()
         .map(|rows| (rows[0].0, rows.iter().map(|r| r.2).sum()))
         .collect();
+    if ranking.top == 0 {
+        let samples = per_stack_counts.iter().map(|&(_, n)| n).sum();
+        return WindowHotspots {
+            overall: Hotspots {
+                samples,
+                ..Hotspots::default()
+            },
+            per_thread: (0..threads.len())
+                .map(|i| Hotspots {
+                    samples: group_samples(&rows, &thread_group, i + 1),
+                    ..Hotspots::default()
+                })
+                .collect(),
+            per_stack: per_stack_counts,
+        };
+    }
     let groups = threads.len();
     let empty = || Acc {
         overall: Counts::default(),
@@ -346,6 +369,14 @@ pub fn in_window(
             .collect(),
         per_stack: per_stack_counts,
     }
+}
+
+/// Samples of the threads in group `group` (rows: stack, thread index, samples).
+fn group_samples(rows: &[(u32, u32, u64)], thread_group: &[usize], group: usize) -> u64 {
+    rows.iter()
+        .filter(|r| thread_group[r.1 as usize] == group)
+        .map(|r| r.2)
+        .sum()
 }
 
 /// One pool thread's running counts, and its scratch sets (reused from stack to stack).

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::snapshot::{live_snapshot, LiveInfo, Snapshot};
 use super::{Feed, Live};
+use crate::analysis::diff::{Baseline, Side};
 use crate::analysis::hotspots::Ranking;
 use crate::analysis::{Analysis, Window};
 use crate::error::AnalyzeError;
@@ -47,13 +48,15 @@ pub enum Input {
 
 /// The session's loop: takes in every frame that arrived, analyzes every [`LIVE_PERIOD`] to
 /// [`LIVE_PERIOD_MAX`] (longer when analyses cost more), answers requests from the newest
-/// analysis with findings ranked by `ranking`. Returns when the consumer is gone.
+/// analysis with findings ranked by `ranking`, each compared with `base` when there is one.
+/// Returns when the consumer is gone.
 pub fn run(
     mut live: Live<'_>,
     incoming: &Receiver<Input>,
     publish: &Sender<Update>,
     observer: &dyn crate::observer::Observer,
     ranking: Ranking,
+    base: Option<&Baseline>,
 ) -> Result<(), AnalyzeError> {
     let mut analysis: Option<Arc<Analysis>> = None;
     let mut view = View {
@@ -117,7 +120,7 @@ pub fn run(
                 received_at,
                 earlier: live.earlier().length,
             };
-            let snapshot = live_snapshot(
+            let mut snapshot = live_snapshot(
                 a,
                 view.window,
                 view.accumulated,
@@ -125,6 +128,22 @@ pub fn run(
                 info,
                 ranking,
             );
+            if let Some(base) = base {
+                // The session's totals count what left the window of detail: its time too.
+                let earlier_ns = if snapshot.live.as_ref().is_some_and(|l| l.accumulated)
+                    && view.window == Window::ALL
+                {
+                    live.earlier().length
+                } else {
+                    0
+                };
+                let side = Side {
+                    analysis: a,
+                    findings: &snapshot.findings,
+                    earlier_ns,
+                };
+                snapshot.vs_base = Some(Arc::new(base.compare(side)));
+            }
             if analyzed {
                 // What an update costs: the analysis and the findings the screen shows.
                 period = (started.elapsed() * PERIOD_PER_COST).clamp(LIVE_PERIOD, LIVE_PERIOD_MAX);

@@ -20,6 +20,8 @@ use hud_demo::timings::{self, Call};
 
 /// Shared state the mutex blocker contends on.
 static CACHE: Mutex<u64> = Mutex::new(0);
+/// Cache updates made (the next release counts them).
+static CACHE_UPDATES: AtomicU64 = AtomicU64::new(0);
 /// Healthy request-loop iterations: the demo's throughput.
 static ITERATIONS: AtomicU64 = AtomicU64::new(0);
 
@@ -27,6 +29,12 @@ static ITERATIONS: AtomicU64 = AtomicU64::new(0);
 const SLEEP_MS: u64 = 15;
 /// How long the background thread holds the cache lock, in ms.
 const LOCK_HOLD_MS: u64 = 30;
+/// How long each `cpu_heavy_checksum` hashes, in ms (longer in the next release).
+const CHECKSUM_MS: u64 = if cfg!(feature = "next-release") {
+    45
+} else {
+    20
+};
 
 struct Options {
     seconds: f64,
@@ -135,7 +143,7 @@ async fn serve(run_for: Duration, data_file: std::path::PathBuf, busy: bool) {
     tasks.push(tokio::spawn(every(
         Duration::from_millis(100),
         deadline,
-        || cpu_heavy_checksum(20),
+        || cpu_heavy_checksum(CHECKSUM_MS),
     )));
     tasks.push(tokio::spawn(every(
         Duration::from_millis(100),
@@ -147,6 +155,14 @@ async fn serve(run_for: Duration, data_file: std::path::PathBuf, busy: bool) {
         deadline,
         locked_cache_update,
     )));
+    if cfg!(feature = "next-release") {
+        // The next release audits every request, synchronously.
+        tasks.push(tokio::spawn(every(
+            Duration::from_millis(100),
+            deadline,
+            audit_request,
+        )));
+    }
     let file = Arc::new(data_file);
     tasks.push(tokio::spawn(every(
         Duration::from_millis(200),
@@ -210,11 +226,21 @@ async fn cpu_heavy_checksum(millis: u64) {
     timings::log(Call::Cpu, start);
 }
 
-/// BLOCKER (off-CPU, sleep): a synchronous sleep inside an async fn.
+/// BLOCKER (off-CPU, sleep): a synchronous sleep inside an async fn. The next release fixed it:
+/// the sleep is awaited.
 async fn sleepy_handler() {
     let start = timings::now_ns();
-    std::thread::sleep(Duration::from_millis(SLEEP_MS)); // GROUND TRUTH: sleepy_handler
+    if cfg!(feature = "next-release") {
+        tokio::time::sleep(Duration::from_millis(SLEEP_MS)).await;
+    } else {
+        std::thread::sleep(Duration::from_millis(SLEEP_MS)); // GROUND TRUTH: sleepy_handler
+    }
     timings::log(Call::Sleep, start);
+}
+
+/// BLOCKER, next release only (off-CPU, sleep): a synchronous call to an audit service, 6 ms.
+async fn audit_request() {
+    std::thread::sleep(Duration::from_millis(6)); // NEXT RELEASE: audit_request
 }
 
 /// BLOCKER (off-CPU, sleep, once, only with `--stall-at`): the intermittent stall a flight
@@ -225,10 +251,17 @@ async fn planted_stall(length: Duration) {
     timings::log(Call::Stall, start);
 }
 
-/// BLOCKER (off-CPU, lock): a std::sync::Mutex that a background thread holds for 30 ms.
+/// BLOCKER (off-CPU, lock): a std::sync::Mutex that a background thread holds for 30 ms. In the
+/// next release, the same lock a few lines further down (an edit above it).
 async fn locked_cache_update() {
-    let mut guard = CACHE.lock().unwrap(); // GROUND TRUTH: locked_cache_update
-    *guard += 1;
+    if cfg!(feature = "next-release") {
+        std::hint::black_box(CACHE_UPDATES.fetch_add(1, Ordering::Relaxed));
+        let mut guard = CACHE.lock().unwrap(); // NEXT RELEASE: locked_cache_update
+        *guard += 1;
+    } else {
+        let mut guard = CACHE.lock().unwrap(); // GROUND TRUTH: locked_cache_update
+        *guard += 1;
+    }
 }
 
 /// BLOCKER (off-CPU, io): a synchronous file read, its page cache dropped first so it hits disk.

@@ -34,6 +34,12 @@ pub fn nofp_demo_binary() -> PathBuf {
     binary("HUD_DEMO_NOFP_BIN", "target/demo-nofp/release/hud-demo")
 }
 
+/// The demo's next release (feature `next-release`: testdata/demo/GROUND_TRUTH.md), built by
+/// `cargo xtask build`.
+pub fn next_demo_binary() -> PathBuf {
+    binary("HUD_DEMO_NEXT_BIN", "target/demo-next/release/hud-demo")
+}
+
 /// The tokio 1.38 workload (testdata/old-tokio), built by `cargo xtask build`.
 pub fn old_tokio_binary() -> PathBuf {
     binary(
@@ -240,11 +246,20 @@ pub fn truth_line(name: &str) -> u64 {
 
 /// Line of the `GROUND TRUTH: name` marker in a source file of the demo crate.
 pub fn truth_line_in(file: &str, name: &str) -> u64 {
+    marker_line(file, &format!("GROUND TRUTH: {name}"))
+}
+
+/// Line of the `NEXT RELEASE: name` marker in the demo's source: the line in the demo's next
+/// release (feature `next-release`).
+pub fn next_release_line(name: &str) -> u64 {
+    marker_line("src/main.rs", &format!("NEXT RELEASE: {name}"))
+}
+
+fn marker_line(file: &str, marker: &str) -> u64 {
     let src = std::fs::read_to_string(root().join("testdata/demo").join(file))
         .expect("the demo's source");
-    let marker = format!("GROUND TRUTH: {name}");
     src.lines()
-        .position(|l| l.contains(&marker))
+        .position(|l| l.contains(marker))
         .unwrap_or_else(|| panic!("no marker {marker:?} in the demo's source")) as u64
         + 1
 }

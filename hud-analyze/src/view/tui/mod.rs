@@ -40,10 +40,6 @@ pub enum TuiError {
     Terminal(#[from] std::io::Error),
     #[error("the cockpit needs a terminal (stdout is not one); use `hud-analyze report` for text")]
     NotATerminal,
-    #[error(
-        "--base compares a recorded capture with another: not a live one (a pipe or --follow)"
-    )]
-    BaseNeedsReplay,
 }
 
 impl From<std::convert::Infallible> for TuiError {
@@ -67,16 +63,12 @@ pub fn run(
     options: Options,
     name: &str,
     window: Duration,
-    base: Option<std::sync::Arc<worker::Base>>,
+    base: Option<std::sync::Arc<crate::analysis::diff::Baseline>>,
 ) -> Result<(), TuiError> {
     if !std::io::stdout().is_terminal() {
         return Err(TuiError::NotATerminal);
     }
-    let worker = match (base, &opened) {
-        (Some(base), Opened::File(..)) => Worker::spawn_compared(opened, options, base),
-        (Some(_), Opened::Stream(_)) => return Err(TuiError::BaseNeedsReplay),
-        (None, _) => Worker::spawn(opened, options, window),
-    };
+    let worker = Worker::spawn(opened, options, window, base);
     let mut terminal = ratatui::try_init()?;
     let result = event_loop(&mut terminal, &worker, name, Theme::from_env());
     ratatui::restore();
@@ -277,7 +269,7 @@ pub fn bench_headless(
     let started = Instant::now();
     let theme = Theme { color: true };
     let mut terminal = Terminal::new(TestBackend::new(size.0, size.1))?;
-    let worker = Worker::spawn(opened, options, crate::live::DEFAULT_WINDOW);
+    let worker = Worker::spawn(opened, options, crate::live::DEFAULT_WINDOW, None);
     let mut state = State::new(0, 1);
     let draw =
         |terminal: &mut Terminal<TestBackend>, state: &State, s: Option<&Snapshot>, w: &Worker| {

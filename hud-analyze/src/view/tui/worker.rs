@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::snapshot::{Progress, Snapshot};
+use crate::analysis::diff::{Baseline, Side};
 use crate::analysis::hotspots::Ranking;
 use crate::analysis::{Analysis, Options, Window};
 use crate::live::session::{self, Input};
@@ -34,20 +35,21 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// Starts analyzing `opened` in the background: once for a file, live for a stream.
-    pub fn spawn(opened: Opened, options: Options, window: Duration) -> Self {
+    /// Starts analyzing `opened` in the background: once for a file, live for a stream. With a
+    /// `base` (`tui --base`), every snapshot is compared with it.
+    pub fn spawn(
+        opened: Opened,
+        options: Options,
+        window: Duration,
+        base: Option<Arc<Baseline>>,
+    ) -> Self {
         match opened {
-            Opened::File(..) => Self::spawn_replay(opened, options, None),
-            Opened::Stream(stream) => Self::spawn_live(stream, options, window),
+            Opened::File(..) => Self::spawn_replay(opened, options, base),
+            Opened::Stream(stream) => Self::spawn_live(stream, options, window, base),
         }
     }
 
-    /// A replay of `opened` whose every window is compared with `base` (`tui --base`).
-    pub fn spawn_compared(opened: Opened, options: Options, base: Arc<Base>) -> Self {
-        Self::spawn_replay(opened, options, Some(base))
-    }
-
-    fn spawn_replay(opened: Opened, options: Options, base: Option<Arc<Base>>) -> Self {
+    fn spawn_replay(opened: Opened, options: Options, base: Option<Arc<Baseline>>) -> Self {
         let progress = Arc::new(Progress::default());
         let (requests, incoming) = mpsc::channel::<Input>();
         let (publish, updates) = mpsc::channel();
@@ -66,7 +68,8 @@ impl Worker {
                 loop {
                     let mut snapshot = snapshot_of(&analysis, window);
                     if let Some(base) = &base {
-                        snapshot.vs_base = Some(Arc::new(base.compare(&snapshot)));
+                        let side = Side::of(&snapshot.analysis, &snapshot.findings);
+                        snapshot.vs_base = Some(Arc::new(base.compare(side)));
                     }
                     if publish.send(Update::Ready(Arc::new(snapshot))).is_err() {
                         return;
@@ -90,7 +93,12 @@ impl Worker {
         }
     }
 
-    fn spawn_live(stream: Stream, options: Options, window: Duration) -> Self {
+    fn spawn_live(
+        stream: Stream,
+        options: Options,
+        window: Duration,
+        base: Option<Arc<Baseline>>,
+    ) -> Self {
         let progress = Arc::new(Progress::default());
         let (requests, incoming) = mpsc::channel::<Input>();
         let (publish, updates) = mpsc::channel();
@@ -102,7 +110,8 @@ impl Worker {
                 live::yield_to_the_recorder();
                 let arenas = Arenas::default();
                 let live = Live::new(&arenas, header, version, options, window);
-                if let Err(e) = session::run(live, &incoming, &publish, &*observer, RANKING) {
+                let base = base.as_deref();
+                if let Err(e) = session::run(live, &incoming, &publish, &*observer, RANKING, base) {
                     let _ = publish.send(Update::Failed(e));
                 }
             })
@@ -117,36 +126,6 @@ impl Worker {
     /// Asks for the findings of `window`.
     pub fn request(&self, request: Request) {
         let _ = self.requests.send(Input::Request(request));
-    }
-}
-
-/// The capture a replay is compared with (`tui --base`): its analysis and whole-capture
-/// findings, computed once.
-pub struct Base {
-    pub analysis: crate::analysis::Analysis,
-    pub findings: crate::analysis::Findings,
-}
-
-impl Base {
-    pub fn new(analysis: crate::analysis::Analysis) -> Self {
-        let findings = analysis.findings(Window::ALL, RANKING);
-        Base { analysis, findings }
-    }
-
-    /// `snapshot`'s window against the whole base.
-    pub fn compare(&self, snapshot: &Snapshot) -> crate::analysis::diff::Diff {
-        use crate::analysis::diff::{diff, DiffOptions, Side};
-        diff(
-            Side {
-                analysis: &self.analysis,
-                findings: &self.findings,
-            },
-            Side {
-                analysis: &snapshot.analysis,
-                findings: &snapshot.findings,
-            },
-            &DiffOptions::default(),
-        )
     }
 }
 

@@ -70,11 +70,7 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, state: &State, s: &Snapshot, t
             if let Some(d) = &s.vs_base {
                 cells.push(match d.of_group(b.group) {
                     Some(d) => {
-                        let text = if d.beyond_noise || d.change == Change::Same {
-                            d.change.label().to_string()
-                        } else {
-                            format!("{}?", d.change.label())
-                        };
+                        let text = d.change.marked(d.beyond_noise);
                         let style = match (d.change, d.beyond_noise) {
                             (Change::New | Change::Grown, true) => theme.blocked(),
                             _ => theme.dim(),

@@ -12,6 +12,7 @@ use ratatui::Frame;
 
 use super::{location, ms, overlay_block, seconds};
 use crate::analysis::detect::Blocker;
+use crate::analysis::diff::{BlockerDiff, BlockerSide, Change};
 use crate::analysis::{advice, frames};
 use crate::source_files::Excerpt;
 use crate::symbols::Frame as CodeFrame;
@@ -63,6 +64,50 @@ pub fn text(s: &Snapshot, group: u32) -> String {
         out.push('\n');
     }
     out
+}
+
+/// The blocker against the base capture (`--base`): its change, both sides per second, and per
+/// kind of task when the episodes' tasks are known.
+fn vs_base_lines(out: &mut Vec<Line<'static>>, d: &BlockerDiff, theme: Theme) {
+    let side = |s: Option<&BlockerSide>| match s {
+        Some(s) => format!(
+            "{:.2}/s · {:.1} ms/s · p50 {}",
+            s.per_second,
+            s.ms_per_second,
+            ms(s.p50_ns)
+        ),
+        None => "none".to_string(),
+    };
+    let label = |change: Change, beyond_noise: bool| {
+        let marked = change.marked(beyond_noise);
+        if marked.ends_with('?') {
+            format!("{marked} (within noise)")
+        } else {
+            marked
+        }
+    };
+    out.push(Line::from(vec![
+        Span::styled(
+            format!("vs base: {}", label(d.change, d.beyond_noise)),
+            theme.highlight(),
+        ),
+        Span::raw(format!(
+            "  {} → {}",
+            side(d.base.as_ref()),
+            side(d.new.as_ref())
+        )),
+    ]));
+    if d.tasks.len() > 1 {
+        for t in d.tasks.iter().take(DRILLDOWN_TASKS) {
+            out.push(Line::raw(format!(
+                "  in task {}: {}  {} → {}",
+                t.kind.as_deref().unwrap_or("(not known)"),
+                label(t.change, t.beyond_noise),
+                side(t.base.as_ref()),
+                side(t.new.as_ref())
+            )));
+        }
+    }
 }
 
 fn lines(s: &Snapshot, group: u32, theme: Theme) -> Vec<Line<'static>> {
@@ -151,6 +196,9 @@ fn lines(s: &Snapshot, group: u32, theme: Theme) -> Vec<Line<'static>> {
             ),
             theme.dim(),
         )));
+    }
+    if let Some(d) = s.vs_base.as_ref().and_then(|d| d.of_group(b.group)) {
+        vs_base_lines(&mut out, d, theme);
     }
     let advice = advice::advise(b, m);
     out.push(Line::raw(""));
