@@ -114,6 +114,11 @@ struct HowArgs {
     /// Look for `.build-id/ab/cdef….debug` and debuglink files here too. Repeatable.
     #[arg(long = "debug-dir", value_name = "DIR", value_parser = existing_path)]
     debug_dirs: Vec<PathBuf>,
+    /// Do not read or write the symbol cache (`HUD_SYMBOL_CACHE`, else
+    /// `~/.cache/hud/symbols`: symbolization results per object build, so the next analysis of
+    /// the same builds starts warm; `HUD_SYMBOL_CACHE=off` does the same).
+    #[arg(long)]
+    no_symbol_cache: bool,
     /// Shortest blocked time off CPU inside a poll that counts as blocking.
     #[arg(long, value_name = "DURATION", default_value = "1ms", value_parser = parse_duration)]
     threshold: Duration,
@@ -133,6 +138,11 @@ impl HowArgs {
                 process_root: None,
                 debuginfod: hud_analyze::debuginfod::Debuginfod::from_env()
                     .map(std::sync::Arc::new),
+                symbol_cache: if self.no_symbol_cache {
+                    None
+                } else {
+                    hud_analyze::symbols::CacheDir::from_env()
+                },
             },
             thresholds: Thresholds {
                 off_cpu_ns: nanos(self.threshold),

@@ -104,6 +104,9 @@ pub struct SearchPaths {
     pub process_root: Option<PathBuf>,
     /// Servers to fetch missing objects and debug files from, by build-id.
     pub debuginfod: Option<Arc<crate::debuginfod::Debuginfod>>,
+    /// Where symbolization results are kept between analyses (symbols/cache.rs); none: every
+    /// analysis starts cold.
+    pub symbol_cache: Option<crate::symbols::CacheDir>,
 }
 
 impl SearchPaths {

@@ -159,6 +159,7 @@ fn a_wrong_binary_is_an_error_naming_both_build_ids() {
             debug_dirs: vec![],
             process_root: None,
             debuginfod: None,
+            symbol_cache: None,
         },
         ..Options::default()
     };
@@ -190,6 +191,7 @@ fn a_matching_embedded_copy_wins_over_a_wrong_binary_of_the_same_name() {
             debug_dirs: vec![],
             process_root: None,
             debuginfod: None,
+            symbol_cache: None,
         },
         ..Options::default()
     };
@@ -558,6 +560,7 @@ fn an_object_gone_from_its_path_is_fetched_by_build_id_from_debuginfod() {
             debug_dirs: vec![],
             process_root: None,
             debuginfod: Some(debuginfod),
+            symbol_cache: None,
         },
         ..Options::default()
     };
@@ -621,6 +624,7 @@ fn an_object_gone_from_its_path_is_fetched_by_build_id_from_debuginfod() {
                     std::time::Duration::from_secs(2),
                 ),
             )),
+            symbol_cache: None,
         },
         ..Options::default()
     };

@@ -407,6 +407,14 @@ fn record_storm(seconds: u32, output: &Path) -> Result<u64> {
         .unwrap_or_default())
 }
 
+/// hud-analyze as the benchmarks run it: cold, without the symbol cache (`bench analyze` times
+/// the warm cache on its own).
+pub(crate) fn analyzer() -> Command {
+    let mut c = Command::new(release_binary("hud-analyze"));
+    c.env("HUD_SYMBOL_CACHE", "off");
+    c
+}
+
 /// `bench analyze`: hud-analyze on a large capture built from a real one, against perf report.
 pub fn analyze(seconds: u32) -> Result<()> {
     if !is_root() {
@@ -457,7 +465,7 @@ pub fn analyze(seconds: u32) -> Result<()> {
     // 3. Timings: the median of five runs, wall time and each phase (HUD_TIMINGS).
     let report = |path: &Path, threads: &str| -> Result<Runs> {
         Runs::of(5, || {
-            let mut c = Command::new(release_binary("hud-analyze"));
+            let mut c = crate::bench::analyzer();
             c.args(["report", "--json"])
                 .arg(path)
                 .env("HUD_TIMINGS", "1")
@@ -469,20 +477,37 @@ pub fn analyze(seconds: u32) -> Result<()> {
     let big1 = report(&big, "1")?;
     // `diff` of two captures of that size, against the report of one (the same five rounds).
     let diff2 = Runs::of(5, || {
-        let mut c = Command::new(release_binary("hud-analyze"));
+        let mut c = crate::bench::analyzer();
         c.args(["diff", "--json"]).arg(&big).arg(&big_other);
         c
     })?;
     let same2 = report(&same, "2")?;
     let real2 = report(&real, "2")?;
     let real1 = report(&real, "1")?;
+    // The same with the symbol cache warm: one run fills it, five are timed.
+    let symbols = dir.join("symbol-cache");
+    let _ = std::fs::remove_dir_all(&symbols);
+    let warm = |path: &Path| -> Result<Runs> {
+        let run = || {
+            let mut c = Command::new(release_binary("hud-analyze"));
+            c.args(["report", "--json"])
+                .arg(path)
+                .env("HUD_SYMBOL_CACHE", &symbols)
+                .env("HUD_TIMINGS", "1");
+            c
+        };
+        sh(run().stdout(Stdio::null()).stderr(Stdio::null()))?;
+        Runs::of(5, run)
+    };
+    let same_warm = warm(&same)?;
+    let real_warm = warm(&real)?;
     // 4. A context-switch storm: what the timelines cost per switch, and a window query on it.
     let storm = dir.join("storm.hudcap");
     let storm_switches = record_storm(STORM_SECONDS, &storm)?;
     let storm2 = report(&storm, "2")?;
     let (from, to) = (STORM_SECONDS / 2, STORM_SECONDS / 2 + 1);
     let window = Runs::of(5, || {
-        let mut c = Command::new(release_binary("hud-analyze"));
+        let mut c = crate::bench::analyzer();
         c.args(["report", "--json", "--from"])
             .arg(format!("{from}s"))
             .arg("--to")
@@ -566,6 +591,24 @@ pub fn analyze(seconds: u32) -> Result<()> {
         perf_report.wall(),
         perf_report.wall() / same2.wall()
     );
+    println!(
+        "| the same, symbol cache warm | {:.3} s vs {:.3} s ({:.1}× faster than perf report; {:.1}× faster than cold, target ≥ 2×), peak RSS {:.0} MiB cold, {:.0} MiB warm |",
+        same_warm.wall(),
+        perf_report.wall(),
+        perf_report.wall() / same_warm.wall(),
+        same2.wall() / same_warm.wall(),
+        same2.peak_rss_mib(),
+        same_warm.peak_rss_mib()
+    );
+    println!(
+        "| report, real capture, cold vs symbol cache warm | {:.3} s vs {:.3} s ({:.1}×), peak RSS {:.0} vs {:.0} MiB (perf report {:.0} MiB) |",
+        real2.wall(),
+        real_warm.wall(),
+        real2.wall() / real_warm.wall(),
+        real2.peak_rss_mib(),
+        real_warm.peak_rss_mib(),
+        perf_report.peak_rss_mib()
+    );
     Ok(())
 }
 
@@ -585,7 +628,7 @@ pub fn tui(seconds: u32) -> Result<()> {
     scale_capture(&real, &big, 1_000_000, 5_000_000, true, 1)?;
     let measure = |path: &Path| -> Result<Runs> {
         Runs::of(5, || {
-            let mut c = Command::new(release_binary("hud-analyze"));
+            let mut c = crate::bench::analyzer();
             c.args(["tui", "--bench-headless", "200x60"]).arg(path);
             c
         })
@@ -637,7 +680,7 @@ pub fn export(seconds: u32) -> Result<()> {
     let big = dir.join("synthetic-1M.hudcap");
     scale_capture(&real, &big, 1_000_000, 5_000_000, true, 1)?;
     let report = Runs::of(3, || {
-        let mut c = Command::new(release_binary("hud-analyze"));
+        let mut c = crate::bench::analyzer();
         c.args(["report", "--json"]).arg(&big);
         c
     })?;
@@ -658,7 +701,7 @@ pub fn export(seconds: u32) -> Result<()> {
     ] {
         let out = dir.join(file);
         let runs = Runs::of(3, || {
-            let mut c = Command::new(release_binary("hud-analyze"));
+            let mut c = crate::bench::analyzer();
             c.arg("export").arg(&big).arg("-o").arg(&out);
             c
         })?;

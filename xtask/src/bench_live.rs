@@ -175,7 +175,7 @@ fn latency_and_cpu(dir: &Path, seconds: u32) -> Result<(Vec<f64>, f64, f64)> {
     let _ = demo.wait();
     // The episodes' end times, from the same capture.
     let trace = dir.join("live.json");
-    sh(Command::new(release_binary("hud-analyze"))
+    sh(crate::bench::analyzer()
         .args(["export", "--format", "chrome", "-o"])
         .arg(&trace)
         .arg(&capture)

@@ -239,7 +239,7 @@ fn unwinding(dir: &Path) -> Result<(u64, f64, f64, usize, f64)> {
         let _ = demo.wait();
     }
     let hud = Runs::of(3, || {
-        let mut c = Command::new(release_binary("hud-analyze"));
+        let mut c = crate::bench::analyzer();
         c.args(["report", "--json"])
             .arg(&capture)
             .env("HUD_TIMINGS", "1")

@@ -4,6 +4,7 @@
 //! instruction's line is found, not the next one's. Objects without DWARF fall back to their
 //! symbol table (.symtab, or .dynsym for stripped libraries like libc).
 
+mod cache;
 mod dwarf;
 mod intern;
 mod missed_frames;
@@ -17,6 +18,7 @@ use crate::objects::{Embedded, SearchPaths};
 use crate::observer::Observer;
 
 pub use crate::unwind::copies::Unwinding;
+pub use cache::CacheDir;
 pub use dwarf::symtab_lookup;
 pub use intern::demangle;
 pub use session::{Arenas, Symbolizer};

@@ -8,6 +8,7 @@ use std::sync::{Arc, OnceLock};
 use rayon::prelude::*;
 use typed_arena::Arena;
 
+use super::cache::{self, MissedKey, Mode, ObjectCache};
 use super::dwarf::{Context, Prepared, Sections, FEW_LOOKUPS};
 use super::intern::Strings;
 use super::missed_frames;
@@ -31,6 +32,11 @@ pub struct Arenas<'a> {
 struct Object<'a> {
     located: Option<&'a Located>,
     prepared: Option<Option<Prepared<'a>>>,
+    /// How it is looked up, fixed when it first has lookups (and its cache's key with it).
+    mode: Option<Mode>,
+    /// Its answers kept on disk (`BUILDID-MODE`), when the object has a build-id and a cache
+    /// directory is set.
+    cache: Option<(String, ObjectCache)>,
 }
 
 /// Symbolization state kept between updates.
@@ -56,7 +62,13 @@ pub struct Symbolizer<'a> {
     unwinder: crate::unwind::Unwinder,
     unwinder_ranges: usize,
     unwound_by_id: crate::unwind::copies::ById,
+    /// When the caches were last written (a live capture's updates write at most every
+    /// [`CACHE_WRITE_EVERY`]).
+    cache_written: Option<std::time::Instant>,
 }
+
+/// How often a live capture's updates write new cache entries at most.
+const CACHE_WRITE_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// An update after the first with fewer lookups than this runs on the calling thread with kept
 /// contexts: a live capture's steady trickle of new stack nodes. Larger ones (the first update,
@@ -95,6 +107,7 @@ impl<'a> Symbolizer<'a> {
             unwinder: Default::default(),
             unwinder_ranges: 0,
             unwound_by_id: Default::default(),
+            cache_written: None,
         }
     }
 
@@ -174,6 +187,8 @@ impl<'a> Symbolizer<'a> {
             self.objects.push(Object {
                 located: located.map(|l| &*self.arenas.located.alloc(l)),
                 prepared: None,
+                mode: None,
+                cache: None,
             });
         }
     }
@@ -197,24 +212,16 @@ impl<'a> Symbolizer<'a> {
             table.resize_with(nodes + 1, OnceLock::new);
         }
         let symbols = &self.symbols;
-        let wanted = plan::wanted(model, &self.table, |id, as_caller| {
+        let mut wanted = plan::wanted(model, &self.table, |id, as_caller| {
             symbols.table(as_caller)[id as usize].get().is_some()
         });
         laps.lap("plan");
-        self.prepare(&wanted.per_object);
-        laps.lap("locate");
-
         let lookups: usize = wanted.per_object.iter().map(Vec::len).sum();
         for (info, l) in self.symbols.objects.iter_mut().zip(&wanted.per_object) {
             info.addresses += l.len();
         }
-        let prepared: Vec<Option<&Prepared<'a>>> = self
-            .objects
-            .iter()
-            .map(|o| o.prepared.as_ref().and_then(Option::as_ref))
-            .collect();
-        // Nodes looked up now: once resolved, the frames tail calls removed above them are put
-        // back.
+        // Nodes looked up now (from the cache or not): once resolved, the frames tail calls
+        // removed above them are put back.
         let looked_up: Vec<(u32, bool, u32, u64)> = wanted
             .per_object
             .iter()
@@ -224,6 +231,27 @@ impl<'a> Symbolizer<'a> {
                     .iter()
                     .map(move |l| (l.node, l.as_caller, object as u32, l.offset))
             })
+            .collect();
+        let cached = self.answer_from_caches(&mut wanted.per_object);
+        laps.lap("cache");
+        self.prepare(&wanted.per_object);
+        laps.lap("locate");
+        // What the cache did not answer, to be added to it once resolved.
+        let to_cache: Vec<(u32, bool, u32, u64)> = wanted
+            .per_object
+            .iter()
+            .enumerate()
+            .filter(|(object, _)| self.objects[*object].cache.is_some())
+            .flat_map(|(object, lookups)| {
+                lookups
+                    .iter()
+                    .map(move |l| (l.node, l.as_caller, object as u32, l.offset))
+            })
+            .collect();
+        let prepared: Vec<Option<&Prepared<'a>>> = self
+            .objects
+            .iter()
+            .map(|o| o.prepared.as_ref().and_then(Option::as_ref))
             .collect();
         let items = schedule::work_items(&prepared, wanted.per_object);
         laps.lap("units");
@@ -271,12 +299,25 @@ impl<'a> Symbolizer<'a> {
             serial.iter().zip(parallel).map(|(a, b)| a + b).collect()
         };
         self.updates += 1;
-        for (info, with_line) in self.symbols.objects.iter_mut().zip(with_line) {
-            info.with_line += with_line;
+        for ((info, with_line), cached) in
+            self.symbols.objects.iter_mut().zip(with_line).zip(cached)
+        {
+            info.with_line += with_line + cached;
         }
         laps.lap("resolve");
+        // Into the caches before the missed frames join the nodes' own.
+        for &(node, as_caller, object, offset) in &to_cache {
+            let Some(frames) = self.symbols.table(as_caller)[node as usize].get() else {
+                continue;
+            };
+            if let Some((_, cache)) = &mut self.objects[object as usize].cache {
+                let line = frames.first().is_some_and(|f| f.file.is_some());
+                cache.add_lookup(offset, frames, line);
+            }
+        }
         self.restore_missed_frames(model, &looked_up);
         laps.lap("missed frames");
+        self.write_caches();
         let node_addresses = model.stacks.nodes();
         for &(id, as_caller) in &wanted.unknown {
             let address = node_addresses[id as usize - 1].1;
@@ -297,80 +338,210 @@ impl<'a> Symbolizer<'a> {
     /// Parses, in parallel, the objects that lookups need for the first time: headers, symbol
     /// table, DWARF (sections first: the parsed objects borrow them).
     fn prepare(&mut self, per_object: &[Vec<plan::Lookup>]) {
-        let needed: Vec<usize> = (0..self.objects.len())
-            .filter(|&i| self.objects[i].prepared.is_none() && !per_object[i].is_empty())
+        let needed: Vec<(usize, usize)> = (0..self.objects.len())
+            .filter(|&i| !per_object[i].is_empty())
+            .map(|i| (i, per_object[i].len()))
+            .collect();
+        self.prepare_objects(&needed);
+    }
+
+    /// Parses the objects of `wanted` (object, lookups to make in it) not parsed yet, in the
+    /// mode fixed for each.
+    fn prepare_objects(&mut self, wanted: &[(usize, usize)]) {
+        let needed: Vec<(usize, usize)> = wanted
+            .iter()
+            .copied()
+            .filter(|&(i, _)| self.objects[i].prepared.is_none())
             .collect();
         if needed.is_empty() {
             return;
         }
         let sections: Vec<Option<Sections<'a>>> = needed
             .par_iter()
-            .map(|&i| Sections::load(self.objects[i].located?))
+            .map(|&(i, _)| Sections::load(self.objects[i].located?))
             .collect();
         let sections: Vec<&'a Option<Sections<'a>>> = sections
             .into_iter()
             .map(|s| &*self.arenas.sections.alloc(s))
             .collect();
         let objects = &self.objects;
-        let (table, target_exe) = (&self.table.objects, &self.target_exe);
         let prepared: Vec<Option<Prepared<'a>>> = needed
             .par_iter()
             .zip(sections)
-            .map(|(&i, s)| {
-                let lookups = per_object[i].len();
-                // Not the target: its inline chains name the user's code. A library with a few
-                // lookups is looked up lightly (dwarf.rs).
-                let light = lookups < FEW_LOOKUPS && table[i].0 != *target_exe;
-                Prepared::new(objects[i].located?, s.as_ref(), lookups, light)
+            .map(|(&(i, lookups), s)| {
+                let mode = objects[i].mode?;
+                Prepared::new(objects[i].located?, s.as_ref(), lookups, mode.light)
             })
             .collect();
-        for (i, p) in needed.into_iter().zip(prepared) {
+        for ((i, _), p) in needed.into_iter().zip(prepared) {
             self.objects[i].prepared = Some(p);
         }
     }
 }
 
 impl<'a> Symbolizer<'a> {
+    /// Fixes the mode of each object that has lookups for the first time (and opens its cache),
+    /// then answers from the caches what they hold: those lookups leave `per_object`. Returns,
+    /// per object, how many answers from a cache have a line.
+    fn answer_from_caches(&mut self, per_object: &mut [Vec<plan::Lookup>]) -> Vec<usize> {
+        let mut with_line = vec![0usize; per_object.len()];
+        let mut strings = Strings::new(&self.strings);
+        for (i, lookups) in per_object.iter_mut().enumerate() {
+            if lookups.is_empty() {
+                continue;
+            }
+            let object = &mut self.objects[i];
+            if object.mode.is_none() {
+                let (path, build_id) = &self.table.objects[i];
+                // Not the target: its inline chains name the user's code. A library with a few
+                // lookups is looked up lightly (dwarf.rs).
+                let light = lookups.len() < FEW_LOOKUPS && *path != self.target_exe;
+                let dwarf = match object.located {
+                    Some(l) if l.debug.is_some() => 'd',
+                    Some(l) if has_dwarf(&l.file) => 'o',
+                    _ => 'n',
+                };
+                let mode = Mode { dwarf, light };
+                object.mode = Some(mode);
+                object.cache = match (&self.search.symbol_cache, object.located) {
+                    (Some(dir), Some(_)) => cache::object_key(build_id, mode)
+                        .map(|key| (key.clone(), ObjectCache::open(dir, &key))),
+                    _ => None,
+                };
+            }
+            let Some((_, cache)) = &object.cache else {
+                continue;
+            };
+            let slots = &self.symbols;
+            lookups.retain(|l| match cache.lookup(l.offset, i as u32, &mut strings) {
+                Some((frames, line)) => {
+                    with_line[i] += usize::from(line);
+                    let _ = slots.table(l.as_caller)[l.node as usize].set(frames);
+                    false
+                }
+                None => true,
+            });
+        }
+        with_line
+    }
+
+    /// Writes the caches that gained entries: after each update of a finished capture, at most
+    /// every [`CACHE_WRITE_EVERY`] for a live one.
+    fn write_caches(&mut self) {
+        let Some(dir) = &self.search.symbol_cache else {
+            return;
+        };
+        if self
+            .cache_written
+            .is_some_and(|t| t.elapsed() < CACHE_WRITE_EVERY)
+        {
+            return;
+        }
+        let mut wrote = false;
+        for (_, cache) in self.objects.iter_mut().filter_map(|o| o.cache.as_mut()) {
+            if cache.dirty() {
+                cache.write(dir);
+                wrote = true;
+            }
+        }
+        if wrote {
+            self.cache_written = Some(std::time::Instant::now());
+        }
+    }
+
     /// Puts back, above each node side in `looked_up` (node, as caller, object, file offset),
     /// the functions the walk missed between it and its caller (symbols/missed_frames.rs): left by
     /// tail calls, or the caller of a leaf without a frame pointer. They become frames of that
     /// side. Only sides looked up in this update: others have theirs already.
     fn restore_missed_frames(&mut self, model: &Model, looked_up: &[(u32, bool, u32, u64)]) {
         let nodes = model.stacks.nodes();
-        let mut strings = Strings::new(&self.strings);
         self.contexts.resize_with(self.objects.len(), || None);
+        // Each node side: its caller's object and the call's offset, and the cache's key.
+        let calls: Vec<Option<(u32, u64, Option<MissedKey>)>> = looked_up
+            .iter()
+            .map(|&(node, as_caller, object, callee_offset)| {
+                let &(parent, _) = nodes.get(node as usize - 1)?;
+                if parent == 0 || parent >= node {
+                    return None;
+                }
+                let return_address = nodes[parent as usize - 1].1;
+                // The call instruction ends at the return address: look it up one byte back.
+                let (caller_object, offset) = self.table.locate(return_address.wrapping_sub(1))?;
+                let key_of = |i: u32| self.objects[i as usize].cache.as_ref().map(|c| &c.0);
+                let key = key_of(caller_object)
+                    .zip(key_of(object))
+                    .map(|(_, callee)| MissedKey {
+                        offset,
+                        callee: callee.clone(),
+                        callee_offset,
+                        leaf: !as_caller,
+                    });
+                Some((caller_object, offset, key))
+            })
+            .collect();
+        // What the caches do not hold is searched in the objects' code: parse those now.
+        let mut needed: Vec<(usize, usize)> = Vec::new();
+        for (call, &(_, _, object, _)) in calls.iter().zip(looked_up) {
+            let Some((caller_object, _, key)) = call else {
+                continue;
+            };
+            let hit = key.as_ref().is_some_and(|key| {
+                self.objects[*caller_object as usize]
+                    .cache
+                    .as_ref()
+                    .is_some_and(|(_, c)| c.has_missed(key))
+            });
+            if !hit {
+                // Code and symbols only: no lookups of their own to plan the DWARF for.
+                needed.extend([(*caller_object as usize, 0), (object as usize, 0)]);
+            }
+        }
+        needed.sort_unstable();
+        needed.dedup();
+        self.prepare_objects(&needed);
+        let mut strings = Strings::new(&self.strings);
         // Many nodes share a call site and a callee function (every sample in one loop): one
         // search each.
         type Key = (u32, u64, u32, u64, bool);
         let mut searched: rustc_hash::FxHashMap<Key, Vec<missed_frames::Hop>> = Default::default();
         let mut scanned = missed_frames::Scanned::default();
-        for &(node, as_caller, object, callee_offset) in looked_up {
-            let Some(&(parent, _)) = nodes.get(node as usize - 1) else {
+        for (&(node, as_caller, object, callee_offset), call) in looked_up.iter().zip(calls) {
+            let Some((caller_object, offset, key)) = call else {
                 continue;
             };
-            if parent == 0 || parent >= node {
+            let cache = &self.objects[caller_object as usize].cache;
+            if let Some((restored, hops)) = key.as_ref().and_then(|key| {
+                cache
+                    .as_ref()
+                    .and_then(|(_, c)| c.missed(key, caller_object, &mut strings))
+            }) {
+                self.symbols.recovered += hops as usize;
+                join(&mut self.symbols, node, as_caller, &restored);
                 continue;
             }
-            let return_address = nodes[parent as usize - 1].1;
-            // The call instruction ends at the return address: look it up one byte back.
-            let Some((caller_object, offset)) = self.table.locate(return_address.wrapping_sub(1))
-            else {
-                continue;
-            };
             let prepared_of = |i: u32| {
                 self.objects
                     .get(i as usize)
                     .and_then(|o| o.prepared.as_ref())
                     .and_then(Option::as_ref)
             };
+            let remember = |objects: &mut Vec<Object<'a>>, restored: &[Frame], hops: usize| {
+                if let (Some(key), Some((_, cache))) =
+                    (key.clone(), objects[caller_object as usize].cache.as_mut())
+                {
+                    cache.add_missed(key, restored, hops as u32);
+                }
+            };
             let (Some(callee), Some(caller)) = (prepared_of(object), prepared_of(caller_object))
             else {
+                remember(&mut self.objects, &[], 0);
                 continue;
             };
             let Some((callee_start, _, _)) = callee
                 .vaddr(callee_offset)
                 .and_then(|vaddr| callee.function_at(vaddr))
             else {
+                remember(&mut self.objects, &[], 0);
                 continue;
             };
             let goal = if caller_object == object {
@@ -395,6 +566,7 @@ impl<'a> Symbolizer<'a> {
                 })
                 .clone();
             if hops.is_empty() {
+                remember(&mut self.objects, &[], 0);
                 continue;
             }
             let (object, prepared) = (caller_object, caller);
@@ -413,12 +585,21 @@ impl<'a> Symbolizer<'a> {
                 restored.extend(frames);
             }
             self.symbols.recovered += hops.len();
-            let slot = &mut self.symbols.table_mut(as_caller)[node as usize];
-            if let Some(own) = slot.take() {
-                let joined: Arc<[Frame]> = own.iter().chain(restored.iter()).cloned().collect();
-                let _ = slot.set(joined);
-            }
+            join(&mut self.symbols, node, as_caller, &restored);
+            remember(&mut self.objects, &restored, hops.len());
         }
+    }
+}
+
+/// The frames put back above a node side, after its own.
+fn join(symbols: &mut Symbols, node: u32, as_caller: bool, restored: &[Frame]) {
+    if restored.is_empty() {
+        return;
+    }
+    let slot = &mut symbols.table_mut(as_caller)[node as usize];
+    if let Some(own) = slot.take() {
+        let joined: Arc<[Frame]> = own.iter().chain(restored.iter()).cloned().collect();
+        let _ = slot.set(joined);
     }
 }
 
