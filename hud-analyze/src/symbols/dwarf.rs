@@ -146,6 +146,11 @@ impl<'a> Prepared<'a> {
         })
     }
 
+    /// Looked up without addr2line (see `new`).
+    pub(super) fn is_light(&self) -> bool {
+        self.light
+    }
+
     /// The object's bytes.
     pub(super) fn code(&self) -> &'a [u8] {
         self.code

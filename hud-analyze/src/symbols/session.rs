@@ -369,8 +369,10 @@ impl<'a> Symbolizer<'a> {
             .par_iter()
             .zip(sections)
             .map(|(&(i, lookups), s)| {
-                let mode = objects[i].mode?;
-                Prepared::new(objects[i].located?, s.as_ref(), lookups, mode.light)
+                // Every object is given its mode with its first lookups; one parsed for its code
+                // alone before that is looked up in full.
+                let light = objects[i].mode.is_some_and(|m| m.light);
+                Prepared::new(objects[i].located?, s.as_ref(), lookups, light)
             })
             .collect();
         for ((i, _), p) in needed.into_iter().zip(prepared) {
@@ -395,7 +397,11 @@ impl<'a> Symbolizer<'a> {
                 let (path, build_id) = &self.table.objects[i];
                 // Not the target: its inline chains name the user's code. A library with a few
                 // lookups is looked up lightly (dwarf.rs).
-                let light = lookups.len() < FEW_LOOKUPS && *path != self.target_exe;
+                let light = match &object.prepared {
+                    // Parsed already (for its code, to put back missed frames): as it was.
+                    Some(Some(p)) => p.is_light(),
+                    _ => lookups.len() < FEW_LOOKUPS && *path != self.target_exe,
+                };
                 let dwarf = match object.located {
                     Some(l) if l.debug.is_some() => 'd',
                     Some(l) if has_dwarf(&l.file) => 'o',
