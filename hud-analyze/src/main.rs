@@ -378,6 +378,16 @@ impl Observer for Terminal {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
+        if self.timings {
+            // Resident memory after the analysis, heap and mapped files apart: what a cold
+            // analysis costs is mostly one or the other.
+            let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+            for field in ["RssAnon:", "RssFile:"] {
+                if let Some(kb) = status.lines().find_map(|l| l.strip_prefix(field)) {
+                    eprintln!("memory {} {}", field.trim_end_matches(':'), kb.trim());
+                }
+            }
+        }
     }
 }
 
