@@ -6,8 +6,14 @@
 //! - `reader` feature: [`reader::Capture`] (mmap, zero-copy, parallel) and [`reader::FrameStream`].
 //! - `elf` feature: [`elf`], the build-id note both the recorder and the analyzer read.
 //! - `cli-docs` feature: [`cli_docs`], man pages and completions from a binary's clap definitions.
+//! - `symbol-cache` feature: [`symbol_cache`], the analyzer's symbol cache files.
 #![cfg_attr(
-    not(any(feature = "capture", feature = "cli-docs", feature = "elf")),
+    not(any(
+        feature = "capture",
+        feature = "cli-docs",
+        feature = "elf",
+        feature = "symbol-cache"
+    )),
     no_std
 )]
 
@@ -42,6 +48,9 @@ pub mod cli_docs;
 
 #[cfg(feature = "elf")]
 pub mod elf;
+
+#[cfg(feature = "symbol-cache")]
+pub mod symbol_cache;
 
 #[cfg(feature = "capture")]
 pub use error::Error;

@@ -8,8 +8,8 @@
 //! (dwarf.rs: no inline chains), and the build of this analyzer (its own build-id), so a cache
 //! written by another version is never read. A cold and a warm analysis give the same frames.
 //!
-//! Files are `DIR/BUILDID-MODE-ANALYZER.hudsym`: a magic, then a zstd frame with its checksum
-//! (a damaged file is detected, ignored and removed). Written to a temporary file and renamed,
+//! Files are `DIR/BUILDID-MODE-ANALYZER.hudsym`, laid out by [`hud_format::symbol_cache`] (a
+//! damaged file is detected, ignored and removed). Written to a temporary file and renamed,
 //! so concurrent analyses never see half a file (the last writer's entries win). The directory
 //! is kept under a size limit, oldest-used files removed first (a file's time is refreshed when
 //! it is read).
@@ -19,15 +19,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
+use hud_format::symbol_cache::{self as file, CachedFrame, Contents};
+
 use super::intern::Strings;
 use super::{Frame, Recovered};
 
-/// The file's first bytes.
-const MAGIC: &[u8; 8] = b"HUDSYM01";
 /// Largest file read (a damaged length must not make us allocate the world).
 const MAX_FILE: u64 = 256 << 20;
-/// Largest payload once decompressed.
-const MAX_PAYLOAD: usize = 1 << 30;
 
 /// Where the cache lives and how big it may grow.
 #[derive(Clone, Debug)]
@@ -69,16 +67,6 @@ pub(super) struct Mode {
     pub(super) light: bool,
 }
 
-/// A frame as stored: strings by index into the file's table.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-struct Stored {
-    function: u32,
-    file: Option<u32>,
-    line: u32,
-    inlined: bool,
-    recovered: Option<Recovered>,
-}
-
 /// What the walk missed above one call site, as stored in the caller's entry: the call's file
 /// offset, the callee's key (`BUILDID-MODE`) and file offset, and whether the callee was the
 /// stack's leaf.
@@ -96,8 +84,8 @@ pub(super) struct ObjectCache {
     path: Option<PathBuf>,
     strings: Vec<Arc<str>>,
     index: HashMap<Arc<str>, u32>,
-    lookups: HashMap<u64, (Vec<Stored>, bool)>,
-    missed: HashMap<MissedKey, (Vec<Stored>, u32)>,
+    lookups: HashMap<u64, (Vec<CachedFrame>, bool)>,
+    missed: HashMap<MissedKey, (Vec<CachedFrame>, u32)>,
     /// Entries added since it was read or written.
     dirty: usize,
 }
@@ -211,7 +199,7 @@ impl ObjectCache {
             return;
         }
         let temporary = path.with_extension(format!("tmp{}", std::process::id()));
-        let written = encode(self)
+        let written = file::encode(&self.contents())
             .and_then(|bytes| std::fs::write(&temporary, bytes))
             .and_then(|()| std::fs::rename(&temporary, path));
         if written.is_err() {
@@ -222,7 +210,7 @@ impl ObjectCache {
         trim(dir);
     }
 
-    fn frames(&self, stored: &[Stored], object: u32, strings: &mut Strings) -> Arc<[Frame]> {
+    fn frames(&self, stored: &[CachedFrame], object: u32, strings: &mut Strings) -> Arc<[Frame]> {
         stored
             .iter()
             .map(|s| Frame {
@@ -231,22 +219,83 @@ impl ObjectCache {
                 line: s.line,
                 object,
                 inlined: s.inlined,
-                recovered: s.recovered,
+                recovered: match s.recovered {
+                    1 => Some(Recovered::TailCall),
+                    2 => Some(Recovered::LeafCaller),
+                    _ => None,
+                },
             })
             .collect()
     }
 
-    fn store(&mut self, frames: &[Frame]) -> Vec<Stored> {
+    fn store(&mut self, frames: &[Frame]) -> Vec<CachedFrame> {
         frames
             .iter()
-            .map(|f| Stored {
+            .map(|f| CachedFrame {
                 function: self.string(&f.function),
                 file: f.file.as_ref().map(|file| self.string(file)),
                 line: f.line,
                 inlined: f.inlined,
-                recovered: f.recovered,
+                recovered: match f.recovered {
+                    None => 0,
+                    Some(Recovered::TailCall) => 1,
+                    Some(Recovered::LeafCaller) => 2,
+                },
             })
             .collect()
+    }
+
+    /// As the file holds it.
+    fn contents(&self) -> Contents {
+        Contents {
+            strings: self.strings.iter().map(|s| s.to_string()).collect(),
+            lookups: self
+                .lookups
+                .iter()
+                .map(|(&offset, (frames, line))| file::Lookup {
+                    offset,
+                    line: *line,
+                    frames: frames.clone(),
+                })
+                .collect(),
+            missed: self
+                .missed
+                .iter()
+                .map(|(key, (frames, hops))| file::Missed {
+                    offset: key.offset,
+                    callee: key.callee.clone(),
+                    callee_offset: key.callee_offset,
+                    leaf: key.leaf,
+                    hops: *hops,
+                    frames: frames.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    /// From what a file holds.
+    fn from_contents(contents: Contents) -> Self {
+        let mut cache = ObjectCache::default();
+        for s in contents.strings {
+            let s: Arc<str> = s.into();
+            cache
+                .index
+                .insert(Arc::clone(&s), cache.strings.len() as u32);
+            cache.strings.push(s);
+        }
+        for l in contents.lookups {
+            cache.lookups.insert(l.offset, (l.frames, l.line));
+        }
+        for m in contents.missed {
+            let key = MissedKey {
+                offset: m.offset,
+                callee: m.callee,
+                callee_offset: m.callee_offset,
+                leaf: m.leaf,
+            };
+            cache.missed.insert(key, (m.frames, m.hops));
+        }
+        cache
     }
 
     fn string(&mut self, s: &Arc<str>) -> u32 {
@@ -289,179 +338,20 @@ fn trim(dir: &CacheDir) {
     }
 }
 
-fn recovered_code(r: Option<Recovered>) -> u8 {
-    match r {
-        None => 0,
-        Some(Recovered::TailCall) => 1,
-        Some(Recovered::LeafCaller) => 2,
-    }
-}
-
-fn encode(cache: &ObjectCache) -> std::io::Result<Vec<u8>> {
-    let mut p = Vec::new();
-    let u32_ = |p: &mut Vec<u8>, v: u32| p.extend_from_slice(&v.to_le_bytes());
-    let u64_ = |p: &mut Vec<u8>, v: u64| p.extend_from_slice(&v.to_le_bytes());
-    let frames = |p: &mut Vec<u8>, stored: &[Stored]| {
-        u32_(p, stored.len() as u32);
-        for s in stored {
-            u32_(p, s.function);
-            u32_(p, s.file.unwrap_or(u32::MAX));
-            u32_(p, s.line);
-            p.push(u8::from(s.inlined) | recovered_code(s.recovered) << 1);
-        }
-    };
-    u32_(&mut p, cache.strings.len() as u32);
-    for s in &cache.strings {
-        u32_(&mut p, s.len() as u32);
-        p.extend_from_slice(s.as_bytes());
-    }
-    u32_(&mut p, cache.lookups.len() as u32);
-    for (offset, (stored, line)) in &cache.lookups {
-        u64_(&mut p, *offset);
-        p.push(u8::from(*line));
-        frames(&mut p, stored);
-    }
-    u32_(&mut p, cache.missed.len() as u32);
-    for (key, (stored, hops)) in &cache.missed {
-        u64_(&mut p, key.offset);
-        u32_(&mut p, key.callee.len() as u32);
-        p.extend_from_slice(key.callee.as_bytes());
-        u64_(&mut p, key.callee_offset);
-        p.push(u8::from(key.leaf));
-        u32_(&mut p, *hops);
-        frames(&mut p, stored);
-    }
-    let mut out = MAGIC.to_vec();
-    let mut encoder = zstd::Encoder::new(&mut out, 3)?;
-    encoder.include_checksum(true)?;
-    std::io::Write::write_all(&mut encoder, &p)?;
-    encoder.finish()?;
-    Ok(out)
-}
-
-/// Why a file was not read.
-#[derive(Debug)]
-struct Damaged;
-
 /// Reads `path`: `Ok(None)` when there is no such file, `Err` when it is damaged.
-fn read(path: &Path) -> Result<Option<ObjectCache>, Damaged> {
+fn read(path: &Path) -> Result<Option<ObjectCache>, file::Damaged> {
     let bytes = match std::fs::File::open(path) {
-        Ok(file) => {
-            if file.metadata().map_err(|_| Damaged)?.len() > MAX_FILE {
-                return Err(Damaged);
+        Ok(f) => {
+            if f.metadata().map_err(|_| file::Damaged)?.len() > MAX_FILE {
+                return Err(file::Damaged);
             }
             let mut bytes = Vec::new();
-            std::io::Read::read_to_end(&mut &file, &mut bytes).map_err(|_| Damaged)?;
+            std::io::Read::read_to_end(&mut &f, &mut bytes).map_err(|_| file::Damaged)?;
             bytes
         }
         Err(_) => return Ok(None),
     };
-    let payload = bytes.strip_prefix(MAGIC.as_slice()).ok_or(Damaged)?;
-    let mut decoded = Vec::new();
-    let decoder = zstd::Decoder::new(payload).map_err(|_| Damaged)?;
-    std::io::Read::read_to_end(
-        &mut std::io::Read::take(decoder, MAX_PAYLOAD as u64 + 1),
-        &mut decoded,
-    )
-    .map_err(|_| Damaged)?;
-    if decoded.len() > MAX_PAYLOAD {
-        return Err(Damaged);
-    }
-    decode(&decoded).ok_or(Damaged).map(Some)
-}
-
-/// A bounds-checked reader over the payload.
-struct Cursor<'b>(&'b [u8]);
-
-impl<'b> Cursor<'b> {
-    fn take(&mut self, n: usize) -> Option<&'b [u8]> {
-        if self.0.len() < n {
-            return None;
-        }
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
-        Some(head)
-    }
-    fn u8(&mut self) -> Option<u8> {
-        Some(self.take(1)?[0])
-    }
-    fn u32(&mut self) -> Option<u32> {
-        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
-    }
-    fn u64(&mut self) -> Option<u64> {
-        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
-    }
-    /// A count of items at least `size` bytes each: no more than the bytes left can hold.
-    fn count(&mut self, size: usize) -> Option<usize> {
-        let n = self.u32()? as usize;
-        (n.saturating_mul(size) <= self.0.len()).then_some(n)
-    }
-    fn text(&mut self) -> Option<&'b str> {
-        let n = self.u32()? as usize;
-        std::str::from_utf8(self.take(n)?).ok()
-    }
-    fn frames(&mut self, strings: usize) -> Option<Vec<Stored>> {
-        let n = self.count(13)?;
-        (0..n)
-            .map(|_| {
-                let function = self.u32()?;
-                let file = self.u32()?;
-                let line = self.u32()?;
-                let flags = self.u8()?;
-                let index_ok = |i: u32| (i as usize) < strings;
-                let recovered = match flags >> 1 {
-                    0 => None,
-                    1 => Some(Recovered::TailCall),
-                    2 => Some(Recovered::LeafCaller),
-                    _ => return None,
-                };
-                (index_ok(function) && (file == u32::MAX || index_ok(file))).then_some(Stored {
-                    function,
-                    file: (file != u32::MAX).then_some(file),
-                    line,
-                    inlined: flags & 1 != 0,
-                    recovered,
-                })
-            })
-            .collect()
-    }
-}
-
-fn decode(payload: &[u8]) -> Option<ObjectCache> {
-    let mut c = Cursor(payload);
-    let mut cache = ObjectCache::default();
-    for _ in 0..c.count(4)? {
-        let s: Arc<str> = c.text()?.into();
-        cache
-            .index
-            .insert(Arc::clone(&s), cache.strings.len() as u32);
-        cache.strings.push(s);
-    }
-    let strings = cache.strings.len();
-    for _ in 0..c.count(13)? {
-        let offset = c.u64()?;
-        let line = c.u8()? != 0;
-        let frames = c.frames(strings)?;
-        cache.lookups.insert(offset, (frames, line));
-    }
-    for _ in 0..c.count(25)? {
-        let offset = c.u64()?;
-        let callee = c.text()?.to_owned();
-        let callee_offset = c.u64()?;
-        let leaf = c.u8()? != 0;
-        let hops = c.u32()?;
-        let frames = c.frames(strings)?;
-        cache.missed.insert(
-            MissedKey {
-                offset,
-                callee,
-                callee_offset,
-                leaf,
-            },
-            (frames, hops),
-        );
-    }
-    c.0.is_empty().then_some(cache)
+    file::decode(&bytes).map(|c| Some(ObjectCache::from_contents(c)))
 }
 
 #[cfg(test)]
@@ -565,9 +455,6 @@ mod tests {
         assert!(ObjectCache::open(&dir, "ef56-of")
             .lookup(0x10, 0, &mut strings)
             .is_none());
-        // Payloads that lie about their counts.
-        assert!(decode(&[0xff, 0xff, 0xff, 0x7f]).is_none());
-        assert!(decode(&[0, 0, 0, 0, 1, 0, 0, 0]).is_none());
     }
 
     #[test]
