@@ -222,32 +222,15 @@ impl<'a> Symbolizer<'a> {
         }
         // Nodes looked up now (from the cache or not): once resolved, the frames tail calls
         // removed above them are put back.
-        let looked_up: Vec<(u32, bool, u32, u64)> = wanted
-            .per_object
-            .iter()
-            .enumerate()
-            .flat_map(|(object, lookups)| {
-                lookups
-                    .iter()
-                    .map(move |l| (l.node, l.as_caller, object as u32, l.offset))
-            })
-            .collect();
+        let looked_up = sides(&wanted.per_object, |_| true);
         let cached = self.answer_from_caches(&mut wanted.per_object);
         laps.lap("cache");
         self.prepare(&wanted.per_object);
         laps.lap("locate");
         // What the cache did not answer, to be added to it once resolved.
-        let to_cache: Vec<(u32, bool, u32, u64)> = wanted
-            .per_object
-            .iter()
-            .enumerate()
-            .filter(|(object, _)| self.objects[*object].cache.is_some())
-            .flat_map(|(object, lookups)| {
-                lookups
-                    .iter()
-                    .map(move |l| (l.node, l.as_caller, object as u32, l.offset))
-            })
-            .collect();
+        let to_cache = sides(&wanted.per_object, |object| {
+            self.objects[object].cache.is_some()
+        });
         let prepared: Vec<Option<&Prepared<'a>>> = self
             .objects
             .iter()
@@ -595,6 +578,24 @@ impl<'a> Symbolizer<'a> {
             remember(&mut self.objects, &restored, hops.len());
         }
     }
+}
+
+/// The node sides of the lookups of the objects `keep` takes: (node, as caller, object, file
+/// offset).
+fn sides(
+    per_object: &[Vec<plan::Lookup>],
+    keep: impl Fn(usize) -> bool,
+) -> Vec<(u32, bool, u32, u64)> {
+    per_object
+        .iter()
+        .enumerate()
+        .filter(|&(object, _)| keep(object))
+        .flat_map(|(object, lookups)| {
+            lookups
+                .iter()
+                .map(move |l| (l.node, l.as_caller, object as u32, l.offset))
+        })
+        .collect()
 }
 
 /// The frames put back above a node side, after its own.
