@@ -6,7 +6,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use hud_test_harness::{blocker_count, demo_binary, ebpf_ready, record_binary, serial, Demo, Tmux};
+use hud_test_harness::{
+    blocker_count, demo_binary, ebpf_ready, record_binary, recorded, serial, Demo, Tmux,
+};
 
 const ANALYZE: &str = env!("CARGO_BIN_EXE_hud-analyze");
 
@@ -136,24 +138,8 @@ fn the_live_cockpit_compares_with_a_base_capture() {
     if !ready() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let base = dir.path().join("base.hudcap");
-    {
-        let demo = Demo::start(6.0, &[]);
-        let status = Command::new(record_binary())
-            .args([
-                "--pid",
-                &demo.pid().to_string(),
-                "-q",
-                "--duration",
-                "3",
-                "-o",
-            ])
-            .arg(&base)
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
+    let recorded = recorded(&demo_binary(), &[], 3, &[], false);
+    let base = recorded.capture;
     let demo = Demo::start(60.0, &[]);
     let tmux = Tmux::start(180, 48);
     tmux.line(&format!(

@@ -252,7 +252,7 @@ async fn planted_stall(length: Duration) {
 }
 
 /// BLOCKER (off-CPU, lock): a std::sync::Mutex that a background thread holds for 30 ms. In the
-/// next release, the same lock a few lines further down (an edit above it).
+/// next release, the same lock three lines up (the code around it edited).
 async fn locked_cache_update() {
     if cfg!(feature = "next-release") {
         std::hint::black_box(CACHE_UPDATES.fetch_add(1, Ordering::Relaxed));
