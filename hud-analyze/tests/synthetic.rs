@@ -191,8 +191,8 @@ fn long_polls_are_split_by_a_park() {
     assert_eq!(b.kind, Kind::Cpu);
     let mut durations: Vec<u64> = b.episodes.iter().map(|e| e.duration).collect();
     durations.sort_unstable();
-    let period = a.model.sample_period();
-    assert_eq!(durations, vec![20 * MS + period, 40 * MS + period]);
+    // Samples 10 ms apart, a hair closer than the 99 Hz period: each stands for 10 ms.
+    assert_eq!(durations, vec![30 * MS, 50 * MS]);
     // No task ids: nothing showed each run to be one poll.
     assert_eq!(b.unproven(), 2);
 }
@@ -899,6 +899,35 @@ fn tasks_taking_turns_are_never_one_long_poll() {
         task.kind.as_ref().map(|k| &*k.function),
         Some("app::echo::{{closure}}")
     );
+}
+
+/// Each CPU samples on its own clock: a poll moved to another CPU can be sampled twice
+/// microseconds apart, one task and one tick. Those samples prove microseconds, not a period:
+/// no long poll. The same two samples a period apart are one.
+#[test]
+fn two_samples_microseconds_apart_are_no_long_poll() {
+    let work = in_task(vec![user("app::step::{{closure}}", 7)]);
+    let build = |gap: u64| {
+        let mut s = Synth::new();
+        s.thread(10, "w");
+        s.writer.set_task_source("test");
+        s.sample_in_task(START + 10 * MS, 10, &work, 4, 0x0100_0000_0000_0009);
+        s.sample_in_task(START + 10 * MS + gap, 10, &work, 4, 0x0100_0000_0000_0009);
+        s.sample(START + 200 * MS, 10, &parked());
+        s.analyze()
+    };
+    let moved = build(33_000);
+    assert!(
+        blockers(&moved).is_empty(),
+        "{:?}",
+        names(&blockers(&moved))
+    );
+    let period = 1_000_000_000 / 99;
+    let stayed = build(period);
+    assert_eq!(stayed.model.sample_period(), period);
+    let d = blockers(&stayed);
+    assert_eq!(d.len(), 1, "{:?}", names(&d));
+    assert_eq!(d[0].episodes[0].duration, 2 * period);
 }
 
 /// A blocker names the tasks it happened in; the report's JSON lists them and the source.

@@ -671,11 +671,20 @@ pub fn detect(
                     // counts, and the unseen ends at the share of time it was on CPU. (A poll of
                     // 1 ms preempted for 20 ms under load, sampled at both ends, was a 31 ms
                     // "long poll" in read_data_file.)
+                    //
+                    // The unseen ends are one interval between samples, on CPU: the period
+                    // when the samples are a period or more apart, less when they are closer.
+                    // Each CPU has its own clock, so a poll that moved to another CPU can be
+                    // sampled twice microseconds apart; those samples prove microseconds, not
+                    // a period. (A 1 ms poll moved between CPUs under load, sampled 33 µs
+                    // apart, was a 10.1 ms "long poll" of hud-yield in a CI run.)
                     let span = last.ts - first.ts;
                     let preempted = thread.timeline.totals(first.ts, last.ts).runnable;
                     let on_cpu = span.saturating_sub(preempted);
-                    let duration =
-                        on_cpu + (period as u128 * on_cpu as u128 / span.max(1) as u128) as u64;
+                    let intervals = (run.len() as u128 - 1) * period as u128;
+                    let unseen =
+                        period as u128 * on_cpu as u128 / (span as u128).max(intervals).max(1);
+                    let duration = on_cpu + unseen as u64;
                     if duration >= thresholds.long_poll_ns {
                         episodes.push(long_poll(
                             run,
