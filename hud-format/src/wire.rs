@@ -69,9 +69,10 @@ pub struct RecordHeader {
 }
 
 /// Switches per [`SwitchBatch`]. Each CPU collects its switches in a batch and sends it when full
-/// (or older than [`SWITCH_BATCH_MAX_AGE_NS`]): one ring-buffer operation per 64 switches instead
-/// of one per switch, which was most of a switch's cost in the kernel.
-pub const SWITCH_BATCH_LEN: usize = 64;
+/// (or older than [`SWITCH_BATCH_MAX_AGE_NS`]): one ring-buffer operation per 128 switches
+/// instead of one per switch, which was most of a switch's cost in the kernel (64 to 128 saved
+/// ~10 ns a switch on the storm; the age bound keeps the delay).
+pub const SWITCH_BATCH_LEN: usize = 128;
 /// A batch is sent at the first switch or sample on its CPU after its first switch is this old.
 pub const SWITCH_BATCH_MAX_AGE_NS: u64 = 10_000_000;
 /// [`SwitchEntry::state`] bit of a switch-in.
@@ -234,14 +235,15 @@ pub struct ThreadState {
 /// Entries of the kernel's cache of target task_struct pointers (see [`TaskCacheEntry`]).
 pub const TASK_CACHE_ENTRIES: u32 = 4096;
 
-/// A target thread's task_struct pointer and its tid: the kernel-only `TASKS` map, a
-/// direct-mapped cache that spares the raw tracepoints reading `pid` out of a task pointer.
+/// A target thread's task_struct pointer, its tid and its slot in `STATES`: the kernel-only
+/// `TASKS` map, a direct-mapped cache that spares the raw tracepoints reading `pid` out of a task
+/// pointer, the helper call for the current pid, and the lookup of the thread's slot.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TaskCacheEntry {
     pub task: u64,
     pub tid: u32,
-    pub _pad: u32,
+    pub slot: u32,
 }
 
 /// Thread lifecycle: created, exited or renamed.
@@ -499,7 +501,7 @@ pub mod names {
     pub const STATES: &str = "STATES";
     /// Queue of free slots (`u16`).
     pub const FREE_SLOTS: &str = "FREE_SLOTS";
-    /// Kernel only: per task cache entry, a task pointer and its tid ([`super::TaskCacheEntry`]).
+    /// Kernel only: per task cache entry, a task pointer, its tid and slot ([`super::TaskCacheEntry`]).
     pub const TASKS: &str = "TASKS";
     /// Per CPU: the [`super::SwitchBatch`] being filled.
     pub const BATCHES: &str = "BATCHES";

@@ -104,10 +104,10 @@ pub(super) static FREE_SLOTS: Queue<u16> = Queue::with_max_entries(MAX_THREADS, 
 #[map]
 pub(super) static BATCHES: PerCpuArray<SwitchBatch> = PerCpuArray::with_max_entries(1, 0);
 
-/// A cache of task_struct pointer → tid for the target's threads, direct-mapped: a raw
+/// A cache of task_struct pointer → tid and slot for the target's threads, direct-mapped: a raw
 /// tracepoint hands over task pointers, and reading the pid out of one (`bpf_probe_read_kernel`)
 /// cost more than the rest of a switch's work. Filled at each switch-out of a target thread,
-/// cleared at its exit (before its task_struct can be reused); a miss reads the pid.
+/// cleared at its exit (before its task_struct or its slot can be reused); a miss reads the pid.
 #[map]
 pub(super) static TASKS: Array<TaskCacheEntry> = Array::with_max_entries(TASK_CACHE_ENTRIES, 0);
 
@@ -117,17 +117,24 @@ pub(super) fn task_index(task: u64) -> u32 {
     (((task >> 6) ^ (task >> 16)) as u32) & (TASK_CACHE_ENTRIES - 1)
 }
 
-/// The pid of `task`: from the cache when it is a known target thread, else read.
+/// The cache's entry for `task` when it holds it: a target thread that has a slot.
 #[inline(always)]
-pub(super) fn pid_of(task: *const u8) -> u32 {
-    if let Some(e) = TASKS.get(task_index(task as u64)) {
-        if e.task == task as u64 {
-            return e.tid;
-        }
+pub(super) fn cached(task: u64) -> Option<&'static TaskCacheEntry> {
+    TASKS.get(task_index(task)).filter(|e| e.task == task)
+}
+
+/// The pid of `task` and its state when it is a target thread: from the cache when it is a
+/// known one, else read.
+#[inline(always)]
+pub(super) fn thread_of(task: *const u8) -> (u32, Option<*mut ThreadState>) {
+    if let Some(e) = cached(task as u64) {
+        return (e.tid, STATES.get_ptr_mut(e.slot));
     }
     // SAFETY: `task` is a task_struct; the offset comes from BTF. A failed read is pid 0.
-    unsafe { bpf_probe_read_kernel(task.add(TASK_PID_OFFSET.load() as usize) as *const u32) }
-        .unwrap_or(0)
+    let tid =
+        unsafe { bpf_probe_read_kernel(task.add(TASK_PID_OFFSET.load() as usize) as *const u32) }
+            .unwrap_or(0);
+    (tid, if tid != 0 { state_of(tid) } else { None })
 }
 
 /// Two per CPU (index 2 × cpu, + 1 for samples): the stack copy being filled. A sample may
@@ -170,11 +177,14 @@ pub(super) fn count_n(counter: Counter, n: u64) {
 /// The state of target thread `tid`, if it is one.
 #[inline(always)]
 pub(super) fn state_of(tid: u32) -> Option<*mut ThreadState> {
+    STATES.get_ptr_mut(slot_of(tid)?)
+}
+
+/// The slot of target thread `tid` in `STATES`, if it is one.
+#[inline(always)]
+pub(super) fn slot_of(tid: u32) -> Option<u32> {
     let slot = *SLOTS.get(tid)?;
-    if slot == 0 {
-        return None;
-    }
-    STATES.get_ptr_mut(u32::from(slot))
+    (slot != 0).then_some(u32::from(slot))
 }
 
 #[inline(always)]

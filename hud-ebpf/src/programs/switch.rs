@@ -13,16 +13,16 @@ use aya_ebpf::{
     EbpfContext,
 };
 use hud_format::wire::{
-    kind, Counter, DueEpisode, RecordHeader, StackRecord, SwitchBatch, SwitchEntry, ThreadState,
-    COPY_AT_SWITCH_OUT, ENTRY_SWITCH_IN, STATE_IN_FAULT, STATE_PREEMPTED, SWITCH_BATCH_LEN,
-    SWITCH_BATCH_MAX_AGE_NS,
+    kind, Counter, DueEpisode, RecordHeader, StackRecord, SwitchBatch, SwitchEntry, TaskCacheEntry,
+    ThreadState, COPY_AT_SWITCH_OUT, ENTRY_SWITCH_IN, STATE_IN_FAULT, STATE_PREEMPTED,
+    SWITCH_BATCH_LEN, SWITCH_BATCH_MAX_AGE_NS,
 };
 
 use super::shared::{
-    count, count_n, cpu, field, fill_stacks, now, pid_of, slept, state_of, stopped, task_index,
-    BATCHES, EVENTS, KERNEL_STACKS, NO_WAKEUP, OFFCPU_PENDING, OFFCPU_THRESHOLD_NS,
-    OFF_SWITCH_NEXT_PID, OFF_SWITCH_PREV_PID, OFF_SWITCH_PREV_STATE, SWITCH_RECORD_BYTES,
-    TARGET_TGID, TASKS, ZERO,
+    cached, count, count_n, cpu, field, fill_stacks, now, slept, slot_of, state_of, stopped,
+    task_index, thread_of, BATCHES, EVENTS, KERNEL_STACKS, NO_WAKEUP, OFFCPU_PENDING,
+    OFFCPU_THRESHOLD_NS, OFF_SWITCH_NEXT_PID, OFF_SWITCH_PREV_PID, OFF_SWITCH_PREV_STATE, STATES,
+    SWITCH_RECORD_BYTES, TARGET_TGID, TASKS, ZERO,
 };
 use super::stack_copy::{copy_stack, PT_REGS_ORIG_AX};
 use super::sys_exit::send_due;
@@ -133,7 +133,15 @@ pub fn hud_sched_switch(ctx: TracePointContext) -> u32 {
     };
     // Kernels without BTF (where this classic tracepoint is used) have no BTF pointer to a
     // task's registers: page faults are not told from system calls there.
-    on_switch(&ctx, prev, next_pid, false);
+    let next = (
+        next_pid,
+        if next_pid != 0 {
+            state_of(next_pid)
+        } else {
+            None
+        },
+    );
+    on_switch(&ctx, prev, next, false);
     0
 }
 
@@ -142,7 +150,6 @@ pub fn hud_sched_switch(ctx: TracePointContext) -> u32 {
 /// next task's pid is read at the offset hud-record found in the kernel's BTF.
 #[raw_tracepoint(tracepoint = "sched_switch")]
 pub fn hud_sched_switch_raw(ctx: RawTracePointContext) -> i32 {
-    let pid_tgid = bpf_get_current_pid_tgid();
     // sched_switch's arguments on Linux 5.18+ (hud-record checks the prototype).
     let (preempt, prev_task, next, raw_state) = (
         ctx.arg::<u64>(0) & 1 != 0,
@@ -150,33 +157,45 @@ pub fn hud_sched_switch_raw(ctx: RawTracePointContext) -> i32 {
         ctx.arg::<*const u8>(2),
         ctx.arg::<u64>(3) as u32,
     );
-    let prev = if (pid_tgid >> 32) as u32 == TARGET_TGID.load() && pid_tgid as u32 != 0 {
-        let tid = pid_tgid as u32;
-        // Looked up once for the cache and for the switch.
-        let state = state_of(tid);
-        // Cached only while the thread has a slot: its last switch-out, after its exit cleared
-        // the entry, must not put it back.
-        if let Some(e) = TASKS
-            .get_ptr_mut(task_index(prev_task))
-            .filter(|_| state.is_some())
-        {
-            // SAFETY: a cache entry; a race with another CPU at worst costs a later miss.
-            // Written only when it changes: other CPUs read it at each switch-in, and a store
-            // of the same values would still take their copy of the line away.
-            unsafe {
-                if (*e).task != prev_task || (*e).tid != tid {
-                    (*e).task = prev_task;
-                    (*e).tid = tid;
+    let state = reported_state(preempt, raw_state);
+    let prev = match cached(prev_task) {
+        // A target thread with a slot, known by its task pointer: no helper call, no lookup
+        // of its slot (a switch-out of one costs that much less; the storm's are all such).
+        Some(e) => Some((e.tid, state, STATES.get_ptr_mut(e.slot))),
+        None => {
+            let pid_tgid = bpf_get_current_pid_tgid();
+            if (pid_tgid >> 32) as u32 == TARGET_TGID.load() && pid_tgid as u32 != 0 {
+                let tid = pid_tgid as u32;
+                let slot = slot_of(tid);
+                // Cached only while the thread has a slot: its last switch-out, after its
+                // exit cleared the entry, must not put it back.
+                if let (Some(slot), Some(e)) = (slot, TASKS.get_ptr_mut(task_index(prev_task))) {
+                    // SAFETY: a cache entry; a race with another CPU at worst costs a later
+                    // miss.
+                    unsafe {
+                        *e = TaskCacheEntry {
+                            task: prev_task,
+                            tid,
+                            slot,
+                        }
+                    };
                 }
+                Some((tid, state, slot.and_then(|s| STATES.get_ptr_mut(s))))
+            } else {
+                None
             }
         }
-        Some((tid, reported_state(preempt, raw_state), state))
-    } else {
-        None
     };
-    on_switch(&ctx, prev, pid_of(next), true);
+    let may_fault = raw_state & TASK_FREEZABLE == 0;
+    on_switch(&ctx, prev, thread_of(next), may_fault);
     0
 }
+
+/// A sleep the freezer may stop (Linux 6.1+): futex waits, nanosleep, most timed waits. Never
+/// a page fault's (a page's lock or I/O, the mmap lock, userfaultfd), so the registers are not
+/// read for it: on the storm, whose threads sleep in futexes, reading them cost ~35 ns a
+/// switch. Older kernels never set this bit: every sleep is checked there.
+const TASK_FREEZABLE: u32 = 0x2000;
 
 /// The state the classic tracepoint reports for a task that leaves the CPU in `state`
 /// (`__trace_sched_switch_state`): TASK_REPORT_MAX when preempted, else the highest
@@ -207,19 +226,15 @@ pub(super) fn reported_state(preempt: bool, state: u32) -> u32 {
 }
 
 /// A switch: `prev` (tid, reported state, its state entry when it has a slot) when a target
-/// thread leaves, `next_pid` the incoming task (filtered by `SLOTS`).
+/// thread leaves, `next` the incoming task's pid and its state when it is a target thread;
+/// `faults`: whether prev's sleep may be a page fault (its registers are then read).
 #[inline(always)]
 pub(super) fn on_switch<C: EbpfContext>(
     ctx: &C,
     prev: Option<(u32, u32, Option<*mut ThreadState>)>,
-    next_pid: u32,
+    (next_pid, next): (u32, Option<*mut ThreadState>),
     faults: bool,
 ) {
-    let next = if next_pid != 0 {
-        state_of(next_pid)
-    } else {
-        None
-    };
     if prev.is_none() && next.is_none() {
         return;
     }

@@ -5,7 +5,9 @@ use aya_ebpf::{
     programs::{RawTracePointContext, TracePointContext},
 };
 
-use super::shared::{now, pid_of, state_of, OFF_WAKEUP_PID};
+use hud_format::wire::ThreadState;
+
+use super::shared::{now, state_of, thread_of, OFF_WAKEUP_PID};
 
 /// A target thread became runnable: note when, to split its off-CPU time into blocked and
 /// waiting-for-a-CPU (scheduling pressure).
@@ -13,7 +15,9 @@ use super::shared::{now, pid_of, state_of, OFF_WAKEUP_PID};
 pub fn hud_sched_wakeup(ctx: TracePointContext) -> u32 {
     // SAFETY: offset from the format file.
     let tid = unsafe { ctx.read_at::<u32>(OFF_WAKEUP_PID.load() as usize) }.unwrap_or(0);
-    woken(tid);
+    if tid != 0 {
+        woken(state_of(tid));
+    }
     0
 }
 
@@ -21,17 +25,14 @@ pub fn hud_sched_wakeup(ctx: TracePointContext) -> u32 {
 #[raw_tracepoint(tracepoint = "sched_wakeup")]
 pub fn hud_sched_wakeup_raw(ctx: RawTracePointContext) -> i32 {
     // sched_wakeup's argument is the woken task.
-    woken(pid_of(ctx.arg::<*const u8>(0)));
+    woken(thread_of(ctx.arg::<*const u8>(0)).1);
     0
 }
 
-/// Notes when a sleeping target thread was woken.
+/// Notes when a sleeping target thread (its state, if it is one) was woken.
 #[inline(always)]
-pub(super) fn woken(tid: u32) {
-    if tid == 0 {
-        return;
-    }
-    let Some(t) = state_of(tid) else {
+pub(super) fn woken(state: Option<*mut ThreadState>) {
+    let Some(t) = state else {
         return;
     };
     // SAFETY: map value of that thread; a racing switch-in at worst loses this wakeup time.
