@@ -370,7 +370,12 @@ impl Observer for Terminal {
 
     fn timing(&self, name: &str, elapsed: Duration) {
         if self.timings {
-            eprintln!("timing {name} {:.6} s", elapsed.as_secs_f64());
+            // With the heap resident at the phase's end: which phase holds the memory.
+            eprintln!(
+                "timing {name} {:.6} s (heap {})",
+                elapsed.as_secs_f64(),
+                resident("RssAnon:").unwrap_or_default()
+            );
         }
     }
 
@@ -381,14 +386,22 @@ impl Observer for Terminal {
         if self.timings {
             // Resident memory after the analysis, heap and mapped files apart: what a cold
             // analysis costs is mostly one or the other.
-            let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
             for field in ["RssAnon:", "RssFile:"] {
-                if let Some(kb) = status.lines().find_map(|l| l.strip_prefix(field)) {
-                    eprintln!("memory {} {}", field.trim_end_matches(':'), kb.trim());
+                if let Some(kb) = resident(field) {
+                    eprintln!("memory {} {kb}", field.trim_end_matches(':'));
                 }
             }
         }
     }
+}
+
+/// A `/proc/self/status` memory field (`RssAnon:`, …) as the kernel writes it (`123 kB`).
+fn resident(field: &str) -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .map(|kb| kb.trim().to_string())
 }
 
 /// The base side of a `diff`, analyzed beside the new one: its timings named `base.…`, and no

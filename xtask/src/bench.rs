@@ -806,7 +806,7 @@ impl Runs {
         median(self.peaks.iter().map(|k| *k as f64 / 1024.0).collect())
     }
 
-    /// Median of a phase's "timing NAME x s" lines (NaN when absent).
+    /// Median of a phase's "timing NAME x s (heap …)" lines (NaN when absent).
     pub(crate) fn phase(&self, name: &str) -> f64 {
         let prefix = format!("timing {name} ");
         median(
@@ -815,7 +815,7 @@ impl Runs {
                 .filter_map(|e| {
                     e.lines()
                         .find_map(|l| l.strip_prefix(&prefix))
-                        .and_then(|v| v.trim_end_matches(" s").parse().ok())
+                        .and_then(|v| v.split_whitespace().next()?.parse().ok())
                 })
                 .collect(),
         )
