@@ -186,14 +186,16 @@ pub fn hud_sched_switch_raw(ctx: RawTracePointContext) -> i32 {
             }
         }
     };
-    let may_fault = raw_state & TASK_FREEZABLE == 0;
+    const TASK_INTERRUPTIBLE: u32 = 1;
+    let may_fault = raw_state & TASK_FREEZABLE == 0 || raw_state & TASK_INTERRUPTIBLE == 0;
     on_switch(&ctx, prev, thread_of(next), may_fault);
     0
 }
 
-/// A sleep the freezer may stop (Linux 6.1+): futex waits, nanosleep, most timed waits. Never
-/// a page fault's (a page's lock or I/O, the mmap lock, userfaultfd), so the registers are not
-/// read for it: on the storm, whose threads sleep in futexes, reading them cost ~35 ns a
+/// A sleep the freezer may stop (Linux 6.1+): futex waits, nanosleep, most timed waits. An
+/// interruptible one (`S`) is never a page fault's (a page's lock or I/O and the mmap lock sleep
+/// in `D`; userfaultfd's in `S` but not freezable; NFS's in `D` and freezable), so the registers
+/// are not read for it: on the storm, whose threads sleep in futexes, reading them cost ~35 ns a
 /// switch. Older kernels never set this bit: every sleep is checked there.
 const TASK_FREEZABLE: u32 = 0x2000;
 
