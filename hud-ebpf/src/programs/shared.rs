@@ -106,8 +106,9 @@ pub(super) static BATCHES: PerCpuArray<SwitchBatch> = PerCpuArray::with_max_entr
 
 /// A cache of task_struct pointer → tid and slot for the target's threads, direct-mapped: a raw
 /// tracepoint hands over task pointers, and reading the pid out of one (`bpf_probe_read_kernel`)
-/// cost more than the rest of a switch's work. Filled at each switch-out of a target thread,
-/// cleared at its exit (before its task_struct or its slot can be reused); a miss reads the pid.
+/// cost more than the rest of a switch's work. Filled at a switch-out of a target thread that
+/// missed, cleared at its exit (before its task_struct or its slot can be reused); a miss reads
+/// the pid.
 #[map]
 pub(super) static TASKS: Array<TaskCacheEntry> = Array::with_max_entries(TASK_CACHE_ENTRIES, 0);
 

@@ -186,7 +186,6 @@ pub fn hud_sched_switch_raw(ctx: RawTracePointContext) -> i32 {
             }
         }
     };
-    const TASK_INTERRUPTIBLE: u32 = 1;
     let may_fault = raw_state & TASK_FREEZABLE == 0 || raw_state & TASK_INTERRUPTIBLE == 0;
     on_switch(&ctx, prev, thread_of(next), may_fault);
     0
@@ -198,6 +197,9 @@ pub fn hud_sched_switch_raw(ctx: RawTracePointContext) -> i32 {
 /// are not read for it: on the storm, whose threads sleep in futexes, reading them cost ~35 ns a
 /// switch. Older kernels never set this bit: every sleep is checked there.
 const TASK_FREEZABLE: u32 = 0x2000;
+
+/// `S`: a sleep a signal may end.
+const TASK_INTERRUPTIBLE: u32 = 1;
 
 /// The state the classic tracepoint reports for a task that leaves the CPU in `state`
 /// (`__trace_sched_switch_state`): TASK_REPORT_MAX when preempted, else the highest
