@@ -90,6 +90,7 @@ pub fn record(
     viewer: Option<&Path>,
 ) -> Result<Summary> {
     crate::privileges::check()?;
+    let mut attach = AttachTimes::default();
     let tracefs = tracefs::locate()?;
     let offsets = tracefs::offsets(&tracefs);
     tracefs::check_switch_layout(&offsets)?;
@@ -104,6 +105,7 @@ pub fn record(
     } else {
         crate::tasks::resolve(Path::new(&procfs::file_in_target(target.pid, &target.exe)))
     };
+    attach.lap("setup and task ids");
     if let (Err(why), false) = (&task_ids, args.quiet || args.no_task_ids) {
         eprintln!("hud-record: note: recording without Tokio task ids: {why}");
     }
@@ -127,6 +129,7 @@ pub fn record(
     // runs in a PID namespace of its own).
     let mut ids = crate::pidns::KernelIds::resolve(target.pid, &offsets)?;
     let (mut writer, maps, publication, flight) = open_capture(args, target, ids.pid, dest, &cpus)?;
+    attach.lap("capture");
     writer.set_task_source(&crate::tasks::source(&task_ids));
     let mut config = probe_config(args, target, ids.pid, offsets, task_ids.ok());
     let (poll_fns, poll_task_ids) = match poll_fns {
@@ -139,6 +142,7 @@ pub fn record(
         (std::path::PathBuf::from(&exe_in_target), offsets)
     });
     let mut probes = Probes::load(&config)?;
+    attach.lap("programs");
     let mut drain = begin(
         args,
         target,
@@ -149,6 +153,10 @@ pub fn record(
         maps,
         publication,
     )?;
+    attach.lap("threads");
+    if !args.quiet {
+        attach.say_if_slow();
+    }
     if let Some(fns) = &poll_fns {
         if !args.quiet {
             eprintln!(
@@ -216,6 +224,53 @@ pub fn record(
         elapsed,
         viewer_failure,
     })
+}
+
+/// How long each step of attaching took: said when attaching was slow (a clean-clone CI run
+/// once took 29 s to start recording under a switch storm, and nothing told which step).
+struct AttachTimes {
+    started: Instant,
+    last: Instant,
+    laps: Vec<(&'static str, Duration)>,
+}
+
+impl Default for AttachTimes {
+    fn default() -> Self {
+        let now = Instant::now();
+        AttachTimes {
+            started: now,
+            last: now,
+            laps: Vec::new(),
+        }
+    }
+}
+
+impl AttachTimes {
+    /// Attaching this long is said, step by step.
+    const SLOW: Duration = Duration::from_secs(1);
+
+    fn lap(&mut self, step: &'static str) {
+        let now = Instant::now();
+        self.laps.push((step, now - self.last));
+        self.last = now;
+    }
+
+    fn say_if_slow(&self) {
+        let total = self.last - self.started;
+        if total < Self::SLOW {
+            return;
+        }
+        let steps: Vec<String> = self
+            .laps
+            .iter()
+            .map(|(step, d)| format!("{step} {:.2} s", d.as_secs_f64()))
+            .collect();
+        eprintln!(
+            "hud-record: attaching took {:.1} s ({})",
+            total.as_secs_f64(),
+            steps.join(", ")
+        );
+    }
 }
 
 /// The capture, opened under its temporary name: the header (from the target's first maps),
