@@ -6,6 +6,7 @@ use hud_analyze::analysis::detect::Blocker;
 use hud_analyze::analysis::frames::Kind;
 use hud_analyze::analysis::Window;
 use hud_analyze::model::{Role, State};
+use hud_analyze::symbols::Frame;
 use support::*;
 
 fn names(d: &[Blocker]) -> Vec<String> {
@@ -928,6 +929,69 @@ fn two_samples_microseconds_apart_are_no_long_poll() {
     let d = blockers(&stayed);
     assert_eq!(d.len(), 1, "{:?}", names(&d));
     assert_eq!(d[0].episodes[0].duration, 2 * period);
+}
+
+/// A blocking call that ran on CPU in the kernel (a read of a cold file doing page-cache work
+/// before its first disk wait) is that call's blocking: its kind, on the row of the call's
+/// waits off CPU, never a "long poll" to split with yields. CPU work of the program's own, and
+/// a run of samples in different calls, stay long polls.
+#[test]
+fn a_blocking_call_on_cpu_is_told_as_the_call() {
+    let period = 1_000_000_000 / 99;
+    let read = |leaf: Frame| {
+        in_task(vec![
+            leaf,
+            lib("std::fs::read::inner"),
+            user("app::load::{{closure}}", 12),
+        ])
+    };
+    let build = |leaves: &[Frame], waits: bool| {
+        let mut s = Synth::new();
+        s.thread(10, "w");
+        s.writer.set_task_source("test");
+        for k in 0..5 {
+            let at = START + 10 * MS + k as u64 * period;
+            s.sample_in_task(at, 10, &read(leaves[k % leaves.len()].clone()), 4, 9);
+        }
+        if waits {
+            s.off_cpu_in_task(START + 80 * MS, 10, 20 * MS, 0, 2, &read(lib("read")), 4);
+        }
+        s.sample(START + 200 * MS, 10, &parked());
+        s.analyze()
+    };
+    // In `read` every time, then waiting on the disk: one file_io row, both episodes.
+    let a = build(&[lib("read")], true);
+    let d = blockers(&a);
+    assert_eq!(d.len(), 1, "{:?}", names(&d));
+    assert_eq!(d[0].kind, Kind::FileIo);
+    assert_eq!(d[0].episodes.len(), 2);
+    assert_eq!(d[0].episodes.iter().filter(|e| e.on_cpu()).count(), 1);
+    let json: serde_json::Value = serde_json::from_str(&report_of(&a).to_json()).unwrap();
+    assert_eq!(json["blocking"][0]["kind"], "file_io");
+    assert_eq!(json["blocking"][0]["detection"], "off_cpu");
+    // Only on CPU: still the call's kind, found by sampling.
+    let a = build(&[lib("read")], false);
+    let d = blockers(&a);
+    assert_eq!(d.len(), 1, "{:?}", names(&d));
+    assert_eq!(d[0].kind, Kind::FileIo);
+    assert_eq!(d[0].episodes[0].duration, 5 * period);
+    let json: serde_json::Value = serde_json::from_str(&report_of(&a).to_json()).unwrap();
+    assert_eq!(json["blocking"][0]["detection"], "long_poll");
+    // Calls of one kind: that kind.
+    let a = build(&[lib("read"), lib("__libc_write")], false);
+    assert_eq!(blockers(&a)[0].kind, Kind::FileIo);
+    // The program's own code under the call path (not in a system call), or calls of two kinds:
+    // long polls.
+    for inner in [
+        vec![user("app::parse", 30)],
+        vec![lib("read"), user("app::parse", 30)],
+        vec![lib("read"), lib("sendto")],
+    ] {
+        let a = build(&inner, false);
+        let d = blockers(&a);
+        assert_eq!(d.len(), 1, "{:?}", names(&d));
+        assert_eq!(d[0].kind, Kind::Cpu, "{inner:?}");
+    }
 }
 
 /// A blocker names the tasks it happened in; the report's JSON lists them and the source.

@@ -62,6 +62,12 @@ impl Episode {
     pub fn end(&self) -> u64 {
         self.start.saturating_add(self.duration)
     }
+
+    /// Found by samples on CPU (a long poll, or a blocking call that ran on CPU), not by an
+    /// off-CPU record: its samples are its evidence and its end is estimated.
+    pub fn on_cpu(&self) -> bool {
+        self.samples > 0
+    }
 }
 
 /// What a group of episodes has in common: one thing to fix.
@@ -890,6 +896,34 @@ fn long_poll(
         .iter()
         .map(|&i| facts.of(samples[i].stack).path)
         .collect();
+    if let Some(kind) = call_kind_on_cpu(run, samples, &paths, facts) {
+        // One blocking call that ran on CPU: the row of that call, as its waits off CPU are.
+        let path = facts.paths[paths[0] as usize].clone();
+        let (symbols, model, stack) = (facts.symbols, facts.model, samples[run[0]].stack);
+        let group = groups.of((kind, path.clone()), || {
+            group_from_stack(&symbols.stack(model, stack), kind, path.len(), cls)
+        });
+        let leaf = path.first().map_or(NO_LEAF, |&u| {
+            leaves.of(u, || innermost_user(&symbols.stack(model, stack), cls))
+        });
+        return Episode {
+            tid,
+            start: samples[run[0]].ts,
+            duration,
+            kind,
+            stack,
+            samples: run.len() as u32,
+            group,
+            line: path.first().map_or(0, |u| u.2),
+            task: samples[run[0]].task,
+            proven: run
+                .iter()
+                .all(|&i| samples[i].task != 0 && samples[i].tick != hud_format::wire::NO_TICK),
+            leaf,
+            leaf_samples: run.len() as u32,
+            callee: NO_LEAF,
+        };
+    }
     let shared = common_outer_frames(paths.iter().map(|p| &facts.paths[*p as usize][..]));
     // Lines of the innermost shared frame, and innermost user frames, per sample.
     let mut lines: HashMap<u32, u32> = HashMap::default();
@@ -965,6 +999,35 @@ fn long_poll(
         leaf_samples,
         callee,
     }
+}
+
+/// A long poll whose samples are all in the kernel inside one blocking system call of a known
+/// kind, on one path of the program's frames: that call's blocking done on CPU (a `std::fs::read` of a cold 8 MiB
+/// file ran 41 ms in the kernel's page cache code before its first disk wait, and was told as
+/// a "long poll" to split with yields). `None` for CPU work of the program's own.
+fn call_kind_on_cpu(
+    run: &[usize],
+    samples: &[crate::model::Sample],
+    paths: &[u32],
+    facts: &StackFacts<'_>,
+) -> Option<Kind> {
+    let first = &facts.paths[*paths.first()? as usize];
+    if paths.iter().any(|p| facts.paths[*p as usize] != *first) {
+        return None;
+    }
+    let mut kind = None;
+    for &i in run {
+        let stack = facts.symbols.stack(facts.model, samples[i].stack);
+        if !frames::in_system_call(&stack) {
+            return None;
+        }
+        let k = frames::off_cpu_kind(&stack, 0);
+        if matches!(k, Kind::Cpu | Kind::Other) || kind.is_some_and(|seen| seen != k) {
+            return None;
+        }
+        kind = Some(k);
+    }
+    kind
 }
 
 /// When the innermost shared user frame of a long poll is an async fn: the function it called

@@ -312,6 +312,75 @@ pub fn syscall_name(frames: &[Frame]) -> Option<String> {
     Some(name.to_owned())
 }
 
+/// System calls by the kind of blocking they are (as [`syscall_name`] reads them).
+const PROCESS_CALLS: &[&str] = &[
+    "wait4",
+    "waitpid",
+    "waitid",
+    "posix_spawn",
+    "fork",
+    "vfork",
+    "clone",
+];
+const SLEEP_CALLS: &[&str] = &["nanosleep", "clock_nanosleep", "usleep", "sleep"];
+const SYNC_CALLS: &[&str] = &[
+    "fsync",
+    "fdatasync",
+    "sync_file_range",
+    "syncfs",
+    "msync",
+    "sync",
+];
+const NET_CALLS: &[&str] = &[
+    "recv", "send", "recvfrom", "sendto", "recvmsg", "sendmsg", "accept", "accept4", "connect",
+];
+const FILE_CALLS: &[&str] = &[
+    "read",
+    "write",
+    "pread64",
+    "pwrite64",
+    "preadv",
+    "pwritev",
+    "readv",
+    "writev",
+    "open",
+    "open64",
+    "openat",
+    "openat64",
+    "close",
+    "stat",
+    "statx",
+    "fstat",
+    "fstatat",
+    "lseek",
+    "lseek64",
+    "ftruncate",
+    "fallocate",
+    "rename",
+    "unlink",
+    "mkdir",
+    "getdents64",
+    "copy_file_range",
+    "sendfile",
+];
+
+/// Whether the innermost frame is a system call hud tells the kind of (the thread was in the
+/// kernel, in that call, when sampled): on CPU there, the time is the call's, not the program's.
+pub fn in_system_call(frames: &[Frame]) -> bool {
+    syscall_name(frames).is_some_and(|name| {
+        name == "futex"
+            || [
+                PROCESS_CALLS,
+                SLEEP_CALLS,
+                SYNC_CALLS,
+                NET_CALLS,
+                FILE_CALLS,
+            ]
+            .iter()
+            .any(|calls| calls.contains(&name.as_str()))
+    })
+}
+
 /// Tells the kind from the stack (innermost first) and the state the thread left in (1 S,
 /// 2 D, [`STATE_IN_FAULT`](hud_format::wire::STATE_IN_FAULT) from the kernel for a page
 /// fault). The first rule that matches wins, so a kind whose wait goes through another's
@@ -355,15 +424,8 @@ pub fn off_cpu_kind(frames: &[Frame], state: u16) -> Kind {
         "std::process::",
         "::process::process_inner::",
         "posix_spawn",
-    ]) || is(&[
-        "wait4",
-        "waitpid",
-        "waitid",
-        "posix_spawn",
-        "fork",
-        "vfork",
-        "clone",
-    ]) {
+    ]) || is(PROCESS_CALLS)
+    {
         Kind::Process
     } else if any(&[
         "std::thread::JoinInner",
@@ -404,62 +466,19 @@ pub fn off_cpu_kind(frames: &[Frame], state: u16) -> Kind {
         "lll_lock",
     ]) {
         Kind::Lock
-    } else if has("std::thread::sleep")
-        || has("std::thread::functions::sleep")
-        || is(&["nanosleep", "clock_nanosleep", "usleep", "sleep"])
-    {
+    } else if has("std::thread::sleep") || has("std::thread::functions::sleep") || is(SLEEP_CALLS) {
         Kind::Sleep
-    } else if any(&["sync_all", "sync_data"])
-        || is(&[
-            "fsync",
-            "fdatasync",
-            "sync_file_range",
-            "syncfs",
-            "msync",
-            "sync",
-        ])
-    {
+    } else if any(&["sync_all", "sync_data"]) || is(SYNC_CALLS) {
         Kind::Fsync
     } else if any(&[
         "std::net::",
         "std::sys::net::",
         "std::os::unix::net::",
         "::net::connection::",
-    ]) || is(&[
-        "recv", "send", "recvfrom", "sendto", "recvmsg", "sendmsg", "accept", "accept4", "connect",
-    ]) {
+    ]) || is(NET_CALLS)
+    {
         Kind::NetIo
-    } else if any(&["std::fs::", "std::io::", "std::sys::fs::"])
-        || is(&[
-            "read",
-            "write",
-            "pread64",
-            "pwrite64",
-            "preadv",
-            "pwritev",
-            "readv",
-            "writev",
-            "open",
-            "open64",
-            "openat",
-            "openat64",
-            "close",
-            "stat",
-            "statx",
-            "fstat",
-            "fstatat",
-            "lseek",
-            "lseek64",
-            "ftruncate",
-            "fallocate",
-            "rename",
-            "unlink",
-            "mkdir",
-            "getdents64",
-            "copy_file_range",
-            "sendfile",
-        ])
-        || state & 2 != 0
+    } else if any(&["std::fs::", "std::io::", "std::sys::fs::"]) || is(FILE_CALLS) || state & 2 != 0
     {
         Kind::FileIo
     } else {

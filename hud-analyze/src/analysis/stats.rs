@@ -3,7 +3,6 @@
 use rustc_hash::FxHashMap as HashMap;
 
 use super::detect::Blocker;
-use super::frames::Kind;
 use crate::model::{Model, Role};
 
 /// One thread in a window.
@@ -45,7 +44,7 @@ pub fn threads(model: &Model, blockers: &[Blocker], from: u64, to: u64) -> Vec<T
             // Saturating: a crafted capture's durations may sum past u64.
             let entry = blocking.entry(e.tid).or_default();
             entry.0 = entry.0.saturating_add(e.duration);
-            if e.kind != Kind::Cpu {
+            if !e.on_cpu() {
                 entry.1 = entry.1.saturating_add(e.duration);
             }
         }

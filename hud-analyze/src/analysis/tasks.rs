@@ -8,7 +8,7 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap as HashMap;
 
 use super::detect::Blocker;
-use super::frames::{self, flags, Classifier, Kind};
+use super::frames::{self, flags, Classifier};
 use crate::model::Model;
 use crate::symbols::{Frame, Symbols};
 
@@ -195,7 +195,7 @@ pub fn in_window(
         for e in b.episodes.iter().filter(|e| e.task != 0) {
             let t = entry(&mut by_id, kinds, e.task, e.start, e.tid);
             t.last_seen = t.last_seen.max(e.end().min(to));
-            if b.kind == Kind::Cpu {
+            if e.on_cpu() {
                 t.long_polls += 1;
                 t.longest_poll_ns = t.longest_poll_ns.max(e.duration);
             } else {

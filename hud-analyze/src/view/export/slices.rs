@@ -109,7 +109,7 @@ pub fn thread_slices_of(
         });
     }
     let is_poll = |s: &Slice, details: &[Details]| match s.what {
-        What::Details(d) => details[d].kind == Kind::Cpu,
+        What::Details(d) => details[d].samples > 0,
         _ => false,
     };
     // A long poll's end is estimated (its last sample plus one period): never past the start of

@@ -197,7 +197,8 @@ impl From<&Frame> for FrameOut {
 pub enum Detection {
     /// Blocked off CPU inside a task poll.
     OffCpu,
-    /// On CPU too long in one poll (measured by sampling).
+    /// On CPU too long in one poll (measured by sampling): a long poll, or a blocking call that
+    /// ran on CPU in the kernel.
     LongPoll,
 }
 
@@ -727,7 +728,9 @@ fn blocker_out(a: &Analysis, b: &Blocker) -> BlockerOut {
     let example = a.symbols.stack(&a.model, b.example);
     BlockerOut {
         kind: b.kind,
-        detection: if b.kind == Kind::Cpu {
+        // A blocking call that only ever ran on CPU (its row has no off-CPU episode) was found
+        // by sampling, as long polls are.
+        detection: if b.kind == Kind::Cpu || b.episodes.iter().all(|e| e.on_cpu()) {
             Detection::LongPoll
         } else {
             Detection::OffCpu

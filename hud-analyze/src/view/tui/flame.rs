@@ -77,7 +77,7 @@ impl FlameTree {
                     .iter()
                     .filter(|e| e.group == group && e.start < to && e.end() > from)
                 {
-                    if e.kind == frames::Kind::Cpu {
+                    if e.on_cpu() {
                         for s in m.samples_in(e.tid, e.start, e.end()) {
                             *by_stack.entry((role(e.tid), s.stack)).or_default() += period;
                         }

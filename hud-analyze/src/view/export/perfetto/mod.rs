@@ -34,7 +34,6 @@ use proto::*;
 
 use super::slices::{thread_slices_of, Details, What};
 use super::{ExportOptions, Written};
-use crate::analysis::frames::Kind;
 use crate::analysis::Analysis;
 use crate::model::State;
 use crate::objects::hex;
@@ -612,7 +611,7 @@ pub fn write(
         .detection
         .episodes
         .iter()
-        .filter(|e| e.kind != Kind::Cpu && e.start < to && e.end() > from)
+        .filter(|e| !e.on_cpu() && e.start < to && e.end() > from)
         .filter(|e| options.threads.as_ref().is_none_or(|t| t.contains(&e.tid)))
         .flat_map(|e| [(e.start.max(from), 1), (e.end().min(to), -1)])
         .collect();

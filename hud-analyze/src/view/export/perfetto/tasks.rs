@@ -109,7 +109,7 @@ fn runs_of(
         a.detection
             .episodes
             .iter()
-            .filter(|e| e.tid == tid && e.kind != Kind::Cpu && e.task != 0 && shown(e.task))
+            .filter(|e| e.tid == tid && !e.on_cpu() && e.task != 0 && shown(e.task))
             .filter(|e| e.start < to && e.end() > from)
             .map(|e| Run {
                 tid,
