@@ -246,6 +246,43 @@ pub struct TaskCacheEntry {
     pub slot: u32,
 }
 
+/// One row of the unwinding table hud-record builds from the `.eh_frame` of the target's
+/// objects at attach (kernel map `UNWIND_ROWS`, sorted by `pc`): from `pc` (a runtime address)
+/// up to the next row's, how to find the caller's frame. x86-64 only; the rules cover what
+/// compilers emit for code (CFA at `rsp` or `rbp` plus an offset, the return address just
+/// below it, `rbp` saved at an offset from it or untouched).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UnwindRow {
+    pub pc: u64,
+    /// CFA = base register (`cfa`) + this.
+    pub cfa_offset: i32,
+    /// Where the caller's `rbp` is saved, from the CFA ([`unwind::RBP_SAVED`]).
+    pub rbp_offset: i16,
+    /// [`unwind::CFA_RSP`], [`unwind::CFA_RBP`], [`unwind::OUTERMOST`] or [`unwind::NO_RULE`].
+    pub cfa: u8,
+    /// [`unwind::RBP_SAME`] or [`unwind::RBP_SAVED`].
+    pub rbp: u8,
+}
+
+/// The rules of an [`UnwindRow`].
+pub mod unwind {
+    /// No rule known here (a gap between functions, or a rule the kernel does not follow: a
+    /// DWARF expression, as in PLT stubs): the unwinding stops and the old ways take over.
+    pub const NO_RULE: u8 = 0;
+    pub const CFA_RSP: u8 = 1;
+    pub const CFA_RBP: u8 = 2;
+    /// The return address is undefined: the thread's first frame (`_start`, `clone3`).
+    pub const OUTERMOST: u8 = 3;
+    pub const RBP_SAME: u8 = 0;
+    pub const RBP_SAVED: u8 = 1;
+    /// Rows the table holds are fewer than this (16 bytes each): a binary search of 24 steps
+    /// covers them.
+    pub const MAX_ROWS: u32 = 1 << 24;
+    /// Steps of that search.
+    pub const SEARCH_STEPS: u32 = 24;
+}
+
 /// Thread lifecycle: created, exited or renamed.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -291,11 +328,17 @@ pub enum Counter {
     /// Probed polls past `POLL_EVENT_NS` whose record was dropped (ring buffer full); they are
     /// still in the histograms.
     LostPoll = 11,
+    /// User stacks unwound whole in the kernel with the `.eh_frame` table (not a loss: how
+    /// many stacks needed no copy).
+    TableUnwound = 12,
+    /// User stacks the table could not finish (code without a rule: a PLT stub, the vDSO, code
+    /// loaded after attach): walked with frame pointers instead, and copied as before.
+    TableUnwindStopped = 13,
 }
 
 impl Counter {
     /// Number of counters; the size of the `COUNTERS` map.
-    pub const COUNT: u32 = 12;
+    pub const COUNT: u32 = 14;
     /// Every counter, in index order.
     pub const ALL: [Counter; Self::COUNT as usize] = [
         Counter::LostSwitch,
@@ -310,6 +353,8 @@ impl Counter {
         Counter::StackCopyFailed,
         Counter::PollUntimed,
         Counter::LostPoll,
+        Counter::TableUnwound,
+        Counter::TableUnwindStopped,
     ];
 
     /// Stable name used in captures and reports.
@@ -327,6 +372,8 @@ impl Counter {
             Counter::StackCopyFailed => "stack_copy_failed",
             Counter::PollUntimed => "poll_untimed",
             Counter::LostPoll => "lost_poll",
+            Counter::TableUnwound => "table_unwound",
+            Counter::TableUnwindStopped => "table_unwind_stopped",
         }
     }
 
@@ -418,6 +465,8 @@ pub struct PollTotals {
 
 /// Names of the read-only globals hud-record sets before loading the eBPF object.
 pub mod globals {
+    /// `u32`: rows in `UNWIND_ROWS` (0: no table; stacks are walked with frame pointers).
+    pub const UNWIND_ROW_COUNT: &str = "UNWIND_ROW_COUNT";
     /// `u32`: the target process id (tgid).
     pub const TARGET_TGID: &str = "TARGET_TGID";
     /// `u64`: shortest off-CPU time that produces an off-CPU record.
@@ -536,6 +585,8 @@ pub mod names {
     pub const POLL_TOTALS: &str = "POLL_TOTALS";
     /// Indexed by thread slot: [`super::OpenPolls`].
     pub const OPEN_POLLS: &str = "OPEN_POLLS";
+    /// [`super::UnwindRow`]s, sorted by `pc`, sized by hud-record to the table it builds.
+    pub const UNWIND_ROWS: &str = "UNWIND_ROWS";
 }
 
 /// Field offsets of the tracepoint records the programs read. hud-record reads the real ones from
@@ -580,6 +631,7 @@ const _: () = {
     assert!(core::mem::size_of::<ThreadRecord>() == 40);
     assert!(core::mem::size_of::<DueEpisode>() == 32);
     assert!(core::mem::size_of::<TaskCacheEntry>() == 16);
+    assert!(core::mem::size_of::<UnwindRow>() == 16);
     assert!(core::mem::size_of::<PollRecord>() == 40);
     assert!(core::mem::size_of::<OpenPolls>() == 8 + 36 * POLL_NESTING);
     assert!(core::mem::size_of::<PollTotals>() == 16);

@@ -60,13 +60,13 @@ pub struct Args {
     #[arg(long, value_name = "DURATION", default_value = "1ms", value_parser = parse_threshold)]
     pub offcpu_threshold: Duration,
 
-    /// How user stacks are taken. `leaf` (default): walked by frame pointers, plus 256 bytes of
-    /// stack with each kept off-CPU episode and each sample taken in a system call, to unwind
-    /// offline the caller a leaf without a frame pointer (a libc wrapper) hides, and the
-    /// thread's whole stack (up to 64KiB - 8) where the walk stops at once. A target whose code
-    /// sets up no frame pointers (read from its prologues at attach; the way most services are
-    /// built) gets whole stacks with every kept event, unwound offline from the objects'
-    /// .eh_frame.
+    /// How user stacks are taken. `leaf` (default): unwound whole in the kernel with a table
+    /// built at attach from the .eh_frame of the target's objects, with or without frame
+    /// pointers. Where the table stops (code loaded later), walked by frame pointers, plus 256
+    /// bytes of stack with each kept off-CPU episode and each sample taken in a system call, to
+    /// unwind offline the caller a leaf without a frame pointer (a libc wrapper) hides, and the
+    /// thread's whole stack (up to 64KiB - 8) where the walk stops at once; a target whose code
+    /// sets up no frame pointers gets whole stacks there, unwound offline.
     /// `dwarf[=SIZE]`: the whole stack (or SIZE bytes of it) with every sample and kept episode.
     /// `fp`: frame pointers only.
     #[arg(long, value_name = "MODE", default_value = "leaf", value_parser = parse_unwind)]
@@ -291,7 +291,7 @@ fn parse_threshold(text: &str) -> Result<Duration, String> {
 pub enum Unwind {
     /// Frame pointers only: no stack bytes.
     FramePointers,
-    /// Frame pointers and a small window of stack bytes.
+    /// The kernel's `.eh_frame` table; frame pointers and stack bytes where it stops.
     Leaf,
     /// This many stack bytes, for unwinding offline.
     Dwarf(u32),

@@ -15,6 +15,7 @@ mod session;
 mod target;
 mod tasks;
 mod tracefs;
+mod unwind_table;
 mod viewer;
 
 use std::io::IsTerminal;

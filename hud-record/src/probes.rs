@@ -49,6 +49,8 @@ pub struct ProbeConfig {
     pub poll_event_ns: u64,
     /// How the poll probes read the polled task's id (None: they do not).
     pub poll_task_ids: Option<hud_format::elf::task_polls::TaskIdReads>,
+    /// The unwinding table (empty: stacks are walked with frame pointers, and copied).
+    pub unwind_rows: Vec<wire::UnwindRow>,
 }
 
 /// The maps of `--poll-probes`.
@@ -128,6 +130,38 @@ where
         .take_map(name)
         .ok_or_else(|| RecordError::Bpf(format!("map {name} missing from the object")))?;
     T::try_from(map).map_err(|e| bpf_error(&format!("opening map {name}"), e))
+}
+
+/// Writes the unwinding table into its map through a memory mapping of it (the map is
+/// mmapable): one copy instead of a system call per row.
+fn write_unwind_rows(ebpf: &mut Ebpf, rows: &[wire::UnwindRow]) -> Result<()> {
+    use std::os::fd::{AsFd, AsRawFd};
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let map = ebpf.map_mut(names::UNWIND_ROWS).ok_or_else(|| {
+        RecordError::Bpf(format!(
+            "map {} missing from the object",
+            names::UNWIND_ROWS
+        ))
+    })?;
+    let aya::maps::Map::Array(data) = map else {
+        return Err(RecordError::Bpf(format!(
+            "map {} is not an array",
+            names::UNWIND_ROWS
+        )));
+    };
+    let len = std::mem::size_of_val(rows);
+    let fd = data.fd().as_fd().as_raw_fd();
+    // SAFETY: a shared writable mapping of the map's own memory, as large as its entries; only
+    // this function touches it, before the programs are attached.
+    let mut memory = unsafe { memmap2::MmapOptions::new().len(len).map_mut(fd) }
+        .map_err(|e| bpf_error("mapping the unwinding table", e))?;
+    // SAFETY: `UnwindRow` is plain `repr(C)` data without padding (16 bytes, checked in
+    // hud-format); its bytes are what the kernel reads.
+    let bytes = unsafe { std::slice::from_raw_parts(rows.as_ptr().cast::<u8>(), len) };
+    memory.copy_from_slice(bytes);
+    Ok(())
 }
 
 /// A load or attach failure: "not permitted" when the kernel said EPERM or EACCES anywhere in
@@ -361,6 +395,10 @@ impl Probes {
         for (name, offset) in &config.offsets {
             loader.override_global(name, offset, true);
         }
+        let unwind_rows = config.unwind_rows.len() as u32;
+        loader
+            .override_global(globals::UNWIND_ROW_COUNT, &unwind_rows, true)
+            .map_max_entries(names::UNWIND_ROWS, unwind_rows.max(1));
         let pid_offset = config.task_layout.map_or(0, |l| l.pid_offset);
         loader.override_global(globals::TASK_PID_OFFSET, &pid_offset, true);
         let fsbase_offset = config.fsbase_offset.unwrap_or(0);
@@ -449,6 +487,7 @@ impl Probes {
         // let it go, and give the memory back, before the ring buffer is mapped.
         drop(loader);
         release_freed_memory();
+        write_unwind_rows(&mut ebpf, &config.unwind_rows)?;
         // Every slot is free until threads take them (slot 0 means "none").
         let mut free_slots: Queue<MapData, u16> = take(&mut ebpf, names::FREE_SLOTS)?;
         for slot in 1..MAX_THREADS as u16 {
@@ -476,23 +515,37 @@ impl Probes {
                 (names::PROG_WAKEUP, "sched", "sched_wakeup"),
             ]);
         }
-        for (prog, category, name) in classic {
+        // Every program is verified before any is attached: the verifier takes a while (the
+        // table unwinder's programs most), and a thread born and gone between the fork
+        // program's attach and the switch program's would be seen born but never switching.
+        for (prog, _, _) in &classic {
             let program: &mut TracePoint = program(&mut ebpf, prog)?;
             program
                 .load()
                 .map_err(|e| bpf_error(&format!("loading {prog}"), e))?;
-            program
-                .attach(category, name)
-                .map_err(|e| bpf_error(&format!("attaching to {category}/{name}"), e))?;
         }
-
-        // sys_exit sends the off-CPU episodes that wait for their stack at the thread's next
-        // return from a system call (see hud-ebpf).
-        for (prog, tracepoint) in raw {
+        for (prog, _) in &raw {
             let program: &mut RawTracePoint = program(&mut ebpf, prog)?;
             program
                 .load()
                 .map_err(|e| bpf_error(&format!("loading {prog}"), e))?;
+        }
+        if config.sample_hz > 0 {
+            let program: &mut PerfEvent = program(&mut ebpf, names::PROG_SAMPLE)?;
+            program
+                .load()
+                .map_err(|e| bpf_error("loading the sampler", e))?;
+        }
+        for (prog, category, name) in classic {
+            let program: &mut TracePoint = program(&mut ebpf, prog)?;
+            program
+                .attach(category, name)
+                .map_err(|e| bpf_error(&format!("attaching to {category}/{name}"), e))?;
+        }
+        // sys_exit sends the off-CPU episodes that wait for their stack at the thread's next
+        // return from a system call (see hud-ebpf).
+        for (prog, tracepoint) in raw {
+            let program: &mut RawTracePoint = program(&mut ebpf, prog)?;
             program.attach(tracepoint).map_err(|e| {
                 bpf_error(&format!("attaching to the raw tracepoint {tracepoint}"), e)
             })?;
@@ -502,9 +555,6 @@ impl Probes {
             .map_err(|(what, e)| RecordError::Other(format!("reading {what}: {e}")))?;
         if config.sample_hz > 0 {
             let program: &mut PerfEvent = program(&mut ebpf, names::PROG_SAMPLE)?;
-            program
-                .load()
-                .map_err(|e| bpf_error("loading the sampler", e))?;
             for cpu in &cpus {
                 program
                     .attach(

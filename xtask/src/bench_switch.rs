@@ -93,14 +93,14 @@ pub fn run(seconds: u32, rounds: u32) -> Result<()> {
 }
 
 /// `kernel.bpf_stats_enabled` on while alive, then back to what it was.
-struct BpfStats {
+pub(crate) struct BpfStats {
     before: String,
 }
 
 const BPF_STATS: &str = "/proc/sys/kernel/bpf_stats_enabled";
 
 impl BpfStats {
-    fn enable() -> Result<Self> {
+    pub(crate) fn enable() -> Result<Self> {
         let before = std::fs::read_to_string(BPF_STATS).context(BPF_STATS)?;
         std::fs::write(BPF_STATS, "1").context(BPF_STATS)?;
         Ok(BpfStats { before })
@@ -114,7 +114,7 @@ impl Drop for BpfStats {
 }
 
 /// hud's programs as bpftool lists them (run time and count need `bpf_stats_enabled`).
-fn hud_programs() -> Result<Vec<Value>> {
+pub(crate) fn hud_programs() -> Result<Vec<Value>> {
     let out = Command::new("bpftool")
         .args(["prog", "show", "-j"])
         .output()
@@ -127,7 +127,7 @@ fn hud_programs() -> Result<Vec<Value>> {
 }
 
 /// Waits until hud's switch program is attached (attaching under a storm takes a while).
-fn wait_attached(recorder: &mut Child) -> Result<()> {
+pub(crate) fn wait_attached(recorder: &mut Child) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
         if let Some(status) = recorder.try_wait()? {
@@ -185,7 +185,7 @@ fn start_recorder(pid: u32, output: &Path) -> Result<Child> {
 }
 
 /// Stops a child with SIGINT (the recorder closes its capture) and waits.
-fn interrupt(child: &mut Child) -> Result<()> {
+pub(crate) fn interrupt(child: &mut Child) -> Result<()> {
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     child.wait()?;

@@ -6,7 +6,10 @@
 //!    `perf record --call-graph dwarf -F 99` on the busy demo built without frame pointers,
 //!    alternating runs: output size (target ≤ 1/4 of perf's), profiler CPU
 //!    (≤ 1/2), and the demo's throughput under each (hud's slowdown no worse than perf's).
-//! 3. Offline unwinding: the demo without frame pointers sampled at 4,000 Hz with
+//! 3. Unwinding in the kernel with the `.eh_frame` table (the default): the sample program's ns
+//!    per run on the busy demo without frame pointers at 999 Hz, table against frame pointers
+//!    only (bpf_stats, read while attached); the difference is the cost of a whole unwind.
+//! 4. Offline unwinding: the demo without frame pointers sampled at 4,000 Hz with
 //!    `--unwind dwarf` (about 100 k distinct copies), reported on 2 threads: the time of the
 //!    unwind phase (target: 100 k copies ≤ 1 s), against `perf report` on perf's own dwarf
 //!    recording of the same length.
@@ -147,6 +150,7 @@ pub fn run(seconds: u32, rounds: u32) -> Result<()> {
     let alone = speed(Run::Alone);
 
     let (copies, unwind_s, hud_report_s, perf_samples, perf_report_s) = unwinding(&dir)?;
+    let in_kernel = kernel_unwind_costs(seconds, rounds, &dir)?;
 
     println!(
         "\n## Stack copies ({rounds} rounds × {seconds} s, hud-demo --busy, -F 99; medians)\n"
@@ -177,6 +181,13 @@ pub fn run(seconds: u32, rounds: u32) -> Result<()> {
         (speed(Run::HudNoFp) / alone - 1.0) * 100.0,
         speed(Run::PerfDwarf),
         (speed(Run::PerfDwarf) / alone - 1.0) * 100.0,
+    );
+    println!(
+        "| in-kernel unwinding: the sample program on the busy demo without frame pointers, 999 Hz, ns per run | table {:.0} ns ({:.1} frames a stack) | frame pointers only {:.0} ns | {:.0} ns per whole unwind |",
+        in_kernel.table_ns,
+        in_kernel.frames,
+        in_kernel.fp_ns,
+        in_kernel.table_ns - in_kernel.fp_ns
     );
     println!(
         "| offline unwinding, 2 threads: {copies} copies (4,000 Hz) | {:.3} s unwind phase, {:.3} s per 100 k (≤ 1 s); whole report {:.2} s | perf report --stdio on its {perf_samples} dwarf samples: {:.2} s | {:.2}× faster (report) |",
@@ -264,4 +275,93 @@ fn unwinding(dir: &Path) -> Result<(u64, f64, f64, usize, f64)> {
         perf_samples,
         perf.wall(),
     ))
+}
+
+/// What the sample program costs with the table and without (medians of `rounds`).
+struct KernelUnwindCosts {
+    table_ns: f64,
+    fp_ns: f64,
+    /// Frames per table-unwound stack in the capture.
+    frames: f64,
+}
+
+/// The sample program's ns per run on the busy demo without frame pointers, sampled at 999 Hz,
+/// with the table (`--unwind leaf`) and with frame pointers only, alternating, `seconds` each.
+fn kernel_unwind_costs(seconds: u32, rounds: u32, dir: &Path) -> Result<KernelUnwindCosts> {
+    use crate::bench_switch::{hud_programs, interrupt, wait_attached, BpfStats};
+    crate::setup::apt_packages(&["bpftool"], Path::new("/usr/sbin/bpftool"))?;
+    let _stats = BpfStats::enable()?;
+    let mut table = Vec::new();
+    let mut fp = Vec::new();
+    let mut frames = Vec::new();
+    for _ in 0..rounds {
+        for mode in ["leaf", "fp"] {
+            let mut demo = Command::new(nofp_demo_binary())
+                .args(["--busy", "--seconds", "600"])
+                .stdout(Stdio::null())
+                .spawn()
+                .context("starting hud-demo")?;
+            std::thread::sleep(Duration::from_millis(500));
+            let capture = dir.join(format!("kernel-unwind-{mode}.hudcap"));
+            let mut recorder = Command::new(release_binary("hud-record"))
+                .args(["--pid", &demo.id().to_string(), "-q", "--force"])
+                .args(["-F", "999", "--unwind", mode, "-o"])
+                .arg(&capture)
+                .stderr(Stdio::null())
+                .spawn()
+                .context("starting hud-record")?;
+            let measured = (|| -> Result<f64> {
+                wait_attached(&mut recorder)?;
+                let sample = |ps: &[serde_json::Value]| {
+                    ps.iter()
+                        .find(|p| p["name"] == "hud_cpu_sample")
+                        .map(|p| {
+                            (
+                                p["run_time_ns"].as_u64().unwrap_or(0),
+                                p["run_cnt"].as_u64().unwrap_or(0),
+                            )
+                        })
+                        .unwrap_or((0, 0))
+                };
+                let before = sample(&hud_programs()?);
+                std::thread::sleep(Duration::from_secs(u64::from(seconds)));
+                let after = sample(&hud_programs()?);
+                Ok((after.0 - before.0) as f64 / (after.1 - before.1).max(1) as f64)
+            })();
+            let _ = interrupt(&mut recorder);
+            let _ = demo.kill();
+            let _ = demo.wait();
+            let ns = measured?;
+            eprintln!(
+                "bench: in-kernel unwinding, --unwind {mode}: sample program {ns:.0} ns per run"
+            );
+            if mode == "leaf" {
+                table.push(ns);
+                frames.push(frames_per_stack(&capture)?);
+            } else {
+                fp.push(ns);
+            }
+        }
+    }
+    Ok(KernelUnwindCosts {
+        table_ns: crate::bench::median(table),
+        fp_ns: crate::bench::median(fp),
+        frames: crate::bench::median(frames),
+    })
+}
+
+/// Mean user frames per sample in a capture.
+fn frames_per_stack(capture: &Path) -> Result<f64> {
+    let capture = hud_format::reader::Capture::open(capture).context("opening the capture")?;
+    let mut stacks = hud_format::reader::Stacks::default();
+    let (mut frames, mut samples) = (0usize, 0usize);
+    for data in capture.chunks().context("reading the capture")? {
+        let c = data.get();
+        stacks.add(c).map_err(anyhow::Error::msg)?;
+        for id in c.samples.user_stack.iter() {
+            frames += stacks.frames(stacks.local(id.to_native())).count();
+            samples += 1;
+        }
+    }
+    Ok(frames as f64 / samples.max(1) as f64)
 }

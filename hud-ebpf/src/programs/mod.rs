@@ -37,7 +37,8 @@
 //! `lifecycle.rs` (fork, exit, rename), `sample.rs`; `stack_copy.rs` (copies and their budget)
 //! and `shared.rs` (settings, maps, helpers); `task_id.rs` (the Tokio task a thread polls, read
 //! from its TLS with samples and at returns from system calls); `polls.rs` (`--poll-probes`: a
-//! uprobe and a uretprobe per probed task poll function, durations counted in histograms).
+//! uprobe and a uretprobe per probed task poll function, durations counted in histograms);
+//! `unwind.rs` (whole user stacks from hud-record's `.eh_frame` table, where it has one).
 
 mod lifecycle;
 mod polls;
@@ -48,6 +49,7 @@ mod stack_copy;
 mod switch;
 mod sys_exit;
 mod task_id;
+mod unwind;
 mod wakeup;
 
 #[cfg(not(test))]

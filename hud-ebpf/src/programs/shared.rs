@@ -3,7 +3,10 @@
 
 use aya_ebpf::{
     bindings::BPF_F_USER_STACK,
-    helpers::{bpf_get_smp_processor_id, bpf_get_stack, bpf_ktime_get_ns, bpf_probe_read_kernel},
+    helpers::{
+        bpf_get_smp_processor_id, bpf_get_stack, bpf_ktime_get_ns, bpf_probe_read_kernel,
+        generated::{bpf_get_current_task_btf, bpf_task_pt_regs},
+    },
     macros::map,
     maps::{Array, HashMap, PerCpuArray, Queue, RingBuf},
     EbpfContext, Global,
@@ -205,23 +208,44 @@ pub(super) fn now() -> u64 {
     unsafe { bpf_ktime_get_ns() }
 }
 
+/// Set in what [`fill_stacks`] returns when the user stack was unwound whole with the
+/// `.eh_frame` table: no stack copy is needed.
+pub(super) const TABLE_UNWOUND: u16 = 0x8000;
+
 /// Fills the user (and optionally kernel) stack of the current task into `rec`; returns the
-/// user frames the walk found.
+/// user frames found, with [`TABLE_UNWOUND`] when the table unwound them (otherwise they are
+/// a frame-pointer walk's).
 #[inline(always)]
 pub(super) fn fill_stacks<C: EbpfContext>(ctx: &C, rec: *mut StackRecord) -> u16 {
     // SAFETY: `rec` points to map or ring-buffer memory of a whole StackRecord.
     unsafe {
-        let n = bpf_get_stack(
-            ctx.as_ptr(),
-            (*rec).user.as_mut_ptr().cast(),
-            (MAX_USER_FRAMES * 8) as u32,
-            BPF_F_USER_STACK as u64,
-        );
-        if n < 0 {
-            (*rec).user_len = 0;
-            count(Counter::UserStackError);
+        let unwound = if super::unwind::has_table() {
+            // The user registers the thread entered the kernel with (a system call, a fault,
+            // the sampling interrupt).
+            let regs = bpf_task_pt_regs(bpf_get_current_task_btf()) as u64;
+            super::unwind::unwind_user(regs, &mut (*rec).user)
         } else {
-            (*rec).user_len = (n as u64 / 8) as u16;
+            None
+        };
+        if let Some(n) = unwound {
+            (*rec).user_len = n;
+            count(Counter::TableUnwound);
+        } else {
+            if super::unwind::has_table() {
+                count(Counter::TableUnwindStopped);
+            }
+            let n = bpf_get_stack(
+                ctx.as_ptr(),
+                (*rec).user.as_mut_ptr().cast(),
+                (MAX_USER_FRAMES * 8) as u32,
+                BPF_F_USER_STACK as u64,
+            );
+            if n < 0 {
+                (*rec).user_len = 0;
+                count(Counter::UserStackError);
+            } else {
+                (*rec).user_len = (n as u64 / 8) as u16;
+            }
         }
         (*rec).kernel_len = 0;
         if KERNEL_STACKS.load() != 0 {
@@ -237,7 +261,11 @@ pub(super) fn fill_stacks<C: EbpfContext>(ctx: &C, rec: *mut StackRecord) -> u16
                 (*rec).kernel_len = (n as u64 / 8) as u16;
             }
         }
-        (*rec).user_len
+        if unwound.is_some() {
+            (*rec).user_len | TABLE_UNWOUND
+        } else {
+            (*rec).user_len
+        }
     }
 }
 

@@ -16,7 +16,7 @@ use hud_format::wire::{
 
 use super::shared::{
     count, cpu, stopped, EVENTS, MAIN_STACK_TOP, NO_WAKEUP, STACK_BUDGET, STACK_BUDGET_PER_CPU,
-    STACK_COPY_BYTES, STACK_SCRATCH, TARGET_TGID, TASK_FSBASE_OFFSET,
+    STACK_COPY_BYTES, STACK_SCRATCH, TABLE_UNWOUND, TARGET_TGID, TASK_FSBASE_OFFSET,
 };
 
 /// Offsets in x86-64's `struct pt_regs` (arch/x86/include/asm/ptrace.h).
@@ -50,7 +50,8 @@ pub(super) fn copy_stack(
     walked: u16,
 ) {
     let mut wanted = STACK_COPY_BYTES.load();
-    if wanted == 0 || stopped() {
+    // A stack the table unwound whole needs no bytes.
+    if wanted == 0 || stopped() || walked & TABLE_UNWOUND != 0 {
         return;
     }
     let repair = walked <= SHALLOW_WALK;

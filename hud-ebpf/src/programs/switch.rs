@@ -356,7 +356,7 @@ pub(super) fn switched_in(t: &mut ThreadState, tid: u32, ts: u64) {
         // More sleeps than slots before a return from a system call: this one goes without
         // its stack.
         None => {
-            send_due(&episode, tid, 0, None);
+            send_due(&episode, tid, 0, None, (true, 0));
         }
     }
 }

@@ -8,6 +8,8 @@ pub mod frame_pointers;
 pub mod task_id;
 #[cfg(feature = "tasks")]
 pub mod task_polls;
+#[cfg(feature = "unwind")]
+pub mod unwind_table;
 
 /// The GNU build-id of an ELF image in memory (`None`: not ELF, or no build-id note).
 pub fn build_id_of(bytes: &[u8]) -> Option<Vec<u8>> {

@@ -131,7 +131,26 @@ pub fn record(
     let (mut writer, maps, publication, flight) = open_capture(args, target, ids.pid, dest, &cpus)?;
     attach.lap("capture");
     writer.set_task_source(&crate::tasks::source(&task_ids));
-    let mut config = probe_config(args, target, ids.pid, offsets, task_ids.ok());
+    let table = match args.unwind {
+        crate::cli::Unwind::Leaf => crate::unwind_table::build(target.pid),
+        _ => crate::unwind_table::Table::default(),
+    };
+    attach.lap("unwinding table");
+    if table.rows.is_empty() && !table.skipped.is_empty() && !args.quiet {
+        let why: Vec<String> = table
+            .skipped
+            .iter()
+            .take(3)
+            .map(|(path, why)| format!("{path}: {why}"))
+            .collect();
+        eprintln!(
+            "hud-record: note: no unwinding table for the kernel ({}): stacks are walked with \
+             frame pointers and copied",
+            why.join("; ")
+        );
+    }
+    let mut config = probe_config(args, target, ids.pid, offsets, task_ids.ok(), &table);
+    config.unwind_rows = table.rows;
     let (poll_fns, poll_task_ids) = match poll_fns {
         Some((fns, ids)) => (Some(fns), ids),
         None => (None, None),
@@ -363,7 +382,7 @@ fn flight_options(args: &Args, dir: &Path) -> crate::flight::FlightOptions {
 /// 1,381 of 1,415 events per worker cut short). A target whose own code sets up no frame
 /// pointers (read from its prologues) gets whole stacks with every kept event, as `--unwind
 /// dwarf` would.
-fn copy_mode(args: &Args, target: &ProcessInfo) -> (u32, bool) {
+fn copy_mode(args: &Args, target: &ProcessInfo, table: &crate::unwind_table::Table) -> (u32, bool) {
     use crate::cli::Unwind;
     match args.unwind {
         Unwind::Dwarf(bytes) => (bytes, true),
@@ -373,7 +392,17 @@ fn copy_mode(args: &Args, target: &ProcessInfo) -> (u32, bool) {
             let share = crate::procfs::frame_pointer_share(std::path::Path::new(&exe));
             match share {
                 Some(share) if share < hud_format::elf::frame_pointers::WITH_FRAME_POINTERS => {
-                    if !args.quiet {
+                    if !args.quiet && !table.rows.is_empty() {
+                        eprintln!(
+                            "hud-record: {} sets up no frame pointers ({:.0} % of its functions \
+                             do): unwinding in the kernel with the .eh_frame of {} objects \
+                             ({} rules), copying stacks only where that stops",
+                            target.exe,
+                            share * 100.0,
+                            table.objects,
+                            table.rows.len()
+                        );
+                    } else if !args.quiet {
                         eprintln!(
                             "hud-record: {} sets up no frame pointers ({:.0} % of its functions \
                              do): copying whole stacks to unwind offline",
@@ -396,9 +425,10 @@ fn probe_config(
     kernel_pid: u32,
     offsets: Vec<(&'static str, u32)>,
     task_ids: Option<hud_format::elf::task_id::TaskIdLayout>,
+    table: &crate::unwind_table::Table,
 ) -> ProbeConfig {
     let layout = crate::btf::task_layout();
-    let (stack_copy_bytes, copy_user_samples) = copy_mode(args, target);
+    let (stack_copy_bytes, copy_user_samples) = copy_mode(args, target, table);
     ProbeConfig {
         tgid: kernel_pid,
         seen_pid: target.pid,
@@ -414,6 +444,7 @@ fn probe_config(
         main_stack_top: crate::procfs::read_main_stack_top(target.pid).unwrap_or(0),
         task_ids,
         poll_probes: None,
+        unwind_rows: Vec::new(),
         poll_event_ns: nanos(args.offcpu_threshold),
         poll_task_ids: None,
         task_layout: match layout {

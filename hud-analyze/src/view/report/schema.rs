@@ -115,6 +115,10 @@ pub struct StackCopiesOut {
     /// Copies the recorder left out over its `--stack-budget`, and copies it could not read.
     pub over_budget: u64,
     pub failed: u64,
+    /// Stacks the kernel unwound whole with the recorder's `.eh_frame` table (no copy
+    /// needed), and stacks the table could not finish (walked, and copied as before).
+    pub table_unwound: u64,
+    pub table_stopped: u64,
 }
 
 #[derive(Serialize)]
@@ -589,6 +593,8 @@ impl Report {
                         deepened: u.deepened,
                         over_budget: counter(Counter::StackCopyOverBudget.name()),
                         failed: counter(Counter::StackCopyFailed.name()),
+                        table_unwound: counter(Counter::TableUnwound.name()),
+                        table_stopped: counter(Counter::TableUnwindStopped.name()),
                     }
                 },
             },

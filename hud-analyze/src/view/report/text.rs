@@ -155,6 +155,15 @@ fn header(out: &mut String, r: &Report, st: &Style) {
         s.lost_records,
     );
     let sc = &c.stack_copies;
+    if sc.table_unwound > 0 || sc.table_stopped > 0 {
+        let _ = writeln!(
+            out,
+            "stacks: {} unwound in the kernel from .eh_frame, {} not (walked{})",
+            sc.table_unwound,
+            sc.table_stopped,
+            if sc.copies > 0 { ", with copies" } else { "" }
+        );
+    }
     if sc.copies > 0 || sc.over_budget > 0 {
         let kind = if sc.largest_bytes > u64::from(hud_format::wire::LEAF_WINDOW) {
             format!("{} B of stack", sc.largest_bytes)
