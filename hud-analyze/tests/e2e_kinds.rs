@@ -190,7 +190,8 @@ fn every_kind_of_blocking_is_told_apart_with_its_call_and_advice() {
     check(&binary);
 }
 
-/// Without frame pointers (as most services are built), from the default stack copies.
+/// Without frame pointers (as most services are built), with the default options (the kernel
+/// unwinds with the `.eh_frame` table).
 #[test]
 fn every_kind_of_blocking_is_told_apart_without_frame_pointers() {
     let _serial = serial();

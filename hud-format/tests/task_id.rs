@@ -1,6 +1,6 @@
 //! Where task ids are, read from the DWARF of real binaries of two tokio versions: the demo
-//! (tokio 1.54: `Option<Id>` with a zero niche) and testdata/old-tokio (tokio 1.38: tagged), both
-//! built by `cargo xtask build` before the tests. Skipped when they are not built, unless
+//! (tokio 1.54: `Option<Id>` with a zero niche) and testdata/old-tokio (tokio 1.38: tagged; also
+//! built with fat LTO), all built by `cargo xtask build` before the tests. Skipped when they are not built, unless
 //! HUD_REQUIRE_EBPF=1 (CI builds them).
 
 use std::path::PathBuf;
@@ -64,6 +64,19 @@ fn tokio_1_38_keeps_its_id_behind_a_tag() {
         "{}",
         layout.description
     );
+}
+
+/// The same workload built with fat LTO: its `Option<Id>` names `Id` in another compilation
+/// unit (`DW_FORM_ref_addr`); before the reader followed such references it said "the id is not
+/// a single integer" (and an actix-web server built with `lto = true` had no task ids).
+#[test]
+fn an_lto_build_names_its_types_across_units() {
+    let Some(bytes) = built("target/old-tokio-lto/release/hud-old-tokio") else {
+        return;
+    };
+    let layout = resolve(&bytes).unwrap();
+    assert_eq!(layout.tag_at + 8, layout.value_at, "{layout:#?}");
+    assert!(layout.tick.is_some(), "{layout:#?}");
 }
 
 #[test]

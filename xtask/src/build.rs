@@ -67,7 +67,8 @@ pub fn all() -> Result<()> {
     demo()?;
     demo_next()?;
     demo_without_frame_pointers()?;
-    old_tokio()
+    old_tokio()?;
+    old_tokio_lto()
 }
 
 /// A workload on tokio 1.38 (testdata/old-tokio, a workspace of its own with its own lock file):
@@ -77,6 +78,18 @@ pub fn old_tokio() -> Result<()> {
         .args(["build", "--release", "--locked", "--manifest-path"])
         .arg(root().join("testdata/old-tokio/Cargo.toml"))
         .env("CARGO_TARGET_DIR", root().join("target/old-tokio")))
+}
+
+/// The same workload built with fat LTO into one codegen unit, as many release profiles are:
+/// its debug info names types across compilation units (`DW_FORM_ref_addr`), which the task-id
+/// reader has to follow.
+pub fn old_tokio_lto() -> Result<()> {
+    sh(cargo()
+        .args(["build", "--release", "--locked", "--manifest-path"])
+        .arg(root().join("testdata/old-tokio/Cargo.toml"))
+        .env("CARGO_TARGET_DIR", root().join("target/old-tokio-lto"))
+        .env("CARGO_PROFILE_RELEASE_LTO", "fat")
+        .env("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "1"))
 }
 
 /// BPF-target flags aya-build uses, so clippy sees the programs as they are built.

@@ -19,6 +19,9 @@
 
 use std::borrow::Cow;
 
+use std::cell::RefCell;
+use std::rc::Rc;
+
 use gimli::{AttributeValue, EndianSlice, LittleEndian, UnitOffset};
 use object::{Object, ObjectSection};
 
@@ -157,6 +160,67 @@ pub fn tls_segment(elf: &[u8]) -> Result<Option<TlsSegment>, NoTaskIds> {
 
 type R<'a> = EndianSlice<'a, LittleEndian>;
 
+/// A type, by its offset in `.debug_info`: a member's type may be in another compilation unit
+/// (`DW_FORM_ref_addr`, as LTO builds write them: miniserve's `Option<Id>` names its `Id` four
+/// units away), so an offset within one unit cannot name it.
+pub(super) type Ty = gimli::DebugInfoOffset<usize>;
+
+/// The units of a binary's debug info, parsed as types lead into them.
+pub(super) struct Types<'d, 'a> {
+    dwarf: &'d gimli::Dwarf<R<'a>>,
+    /// Every unit's header, in section order.
+    headers: Vec<gimli::UnitHeader<R<'a>>>,
+    parsed: RefCell<Vec<Option<Rc<gimli::Unit<R<'a>>>>>>,
+}
+
+impl<'d, 'a> Types<'d, 'a> {
+    pub(super) fn new(dwarf: &'d gimli::Dwarf<R<'a>>) -> Result<Self, NoTaskIds> {
+        let mut headers = Vec::new();
+        let mut units = dwarf.units();
+        while let Some(header) = units.next()? {
+            headers.push(header);
+        }
+        let parsed = RefCell::new(vec![None; headers.len()]);
+        Ok(Types {
+            dwarf,
+            headers,
+            parsed,
+        })
+    }
+
+    /// The unit holding `ty`, and `ty` within it.
+    fn at(&self, ty: Ty) -> Result<(Rc<gimli::Unit<R<'a>>>, UnitOffset), NoTaskIds> {
+        let start = |h: &gimli::UnitHeader<R<'a>>| h.offset().as_debug_info_offset().map(|o| o.0);
+        let i = self
+            .headers
+            .partition_point(|h| start(h).is_some_and(|s| s <= ty.0))
+            .checked_sub(1)
+            .ok_or_else(|| NoTaskIds::Dwarf(format!("no unit holds type {:#x}", ty.0)))?;
+        let header = self.headers[i];
+        let offset = ty
+            .to_unit_offset(&header)
+            .ok_or_else(|| NoTaskIds::Dwarf(format!("type {:#x} is past its unit", ty.0)))?;
+        if let Some(unit) = &self.parsed.borrow()[i] {
+            return Ok((unit.clone(), offset));
+        }
+        let unit = Rc::new(self.dwarf.unit(header)?);
+        self.parsed.borrow_mut()[i] = Some(unit.clone());
+        Ok((unit, offset))
+    }
+}
+
+/// The type an entry names (`DW_AT_type`), in this unit or another.
+fn type_of(
+    unit: &gimli::Unit<R<'_>>,
+    e: &gimli::DebuggingInformationEntry<'_, '_, R<'_>>,
+) -> Result<Option<Ty>, NoTaskIds> {
+    Ok(match e.attr_value(gimli::DW_AT_type)? {
+        Some(AttributeValue::UnitRef(t)) => t.to_debug_info_offset(&unit.header),
+        Some(AttributeValue::DebugInfoRef(t)) => Some(t),
+        _ => None,
+    })
+}
+
 /// Finds where the running task's id is in an executable's TLS (`elf`: the whole file, with its
 /// debug info).
 pub fn resolve(elf: &[u8]) -> Result<TaskIdLayout, NoTaskIds> {
@@ -174,10 +238,11 @@ pub fn resolve(elf: &[u8]) -> Result<TaskIdLayout, NoTaskIds> {
         }
     })?;
     let dwarf = sections.borrow(|s| EndianSlice::new(s, LittleEndian));
-    let found = find_context(&dwarf)?;
+    let types = Types::new(&dwarf)?;
+    let found = find_context(&types)?;
     let below = tls.block_below_tp() as i64;
     let base = found.tls_offset as i64 - below;
-    let tick = scheduler_tick(&dwarf, &found.unit, found.field.context, base);
+    let tick = scheduler_tick(&types, found.field.context, base);
     let tick_note = match &tick {
         Ok(t) => format!(
             "; scheduler tick through CONTEXT.scheduler ({})",
@@ -206,7 +271,7 @@ pub fn resolve(elf: &[u8]) -> Result<TaskIdLayout, NoTaskIds> {
 #[derive(Debug)]
 struct Field {
     /// The struct that holds it (tokio's `Context`) and that struct's offset in the variable.
-    context: (UnitOffset, u64),
+    context: (Ty, u64),
     /// Offsets from the variable's start.
     value_at: u64,
     tag_at: u64,
@@ -215,15 +280,15 @@ struct Field {
     path: String,
 }
 
-struct Found<'a> {
-    unit: gimli::Unit<R<'a>>,
+struct Found {
     variable: String,
     tls_offset: u64,
     field: Field,
 }
 
 /// Searches the units that come from tokio for its `CONTEXT` thread-local.
-fn find_context<'a>(dwarf: &gimli::Dwarf<R<'a>>) -> Result<Found<'a>, NoTaskIds> {
+fn find_context(types: &Types<'_, '_>) -> Result<Found, NoTaskIds> {
+    let dwarf = types.dwarf;
     let mut units = dwarf.units();
     let mut shape_error = None;
     let mut saw_context = false;
@@ -256,15 +321,14 @@ fn find_context<'a>(dwarf: &gimli::Dwarf<R<'a>>) -> Result<Found<'a>, NoTaskIds>
                 let Some(offset) = tls_location(entry, unit.encoding())? else {
                     continue;
                 };
-                let Some(AttributeValue::UnitRef(ty)) = entry.attr_value(gimli::DW_AT_type)? else {
+                let Some(ty) = type_of(&unit, entry)? else {
                     continue;
                 };
                 saw_context = true;
-                match field_in(dwarf, &unit, ty) {
+                match field_in(types, ty) {
                     Ok(field) => {
                         let variable = format!("{}::{name}", path[1..].join("::"));
                         return Ok(Found {
-                            unit,
                             variable,
                             tls_offset: offset,
                             field,
@@ -319,12 +383,12 @@ fn tls_location(
     Ok(None)
 }
 
-/// A type entry's members: (name, offset, type).
+/// A type entry's members: (name, offset, type), the entry at `ty` in `unit`.
 pub(super) fn members(
     unit: &gimli::Unit<R<'_>>,
     dwarf: &gimli::Dwarf<R<'_>>,
     ty: UnitOffset,
-) -> Result<Vec<(String, u64, Option<UnitOffset>)>, NoTaskIds> {
+) -> Result<Vec<Member>, NoTaskIds> {
     let mut tree = unit.entries_tree(Some(ty))?;
     let root = tree.root()?;
     let mut children = root.children();
@@ -339,11 +403,20 @@ pub(super) fn members(
     Ok(out)
 }
 
+/// A member: its name, offset and type.
+pub(super) type Member = (String, u64, Option<Ty>);
+
+/// The members of type `ty`, wherever its unit.
+fn members_of(types: &Types<'_, '_>, ty: Ty) -> Result<Vec<Member>, NoTaskIds> {
+    let (unit, at) = types.at(ty)?;
+    members(&unit, types.dwarf, at)
+}
+
 fn member_of(
     unit: &gimli::Unit<R<'_>>,
     dwarf: &gimli::Dwarf<R<'_>>,
     e: &gimli::DebuggingInformationEntry<'_, '_, R<'_>>,
-) -> Result<(String, u64, Option<UnitOffset>), NoTaskIds> {
+) -> Result<Member, NoTaskIds> {
     let name = match e.attr_value(gimli::DW_AT_name)? {
         Some(v) => dwarf
             .attr_string(unit, v)
@@ -355,14 +428,11 @@ fn member_of(
         .attr_value(gimli::DW_AT_data_member_location)?
         .and_then(|v| v.udata_value())
         .unwrap_or(0);
-    let ty = match e.attr_value(gimli::DW_AT_type)? {
-        Some(AttributeValue::UnitRef(t)) => Some(t),
-        _ => None,
-    };
-    Ok((name, offset, ty))
+    Ok((name, offset, type_of(unit, e)?))
 }
 
-fn byte_size(unit: &gimli::Unit<R<'_>>, ty: UnitOffset) -> Result<Option<u64>, NoTaskIds> {
+fn byte_size(types: &Types<'_, '_>, ty: Ty) -> Result<Option<u64>, NoTaskIds> {
+    let (unit, ty) = types.at(ty)?;
     let mut cursor = unit.entries_at_offset(ty)?;
     let Some((_, e)) = cursor.next_dfs()? else {
         return Ok(None);
@@ -373,18 +443,14 @@ fn byte_size(unit: &gimli::Unit<R<'_>>, ty: UnitOffset) -> Result<Option<u64>, N
 
 /// Looks through the variable's type, breadth first and a few levels deep (the thread-local
 /// wrapper, `UnsafeCell`, an `Option` of lazy storage), for a member `current_task_id`.
-fn field_in(
-    dwarf: &gimli::Dwarf<R<'_>>,
-    unit: &gimli::Unit<R<'_>>,
-    ty: UnitOffset,
-) -> Result<Field, NoTaskIds> {
+fn field_in(types: &Types<'_, '_>, ty: Ty) -> Result<Field, NoTaskIds> {
     let mut queue = std::collections::VecDeque::from([(ty, 0u64, String::from("CONTEXT"), 0)]);
     while let Some((ty, at, path, depth)) = queue.pop_front() {
-        for (name, offset, member_ty) in members_and_variants(unit, dwarf, ty)? {
+        for (name, offset, member_ty) in members_and_variants(types, ty)? {
             let Some(member_ty) = member_ty else { continue };
             let here = format!("{path}.{name}");
             if name == "current_task_id" {
-                let mut field = option_id(dwarf, unit, member_ty, at + offset, here)?;
+                let mut field = option_id(types, member_ty, at + offset, here)?;
                 field.context = (ty, at);
                 return Ok(field);
             }
@@ -400,13 +466,9 @@ fn field_in(
 
 /// Members of a struct, and of each variant of an enum (lazy thread-local storage keeps the
 /// value in a variant).
-fn members_and_variants(
-    unit: &gimli::Unit<R<'_>>,
-    dwarf: &gimli::Dwarf<R<'_>>,
-    ty: UnitOffset,
-) -> Result<Vec<(String, u64, Option<UnitOffset>)>, NoTaskIds> {
-    let mut out = members(unit, dwarf, ty)?;
-    for part in variant_parts(unit, dwarf, ty)? {
+fn members_and_variants(types: &Types<'_, '_>, ty: Ty) -> Result<Vec<Member>, NoTaskIds> {
+    let mut out = members_of(types, ty)?;
+    for part in variant_parts(types, ty)? {
         for variant in part.variants {
             out.extend(variant.members);
         }
@@ -416,20 +478,18 @@ fn members_and_variants(
 
 struct Variant {
     discr_value: Option<u64>,
-    members: Vec<(String, u64, Option<UnitOffset>)>,
+    members: Vec<Member>,
 }
 
 struct VariantPart {
     /// The tag member's offset and type.
-    discr: Option<(u64, Option<UnitOffset>)>,
+    discr: Option<(u64, Option<Ty>)>,
     variants: Vec<Variant>,
 }
 
-fn variant_parts(
-    unit: &gimli::Unit<R<'_>>,
-    dwarf: &gimli::Dwarf<R<'_>>,
-    ty: UnitOffset,
-) -> Result<Vec<VariantPart>, NoTaskIds> {
+fn variant_parts(types: &Types<'_, '_>, ty: Ty) -> Result<Vec<VariantPart>, NoTaskIds> {
+    let (unit, ty) = types.at(ty)?;
+    let (unit, dwarf) = (&*unit, types.dwarf);
     let mut tree = unit.entries_tree(Some(ty))?;
     let root = tree.root()?;
     let mut children = root.children();
@@ -476,20 +536,19 @@ fn variant_parts(
 /// `UnsafeCell`) to the `Option`, then reads its variant part: the tag, `None`'s value, and the
 /// offset of the 8-byte id in `Some`.
 fn option_id(
-    dwarf: &gimli::Dwarf<R<'_>>,
-    unit: &gimli::Unit<R<'_>>,
-    mut ty: UnitOffset,
+    types: &Types<'_, '_>,
+    mut ty: Ty,
     mut at: u64,
     path: String,
 ) -> Result<Field, NoTaskIds> {
     for _ in 0..4 {
-        let parts = variant_parts(unit, dwarf, ty)?;
+        let parts = variant_parts(types, ty)?;
         if let Some(part) = parts.into_iter().next() {
             let (tag_offset, tag_ty) = part
                 .discr
                 .ok_or_else(|| NoTaskIds::UnknownShape(format!("{path}: an enum without a tag")))?;
             let tag_size = match tag_ty {
-                Some(t) => byte_size(unit, t)?.unwrap_or(8),
+                Some(t) => byte_size(types, t)?.unwrap_or(8),
                 None => 8,
             };
             if !matches!(tag_size, 1 | 2 | 4 | 8) {
@@ -504,7 +563,7 @@ fn option_id(
                 let [(name, offset, Some(payload))] = v.members.as_slice() else {
                     continue;
                 };
-                let fields = members(unit, dwarf, *payload)?;
+                let fields = members_of(types, *payload)?;
                 match (name.as_str(), fields.as_slice()) {
                     ("None", []) => none = Some(v),
                     ("Some", [(_, inner, Some(id_ty))]) => some = Some((v, offset + inner, *id_ty)),
@@ -520,7 +579,7 @@ fn option_id(
             let none_value = none.discr_value.ok_or_else(|| {
                 NoTaskIds::UnknownShape(format!("{path}: `None` has no tag value"))
             })?;
-            let (value_in_some, value_size) = leaf_of(dwarf, unit, some_ty)?;
+            let (value_in_some, value_size) = leaf_of(types, some_ty)?;
             if value_size != 8 {
                 return Err(NoTaskIds::UnknownShape(format!(
                     "{path}: a {value_size}-byte id"
@@ -543,7 +602,7 @@ fn option_id(
             });
         }
         // A wrapper: go into its only member.
-        let m = members(unit, dwarf, ty)?;
+        let m = members_of(types, ty)?;
         match m.as_slice() {
             [(_, offset, Some(inner))] => {
                 at += offset;
@@ -560,27 +619,26 @@ fn option_id(
 /// The tick of the scheduler a thread runs, from tokio's `Context` (at `base + context.1` from
 /// the thread pointer).
 fn scheduler_tick(
-    dwarf: &gimli::Dwarf<R<'_>>,
-    unit: &gimli::Unit<R<'_>>,
-    context: (UnitOffset, u64),
+    types: &Types<'_, '_>,
+    context: (Ty, u64),
     base: i64,
 ) -> Result<TickLayout, String> {
     let shape = |what: &str| format!("tokio's {what} has an unknown shape");
-    let fields = members(unit, dwarf, context.0).map_err(|e| e.to_string())?;
+    let fields = members_of(types, context.0).map_err(|e| e.to_string())?;
     let (_, offset, ty) = fields
         .iter()
         .find(|m| m.0 == "scheduler")
         .ok_or_else(|| shape("Context (no `scheduler`)"))?;
-    let (ptr_at, sched_ty) = pointer_in(dwarf, unit, ty.ok_or_else(|| shape("scheduler"))?)
+    let (ptr_at, sched_ty) = pointer_in(types, ty.ok_or_else(|| shape("scheduler"))?)
         .ok_or_else(|| shape("Context.scheduler"))?;
-    let parts = variant_parts(unit, dwarf, sched_ty).map_err(|e| e.to_string())?;
+    let parts = variant_parts(types, sched_ty).map_err(|e| e.to_string())?;
     let part = parts
         .into_iter()
         .next()
         .ok_or_else(|| shape("scheduler::Context (not an enum)"))?;
     let (tag_at, tag_ty) = part.discr.ok_or_else(|| shape("scheduler::Context tag"))?;
     let tag_size = match tag_ty {
-        Some(t) => byte_size(unit, t).map_err(|e| e.to_string())?.unwrap_or(8),
+        Some(t) => byte_size(types, t).map_err(|e| e.to_string())?.unwrap_or(8),
         None => 8,
     };
     let mut variants = Vec::new();
@@ -588,7 +646,7 @@ fn scheduler_tick(
         let [(name, v_at, Some(v_ty))] = v.members.as_slice() else {
             continue;
         };
-        let Some(found) = core_tick(dwarf, unit, *v_ty) else {
+        let Some(found) = core_tick(types, *v_ty) else {
             continue;
         };
         variants.push(TickVariant {
@@ -612,50 +670,40 @@ fn scheduler_tick(
 
 /// In a scheduler variant (`CurrentThread(current_thread::Context)`): the offset of the
 /// `Box<Core>` pointer, and `tick`'s offset and size in `Core`.
-fn core_tick(
-    dwarf: &gimli::Dwarf<R<'_>>,
-    unit: &gimli::Unit<R<'_>>,
-    variant: UnitOffset,
-) -> Option<(u64, u64, u8)> {
-    let inner = members(unit, dwarf, variant).ok()?;
+fn core_tick(types: &Types<'_, '_>, variant: Ty) -> Option<(u64, u64, u8)> {
+    let inner = members_of(types, variant).ok()?;
     let [(_, ctx_at, Some(ctx_ty))] = inner.as_slice() else {
         return None;
     };
-    let fields = members(unit, dwarf, *ctx_ty).ok()?;
+    let fields = members_of(types, *ctx_ty).ok()?;
     let (_, core_at, core_ty) = fields.iter().find(|m| m.0 == "core")?;
-    let (ptr_at, core) = pointer_in(dwarf, unit, (*core_ty)?)?;
-    let core_fields = members(unit, dwarf, core).ok()?;
+    let (ptr_at, core) = pointer_in(types, (*core_ty)?)?;
+    let core_fields = members_of(types, core).ok()?;
     let (_, tick_at, tick_ty) = core_fields.iter().find(|m| m.0 == "tick")?;
-    let size = byte_size(unit, (*tick_ty)?).ok()??;
+    let size = byte_size(types, (*tick_ty)?).ok()??;
     matches!(size, 1 | 2 | 4 | 8).then_some((ctx_at + core_at + ptr_at, *tick_at, size as u8))
 }
 
 /// Down wrappers (`Cell`, `RefCell`'s `value`, `UnsafeCell`, `Option`'s `Some`, `Box`,
 /// `NonNull`) to a pointer: its offset from `ty`'s start and the type it points to.
-fn pointer_in(
-    dwarf: &gimli::Dwarf<R<'_>>,
-    unit: &gimli::Unit<R<'_>>,
-    mut ty: UnitOffset,
-) -> Option<(u64, UnitOffset)> {
+fn pointer_in(types: &Types<'_, '_>, mut ty: Ty) -> Option<(u64, Ty)> {
     let mut at = 0;
     for _ in 0..10 {
-        let mut tree = unit.entries_tree(Some(ty)).ok()?;
+        let (unit, local) = types.at(ty).ok()?;
+        let mut tree = unit.entries_tree(Some(local)).ok()?;
         let root = tree.root().ok()?;
         let entry = root.entry();
         if entry.tag() == gimli::DW_TAG_pointer_type {
-            return match entry.attr_value(gimli::DW_AT_type).ok()? {
-                Some(AttributeValue::UnitRef(t)) => Some((at, t)),
-                _ => None,
-            };
+            return type_of(&unit, entry).ok()?.map(|t| (at, t));
         }
-        let mut next = members(unit, dwarf, ty).ok()?;
+        let mut next = members_of(types, ty).ok()?;
         if next.is_empty() {
             // An `Option`: its `Some`.
-            let parts = variant_parts(unit, dwarf, ty).ok()?;
+            let parts = variant_parts(types, ty).ok()?;
             for v in parts.into_iter().next()?.variants {
                 if let [(name, v_at, Some(v_ty))] = v.members.as_slice() {
                     if name == "Some" {
-                        let inner = members(unit, dwarf, *v_ty).ok()?;
+                        let inner = members_of(types, *v_ty).ok()?;
                         if let [(_, i_at, i_ty)] = inner.as_slice() {
                             next = vec![(String::new(), v_at + i_at, *i_ty)];
                         }
@@ -675,16 +723,12 @@ fn pointer_in(
 
 /// Down single-member structs (`Some(Id)` → `Id(NonZeroU64)` → …) to a base type: its offset
 /// from `ty`'s start and its size.
-fn leaf_of(
-    dwarf: &gimli::Dwarf<R<'_>>,
-    unit: &gimli::Unit<R<'_>>,
-    mut ty: UnitOffset,
-) -> Result<(u64, u64), NoTaskIds> {
+fn leaf_of(types: &Types<'_, '_>, mut ty: Ty) -> Result<(u64, u64), NoTaskIds> {
     let mut at = 0;
     for _ in 0..8 {
-        let m = members(unit, dwarf, ty)?;
+        let m = members_of(types, ty)?;
         match m.as_slice() {
-            [] => return Ok((at, byte_size(unit, ty)?.unwrap_or(0))),
+            [] => return Ok((at, byte_size(types, ty)?.unwrap_or(0))),
             [(_, offset, Some(inner))] => {
                 at += offset;
                 ty = *inner;
