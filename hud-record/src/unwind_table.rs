@@ -36,12 +36,14 @@ pub fn build(pid: u32) -> Table {
     let Ok(maps) = procfs::read_maps(pid) else {
         return table;
     };
-    let mut tables = Vec::new();
+    // One vector for all objects, each appended as it is read: the table is the recorder's
+    // largest allocation at attach (peak RSS is a tested budget).
+    let mut rows = Vec::new();
     for line in maps.iter().filter(|l| l.perms.contains('x')) {
         match rows_of_mapping(pid, line) {
-            Ok(rows) if !rows.is_empty() => {
+            Ok(object) if !object.is_empty() => {
                 table.objects += 1;
-                tables.push(rows);
+                rows.extend_from_slice(&object);
             }
             Ok(_) => table
                 .skipped
@@ -49,7 +51,8 @@ pub fn build(pid: u32) -> Table {
             Err(why) => table.skipped.push((line.path.clone(), why)),
         }
     }
-    table.rows = unwind_table::merge(tables);
+    unwind_table::sort_and_dedup(&mut rows);
+    table.rows = rows;
     if table.rows.len() > MAX_ROWS.min(unwind::MAX_ROWS as usize - 1) {
         table.skipped.push((
             "all".into(),

@@ -178,12 +178,18 @@ fn same_rule(a: &UnwindRow, b: &UnwindRow) -> bool {
     (a.cfa, a.cfa_offset, a.rbp, a.rbp_offset) == (b.cfa, b.cfa_offset, b.rbp, b.rbp_offset)
 }
 
-/// Joins the tables of several objects (each sorted) into one sorted table; where two claim
-/// one address (overlapping mappings), the first object's rows win.
+/// Joins the tables of several objects (each sorted, one after the other in `rows`) into one
+/// sorted table, in place; where two claim one address (overlapping mappings), the first
+/// object's row wins.
+pub fn sort_and_dedup(rows: &mut Vec<UnwindRow>) {
+    rows.sort_by_key(|r| r.pc);
+    rows.dedup_by(|later, earlier| later.pc == earlier.pc);
+}
+
+/// [`sort_and_dedup`] of tables given apart.
 pub fn merge(tables: Vec<Vec<UnwindRow>>) -> Vec<UnwindRow> {
     let mut all: Vec<UnwindRow> = tables.into_iter().flatten().collect();
-    all.sort_by_key(|r| r.pc);
-    all.dedup_by(|later, earlier| later.pc == earlier.pc);
+    sort_and_dedup(&mut all);
     all
 }
 
