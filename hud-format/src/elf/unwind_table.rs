@@ -186,13 +186,6 @@ pub fn sort_and_dedup(rows: &mut Vec<UnwindRow>) {
     rows.dedup_by(|later, earlier| later.pc == earlier.pc);
 }
 
-/// [`sort_and_dedup`] of tables given apart.
-pub fn merge(tables: Vec<Vec<UnwindRow>>) -> Vec<UnwindRow> {
-    let mut all: Vec<UnwindRow> = tables.into_iter().flatten().collect();
-    sort_and_dedup(&mut all);
-    all
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -295,7 +288,9 @@ mod tests {
             rows,
             vec![row(0x10, unwind::CFA_RSP), row(0x30, unwind::NO_RULE)]
         );
-        let merged = merge(vec![vec![row(0x40, unwind::CFA_RSP)], rows.clone()]);
+        let mut merged = vec![row(0x40, unwind::CFA_RSP)];
+        merged.extend_from_slice(&rows);
+        sort_and_dedup(&mut merged);
         assert_eq!(merged.len(), 3);
         assert_eq!(merged[0].pc, 0x10);
     }

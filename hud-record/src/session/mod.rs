@@ -381,7 +381,8 @@ fn flight_options(args: &Args, dir: &Path) -> crate::flight::FlightOptions {
 /// frames, so its length cannot tell it is wrong (actix-web's workers, sleeping 27 KiB deep:
 /// 1,381 of 1,415 events per worker cut short). A target whose own code sets up no frame
 /// pointers (read from its prologues) gets whole stacks with every kept event, as `--unwind
-/// dwarf` would.
+/// dwarf` would. With the kernel's unwinding table these copies are taken only for the stacks
+/// the table could not finish.
 fn copy_mode(args: &Args, target: &ProcessInfo, table: &crate::unwind_table::Table) -> (u32, bool) {
     use crate::cli::Unwind;
     match args.unwind {
