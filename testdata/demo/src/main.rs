@@ -316,16 +316,20 @@ fn start_lock_holder() {
         .expect("lock holder thread");
 }
 
-/// An 8 MiB file for the sync-read blocker.
+/// An 8 MiB file for the sync-read blocker. Its name is removed at once and the file is reached
+/// through our open descriptor (`/proc/self/fd/N`): the demo is usually ended by a signal, and a
+/// named file outlived every run (a thousand runs left 8 GiB in /tmp and a CI machine's disk filled).
 fn prepare_data_file() -> std::path::PathBuf {
-    let path = std::env::temp_dir().join(format!("hud-demo-{}.dat", std::process::id()));
+    use std::os::fd::IntoRawFd;
+    let named = std::env::temp_dir().join(format!("hud-demo-{}.dat", std::process::id()));
     let data: Vec<u8> = (0..8u32 << 20)
         .map(|i| (i.wrapping_mul(2654435761) >> 24) as u8)
         .collect();
-    std::fs::write(&path, data).expect("write data file");
+    std::fs::write(&named, data).expect("write data file");
+    let file = std::fs::File::open(&named).expect("open data file");
+    let _ = std::fs::remove_file(&named);
     // Flush it to disk so dropping the page cache makes reads real I/O.
-    if let Ok(file) = std::fs::File::open(&path) {
-        let _ = file.sync_all();
-    }
-    path
+    let _ = file.sync_all();
+    // Kept open for the life of the process: the descriptor is the file's only name.
+    std::path::PathBuf::from(format!("/proc/self/fd/{}", file.into_raw_fd()))
 }
