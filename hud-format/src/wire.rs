@@ -206,9 +206,10 @@ pub struct DueEpisode {
 
 /// What the kernel keeps per target thread: the `STATES` map's value, at the thread's slot (the
 /// `SLOTS` map, indexed by tid, gives it: two array lookups, which the verifier inlines, instead
-/// of a hash lookup). hud-record gives slots to the threads that exist when it attaches and puts
-/// the others in the `FREE_SLOTS` queue, from which the fork program takes one per new thread
-/// and to which the exit program returns it.
+/// of a hash lookup). A new thread takes a slot from the `FREE_SLOTS` queue, to which the exit
+/// program returns them, or else the next never-used one (`FRESH_SLOTS`, an atomic count shared
+/// by the fork program and hud-record, which gives slots to the threads that exist when it
+/// attaches).
 ///
 /// The switch-out path only notes when and how the thread left. At switch-in, an episode past the
 /// threshold that the thread slept through (not a preemption) becomes *due*: its record is sent
@@ -548,8 +549,11 @@ pub mod names {
     pub const SLOTS: &str = "SLOTS";
     /// Indexed by slot: [`super::ThreadState`].
     pub const STATES: &str = "STATES";
-    /// Queue of free slots (`u16`).
+    /// Queue of slots given back by threads that exited (`u16`).
     pub const FREE_SLOTS: &str = "FREE_SLOTS";
+    /// One `u64`, mappable: slots handed out so far that no thread had before (slot = count + 1),
+    /// taken by atomic add by the fork program and by hud-record.
+    pub const FRESH_SLOTS: &str = "FRESH_SLOTS";
     /// Kernel only: per task cache entry, a task pointer, its tid and slot ([`super::TaskCacheEntry`]).
     pub const TASKS: &str = "TASKS";
     /// Per CPU: the [`super::SwitchBatch`] being filled.

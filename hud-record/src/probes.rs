@@ -1,6 +1,6 @@
 //! Loading and attaching the eBPF programs, and reading their maps.
 
-use aya::maps::{Array, MapData, PerCpuArray, Queue, RingBuf};
+use aya::maps::{Array, MapData, PerCpuArray, RingBuf};
 use aya::programs::perf_event::{PerfEventConfig, PerfEventScope, SamplePolicy, SoftwareEvent};
 use aya::programs::uprobe::{UProbeAttachLocation, UProbeAttachPoint, UProbeScope};
 use aya::programs::{PerfEvent, RawTracePoint, TracePoint, UProbe};
@@ -92,7 +92,7 @@ pub struct Probes {
     pub ring: RingBuf<MapData>,
     counters: PerCpuArray<MapData, u64>,
     slots: Array<MapData, u16>,
-    free_slots: Queue<MapData, u16>,
+    fresh_slots: FreshSlots,
     batches: PerCpuArray<MapData, [u8; BATCH_BYTES]>,
     control: Array<MapData, u32>,
     /// Copies are leaf windows (`--unwind leaf` on a target with frame pointers), not whole
@@ -162,6 +162,41 @@ fn write_unwind_rows(ebpf: &mut Ebpf, rows: &[wire::UnwindRow]) -> Result<()> {
     let bytes = unsafe { std::slice::from_raw_parts(rows.as_ptr().cast::<u8>(), len) };
     memory.copy_from_slice(bytes);
     Ok(())
+}
+
+/// The count of never-used thread slots handed out (`FRESH_SLOTS`, a `u64`), mapped: hud-record takes slots for the
+/// threads it finds with the same atomic add as the fork program, which may run meanwhile.
+struct FreshSlots(memmap2::MmapMut);
+
+impl FreshSlots {
+    fn map(ebpf: &mut Ebpf) -> Result<Self> {
+        use std::os::fd::{AsFd, AsRawFd};
+        let Some(aya::maps::Map::Array(data)) = ebpf.map_mut(names::FRESH_SLOTS) else {
+            return Err(RecordError::Bpf(format!(
+                "map {} missing from the object, or not an array",
+                names::FRESH_SLOTS
+            )));
+        };
+        let fd = data.fd().as_fd().as_raw_fd();
+        // SAFETY: a shared mapping of the map's one `u64`, written only by atomic adds.
+        let memory = unsafe { memmap2::MmapOptions::new().len(8).map_mut(fd) }
+            .map_err(|e| bpf_error("mapping the thread slot count", e))?;
+        Ok(FreshSlots(memory))
+    }
+
+    /// A slot no thread had, or `None` when all are taken.
+    fn take(&mut self) -> Option<u16> {
+        // SAFETY: the mapping is page-aligned and 8 bytes; the kernel's programs access the
+        // same `u64` only atomically.
+        let count = unsafe { std::sync::atomic::AtomicU64::from_ptr(self.0.as_mut_ptr().cast()) };
+        if count.load(std::sync::atomic::Ordering::Relaxed) >= u64::from(MAX_THREADS - 1) {
+            return None;
+        }
+        let slot = count.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        u16::try_from(slot)
+            .ok()
+            .filter(|&s| u32::from(s) < MAX_THREADS)
+    }
 }
 
 /// A load or attach failure: "not permitted" when the kernel said EPERM or EACCES anywhere in
@@ -488,13 +523,7 @@ impl Probes {
         drop(loader);
         release_freed_memory();
         write_unwind_rows(&mut ebpf, &config.unwind_rows)?;
-        // Every slot is free until threads take them (slot 0 means "none").
-        let mut free_slots: Queue<MapData, u16> = take(&mut ebpf, names::FREE_SLOTS)?;
-        for slot in 1..MAX_THREADS as u16 {
-            free_slots
-                .push(slot, 0)
-                .map_err(|e| bpf_error("filling the free thread slots", e))?;
-        }
+        let fresh_slots = FreshSlots::map(&mut ebpf)?;
 
         let mut classic = vec![
             (names::PROG_FORK, "sched", "sched_process_fork"),
@@ -586,7 +615,7 @@ impl Probes {
             slots: take(&mut ebpf, names::SLOTS)?,
             batches: take(&mut ebpf, names::BATCHES)?,
             control: take(&mut ebpf, names::CONTROL)?,
-            free_slots,
+            fresh_slots,
             leaf_windows: config.stack_copy_bytes > 0
                 && config.stack_copy_bytes <= hud_format::wire::LEAF_WINDOW
                 && !config.copy_user_samples,
@@ -681,7 +710,7 @@ impl Probes {
             if self.slots.get(&tid, 0).is_ok_and(|slot| slot != 0) {
                 continue;
             }
-            let slot = self.free_slots.pop(0).map_err(|_| {
+            let slot = self.fresh_slots.take().ok_or_else(|| {
                 RecordError::Bpf(format!(
                     "the target has more than {} threads, the most hud records",
                     MAX_THREADS - 1

@@ -9,8 +9,9 @@ use aya_ebpf::{
 use hud_format::wire::{kind, Counter, RecordHeader, ThreadRecord};
 
 use super::shared::{
-    count, cpu, now, state_of, task_index, EVENTS, FREE_SLOTS, NO_WAKEUP, OFFCPU_PENDING,
-    OFF_FORK_CHILD_PID, OFF_RENAME_NEWCOMM, OFF_RENAME_PID, SLOTS, STATES, TARGET_TGID, TASKS,
+    count, cpu, now, state_of, take_slot, task_index, EVENTS, FREE_SLOTS, NO_WAKEUP,
+    OFFCPU_PENDING, OFF_FORK_CHILD_PID, OFF_RENAME_NEWCOMM, OFF_RENAME_PID, SLOTS, STATES,
+    TARGET_TGID, TASKS,
 };
 use super::sys_exit::send_all_due;
 
@@ -44,7 +45,7 @@ pub fn hud_sched_fork(ctx: TracePointContext) -> u32 {
     if child == 0 {
         return 0;
     }
-    match (FREE_SLOTS.pop().ok().flatten(), SLOTS.get_ptr_mut(child)) {
+    match (take_slot(), SLOTS.get_ptr_mut(child)) {
         (Some(slot), Some(entry)) => {
             if let Some(t) = STATES.get_ptr_mut(u32::from(slot)) {
                 // SAFETY: a free slot's state, and the child's slot entry: no program uses

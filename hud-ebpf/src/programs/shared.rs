@@ -2,7 +2,7 @@
 //! maps, and the small helpers (a thread's slot and state, counters, the clock, stacks).
 
 use aya_ebpf::{
-    bindings::BPF_F_USER_STACK,
+    bindings::{BPF_F_MMAPABLE, BPF_F_USER_STACK},
     helpers::{
         bpf_get_smp_processor_id, bpf_get_stack, bpf_ktime_get_ns, bpf_probe_read_kernel,
         generated::{bpf_get_current_task_btf, bpf_task_pt_regs},
@@ -99,9 +99,47 @@ pub(super) static SLOTS: Array<u16> = Array::with_max_entries(1, 0);
 #[map]
 pub(super) static STATES: Array<ThreadState> = Array::with_max_entries(MAX_THREADS, 0);
 
-/// Slots free for new threads: hud-record fills it, fork takes, exit gives back.
+/// Slots given back by threads that exited: exit gives, fork takes.
 #[map]
 pub(super) static FREE_SLOTS: Queue<u16> = Queue::with_max_entries(MAX_THREADS, 0);
+
+/// How many slots no thread had before were handed out (slot = count + 1). Mappable: hud-record
+/// takes slots for the threads it finds at attach with the same atomic add, through its mapping.
+/// Filling the queue with every slot instead cost 16 k `bpf` calls at each attach.
+#[map]
+pub(super) static FRESH_SLOTS: Array<u64> = Array::with_max_entries(1, BPF_F_MMAPABLE);
+
+/// `*at += add`, atomically (the BPF target has no atomic read-modify-write in `core`), and
+/// what `*at` was.
+#[inline(always)]
+fn fetch_add(at: *mut u64, add: u64) -> u64 {
+    let mut value = add;
+    // SAFETY: `at` is a map value's aligned `u64`; BPF's atomic add with fetch (Linux 5.12).
+    unsafe {
+        core::arch::asm!(
+            "{value} = atomic_fetch_add((u64 *)({at} + 0), {value})",
+            at = in(reg) at,
+            value = inout(reg) value,
+        );
+    }
+    value
+}
+
+/// A slot for a new thread: one given back, else one never used; `None` when all are taken.
+#[inline(always)]
+pub(super) fn take_slot() -> Option<u16> {
+    if let Ok(Some(slot)) = FREE_SLOTS.pop() {
+        return Some(slot);
+    }
+    let handed = FRESH_SLOTS.get_ptr_mut(0)?;
+    // Read first so the count stops just past the end instead of wrapping round.
+    // SAFETY: the map's one `u64`, aligned.
+    if unsafe { core::ptr::read_volatile(handed) } >= u64::from(MAX_THREADS - 1) {
+        return None;
+    }
+    let slot = fetch_add(handed, 1) + 1;
+    (slot < u64::from(MAX_THREADS)).then_some(slot as u16)
+}
 
 /// Per CPU: the switches not yet sent.
 #[map]

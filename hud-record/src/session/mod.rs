@@ -608,6 +608,8 @@ fn finish(
             for batch in &batches {
                 drain.push_batch(batch)?;
             }
+            // The counters' last word, whenever they were read before.
+            drain.read_counters(probes);
             drain.tick(probes)?;
             drain.write_polls(probes, true)
         })
