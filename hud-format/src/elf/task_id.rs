@@ -290,76 +290,105 @@ struct Found {
 fn find_context(types: &Types<'_, '_>) -> Result<Found, NoTaskIds> {
     let dwarf = types.dwarf;
     let mut units = dwarf.units();
-    let mut shape_error = None;
-    let mut saw_context = false;
+    let mut search = Search::default();
     while let Some(header) = units.next()? {
         let unit = dwarf.unit(header)?;
         // Only tokio's own units define its thread-locals: the others are skipped after their
         // root entry (most of a big binary's debug info).
-        let name = unit
+        if !unit
             .name
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        if !name.contains("tokio") {
+            .is_some_and(|n| n.slice().windows(5).any(|w| w == b"tokio"))
+        {
             continue;
         }
-        let mut path: Vec<String> = Vec::new();
-        let mut cursor = unit.entries();
-        let mut depth = 0isize;
-        while let Some((delta, entry)) = cursor.next_dfs()? {
-            depth += delta;
-            path.truncate(depth.max(0) as usize);
-            let tag = entry.tag();
-            let name = match entry.attr_value(gimli::DW_AT_name)? {
-                Some(v) => dwarf
-                    .attr_string(&unit, v)
-                    .map(|s| s.to_string_lossy().into_owned())
-                    .unwrap_or_default(),
-                None => String::new(),
-            };
-            if tag == gimli::DW_TAG_variable && in_context(&path) {
-                let Some(offset) = tls_location(entry, unit.encoding())? else {
-                    continue;
-                };
-                let Some(ty) = type_of(&unit, entry)? else {
-                    continue;
-                };
-                saw_context = true;
-                match field_in(types, ty) {
-                    Ok(field) => {
-                        let variable = format!("{}::{name}", path[1..].join("::"));
-                        return Ok(Found {
-                            variable,
-                            tls_offset: offset,
-                            field,
-                        });
-                    }
-                    Err(e) => shape_error = Some(e),
-                }
-            }
-            if entry.has_children() {
-                // The unit's own name is a file, not a namespace.
-                path.push(if tag == gimli::DW_TAG_compile_unit {
-                    String::new()
-                } else {
-                    name
-                });
-            }
+        let mut tree = unit.entries_tree(None)?;
+        let root = tree.root()?;
+        if let Some(found) = search.namespace(types, &unit, root, &mut Vec::new())? {
+            return Ok(found);
         }
     }
-    match shape_error {
+    match search.shape_error {
         Some(e) => Err(e),
-        None if saw_context => Err(NoTaskIds::UnknownShape("no field".into())),
+        None if search.saw_context => Err(NoTaskIds::UnknownShape("no field".into())),
         None => Err(NoTaskIds::NoContext),
     }
 }
 
+/// The walk of `find_context`: what it saw of `CONTEXT` so far.
+#[derive(Default)]
+struct Search {
+    shape_error: Option<NoTaskIds>,
+    saw_context: bool,
+}
+
+impl Search {
+    /// Looks through one namespace (or the unit's root) at `path` for the variable: only
+    /// namespaces are entered (closures and a function's statics are namespaces in Rust's debug
+    /// info); types and functions, most of the entries, are skipped whole, their names unread.
+    fn namespace<'a>(
+        &mut self,
+        types: &Types<'_, 'a>,
+        unit: &gimli::Unit<R<'a>>,
+        node: gimli::EntriesTreeNode<'_, '_, '_, R<'a>>,
+        path: &mut Vec<&'a [u8]>,
+    ) -> Result<Option<Found>, NoTaskIds> {
+        let inside = in_context(path);
+        let mut children = node.children();
+        while let Some(child) = children.next()? {
+            let entry = child.entry();
+            let tag = entry.tag();
+            if tag != gimli::DW_TAG_namespace && !(inside && tag == gimli::DW_TAG_variable) {
+                continue;
+            }
+            let name = match entry.attr_value(gimli::DW_AT_name)? {
+                Some(v) => types
+                    .dwarf
+                    .attr_string(unit, v)
+                    .map_or(&[][..], |s| s.slice()),
+                None => &[],
+            };
+            if tag == gimli::DW_TAG_variable {
+                let Some(offset) = tls_location(entry, unit.encoding())? else {
+                    continue;
+                };
+                let Some(ty) = type_of(unit, entry)? else {
+                    continue;
+                };
+                self.saw_context = true;
+                match field_in(types, ty) {
+                    Ok(field) => {
+                        let mut variable: Vec<String> = path
+                            .iter()
+                            .map(|p| String::from_utf8_lossy(p).into())
+                            .collect();
+                        variable.push(String::from_utf8_lossy(name).into());
+                        return Ok(Some(Found {
+                            variable: variable.join("::"),
+                            tls_offset: offset,
+                            field,
+                        }));
+                    }
+                    Err(e) => self.shape_error = Some(e),
+                }
+                continue;
+            }
+            path.push(name);
+            let found = self.namespace(types, unit, child, path)?;
+            path.pop();
+            if found.is_some() {
+                return Ok(found);
+            }
+        }
+        Ok(None)
+    }
+}
+
 /// Whether a namespace path is inside tokio's `runtime::context::CONTEXT`.
-fn in_context(path: &[String]) -> bool {
+fn in_context(path: &[&[u8]]) -> bool {
     let at = path
         .windows(3)
-        .position(|w| w[0] == "runtime" && w[1] == "context" && w[2] == "CONTEXT");
-    at.is_some_and(|i| i >= 1 && path[..i].iter().any(|p| p == "tokio"))
+        .position(|w| w[0] == b"runtime" && w[1] == b"context" && w[2] == b"CONTEXT");
+    at.is_some_and(|i| i >= 1 && path[..i].contains(&&b"tokio"[..]))
 }
 
 /// The TLS offset of a variable whose location is `<constant> DW_OP_form_tls_address` (or GNU's
@@ -782,7 +811,7 @@ mod tests {
 
     #[test]
     fn namespaces_inside_tokios_context_are_recognized() {
-        let p = |s: &str| s.split("::").map(String::from).collect::<Vec<_>>();
+        let p = |s: &'static str| s.split("::").map(str::as_bytes).collect::<Vec<_>>();
         assert!(in_context(&p(
             "tokio::runtime::context::CONTEXT::{constant#0}::{closure#0}"
         )));
