@@ -153,12 +153,24 @@ fn deep_stacks_without_frame_pointers_keep_their_blocker_and_roles() {
 /// the task id and the scheduler's tick read with each sample tell their polls apart.
 #[test]
 fn a_planted_long_poll_among_busy_short_polls_is_found() {
+    planted_long_poll_among_busy_short_polls(&[]);
+}
+
+/// The same without task ids (as from a target built with `debug = 1`, whose debug info has no
+/// types): the runtime's I/O driver polls between the short polls (each yields) tell them apart,
+/// where samples alone chained them into long polls of 0.8 s.
+#[test]
+fn a_planted_long_poll_among_busy_short_polls_is_found_without_task_ids() {
+    planted_long_poll_among_busy_short_polls(&["--no-task-ids"]);
+}
+
+fn planted_long_poll_among_busy_short_polls(recorder_args: &[&str]) {
     let _serial = serial();
     let binary = nofp_demo_binary().with_file_name("hud-yield");
     if !ebpf_ready(&[binary.clone(), record_binary()]) {
         return;
     }
-    let recorded = recorded(&binary, &["--planted-ms", "40"], 6, &[], true);
+    let recorded = recorded(&binary, &["--planted-ms", "40"], 6, recorder_args, true);
     let analysis = hud_analyze::pipeline::analyze_path(
         &recorded.capture,
         hud_analyze::analysis::Options::default(),

@@ -902,6 +902,40 @@ fn tasks_taking_turns_are_never_one_long_poll() {
     );
 }
 
+/// A target whose task ids could not be read (debug info without types): each sample's tick is
+/// its thread's count of the runtime's I/O driver polls. Samples with one of those polls between
+/// them were two polls, however alike their code; with none between, they may be one, and the
+/// long poll says it is an upper bound.
+#[test]
+fn an_io_driver_poll_between_samples_splits_them_without_task_ids() {
+    use hud_format::wire::{TICK_KIND_SHIFT, TICK_OF_IO_POLLS};
+    let io = |polls: u64| (TICK_OF_IO_POLLS << TICK_KIND_SHIFT) | polls;
+    let echo = in_task(vec![user("app::echo::{{closure}}", 12)]);
+    let build = |ticks: &[u64]| {
+        let mut s = Synth::new();
+        s.thread(10, "w");
+        s.writer.set_task_source(&format!(
+            "{}debug info without types",
+            hud_format::types::NO_TASK_IDS
+        ));
+        for (i, &tick) in ticks.iter().enumerate() {
+            s.sample_in_task(START + (10 + 10 * i as u64) * MS, 10, &echo, 0, tick);
+        }
+        s.sample(START + 200 * MS, 10, &parked());
+        s.analyze()
+    };
+    // The driver polled between every two samples: short polls, no long poll.
+    let busy = build(&[io(3), io(5), io(6), io(9)]);
+    assert!(blockers(&busy).is_empty(), "{:?}", names(&blockers(&busy)));
+    // No driver poll across three samples: one long poll, an upper bound; the fourth sample,
+    // after one, is not part of it.
+    let long = build(&[io(7), io(7), io(7), io(8)]);
+    let d = blockers(&long);
+    assert_eq!(d.len(), 1, "{:?}", names(&d));
+    assert_eq!(d[0].episodes[0].samples, 3);
+    assert_eq!(d[0].unproven(), 1, "no task ids: not proven one poll");
+}
+
 /// Each CPU samples on its own clock: a poll moved to another CPU can be sampled twice
 /// microseconds apart, one task and one tick. Those samples prove microseconds, not a period:
 /// no long poll. The same two samples a period apart are one.

@@ -36,7 +36,8 @@ impl Encoder {
             let (task_prev, tick_prev) = prev.entry(tid).or_insert(START);
             push_delta(&mut f.task, task_prev, task);
             push_delta(&mut f.tick, tick_prev, tick);
-            self.any_task |= task != 0;
+            // A tick without a task: the kernel's count of I/O driver polls (`TICK_OF_IO_POLLS`).
+            self.any_task |= task != 0 || tick != NO_TICK;
         }
         let mut prev: HashMap<u32, u64> = HashMap::new();
         for &(tid, task) in off_cpu {
@@ -55,7 +56,7 @@ impl Encoder {
             .sum()
     }
 
-    /// The frame so far when it holds a task, leaving the encoder empty.
+    /// The frame so far when it holds a task or a tick, leaving the encoder empty.
     pub fn take(&mut self) -> Option<ChunkTasks> {
         let any = std::mem::take(&mut self.any_task);
         let frame = std::mem::take(&mut self.frame);

@@ -45,6 +45,11 @@ pub const NO_TICK: u64 = u64::MAX;
 pub const TICK_KIND_SHIFT: u32 = 56;
 pub const TICK_OF_CURRENT_THREAD: u64 = 1;
 pub const TICK_OF_MULTI_THREAD: u64 = 2;
+/// Not a scheduler's tick: where no task id and no tick could be read (debug info without
+/// types), a sample's tick is its thread's count of returns from `epoll_wait` (the runtime's I/O
+/// driver, polled between tasks: when a worker parks, every 61 polls, after a yield), counted by
+/// the kernel. Two samples with different counts were not one poll; equal counts prove nothing.
+pub const TICK_OF_IO_POLLS: u64 = 3;
 
 /// `prev_state` the kernel reports for a preempted (still runnable) task: TASK_REPORT_MAX, "R+".
 pub const STATE_PREEMPTED: u32 = 0x100;
@@ -229,7 +234,9 @@ pub struct ThreadState {
     /// 1 while the thread sleeps in a page fault with its stack parked at switch-out: no
     /// system call returns to give the stack of where it blocked.
     pub parked: u32,
-    pub _pad: u32,
+    /// Returns from `epoll_wait` and its variants ([`TICK_OF_IO_POLLS`]), written by the thread
+    /// itself only.
+    pub io_polls: u32,
     pub due: [DueEpisode; MAX_DUE],
 }
 
@@ -571,6 +578,9 @@ pub mod names {
     pub const PROG_SAMPLE: &str = "hud_cpu_sample";
     /// Raw tracepoint `sys_exit`: sends the off-CPU episodes that wait for their stack.
     pub const PROG_SYS_EXIT: &str = "hud_sys_exit";
+    /// Classic tracepoints `syscalls/sys_exit_epoll_wait` (and `_pwait`, `_pwait2`): counts a
+    /// target thread's I/O driver polls ([`super::TICK_OF_IO_POLLS`]).
+    pub const PROG_IO_POLL: &str = "hud_io_poll";
     /// Kernel-stacks mode only: per thread, the stacks taken at switch-out, keyed by tid.
     pub const OFFCPU_PENDING: &str = "OFFCPU_PENDING";
     /// Indexed by CPU: the [`super::StackCopy`] being filled (sized to the possible CPUs).

@@ -309,7 +309,7 @@ impl<W: Write> CaptureWriter<W> {
         task: u64,
         tick: u64,
     ) -> Result<(), Error> {
-        if task != 0 {
+        if task != 0 || tick != crate::wire::NO_TICK {
             self.tasks_since.get_or_insert_with(Instant::now);
         }
         self.chunk_sample_tasks.push((tid, task, tick));

@@ -164,6 +164,20 @@ fn write_unwind_rows(ebpf: &mut Ebpf, rows: &[wire::UnwindRow]) -> Result<()> {
     Ok(())
 }
 
+/// Counts the target threads' returns from `epoll_wait` and its variants, for the samples that
+/// can read no task id (`wire::TICK_OF_IO_POLLS`). Evidence, not a need: a kernel without one of
+/// these tracepoints (older kernels have no `epoll_pwait2`; some are built without system call
+/// tracepoints) leaves those samples as they were.
+fn attach_io_polls(program: &mut TracePoint) {
+    for name in [
+        "sys_exit_epoll_wait",
+        "sys_exit_epoll_pwait",
+        "sys_exit_epoll_pwait2",
+    ] {
+        let _ = program.attach("syscalls", name);
+    }
+}
+
 /// The count of never-used thread slots handed out (`FRESH_SLOTS`, a `u64`), mapped: hud-record takes slots for the
 /// threads it finds with the same atomic add as the fork program, which may run meanwhile.
 struct FreshSlots(memmap2::MmapMut);
@@ -560,16 +574,23 @@ impl Probes {
                 .map_err(|e| bpf_error(&format!("loading {prog}"), e))?;
         }
         if config.sample_hz > 0 {
-            let program: &mut PerfEvent = program(&mut ebpf, names::PROG_SAMPLE)?;
-            program
+            let sampler: &mut PerfEvent = program(&mut ebpf, names::PROG_SAMPLE)?;
+            sampler
                 .load()
                 .map_err(|e| bpf_error("loading the sampler", e))?;
+            let io_polls: &mut TracePoint = program(&mut ebpf, names::PROG_IO_POLL)?;
+            io_polls
+                .load()
+                .map_err(|e| bpf_error(&format!("loading {}", names::PROG_IO_POLL), e))?;
         }
         for (prog, category, name) in classic {
             let program: &mut TracePoint = program(&mut ebpf, prog)?;
             program
                 .attach(category, name)
                 .map_err(|e| bpf_error(&format!("attaching to {category}/{name}"), e))?;
+        }
+        if config.sample_hz > 0 {
+            attach_io_polls(program(&mut ebpf, names::PROG_IO_POLL)?);
         }
         // sys_exit sends the off-CPU episodes that wait for their stack at the thread's next
         // return from a system call (see hud-ebpf).

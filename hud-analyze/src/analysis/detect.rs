@@ -774,13 +774,15 @@ fn innermost_user(frames: &[Frame], cls: &Classifier) -> Option<Frame> {
 /// (format 1.2): they ran in the same task, and the scheduler's tick did not move between them
 /// (it moves at each task the scheduler polls, so a task that yielded and was polled again is
 /// two polls). Without ids (older captures, targets without debug info) nothing is ruled out;
-/// without the tick, a task's polls back to back are one (an upper bound).
+/// without the tick, a task's polls back to back are one (an upper bound). Without either, a
+/// recorder that counted the thread's I/O driver polls (`TICK_OF_IO_POLLS`) rules out samples
+/// with one of those polls between them: the worker was back in its scheduler.
 fn one_poll_by_task(a: &crate::model::Sample, b: &crate::model::Sample) -> bool {
     use hud_format::wire::NO_TICK;
-    if a.task == 0 || b.task == 0 {
-        return true;
-    }
     let same_tick = a.tick == NO_TICK || b.tick == NO_TICK || a.tick == b.tick;
+    if a.task == 0 || b.task == 0 {
+        return same_tick;
+    }
     a.task == b.task && same_tick
 }
 

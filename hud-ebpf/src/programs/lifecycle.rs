@@ -55,6 +55,7 @@ pub fn hud_sched_fork(ctx: TracePointContext) -> u32 {
                     (*t).woken_ns = 0;
                     (*t).state = 0;
                     (*t).due_count = 0;
+                    (*t).io_polls = 0;
                     *entry = slot;
                 }
             }

@@ -4,10 +4,14 @@
 use aya_ebpf::{
     helpers::bpf_get_current_pid_tgid, macros::perf_event, programs::PerfEventContext, EbpfContext,
 };
-use hud_format::wire::{kind, Counter, RecordHeader, StackRecord, SHALLOW_WALK};
+use hud_format::wire::{
+    kind, Counter, RecordHeader, StackRecord, NO_TICK, SHALLOW_WALK, TICK_KIND_SHIFT,
+    TICK_OF_IO_POLLS,
+};
 
 use super::shared::{
-    count, cpu, fill_stacks, now, stopped, COPY_USER_SAMPLES, EVENTS, NO_WAKEUP, TARGET_TGID,
+    count, cpu, fill_stacks, now, state_of, stopped, COPY_USER_SAMPLES, EVENTS, NO_WAKEUP,
+    TARGET_TGID,
 };
 use super::stack_copy::copy_stack;
 use super::switch::send_stale_batch;
@@ -40,7 +44,13 @@ pub fn hud_cpu_sample(ctx: PerfEventContext) -> u32 {
         (*rec).duration_ns = 0;
         (*rec).state = 0;
         (*rec).runnable_ns = 0;
-        let (task, tick) = task_and_tick();
+        let (task, mut tick) = task_and_tick();
+        if task == 0 && tick == NO_TICK {
+            // No task id to tell polls apart: the I/O driver's polls still split some.
+            if let Some(t) = state_of(tid) {
+                tick = (TICK_OF_IO_POLLS << TICK_KIND_SHIFT) | u64::from((*t).io_polls);
+            }
+        }
         (*rec).task_id = task;
         (*rec).tick = tick;
     }

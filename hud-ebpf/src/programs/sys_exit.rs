@@ -6,9 +6,9 @@ use aya_ebpf::{
     helpers::{
         bpf_get_current_pid_tgid, generated::bpf_probe_read_kernel as probe_read_kernel_raw,
     },
-    macros::{map, raw_tracepoint},
+    macros::{map, raw_tracepoint, tracepoint},
     maps::PerCpuArray,
-    programs::RawTracePointContext,
+    programs::{RawTracePointContext, TracePointContext},
 };
 use hud_format::wire::{
     kind, Counter, DueEpisode, RecordHeader, StackRecord, ThreadState, MAX_DUE, MAX_USER_FRAMES,
@@ -139,6 +139,23 @@ pub fn hud_sys_exit(ctx: RawTracePointContext) -> i32 {
             let regs = ctx.arg::<u64>(0);
             copy_stack(tid, kind::OFF_CPU, first, last, regs, 0, walked);
         }
+    }
+    0
+}
+
+/// A target thread returns from `epoll_wait` (or `epoll_pwait`, `epoll_pwait2`): its runtime's
+/// I/O driver polled, between two tasks' polls. Counted for the samples that can read no task id
+/// ([`hud_format::wire::TICK_OF_IO_POLLS`]). Attached to those system calls' own tracepoints, it
+/// costs nothing at other calls.
+#[tracepoint]
+pub fn hud_io_poll(_ctx: TracePointContext) -> u32 {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    if (pid_tgid >> 32) as u32 != TARGET_TGID.load() {
+        return 0;
+    }
+    if let Some(t) = state_of(pid_tgid as u32) {
+        // SAFETY: the current thread's own state; only the thread itself writes this field.
+        unsafe { (*t).io_polls = (*t).io_polls.wrapping_add(1) };
     }
     0
 }

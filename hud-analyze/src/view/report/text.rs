@@ -286,8 +286,9 @@ fn blocker(
             out,
             "       {}",
             st.dim(&format!(
-                "{} of {} long polls are upper bounds: without task ids, back-to-back polls of \
-                 this code read as one (docs/RECORD.md, \"Tokio task ids\")",
+                "{} of {} long polls are upper bounds: without task ids, polls of this code \
+                 with no I/O poll of the runtime between them read as one (docs/RECORD.md, \
+                 \"Tokio task ids\")",
                 b.unproven, b.count
             ))
         );

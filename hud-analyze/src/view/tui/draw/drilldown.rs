@@ -180,8 +180,8 @@ fn lines(s: &Snapshot, group: u32, theme: Theme) -> Vec<Line<'static>> {
     if unproven > 0 {
         out.push(Line::from(Span::styled(
             format!(
-                "{unproven} of these long polls are upper bounds: without task ids, back-to-back \
-                 polls of this code read as one"
+                "{unproven} of these long polls are upper bounds: without task ids, polls of \
+                 this code with no I/O poll of the runtime between them read as one"
             ),
             theme.dim(),
         )));
