@@ -158,13 +158,17 @@ fn a_planted_long_poll_among_busy_short_polls_is_found() {
 
 /// The same without task ids (as from a target built with `debug = 1`, whose debug info has no
 /// types): the runtime's I/O driver polls between the short polls (each yields) tell them apart,
-/// where samples alone chained them into long polls of 0.8 s.
+/// where samples alone chained them into long polls of 0.8 s (dozens of samples). Between two
+/// driver polls a worker may poll several tasks, so under CPU contention (a busy loop beside the
+/// test: 10 such in 6 s) two samples of different polls can still read as one: those are never
+/// longer than two samples, and each is an upper bound.
 #[test]
 fn a_planted_long_poll_among_busy_short_polls_is_found_without_task_ids() {
     planted_long_poll_among_busy_short_polls(&["--no-task-ids"]);
 }
 
 fn planted_long_poll_among_busy_short_polls(recorder_args: &[&str]) {
+    let with_ids = !recorder_args.contains(&"--no-task-ids");
     let _serial = serial();
     let binary = nofp_demo_binary().with_file_name("hud-yield");
     if !ebpf_ready(&[binary.clone(), record_binary()]) {
@@ -189,12 +193,19 @@ fn planted_long_poll_among_busy_short_polls(recorder_args: &[&str]) {
                 .iter()
                 .any(|f| f.function.contains("planted"))
         });
-    assert!(
-        others.is_empty(),
-        "{} false long polls among the 1 ms polls, e.g. {:?}",
-        others.len(),
-        others.first()
-    );
+    if with_ids {
+        assert!(
+            others.is_empty(),
+            "{} false long polls among the 1 ms polls, e.g. {:?}",
+            others.len(),
+            others.first()
+        );
+    } else {
+        assert!(
+            others.iter().all(|e| e.samples <= 2 && !e.proven),
+            "long polls chained across the runtime's I/O polls: {others:?}"
+        );
+    }
     // Calls wholly inside the recording (a sampling period away from its ends).
     let margin = 20_000_000;
     let calls: Vec<Timed> = timings(&recorded.timings, "cpu")
@@ -1639,8 +1650,10 @@ fn poll_probes_time_each_future_type_as_the_workload_does() {
         );
         assert!(
             inclusive(loop_frame) >= in_spin,
-            "{runtime:?}: {loop_frame} {:.1} % < spin {in_spin:.1} %: stacks stop at the probe",
-            inclusive(loop_frame)
+            "{runtime:?}: {loop_frame} {:.1} % < spin {in_spin:.1} %: stacks stop at the probe \
+             (stack copies: {:#})",
+            inclusive(loop_frame),
+            report["capture"]["stack_copies"]
         );
     }
 }
