@@ -178,8 +178,9 @@ fn attach_io_polls(program: &mut TracePoint) {
     }
 }
 
-/// The count of never-used thread slots handed out (`FRESH_SLOTS`, a `u64`), mapped: hud-record takes slots for the
-/// threads it finds with the same atomic add as the fork program, which may run meanwhile.
+/// The count of never-used thread slots handed out (`FRESH_SLOTS`, a `u64`), mapped: hud-record
+/// takes slots for the threads it finds with the same atomic add as the fork program, which may
+/// run meanwhile.
 struct FreshSlots(memmap2::MmapMut);
 
 impl FreshSlots {

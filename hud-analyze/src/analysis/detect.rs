@@ -45,8 +45,9 @@ pub struct Episode {
     /// The Tokio task it happened in (0: not known).
     pub task: u64,
     /// A long poll whose samples all carried a task id and a scheduler tick, so the runtime
-    /// showed them to be one poll; without, back-to-back polls of the same code may have been
-    /// merged and its duration is an upper bound. Off-CPU episodes: always.
+    /// showed them to be one poll; without, polls of the same code with no I/O driver poll
+    /// between them may have been merged and its duration is an upper bound. Off-CPU episodes:
+    /// always.
     pub proven: bool,
     /// Index into [`Detection::leaves`]: the innermost user frame (at its line) most of the
     /// episode's samples were in; for an off-CPU episode, the one that called the library.

@@ -235,8 +235,8 @@ pub struct BlockerOut {
     /// The Tokio tasks its episodes happened in, most time first (empty without task ids).
     pub tasks: Vec<BlockerTaskOut>,
     /// Long polls whose samples carried no task id and scheduler tick: the runtime did not show
-    /// them to be one poll, so back-to-back polls of this code may be merged and their
-    /// durations are upper bounds (0 for off-CPU blockers).
+    /// them to be one poll, so polls of this code with no I/O driver poll between them may be
+    /// merged and their durations are upper bounds (0 for off-CPU blockers).
     pub unproven: usize,
     /// The call to move off the runtime.
     pub call: CallOut,
