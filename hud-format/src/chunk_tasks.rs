@@ -17,7 +17,8 @@ const START: (u64, u64) = (0, NO_TICK);
 #[derive(Default)]
 pub struct Encoder {
     pub frame: ChunkTasks,
-    /// Whether any event so far ran in a task (a frame of zeros is not worth writing).
+    /// Whether any event so far ran in a task or any sample has a tick (a frame of zeros and
+    /// unread ticks is not worth writing).
     pub any_task: bool,
 }
 
